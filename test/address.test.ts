@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { AddressError, addressToScript, parseStake, scriptToAddress } from '../script/address.js';
+import { BUILTIN_NETWORKS, loadParamsFile, type NetworkParams } from '../script/params.js';
+
+interface AddressTable {
+  valid: Array<{ description: string; network: string; stakeScript: string; address: string }>;
+  wrongNetwork: Array<{ description: string; network: string; address: string }>;
+  malformed: Array<{ description: string; network: string; address: string }>;
+}
+
+const table = JSON.parse(
+  readFileSync(new URL('../fixtures/script/address.json', import.meta.url), 'utf8'),
+) as AddressTable;
+
+const NETWORKS: Record<string, NetworkParams> = {
+  mainnet: BUILTIN_NETWORKS.mainnet!,
+  regtest: BUILTIN_NETWORKS.regtest!,
+  'bcoin-regtest': loadParamsFile(fileURLToPath(new URL('../fixtures/params/bcoin-regtest.json', import.meta.url))),
+};
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const bytes = (h: string): Buffer => Buffer.from(h, 'hex');
+const OFF_CURVE_P2TR = '5120' + '00'.repeat(31) + '05';
+
+describe('stake scripts and addresses (fixtures/script/address.json)', () => {
+  test.each(table.valid)('renders $description', ({ network, stakeScript, address }) => {
+    expect(scriptToAddress(bytes(stakeScript), NETWORKS[network]!)).toBe(address);
+  });
+
+  test.each(table.valid)('parses the address back to the script: $description', ({ network, stakeScript, address }) => {
+    expect(hex(addressToScript(address, NETWORKS[network]!))).toBe(stakeScript);
+    expect(hex(parseStake(address, NETWORKS[network]!))).toBe(stakeScript);
+  });
+
+  test.each(table.wrongNetwork)('refuses $description with an AddressError', ({ network, address }) => {
+    expect(() => addressToScript(address, NETWORKS[network]!)).toThrow(AddressError);
+    expect(() => parseStake(address, NETWORKS[network]!)).toThrow(AddressError);
+  });
+
+  test.each(table.malformed)('refuses $description with an AddressError', ({ network, address }) => {
+    expect(() => addressToScript(address, NETWORKS[network]!)).toThrow(AddressError);
+  });
+});
+
+describe('addresses', () => {
+  test('bcoin-regtest addresses use bcoin\'s prefixes: rb1 for segwit, R for P2PKH', () => {
+    const rows = table.valid.filter((r) => r.network === 'bcoin-regtest');
+    const byScript = (prefix: string) => rows.find((r) => r.stakeScript.startsWith(prefix))!.address;
+    expect(byScript('0014')).toMatch(/^rb1q/);
+    expect(byScript('5120')).toMatch(/^rb1p/);
+    expect(byScript('76a914')).toMatch(/^R/);
+  });
+
+  test('a P2TR key that is not on the curve still renders and parses back', () => {
+    for (const params of Object.values(NETWORKS)) {
+      const address = scriptToAddress(bytes(OFF_CURVE_P2TR), params);
+      expect(address).toMatch(new RegExp(`^${params.bech32}1p`));
+      expect(hex(addressToScript(address!, params))).toBe(OFF_CURVE_P2TR);
+    }
+  });
+
+  test('a script outside the five templates has no address', () => {
+    for (const s of ['', '6a04deadbeef', '5220' + '11'.repeat(32), '0020' + '11'.repeat(20)]) {
+      expect(scriptToAddress(bytes(s), NETWORKS.mainnet!)).toBeNull();
+    }
+  });
+
+  test('an all-uppercase bech32 address is accepted', () => {
+    expect(hex(addressToScript('BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4', NETWORKS.mainnet!)))
+      .toBe('0014751e76e8199196d454941c45d1b3a323f1433bd6');
+  });
+
+  test('the wrong-network error tells the user to check --network/--params', () => {
+    expect(() => addressToScript('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', NETWORKS.regtest!))
+      .toThrow(/--network\/--params/);
+    expect(() => addressToScript('1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH', NETWORKS.regtest!))
+      .toThrow(/--network\/--params/);
+  });
+
+  test('a stake may be given as an output script in hex', () => {
+    for (const r of table.valid.filter((row) => row.network === 'mainnet')) {
+      expect(hex(parseStake(r.stakeScript, NETWORKS.mainnet!))).toBe(r.stakeScript);
+    }
+  });
+
+  test('hex that is not a stake template is refused', () => {
+    expect(() => parseStake('5220' + '11'.repeat(32), NETWORKS.mainnet!)).toThrow(AddressError);
+  });
+});
