@@ -1,0 +1,196 @@
+import type { Argv, CommandModule } from 'yargs';
+import { AddressError, parseStake } from '../../script/address.js';
+import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
+import {
+  balanceNow, blockHashAt, eventsOf, exportAt, exportNode, outcomesOf, registrationsAt, replay,
+  requireTip, resolveHeight, rootAt, stakeBalanceAt, utxoHashAt,
+} from '../../indexer/queries.js';
+import type { DB } from '../../indexer/store.js';
+import type { NetworkParams } from '../../script/params.js';
+import { hexArg, printJson, UsageError, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { coins, nodesTable, table } from '../format.js';
+import { asUserError, openIndexForRead } from '../index-access.js';
+
+interface DbArgs extends NetworkArgs { db: string; json: boolean }
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+/** Opens the index, runs `fn`, closes it, and turns expected failures into one-line errors. */
+async function withIndex(args: DbArgs, fn: (db: DB, params: NetworkParams) => Promise<void>): Promise<void> {
+  const { db, params } = await openIndexForRead(args.db, args);
+  try {
+    await fn(db, params);
+  } catch (err) {
+    throw asUserError(err);
+  } finally {
+    await db.close();
+  }
+}
+
+function dbOptions(y: Argv): Argv {
+  return withJson(withNetwork(y)).option('db', { type: 'string', demandOption: true, describe: 'index directory' });
+}
+
+const heightCheck = (name: string) => (a: Record<string, unknown>): true => {
+  const v = a[name];
+  if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw new Error(`--${name} must be a whole number ≥ 0`);
+  return true;
+};
+
+interface NodesArgs extends DbArgs { status: 'active' | 'expired' | 'lapsed' | 'all'; at?: number }
+
+const nodes: CommandModule = {
+  command: 'nodes',
+  describe: 'list registrations in FIRST_SEEN order',
+  builder: (y) => dbOptions(y)
+    .option('status', { choices: ['active', 'expired', 'lapsed', 'all'] as const, default: 'active' as const, describe: 'which registrations' })
+    .option('at', { type: 'number', describe: 'as of this past height (rebuilt from the event history)' })
+    .check(heightCheck('at'))
+    .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150'),
+  handler: (argv) => {
+    const a = argv as unknown as NodesArgs;
+    return withIndex(a, async (db, params) => {
+      const h = await resolveHeight(db, a.at);
+      const list = [];
+      for (const r of await registrationsAt(db, h)) {
+        if (a.status !== 'all' && r.status !== a.status) continue;
+        list.push({ ...exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params), age: h - r.firstHeight });
+      }
+      if (a.json) printJson({ height: h, status: a.status, nodes: list });
+      else process.stdout.write(`height ${h}, ${list.length} ${a.status === 'all' ? '' : a.status + ' '}registration(s)\n\n${nodesTable(list, h)}\n`);
+    });
+  },
+};
+
+interface NodeArgs extends DbArgs { stake: string }
+
+const node: CommandModule = {
+  command: 'node <stake>',
+  describe: 'one stake: its current registration, history, balance, age and expiry',
+  builder: (y) => dbOptions(y)
+    .positional('stake', { type: 'string', demandOption: true, describe: 'staking address or output script hex' })
+    .example('$0 node bcrt1q... --db ./index', 'look up one staking address'),
+  handler: (argv) => {
+    const a = argv as unknown as NodeArgs;
+    return withIndex(a, async (db, params) => {
+      let script: Buffer;
+      try {
+        script = parseStake(a.stake, params);
+      } catch (err) {
+        if (err instanceof AddressError) throw new UsageError(err.message);
+        throw err;
+      }
+      const tip = await requireTip(db);
+      const events = await eventsOf(db, script);
+      const regs = replay(script, events, tip.height);
+      const balance = await balanceNow(db, script);
+      const cur = regs[regs.length - 1];
+      const history = events.map((e) => ({
+        event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,
+        registration: `${e.firstHeight}:${e.firstIndex}`, timestamp: e.timestamp, expiryHeight: e.expiryHeight,
+      }));
+      const current = cur ? {
+        ...exportNode(cur, balance, params),
+        age: tip.height - cur.firstHeight,
+        blocksUntilExpiry: cur.status === 'active' ? cur.expiryHeight - tip.height : null,
+      } : null;
+      if (a.json) {
+        printJson({ height: tip.height, stakeScript: script.toString('hex'), balance: balance.toString(), registration: current, history });
+        return;
+      }
+      if (!current) {
+        process.stdout.write(`${a.stake} has never been registered (balance ${coins(balance)}).\n`);
+        return;
+      }
+      process.stdout.write([
+        `stake      ${current.address ?? current.stakeScript}`,
+        `status     ${current.status}${current.status === 'active' ? `, expires at ${current.expiryHeight} (in ${current.blocksUntilExpiry} blocks)` : `, ended at ${current.endedHeight}`}`,
+        `age        ${current.age} blocks since ${current.firstHeight}, ${current.renewals} renewal(s)`,
+        `balance    ${coins(balance)}`,
+        `tip        ${current.tipTxid} (height ${current.tipHeight}, timestamp ${current.timestamp})`,
+        '',
+        table(['event', 'height', 'txid', 'registration'], history.map((h) => [h.event, String(h.height), h.txid ?? '(end of block)', h.registration])),
+      ].join('\n') + '\n');
+    });
+  },
+};
+
+interface ExplainArgs extends DbArgs { txid: string }
+
+const explain: CommandModule = {
+  command: 'explain <txid>',
+  describe: 'why a transaction\'s announcement was accepted or rejected',
+  builder: (y) => dbOptions(y).positional('txid', { type: 'string', demandOption: true, describe: 'transaction id (RPC hex)' }),
+  handler: (argv) => {
+    const a = argv as unknown as ExplainArgs;
+    const txid = hexArg(a.txid, 'txid');
+    if (txid.length !== 32) throw new UsageError(`a txid is 64 hex digits, got ${a.txid.length}`);
+    return withIndex(a, async (db) => {
+      const outcomes = await outcomesOf(db, Buffer.from(txid).reverse());
+      const list = outcomes.map((o) => ({
+        vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason,
+        explanation: o.reason === null ? 'accepted' : REASON_TEXT[o.reason as ReasonCode],
+      }));
+      if (a.json) {
+        printJson({ txid: a.txid.toLowerCase(), announcements: list });
+        return;
+      }
+      if (list.length === 0) {
+        process.stdout.write(`${a.txid}: no announcement attempt from this transaction is in the index (it has none, or it is not in the indexed chain).\n`);
+        return;
+      }
+      for (const o of list) {
+        const what = o.kind ? (o.kind === 'newnode' ? 'OP_NEWNODE' : 'OP_RENEWAL') : 'announcement attempt';
+        process.stdout.write(o.accepted
+          ? `output ${o.vout}: ${what} accepted at height ${o.height}\n`
+          : `output ${o.vout}: ${what} rejected at height ${o.height}: ${o.reason} (${o.explanation})\n`);
+      }
+    });
+  },
+};
+
+interface HeightArgs extends DbArgs { height?: number }
+
+const root: CommandModule = {
+  command: 'root',
+  describe: 'the 32-byte registry root at the tip or a past height',
+  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height')),
+  handler: (argv) => {
+    const a = argv as unknown as HeightArgs;
+    return withIndex(a, async (db) => {
+      const h = await resolveHeight(db, a.height);
+      const r = await rootAt(db, h);
+      if (a.json) printJson({ height: h, tip: rpcHex(await blockHashAt(db, h)), root: r });
+      else process.stdout.write(r + '\n');
+    });
+  },
+};
+
+const exportCmd: CommandModule = {
+  command: 'export',
+  describe: 'the interchange JSON (DESIGN.md §2.7) at the tip or a past height',
+  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height')),
+  handler: (argv) => {
+    const a = argv as unknown as HeightArgs;
+    return withIndex(a, async (db, params) => printJson(await exportAt(db, params, a.height)));
+  },
+};
+
+const utxoHash: CommandModule = {
+  command: 'utxo-hash',
+  describe: 'Core-compatible UTXO-set MuHash (as gettxoutsetinfo muhash) at the tip or a past height',
+  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
+    .example('$0 utxo-hash --db ./index --height 100', 'compare with: bitcoin-cli gettxoutsetinfo muhash 100'),
+  handler: (argv) => {
+    const a = argv as unknown as HeightArgs;
+    return withIndex(a, async (db) => {
+      const h = await resolveHeight(db, a.height);
+      const m = await utxoHashAt(db, h);
+      if (m === null) throw new UserError('this index was built without --utxo-hash; rebuild it with "nodereg recount --utxo-hash --db <new dir> …"');
+      if (a.json) printJson({ height: h, tip: rpcHex(await blockHashAt(db, h)), utxoMuhash: m });
+      else process.stdout.write(m + '\n');
+    });
+  },
+};
+
+export const queryCommands: CommandModule[] = [nodes, node, explain, root, exportCmd, utxoHash];

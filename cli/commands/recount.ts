@@ -1,0 +1,110 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { BlkFileError } from '../../indexer/blkfiles.js';
+import { ChainError } from '../../indexer/chain.js';
+import { ChainMismatchError } from '../../indexer/connect.js';
+import { exportAt, utxoHashAt } from '../../indexer/queries.js';
+import { recount, RecountError } from '../../indexer/recount.js';
+import { BlockParseError } from '../../indexer/scanner.js';
+import { openStore } from '../../indexer/store.js';
+import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { summary } from '../format.js';
+import { asUserError } from '../index-access.js';
+import { Progress } from '../progress.js';
+
+interface RecountArgs extends NetworkArgs {
+  blocksDir: string;
+  height?: number;
+  json: boolean;
+  db?: string;
+  cacheMib: number;
+  utxoHash: boolean;
+}
+
+async function run(args: RecountArgs): Promise<void> {
+  const params = networkFrom(args);
+  const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
+  const dbPath = args.db ?? join(temp!, 'db');
+  const progress = new Progress();
+  let stop = false;
+  const onSignal = (): void => {
+    stop = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const db = await openStore(dbPath, params, { create: true, utxoHash: args.utxoHash });
+    try {
+      let target = 0;
+      const result = await recount({
+        blocksDir: args.blocksDir,
+        params,
+        db,
+        height: args.height,
+        cacheBytes: args.cacheMib * 1024 * 1024,
+        shouldStop: () => stop,
+        onWarning: (m) => {
+          progress.stop();
+          process.stderr.write(`warning: ${m}\n`);
+        },
+        onChainProgress: (done, total) => {
+          if (done === 0) progress.start('reading blocks ', total, 'bytes');
+          progress.update(done);
+        },
+        onChainLoaded: (chain, start, t) => {
+          target = t;
+          progress.start('connecting     ', t + 1, 'blocks');
+          progress.update(start);
+          void chain;
+        },
+        onBlock: (s) => progress.update(s.height + 1),
+      });
+      progress.stop();
+      if (result.stopped) {
+        const how = temp ? 'the temporary index was removed' : `run the same command again to resume from height ${result.height}`;
+        process.stderr.write(`interrupted at height ${result.height} of ${target}; ${how}\n`);
+        process.exitCode = 130;
+        return;
+      }
+      const out = await exportAt(db, params, result.height);
+      const utxo = args.utxoHash ? await utxoHashAt(db, result.height) : null;
+      if (args.json) printJson(utxo === null ? out : { ...out, utxoMuhash: utxo });
+      else process.stdout.write(summary(out, utxo) + '\n');
+    } finally {
+      progress.stop();
+      await db.close();
+    }
+  } catch (err) {
+    if (err instanceof RecountError || err instanceof BlkFileError || err instanceof ChainError
+      || err instanceof ChainMismatchError || err instanceof BlockParseError) {
+      throw new UserError(err.message);
+    }
+    throw asUserError(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (temp) rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+export const recountCommand: CommandModule = {
+  command: 'recount',
+  describe: 'recount the registry from a bitcoind blocks/ directory and print it with its root',
+  builder: (y: Argv) =>
+    withJson(withNetwork(y))
+      .option('blocks-dir', { type: 'string', demandOption: true, describe: 'bitcoind blocks/ directory (blk*.dat, optional xor.dat)' })
+      .option('height', { type: 'number', describe: 'stop at this height instead of the best tip' })
+      .option('db', { type: 'string', describe: 'keep the index in this directory (resumable); default: a temporary one' })
+      .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
+      .option('cache-mib', { type: 'number', default: 128, describe: 'write-back cache size before a flush, MiB' })
+      .check((a) => {
+        if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
+        if (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1) throw new Error('--cache-mib must be at least 1');
+        return true;
+      })
+      .example('$0 recount --network regtest --blocks-dir fixtures/chains/demo/blocks', 'recount the bundled demo chain')
+      .example('$0 recount --blocks-dir ~/.bitcoin/blocks --json > registry.json', 'the interchange JSON of a mainnet node'),
+  handler: (argv) => run(argv as unknown as RecountArgs),
+};

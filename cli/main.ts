@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { queryCommands } from './commands/query.js';
+import { recountCommand } from './commands/recount.js';
+import { scriptCommand } from './commands/script.js';
+import { UsageError, UserError } from './common.js';
+
+/**
+ * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
+ * says how), 2 a usage mistake. Stack traces are kept for real bugs.
+ */
+async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('nodereg')
+    .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
+    .command(scriptCommand)
+    .command(recountCommand)
+    .command(queryCommands)
+    .demandCommand(1, 'choose a command (see --help)')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`nodereg: ${msg}\nRun with --help for usage and examples.\n`);
+      void y;
+      process.exit(2);
+    })
+    .parseAsync();
+}
+
+main(hideBin(process.argv)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(`nodereg: ${err.message}\nRun with --help for usage and examples.\n`);
+    process.exit(2);
+  }
+  if (err instanceof UserError) {
+    process.stderr.write(`nodereg: ${err.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`nodereg: internal error (please report): ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(70);
+});
