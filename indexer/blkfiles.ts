@@ -1,0 +1,218 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BlockParseError, forEachTxid, scanHeader, type ScannedHeader } from './scanner.js';
+
+/**
+ * A blocks directory that cannot be read as bitcoind wrote it. The message
+ * names the file and byte offset so the user can inspect or replace it; the
+ * recount cannot continue because any block could be missing.
+ */
+export class BlkFileError extends Error {
+  readonly file: string;
+  readonly offset: number;
+
+  constructor(file: string, offset: number, what: string) {
+    super(`${file} at offset ${offset}: ${what}`);
+    this.name = 'BlkFileError';
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** One block record, de-obfuscated and checked to parse. */
+export interface BlkRecord {
+  /** Path of the blk file. */
+  file: string;
+  /** Absolute file offset of the block data (after magic and size). */
+  offset: number;
+  /**
+   * The block bytes: a view into the whole de-obfuscated file, so keeping it
+   * keeps the file (up to 128 MiB) alive. Copy what must outlive the record.
+   */
+  bytes: Buffer;
+  header: ScannedHeader;
+  /** Every txid, internal order, computed while checking that the block parses. */
+  txids: Buffer[];
+}
+
+export interface ReadOptions {
+  /** Called after each record with bytes consumed so far and the total of all blk files. */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+const XOR_KEY_SIZE = 8;
+/** Uint32Array uses the host's byte order; the word path assumes little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `blk00000.dat`, `blk00001.dat`, … in numeric order (Core pads to 5 digits, more past 99999). */
+export async function listBlkFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new BlkFileError(dir, 0, `cannot list the blocks directory (${code}); pass bitcoind's blocks/ directory`);
+  }
+  return names
+    .map((name) => /^blk(\d+)\.dat$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((m) => join(dir, m[0]));
+}
+
+/**
+ * The obfuscation key from `xor.dat` (Core 28+), or null when the files are
+ * stored in the clear: no xor.dat and an all-zero key mean the same.
+ */
+export async function readXorKey(dir: string): Promise<Buffer | null> {
+  const path = join(dir, 'xor.dat');
+  let key: Buffer;
+  try {
+    key = await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new BlkFileError(path, 0, `cannot read the obfuscation key (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  if (key.length !== XOR_KEY_SIZE) throw new BlkFileError(path, 0, `obfuscation key must be ${XOR_KEY_SIZE} bytes, got ${key.length}`);
+  return key.every((b) => b === 0) ? null : key;
+}
+
+/**
+ * Undoes Core's obfuscation in place: the byte at absolute file offset p was
+ * XORed with key[p % 8]. `fileOffset` is where `buf` starts in the file. Works
+ * a 32-bit word at a time with the key rotated to the buffer's phase, because
+ * this touches every byte of the chain.
+ */
+export function deobfuscate(buf: Buffer, fileOffset: number, key: Buffer | null): void {
+  if (key === null) return;
+  const n = buf.length;
+  let i = 0;
+  for (; i < n && (buf.byteOffset + i) % 4 !== 0; i++) buf[i] ^= key[(fileOffset + i) % 8];
+  const words = (n - i) >>> 3;
+  if (words > 0 && LITTLE_ENDIAN) {
+    const phase = (fileOffset + i) % 8;
+    const k = (j: number): number => key[(phase + j) % 8];
+    const k0 = (k(0) | (k(1) << 8) | (k(2) << 16) | (k(3) << 24)) >>> 0;
+    const k1 = (k(4) | (k(5) << 8) | (k(6) << 16) | (k(7) << 24)) >>> 0;
+    const u32 = new Uint32Array(buf.buffer, buf.byteOffset + i, words * 2);
+    for (let w = 0; w < u32.length; w += 2) {
+      u32[w] ^= k0;
+      u32[w + 1] ^= k1;
+    }
+    i += words * 8;
+  }
+  for (; i < n; i++) buf[i] ^= key[(fileOffset + i) % 8];
+}
+
+/** Turns the scanner's complaint into the user-facing reason; anything else is a bug and propagates. */
+function parseFailure(err: unknown): string {
+  if (err instanceof BlockParseError) return `block does not parse: ${err.message} of the block`;
+  throw err;
+}
+
+/**
+ * Every block record of a bitcoind blocks directory, in file order (which is
+ * not height order). One whole file is read at a time. Between records, bytes
+ * that are not the magic (Core's preallocated zero tail, which reads as the
+ * key pattern once de-obfuscated) are skipped up to the next magic or EOF.
+ * A record that runs past the end of its file or does not parse throws
+ * BlkFileError: the data is corrupt or was copied while bitcoind was writing.
+ */
+export async function* readBlockRecords(dir: string, magic: string | Buffer, opts: ReadOptions = {}): AsyncGenerator<BlkRecord> {
+  const magicBytes = typeof magic === 'string' ? Buffer.from(magic, 'hex') : magic;
+  if (magicBytes.length !== 4) throw new RangeError(`blk magic must be 4 bytes, got ${magicBytes.length}`);
+  const files = await listBlkFiles(dir);
+  const key = await readXorKey(dir);
+  const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  let done = 0;
+  for (const [fileIndex, file] of files.entries()) {
+    const buf = await readFile(file);
+    deobfuscate(buf, 0, key);
+    let pos = 0;
+    for (;;) {
+      if (buf.length - pos < 4) break;
+      if (buf.compare(magicBytes, 0, 4, pos, pos + 4) !== 0) {
+        pos = buf.indexOf(magicBytes, pos + 1);
+        if (pos < 0) break;
+      }
+      if (buf.length - pos < 8) throw new BlkFileError(file, pos, 'record header runs past the end of the file');
+      const size = buf.readUInt32LE(pos + 4);
+      const offset = pos + 8;
+      if (size > buf.length - offset) {
+        throw new BlkFileError(file, offset, `record of ${size} bytes runs past the end of the file (${buf.length - offset} bytes left)`);
+      }
+      const bytes = buf.subarray(offset, offset + size);
+      const txids: Buffer[] = [];
+      let header: ScannedHeader;
+      try {
+        header = scanHeader(bytes);
+        forEachTxid(bytes, (txid) => txids.push(txid));
+      } catch (err) {
+        throw new BlkFileError(file, offset, parseFailure(err));
+      }
+      pos = offset + size;
+      opts.onProgress?.(done + pos, total);
+      yield { file, offset, bytes, header, txids };
+    }
+    done += sizes[fileIndex];
+    opts.onProgress?.(done, total);
+  }
+}
+
+/** Where a block lives on disk, as the chain pass records it. */
+export interface BlockLocation {
+  file: string;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Re-reads single blocks by location, keeping the last file open, so a later
+ * pass can walk the chain in height order without holding every block in
+ * memory. Reads are synchronous: one positional read per block avoids a
+ * promise per block on the recount's hot path.
+ */
+export class BlockReader {
+  private fd = -1;
+  private openFile = '';
+  private readonly key: Buffer | null;
+
+  constructor(key: Buffer | null) {
+    this.key = key;
+  }
+
+  /** Opens a reader for a blocks directory, picking up its xor.dat. */
+  static async open(dir: string): Promise<BlockReader> {
+    return new BlockReader(await readXorKey(dir));
+  }
+
+  /** A fresh, de-obfuscated copy of the block's bytes. */
+  read(loc: BlockLocation): Buffer {
+    if (loc.file !== this.openFile) {
+      this.close();
+      try {
+        this.fd = openSync(loc.file, 'r');
+      } catch (err) {
+        throw new BlkFileError(loc.file, loc.offset, `cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+      this.openFile = loc.file;
+    }
+    const buf = Buffer.allocUnsafe(loc.size);
+    let got = 0;
+    while (got < loc.size) {
+      const n = readSync(this.fd, buf, got, loc.size - got, loc.offset + got);
+      if (n === 0) throw new BlkFileError(loc.file, loc.offset, `file ends after ${got} of ${loc.size} block bytes; was it changed since the chain was loaded?`);
+      got += n;
+    }
+    deobfuscate(buf, loc.offset, this.key);
+    return buf;
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+    this.openFile = '';
+  }
+}

@@ -1,0 +1,231 @@
+import BN from 'bn.js';
+import type { NetworkParams } from '../script/params.js';
+import { BlockReader, readBlockRecords, readXorKey, type BlockLocation } from './blkfiles.js';
+import { blockWork, checkProofOfWork, merkleRoot } from './pow.js';
+
+/** One block of the chosen chain and where to re-read it. */
+export interface ChainEntry extends BlockLocation {
+  height: number;
+  /** Internal byte order. */
+  hash: Buffer;
+  txCount: number;
+}
+
+export interface ChainStats {
+  files: number;
+  /** Block records read, duplicates included. */
+  records: number;
+  bytes: number;
+  /** Records whose block had already been counted. */
+  duplicates: number;
+  /** Blocks failing proof of work or their merkle root. */
+  invalid: number;
+  /** Blocks dropped because an ancestor is invalid. */
+  invalidDescendants: number;
+  /** Blocks that do not connect to genesis. */
+  orphans: number;
+  /** Blocks connected to genesis but off the chosen chain. */
+  stale: number;
+  /** Total chainwork of the tip, hex. */
+  chainWork: string;
+}
+
+export interface BestChain {
+  /** Height order, genesis at 0. */
+  blocks: ChainEntry[];
+  warnings: string[];
+  stats: ChainStats;
+  /** The directory's obfuscation key, for re-reading blocks. */
+  xorKey: Buffer | null;
+}
+
+export interface LoadChainOptions {
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Each warning as it happens, besides being collected in `warnings`. */
+  onWarning?: (message: string) => void;
+}
+
+/** The chain cannot be chosen from this directory at all (e.g. genesis missing). */
+export class ChainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChainError';
+  }
+}
+
+interface Node {
+  /** Hash as a latin1 string: half the size of hex, and never a view into a file buffer. */
+  key: string;
+  prevKey: string;
+  /** Position in file order, for the equal-work tie-break. */
+  seen: number;
+  loc: BlockLocation;
+  txCount: number;
+  bits: number;
+  /** Why the block itself is invalid, or null. */
+  flaw: string | null;
+  parent: Node | null;
+  work: BN | null;
+  /** Visited by the walk from genesis or from an invalid block. */
+  reached: boolean;
+}
+
+function rpcHex(key: string): string {
+  return Buffer.from(key, 'latin1').reverse().toString('hex');
+}
+
+function where(n: Node): string {
+  return `${n.loc.file} at offset ${n.loc.offset}`;
+}
+
+/**
+ * Chooses the chain a recount processes (DESIGN.md §2.8): every record is
+ * read once; blocks failing proof of work or their merkle root are dropped
+ * with their descendants, orphans are ignored, duplicates count once; then
+ * the most-work branch from genesis wins, and on equal work the tip seen
+ * first in file order. Unparseable records throw BlkFileError. Only block
+ * locations are kept, so memory grows with the block count, not chain size.
+ */
+export async function loadBestChain(dir: string, params: NetworkParams, opts: LoadChainOptions = {}): Promise<BestChain> {
+  const warnings: string[] = [];
+  const warn = (message: string): void => {
+    warnings.push(message);
+    opts.onWarning?.(message);
+  };
+  const stats: ChainStats = {
+    files: 0, records: 0, bytes: 0, duplicates: 0, invalid: 0, invalidDescendants: 0, orphans: 0, stale: 0, chainWork: '0',
+  };
+  const nodes = new Map<string, Node>();
+  const files = new Set<string>();
+  for await (const rec of readBlockRecords(dir, params.magic, { onProgress: opts.onProgress })) {
+    stats.records++;
+    stats.bytes += rec.bytes.length;
+    files.add(rec.file);
+    const { header } = rec;
+    const key = header.hash.toString('latin1');
+    const loc = { file: rec.file, offset: rec.offset, size: rec.bytes.length };
+    const known = nodes.get(key);
+    let flaw: string | null = null;
+    if (!checkProofOfWork(header.hash, header.bits)) {
+      flaw = 'fails proof of work';
+    } else if (rec.txids.length === 0 || !merkleRoot(rec.txids).equals(header.merkleRoot)) {
+      flaw = 'has a wrong merkle root';
+    }
+    if (known !== undefined) {
+      // Same hash, same header: only the transactions can differ, so an intact
+      // copy may stand in for a corrupt one, but never the other way round.
+      if (known.flaw === null || flaw !== null) {
+        stats.duplicates++;
+        continue;
+      }
+      known.flaw = null;
+      known.loc = loc;
+      known.txCount = rec.txids.length;
+      stats.duplicates++;
+      continue;
+    }
+    nodes.set(key, {
+      key, prevKey: header.prevHash.toString('latin1'), seen: stats.records, loc, txCount: rec.txids.length,
+      bits: header.bits, flaw, parent: null, work: null, reached: false,
+    });
+  }
+  stats.files = files.size;
+
+  const genesisKey = Buffer.from(params.genesisHash, 'hex').reverse().toString('latin1');
+  const genesis = nodes.get(genesisKey);
+  if (genesis === undefined) {
+    throw new ChainError(`genesis block ${params.genesisHash} of network ${params.name} is not in ${dir} (${stats.records} records read); is this the right network's blocks directory?`);
+  }
+  if (genesis.flaw !== null) throw new ChainError(`genesis block in ${where(genesis)} ${genesis.flaw}`);
+
+  const children = new Map<string, Node[]>();
+  for (const n of nodes.values()) {
+    if (n === genesis) continue;
+    const list = children.get(n.prevKey);
+    if (list === undefined) children.set(n.prevKey, [n]);
+    else list.push(n);
+  }
+
+  // Walk the tree from genesis, parents before children, summing work and
+  // stopping at invalid blocks; whatever is never reached is an orphan.
+  const workCache = new Map<number, BN>();
+  const workOf = (bits: number): BN => {
+    let w = workCache.get(bits);
+    if (w === undefined) workCache.set(bits, (w = blockWork(bits)));
+    return w;
+  };
+  genesis.work = workOf(genesis.bits);
+  genesis.reached = true;
+  let best = genesis;
+  const queue: Node[] = [genesis];
+  const invalid: Node[] = [];
+  for (let qi = 0; qi < queue.length; qi++) {
+    const parent = queue[qi];
+    for (const child of children.get(parent.key) ?? []) {
+      child.reached = true;
+      if (child.flaw !== null) {
+        invalid.push(child);
+        continue;
+      }
+      child.parent = parent;
+      child.work = (parent.work as BN).add(workOf(child.bits));
+      const cmp = child.work.cmp(best.work as BN);
+      if (cmp > 0 || (cmp === 0 && child.seen < best.seen)) best = child;
+      queue.push(child);
+    }
+  }
+
+  for (const bad of invalid) {
+    let descendants = 0;
+    const stack = [bad];
+    while (stack.length > 0) {
+      for (const c of children.get((stack.pop() as Node).key) ?? []) {
+        if (c.reached) continue;
+        c.reached = true;
+        descendants++;
+        stack.push(c);
+      }
+    }
+    stats.invalid++;
+    stats.invalidDescendants += descendants;
+    warn(`block ${rpcHex(bad.key)} in ${where(bad)} ${bad.flaw}: dropped with its ${descendants} descendant(s)`);
+  }
+  for (const n of nodes.values()) {
+    if (n.reached) continue;
+    if (n.flaw !== null) {
+      stats.invalid++;
+      warn(`block ${rpcHex(n.key)} in ${where(n)} ${n.flaw}: dropped`);
+    } else {
+      stats.orphans++;
+      warn(`block ${rpcHex(n.key)} in ${where(n)} does not connect to genesis (parent ${rpcHex(n.prevKey)} unknown): ignored`);
+    }
+  }
+
+  const blocks: ChainEntry[] = [];
+  for (let n: Node | null = best; n !== null; n = n.parent) {
+    blocks.push({ height: 0, hash: Buffer.from(n.key, 'latin1'), ...n.loc, txCount: n.txCount });
+  }
+  blocks.reverse();
+  blocks.forEach((b, h) => (b.height = h));
+  stats.stale = queue.length - blocks.length;
+  stats.chainWork = (best.work as BN).toString(16);
+  return { blocks, warnings, stats, xorKey: await readXorKey(dir) };
+}
+
+/**
+ * Opens a reader that re-reads chain entries (de-obfuscated) one at a time, in
+ * whatever order the caller walks them. Close it when done.
+ */
+export async function openChainReader(dir: string): Promise<BlockReader> {
+  return BlockReader.open(dir);
+}
+
+/** Reads one chain entry's bytes; for many reads, keep a reader open instead. */
+export function readChainBlock(entry: BlockLocation, xorKey: Buffer | null): Buffer {
+  const reader = new BlockReader(xorKey);
+  try {
+    return reader.read(entry);
+  } finally {
+    reader.close();
+  }
+}
