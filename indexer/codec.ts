@@ -1,0 +1,162 @@
+import { reasonFromByte, reasonToByte, type ReasonCode } from '../script/reasons.js';
+import type { Coin, EventKind, Outcome, RegStatus, Registration, RegistryEvent, Tip } from './types.js';
+
+/*
+ * Value encodings of the stored rows. Every decoder checks that it consumed
+ * exactly the bytes it was given: a short or long value is corruption, and is
+ * reported rather than guessed around.
+ */
+
+export class CorruptRecordError extends Error {
+  constructor(what: string) {
+    super(`corrupt ${what} record in the database; run the recount again into a fresh --db`);
+    this.name = 'CorruptRecordError';
+  }
+}
+
+const NONE = 0xffffffff;
+
+export function encodeCoin(c: Coin): Buffer {
+  const b = Buffer.allocUnsafe(12 + c.script.length);
+  b.writeBigUInt64LE(c.value, 0);
+  b.writeUInt32LE(c.height * 2 + (c.coinbase ? 1 : 0), 8);
+  b.set(c.script, 12);
+  return b;
+}
+
+export function decodeCoin(b: Uint8Array): Coin {
+  if (b.length < 12) throw new CorruptRecordError('coin');
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const code = buf.readUInt32LE(8);
+  return { value: buf.readBigUInt64LE(0), height: code >>> 1, coinbase: (code & 1) === 1, script: buf.subarray(12) };
+}
+
+export function encodeAmount(v: bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64LE(v, 0);
+  return b;
+}
+
+export function decodeAmount(b: Uint8Array): bigint {
+  if (b.length !== 8) throw new CorruptRecordError('balance');
+  return Buffer.from(b.buffer, b.byteOffset, 8).readBigUInt64LE(0);
+}
+
+export function encodeTip(t: Tip): Buffer {
+  const b = Buffer.allocUnsafe(36);
+  b.writeUInt32LE(t.height, 0);
+  b.set(t.hash, 4);
+  return b;
+}
+
+export function decodeTip(b: Uint8Array): Tip {
+  if (b.length !== 36) throw new CorruptRecordError('tip');
+  const buf = Buffer.from(b);
+  return { height: buf.readUInt32LE(0), hash: buf.subarray(4) };
+}
+
+const STATUS: RegStatus[] = ['active', 'expired', 'lapsed'];
+
+export function encodeRegistration(r: Registration): Buffer {
+  const n = r.stakeScript.length;
+  const b = Buffer.allocUnsafe(2 + n + 4 + 4 + 32 + 4 + 32 + 8 + 4 + 4 + 1 + 4);
+  let o = b.writeUInt16LE(n, 0);
+  b.set(r.stakeScript, o); o += n;
+  o = b.writeUInt32LE(r.firstHeight, o);
+  o = b.writeUInt32LE(r.firstIndex, o);
+  b.set(r.firstTxid, o); o += 32;
+  o = b.writeUInt32LE(r.tipHeight, o);
+  b.set(r.tipTxid, o); o += 32;
+  o = b.writeBigUInt64LE(BigInt(r.timestamp), o);
+  o = b.writeUInt32LE(r.renewals, o);
+  o = b.writeUInt32LE(r.expiryHeight, o);
+  o = b.writeUInt8(STATUS.indexOf(r.status), o);
+  b.writeUInt32LE(r.endedHeight ?? NONE, o);
+  return b;
+}
+
+export function decodeRegistration(raw: Uint8Array): Registration {
+  const b = Buffer.from(raw);
+  if (b.length < 2) throw new CorruptRecordError('registration');
+  const n = b.readUInt16LE(0);
+  if (b.length !== 2 + n + 97) throw new CorruptRecordError('registration');
+  let o = 2 + n;
+  const stakeScript = b.subarray(2, o);
+  const firstHeight = b.readUInt32LE(o); o += 4;
+  const firstIndex = b.readUInt32LE(o); o += 4;
+  const firstTxid = b.subarray(o, o + 32); o += 32;
+  const tipHeight = b.readUInt32LE(o); o += 4;
+  const tipTxid = b.subarray(o, o + 32); o += 32;
+  const timestamp = Number(b.readBigUInt64LE(o)); o += 8;
+  const renewals = b.readUInt32LE(o); o += 4;
+  const expiryHeight = b.readUInt32LE(o); o += 4;
+  const status = STATUS[b[o]!]; o += 1;
+  const ended = b.readUInt32LE(o);
+  if (status === undefined) throw new CorruptRecordError('registration');
+  return {
+    stakeScript, firstHeight, firstIndex, firstTxid, tipHeight, tipTxid, timestamp, renewals, expiryHeight,
+    status, endedHeight: ended === NONE ? null : ended,
+  };
+}
+
+/** Event kinds in the order they sort within one block. */
+export const EVENT_KINDS: EventKind[] = ['registered', 'renewed', 'expired', 'lapsed'];
+export const END_OF_BLOCK = NONE;
+
+export function encodeEvent(e: RegistryEvent): Buffer {
+  const b = Buffer.alloc(4 + 4 + 32 + 8 + 4);
+  b.writeUInt32LE(e.firstHeight, 0);
+  b.writeUInt32LE(e.firstIndex, 4);
+  if (e.txid) b.set(e.txid, 8);
+  b.writeBigUInt64LE(BigInt(e.timestamp), 40);
+  b.writeUInt32LE(e.expiryHeight, 48);
+  return b;
+}
+
+/** Events are split between key (height, txIndex, kind) and value. */
+export function decodeEvent(height: number, txIndex: number, kindByte: number, raw: Uint8Array): RegistryEvent {
+  const b = Buffer.from(raw);
+  const kind = EVENT_KINDS[kindByte];
+  if (b.length !== 52 || kind === undefined) throw new CorruptRecordError('event');
+  const txid = b.subarray(8, 40);
+  return {
+    kind, height, txIndex,
+    firstHeight: b.readUInt32LE(0), firstIndex: b.readUInt32LE(4),
+    txid: txIndex === END_OF_BLOCK ? null : txid,
+    timestamp: Number(b.readBigUInt64LE(40)), expiryHeight: b.readUInt32LE(48),
+  };
+}
+
+const KINDS = [null, 'newnode', 'renewal'] as const;
+const ACCEPTED = 0xff;
+
+export function encodeOutcome(o: Outcome): Buffer {
+  const b = Buffer.allocUnsafe(10);
+  b.writeUInt32LE(o.height, 0);
+  b.writeUInt32LE(o.txIndex, 4);
+  b[8] = KINDS.indexOf(o.kind);
+  b[9] = o.reason === null ? ACCEPTED : reasonToByte(o.reason as ReasonCode);
+  return b;
+}
+
+export function decodeOutcome(vout: number, raw: Uint8Array): Outcome {
+  const b = Buffer.from(raw);
+  if (b.length !== 10 || b[8]! > 2) throw new CorruptRecordError('outcome');
+  return {
+    height: b.readUInt32LE(0), txIndex: b.readUInt32LE(4), vout, kind: KINDS[b[8]!]!,
+    reason: b[9] === ACCEPTED ? null : reasonFromByte(b[9]!),
+  };
+}
+
+export function encodeRejected(txid: Uint8Array, reason: ReasonCode): Buffer {
+  const b = Buffer.allocUnsafe(33);
+  b.set(txid, 0);
+  b[32] = reasonToByte(reason);
+  return b;
+}
+
+export function decodeRejected(raw: Uint8Array): { txid: Buffer; reason: ReasonCode } {
+  const b = Buffer.from(raw);
+  if (b.length !== 33) throw new CorruptRecordError('rejected');
+  return { txid: b.subarray(0, 32), reason: reasonFromByte(b[32]!) };
+}

@@ -1,0 +1,138 @@
+/**
+ * Every database key of the index, in one place (docs/schema.md describes
+ * each row). Keys are binary; integers are big-endian so that LevelDB's byte
+ * order is numeric order, and variable-length scripts are length-prefixed so
+ * that one script's range never contains another's.
+ */
+export const SCHEMA_VERSION = 1;
+
+export const P = {
+  meta: 0x4d, // 'M' + name                      -> utf8 value
+  tip: 0x54, // 'T'                              -> u32le height | hash(32)
+  blockHash: 0x48, // 'H' + u32be h              -> hash(32, internal order)
+  heightState: 0x53, // 'S' + u32be h            -> per-height accumulators (see codec)
+  undo: 0x55, // 'U' + u32be h                   -> undo record
+  coin: 0x75, // 'u' + txid + u32be vout         -> coin
+  balance: 0x62, // 'b' + script                 -> u64le balance
+  scriptCoin: 0x6f, // 'o' + u16be len + script + txid + u32be vout -> (empty)
+  current: 0x72, // 'r' + script                 -> regId (current registration)
+  registration: 0x67, // 'g' + regId             -> registration record
+  expiry: 0x78, // 'x' + u32be expiryHeight + regId -> (empty), registrations not yet ended
+  event: 0x65, // 'e' + u16be len + script + u32be h + u32be txIndex + u8 kind -> event
+  outcome: 0x61, // 'a' + txid + u32be vout      -> announcement outcome
+  rejected: 0x6a, // 'j' + u32be h + u32be txIndex + u32be vout -> txid | reason byte
+  stakeBalance: 0x42, // 'B' + u16be len + script + u32be h -> u64le balance at end of block h
+} as const;
+
+/** Registrations are identified by where they began: (firstHeight, position in block). */
+export type RegId = Buffer; // 8 bytes: u32be firstHeight | u32be txIndex
+
+export function regId(firstHeight: number, txIndex: number): RegId {
+  const b = Buffer.allocUnsafe(8);
+  b.writeUInt32BE(firstHeight, 0);
+  b.writeUInt32BE(txIndex, 4);
+  return b;
+}
+
+function withHeight(prefix: number, h: number): Buffer {
+  const b = Buffer.allocUnsafe(5);
+  b[0] = prefix;
+  b.writeUInt32BE(h, 1);
+  return b;
+}
+
+function scriptPrefixed(prefix: number, script: Uint8Array, extra: number): Buffer {
+  const b = Buffer.allocUnsafe(3 + script.length + extra);
+  b[0] = prefix;
+  b.writeUInt16BE(script.length, 1);
+  b.set(script, 3);
+  return b;
+}
+
+export const K = {
+  meta: (name: string): Buffer => Buffer.concat([Buffer.of(P.meta), Buffer.from(name, 'utf8')]),
+  tip: (): Buffer => Buffer.of(P.tip),
+  blockHash: (h: number): Buffer => withHeight(P.blockHash, h),
+  heightState: (h: number): Buffer => withHeight(P.heightState, h),
+  undo: (h: number): Buffer => withHeight(P.undo, h),
+  /** `outpoint` is txid(32) | u32be vout, the same 36 bytes the caches key on. */
+  coin: (outpoint: Uint8Array): Buffer => {
+    const b = Buffer.allocUnsafe(37);
+    b[0] = P.coin;
+    b.set(outpoint, 1);
+    return b;
+  },
+  balance: (script: Uint8Array): Buffer => {
+    const b = Buffer.allocUnsafe(1 + script.length);
+    b[0] = P.balance;
+    b.set(script, 1);
+    return b;
+  },
+  scriptCoin: (script: Uint8Array, outpoint: Uint8Array): Buffer => {
+    const b = scriptPrefixed(P.scriptCoin, script, 36);
+    b.set(outpoint, 3 + script.length);
+    return b;
+  },
+  /** The range of all 'o' rows of one script. */
+  scriptCoinRange: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.scriptCoin, script, 0)),
+  current: (script: Uint8Array): Buffer => {
+    const b = Buffer.allocUnsafe(1 + script.length);
+    b[0] = P.current;
+    b.set(script, 1);
+    return b;
+  },
+  registration: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.registration), id]),
+  expiry: (expiryHeight: number, id: RegId): Buffer => Buffer.concat([withHeight(P.expiry, expiryHeight), id]),
+  expiryAt: (expiryHeight: number): { gte: Buffer; lt: Buffer } => rangeOf(withHeight(P.expiry, expiryHeight)),
+  event: (script: Uint8Array, h: number, txIndex: number, kind: number): Buffer => {
+    const b = scriptPrefixed(P.event, script, 9);
+    const at = 3 + script.length;
+    b.writeUInt32BE(h, at);
+    b.writeUInt32BE(txIndex, at + 4);
+    b[at + 8] = kind;
+    return b;
+  },
+  eventsOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.event, script, 0)),
+  outcome: (txid: Uint8Array, vout: number): Buffer => {
+    const b = Buffer.allocUnsafe(37);
+    b[0] = P.outcome;
+    b.set(txid, 1);
+    b.writeUInt32BE(vout, 33);
+    return b;
+  },
+  outcomesOf: (txid: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.concat([Buffer.of(P.outcome), txid])),
+  rejected: (h: number, txIndex: number, vout: number): Buffer => {
+    const b = Buffer.allocUnsafe(13);
+    b[0] = P.rejected;
+    b.writeUInt32BE(h, 1);
+    b.writeUInt32BE(txIndex, 5);
+    b.writeUInt32BE(vout, 9);
+    return b;
+  },
+  stakeBalance: (script: Uint8Array, h: number): Buffer => {
+    const b = scriptPrefixed(P.stakeBalance, script, 4);
+    b.writeUInt32BE(h, 3 + script.length);
+    return b;
+  },
+  stakeBalancesOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeBalance, script, 0)),
+  /** Every key under a one-byte prefix. */
+  all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
+};
+
+/** [prefix, prefix+1) in byte order: every key that starts with `prefix`. */
+export function rangeOf(prefix: Buffer): { gte: Buffer; lt: Buffer } {
+  const lt = Buffer.from(prefix);
+  let i = lt.length - 1;
+  while (i >= 0 && lt[i] === 0xff) i--;
+  if (i < 0) return { gte: prefix, lt: Buffer.of(0xff, 0xff, 0xff, 0xff) };
+  lt[i]! += 1;
+  return { gte: prefix, lt: lt.subarray(0, i + 1) };
+}
+
+/** The 36-byte outpoint form used in keys and caches: txid | u32be vout. */
+export function outpoint(txid: Uint8Array, vout: number): Buffer {
+  const b = Buffer.allocUnsafe(36);
+  b.set(txid, 0);
+  b.writeUInt32BE(vout, 32);
+  return b;
+}

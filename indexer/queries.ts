@@ -1,0 +1,228 @@
+import { scriptToAddress } from '../script/address.js';
+import type { NetworkParams } from '../script/params.js';
+import { MuHash3072 } from '../script/muhash.js';
+import { RegistryRoot } from '../script/root.js';
+import { decodeAmount, decodeEvent, decodeOutcome, decodeRejected } from './codec.js';
+import { K, P } from './layout.js';
+import { readTip, type DB } from './store.js';
+import type { Outcome, Registration, RegistryEvent, Tip } from './types.js';
+
+/*
+ * Read-only questions about an index. Answers about a past height are
+ * rebuilt from each script's event history, so the same code answers for the
+ * tip and for any height still in the index.
+ */
+
+export class QueryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueryError';
+  }
+}
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+/** One node of the interchange format (DESIGN.md §2.7). */
+export interface ExportNode {
+  stakeScript: string;
+  address: string | null;
+  status: 'active' | 'expired' | 'lapsed';
+  firstHeight: number;
+  firstTxid: string;
+  tipHeight: number;
+  tipTxid: string;
+  timestamp: number;
+  renewals: number;
+  expiryHeight: number;
+  endedHeight: number | null;
+  balance: string;
+}
+
+export interface ExportRejected {
+  txid: string;
+  height: number;
+  vout: number;
+  reason: string;
+}
+
+export interface ExportJson {
+  network: string;
+  height: number;
+  tip: string;
+  root: string;
+  nodes: ExportNode[];
+  rejected: ExportRejected[];
+}
+
+/** The tip, or a QueryError if the index is empty. */
+export async function requireTip(db: DB): Promise<Tip> {
+  const tip = await readTip(db);
+  if (tip === null) throw new QueryError('the index is empty; run a recount or the indexer first');
+  return tip;
+}
+
+/** Validates `--height`/`--at` against the index. */
+export async function resolveHeight(db: DB, height: number | undefined): Promise<number> {
+  const tip = await requireTip(db);
+  if (height === undefined) return tip.height;
+  if (!Number.isInteger(height) || height < 0) throw new QueryError(`height must be a whole number ≥ 0, got ${height}`);
+  if (height > tip.height) throw new QueryError(`height ${height} is above the index tip ${tip.height}`);
+  return height;
+}
+
+export async function blockHashAt(db: DB, height: number): Promise<Buffer> {
+  const h = await db.get(K.blockHash(height));
+  if (h === undefined) throw new QueryError(`no block at height ${height} in the index`);
+  return h;
+}
+
+/** The registry root at a height, from its stored accumulator. */
+export async function rootAt(db: DB, height: number): Promise<string> {
+  const s = await db.get(K.heightState(height));
+  if (s === undefined) throw new QueryError(`no registry state stored for height ${height}`);
+  return RegistryRoot.deserialize(s.subarray(0, 768)).finalize();
+}
+
+/** A stake script's history, oldest first, with the key fields parsed. */
+export async function eventsOf(db: DB, script: Uint8Array): Promise<RegistryEvent[]> {
+  const out: RegistryEvent[] = [];
+  const at = 3 + script.length;
+  for await (const [k, v] of db.iterator(K.eventsOf(script))) {
+    out.push(decodeEvent(k.readUInt32BE(at), k.readUInt32BE(at + 4), k[at + 8]!, v));
+  }
+  return out;
+}
+
+/**
+ * Replays one script's events up to `height`; returns every registration of
+ * the script as of then, oldest first (the last is the current one).
+ */
+export function replay(script: Buffer, events: RegistryEvent[], height: number): Registration[] {
+  const regs: Registration[] = [];
+  const byId = new Map<string, Registration>();
+  for (const e of events) {
+    if (e.height > height) break;
+    const id = `${e.firstHeight}:${e.firstIndex}`;
+    if (e.kind === 'registered') {
+      const r: Registration = {
+        stakeScript: script, firstHeight: e.firstHeight, firstIndex: e.firstIndex, firstTxid: e.txid!,
+        tipHeight: e.height, tipTxid: e.txid!, timestamp: e.timestamp, renewals: 0,
+        expiryHeight: e.expiryHeight, status: 'active', endedHeight: null,
+      };
+      regs.push(r);
+      byId.set(id, r);
+      continue;
+    }
+    const r = byId.get(id);
+    if (!r) throw new QueryError(`index inconsistent: ${e.kind} event for an unknown registration ${id}`);
+    if (e.kind === 'renewed') {
+      r.tipHeight = e.height;
+      r.tipTxid = e.txid!;
+      r.timestamp = e.timestamp;
+      r.renewals += 1;
+      r.expiryHeight = e.expiryHeight;
+    } else {
+      r.status = e.kind;
+      r.endedHeight = e.height;
+    }
+  }
+  return regs;
+}
+
+/** The script's balance at the end of block `height` (history is kept from its first registration on). */
+export async function stakeBalanceAt(db: DB, script: Uint8Array, height: number): Promise<bigint> {
+  const range = K.stakeBalancesOf(script);
+  for await (const [, v] of db.iterator({ gte: range.gte, lte: K.stakeBalance(script, height), reverse: true, limit: 1 })) {
+    return decodeAmount(v);
+  }
+  return 0n;
+}
+
+export async function balanceNow(db: DB, script: Uint8Array): Promise<bigint> {
+  const v = await db.get(K.balance(script));
+  return v === undefined ? 0n : decodeAmount(v);
+}
+
+/** Every script that ever had a registration. */
+export async function registeredScripts(db: DB): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const k of db.keys(K.all(P.current))) out.push(k.subarray(1));
+  return out;
+}
+
+export const byFirstSeen = (a: Registration, b: Registration): number =>
+  a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex;
+
+/** Each script's current registration as of `height`, in FIRST_SEEN order. */
+export async function registrationsAt(db: DB, height: number): Promise<Registration[]> {
+  const out: Registration[] = [];
+  for (const script of await registeredScripts(db)) {
+    const regs = replay(script, await eventsOf(db, script), height);
+    if (regs.length > 0) out.push(regs[regs.length - 1]!);
+  }
+  return out.sort(byFirstSeen);
+}
+
+export function exportNode(r: Registration, balance: bigint, params: NetworkParams): ExportNode {
+  return {
+    stakeScript: r.stakeScript.toString('hex'),
+    address: scriptToAddress(r.stakeScript, params),
+    status: r.status,
+    firstHeight: r.firstHeight,
+    firstTxid: rpcHex(r.firstTxid),
+    tipHeight: r.tipHeight,
+    tipTxid: rpcHex(r.tipTxid),
+    timestamp: r.timestamp,
+    renewals: r.renewals,
+    expiryHeight: r.expiryHeight,
+    endedHeight: r.endedHeight,
+    balance: balance.toString(),
+  };
+}
+
+export async function rejectedUpTo(db: DB, height: number): Promise<ExportRejected[]> {
+  const out: ExportRejected[] = [];
+  const lt = Buffer.allocUnsafe(5);
+  lt[0] = P.rejected;
+  lt.writeUInt32BE(height + 1, 1);
+  const range = height === 0xffffffff ? K.all(P.rejected) : { gte: Buffer.of(P.rejected), lt };
+  for await (const [k, v] of db.iterator(range)) {
+    const { txid, reason } = decodeRejected(v);
+    out.push({ txid: rpcHex(txid), height: k.readUInt32BE(1), vout: k.readUInt32BE(9), reason });
+  }
+  return out;
+}
+
+/** The interchange JSON of DESIGN.md §2.7, as of `height` (default: the tip). */
+export async function exportAt(db: DB, params: NetworkParams, height?: number): Promise<ExportJson> {
+  const h = await resolveHeight(db, height);
+  const regs = await registrationsAt(db, h);
+  const nodes: ExportNode[] = [];
+  for (const r of regs) nodes.push(exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params));
+  return {
+    network: params.name,
+    height: h,
+    tip: rpcHex(await blockHashAt(db, h)),
+    root: await rootAt(db, h),
+    nodes,
+    rejected: await rejectedUpTo(db, h),
+  };
+}
+
+/** What became of a transaction's announcement attempts; empty when it had none (or is unknown). */
+export async function outcomesOf(db: DB, txid: Uint8Array): Promise<Outcome[]> {
+  const out: Outcome[] = [];
+  for await (const [k, v] of db.iterator(K.outcomesOf(txid))) out.push(decodeOutcome(k.readUInt32BE(33), v));
+  return out;
+}
+
+/**
+ * Core's `gettxoutsetinfo muhash` at a height (byte-reversed hex), or null
+ * when the index was built without `--utxo-hash`.
+ */
+export async function utxoHashAt(db: DB, height: number): Promise<string | null> {
+  const s = await db.get(K.heightState(height));
+  if (s === undefined) throw new QueryError(`no state stored for height ${height}`);
+  if (s.length < 1536) return null;
+  return MuHash3072.deserialize(s.subarray(768, 1536)).finalize().reverse().toString('hex');
+}

@@ -1,0 +1,94 @@
+import type { NetworkParams } from '../script/params.js';
+import { BlockReader } from './blkfiles.js';
+import { loadBestChain, type BestChain } from './chain.js';
+import { connectBlock, type BlockSummary } from './connect.js';
+import { disconnectTip } from './disconnect.js';
+import { K } from './layout.js';
+import { scanBlock } from './scanner.js';
+import { ChainState } from './state.js';
+import type { DB } from './store.js';
+
+export interface RecountOptions {
+  readonly blocksDir: string;
+  readonly params: NetworkParams;
+  readonly db: DB;
+  /** Stop at this height instead of the best chain's tip. */
+  readonly height?: number;
+  /** Flush the write-back cache when it holds about this many bytes. */
+  readonly cacheBytes?: number;
+  readonly onChainProgress?: (bytesDone: number, bytesTotal: number) => void;
+  readonly onChainLoaded?: (chain: BestChain, startHeight: number, targetHeight: number) => void;
+  readonly onBlock?: (summary: BlockSummary) => void;
+  readonly onWarning?: (message: string) => void;
+  /** Checked between blocks; when it returns true the recount flushes and stops early. */
+  readonly shouldStop?: () => boolean;
+}
+
+export interface RecountResult {
+  readonly height: number;
+  readonly txs: number;
+  readonly blocks: number;
+  readonly resumedFrom: number | null;
+  readonly stopped: boolean;
+  readonly chain: BestChain;
+}
+
+export class RecountError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecountError';
+  }
+}
+
+export const DEFAULT_CACHE_BYTES = 128 * 1024 * 1024;
+
+/**
+ * Recounts the registry from a bitcoind blocks directory into `db`: chooses
+ * the most-work valid chain, then connects it block by block. An index left
+ * by an interrupted or killed recount resumes from its last flushed tip; if
+ * the directory's best chain has moved away from it, the index is first
+ * disconnected back to the fork.
+ */
+export async function recount(opts: RecountOptions): Promise<RecountResult> {
+  const chain = await loadBestChain(opts.blocksDir, opts.params, {
+    onProgress: opts.onChainProgress, onWarning: opts.onWarning,
+  });
+  const best = chain.blocks.length - 1;
+  const target = opts.height ?? best;
+  if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
+  if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
+
+  const state = new ChainState(opts.db, opts.params);
+  await state.load();
+  const resumedFrom = state.tip?.height ?? null;
+  while (state.tip !== null) {
+    const h = state.tip.height;
+    const stored = await opts.db.get(K.blockHash(h));
+    if (h <= target && stored !== undefined && stored.equals(chain.blocks[h]!.hash)) break;
+    await disconnectTip(state);
+  }
+  const start = state.tip === null ? 0 : state.tip.height + 1;
+  opts.onChainLoaded?.(chain, start, target);
+
+  const reader = new BlockReader(chain.xorKey);
+  const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+  let txs = 0;
+  let stopped = false;
+  try {
+    for (let h = start; h <= target; h++) {
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      const block = scanBlock(reader.read(chain.blocks[h]!));
+      const summary = await connectBlock(state, block, h);
+      txs += summary.txCount;
+      opts.onBlock?.(summary);
+      if (state.cacheBytes > budget) await state.flush();
+    }
+    await state.flush();
+  } finally {
+    reader.close();
+  }
+  return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), resumedFrom, stopped, chain };
+}

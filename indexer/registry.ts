@@ -1,0 +1,127 @@
+import type { Announcement } from '../script/carrier.js';
+import type { RegistrationView } from '../script/interpreter.js';
+import type { ReasonCode } from '../script/reasons.js';
+import type { RootElement } from '../script/root.js';
+import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected } from './codec.js';
+import { K, regId } from './layout.js';
+import { bkey, unbkey, type ChainState } from './state.js';
+import type { EventKind, Registration } from './types.js';
+
+/** A registry change made by one block, as reported to embedders and the event stream. */
+export type BlockEvent =
+  | { readonly type: 'registered' | 'renewed' | 'expired' | 'lapsed'; readonly stakeScript: Buffer; readonly txid: Buffer | null; readonly registration: Registration }
+  | { readonly type: 'rejected'; readonly txid: Buffer; readonly vout: number; readonly reason: ReasonCode; readonly stakeScript: Buffer | null };
+
+/**
+ * Writes the registry rows of one block, remembering each row's value from
+ * before the block the first time it is touched. That list is the registry
+ * half of the block's undo record.
+ */
+export class RegistryWriter {
+  readonly priors = new Map<string, Buffer | null>();
+  readonly events: BlockEvent[] = [];
+
+  constructor(private readonly state: ChainState, private readonly height: number) {}
+
+  private write(key: Buffer, value: Buffer | null, prior: Buffer | null): void {
+    const k = bkey(key);
+    if (!this.priors.has(k)) this.priors.set(k, prior);
+    this.state.putRow(key, value);
+  }
+
+  /** What the interpreter may know about the script's current registration. */
+  view(script: Buffer): RegistrationView | null {
+    const id = this.state.current.get(bkey(script));
+    if (id === undefined) return null;
+    const reg = this.state.open.get(id);
+    if (!reg) return { tipTxid: Buffer.alloc(32), timestamp: 0, expiryHeight: 0, ended: true };
+    return { tipTxid: reg.tipTxid, timestamp: reg.timestamp, expiryHeight: reg.expiryHeight, ended: false };
+  }
+
+  register(a: Announcement, txIndex: number, txid: Buffer): void {
+    const h = this.height;
+    const script = Buffer.from(a.stakeScript);
+    const id = regId(h, txIndex);
+    const idk = bkey(id);
+    const reg: Registration = {
+      stakeScript: script, firstHeight: h, firstIndex: txIndex, firstTxid: Buffer.from(txid),
+      tipHeight: h, tipTxid: Buffer.from(txid), timestamp: a.timestamp, renewals: 0,
+      expiryHeight: h + this.state.params.expiryBlocks, status: 'active', endedHeight: null,
+    };
+    const sk = bkey(script);
+    const prior = this.state.current.get(sk);
+    this.write(K.current(script), id, prior === undefined ? null : unbkey(prior));
+    this.write(K.registration(id), encodeRegistration(reg), null);
+    this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
+    this.event(reg, 'registered', txIndex, txid);
+    this.state.root.insert(rootElement(reg));
+    this.state.current.set(sk, idk);
+    this.state.trackOpen(idk, reg);
+  }
+
+  renew(a: Announcement, txIndex: number, txid: Buffer): void {
+    const idk = this.state.current.get(bkey(a.stakeScript))!;
+    const reg = this.state.open.get(idk)!;
+    const id = unbkey(idk);
+    this.state.root.remove(rootElement(reg));
+    this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
+    const before = encodeRegistration(reg);
+    this.state.untrackOpen(idk, reg);
+    reg.tipHeight = this.height;
+    reg.tipTxid = Buffer.from(txid);
+    reg.timestamp = a.timestamp;
+    reg.renewals += 1;
+    reg.expiryHeight = this.height + this.state.params.expiryBlocks;
+    this.write(K.registration(id), encodeRegistration(reg), before);
+    this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
+    this.event(reg, 'renewed', txIndex, txid);
+    this.state.root.insert(rootElement(reg));
+    this.state.trackOpen(idk, reg);
+  }
+
+  /** Ends an open registration at the end of this block. */
+  end(idk: string, how: 'expired' | 'lapsed'): void {
+    const reg = this.state.open.get(idk)!;
+    const id = unbkey(idk);
+    this.state.root.remove(rootElement(reg));
+    this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
+    const before = encodeRegistration(reg);
+    this.state.untrackOpen(idk, reg);
+    reg.status = how;
+    reg.endedHeight = this.height;
+    this.write(K.registration(id), encodeRegistration(reg), before);
+    this.event(reg, how, END_OF_BLOCK, null);
+  }
+
+  outcome(txid: Buffer, txIndex: number, vout: number, a: Announcement | null, reason: ReasonCode | null): void {
+    const h = this.height;
+    this.write(K.outcome(txid, vout), encodeOutcome({ height: h, txIndex, vout, kind: a?.kind ?? null, reason }), null);
+    if (reason !== null) {
+      this.write(K.rejected(h, txIndex, vout), encodeRejected(txid, reason), null);
+      this.events.push({ type: 'rejected', txid: Buffer.from(txid), vout, reason, stakeScript: a ? Buffer.from(a.stakeScript) : null });
+    }
+  }
+
+  stakeBalance(script: Buffer, balance: bigint): void {
+    const v = Buffer.allocUnsafe(8);
+    v.writeBigUInt64LE(balance, 0);
+    this.write(K.stakeBalance(script, this.height), v, null);
+  }
+
+  private event(reg: Registration, kind: EventKind, txIndex: number, txid: Buffer | null): void {
+    const value = encodeEvent({
+      kind, height: this.height, txIndex, firstHeight: reg.firstHeight, firstIndex: reg.firstIndex,
+      txid, timestamp: reg.timestamp, expiryHeight: reg.expiryHeight,
+    });
+    this.write(K.event(reg.stakeScript, this.height, txIndex, EVENT_KINDS.indexOf(kind)), value, null);
+    this.events.push({ type: kind, stakeScript: reg.stakeScript, txid: txid ? Buffer.from(txid) : null, registration: { ...reg } });
+  }
+}
+
+/** The registry root's element for a registration (DESIGN.md §2.6). */
+export function rootElement(r: Registration): RootElement {
+  return {
+    stakeScript: r.stakeScript, firstHeight: r.firstHeight, firstTxid: r.firstTxid,
+    tipHeight: r.tipHeight, tipTxid: r.tipTxid, timestamp: r.timestamp, renewals: r.renewals,
+  };
+}

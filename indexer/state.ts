@@ -1,0 +1,206 @@
+import type { NetworkParams } from '../script/params.js';
+import { MuHash3072 } from '../script/muhash.js';
+import { RegistryRoot } from '../script/root.js';
+import {
+  decodeAmount, decodeCoin, decodeRegistration, encodeAmount, encodeCoin, encodeTip,
+} from './codec.js';
+import { K, P } from './layout.js';
+import { readTip, type DB } from './store.js';
+import type { Coin, Registration, Tip } from './types.js';
+
+/** A coin in the write-back cache. `fresh`: not in the database (created since the last flush). */
+export interface CoinEntry {
+  coin: Coin;
+  fresh: boolean;
+  spent: boolean;
+  dirty: boolean;
+}
+
+interface BalanceEntry {
+  value: bigint;
+  dirty: boolean;
+}
+
+type Batch = Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }>;
+
+/** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
+export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+/**
+ * The indexer's working state: a write-back cache over the database, plus the
+ * in-memory registry index (every script ever registered, and every
+ * registration not yet ended). Nothing reaches the database except through
+ * `flush`, which writes the caches, the undo records and the tip in one atomic
+ * batch — so a crash at any instant resumes from the last flushed tip.
+ */
+export class ChainState {
+  tip: Tip | null = null;
+  root = new RegistryRoot();
+  /** Core-compatible UTXO-set MuHash, when the index keeps one (`--utxo-hash`). */
+  utxoHash: MuHash3072 | null = null;
+  readonly coins = new Map<string, CoinEntry>();
+  readonly balances = new Map<string, BalanceEntry>();
+  /** Dirty rows other than coins and balances, by key; null = delete. */
+  readonly rows = new Map<string, Buffer | null>();
+  /** Script → id of its current registration (ended or not): mirrors the 'r' rows. */
+  readonly current = new Map<string, string>();
+  /** Registrations not yet ended, by id: mirrors the 'x' and 'g' rows. */
+  readonly open = new Map<string, Registration>();
+  /** expiryHeight → ids of open registrations that expire there. */
+  readonly expiring = new Map<number, Set<string>>();
+  private cachedBytes = 0;
+
+  constructor(readonly db: DB, readonly params: NetworkParams) {}
+
+  /** Loads the tip, the root at the tip and the registry index from the database. */
+  async load(): Promise<void> {
+    this.coins.clear();
+    this.balances.clear();
+    this.rows.clear();
+    this.current.clear();
+    this.open.clear();
+    this.expiring.clear();
+    this.cachedBytes = 0;
+    this.tip = await readTip(this.db);
+    const state = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
+    this.root = state ? RegistryRoot.deserialize(state.subarray(0, 768)) : new RegistryRoot();
+    const withUtxo = (await this.db.get(K.meta('utxoHash')))?.toString() === '1';
+    this.utxoHash = !withUtxo ? null : state && state.length >= 1536 ? MuHash3072.deserialize(state.subarray(768, 1536)) : new MuHash3072();
+    for await (const [k, v] of this.db.iterator(K.all(P.current))) {
+      this.current.set(bkey(k.subarray(1)), bkey(v));
+    }
+    const ids: Buffer[] = [];
+    for await (const k of this.db.keys(K.all(P.expiry))) ids.push(k.subarray(5));
+    const regs = await this.db.getMany(ids.map((id) => K.registration(id)));
+    regs.forEach((raw, i) => {
+      if (raw === undefined) throw new Error(`index inconsistent: pending expiry without registration ${ids[i]!.toString('hex')}`);
+      this.trackOpen(bkey(ids[i]!), decodeRegistration(raw));
+    });
+  }
+
+  trackOpen(id: string, reg: Registration): void {
+    this.open.set(id, reg);
+    let set = this.expiring.get(reg.expiryHeight);
+    if (!set) this.expiring.set(reg.expiryHeight, (set = new Set()));
+    set.add(id);
+  }
+
+  untrackOpen(id: string, reg: Registration): void {
+    this.open.delete(id);
+    const set = this.expiring.get(reg.expiryHeight);
+    set?.delete(id);
+    if (set && set.size === 0) this.expiring.delete(reg.expiryHeight);
+  }
+
+  /** Brings the coins for these outpoints (36-byte keys) into the cache. Missing ones stay missing. */
+  async loadCoins(outpoints: string[]): Promise<void> {
+    const missing = outpoints.filter((k) => !this.coins.has(k));
+    if (missing.length === 0) return;
+    const values = await this.db.getMany(missing.map((k) => K.coin(unbkey(k))));
+    values.forEach((raw, i) => {
+      if (raw === undefined) return;
+      const coin = decodeCoin(raw);
+      this.coins.set(missing[i]!, { coin, fresh: false, spent: false, dirty: false });
+      this.cachedBytes += 100 + coin.script.length;
+    });
+  }
+
+  async loadBalances(scripts: string[]): Promise<void> {
+    const missing = scripts.filter((k) => !this.balances.has(k));
+    if (missing.length === 0) return;
+    const values = await this.db.getMany(missing.map((k) => K.balance(unbkey(k))));
+    values.forEach((raw, i) => {
+      this.balances.set(missing[i]!, { value: raw === undefined ? 0n : decodeAmount(raw), dirty: false });
+      this.cachedBytes += 80 + missing[i]!.length;
+    });
+  }
+
+  addCoin(op: string, coin: Coin): void {
+    const prev = this.coins.get(op);
+    // A coin that replaces a spent-but-unflushed one must still be written.
+    this.coins.set(op, { coin, fresh: prev === undefined, spent: false, dirty: true });
+    this.cachedBytes += 100 + coin.script.length;
+  }
+
+  /** Marks a cached coin spent; returns it, or undefined if the outpoint is unknown. */
+  spendCoin(op: string): Coin | undefined {
+    const e = this.coins.get(op);
+    if (!e || e.spent) return undefined;
+    if (e.fresh) this.coins.delete(op);
+    else {
+      e.spent = true;
+      e.dirty = true;
+    }
+    return e.coin;
+  }
+
+  /** Puts back a coin on disconnect (it was spent by the block being undone). */
+  restoreCoin(op: string, coin: Coin): void {
+    this.coins.set(op, { coin, fresh: false, spent: false, dirty: true });
+  }
+
+  balance(script: string): bigint {
+    const e = this.balances.get(script);
+    if (!e) throw new Error('balance read before it was loaded');
+    return e.value;
+  }
+
+  addBalance(script: string, delta: bigint): void {
+    const e = this.balances.get(script);
+    if (!e) throw new Error('balance changed before it was loaded');
+    e.value += delta;
+    e.dirty = true;
+    if (e.value < 0n) throw new Error('negative balance: the index is inconsistent');
+  }
+
+  putRow(key: Buffer, value: Buffer | null): void {
+    this.rows.set(bkey(key), value);
+    this.cachedBytes += 60 + key.length + (value?.length ?? 0);
+  }
+
+  /** The per-height accumulators stored under 'S': registry root, then the UTXO hash if kept. */
+  heightState(): Buffer {
+    const reg = this.root.serialize();
+    return this.utxoHash ? Buffer.concat([reg, this.utxoHash.serialize()]) : reg;
+  }
+
+  /** Rough size of the caches, for deciding when to flush. */
+  get cacheBytes(): number {
+    return this.cachedBytes;
+  }
+
+  /**
+   * Writes everything cached since the last flush, together with the tip, in
+   * one atomic batch, then empties the caches.
+   */
+  async flush(): Promise<void> {
+    const batch: Batch = [];
+    for (const [op, e] of this.coins) {
+      if (!e.dirty) continue;
+      const outpoint = unbkey(op);
+      if (e.spent) {
+        batch.push({ type: 'del', key: K.coin(outpoint) });
+        batch.push({ type: 'del', key: K.scriptCoin(e.coin.script, outpoint) });
+      } else {
+        batch.push({ type: 'put', key: K.coin(outpoint), value: encodeCoin(e.coin) });
+        batch.push({ type: 'put', key: K.scriptCoin(e.coin.script, outpoint), value: Buffer.alloc(0) });
+      }
+    }
+    for (const [script, e] of this.balances) {
+      if (!e.dirty) continue;
+      const key = K.balance(unbkey(script));
+      batch.push(e.value === 0n ? { type: 'del', key } : { type: 'put', key, value: encodeAmount(e.value) });
+    }
+    for (const [k, v] of this.rows) {
+      batch.push(v === null ? { type: 'del', key: unbkey(k) } : { type: 'put', key: unbkey(k), value: v });
+    }
+    if (this.tip) batch.push({ type: 'put', key: K.tip(), value: encodeTip(this.tip) });
+    else batch.push({ type: 'del', key: K.tip() });
+    await this.db.batch(batch, { sync: true });
+    this.coins.clear();
+    this.balances.clear();
+    this.rows.clear();
+    this.cachedBytes = 0;
+  }
+}

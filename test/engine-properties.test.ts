@@ -1,0 +1,106 @@
+import fc from 'fast-check';
+import { connectBlock } from '../indexer/connect.js';
+import { disconnectTip } from '../indexer/disconnect.js';
+import { exportAt, rootAt } from '../indexer/queries.js';
+import type { ChainState } from '../indexer/state.js';
+import { dump, tempIndex } from './helpers/db.js';
+import { chainOf, nextBlock, prng, TEST_PARAMS, type SynthBlock } from './helpers/synthetic.js';
+
+async function connectAll(state: ChainState, blocks: SynthBlock[], from = 0): Promise<void> {
+  for (let h = from; h < blocks.length; h++) {
+    await connectBlock(state, blocks[h]!.block, h);
+    await state.flush();
+  }
+}
+
+describe('state engine properties', () => {
+  it('connecting random blocks and disconnecting them restores the store byte for byte', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 25 }), async (seed, n) => {
+      const idx = await tempIndex(TEST_PARAMS, { utxoHash: true });
+      try {
+        const blocks = chainOf(n, seed);
+        const snapshots: string[][] = [];
+        for (let h = 0; h < blocks.length; h++) {
+          await connectBlock(idx.state, blocks[h]!.block, h);
+          await idx.state.flush();
+          snapshots.push(await dump(idx.db));
+        }
+        for (let h = blocks.length - 1; h > 0; h--) {
+          await disconnectTip(idx.state);
+          expect(await dump(idx.db)).toEqual(snapshots[h - 1]);
+        }
+      } finally {
+        await idx.close();
+      }
+    }), { numRuns: 25 });
+  });
+
+  it('any random sequence of reorgs ends where indexing the final chain from scratch ends', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), fc.integer({ min: 1, max: 5 }), async (seed, switches) => {
+      const rand = prng(seed ^ 0x5eed);
+      const live = await tempIndex(TEST_PARAMS);
+      const fresh = await tempIndex(TEST_PARAMS);
+      try {
+        let chain = chainOf(8 + Math.floor(rand() * 8), seed);
+        await connectAll(live.state, chain);
+        for (let s = 0; s < switches; s++) {
+          const fork = Math.floor(rand() * chain.length);
+          const branch = chain.slice(0, fork + 1);
+          const extra = 1 + Math.floor(rand() * 10);
+          for (let i = 0; i < extra; i++) branch.push(nextBlock(branch[branch.length - 1]!, rand));
+          while (live.state.tip!.height > fork) await disconnectTip(live.state);
+          await connectAll(live.state, branch, fork + 1);
+          chain = branch;
+        }
+        await connectAll(fresh.state, chain);
+        expect(await dump(live.db)).toEqual(await dump(fresh.db));
+        expect(await exportAt(live.db, TEST_PARAMS)).toEqual(await exportAt(fresh.db, TEST_PARAMS));
+      } finally {
+        await live.close();
+        await fresh.close();
+      }
+    }), { numRuns: 20 });
+  });
+
+  it('flushing every block or only at the end gives the same store', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), async (seed) => {
+      const a = await tempIndex(TEST_PARAMS);
+      const b = await tempIndex(TEST_PARAMS);
+      try {
+        const blocks = chainOf(30, seed);
+        await connectAll(a.state, blocks);
+        for (let h = 0; h < blocks.length; h++) await connectBlock(b.state, blocks[h]!.block, h);
+        await b.state.flush();
+        expect(await dump(a.db)).toEqual(await dump(b.db));
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    }), { numRuns: 15 });
+  });
+
+  it('the stored root at every height equals the root of the registrations the export reports live', async () => {
+    const { RegistryRoot } = await import('../script/root.js');
+    const { registrationsAt } = await import('../indexer/queries.js');
+    const { rootElement } = await import('../indexer/registry.js');
+    const idx = await tempIndex(TEST_PARAMS);
+    try {
+      const blocks = chainOf(60, 424242);
+      await connectAll(idx.state, blocks);
+      let sawActive = false;
+      for (let h = 0; h < blocks.length; h++) {
+        const root = new RegistryRoot();
+        for (const r of await registrationsAt(idx.db, h)) {
+          if (r.status === 'active') {
+            root.insert(rootElement(r));
+            sawActive = true;
+          }
+        }
+        expect(await rootAt(idx.db, h)).toBe(root.finalize());
+      }
+      expect(sawActive).toBe(true);
+    } finally {
+      await idx.close();
+    }
+  });
+});
