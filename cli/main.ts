@@ -24,11 +24,11 @@ async function main(argv: string[]): Promise<void> {
     .alias('help', 'h')
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      process.stderr.write(`nodereg: ${msg}\nRun with --help for usage and examples.\n`);
-      void y;
-      process.exit(2);
+    .fail((msg, err) => {
+      // yargs passes a message for its own validation (and .check) failures,
+      // and none when a command handler threw.
+      if (!msg) throw err;
+      throw new UsageError(msg);
     })
     .parseAsync();
 }

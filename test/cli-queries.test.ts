@@ -1,0 +1,127 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { nodereg, SHARED } from './helpers/cli.js';
+
+const BLOCKS = join(SHARED, 'fixtures', 'core-regtest', 'blocks');
+const STAKE = 'bcrt1ql6qa2kpfxc0nmjsfhxsy92p0wgssw4yr2k8cfc';
+const NEWNODE_TXID = '6dc176c7006cd8590131206e6e897e03d43120b95f2654662c711c51c2639831';
+const REJECTED_TXID = 'fbeedf45edb117806839ae53614f8c3574ec04421e474abc52996791c5eb72c3';
+
+let dir: string;
+let db: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-q-'));
+  db = join(dir, 'db');
+  const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--db', db]);
+  expect(res.status).toBe(0);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const json = <T>(args: string[]): T => {
+  const res = nodereg(args);
+  expect(res.stderr).toBe('');
+  expect(res.status).toBe(0);
+  return JSON.parse(res.stdout) as T;
+};
+
+describe('queries on a kept index', () => {
+  it('export equals the recount JSON of the same chain', () => {
+    const recount = json(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--json']);
+    expect(json(['export', '--db', db])).toEqual(recount);
+  });
+
+  it('export --height answers as of a past height', () => {
+    const past = json<{ height: number; nodes: Array<{ renewals: number; tipHeight: number }>; rejected: unknown[] }>(['export', '--db', db, '--height', '113']);
+    expect(past.height).toBe(113);
+    expect(past.nodes).toHaveLength(1);
+    expect(past.nodes[0]).toMatchObject({ renewals: 0, tipHeight: 113 });
+    expect(past.rejected).toEqual([]);
+    expect(json<{ nodes: unknown[] }>(['export', '--db', db, '--height', '112']).nodes).toEqual([]);
+  });
+
+  it('nodes lists active registrations, and --at shows the registry before the first announcement as empty', () => {
+    expect(json<{ nodes: Array<{ address: string }> }>(['nodes', '--db', db, '--json']).nodes.map((n) => n.address)).toEqual([STAKE]);
+    expect(json<{ nodes: unknown[] }>(['nodes', '--db', db, '--at', '100', '--status', 'all', '--json']).nodes).toEqual([]);
+    expect(json<{ nodes: unknown[] }>(['nodes', '--db', db, '--status', 'expired', '--json']).nodes).toEqual([]);
+  });
+
+  it('node shows the registration, its history, age and blocks until expiry', () => {
+    const n = json<{ registration: { age: number; renewals: number; blocksUntilExpiry: number }; history: Array<{ event: string; height: number }> }>(['node', STAKE, '--db', db, '--json']);
+    expect(n.registration).toMatchObject({ age: 3, renewals: 1, blocksUntilExpiry: 258 - 116 });
+    expect(n.history.map((e) => [e.event, e.height])).toEqual([['registered', 113], ['renewed', 114]]);
+    const plain = nodereg(['node', STAKE, '--db', db]);
+    expect(plain.stdout).toMatch(/status\s+active, expires at 258 \(in 142 blocks\)/);
+  });
+
+  it('explain says accepted, rejected with the reason, or that a transaction has no announcement', () => {
+    expect(nodereg(['explain', NEWNODE_TXID, '--db', db]).stdout).toMatch(/OP_NEWNODE accepted at height 113/);
+    expect(nodereg(['explain', REJECTED_TXID, '--db', db]).stdout).toMatch(/rejected at height 115: TIMESTAMP_IN_FUTURE/);
+    const none = json<{ announcements: unknown[] }>(['explain', '00'.repeat(32), '--db', db, '--json']);
+    expect(none.announcements).toEqual([]);
+    expect(nodereg(['explain', '00'.repeat(32), '--db', db]).stdout).toMatch(/no announcement attempt/);
+  });
+
+  it('root --height prints the stored root, equal to the export\'s', () => {
+    const ex = json<{ root: string }>(['export', '--db', db, '--height', '114']);
+    expect(nodereg(['root', '--db', db, '--height', '114']).stdout.trim()).toBe(ex.root);
+  });
+});
+
+describe('bad input to queries', () => {
+  const fails = (args: string[], status: number, message: RegExp): void => {
+    const res = nodereg(args);
+    expect({ status: res.status, stderr: res.stderr }).toEqual({ status, stderr: expect.stringMatching(message) });
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+  };
+
+  it('a malformed or wrong-network stake, a bad txid and a bad height are usage errors', () => {
+    fails(['node', 'nonsense', '--db', db], 2, /not a valid address/);
+    fails(['node', 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4', '--db', db], 2, /another network|not an address of regtest/);
+    fails(['explain', 'xyz', '--db', db], 2, /must be hex/);
+    fails(['explain', 'abcd', '--db', db], 2, /64 hex digits/);
+    fails(['root', '--db', db, '--height', '-1'], 2, /whole number/);
+    fails(['nodes', '--db', db, '--status', 'sleeping'], 2, /Invalid values|Choices/);
+    fails(['nodes', '--db', db, '--bogus'], 2, /Unknown argument/);
+  });
+
+  it('a height above the tip is a clear error', () => {
+    fails(['export', '--db', db, '--height', '500'], 1, /above the index tip 116/);
+  });
+
+  it('a missing index, a non-LevelDB directory and a foreign LevelDB are refused with the remedy', async () => {
+    fails(['nodes', '--db', join(dir, 'nope')], 1, /no index at .*recount/);
+    const junk = join(dir, 'junk');
+    mkdirSync(junk);
+    writeFileSync(join(junk, 'file.txt'), 'hello');
+    fails(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--db', junk], 1, /not a LevelDB database/);
+    const foreign = join(dir, 'foreign');
+    const other = new Level(foreign);
+    await other.put('hello', 'world');
+    await other.close();
+    fails(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--db', foreign], 1, /not a nodereg index/);
+  });
+
+  it('an index built for other params is refused, naming the flag to pass', () => {
+    fails(['nodes', '--db', db, '--network', 'mainnet'], 1, /built for network "regtest".*--network\/--params/);
+    fails(['recount', '--network', 'testnet', '--blocks-dir', BLOCKS, '--db', db], 1, /built for network "regtest"/);
+  });
+
+  it('an index held open by another process is refused without a stack trace', async () => {
+    const held = new Level(db);
+    await held.open();
+    try {
+      fails(['nodes', '--db', db], 1, /in use by another process/);
+      fails(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--db', db], 1, /in use by another process/);
+    } finally {
+      await held.close();
+    }
+  });
+
+  it('a blocks directory with no blocks of the network, or a missing one, says so', () => {
+    fails(['recount', '--network', 'mainnet', '--blocks-dir', BLOCKS], 1, /./);
+    fails(['recount', '--network', 'regtest', '--blocks-dir', join(dir, 'missing')], 1, /./);
+  });
+});
