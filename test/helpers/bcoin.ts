@@ -1,0 +1,162 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+
+/** An error answer from the node's JSON-RPC, with bitcoind's numeric code. */
+export class RpcError extends Error {
+  constructor(readonly method: string, readonly code: number, message: string) {
+    super(`${method}: ${message} (code ${code})`);
+    this.name = 'RpcError';
+  }
+}
+
+/** A running bcoin regtest node owned by a test. Always `stop()` it (afterAll/finally). */
+export interface BcoinNode {
+  /** bitcoind-compatible JSON-RPC URL; user any, password `apiKey`. */
+  readonly url: string;
+  readonly port: number;
+  readonly apiKey: string;
+  readonly pid: number;
+  rpc<T = unknown>(method: string, params?: readonly unknown[]): Promise<T>;
+  /** What the node printed so far (warnings and errors), for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface StartBcoinOptions {
+  /** Extra command-line flags, e.g. ['--index-tx=true']. */
+  readonly args?: readonly string[];
+  /** How long to wait for RPC to answer; 30 s if omitted. */
+  readonly readyTimeoutMs?: number;
+}
+
+const require = createRequire(import.meta.url);
+const BCOIN_NODE = join(dirname(require.resolve('bcoin/package.json')), 'bin', 'node');
+
+/** Every node a test started and has not stopped: killed if the test process exits without stopping them. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/**
+ * Starts bcoin 1.0.2 in regtest with an in-memory chain, no wallet, no P2P
+ * listener and no worker processes, on a free HTTP port with a random API key,
+ * and resolves once its RPC answers. The node is a real full node: blocks
+ * submitted to it go through full consensus validation.
+ */
+export async function startBcoin(opts: StartBcoinOptions = {}): Promise<BcoinNode> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(await freePort(), opts);
+    } catch (err) {
+      lastError = err;
+      // Another process may have taken the port between probing and binding: retry on a fresh one.
+      if (!(err instanceof Error) || !/EADDRINUSE/.test(err.message)) throw err;
+    }
+  }
+  throw lastError;
+}
+
+async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNode> {
+  const apiKey = randomBytes(16).toString('hex');
+  const prefix = mkdtempSync(join(tmpdir(), 'nodereg-bcoin-'));
+  const env: NodeJS.ProcessEnv = {};
+  // bcoin reads BCOIN_* variables as options; a developer's own settings must not leak in.
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BCOIN_')) env[k] = v;
+  const args = [
+    BCOIN_NODE, '--network=regtest', '--memory=true', '--workers=false', '--listen=false', '--no-wallet',
+    '--log-level=warning', `--prefix=${prefix}`, '--http-host=127.0.0.1', `--http-port=${port}`, `--api-key=${apiKey}`,
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  const url = `http://127.0.0.1:${port}/`;
+  const auth = `Basic ${Buffer.from(`x:${apiKey}`).toString('base64')}`;
+  let nextId = 0;
+
+  const rpc = async <T>(method: string, params: readonly unknown[] = []): Promise<T> => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { Authorization: auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ method, params, id: ++nextId }),
+    });
+    const text = await res.text();
+    let body: { result?: unknown; error?: { code?: number; message?: string } | null };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new RpcError(method, res.status, `HTTP ${res.status}: ${text.slice(0, 200)}`);
+    }
+    if (body.error) throw new RpcError(method, body.error.code ?? -1, body.error.message ?? 'unknown error');
+    return body.result as T;
+  };
+
+  const stop = async (): Promise<void> => {
+    if (live.has(child)) {
+      child.kill('SIGTERM');
+      if (!(await waitForExit(child, 5000))) {
+        child.kill('SIGKILL');
+        await waitForExit(child, 5000);
+      }
+      live.delete(child);
+    }
+    rmSync(prefix, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      live.delete(child);
+      rmSync(prefix, { recursive: true, force: true });
+      throw new Error(`bcoin exited before answering RPC (code ${child.exitCode}):\n${out}`);
+    }
+    try {
+      await rpc('getblockcount');
+      break;
+    } catch (err) {
+      if (err instanceof RpcError) break; // it answered, even if with an error
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`bcoin did not answer RPC on port ${port} within the timeout:\n${out}`);
+    }
+    await sleep(100);
+  }
+
+  return { url, port, apiKey, pid: child.pid!, rpc, output: () => out, stop };
+}
