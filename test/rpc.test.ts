@@ -1,0 +1,358 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetchBlocks } from '../indexer/fetch.js';
+import { isMuhashUnsupported, isPrunedBlock, RpcClient, RpcError, type RpcOptions } from '../indexer/rpc.js';
+
+/** What the fake server saw of one request. */
+interface Seen {
+  body: unknown;
+  auth: string | undefined;
+}
+
+/** A scripted answer: a JSON value, or raw text when `raw` is set. */
+interface Reply {
+  status?: number;
+  json?: unknown;
+  raw?: string;
+  delayMs?: number;
+}
+
+interface FakeRpc {
+  url: string;
+  seen: Seen[];
+  /** Requests whose client hung up before the answer was sent. */
+  abandoned: () => number;
+  close: () => Promise<void>;
+}
+
+/** A fake RPC server on 127.0.0.1 that answers each request with whatever `handler` scripts. */
+async function fakeRpc(handler: (req: Seen, n: number) => Reply | Promise<Reply>): Promise<FakeRpc> {
+  const seen: Seen[] = [];
+  let abandoned = 0;
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => { text += d.toString(); });
+    req.on('end', () => {
+      const s: Seen = { body: JSON.parse(text) as unknown, auth: req.headers.authorization };
+      seen.push(s);
+      void Promise.resolve(handler(s, seen.length)).then((reply) => {
+        const send = (): void => {
+          if (res.destroyed) return;
+          res.writeHead(reply.status ?? 200, { 'Content-Type': reply.raw !== undefined ? 'text/html' : 'application/json' });
+          res.end(reply.raw ?? JSON.stringify(reply.json));
+        };
+        if (reply.delayMs) setTimeout(send, reply.delayMs).unref();
+        else send();
+      });
+    });
+    res.on('close', () => { if (!res.writableFinished) abandoned++; });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    abandoned: () => abandoned,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** JSON-RPC 1.0 answer to a single request, the way bitcoind writes it. */
+function ok(req: Seen, result: unknown): Reply {
+  return { json: { result, error: null, id: (req.body as { id: unknown }).id } };
+}
+function fail(req: Seen, code: number, message: string, status = 500): Reply {
+  return { status, json: { result: null, error: { code, message }, id: (req.body as { id: unknown }).id } };
+}
+const methodOf = (req: Seen): string => (req.body as { method: string }).method;
+const paramsOf = (req: Seen): unknown[] => (req.body as { params: unknown[] }).params;
+
+const HASH = 'ab'.repeat(32);
+const fast: Partial<RpcOptions> = { backoffMs: 5, maxBackoffMs: 20, retries: 3 };
+
+async function rejection(p: Promise<unknown>): Promise<RpcError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof RpcError) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+let server: FakeRpc | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+describe('RpcClient against a fake RPC server', () => {
+  it('reports an HTTP 500 with a JSON-RPC error body once, as a non-transient rpc error with the node\'s message', async () => {
+    server = await fakeRpc((req) => fail(req, -5, 'Block not found'));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const err = await rejection(rpc.call('getblock', [HASH, 0]));
+    expect(err).toMatchObject({ kind: 'rpc', code: -5, transient: false });
+    expect(err.message).toBe(`the node at ${server.url} refused getblock: Block not found (code -5)`);
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it('retries an HTTP 500 with an HTML body and then returns the result', async () => {
+    server = await fakeRpc((req, n) => (n === 1 ? { status: 500, raw: '<html><body>Internal Server Error</body></html>' } : ok(req, 7)));
+    const retries: string[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, onRetry: (i) => retries.push(`${i.attempt} ${i.error.kind} ${i.error.message}`) });
+    await expect(rpc.call('getblockcount')).resolves.toBe(7);
+    expect(retries).toEqual([`1 http the node at ${server.url} answered getblockcount with HTTP 500 (Internal Server Error)`]);
+  });
+
+  it('retries a request that timed out and then returns the result', async () => {
+    server = await fakeRpc((req, n) => ({ ...ok(req, 'late'), delayMs: n === 1 ? 2000 : 0 }));
+    const errors: RpcError[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, timeoutMs: 200, onRetry: (i) => errors.push(i.error) });
+    await expect(rpc.call('getblock', [HASH])).resolves.toBe('late');
+    expect(errors.map((e) => [e.kind, e.message])).toEqual([
+      ['timeout', `the node at ${server.url} did not answer getblock within 200 ms`],
+    ]);
+  });
+
+  it('says which call timed out in seconds when retries run out', async () => {
+    server = await fakeRpc((req) => ({ ...ok(req, 1), delayMs: 5000 }));
+    const rpc = new RpcClient({ url: server.url, retries: 0, timeoutMs: 1500 });
+    const err = await rejection(rpc.getBestBlockHash());
+    expect(err).toMatchObject({ kind: 'timeout', transient: true });
+    expect(err.message).toBe(`the node at ${server.url} did not answer getbestblockhash within 1.5 s`);
+  });
+
+  it('retries a body that is not JSON and then returns the result', async () => {
+    server = await fakeRpc((req, n) => (n === 1 ? { raw: '{"result": "trunc' } : ok(req, HASH)));
+    const kinds: string[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, onRetry: (i) => kinds.push(i.error.kind) });
+    await expect(rpc.getBestBlockHash()).resolves.toBe(HASH);
+    expect(kinds).toEqual(['malformed']);
+  });
+
+  it('gives up on a refused connection after the retries, within a bounded time, with an actionable message', async () => {
+    const probe = await fakeRpc((req) => ok(req, null));
+    const url = probe.url;
+    await probe.close();
+    const delays: number[] = [];
+    const rpc = new RpcClient({ url, retries: 3, backoffMs: 10, maxBackoffMs: 25, onRetry: (i) => delays.push(i.delayMs) });
+    const started = Date.now();
+    const err = await rejection(rpc.getBlockchainInfo());
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(err).toMatchObject({ kind: 'unreachable', transient: true });
+    expect(err.message).toBe(`cannot reach the node at ${url} (ECONNREFUSED): is it running, and is --rpc right?`);
+    expect(delays).toEqual([10, 20, 25]);
+  });
+
+  it('re-reads a cookie file rewritten by a node restart after a 401 and succeeds with the new cookie', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nodereg-rpc-'));
+    const cookieFile = join(dir, '.cookie');
+    const header = (cookie: string): string => `Basic ${Buffer.from(cookie).toString('base64')}`;
+    try {
+      writeFileSync(cookieFile, '__cookie__:old');
+      server = await fakeRpc((req, n) => {
+        if (n === 1) writeFileSync(cookieFile, '__cookie__:new');
+        return req.auth === header('__cookie__:new') ? ok(req, 42) : { status: 401, raw: '' };
+      });
+      const rpc = new RpcClient({ url: server.url, cookieFile, retries: 0 });
+      await expect(rpc.call('getblockcount')).resolves.toBe(42);
+      expect(server.seen.map((s) => s.auth)).toEqual([header('__cookie__:old'), header('__cookie__:new')]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects a wrong password with a message that names the flags and never the password', async () => {
+    server = await fakeRpc(() => ({ status: 401, raw: '' }));
+    const password = 'hunter2-Sup3rSecret';
+    for (const rpc of [
+      new RpcClient({ url: server.url, user: 'alice', password, ...fast }),
+      new RpcClient({ url: server.url.replace('//', `//alice:${password}@`), ...fast }),
+    ]) {
+      const err = await rejection(rpc.call('getblockcount'));
+      expect(err).toMatchObject({ kind: 'auth', transient: false });
+      expect(err.message).toBe(`the node at ${server.url} rejected the credentials (HTTP 401): check --rpc-user/--rpc-password or --rpc-cookie`);
+      expect(err.message + String(err.stack)).not.toContain(password);
+      expect(rpc.url).not.toContain(password);
+    }
+    expect(server.seen.map((s) => s.auth)).toEqual(Array(2).fill(`Basic ${Buffer.from(`alice:${password}`).toString('base64')}`));
+  });
+
+  it('understands JSON-RPC 2.0 answers: an error without a result, and a result without an error', async () => {
+    server = await fakeRpc((req) => (methodOf(req) === 'nosuch'
+      ? { json: { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found' }, id: (req.body as { id: number }).id } }
+      : { json: { jsonrpc: '2.0', result: 5, id: (req.body as { id: number }).id } }));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const err = await rejection(rpc.call('nosuch'));
+    expect(err).toMatchObject({ kind: 'rpc', code: -32601, transient: false });
+    await expect(rpc.call('getblockcount')).resolves.toBe(5);
+    expect(server.seen).toHaveLength(2);
+  });
+
+  it('waits out a node that is warming up (-28) and then returns the result', async () => {
+    server = await fakeRpc((req, n) => (n <= 2 ? fail(req, -28, 'Loading block index…') : ok(req, 3)));
+    const messages: string[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, onRetry: (i) => messages.push(i.error.message) });
+    await expect(rpc.call('getblockcount')).resolves.toBe(3);
+    expect(messages).toEqual(Array(2).fill(`the node at ${server.url} is still starting (Loading block index…): wait for it to finish loading`));
+  });
+
+  it('returns batch results in request order even when the server answers them shuffled', async () => {
+    server = await fakeRpc((req) => {
+      const items = req.body as Array<{ id: number; params: [number] }>;
+      return { json: items.map((c) => ({ result: c.params[0] * 10, error: null, id: c.id })).reverse() };
+    });
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const calls = [3, 1, 4, 1, 5].map((n) => ({ method: 'getblockhash', params: [n] }));
+    await expect(rpc.batch<number>(calls)).resolves.toEqual([30, 10, 40, 10, 50]);
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it('throws the first failed item of a batch, in request order', async () => {
+    server = await fakeRpc((req) => {
+      const items = req.body as Array<{ id: number; params: [number] }>;
+      return {
+        json: items.map((c) => (c.params[0] >= 2
+          ? { result: null, error: { code: -8, message: `Block height ${c.params[0]} out of range` }, id: c.id }
+          : { result: HASH, error: null, id: c.id })).reverse(),
+      };
+    });
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const err = await rejection(rpc.getBlockHashes(0, 3));
+    expect(err).toMatchObject({ kind: 'rpc', code: -8, nodeMessage: 'Block height 2 out of range' });
+  });
+
+  it('explains a pruned block: the index needs an unpruned node or a --db ahead of the prune height', async () => {
+    server = await fakeRpc((req) => fail(req, -1, 'Block not available (pruned data)'));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const err = await rejection(rpc.getBlockRaw(HASH));
+    expect(isPrunedBlock(err)).toBe(true);
+    expect(err).toMatchObject({ kind: 'rpc', code: -1, transient: false });
+    expect(err.message).toBe(`the node at ${server.url} has pruned block ${HASH}: the index needs an unpruned node, or a --db whose tip is above the node's prune height`);
+  });
+
+  it('falls back to getblock <hash> false on a node that wants a boolean, and remembers it', async () => {
+    server = await fakeRpc((req) => (paramsOf(req)[1] === 0 ? fail(req, -1, 'JSON value is not a boolean as expected') : ok(req, '00ff')));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    await expect(rpc.getBlockRaw(HASH)).resolves.toEqual(Buffer.from([0, 255]));
+    await expect(rpc.getBlockRaw(HASH)).resolves.toEqual(Buffer.from([0, 255]));
+    expect(server.seen.map((s) => paramsOf(s)[1])).toEqual([0, false, false]);
+  });
+
+  it('returns null for the UTXO MuHash when the node lacks gettxoutsetinfo muhash, and the hash when it has it', async () => {
+    const answers = [
+      (req: Seen) => fail(req, -32601, 'Method not found', 404),
+      (req: Seen) => fail(req, -8, '\'muhash\' is not a valid hash_type'),
+      (req: Seen) => fail(req, -1, 'gettxoutsetinfo\n\nReturns statistics about the unspent transaction output set.'),
+      (req: Seen) => ok(req, { height: 9, bestblock: HASH, muhash: 'cd'.repeat(32), txouts: 9 }),
+    ];
+    server = await fakeRpc((req, n) => answers[n - 1]!(req));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    await expect(rpc.getTxOutSetInfoMuhash()).resolves.toBeNull();
+    await expect(rpc.getTxOutSetInfoMuhash()).resolves.toBeNull();
+    await expect(rpc.getTxOutSetInfoMuhash()).resolves.toBeNull();
+    await expect(rpc.getTxOutSetInfoMuhash()).resolves.toEqual({ height: 9, bestblock: HASH, muhash: 'cd'.repeat(32) });
+    expect(server.seen.map(paramsOf)).toEqual(Array(4).fill(['muhash']));
+  });
+
+  it('rejects a getblockchaininfo answer without a valid best block hash as malformed', async () => {
+    server = await fakeRpc((req) => ok(req, { blocks: 3, bestblockhash: 'nope' }));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const err = await rejection(rpc.getBlockchainInfo());
+    expect(err).toMatchObject({ kind: 'malformed', transient: false });
+    expect(isMuhashUnsupported(err)).toBe(false);
+  });
+
+  it('reads Core\'s and bcoin\'s estimatesmartfee answers as satoshis per kvB', async () => {
+    const answers = [{ feerate: 0.00012345, blocks: 2 }, { fee: -1, blocks: 6 }, { errors: ['Insufficient data or no feerate found'], blocks: 0 }];
+    server = await fakeRpc((req, n) => ok(req, answers[n - 1]));
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    await expect(rpc.estimateSmartFee(2)).resolves.toEqual({ satPerKvB: 12345n, blocks: 2 });
+    await expect(rpc.estimateSmartFee(6)).resolves.toEqual({ satPerKvB: null, blocks: 6 });
+    await expect(rpc.estimateSmartFee(3)).resolves.toEqual({ satPerKvB: null, blocks: 0 });
+  });
+});
+
+describe('fetchBlocks against a fake RPC server', () => {
+  const hashAt = (h: number): string => h.toString(16).padStart(64, '0');
+  const rawAt = (hash: string): string => `${hash}`.slice(-8);
+  /** Every fourth block is slow, and within each four the later ones come first, so answers arrive out of order. */
+  const shuffled = (height: number): number => 5 + (height % 4 === 0 ? 40 : 10 - (height % 4));
+
+  /** Answers getblockhash batches at once and getblock after `delay(height)` ms. */
+  function chainServer(tip: number, stats: { inFlight: number; maxInFlight: number; getblocks: number }, delay = shuffled) {
+    return fakeRpc((req) => {
+      if (Array.isArray(req.body)) {
+        const items = req.body as Array<{ id: number; method: string; params: [number] }>;
+        return { json: items.map((c) => (c.params[0] <= tip ? { result: hashAt(c.params[0]), error: null, id: c.id } : { result: null, error: { code: -8, message: 'Block height out of range' }, id: c.id })) };
+      }
+      const hash = paramsOf(req)[0] as string;
+      stats.getblocks++;
+      stats.inFlight++;
+      stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+      const height = parseInt(hash, 16);
+      return new Promise<Reply>((resolve) => setTimeout(() => {
+        stats.inFlight--;
+        resolve(ok(req, rawAt(hash)));
+      }, delay(height)).unref());
+    });
+  }
+
+  it('yields every block in height order while answers arrive out of order, with several requests in flight', async () => {
+    const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
+    server = await chainServer(40, stats);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const got: Array<[number, string, string]> = [];
+    for await (const b of fetchBlocks(rpc, 3, 40, { depth: 6, batchSize: 7 })) got.push([b.height, b.hash, b.raw.toString('hex')]);
+    expect(got).toEqual(Array.from({ length: 38 }, (_, i) => [i + 3, hashAt(i + 3), rawAt(hashAt(i + 3))]));
+    expect(stats.maxInFlight).toBeGreaterThan(1);
+    expect(stats.maxInFlight).toBeLessThanOrEqual(6);
+    const batches = server.seen.filter((s) => Array.isArray(s.body)).map((s) => (s.body as unknown[]).length);
+    expect(batches).toEqual([7, 7, 7, 7, 7, 3]);
+  });
+
+  it('stops cleanly when the consumer breaks out early: in-flight requests are abandoned and nothing rejects unhandled', async () => {
+    const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
+    server = await chainServer(1000, stats, (height) => (height < 3 ? 0 : 10_000));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const rpc = new RpcClient({ url: server.url, ...fast });
+      const heights: number[] = [];
+      for await (const b of fetchBlocks(rpc, 0, 1000, { depth: 8, batchSize: 50 })) {
+        heights.push(b.height);
+        if (heights.length === 3) break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      expect(heights).toEqual([0, 1, 2]);
+      // Heights 3..7 were on the server, waiting, when the consumer left; 8..10 may not have left the client yet.
+      expect(server.abandoned()).toBeGreaterThanOrEqual(5);
+      expect(stats.getblocks).toBeLessThanOrEqual(11);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('yields nothing for an empty range and passes on a failed getblockhash', async () => {
+    const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
+    server = await chainServer(5, stats);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const none: number[] = [];
+    for await (const b of fetchBlocks(rpc, 4, 3)) none.push(b.height);
+    expect(none).toEqual([]);
+    const heights: number[] = [];
+    const err = await rejection((async () => {
+      for await (const b of fetchBlocks(rpc, 0, 9, { batchSize: 4 })) heights.push(b.height);
+    })());
+    expect(heights).toEqual([0, 1, 2, 3]);
+    expect(err).toMatchObject({ kind: 'rpc', code: -8 });
+  });
+});
