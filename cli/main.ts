@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { indexCommand } from './commands/index.js';
 import { queryCommands } from './commands/query.js';
 import { recountCommand } from './commands/recount.js';
 import { scriptCommand } from './commands/script.js';
@@ -16,6 +17,7 @@ async function main(argv: string[]): Promise<void> {
     .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
     .command(scriptCommand)
     .command(recountCommand)
+    .command(indexCommand)
     .command(queryCommands)
     .demandCommand(1, 'choose a command (see --help)')
     .strict()

@@ -226,3 +226,75 @@ export async function utxoHashAt(db: DB, height: number): Promise<string | null>
   if (s.length < 1536) return null;
   return MuHash3072.deserialize(s.subarray(768, 1536)).finalize().reverse().toString('hex');
 }
+
+export type StatusFilter = 'active' | 'expired' | 'lapsed' | 'all';
+
+export interface ListedNode extends ExportNode {
+  age: number;
+}
+
+/** Registrations as of `at` (default tip) in FIRST_SEEN order, filtered by status. */
+export async function listNodes(db: DB, params: NetworkParams, opts: { status?: StatusFilter; at?: number } = {}): Promise<{ height: number; nodes: ListedNode[] }> {
+  const h = await resolveHeight(db, opts.at);
+  const status = opts.status ?? 'active';
+  const nodes: ListedNode[] = [];
+  for (const r of await registrationsAt(db, h)) {
+    if (status !== 'all' && r.status !== status) continue;
+    nodes.push({ ...exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params), age: h - r.firstHeight });
+  }
+  return { height: h, nodes };
+}
+
+export interface HistoryEntry {
+  event: RegistryEvent['kind'];
+  height: number;
+  txid: string | null;
+  registration: string;
+  timestamp: number;
+  expiryHeight: number;
+}
+
+export interface NodeInfo {
+  height: number;
+  stakeScript: string;
+  balance: string;
+  registration: (ExportNode & { age: number; blocksUntilExpiry: number | null }) | null;
+  history: HistoryEntry[];
+}
+
+/** One stake at the tip: current registration, full history (every registration), balance. */
+export async function nodeInfo(db: DB, params: NetworkParams, script: Buffer): Promise<NodeInfo> {
+  const tip = await requireTip(db);
+  const events = await eventsOf(db, script);
+  const regs = replay(script, events, tip.height);
+  const balance = await balanceNow(db, script);
+  const cur = regs[regs.length - 1];
+  return {
+    height: tip.height,
+    stakeScript: script.toString('hex'),
+    balance: balance.toString(),
+    registration: cur ? {
+      ...exportNode(cur, balance, params),
+      age: tip.height - cur.firstHeight,
+      blocksUntilExpiry: cur.status === 'active' ? cur.expiryHeight - tip.height : null,
+    } : null,
+    history: events.map((e) => ({
+      event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,
+      registration: `${e.firstHeight}:${e.firstIndex}`, timestamp: e.timestamp, expiryHeight: e.expiryHeight,
+    })),
+  };
+}
+
+export interface Explanation {
+  vout: number;
+  height: number;
+  kind: Outcome['kind'];
+  accepted: boolean;
+  reason: string | null;
+}
+
+/** The outcome of each announcement attempt of a transaction (txid in RPC hex). */
+export async function explainTx(db: DB, txidRpcHex: string): Promise<Explanation[]> {
+  const txid = Buffer.from(txidRpcHex, 'hex').reverse();
+  return (await outcomesOf(db, txid)).map((o) => ({ vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason }));
+}

@@ -2,8 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import {
-  balanceNow, blockHashAt, eventsOf, exportAt, exportNode, outcomesOf, registrationsAt, replay,
-  requireTip, resolveHeight, rootAt, stakeBalanceAt, utxoHashAt,
+  blockHashAt, explainTx, exportAt, listNodes, nodeInfo, resolveHeight, rootAt, utxoHashAt,
 } from '../../indexer/queries.js';
 import type { DB } from '../../indexer/store.js';
 import type { NetworkParams } from '../../script/params.js';
@@ -50,12 +49,7 @@ const nodes: CommandModule = {
   handler: (argv) => {
     const a = argv as unknown as NodesArgs;
     return withIndex(a, async (db, params) => {
-      const h = await resolveHeight(db, a.at);
-      const list = [];
-      for (const r of await registrationsAt(db, h)) {
-        if (a.status !== 'all' && r.status !== a.status) continue;
-        list.push({ ...exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params), age: h - r.firstHeight });
-      }
+      const { height: h, nodes: list } = await listNodes(db, params, { status: a.status, at: a.at });
       if (a.json) printJson({ height: h, status: a.status, nodes: list });
       else process.stdout.write(`height ${h}, ${list.length} ${a.status === 'all' ? '' : a.status + ' '}registration(s)\n\n${nodesTable(list, h)}\n`);
     });
@@ -80,22 +74,12 @@ const node: CommandModule = {
         if (err instanceof AddressError) throw new UsageError(err.message);
         throw err;
       }
-      const tip = await requireTip(db);
-      const events = await eventsOf(db, script);
-      const regs = replay(script, events, tip.height);
-      const balance = await balanceNow(db, script);
-      const cur = regs[regs.length - 1];
-      const history = events.map((e) => ({
-        event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,
-        registration: `${e.firstHeight}:${e.firstIndex}`, timestamp: e.timestamp, expiryHeight: e.expiryHeight,
-      }));
-      const current = cur ? {
-        ...exportNode(cur, balance, params),
-        age: tip.height - cur.firstHeight,
-        blocksUntilExpiry: cur.status === 'active' ? cur.expiryHeight - tip.height : null,
-      } : null;
+      const info = await nodeInfo(db, params, script);
+      const current = info.registration;
+      const history = info.history;
+      const balance = BigInt(info.balance);
       if (a.json) {
-        printJson({ height: tip.height, stakeScript: script.toString('hex'), balance: balance.toString(), registration: current, history });
+        printJson(info);
         return;
       }
       if (!current) {
@@ -126,10 +110,8 @@ const explain: CommandModule = {
     const txid = hexArg(a.txid, 'txid');
     if (txid.length !== 32) throw new UsageError(`a txid is 64 hex digits, got ${a.txid.length}`);
     return withIndex(a, async (db) => {
-      const outcomes = await outcomesOf(db, Buffer.from(txid).reverse());
-      const list = outcomes.map((o) => ({
-        vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason,
-        explanation: o.reason === null ? 'accepted' : REASON_TEXT[o.reason as ReasonCode],
+      const list = (await explainTx(db, txid.toString('hex'))).map((o) => ({
+        ...o, explanation: o.reason === null ? 'accepted' : REASON_TEXT[o.reason as ReasonCode],
       }));
       if (a.json) {
         printJson({ txid: a.txid.toLowerCase(), announcements: list });

@@ -32,6 +32,14 @@ export interface StartBcoinOptions {
   readonly args?: readonly string[];
   /** How long to wait for RPC to answer; 30 s if omitted. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Keep the chain on disk in this directory (instead of in memory) and leave
+   * it there on stop, so a test can restart the same node: pass the same
+   * `dataDir`, `port` and `apiKey` again.
+   */
+  readonly dataDir?: string;
+  readonly port?: number;
+  readonly apiKey?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -79,7 +87,7 @@ export async function startBcoin(opts: StartBcoinOptions = {}): Promise<BcoinNod
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(await freePort(), opts);
+      return await startOnce(opts.port ?? await freePort(), opts);
     } catch (err) {
       lastError = err;
       // Another process may have taken the port between probing and binding: retry on a fresh one.
@@ -90,13 +98,16 @@ export async function startBcoin(opts: StartBcoinOptions = {}): Promise<BcoinNod
 }
 
 async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNode> {
-  const apiKey = randomBytes(16).toString('hex');
-  const prefix = mkdtempSync(join(tmpdir(), 'nodereg-bcoin-'));
+  const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
+  const prefix = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'nodereg-bcoin-'));
+  const removePrefix = (): void => {
+    if (!opts.dataDir) rmSync(prefix, { recursive: true, force: true });
+  };
   const env: NodeJS.ProcessEnv = {};
   // bcoin reads BCOIN_* variables as options; a developer's own settings must not leak in.
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BCOIN_')) env[k] = v;
   const args = [
-    BCOIN_NODE, '--network=regtest', '--memory=true', '--workers=false', '--listen=false', '--no-wallet',
+    BCOIN_NODE, '--network=regtest', `--memory=${opts.dataDir ? 'false' : 'true'}`, '--workers=false', '--listen=false', '--no-wallet',
     '--log-level=warning', `--prefix=${prefix}`, '--http-host=127.0.0.1', `--http-port=${port}`, `--api-key=${apiKey}`,
     ...(opts.args ?? []),
   ];
@@ -135,14 +146,14 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
       }
       live.delete(child);
     }
-    rmSync(prefix, { recursive: true, force: true });
+    removePrefix();
   };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       live.delete(child);
-      rmSync(prefix, { recursive: true, force: true });
+      removePrefix();
       throw new Error(`bcoin exited before answering RPC (code ${child.exitCode}):\n${out}`);
     }
     try {

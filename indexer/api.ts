@@ -1,0 +1,183 @@
+import { EventEmitter } from 'node:events';
+import { parseStake } from '../script/address.js';
+import { builtinNetwork, type NetworkParams } from '../script/params.js';
+import type { BlockSummary } from './connect.js';
+import { Follower, type ReorgInfo } from './follower.js';
+import { silent, type LogFn } from './log.js';
+import {
+  explainTx, exportAt, listNodes, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  type Explanation, type ExportJson, type ListedNode, type NodeInfo, type StatusFilter,
+} from './queries.js';
+import type { BlockEvent } from './registry.js';
+import { RpcClient, type RpcOptions } from './rpc.js';
+import { ChainState } from './state.js';
+import { openStore, type DB } from './store.js';
+import type { Registration } from './types.js';
+import { ZmqListener, type ZmqTopic } from './zmq.js';
+
+export interface IndexerOptions {
+  /** Index directory; created if missing. */
+  readonly db: string;
+  /** A built-in network name, or full params (e.g. from `loadParamsFile`). Default mainnet. */
+  readonly network?: string | NetworkParams;
+  readonly rpc: RpcOptions;
+  /** A ZMQ endpoint such as `tcp://127.0.0.1:28332` (bitcoind's -zmqpubsequence). */
+  readonly zmq?: string;
+  readonly zmqTopics?: ZmqTopic[];
+  /** Default 5000 ms without ZMQ, 30 000 ms with it. */
+  readonly pollIntervalMs?: number;
+  readonly log?: LogFn;
+  /** Keep undo data for the last N blocks only (default: all). */
+  readonly pruneUndoDepth?: number;
+  /** Keep Core's UTXO-set MuHash per height (new indexes only). */
+  readonly utxoHash?: boolean;
+}
+
+export interface RegistryChange {
+  readonly height: number;
+  readonly blockHash: string;
+  readonly stakeScript: string;
+  readonly txid: string | null;
+  readonly registration: Registration;
+}
+
+export interface Rejection {
+  readonly height: number;
+  readonly blockHash: string;
+  readonly txid: string;
+  readonly vout: number;
+  readonly reason: string;
+  readonly stakeScript: string | null;
+}
+
+/** The typed events of an embedded indexer. */
+export interface IndexerEvents {
+  block: [{ height: number; hash: string; txCount: number }];
+  reorg: [ReorgInfo];
+  registered: [RegistryChange];
+  renewed: [RegistryChange];
+  expired: [RegistryChange];
+  lapsed: [RegistryChange];
+  rejected: [Rejection];
+  synced: [{ height: number; hash: string }];
+  error: [Error];
+}
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+/**
+ * A live index embedded in another program (an explorer, a tracker): it
+ * follows a node like `nodereg index` and answers the registry queries from
+ * the same database.
+ */
+export class Indexer extends EventEmitter<IndexerEvents> {
+  private running: Promise<void> | null = null;
+
+  constructor(readonly db: DB, readonly params: NetworkParams, readonly follower: Follower, private readonly zmq: ZmqListener | null) {
+    super();
+    follower.on('block', (s) => this.relay(s));
+    follower.on('reorg', (r) => this.emit('reorg', r));
+    follower.on('synced', (t) => this.emit('synced', t));
+  }
+
+  private relay(s: BlockSummary): void {
+    const blockHash = rpcHex(s.hash);
+    this.emit('block', { height: s.height, hash: blockHash, txCount: s.txCount });
+    for (const e of s.events) this.relayEvent(e, s.height, blockHash);
+  }
+
+  private relayEvent(e: BlockEvent, height: number, blockHash: string): void {
+    if (e.type === 'rejected') {
+      this.emit('rejected', { height, blockHash, txid: rpcHex(e.txid), vout: e.vout, reason: e.reason, stakeScript: e.stakeScript?.toString('hex') ?? null });
+    } else {
+      this.emit(e.type, { height, blockHash, stakeScript: e.stakeScript.toString('hex'), txid: e.txid ? rpcHex(e.txid) : null, registration: e.registration });
+    }
+  }
+
+  /**
+   * Starts following in the background. With `untilSynced`, the returned
+   * promise resolves once the index has caught up with the node and the
+   * follower has stopped; otherwise it resolves as soon as following began.
+   * Fatal errors are emitted as 'error' (and reject `done()`).
+   */
+  async start(opts: { untilSynced?: boolean } = {}): Promise<void> {
+    if (this.running) throw new Error('the indexer is already running');
+    await this.zmq?.start();
+    this.running = this.follower.run({ untilSynced: opts.untilSynced }).catch((err: Error) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      throw err;
+    });
+    if (opts.untilSynced) await this.running;
+  }
+
+  /** Resolves when the follow loop ends (after `stop()`, or when synced with `untilSynced`). */
+  done(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Stops following, flushes and closes the database. Safe to call twice. */
+  async stop(): Promise<void> {
+    this.follower.stop();
+    try {
+      await this.running?.catch(() => undefined);
+    } finally {
+      await this.zmq?.stop();
+      if (this.db.status === 'open') await this.db.close();
+    }
+  }
+
+  tip(): { height: number; hash: string } | null {
+    const t = this.follower.state.tip;
+    return t ? { height: t.height, hash: rpcHex(t.hash) } : null;
+  }
+
+  nodes(opts: { status?: StatusFilter; at?: number } = {}): Promise<{ height: number; nodes: ListedNode[] }> {
+    return listNodes(this.db, this.params, opts);
+  }
+
+  /** `stake` is an address of the network or an output script in hex. */
+  node(stake: string): Promise<NodeInfo> {
+    return nodeInfo(this.db, this.params, parseStake(stake, this.params));
+  }
+
+  explain(txid: string): Promise<Explanation[]> {
+    return explainTx(this.db, txid);
+  }
+
+  async root(height?: number): Promise<string> {
+    return rootAt(this.db, await resolveHeight(this.db, height));
+  }
+
+  async utxoHash(height?: number): Promise<string | null> {
+    return utxoHashAt(this.db, await resolveHeight(this.db, height));
+  }
+
+  export(height?: number): Promise<ExportJson> {
+    return exportAt(this.db, this.params, height);
+  }
+}
+
+/** Opens (or creates) an index and prepares it to follow a node; call `start()` next. */
+export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
+  const params = typeof options.network === 'object' ? options.network : builtinNetwork(options.network ?? 'mainnet');
+  const log = options.log ?? silent;
+  const db = await openStore(options.db, params, { create: true, utxoHash: options.utxoHash });
+  try {
+    const state = new ChainState(db, params);
+    await state.load();
+    const zmq = options.zmq ? new ZmqListener({ endpoint: options.zmq, topics: options.zmqTopics, log }) : null;
+    const rpc = new RpcClient({
+      ...options.rpc,
+      onRetry: options.rpc.onRetry ?? ((i) => log('warn', 'rpc call failed; retrying', { method: i.method, attempt: i.attempt, delayMs: i.delayMs, error: i.error.message })),
+    });
+    const follower = new Follower({
+      state, rpc, zmq: zmq ?? undefined, log,
+      pollIntervalMs: options.pollIntervalMs ?? (zmq ? 30_000 : 5000),
+      pruneUndoDepth: options.pruneUndoDepth,
+    });
+    return new Indexer(db, params, follower, zmq);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,253 @@
+import { EventEmitter } from 'node:events';
+import { connectBlock, ChainMismatchError, type BlockSummary } from './connect.js';
+import { disconnectTip } from './disconnect.js';
+import { K } from './layout.js';
+import { silent, type LogFn } from './log.js';
+import { fetchBlocks } from './fetch.js';
+import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
+import { BlockParseError, scanBlock } from './scanner.js';
+import type { ChainState } from './state.js';
+import type { Tip } from './types.js';
+import type { ZmqListener, ZmqWake } from './zmq.js';
+
+export interface ReorgInfo {
+  /** Blocks disconnected. */
+  readonly depth: number;
+  /** Height of the last block both chains share. */
+  readonly forkHeight: number;
+  readonly oldTip: { height: number; hash: string };
+}
+
+export interface FollowerEvents {
+  block: [BlockSummary];
+  reorg: [ReorgInfo];
+  synced: [{ height: number; hash: string }];
+  progress: [{ height: number; nodeHeight: number; blocksPerSec: number }];
+}
+
+export interface FollowerOptions {
+  readonly state: ChainState;
+  readonly rpc: RpcClient;
+  readonly zmq?: ZmqListener;
+  /** How often to ask the node for its best block when nothing wakes us. */
+  readonly pollIntervalMs: number;
+  readonly log?: LogFn;
+  /** Keep undo data only for the last N blocks (default: every block, so any reorg can be undone). */
+  readonly pruneUndoDepth?: number;
+  /** During catch-up, flush at least this often (ms) or when the cache holds this many bytes. */
+  readonly flushIntervalMs?: number;
+  readonly cacheBytes?: number;
+  /** getblock requests kept in flight during catch-up. */
+  readonly fetchDepth?: number;
+}
+
+/** A condition the follower cannot recover from by waiting; the message says what to do. */
+export class FollowerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FollowerError';
+  }
+}
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+/**
+ * Keeps the index equal to the node's best chain. ZMQ messages and a poll
+ * timer only wake it up; every decision is taken from RPC answers: walk back
+ * to the fork when the node's chain no longer holds our tip, disconnect with
+ * undo data, then fetch and connect the node's blocks in order.
+ */
+export class Follower extends EventEmitter<FollowerEvents> {
+  private stopping = false;
+  private wakeUp: (() => void) | null = null;
+  private contacted = false;
+  private nodeTip: { height: number; hash: string } | null = null;
+  private readonly log: LogFn;
+  private readonly onWake = (w: ZmqWake): void => {
+    if (w.reason !== 'block') this.log('warn', 'zmq notifications may have been lost; resyncing', { reason: w.reason, detail: w.detail });
+    this.wake();
+  };
+
+  constructor(private readonly opts: FollowerOptions) {
+    super();
+    this.log = opts.log ?? silent;
+  }
+
+  get state(): ChainState {
+    return this.opts.state;
+  }
+
+  /** The node's tip as last seen, or null before the first answer. */
+  get lastNodeTip(): { height: number; hash: string } | null {
+    return this.nodeTip;
+  }
+
+  /**
+   * Follows until `stop()` (or, with `untilSynced`, until the index has
+   * caught up with the node). Transient RPC failures are logged and retried
+   * forever once the node has answered at least once; before that, a node
+   * that cannot be reached at all is reported, since the URL is the likely
+   * mistake.
+   */
+  async run(opts: { untilSynced?: boolean } = {}): Promise<void> {
+    this.opts.zmq?.on('wake', this.onWake);
+    let backoff = 500;
+    try {
+      while (!this.stopping) {
+        let synced = false;
+        try {
+          synced = await this.syncOnce();
+          backoff = 500;
+        } catch (err) {
+          if (!this.retryable(err)) throw err;
+          this.log('warn', 'sync failed; will retry', { error: (err as Error).message, retryInMs: backoff });
+          await this.sleep(backoff);
+          backoff = Math.min(backoff * 2, 30_000);
+          continue;
+        }
+        if (synced && opts.untilSynced) return;
+        if (!synced) continue;
+        await this.sleep(this.opts.pollIntervalMs);
+      }
+    } finally {
+      this.opts.zmq?.off('wake', this.onWake);
+      await this.opts.state.flush();
+    }
+  }
+
+  /** Asks `run` to finish: the current block completes, the cache is flushed. */
+  stop(): void {
+    this.stopping = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wakeUp = null;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private retryable(err: unknown): boolean {
+    if (err instanceof RpcError) {
+      if (isPrunedBlock(err)) return false;
+      if (err.kind === 'auth') return false;
+      return this.contacted || err.kind !== 'unreachable';
+    }
+    return err instanceof BlockParseError;
+  }
+
+  /** One pass: reconcile with the node's best chain. Returns true when the index ends at the node's tip. */
+  async syncOnce(): Promise<boolean> {
+    const state = this.opts.state;
+    const info = await this.opts.rpc.getBlockchainInfo();
+    if (!this.contacted) {
+      this.contacted = true;
+      this.log('info', 'connected to node', { chain: info.chain, height: info.blocks, ibd: info.initialblockdownload ?? false });
+    }
+    if (info.initialblockdownload) this.log('warn', 'the node is still in initial block download; indexing what it has');
+    this.nodeTip = { height: info.blocks, hash: info.bestblockhash };
+    if (state.tip && rpcHex(state.tip.hash) === info.bestblockhash) {
+      this.emit('synced', { height: state.tip.height, hash: info.bestblockhash });
+      return true;
+    }
+    await this.rewindToNodeChain(info.blocks);
+    await this.catchUp(info.blocks);
+    const best = await this.opts.rpc.getBestBlockHash();
+    const done = state.tip !== null && rpcHex(state.tip.hash) === best;
+    if (done) this.emit('synced', { height: state.tip!.height, hash: best });
+    return done;
+  }
+
+  private async storedHash(height: number): Promise<Buffer | undefined> {
+    const key = K.blockHash(height).toString('latin1');
+    const dirty = this.opts.state.rows.get(key);
+    if (dirty !== undefined) return dirty ?? undefined;
+    return this.opts.state.db.get(K.blockHash(height));
+  }
+
+  /** Disconnects blocks the node's best chain no longer has. */
+  private async rewindToNodeChain(nodeHeight: number): Promise<void> {
+    const state = this.opts.state;
+    const tip: Tip | null = state.tip;
+    if (tip === null) return;
+    let h = Math.min(tip.height, nodeHeight);
+    while (h >= 0) {
+      const ours = await this.storedHash(h);
+      if (ours !== undefined && rpcHex(ours) === await this.opts.rpc.getBlockHash(h)) break;
+      h--;
+    }
+    if (h === tip.height) return;
+    if (h < 0) {
+      throw new FollowerError(`the node's chain shares no block with the index (not even genesis): it is another network, or --db belongs to another chain; use the right --network/--params or a fresh --db`);
+    }
+    const oldTip = { height: tip.height, hash: rpcHex(tip.hash) };
+    const depth = tip.height - h;
+    this.log('warn', 'reorg: disconnecting blocks the node no longer has', { depth, forkHeight: h, oldTip: oldTip.hash });
+    while (state.tip!.height > h) {
+      try {
+        await disconnectTip(state);
+      } catch (err) {
+        throw new FollowerError(`cannot undo block ${state.tip!.height} for a reorg of depth ${depth}: ${(err as Error).message}. Rebuild the index (--prune-undo was too small?)`);
+      }
+    }
+    this.emit('reorg', { depth, forkHeight: h, oldTip });
+  }
+
+  private async catchUp(nodeHeight: number): Promise<void> {
+    const state = this.opts.state;
+    const from = state.tip === null ? 0 : state.tip.height + 1;
+    if (from > nodeHeight) return;
+    const started = Date.now();
+    let lastFlush = Date.now();
+    let lastProgress = 0;
+    const flushMs = this.opts.flushIntervalMs ?? 2000;
+    const budget = this.opts.cacheBytes ?? 64 * 1024 * 1024;
+    for await (const fetched of fetchBlocks(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
+      if (this.stopping) break;
+      const block = scanBlock(fetched.raw);
+      if (rpcHex(block.hash) !== fetched.hash) {
+        throw new BlockParseError(`the node returned block ${rpcHex(block.hash)} for hash ${fetched.hash}`, 0);
+      }
+      if (state.tip !== null && !block.prevHash.equals(state.tip.hash)) {
+        this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
+        break;
+      }
+      let summary: BlockSummary;
+      try {
+        summary = await connectBlock(state, block, fetched.height);
+      } catch (err) {
+        if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
+        throw err;
+      }
+      const prune = this.opts.pruneUndoDepth;
+      if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
+      const behind = nodeHeight - fetched.height;
+      if (behind === 0 || Date.now() - lastFlush > flushMs || state.cacheBytes > budget) {
+        await state.flush();
+        lastFlush = Date.now();
+      }
+      this.emit('block', summary);
+      if (behind > 0 && Date.now() - lastProgress > 1000) {
+        lastProgress = Date.now();
+        const secs = (Date.now() - started) / 1000;
+        const rate = (fetched.height - from + 1) / Math.max(secs, 0.001);
+        this.emit('progress', { height: fetched.height, nodeHeight, blocksPerSec: rate });
+      }
+    }
+    await state.flush();
+  }
+}

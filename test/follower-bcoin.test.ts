@@ -1,0 +1,120 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { carrier, newNode } from '../fixtures/generator/announce.js';
+import { demo } from '../fixtures/generator/scenarios.js';
+import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { recountOf, submitAll } from './helpers/chains.js';
+import { CLI, nodereg, ROOT } from './helpers/cli.js';
+
+const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { tip: string };
+
+let dir: string;
+let node: BcoinNode;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-follow-'));
+});
+afterEach(async () => {
+  await node?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rpcArgs = (n: BcoinNode): string[] => ['--rpc', n.url, '--rpc-user', 'x', '--rpc-password', n.apiKey];
+const indexUntilSynced = (n: BcoinNode, db: string, extra: string[] = []) =>
+  nodereg(['index', '--network', 'regtest', ...rpcArgs(n), '--db', db, '--until-synced', '--log-level', 'warn', ...extra]);
+const exportOf = (db: string): unknown => JSON.parse(nodereg(['export', '--db', db]).stdout) as unknown;
+
+describe('nodereg index against a real bcoin node', () => {
+  it('catches up with submitted fixture blocks and equals the recount of the same chain', async () => {
+    node = await startBcoin();
+    const c = demo();
+    await submitAll(node, c.bestChain().slice(1));
+    const db = join(dir, 'db');
+    const res = indexUntilSynced(node, db, ['--utxo-hash']);
+    expect(res.stderr).toBe('');
+    expect(res.status).toBe(0);
+    expect(exportOf(db)).toEqual(expected);
+    expect(exportOf(db)).toEqual(recountOf(c));
+    const utxo = nodereg(['utxo-hash', '--db', db]).stdout.trim();
+    const rec = recountOf(c, ['--utxo-hash']) as { utxoMuhash: string };
+    expect(utxo).toBe(rec.utxoMuhash);
+  });
+
+  it('follows newly mined blocks and a real reorg from a longer competing branch, ending equal to a recount of the final chain', async () => {
+    node = await startBcoin();
+    const c = demo();
+    await submitAll(node, c.bestChain().slice(1));
+    const db = join(dir, 'db');
+    expect(indexUntilSynced(node, db).status).toBe(0);
+
+    // A longer branch forking 6 blocks below the tip, where hank registers.
+    const side = c.fork(c.height - 6);
+    const hank = side.account('hank', 'p2tr');
+    side.wallet.pay(hank, [carrier(newNode(hank, side.nextTime()))]);
+    side.mine();
+    side.mineEmpty(8);
+    await submitAll(node, side.chainBlocks().filter((b) => b.height > c.height - 6));
+    expect(await node.rpc('getbestblockhash')).toBe(side.tip.hash);
+
+    const res = indexUntilSynced(node, db, ['--log-level', 'warn']);
+    expect(res.status).toBe(0);
+    expect(res.stderr).toMatch(/reorg.*depth=6/);
+    const after = exportOf(db) as { tip: string; nodes: Array<{ address: string; status: string }> };
+    expect(after.tip).toBe(side.tip.hash);
+    expect(after).toEqual(recountOf(side));
+    expect(after).not.toEqual(expected);
+  });
+
+  it('reconnects when the node restarts underneath a running daemon, and stops cleanly on SIGTERM', async () => {
+    const dataDir = join(dir, 'bcoin');
+    node = await startBcoin({ dataDir });
+    const { port, apiKey } = node;
+    const c = demo();
+    const blocks = c.bestChain().slice(1);
+    await submitAll(node, blocks.slice(0, 300));
+    const db = join(dir, 'db');
+    const daemon = spawn(process.execPath, [CLI, 'index', '--network', 'regtest', ...rpcArgs(node), '--db', db, '--poll-interval', '100', '--log-json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    daemon.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => daemon.on('exit', (code) => resolve(code)));
+    const waitFor = async (re: RegExp, ms = 30_000): Promise<void> => {
+      const end = Date.now() + ms;
+      while (!re.test(log)) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re} in:\n${log}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await waitFor(/"msg":"synced with node","height":300/);
+      await node.stop();
+      await waitFor(/sync failed; will retry|rpc call failed; retrying/);
+      node = await startBcoin({ dataDir, port, apiKey });
+      await submitAll(node, blocks.slice(300));
+      await waitFor(new RegExp(`"msg":"synced with node","height":${blocks.length}`));
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(log).toMatch(/"msg":"stopped"/);
+    } finally {
+      daemon.kill('SIGKILL');
+    }
+    expect(exportOf(db)).toEqual(expected);
+  });
+
+  it('reports a wrong URL, wrong credentials and another network\'s node in one line each', async () => {
+    node = await startBcoin();
+    const db = join(dir, 'db');
+    const wrongUrl = nodereg(['index', '--network', 'regtest', '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--db', db, '--until-synced']);
+    expect(wrongUrl.status).toBe(1);
+    expect(wrongUrl.stderr).toMatch(/cannot reach the node at http:\/\/127\.0\.0\.1:1/);
+    const badAuth = nodereg(['index', '--network', 'regtest', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', 'wrong', '--db', db, '--until-synced']);
+    expect(badAuth.status).toBe(1);
+    expect(badAuth.stderr).toMatch(/credentials/);
+    expect(badAuth.stderr).not.toMatch(/wrong/);
+    const otherNet = nodereg(['index', '--network', 'mainnet', ...rpcArgs(node), '--db', join(dir, 'db2'), '--until-synced']);
+    expect(otherNet.status).toBe(1);
+    expect(otherNet.stderr).toMatch(/genesis|another network/);
+    for (const r of [wrongUrl, badAuth, otherNet]) expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChainBuilder, MinedBlock } from '../../fixtures/generator/chain.js';
+import { writeBlocksDir } from '../../fixtures/generator/blkwriter.js';
+import { fixtureLayout } from '../../fixtures/generator/output.js';
+import { storageOrder } from '../../fixtures/generator/blkwriter.js';
+import type { BcoinNode } from './bcoin.js';
+import { nodereg } from './cli.js';
+
+/** Writes every block a builder ever mined (all branches) as a blocks dir and recounts it with the CLI. */
+export function recountOf(c: ChainBuilder, extraArgs: string[] = []): unknown {
+  const dir = mkdtempSync(join(tmpdir(), 'nodereg-rc-'));
+  try {
+    writeBlocksDir(join(dir, 'blocks'), storageOrder(c), fixtureLayout(c));
+    const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', join(dir, 'blocks'), '--json', ...extraArgs]);
+    if (res.status !== 0) throw new Error(`recount failed: ${res.stderr}`);
+    return JSON.parse(res.stdout) as unknown;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Submits blocks to a node in order; every one must be accepted. */
+export async function submitAll(node: BcoinNode, blocks: readonly MinedBlock[]): Promise<void> {
+  for (const b of blocks) {
+    const answer = await node.rpc<string | null>('submitblock', [Buffer.from(b.raw).toString('hex')]);
+    if (answer !== null) throw new Error(`bcoin refused block ${b.height} ${b.hash}: ${answer}`);
+  }
+}
