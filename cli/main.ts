@@ -5,6 +5,7 @@ import { indexCommand } from './commands/index.js';
 import { queryCommands } from './commands/query.js';
 import { recountCommand } from './commands/recount.js';
 import { scriptCommand } from './commands/script.js';
+import { verifyCommand } from './commands/verify.js';
 import { UsageError, UserError } from './common.js';
 
 /**
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<void> {
     .command(recountCommand)
     .command(indexCommand)
     .command(queryCommands)
+    .command(verifyCommand)
     .demandCommand(1, 'choose a command (see --help)')
     .strict()
     .recommendCommands()

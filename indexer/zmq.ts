@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Subscriber } from 'zeromq';
+import { Subscriber, type Event as SocketEvent } from 'zeromq';
 
 /**
  * The bitcoind ZMQ listener. A notification is only a hint that the chain may
@@ -23,6 +23,7 @@ const TOPICS: ReadonlySet<string> = new Set<ZmqTopic>(['sequence', 'hashblock', 
  */
 export interface ZmqWake {
   reason: 'block' | 'gap' | 'restart' | 'reconnect';
+  /** The message's topic; empty for `reconnect`, which concerns the socket. */
   topic: string;
   /** Block hash in RPC display order, when the message named one. */
   hash?: string;
@@ -99,9 +100,11 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   private socket: Subscriber | undefined;
   private running = false;
   private loop: Promise<void> | undefined;
+  /** One observer loop per socket ever opened in this run; each ends when its socket closes. */
+  private readonly watchers = new Set<Promise<void>>();
   private delay: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
-  /** Whether any socket of this run has completed a handshake; the next one is a reconnect. */
-  private handshaken = false;
+  /** A connection dropped; the next successful handshake is a reconnect. */
+  private disconnected = false;
   private readonly lastSeq = new Map<string, number>();
   private lastAt = 0;
   private readonly count: ZmqCounters = { messages: 0, blocks: 0, mempool: 0, garbage: 0, gaps: 0, restarts: 0, reconnects: 0 };
@@ -134,7 +137,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
    */
   async start(): Promise<void> {
     if (this.running) return;
-    this.handshaken = false;
+    this.disconnected = false;
     this.socket = this.open();
     this.running = true;
     this.loop = this.run();
@@ -151,6 +154,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
       this.delay.resolve();
     }
     await this.loop;
+    await Promise.all(this.watchers);
     this.loop = undefined;
   }
 
@@ -158,11 +162,9 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
     // linger 0: a subscriber never has anything worth delivering at close,
     // and a lingering socket would keep the process (and Jest) alive.
     const socket = new Subscriber({ linger: 0, tcpKeepalive: 1 });
-    socket.events.on('handshake', (ev) => this.guard(() => this.onHandshake(ev.address)));
-    socket.events.on('disconnect', (ev) => this.guard(() => this.log('warn', 'zmq publisher disconnected', { address: ev.address })));
-    socket.events.on('handshake:error:protocol', (ev) =>
-      this.guard(() => this.log('warn', 'zmq handshake failed', { address: ev.address, error: ev.error.message })),
-    );
+    // The monitor must exist before connect(), or the first events are lost.
+    const watcher: Promise<void> = this.watch(socket).finally(() => this.watchers.delete(watcher));
+    this.watchers.add(watcher);
     try {
       socket.connect(this.endpoint);
     } catch (err) {
@@ -174,16 +176,53 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   }
 
   /**
-   * A handshake after the first one means the transport came back: anything
+   * Reads the socket's monitor events until the socket closes. This uses
+   * `events.receive()` rather than `events.on()`: zeromq installs the
+   * emitter on the prototype of its native Observer class, which is shared
+   * by every copy of the JS wrapper in the process, so under Jest (one module
+   * registry per test file, one native addon per worker) `on()` calls the
+   * `require` of a torn-down test file.
+   */
+  private async watch(socket: Subscriber): Promise<void> {
+    const events = socket.events;
+    while (!events.closed) {
+      let ev: SocketEvent;
+      try {
+        ev = await events.receive();
+      } catch {
+        break; // closing the socket rejects the pending receive
+      }
+      this.guard(() => this.onSocketEvent(ev));
+    }
+  }
+
+  private onSocketEvent(ev: SocketEvent): void {
+    switch (ev.type) {
+      case 'handshake':
+        return this.onHandshake(ev.address);
+      case 'disconnect':
+        this.disconnected = true;
+        return this.log('warn', 'zmq publisher disconnected', { address: ev.address });
+      case 'handshake:error:protocol':
+      case 'handshake:error:auth':
+      case 'handshake:error:other':
+        return this.log('warn', 'zmq handshake failed', { address: ev.address, error: ev.error.message });
+      default:
+        return;
+    }
+  }
+
+  /**
+   * A handshake after a disconnect means the transport came back: anything
    * published meanwhile is lost, and a restarted publisher whose counter
    * happens to line up with ours would otherwise go unnoticed.
    */
   private onHandshake(address: string): void {
-    if (!this.handshaken) {
-      this.handshaken = true;
+    if (!this.disconnected) {
       this.log('info', 'zmq connected', { address });
       return;
     }
+    this.disconnected = false;
     this.count.reconnects++;
     this.log('info', 'zmq reconnected', { address });
     this.emit('wake', { reason: 'reconnect', topic: '', detail: `reconnected to ${address}` });
@@ -215,9 +254,10 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
     this.delay = undefined;
     if (!this.running) return;
     try {
+      this.disconnected = false;
       this.socket = this.open();
       this.count.reconnects++;
-      this.emit('wake', { reason: 'reconnect', topic: '', detail: 'socket rebuilt after a receive error' });
+      this.guard(() => this.emit('wake', { reason: 'reconnect', topic: '', detail: 'socket rebuilt after a receive error' }));
     } catch (err) {
       this.log('error', 'zmq socket rebuild failed', { error: message(err) });
     }
@@ -273,7 +313,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
     if (last === undefined) return undefined;
     const expected = (last + 1) >>> 0;
     if (seq === expected) return undefined;
-    const detail = `${topic} sequence ${seq} after ${last}`;
+    const detail = `seq ${seq} after ${last}`;
     if (seq === 0) {
       this.count.restarts++;
       this.log('warn', 'zmq publisher restarted', { topic, last });
