@@ -1,0 +1,21 @@
+/**
+ * The library surface of nodereg, for programs that embed it (explorers,
+ * trackers, payment services). `import { openIndexer } from 'nodereg'`.
+ */
+export { openIndexer, Indexer, type IndexerOptions, type IndexerEvents, type RegistryChange, type Rejection } from './api.js';
+export { recount, type RecountOptions, type RecountResult } from './recount.js';
+export { openStore, StoreError, type DB } from './store.js';
+export {
+  exportAt, listNodes, nodeInfo, explainTx, rootAt, utxoHashAt,
+  type ExportJson, type ExportNode, type ListedNode, type NodeInfo, type Explanation, type StatusFilter,
+} from './queries.js';
+export { createLogger, type LogFn, type LogLevel } from './log.js';
+export type { ReorgInfo } from './follower.js';
+export type { Registration, RegStatus } from './types.js';
+export { detectAnnouncement, decodeBody, encodeCarrier, encodeBody, type Announcement, type Attempt } from '../script/carrier.js';
+export { interpret, judgeAttempts, type InterpretContext, type RegistrationView, type Verdict } from '../script/interpreter.js';
+export { BUILTIN_NETWORKS, loadParamsFile, parseParams, paramsHash, type NetworkParams } from '../script/params.js';
+export { addressToScript, scriptToAddress, parseStake } from '../script/address.js';
+export { RegistryRoot, serializeRootElement, type RootElement } from '../script/root.js';
+export { MuHash3072 } from '../script/muhash.js';
+export type { ReasonCode, DecodeReason, ContextReason } from '../script/reasons.js';
