@@ -5,9 +5,10 @@ import type { BlockSummary } from './connect.js';
 import { Follower, type ReorgInfo } from './follower.js';
 import { silent, type LogFn } from './log.js';
 import {
-  explainTx, exportAt, listNodes, nodeInfo, resolveHeight, rootAt, utxoHashAt,
-  type Explanation, type ExportJson, type ListedNode, type NodeInfo, type StatusFilter,
+  explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  type Explanation, type ExportJson, type NodeInfo,
 } from './queries.js';
+import { listNodes, type ListedNode, type StatusFilter } from './listing.js';
 import type { BlockEvent } from './registry.js';
 import { RpcClient, type RpcOptions } from './rpc.js';
 import { ChainState } from './state.js';

@@ -6,8 +6,8 @@ export { openIndexer, Indexer, type IndexerOptions, type IndexerEvents, type Reg
 export { recount, type RecountOptions, type RecountResult } from './recount.js';
 export { openStore, StoreError, type DB } from './store.js';
 export {
-  exportAt, listNodes, nodeInfo, explainTx, rootAt, utxoHashAt,
-  type ExportJson, type ExportNode, type ListedNode, type NodeInfo, type Explanation, type StatusFilter,
+  exportAt, nodeInfo, explainTx, rootAt, utxoHashAt, utxosOf, balanceNow, requireTip,
+  type ExportJson, type ExportNode, type NodeInfo, type Explanation, type ScriptUtxo,
 } from './queries.js';
 export { createLogger, type LogFn, type LogLevel } from './log.js';
 export type { ReorgInfo } from './follower.js';
@@ -19,3 +19,4 @@ export { addressToScript, scriptToAddress, parseStake } from '../script/address.
 export { RegistryRoot, serializeRootElement, type RootElement } from '../script/root.js';
 export { MuHash3072 } from '../script/muhash.js';
 export type { ReasonCode, DecodeReason, ContextReason } from '../script/reasons.js';
+export { listNodes, pageNodes, payouts, countByStatus, type ListedNode, type NodePage, type StatusFilter, type Payee } from './listing.js';

@@ -22,6 +22,7 @@ export const P = {
   outcome: 0x61, // 'a' + txid + u32be vout      -> announcement outcome
   rejected: 0x6a, // 'j' + u32be h + u32be txIndex + u32be vout -> txid | reason byte
   stakeBalance: 0x42, // 'B' + u16be len + script + u32be h -> u64le balance at end of block h
+  firstSeen: 0x66, // 'f' + regId                -> script: every script's current registration, FIRST_SEEN order
 } as const;
 
 /** Registrations are identified by where they began: (firstHeight, position in block). */
@@ -115,6 +116,7 @@ export const K = {
     return b;
   },
   stakeBalancesOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeBalance, script, 0)),
+  firstSeen: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.firstSeen), id]),
   /** Every key under a one-byte prefix. */
   all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
 };

@@ -2,9 +2,9 @@ import { scriptToAddress } from '../script/address.js';
 import type { NetworkParams } from '../script/params.js';
 import { MuHash3072 } from '../script/muhash.js';
 import { RegistryRoot } from '../script/root.js';
-import { decodeAmount, decodeEvent, decodeOutcome, decodeRejected } from './codec.js';
+import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from './codec.js';
 import { K, P } from './layout.js';
-import { readTip, type DB } from './store.js';
+import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from './types.js';
 
 /*
@@ -55,14 +55,15 @@ export interface ExportJson {
 }
 
 /** The tip, or a QueryError if the index is empty. */
-export async function requireTip(db: DB): Promise<Tip> {
-  const tip = await readTip(db);
+export async function requireTip(db: ReadDB): Promise<Tip> {
+  const raw = await db.get(K.tip());
+  const tip = raw === undefined ? null : decodeTip(raw);
   if (tip === null) throw new QueryError('the index is empty; run a recount or the indexer first');
   return tip;
 }
 
 /** Validates `--height`/`--at` against the index. */
-export async function resolveHeight(db: DB, height: number | undefined): Promise<number> {
+export async function resolveHeight(db: ReadDB, height: number | undefined): Promise<number> {
   const tip = await requireTip(db);
   if (height === undefined) return tip.height;
   if (!Number.isInteger(height) || height < 0) throw new QueryError(`height must be a whole number ≥ 0, got ${height}`);
@@ -70,21 +71,21 @@ export async function resolveHeight(db: DB, height: number | undefined): Promise
   return height;
 }
 
-export async function blockHashAt(db: DB, height: number): Promise<Buffer> {
+export async function blockHashAt(db: ReadDB, height: number): Promise<Buffer> {
   const h = await db.get(K.blockHash(height));
   if (h === undefined) throw new QueryError(`no block at height ${height} in the index`);
   return h;
 }
 
 /** The registry root at a height, from its stored accumulator. */
-export async function rootAt(db: DB, height: number): Promise<string> {
+export async function rootAt(db: ReadDB, height: number): Promise<string> {
   const s = await db.get(K.heightState(height));
   if (s === undefined) throw new QueryError(`no registry state stored for height ${height}`);
   return RegistryRoot.deserialize(s.subarray(0, 768)).finalize();
 }
 
 /** A stake script's history, oldest first, with the key fields parsed. */
-export async function eventsOf(db: DB, script: Uint8Array): Promise<RegistryEvent[]> {
+export async function eventsOf(db: ReadDB, script: Uint8Array): Promise<RegistryEvent[]> {
   const out: RegistryEvent[] = [];
   const at = 3 + script.length;
   for await (const [k, v] of db.iterator(K.eventsOf(script))) {
@@ -130,7 +131,7 @@ export function replay(script: Buffer, events: RegistryEvent[], height: number):
 }
 
 /** The script's balance at the end of block `height` (history is kept from its first registration on). */
-export async function stakeBalanceAt(db: DB, script: Uint8Array, height: number): Promise<bigint> {
+export async function stakeBalanceAt(db: ReadDB, script: Uint8Array, height: number): Promise<bigint> {
   const range = K.stakeBalancesOf(script);
   for await (const [, v] of db.iterator({ gte: range.gte, lte: K.stakeBalance(script, height), reverse: true, limit: 1 })) {
     return decodeAmount(v);
@@ -138,13 +139,13 @@ export async function stakeBalanceAt(db: DB, script: Uint8Array, height: number)
   return 0n;
 }
 
-export async function balanceNow(db: DB, script: Uint8Array): Promise<bigint> {
+export async function balanceNow(db: ReadDB, script: Uint8Array): Promise<bigint> {
   const v = await db.get(K.balance(script));
   return v === undefined ? 0n : decodeAmount(v);
 }
 
 /** Every script that ever had a registration. */
-export async function registeredScripts(db: DB): Promise<Buffer[]> {
+export async function registeredScripts(db: ReadDB): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for await (const k of db.keys(K.all(P.current))) out.push(k.subarray(1));
   return out;
@@ -154,7 +155,7 @@ export const byFirstSeen = (a: Registration, b: Registration): number =>
   a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex;
 
 /** Each script's current registration as of `height`, in FIRST_SEEN order. */
-export async function registrationsAt(db: DB, height: number): Promise<Registration[]> {
+export async function registrationsAt(db: ReadDB, height: number): Promise<Registration[]> {
   const out: Registration[] = [];
   for (const script of await registeredScripts(db)) {
     const regs = replay(script, await eventsOf(db, script), height);
@@ -180,7 +181,7 @@ export function exportNode(r: Registration, balance: bigint, params: NetworkPara
   };
 }
 
-export async function rejectedUpTo(db: DB, height: number): Promise<ExportRejected[]> {
+export async function rejectedUpTo(db: ReadDB, height: number): Promise<ExportRejected[]> {
   const out: ExportRejected[] = [];
   const lt = Buffer.allocUnsafe(5);
   lt[0] = P.rejected;
@@ -194,7 +195,7 @@ export async function rejectedUpTo(db: DB, height: number): Promise<ExportReject
 }
 
 /** The interchange JSON of DESIGN.md §2.7, as of `height` (default: the tip). */
-export async function exportAt(db: DB, params: NetworkParams, height?: number): Promise<ExportJson> {
+export async function exportAt(db: ReadDB, params: NetworkParams, height?: number): Promise<ExportJson> {
   const h = await resolveHeight(db, height);
   const regs = await registrationsAt(db, h);
   const nodes: ExportNode[] = [];
@@ -210,7 +211,7 @@ export async function exportAt(db: DB, params: NetworkParams, height?: number): 
 }
 
 /** What became of a transaction's announcement attempts; empty when it had none (or is unknown). */
-export async function outcomesOf(db: DB, txid: Uint8Array): Promise<Outcome[]> {
+export async function outcomesOf(db: ReadDB, txid: Uint8Array): Promise<Outcome[]> {
   const out: Outcome[] = [];
   for await (const [k, v] of db.iterator(K.outcomesOf(txid))) out.push(decodeOutcome(k.readUInt32BE(33), v));
   return out;
@@ -220,29 +221,11 @@ export async function outcomesOf(db: DB, txid: Uint8Array): Promise<Outcome[]> {
  * Core's `gettxoutsetinfo muhash` at a height (byte-reversed hex), or null
  * when the index was built without `--utxo-hash`.
  */
-export async function utxoHashAt(db: DB, height: number): Promise<string | null> {
+export async function utxoHashAt(db: ReadDB, height: number): Promise<string | null> {
   const s = await db.get(K.heightState(height));
   if (s === undefined) throw new QueryError(`no state stored for height ${height}`);
   if (s.length < 1536) return null;
   return MuHash3072.deserialize(s.subarray(768, 1536)).finalize().reverse().toString('hex');
-}
-
-export type StatusFilter = 'active' | 'expired' | 'lapsed' | 'all';
-
-export interface ListedNode extends ExportNode {
-  age: number;
-}
-
-/** Registrations as of `at` (default tip) in FIRST_SEEN order, filtered by status. */
-export async function listNodes(db: DB, params: NetworkParams, opts: { status?: StatusFilter; at?: number } = {}): Promise<{ height: number; nodes: ListedNode[] }> {
-  const h = await resolveHeight(db, opts.at);
-  const status = opts.status ?? 'active';
-  const nodes: ListedNode[] = [];
-  for (const r of await registrationsAt(db, h)) {
-    if (status !== 'all' && r.status !== status) continue;
-    nodes.push({ ...exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params), age: h - r.firstHeight });
-  }
-  return { height: h, nodes };
 }
 
 export interface HistoryEntry {
@@ -263,7 +246,7 @@ export interface NodeInfo {
 }
 
 /** One stake at the tip: current registration, full history (every registration), balance. */
-export async function nodeInfo(db: DB, params: NetworkParams, script: Buffer): Promise<NodeInfo> {
+export async function nodeInfo(db: ReadDB, params: NetworkParams, script: Buffer): Promise<NodeInfo> {
   const tip = await requireTip(db);
   const events = await eventsOf(db, script);
   const regs = replay(script, events, tip.height);
@@ -294,7 +277,31 @@ export interface Explanation {
 }
 
 /** The outcome of each announcement attempt of a transaction (txid in RPC hex). */
-export async function explainTx(db: DB, txidRpcHex: string): Promise<Explanation[]> {
+export async function explainTx(db: ReadDB, txidRpcHex: string): Promise<Explanation[]> {
   const txid = Buffer.from(txidRpcHex, 'hex').reverse();
   return (await outcomesOf(db, txid)).map((o) => ({ vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason }));
+}
+
+export interface ScriptUtxo {
+  txid: string;
+  vout: number;
+  value: string;
+  height: number;
+  coinbase: boolean;
+}
+
+/** The unspent outputs paying `script`, from the script → outpoints index (for funding transactions). */
+export async function utxosOf(db: ReadDB, script: Uint8Array): Promise<ScriptUtxo[]> {
+  const ops: Buffer[] = [];
+  const at = 3 + script.length;
+  for await (const k of db.keys(K.scriptCoinRange(script))) ops.push(k.subarray(at, at + 36));
+  const coins = await db.getMany(ops.map((op) => K.coin(op)));
+  const out: ScriptUtxo[] = [];
+  coins.forEach((raw, i) => {
+    if (raw === undefined) throw new QueryError('index inconsistent: script index names a spent coin');
+    const coin = decodeCoin(raw);
+    const op = ops[i]!;
+    out.push({ txid: rpcHex(op.subarray(0, 32)), vout: op.readUInt32BE(32), value: coin.value.toString(), height: coin.height, coinbase: coin.coinbase });
+  });
+  return out;
 }

@@ -51,6 +51,8 @@ export class RegistryWriter {
     const sk = bkey(script);
     const prior = this.state.current.get(sk);
     this.write(K.current(script), id, prior === undefined ? null : unbkey(prior));
+    if (prior !== undefined) this.write(K.firstSeen(unbkey(prior)), null, script);
+    this.write(K.firstSeen(id), script, null);
     this.write(K.registration(id), encodeRegistration(reg), null);
     this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
     this.event(reg, 'registered', txIndex, txid);

@@ -104,3 +104,28 @@ describe('state engine properties', () => {
     }
   });
 });
+
+describe('listing at the tip', () => {
+  it('pages through the FIRST_SEEN index to exactly the export\'s nodes, in order', async () => {
+    const { pageNodes } = await import('../indexer/listing.js');
+    const idx = await tempIndex(TEST_PARAMS);
+    try {
+      await connectAll(idx.state, chainOf(80, 777));
+      const ex = await exportAt(idx.db, TEST_PARAMS);
+      expect(ex.nodes.length).toBeGreaterThan(3);
+      const seen: unknown[] = [];
+      let cursor: string | undefined;
+      for (;;) {
+        const page = await pageNodes(idx.db, TEST_PARAMS, { status: 'all', limit: 2, cursor });
+        seen.push(...page.nodes.map(({ age: _age, ...n }) => n));
+        if (page.nextCursor === null) break;
+        cursor = page.nextCursor;
+      }
+      expect(seen).toEqual(ex.nodes);
+      const active = await pageNodes(idx.db, TEST_PARAMS, { status: 'active', limit: 1000 });
+      expect(active.nodes.map((n) => n.stakeScript)).toEqual(ex.nodes.filter((n) => n.status === 'active').map((n) => n.stakeScript));
+    } finally {
+      await idx.close();
+    }
+  });
+});

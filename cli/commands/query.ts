@@ -2,8 +2,9 @@ import type { Argv, CommandModule } from 'yargs';
 import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import {
-  blockHashAt, explainTx, exportAt, listNodes, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
 } from '../../indexer/queries.js';
+import { listNodes } from '../../indexer/listing.js';
 import type { DB } from '../../indexer/store.js';
 import type { NetworkParams } from '../../script/params.js';
 import { hexArg, printJson, UsageError, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
