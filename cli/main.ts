@@ -5,6 +5,7 @@ import { indexCommand } from './commands/index.js';
 import { queryCommands } from './commands/query.js';
 import { recountCommand } from './commands/recount.js';
 import { scriptCommand } from './commands/script.js';
+import { serveCommand } from './commands/serve.js';
 import { verifyCommand } from './commands/verify.js';
 import { UsageError, UserError } from './common.js';
 
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<void> {
     .command(indexCommand)
     .command(queryCommands)
     .command(verifyCommand)
+    .command(serveCommand)
     .demandCommand(1, 'choose a command (see --help)')
     .strict()
     .recommendCommands()

@@ -61,6 +61,8 @@ export interface IndexerEvents {
   lapsed: [RegistryChange];
   rejected: [Rejection];
   synced: [{ height: number; hash: string }];
+  /** A failed RPC call (it is retried); for metrics. */
+  rpcError: [Error];
   error: [Error];
 }
 
@@ -127,6 +129,16 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     }
   }
 
+  /** ZMQ listener counters, or null when not subscribed. */
+  get zmqCounters(): { garbage: number; gaps: number; restarts: number; messages: number } | null {
+    return this.zmq ? this.zmq.counters : null;
+  }
+
+  /** The followed node's tip as last seen. */
+  nodeTip(): { height: number; hash: string } | null {
+    return this.follower.lastNodeTip;
+  }
+
   tip(): { height: number; hash: string } | null {
     const t = this.follower.state.tip;
     return t ? { height: t.height, hash: rpcHex(t.hash) } : null;
@@ -167,16 +179,22 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
     const state = new ChainState(db, params);
     await state.load();
     const zmq = options.zmq ? new ZmqListener({ endpoint: options.zmq, topics: options.zmqTopics, log }) : null;
+    let indexer: Indexer | null = null;
     const rpc = new RpcClient({
       ...options.rpc,
-      onRetry: options.rpc.onRetry ?? ((i) => log('warn', 'rpc call failed; retrying', { method: i.method, attempt: i.attempt, delayMs: i.delayMs, error: i.error.message })),
+      onRetry: (i) => {
+        indexer?.emit('rpcError', i.error);
+        if (options.rpc.onRetry) options.rpc.onRetry(i);
+        else log('warn', 'rpc call failed; retrying', { method: i.method, attempt: i.attempt, delayMs: i.delayMs, error: i.error.message });
+      },
     });
     const follower = new Follower({
       state, rpc, zmq: zmq ?? undefined, log,
       pollIntervalMs: options.pollIntervalMs ?? (zmq ? 30_000 : 5000),
       pruneUndoDepth: options.pruneUndoDepth,
     });
-    return new Indexer(db, params, follower, zmq);
+    indexer = new Indexer(db, params, follower, zmq);
+    return indexer;
   } catch (err) {
     await db.close();
     throw err;

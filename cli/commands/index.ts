@@ -5,6 +5,8 @@ import { createLogger, LOG_LEVELS, type LogFn, type LogLevel } from '../../index
 import { RpcError } from '../../indexer/rpc.js';
 import { networkFrom, UserError, withNetwork, type NetworkArgs } from '../common.js';
 import { asUserError } from '../index-access.js';
+import { buildServer, type ApiServer } from '../../indexer/http/server.js';
+import { parseListen } from './serve.js';
 
 interface IndexArgs extends NetworkArgs {
   rpc: string;
@@ -67,6 +69,18 @@ async function run(args: IndexArgs): Promise<void> {
     throw asUserError(err);
   }
   describeEvents(ix, log);
+  let server: ApiServer | null = null;
+  if (args.serve) {
+    const { host, port } = parseListen(args.serve);
+    server = await buildServer({ db: ix.db, params, indexer: ix, log });
+    try {
+      log('info', 'serving the read API', { address: await server.listen(host, port) });
+    } catch (err) {
+      await server.close();
+      await ix.stop();
+      throw new UserError(`cannot listen on ${args.serve}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
@@ -75,6 +89,7 @@ async function run(args: IndexArgs): Promise<void> {
       process.exit(1);
     }
     log('info', 'stopping: finishing the current block and flushing', { signal: sig });
+    void server?.close();
     void ix.stop();
   };
   process.on('SIGINT', onSignal);
@@ -91,6 +106,7 @@ async function run(args: IndexArgs): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await server?.close();
     await ix.stop();
   }
 }
@@ -121,7 +137,6 @@ export const indexCommand: CommandModule = {
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
         if (!/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${String(a.rpc)}"`);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
-        if (a.serve !== undefined) throw new Error('--serve is not available yet: the read API is not part of this build; query the index with "nodereg nodes/node/export --db"');
         return true;
       })
       .example('$0 index --rpc http://127.0.0.1:8332 --rpc-cookie ~/.bitcoin/.cookie --zmq tcp://127.0.0.1:28332 --db ./index', 'follow a local bitcoind')

@@ -1,0 +1,225 @@
+/**
+ * JSON schemas of the read API. Fastify validates every query and path
+ * parameter against them (unknown query parameters are errors, not ignored),
+ * serializes responses with them, and the OpenAPI document is generated from
+ * them, so the docs cannot drift from what the server does.
+ */
+const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const height = { type: 'integer', minimum: 0, maximum: 4294967295 } as const;
+const nullableInt = { type: ['integer', 'null'] } as const;
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+} as const;
+
+export const exportNodeSchema = {
+  type: 'object',
+  required: ['stakeScript', 'address', 'status', 'firstHeight', 'firstTxid', 'tipHeight', 'tipTxid', 'timestamp', 'renewals', 'expiryHeight', 'endedHeight', 'balance'],
+  properties: {
+    stakeScript: { type: 'string', description: 'output script, hex' },
+    address: { type: ['string', 'null'] },
+    status: { type: 'string', enum: ['active', 'expired', 'lapsed'] },
+    firstHeight: { type: 'integer' },
+    firstTxid: hex64,
+    tipHeight: { type: 'integer' },
+    tipTxid: hex64,
+    timestamp: { type: 'integer' },
+    renewals: { type: 'integer' },
+    expiryHeight: { type: 'integer' },
+    endedHeight: nullableInt,
+    balance: { type: 'string', description: 'base units, decimal' },
+  },
+} as const;
+
+const listedNodeSchema = {
+  ...exportNodeSchema,
+  required: [...exportNodeSchema.required, 'age'],
+  properties: { ...exportNodeSchema.properties, age: { type: 'integer', description: 'blocks since firstHeight' } },
+} as const;
+
+export const exportSchema = {
+  type: 'object',
+  required: ['network', 'height', 'tip', 'root', 'nodes', 'rejected'],
+  properties: {
+    network: { type: 'string' },
+    height: { type: 'integer' },
+    tip: hex64,
+    root: hex64,
+    nodes: { type: 'array', items: exportNodeSchema },
+    rejected: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['txid', 'height', 'vout', 'reason'],
+        properties: { txid: hex64, height: { type: 'integer' }, vout: { type: 'integer' }, reason: { type: 'string' } },
+      },
+    },
+  },
+} as const;
+
+const tipSchema = { type: ['object', 'null'], required: ['height', 'hash'], properties: { height: { type: 'integer' }, hash: hex64 } } as const;
+
+export const statusSchema = {
+  type: 'object',
+  required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'utxoMuhash'],
+  properties: {
+    network: { type: 'string' },
+    paramsHash: hex64,
+    schemaVersion: { type: 'integer' },
+    tip: tipSchema,
+    nodeTip: { ...tipSchema, description: 'the followed node\'s best block; null when not following' },
+    sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following'] },
+    utxoMuhash: { type: ['string', 'null'], description: 'Core gettxoutsetinfo muhash at the tip, when the index keeps it' },
+  },
+} as const;
+
+export const nodesQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: ['active', 'expired', 'lapsed', 'all'], default: 'active' },
+    at: height,
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    cursor: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' },
+  },
+} as const;
+
+export const nodesResponse = {
+  type: 'object',
+  required: ['height', 'nodes', 'nextCursor'],
+  properties: { height: { type: 'integer' }, nodes: { type: 'array', items: listedNodeSchema }, nextCursor: { type: ['string', 'null'] } },
+} as const;
+
+export const stakeParams = {
+  type: 'object',
+  required: ['stake'],
+  properties: { stake: { type: 'string', minLength: 1, maxLength: 200, description: 'address, or output script hex' } },
+} as const;
+
+const historySchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['event', 'height', 'txid', 'registration', 'timestamp', 'expiryHeight'],
+    properties: {
+      event: { type: 'string', enum: ['registered', 'renewed', 'expired', 'lapsed'] },
+      height: { type: 'integer' },
+      txid: { type: ['string', 'null'] },
+      registration: { type: 'string', description: 'firstHeight:position of the registration the event belongs to' },
+      timestamp: { type: 'integer' },
+      expiryHeight: { type: 'integer' },
+    },
+  },
+} as const;
+
+export const nodeResponse = {
+  type: 'object',
+  required: ['height', 'stakeScript', 'balance', 'registration'],
+  properties: {
+    height: { type: 'integer' },
+    stakeScript: { type: 'string' },
+    balance: { type: 'string' },
+    registration: {
+      type: ['object', 'null'],
+      required: [...listedNodeSchema.required, 'blocksUntilExpiry'],
+      properties: { ...listedNodeSchema.properties, blocksUntilExpiry: nullableInt },
+    },
+  },
+} as const;
+
+export const historyResponse = {
+  type: 'object',
+  required: ['height', 'stakeScript', 'history'],
+  properties: { height: { type: 'integer' }, stakeScript: { type: 'string' }, history: historySchema },
+} as const;
+
+export const txParams = {
+  type: 'object',
+  required: ['txid'],
+  properties: { txid: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' } },
+} as const;
+
+export const txResponse = {
+  type: 'object',
+  required: ['txid', 'announcements'],
+  properties: {
+    txid: hex64,
+    announcements: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['vout', 'height', 'kind', 'accepted', 'reason'],
+        properties: {
+          vout: { type: 'integer' }, height: { type: 'integer' },
+          kind: { type: ['string', 'null'], enum: ['newnode', 'renewal', null] },
+          accepted: { type: 'boolean' }, reason: { type: ['string', 'null'] },
+        },
+      },
+    },
+  },
+} as const;
+
+export const heightQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { height },
+} as const;
+
+export const rootResponse = {
+  type: 'object',
+  required: ['height', 'tip', 'root', 'utxoMuhash'],
+  properties: { height: { type: 'integer' }, tip: hex64, root: hex64, utxoMuhash: { type: ['string', 'null'] } },
+} as const;
+
+export const payoutsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['from', 'to'],
+  properties: { from: height, to: height, minAge: { type: 'integer', minimum: 0, default: 0 } },
+} as const;
+
+export const payoutsResponse = {
+  type: 'object',
+  required: ['from', 'to', 'nodes'],
+  properties: {
+    from: { type: 'integer' },
+    to: { type: 'integer' },
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['stakeScript', 'address', 'firstHeight', 'age', 'renewals'],
+        properties: {
+          stakeScript: { type: 'string' }, address: { type: ['string', 'null'] }, firstHeight: { type: 'integer' },
+          age: { type: 'integer' }, renewals: { type: 'integer' },
+        },
+      },
+    },
+  },
+} as const;
+
+export const utxosResponse = {
+  type: 'object',
+  required: ['height', 'utxos'],
+  properties: {
+    height: { type: 'integer' },
+    utxos: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['txid', 'vout', 'value', 'height', 'coinbase'],
+        properties: { txid: hex64, vout: { type: 'integer' }, value: { type: 'string' }, height: { type: 'integer' }, coinbase: { type: 'boolean' } },
+      },
+    },
+  },
+} as const;
+
+export const eventsQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { lastEventId: { type: 'integer', minimum: 0, description: 'same as the Last-Event-ID header' } },
+} as const;
+
+export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const;

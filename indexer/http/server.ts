@@ -1,0 +1,114 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { NetworkParams } from '../../script/params.js';
+import type { Indexer } from '../api.js';
+import type { LogFn } from '../log.js';
+import { silent } from '../log.js';
+import { QueryError } from '../queries.js';
+import type { DB } from '../store.js';
+import { EventHub } from './events.js';
+import { Metrics } from './metrics.js';
+import { registerRoutes } from './routes.js';
+
+export interface ServerOptions {
+  readonly db: DB;
+  readonly params: NetworkParams;
+  /** The live follower when serving from `nodereg index --serve`; null for a static index. */
+  readonly indexer?: Indexer | null;
+  /** Allowed CORS origin(s); CORS is off unless given. */
+  readonly corsOrigin?: string | string[];
+  readonly log?: LogFn;
+  readonly eventRetention?: number;
+}
+
+export interface ApiServer {
+  readonly app: FastifyInstance;
+  readonly events: EventHub;
+  readonly metrics: Metrics;
+  listen(host: string, port: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** An error a client caused; the route handler throws it and the client gets a 4xx JSON error. */
+export class HttpError extends Error {
+  constructor(readonly statusCode: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+const MAX_URL = 2048;
+
+/**
+ * The read-only HTTP API. Limits keep slow or hostile clients from
+ * exhausting it: 8 KiB of headers (the request line included), URLs of at
+ * most 2 KiB, path parameters of at most 200 characters, no request bodies,
+ * 10 s to send headers and 15 s per request (event streams excepted).
+ */
+export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
+  const log = opts.log ?? silent;
+  const app = Fastify({
+    logger: false,
+    routerOptions: { maxParamLength: 200 },
+    bodyLimit: 1024,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
+      createServer({ maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, handler),
+  });
+  const events = new EventHub(opts.eventRetention);
+  const metrics = new Metrics(opts.db, opts.indexer ?? null);
+  if (opts.indexer) events.follow(opts.indexer);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'nodereg read API', version: '1', description: 'The on-chain node registry, read-only. All routes are GET.' },
+    },
+  });
+  if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
+
+  app.addHook('onRequest', async (req) => {
+    if (req.url.length > MAX_URL) throw new HttpError(414, 'uri_too_long', `URLs are limited to ${MAX_URL} characters`);
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') {
+      throw new HttpError(405, 'method_not_allowed', 'the API is read-only: only GET is served');
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.httpDuration.observe({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      return reply.code(400).send({ error: 'bad_request', message: `${err.validationContext ?? 'request'}${err.message.replace(/^(querystring|params)/, '')}` });
+    }
+    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    if (err instanceof QueryError) return reply.code(400).send({ error: 'bad_request', message: err.message });
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message });
+    }
+    log('error', 'http handler failed', { url: req.url, error: err.stack ?? err.message });
+    return reply.code(500).send({ error: 'internal', message: 'internal error; see the server log' });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json` });
+  });
+
+  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics });
+  await app.ready();
+
+  const heartbeat = setInterval(() => events.heartbeat(), 15_000);
+  heartbeat.unref();
+  return {
+    app, events, metrics,
+    async listen(host: string, port: number): Promise<string> {
+      return app.listen({ host, port });
+    },
+    async close(): Promise<void> {
+      clearInterval(heartbeat);
+      events.closeAll();
+      await app.close();
+    },
+  };
+}
