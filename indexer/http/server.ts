@@ -54,6 +54,10 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     routerOptions: { maxParamLength: 200 },
     bodyLimit: 1024,
     return503OnClosing: true,
+    frameworkErrors: (error, _req, reply) => {
+      const status = error.statusCode ?? 400;
+      void reply.code(status).send({ error: status === 414 ? 'uri_too_long' : 'bad_request', message: error.message });
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
       createServer({ maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, handler),
