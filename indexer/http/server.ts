@@ -56,7 +56,10 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     return503OnClosing: true,
     frameworkErrors: (error, _req, reply) => {
       const status = error.statusCode ?? 400;
-      void reply.code(status).send({ error: status === 414 ? 'uri_too_long' : 'bad_request', message: error.message });
+      const raw = reply.raw;
+      raw.statusCode = status;
+      raw.setHeader('content-type', 'application/json; charset=utf-8');
+      raw.end(JSON.stringify({ error: status === 414 ? 'uri_too_long' : 'bad_request', message: error.message }));
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
