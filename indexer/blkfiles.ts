@@ -105,6 +105,17 @@ export function deobfuscate(buf: Buffer, fileOffset: number, key: Buffer | null)
   for (; i < n; i++) buf[i] ^= key[(fileOffset + i) % 8];
 }
 
+/**
+ * Core preallocates blk files with zeros, which read as the key pattern once
+ * de-obfuscated. Returns the offset of the first byte in [from, to) that is
+ * not such padding, or -1. Anything else between records means a record was
+ * cut short (and the next one's bytes were taken as its tail) or corruption.
+ */
+function firstNonPadding(buf: Buffer, from: number, to: number, key: Buffer | null): number {
+  for (let i = from; i < to; i++) if (buf[i] !== (key ? key[i % 8] : 0)) return i;
+  return -1;
+}
+
 /** Turns the scanner's complaint into the user-facing reason; anything else is a bug and propagates. */
 function parseFailure(err: unknown): string {
   if (err instanceof BlockParseError) return `block does not parse: ${err.message} of the block`;
@@ -113,9 +124,9 @@ function parseFailure(err: unknown): string {
 
 /**
  * Every block record of a bitcoind blocks directory, in file order (which is
- * not height order). One whole file is read at a time. Between records, bytes
- * that are not the magic (Core's preallocated zero tail, which reads as the
- * key pattern once de-obfuscated) are skipped up to the next magic or EOF.
+ * not height order). One whole file is read at a time. Between records only
+ * Core's preallocated zero padding (the key pattern once de-obfuscated) is
+ * skipped, up to the next magic or EOF; any other byte is an error.
  * A record that runs past the end of its file or does not parse throws
  * BlkFileError: the data is corrupt or was copied while bitcoind was writing.
  */
@@ -134,8 +145,15 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
     for (;;) {
       if (buf.length - pos < 4) break;
       if (buf.compare(magicBytes, 0, 4, pos, pos + 4) !== 0) {
-        pos = buf.indexOf(magicBytes, pos + 1);
-        if (pos < 0) break;
+        const next = buf.indexOf(magicBytes, pos + 1);
+        // A file without a single record of this magic belongs to another network: chain
+        // selection then reports the missing genesis with a hint about --network.
+        if (pos === 0 && next < 0) break;
+        if (firstNonPadding(buf, pos, next < 0 ? buf.length : next, key) >= 0) {
+          throw new BlkFileError(file, pos, 'expected a block record or zero padding here: the record before it is cut short, or the file is corrupt');
+        }
+        if (next < 0) break;
+        pos = next;
       }
       if (buf.length - pos < 8) throw new BlkFileError(file, pos, 'record header runs past the end of the file');
       const size = buf.readUInt32LE(pos + 4);

@@ -43,6 +43,16 @@ export interface LoadChainOptions {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   /** Each warning as it happens, besides being collected in `warnings`. */
   onWarning?: (message: string) => void;
+  /** Checked after every record; when it returns true, loading ends with a ChainLoadStopped. */
+  shouldStop?: () => boolean;
+}
+
+/** Loading was cut short by `shouldStop` (e.g. Ctrl-C during a long read). */
+export class ChainLoadStopped extends Error {
+  constructor() {
+    super('stopped while reading the blocks directory');
+    this.name = 'ChainLoadStopped';
+  }
 }
 
 /** The chain cannot be chosen from this directory at all (e.g. genesis missing). */
@@ -98,6 +108,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
   const nodes = new Map<string, Node>();
   const files = new Set<string>();
   for await (const rec of readBlockRecords(dir, params.magic, { onProgress: opts.onProgress })) {
+    if (opts.shouldStop?.()) throw new ChainLoadStopped();
     stats.records++;
     stats.bytes += rec.bytes.length;
     files.add(rec.file);

@@ -1,6 +1,6 @@
 import type { NetworkParams } from '../script/params.js';
 import { BlockReader } from './blkfiles.js';
-import { loadBestChain, type BestChain } from './chain.js';
+import { ChainLoadStopped, loadBestChain, type BestChain } from './chain.js';
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K } from './layout.js';
@@ -30,7 +30,8 @@ export interface RecountResult {
   readonly blocks: number;
   readonly resumedFrom: number | null;
   readonly stopped: boolean;
-  readonly chain: BestChain;
+  /** Null when stopped before the chain was loaded. */
+  readonly chain: BestChain | null;
 }
 
 export class RecountError extends Error {
@@ -50,9 +51,17 @@ export const DEFAULT_CACHE_BYTES = 128 * 1024 * 1024;
  * disconnected back to the fork.
  */
 export async function recount(opts: RecountOptions): Promise<RecountResult> {
-  const chain = await loadBestChain(opts.blocksDir, opts.params, {
-    onProgress: opts.onChainProgress, onWarning: opts.onWarning,
-  });
+  let chain: BestChain;
+  try {
+    chain = await loadBestChain(opts.blocksDir, opts.params, {
+      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop,
+    });
+  } catch (err) {
+    if (!(err instanceof ChainLoadStopped)) throw err;
+    const state = new ChainState(opts.db, opts.params);
+    await state.load();
+    return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null };
+  }
   const best = chain.blocks.length - 1;
   const target = opts.height ?? best;
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);

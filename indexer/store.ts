@@ -38,7 +38,9 @@ export async function openStore(path: string, params: NetworkParams, opts: OpenO
   const exists = existsSync(path);
   if (exists) {
     const entries = readdirSync(path);
-    if (entries.length > 0 && !entries.includes('CURRENT')) {
+    // A crash while LevelDB creates a database can leave its own files without CURRENT: still ours to open.
+    const levelOwn = /^(LOCK|LOG(\.old)?|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp))$/;
+    if (entries.length > 0 && !entries.includes('CURRENT') && !entries.every((e) => levelOwn.test(e))) {
       throw new StoreError(`${path} is not empty and is not a LevelDB database; choose another --db directory`);
     }
   } else if (!opts.create) {

@@ -63,8 +63,11 @@ async function run(args: RecountArgs): Promise<void> {
       });
       progress.stop();
       if (result.stopped) {
-        const how = temp ? 'the temporary index was removed' : `run the same command again to resume from height ${result.height}`;
-        process.stderr.write(`interrupted at height ${result.height} of ${target}; ${how}\n`);
+        const how = temp ? 'the temporary index was removed' : result.height < 0
+          ? 'run the same command again to start over'
+          : `run the same command again to resume from height ${result.height}`;
+        const where = result.height < 0 ? 'before the first block was connected' : `at height ${result.height} of ${target}`;
+        process.stderr.write(`interrupted ${where}; ${how}\n`);
         process.exitCode = 130;
         return;
       }
