@@ -5,7 +5,8 @@ import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K } from './layout.js';
 import { scanBlock } from './scanner.js';
-import { ChainState } from './state.js';
+import { bkey, ChainState } from './state.js';
+import { detectAnnouncement, isAttempt } from '../script/carrier.js';
 import type { DB } from './store.js';
 
 export interface RecountOptions {
@@ -22,6 +23,13 @@ export interface RecountOptions {
   readonly onWarning?: (message: string) => void;
   /** Checked between blocks; when it returns true the recount flushes and stops early. */
   readonly shouldStop?: () => boolean;
+  /**
+   * Two passes: first collect every stake script named by a well-formed
+   * announcement, then track only coins paying those scripts. The registry,
+   * root and export are identical to a full recount; the UTXO set in the
+   * database is partial, so such an index must not be followed afterwards.
+   */
+  readonly fast?: boolean;
 }
 
 export interface RecountResult {
@@ -80,6 +88,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   opts.onChainLoaded?.(chain, start, target);
 
   const reader = new BlockReader(chain.xorKey);
+  const onlyScripts = opts.fast ? stakeScriptsOf(chain, reader, start, target) : undefined;
   const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
   let txs = 0;
   let stopped = false;
@@ -90,7 +99,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
         break;
       }
       const block = scanBlock(reader.read(chain.blocks[h]!));
-      const summary = await connectBlock(state, block, h);
+      const summary = await connectBlock(state, block, h, { onlyScripts });
       txs += summary.txCount;
       opts.onBlock?.(summary);
       if (state.cacheBytes > budget) await state.flush();
@@ -100,4 +109,19 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
     reader.close();
   }
   return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), resumedFrom, stopped, chain };
+}
+
+/** Pass 1 of a fast recount: the scripts of every well-formed announcement attempt on the chain. */
+function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, target: number): Set<string> {
+  const scripts = new Set<string>();
+  for (let h = Math.max(1, start); h <= target; h++) {
+    for (const tx of scanBlock(reader.read(chain.blocks[h]!)).txs) {
+      for (const out of tx.outputs) {
+        if (!isAttempt(out.script)) continue;
+        const a = detectAnnouncement(out.script);
+        if (a?.ok) scripts.add(bkey(a.announcement.stakeScript));
+      }
+    }
+  }
+  return scripts;
 }

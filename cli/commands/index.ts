@@ -5,7 +5,7 @@ import { createLogger, LOG_LEVELS, type LogFn, type LogLevel } from '../../index
 import { RpcError } from '../../indexer/rpc.js';
 import { networkFrom, UserError, withNetwork, type NetworkArgs } from '../common.js';
 import { asUserError } from '../index-access.js';
-import { buildServer, type ApiServer } from '../../indexer/http/server.js';
+import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
 
 interface IndexArgs extends NetworkArgs {
@@ -72,6 +72,8 @@ async function run(args: IndexArgs): Promise<void> {
   let server: ApiServer | null = null;
   if (args.serve) {
     const { host, port } = parseListen(args.serve);
+    // Loaded on demand: fastify is only needed when serving.
+    const { buildServer } = await import('../../indexer/http/server.js');
     server = await buildServer({ db: ix.db, params, indexer: ix, log });
     try {
       log('info', 'serving the read API', { address: await server.listen(host, port) });

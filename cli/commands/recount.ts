@@ -21,6 +21,8 @@ interface RecountArgs extends NetworkArgs {
   db?: string;
   cacheMib: number;
   utxoHash: boolean;
+  fast: boolean;
+  stats: boolean;
 }
 
 async function run(args: RecountArgs): Promise<void> {
@@ -28,6 +30,7 @@ async function run(args: RecountArgs): Promise<void> {
   const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
   const dbPath = args.db ?? join(temp!, 'db');
   const progress = new Progress();
+  const started = Date.now();
   let stop = false;
   const onSignal = (): void => {
     stop = true;
@@ -45,6 +48,7 @@ async function run(args: RecountArgs): Promise<void> {
         height: args.height,
         cacheBytes: args.cacheMib * 1024 * 1024,
         shouldStop: () => stop,
+        fast: args.fast,
         onWarning: (m) => {
           progress.stop();
           process.stderr.write(`warning: ${m}\n`);
@@ -70,6 +74,13 @@ async function run(args: RecountArgs): Promise<void> {
         process.stderr.write(`interrupted ${where}; ${how}\n`);
         process.exitCode = 130;
         return;
+      }
+      if (args.stats) {
+        const ru = process.resourceUsage();
+        process.stderr.write(JSON.stringify({
+          stats: true, blocks: result.blocks, txs: result.txs, seconds: (Date.now() - started) / 1000,
+          maxRssMiB: Math.round(ru.maxRSS / 1024), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6,
+        }) + '\n');
       }
       const out = await exportAt(db, params, result.height);
       const utxo = args.utxoHash ? await utxoHashAt(db, result.height) : null;
@@ -101,9 +112,12 @@ export const recountCommand: CommandModule = {
       .option('height', { type: 'number', describe: 'stop at this height instead of the best tip' })
       .option('db', { type: 'string', describe: 'keep the index in this directory (resumable); default: a temporary one' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
+      .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
+      .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('cache-mib', { type: 'number', default: 128, describe: 'write-back cache size before a flush, MiB' })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
+        if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
         if (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1) throw new Error('--cache-mib must be at least 1');
         return true;
       })

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { buildServer } from '../../indexer/http/server.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
 import { UsageError, withNetwork, type NetworkArgs } from '../common.js';
 import { openIndexForRead } from '../index-access.js';
@@ -24,6 +23,7 @@ async function run(args: ServeArgs): Promise<void> {
   const { host, port } = parseListen(args.listen);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const { db, params } = await openIndexForRead(args.db, args);
+  const { buildServer } = await import('../../indexer/http/server.js');
   const server = await buildServer({ db, params, corsOrigin: args.cors, log });
   let address: string;
   try {

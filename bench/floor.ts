@@ -1,0 +1,27 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deobfuscate, readXorKey } from '../indexer/blkfiles.js';
+import { forEachTxid } from '../indexer/scanner.js';
+
+/**
+ * The floor of DESIGN.md §4: read the blk files, walk every transaction and
+ * compute its txid with native SHA-256, single-threaded, nothing else.
+ */
+export async function floorScan(blocksDir: string, magicHex = 'fabfb5da'): Promise<{ txs: number; seconds: number }> {
+  const start = process.hrtime.bigint();
+  const key = await readXorKey(blocksDir);
+  const magic = Buffer.from(magicHex, 'hex');
+  let txs = 0;
+  const files = readdirSync(blocksDir).filter((f) => /^blk\d{5}\.dat$/.test(f)).sort();
+  for (const f of files) {
+    const buf = readFileSync(join(blocksDir, f));
+    deobfuscate(buf, 0, key);
+    let pos = buf.indexOf(magic);
+    while (pos >= 0 && pos + 8 <= buf.length) {
+      const size = buf.readUInt32LE(pos + 4);
+      txs += forEachTxid(buf.subarray(pos + 8, pos + 8 + size), () => undefined);
+      pos = buf.indexOf(magic, pos + 8 + size);
+    }
+  }
+  return { txs, seconds: Number(process.hrtime.bigint() - start) / 1e9 };
+}
