@@ -1,0 +1,104 @@
+/**
+ * `npm run bench -- [--txs 1000000] [--json] [--utxo-hash] [--cache-dir DIR]`
+ *
+ * Measures, in one run on one machine, the floor (read blk files and hash
+ * every txid, single thread) and `nodereg recount` in full and --fast mode,
+ * each as its own process, and prints the ratios DESIGN.md §4 sets targets
+ * for. Only ratios travel between machines; absolute numbers are printed
+ * for context.
+ */
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchChain } from './chain.js';
+import { floorScan } from './floor.js';
+
+const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
+
+interface Args { txs: number; json: boolean; utxoHash: boolean; cacheDir: string }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { txs: 1_000_000, json: false, utxoHash: false, cacheDir: join(tmpdir(), 'nodereg-bench') };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--json') a.json = true;
+    else if (k === '--utxo-hash') a.utxoHash = true;
+    else if (k === '--txs' && /^\d+$/.test(argv[i + 1] ?? '')) a.txs = Number(argv[++i]);
+    else if (k === '--cache-dir' && argv[i + 1]) a.cacheDir = argv[++i]!;
+    else {
+      process.stderr.write(`bench: unknown or incomplete argument "${k}"\nusage: npm run bench -- [--txs N] [--json] [--utxo-hash] [--cache-dir DIR]\n`);
+      process.exit(2);
+    }
+  }
+  return a;
+}
+
+interface Run { seconds: number; txPerSec: number; peakRssMiB: number; out: string }
+
+function recount(args: string[], txs: number): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(process.execPath, [CLI, 'recount', '--json', '--stats', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const stats = err.split('\n').find((l) => l.startsWith('{"stats"'));
+      if (code !== 0 || !stats) return reject(new Error(`recount ${args.join(' ')} failed (${code}): ${err}`));
+      const s = JSON.parse(stats) as { maxRssMiB: number };
+      resolve({ seconds, txPerSec: txs / seconds, peakRssMiB: s.maxRssMiB, out });
+    });
+  });
+}
+
+const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const say = (m: string): void => {
+    process.stderr.write(m + '\n');
+  };
+  say(`benchmark chain of ~${a.txs} transactions (cached in ${a.cacheDir})`);
+  const chain = benchChain(a.cacheDir, a.txs, say);
+  say(`chain: ${chain.txs} txs in ${chain.blocks} blocks, ${chain.announcements} announcements`);
+  let floor = 0;
+  for (let i = 0; i < 3; i++) {
+    const f = await floorScan(chain.blocksDir);
+    floor = Math.max(floor, f.txs / f.seconds);
+  }
+  say(`floor: ${Math.round(floor)} tx/s (best of 3)`);
+  const base = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+  const full = await recount(base, chain.txs);
+  say(`full:  ${Math.round(full.txPerSec)} tx/s, ${full.seconds.toFixed(2)} s, peak RSS ${full.peakRssMiB} MiB`);
+  const fast = await recount([...base, '--fast'], chain.txs);
+  say(`fast:  ${Math.round(fast.txPerSec)} tx/s, ${fast.seconds.toFixed(2)} s, peak RSS ${fast.peakRssMiB} MiB`);
+  const withUtxo = a.utxoHash ? await recount([...base, '--utxo-hash'], chain.txs) : null;
+  const rootsEqual = full.out === fast.out && full.out.length > 0;
+  const rows = [
+    ['', 'tx/s', 'ratio to floor', 'target', 'peak RSS MiB'],
+    ['floor', String(Math.round(floor)), '1', '', ''],
+    ['full recount', String(Math.round(full.txPerSec)), round(full.txPerSec / floor).toString(), '≥ 0.35', String(full.peakRssMiB)],
+    ['fast recount', String(Math.round(fast.txPerSec)), round(fast.txPerSec / floor).toString(), '≥ 0.70', String(fast.peakRssMiB)],
+    ...(withUtxo ? [['full + utxo hash', String(Math.round(withUtxo.txPerSec)), round(withUtxo.txPerSec / floor).toString(), '', String(withUtxo.peakRssMiB)]] : []),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
+  process.stdout.write(`roots and exports equal: ${rootsEqual}; memory target ≤ 512 MiB\n`);
+  if (withUtxo) process.stdout.write(`UTXO-set MuHash costs ${round(withUtxo.seconds / full.seconds, 2)}× the full recount's time\n`);
+  if (a.json) {
+    process.stdout.write(JSON.stringify({
+      txs: chain.txs, blocks: chain.blocks, floorTxPerSec: round(floor, 0), fullTxPerSec: round(full.txPerSec, 0), fastTxPerSec: round(fast.txPerSec, 0),
+      fullRatio: round(full.txPerSec / floor), fastRatio: round(fast.txPerSec / floor),
+      fullPeakRssMiB: full.peakRssMiB, fastPeakRssMiB: fast.peakRssMiB, rootsEqual,
+      ...(withUtxo ? { utxoHashTxPerSec: round(withUtxo.txPerSec, 0), utxoHashSlowdown: round(withUtxo.seconds / full.seconds, 2) } : {}),
+    }) + '\n');
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
