@@ -5,6 +5,7 @@ import { K } from './layout.js';
 import { silent, type LogFn } from './log.js';
 import { fetchBlocks } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
+import { merkleRoot } from './pow.js';
 import { BlockParseError, scanBlock } from './scanner.js';
 import type { ChainState } from './state.js';
 import type { Tip } from './types.js';
@@ -60,6 +61,8 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
 export class Follower extends EventEmitter<FollowerEvents> {
   private stopping = false;
   private wakeUp: (() => void) | null = null;
+  /** A wake-up that arrived while no one was sleeping: the next sleep returns at once. */
+  private wakePending = false;
   private contacted = false;
   private nodeTip: { height: number; hash: string } | null = null;
   private readonly log: LogFn;
@@ -92,6 +95,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
   async run(opts: { untilSynced?: boolean } = {}): Promise<void> {
     this.opts.zmq?.on('wake', this.onWake);
     let backoff = 500;
+    let failedAt: number | null = null;
+    let clean = true;
     try {
       while (!this.stopping) {
         let synced = false;
@@ -99,7 +104,14 @@ export class Follower extends EventEmitter<FollowerEvents> {
           synced = await this.syncOnce();
           backoff = 500;
         } catch (err) {
-          if (!this.retryable(err)) throw err;
+          if (!this.retryable(err)) {
+            clean = false;
+            throw err;
+          }
+          // Progress since the last failure means the node is healthy again: start the backoff over.
+          const at = this.opts.state.tip?.height ?? -1;
+          if (failedAt !== null && at > failedAt) backoff = 500;
+          failedAt = at;
           this.log('warn', 'sync failed; will retry', { error: (err as Error).message, retryInMs: backoff });
           await this.sleep(backoff);
           backoff = Math.min(backoff * 2, 30_000);
@@ -111,7 +123,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
       }
     } finally {
       this.opts.zmq?.off('wake', this.onWake);
-      await this.opts.state.flush();
+      // After a fatal error the cache may hold a half-applied block: never write it.
+      if (clean) await this.opts.state.flush();
     }
   }
 
@@ -124,11 +137,15 @@ export class Follower extends EventEmitter<FollowerEvents> {
   private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = null;
-    w?.();
+    if (w) w();
+    else this.wakePending = true;
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+    if (this.stopping || this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.wakeUp = null;
@@ -222,6 +239,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
       if (rpcHex(block.hash) !== fetched.hash) {
         throw new BlockParseError(`the node returned block ${rpcHex(block.hash)} for hash ${fetched.hash}`, 0);
       }
+      if (!merkleRoot(block.txs.map((t) => t.txid)).equals(block.merkleRoot)) {
+        throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
+      }
       if (state.tip !== null && !block.prevHash.equals(state.tip.hash)) {
         this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
         break;
@@ -230,6 +250,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
       try {
         summary = await connectBlock(state, block, fetched.height);
       } catch (err) {
+        // The cache may hold part of this block: go back to the last flushed state.
+        await state.load();
         if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
         throw err;
       }

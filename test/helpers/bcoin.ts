@@ -108,6 +108,9 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BCOIN_')) env[k] = v;
   const args = [
     BCOIN_NODE, '--network=regtest', `--memory=${opts.dataDir ? 'false' : 'true'}`, '--workers=false', '--listen=false', '--no-wallet',
+    // --listen=false does not stop outgoing connections: point the peer list nowhere,
+    // so a test node never syncs from whatever listens on regtest's default port.
+    '--only=127.0.0.1:1', '--seeds=127.0.0.1:1',
     '--log-level=warning', `--prefix=${prefix}`, '--http-host=127.0.0.1', `--http-port=${port}`, `--api-key=${apiKey}`,
     ...(opts.args ?? []),
   ];

@@ -1,0 +1,550 @@
+/**
+ * Fault injection for `nodereg index`. A real node cannot be made to fail on
+ * cue, so every test here puts a FAKE RPC server in front of a real bcoin
+ * regtest node: a small HTTP proxy that forwards the daemon's JSON-RPC
+ * requests, except those a script picks, which it answers with an HTTP 500
+ * page, lets hang past `--rpc-timeout 1`, cuts off mid-JSON, or whose
+ * `getblock` hex it corrupts. The daemon must log each fault, retry, never
+ * exit, and end at the node's tip with an index equal to a recount.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { carrier, newNode } from '../fixtures/generator/announce.js';
+import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
+import { demo } from '../fixtures/generator/scenarios.js';
+import { payTo } from '../fixtures/generator/wallet.js';
+import { scanBlock } from '../indexer/scanner.js';
+import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { recountOf, submitAll } from './helpers/chains.js';
+import { CLI, noderegAsync, ROOT } from './helpers/cli.js';
+import { FakeBitcoindPublisher, sleep } from './helpers/zmqpub.js';
+
+// ---------------------------------------------------------------- the fake RPC server
+
+/** What the fake server does instead of forwarding an answer faithfully. */
+type Fault =
+  | 'http500' // an HTML error page, as a reverse proxy or an overloaded node sends
+  | 'hang' // no answer at all, until the client gives up
+  | 'hangBody' // headers and half a body, then nothing
+  | 'truncatedJson' // the node's answer cut in the middle
+  | 'notJsonRpc' // valid JSON that is not a JSON-RPC response
+  | 'reset' // the connection closed without an answer
+  | 'blockTruncated' // getblock: the hex loses its last 10 bytes
+  | 'blockTrailing' // getblock: a byte too many
+  | 'blockHeaderFlipped' // getblock: a header byte changed, so the block hashes differently
+  | 'blockNotHex' // getblock: a result that is not hex
+  | 'blockInputAltered'; // getblock: an input's outpoint changed; the header (and so the hash) untouched
+
+interface Request {
+  readonly method: string;
+  readonly params: unknown[];
+  readonly batch: boolean;
+  /** 1 for the first request of this method, 2 for the second… */
+  readonly nth: number;
+}
+
+type Script = (r: Request) => Fault | null;
+
+const BLOCK_FAULTS: ReadonlySet<Fault> = new Set(['blockTruncated', 'blockTrailing', 'blockHeaderFlipped', 'blockNotHex', 'blockInputAltered']);
+
+class FaultyRpcProxy {
+  /** Faults injected so far, by kind. */
+  readonly injected = new Map<Fault, number>();
+  requests = 0;
+  private readonly seen = new Map<string, number>();
+  private readonly hanging = new Set<ServerResponse>();
+  private held: { method: string; arrived: () => void; release: Promise<void> } | null = null;
+
+  private constructor(private readonly server: Server, readonly url: string, private readonly target: BcoinNode, private readonly script: Script) {}
+
+  static async start(target: BcoinNode, script: Script): Promise<FaultyRpcProxy> {
+    let proxy: FaultyRpcProxy | undefined;
+    const server = createServer((req, res) => void proxy!.handle(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    proxy = new FaultyRpcProxy(server, `http://127.0.0.1:${port}/`, target, script);
+    return proxy;
+  }
+
+  count(f: Fault): number {
+    return this.injected.get(f) ?? 0;
+  }
+
+  get total(): number {
+    return [...this.injected.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Answers the next `method` request with what the node says at once, but
+   * only delivers it when `release` is called: a stale answer on its way.
+   */
+  holdNext(method: string): { arrived: Promise<void>; release: () => void } {
+    let arrived!: () => void;
+    let release!: () => void;
+    const arrivedP = new Promise<void>((r) => (arrived = r));
+    const releaseP = new Promise<void>((r) => (release = r));
+    this.held = { method, arrived, release: releaseP };
+    return { arrived: arrivedP, release };
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.hanging) res.destroy();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.requests++;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks).toString('utf8');
+    const parsed = JSON.parse(body) as { method: string; params?: unknown[] } | Array<{ method: string; params?: unknown[] }>;
+    const first = Array.isArray(parsed) ? parsed[0]! : parsed;
+    const nth = (this.seen.get(first.method) ?? 0) + 1;
+    this.seen.set(first.method, nth);
+    const fault = this.script({ method: first.method, params: first.params ?? [], batch: Array.isArray(parsed), nth });
+    if (fault !== null && (!BLOCK_FAULTS.has(fault) || first.method === 'getblock')) {
+      this.injected.set(fault, this.count(fault) + 1);
+    }
+
+    switch (fault) {
+      case 'http500':
+        res.writeHead(500, { 'Content-Type': 'text/html' });
+        res.end('<html><head><title>500 Internal Server Error</title></head><body><center><h1>500 Internal Server Error</h1></center><hr><center>nginx</center></body></html>\n');
+        return;
+      case 'hang':
+        this.hang(res);
+        return;
+      case 'hangBody':
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.write('{"result":"');
+        this.hang(res);
+        return;
+      case 'notJsonRpc':
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"status":"ok"}\n');
+        return;
+      case 'reset':
+        req.socket.destroy();
+        return;
+      default:
+        break;
+    }
+
+    const answer = await fetch(this.target.url, {
+      method: 'POST',
+      headers: { Authorization: req.headers.authorization ?? '', 'Content-Type': 'application/json' },
+      body,
+    });
+    let text = await answer.text();
+    if (fault === 'truncatedJson') text = text.slice(0, Math.floor(text.length / 2));
+    if (fault !== null && BLOCK_FAULTS.has(fault) && first.method === 'getblock') text = corruptBlockAnswer(text, fault);
+    const held = this.held;
+    if (held && held.method === first.method) {
+      this.held = null;
+      held.arrived();
+      await held.release;
+    }
+    res.writeHead(answer.status, { 'Content-Type': 'application/json' });
+    res.end(text);
+  }
+
+  private hang(res: ServerResponse): void {
+    this.hanging.add(res);
+    res.on('close', () => this.hanging.delete(res));
+  }
+}
+
+function corruptBlockAnswer(text: string, fault: Fault): string {
+  const json = JSON.parse(text) as { result: string };
+  const raw = Buffer.from(json.result, 'hex');
+  switch (fault) {
+    case 'blockTruncated':
+      json.result = raw.subarray(0, raw.length - 10).toString('hex');
+      break;
+    case 'blockTrailing':
+      json.result = Buffer.concat([raw, Buffer.of(0)]).toString('hex');
+      break;
+    case 'blockHeaderFlipped':
+      raw[4] ^= 0x01; // inside the previous block hash
+      json.result = raw.toString('hex');
+      break;
+    case 'blockNotHex':
+      json.result = `<${json.result.slice(0, 40)}>`;
+      break;
+    case 'blockInputAltered': {
+      // The last transaction's first outpoint now names a coin that never existed.
+      const block = scanBlock(raw);
+      const tx = block.txs.at(-1)!;
+      if (tx.coinbase) throw new Error('blockInputAltered needs a block with a spending transaction');
+      raw[tx.inputs[0]!.prevTxid.byteOffset - raw.byteOffset] ^= 0xff;
+      json.result = raw.toString('hex');
+      break;
+    }
+    default:
+      break;
+  }
+  return JSON.stringify(json);
+}
+
+// ---------------------------------------------------------------- the daemon
+
+interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A spawned `nodereg index --log-json`, its log parsed line by line. */
+class Daemon {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private partial = '';
+  private raw = '';
+
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  private take(chunk: string): void {
+    this.raw += chunk;
+    const parts = (this.partial + chunk).split('\n');
+    this.partial = parts.pop()!;
+    for (const p of parts) {
+      try {
+        this.lines.push(JSON.parse(p) as LogLine);
+      } catch {
+        this.lines.push({ level: 'raw', msg: p });
+      }
+    }
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  has(msg: string, fields: Record<string, unknown> = {}): boolean {
+    return this.lines.some((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v));
+  }
+
+  /** The `error` field of every line with this message. */
+  errors(msg: string): string[] {
+    return this.lines.filter((l) => l.msg === msg).map((l) => String(l.error));
+  }
+
+  tail(n = 30): string {
+    return this.raw.split('\n').filter((l) => !l.includes('"connected block"')).slice(-n).join('\n');
+  }
+
+  async waitFor(msg: string, fields: Record<string, unknown> = {}, ms = 30_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!this.has(msg, fields)) {
+      if (!this.alive) throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
+      await sleep(10);
+    }
+  }
+
+  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
+    return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
+  }
+
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.alive) this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const r = await this.exited;
+    clearTimeout(t);
+    return r;
+  }
+}
+
+// ---------------------------------------------------------------- fixtures
+
+const reference = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { tip: string };
+const chain: ChainBuilder = demo();
+const blocks = chain.bestChain();
+const tip = blocks.at(-1)!;
+const heightOf = new Map(blocks.map((b) => [b.hash, b.height]));
+
+/** A second copy of the demo whose best chain a longer branch replaces, forking 10 blocks below the tip. */
+function reorgedDemo(): { main: MinedBlock[]; side: ChainBuilder } {
+  const c = demo();
+  const main = c.bestChain();
+  const side = c.fork(c.height - 10);
+  const ivan = side.account('ivan', 'p2wpkh');
+  side.wallet.pay(side.miner, [payTo(ivan, 50n * 100_000_000n)]);
+  side.mine();
+  side.wallet.pay(ivan, [carrier(newNode(ivan, side.nextTime()))]);
+  side.mine();
+  side.mineEmpty(10);
+  return { main, side };
+}
+const reorged = reorgedDemo();
+let reorgedReference: unknown;
+
+/** mulberry32: a small seeded PRNG, so a fault schedule is the same on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * bcoin's regtest seed is 127.0.0.1:48444 and `--listen=false` does not stop
+ * outbound connections: without this, any other bcoin on the machine that
+ * listens there feeds its blocks to the test's node ("rejected: duplicate").
+ */
+const ISOLATED = { args: ['--only=127.0.0.1:1', '--seeds=127.0.0.1:1'] };
+
+let shared: BcoinNode;
+let dir: string;
+let proxy: FaultyRpcProxy | undefined;
+let daemon: Daemon | undefined;
+const extraNodes: BcoinNode[] = [];
+const publishers: FakeBitcoindPublisher[] = [];
+
+beforeAll(async () => {
+  // Recounts run the CLI synchronously: only before any server of this process starts.
+  expect(recountOf(chain)).toEqual(reference);
+  reorgedReference = recountOf(reorged.side);
+  expect(reorgedReference).not.toEqual(reference);
+  shared = await startBcoin(ISOLATED);
+  await submitAll(shared, blocks.slice(1));
+}, 60_000);
+afterAll(async () => {
+  await shared?.stop();
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-dfault-'));
+});
+afterEach(async () => {
+  if (daemon?.alive) daemon.child.kill('SIGKILL');
+  await daemon?.exited;
+  await proxy?.close();
+  for (const p of publishers.splice(0)) p.close();
+  for (const n of extraNodes.splice(0)) await n.stop();
+  daemon = undefined;
+  proxy = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Starts the daemon against the fake RPC server, with a 1 s RPC timeout. */
+function daemonVia(p: FaultyRpcProxy, node: BcoinNode, db: string, extra: string[] = []): Daemon {
+  daemon = new Daemon([
+    '--network', 'regtest', '--rpc', p.url, '--rpc-user', 'x', '--rpc-password', node.apiKey, '--rpc-timeout', '1',
+    '--db', db, ...(extra.includes('--poll-interval') ? [] : ['--poll-interval', '100']), ...extra,
+  ]);
+  return daemon;
+}
+
+async function exportOf(db: string): Promise<unknown> {
+  const res = await noderegAsync(['export', '--db', db]);
+  if (res.status !== 0) throw new Error(`export failed (${res.status}): ${res.stderr}`);
+  return JSON.parse(res.stdout) as unknown;
+}
+
+/** The daemon stayed up through every fault, stops cleanly, and its index equals the recount. */
+async function survivedAndIndexed(d: Daemon, db: string, end: MinedBlock = tip, expected: unknown = reference): Promise<void> {
+  await d.waitSynced(end);
+  expect(d.alive).toBe(true);
+  expect(await d.stop()).toEqual({ code: 0, signal: null });
+  expect(d.has('stopped', { height: end.height })).toBe(true);
+  expect(await exportOf(db)).toEqual(expected);
+  const root = await noderegAsync(['root', '--db', db, '--json']);
+  expect(root.status).toBe(0);
+  expect((JSON.parse(root.stdout) as { tip: string }).tip).toBe(end.hash);
+}
+
+describe('nodereg index behind a fake RPC server that injects faults', () => {
+  it('retries HTTP 500 pages from the fake RPC server, even when they outlast the client\'s own retries before first contact', async () => {
+    proxy = await FaultyRpcProxy.start(shared, (r) => {
+      // The first getblockchaininfo fails six times: the client gives up after five retries, the follower does not.
+      if (r.method === 'getblockchaininfo' && r.nth <= 6) return 'http500';
+      if (r.method === 'getblockhash' && r.batch && r.nth === 2) return 'http500';
+      if (r.method === 'getblock' && r.nth === 150) return 'http500';
+      return null;
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, shared, db);
+    await survivedAndIndexed(d, db);
+    expect(proxy.count('http500')).toBe(6 + 1 + 1);
+    const retried = d.errors('rpc call failed; retrying');
+    // Five retries of the first call, then one for each of the other two faults.
+    expect(retried.length).toBe(5 + 1 + 1);
+    expect(retried.every((e) => /answered \S+( \(batch of \d+\))? with HTTP 500 \(500 Internal Server Error 500 Internal Server Error nginx\)/.test(e))).toBe(true);
+    expect(d.errors('sync failed; will retry')).toEqual([expect.stringMatching(/getblockchaininfo with HTTP 500/)]);
+    expect(d.has('connected to node')).toBe(true);
+  });
+
+  it('abandons calls that the fake RPC server leaves hanging past --rpc-timeout 1, and retries them', async () => {
+    proxy = await FaultyRpcProxy.start(shared, (r) => {
+      if (r.method === 'getblockchaininfo' && r.nth === 1) return 'hang';
+      if (r.method === 'getblockhash' && r.batch && r.nth === 3) return 'hangBody';
+      // Two getblock requests in flight at once, one silent, one stuck mid-body.
+      if (r.method === 'getblock' && r.nth === 200) return 'hangBody';
+      if (r.method === 'getblock' && r.nth === 201) return 'hang';
+      return null;
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, shared, db);
+    await survivedAndIndexed(d, db);
+    expect([proxy.count('hang'), proxy.count('hangBody')]).toEqual([2, 2]);
+    const timeouts = d.errors('rpc call failed; retrying').filter((e) => /did not answer \S+( \(batch of \d+\))? within 1 s/.test(e));
+    expect(timeouts.length).toBe(4);
+  });
+
+  it('retries answers from the fake RPC server that are cut off mid-JSON, JSON but not JSON-RPC, or a getblock result that is not hex', async () => {
+    proxy = await FaultyRpcProxy.start(shared, (r) => {
+      if (r.method === 'getblock' && r.nth >= 10 && r.nth <= 12) return 'truncatedJson';
+      if (r.method === 'getblockhash' && r.batch && r.nth === 1) return 'truncatedJson';
+      if (r.method === 'getbestblockhash' && r.nth === 1) return 'truncatedJson';
+      if (r.method === 'getblockchaininfo' && r.nth === 1) return 'notJsonRpc';
+      if (r.method === 'getblock' && r.nth === 300) return 'blockNotHex';
+      return null;
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, shared, db);
+    await survivedAndIndexed(d, db);
+    expect([proxy.count('truncatedJson'), proxy.count('notJsonRpc'), proxy.count('blockNotHex')]).toEqual([5, 1, 1]);
+    expect(d.errors('rpc call failed; retrying').filter((e) => /with a body that is not JSON/.test(e)).length).toBe(5);
+    // An answer of the wrong shape is not worth a quick retry by the client; the follower retries the whole sync.
+    expect(d.errors('sync failed; will retry')).toEqual([
+      expect.stringMatching(/answered getblockchaininfo \(HTTP 200\) with JSON that is not a JSON-RPC response/),
+      expect.stringMatching(/answered getblock without hex/),
+    ]);
+  });
+
+  it('refetches blocks whose hex the fake RPC server corrupted (truncated, a byte too many, a changed header), after the base delay each time since the catch-up progressed in between', async () => {
+    const corrupt = new Map<number, Fault>([[150, 'blockTruncated'], [300, 'blockTrailing'], [449, 'blockHeaderFlipped']]);
+    const done = new Set<number>();
+    proxy = await FaultyRpcProxy.start(shared, (r) => {
+      if (r.method !== 'getblock') return null;
+      const h = heightOf.get(String(r.params[0]))!;
+      const f = corrupt.get(h);
+      if (f === undefined || done.has(h)) return null;
+      done.add(h);
+      return f;
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, shared, db);
+    await survivedAndIndexed(d, db);
+    expect(proxy.total).toBe(3);
+    const failures = d.lines.filter((l) => l.msg === 'sync failed; will retry');
+    expect(failures.map((l) => l.error)).toEqual([
+      expect.stringMatching(/^truncated .* at byte offset \d+$/),
+      expect.stringMatching(/^1 trailing bytes after the last transaction at byte offset \d+$/),
+      expect.stringMatching(new RegExp(`^the node returned block [0-9a-f]{64} for hash ${blocks[449]!.hash}`)),
+    ]);
+    // Each failure came 150 blocks after the last one: not a node failing again and again.
+    expect(failures.map((l) => l.retryInMs)).toEqual([500, 500, 500]);
+  });
+
+  it('never lets a block from the fake RPC server whose transactions do not match its header into the index, and leaves the database usable', async () => {
+    // A block with a spending transaction after another one: altering the last one's outpoint
+    // keeps the block parseable and its hash right, but its merkle root no longer matches.
+    const victim = blocks.find((b) => b.txids.length >= 3)!;
+    let altered = false;
+    proxy = await FaultyRpcProxy.start(shared, (r) => {
+      if (r.method !== 'getblock' || altered || r.params[0] !== victim.hash) return null;
+      altered = true;
+      return 'blockInputAltered';
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, shared, db);
+    const outcome = await d.waitSynced(tip).then(
+      () => 'synced',
+      (err: Error) => (d.alive ? `not synced: ${err.message.split('\n')[0]}` : `exited with code ${d.child.exitCode}: ${d.lines.filter((l) => l.level === 'raw').map((l) => l.msg).join(' ')}`),
+    );
+    await d.stop();
+    // Whatever the daemon did, the database must still be the chain's: a clean run from it ends at the recount.
+    const clean = new Daemon(['--network', 'regtest', '--rpc', shared.url, '--rpc-user', 'x', '--rpc-password', shared.apiKey, '--db', db, '--until-synced']);
+    daemon = clean;
+    const cleanExit = await clean.exited;
+    const indexEqualsRecount = cleanExit.code === 0 ? isDeepStrictEqual(await exportOf(db), reference) : clean.tail(3);
+    expect({ victim: victim.height, altered, outcome, cleanExit, indexEqualsRecount })
+      .toEqual({ victim: victim.height, altered: true, outcome: 'synced', cleanExit: { code: 0, signal: null }, indexEqualsRecount: true });
+  });
+
+  it('survives a seeded random mix of every transient fault from the fake RPC server while the chain grows and reorganises', async () => {
+    const node = await startBcoin(ISOLATED);
+    extraNodes.push(node);
+    const { main, side } = reorged;
+    await submitAll(node, main.slice(1, 301));
+    const rand = prng(0xfa017);
+    // Faults the client retries by itself, and a few that fail a whole sync (a block that
+    // does not parse, JSON that is not JSON-RPC): few, since each doubles the follower's backoff.
+    const quick: Fault[] = ['http500', 'http500', 'hang', 'hangBody', 'truncatedJson', 'reset'];
+    const slow: Fault[] = ['notJsonRpc', 'blockTruncated', 'blockTrailing', 'blockHeaderFlipped', 'blockNotHex'];
+    let slowLeft = 2;
+    proxy = await FaultyRpcProxy.start(node, (r) => {
+      if (rand() >= 0.05) return null;
+      if (r.method === 'getblock' && slowLeft > 0 && rand() < 0.4) {
+        slowLeft--;
+        return slow[Math.floor(rand() * slow.length)]!;
+      }
+      const f = quick[Math.floor(rand() * quick.length)]!;
+      // A hang costs a whole second: keep hangs rarer than the rest.
+      return (f === 'hang' || f === 'hangBody') && rand() < 0.75 ? 'http500' : f;
+    });
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, node, db);
+    await d.waitSynced(main[300]!);
+    await submitAll(node, main.slice(301));
+    await d.waitSynced(main.at(-1)!);
+    const fresh = side.chainBlocks().filter((b) => b.height > main.length - 1 - 10);
+    await submitAll(node, fresh);
+    await d.waitFor('reorg done', { depth: 10 });
+    await survivedAndIndexed(d, db, side.tip, reorgedReference);
+    const injected = Object.fromEntries(proxy.injected);
+    console.log(`random faults: ${proxy.total} of ${proxy.requests} requests ${JSON.stringify(injected)}`);
+    expect(proxy.total).toBeGreaterThanOrEqual(15);
+    expect(new Set(proxy.injected.keys()).size).toBeGreaterThanOrEqual(5);
+    expect(d.lines.filter((l) => l.level === 'error' || l.level === 'raw')).toEqual([]);
+  });
+
+  it('does not lose a ZMQ notification that arrives while a stale getbestblockhash answer from the fake RPC server is on its way', async () => {
+    const node = await startBcoin(ISOLATED);
+    extraNodes.push(node);
+    await submitAll(node, blocks.slice(1, 441));
+    const pub = await FakeBitcoindPublisher.bind();
+    publishers.push(pub);
+    proxy = await FaultyRpcProxy.start(node, () => null);
+    const db = join(dir, 'db');
+    const d = daemonVia(proxy, node, db, ['--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug']);
+    await d.waitSynced(blocks[440]!);
+    const probeUntil = Date.now() + 5000;
+    while (!d.has('zmq block notification')) {
+      if (Date.now() > probeUntil) throw new Error(`no ZMQ message reached the daemon:\n${d.tail()}`);
+      await pub.publishSequence(blocks[440]!.hash, 'C');
+      await sleep(25);
+    }
+    await sleep(150);
+
+    // Block 441 wakes the daemon; the node's answer to its closing getbestblockhash (441) is held back…
+    const stale = proxy.holdNext('getbestblockhash');
+    await submitAll(node, [blocks[441]!]);
+    await pub.publishSequence(blocks[441]!.hash, 'C');
+    await stale.arrived;
+    // …while block 442 is connected and announced, and the announcement reaches the daemon.
+    await submitAll(node, [blocks[442]!]);
+    await pub.publishSequence(blocks[442]!.hash, 'C');
+    await d.waitFor('zmq block notification', { hash: blocks[442]!.hash });
+    stale.release();
+    // The stale answer says the index is at the tip; only the notification knows better.
+    await d.waitSynced(blocks[442]!, 2000);
+    expect(await d.stop()).toEqual({ code: 0, signal: null });
+  });
+});
