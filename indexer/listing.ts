@@ -1,5 +1,5 @@
 import type { NetworkParams } from '../script/params.js';
-import { decodeRegistration } from './codec.js';
+import { decodeRegistration, EVENT_KINDS } from './codec.js';
 import { K, P } from './layout.js';
 import {
   balanceNow, exportNode, QueryError, registrationsAt, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
@@ -124,4 +124,84 @@ export async function countByStatus(db: ReadDB): Promise<Record<RegStatus, numbe
     if (raw) counts[decodeRegistration(raw).status]++;
   }
   return counts;
+}
+
+/** The number of active registrations at the end of block `height`. */
+export interface ActivePoint {
+  height: number;
+  active: number;
+}
+
+/** What one pass over the event keys tells about the whole registry. */
+export interface RegistrySummary {
+  /** Each stake's current registration by status (as `countByStatus`). */
+  counts: Record<RegStatus, number>;
+  /** Every height up to the tip where the number of active registrations changes, with the new number. */
+  steps: ActivePoint[];
+}
+
+/**
+ * Counts by status and the active-count steps, from the event keys alone
+ * (no values, no random reads): a registration counts as active from the
+ * end of its firstHeight block until the end of the block it expired or
+ * lapsed in. A stake's current status follows its events in key order, with
+ * one exception: an expiry in the block of a new registration belongs to the
+ * old one (OP_NEWNODE at exactly the old expiryHeight, DESIGN.md §2.8).
+ * Costs one sequential scan of O(events); callers cache it per tip.
+ */
+export async function summarize(db: ReadDB): Promise<RegistrySummary> {
+  const REGISTERED = EVENT_KINDS.indexOf('registered');
+  const EXPIRED = EVENT_KINDS.indexOf('expired');
+  const LAPSED = EVENT_KINDS.indexOf('lapsed');
+  const counts: Record<RegStatus, number> = { active: 0, expired: 0, lapsed: 0 };
+  const delta = new Map<number, number>();
+  let script: Buffer | null = null;
+  let status: RegStatus | null = null;
+  let registeredAt = -1;
+  for await (const k of db.keys(K.all(P.event))) {
+    const scriptEnd = 3 + k.readUInt16BE(1);
+    if (script === null || k.compare(script, 0, script.length, 0, scriptEnd) !== 0) {
+      if (status) counts[status]++;
+      script = Buffer.from(k.subarray(0, scriptEnd));
+      status = null;
+      registeredAt = -1;
+    }
+    const kind = k[k.length - 1]!;
+    const h = k.readUInt32BE(k.length - 9);
+    if (kind === REGISTERED) {
+      status = 'active';
+      registeredAt = h;
+    } else if (kind === LAPSED || (kind === EXPIRED && registeredAt !== h)) {
+      status = kind === LAPSED ? 'lapsed' : 'expired';
+    }
+    if (kind === REGISTERED || kind === EXPIRED || kind === LAPSED) delta.set(h, (delta.get(h) ?? 0) + (kind === REGISTERED ? 1 : -1));
+  }
+  if (status) counts[status]++;
+  const steps: ActivePoint[] = [];
+  let active = 0;
+  for (const h of [...delta.keys()].sort((a, b) => a - b)) {
+    active += delta.get(h)!;
+    steps.push({ height: h, active });
+  }
+  return { counts, steps };
+}
+
+/**
+ * Samples `steps` at `points` heights spread evenly over [from, to], both
+ * ends included (every height when the range is that short).
+ */
+export function sampleActive(steps: readonly ActivePoint[], from: number, to: number, points: number): ActivePoint[] {
+  if (from > to) throw new QueryError(`from (${from}) must not be above to (${to})`);
+  const span = to - from;
+  const n = Math.max(2, points);
+  const heights = span + 1 <= n ? Array.from({ length: span + 1 }, (_, i) => from + i)
+    : [...new Set(Array.from({ length: n }, (_, i) => from + Math.round((i * span) / (n - 1))))];
+  const out: ActivePoint[] = [];
+  let i = 0;
+  let active = 0;
+  for (const height of heights) {
+    while (i < steps.length && steps[i]!.height <= height) active = steps[i++]!.active;
+    out.push({ height, active });
+  }
+  return out;
 }

@@ -22,10 +22,16 @@ export const DEFAULT_RETENTION = 10_000;
  */
 export class EventHub {
   private readonly buffer: StreamEvent[] = [];
-  private nextId = 1;
+  /**
+   * Ids start from the clock (µs), so they keep increasing across restarts
+   * and a client's id from an earlier process is recognised as not retained.
+   */
+  private nextId: number;
   private readonly clients = new Set<ServerResponse>();
 
-  constructor(private readonly retention = DEFAULT_RETENTION, readonly maxClients = 200) {}
+  constructor(private readonly retention = DEFAULT_RETENTION, readonly maxClients = 200, firstId = Date.now() * 1000) {
+    this.nextId = firstId;
+  }
 
   get clientCount(): number {
     return this.clients.size;
@@ -50,6 +56,8 @@ export class EventHub {
     res.write('retry: 3000\n\n');
     if (lastId === null) return;
     const oldest = this.buffer[0]?.id ?? this.nextId;
+    // Id 0 asks for everything still retained.
+    if (lastId === 0) lastId = oldest - 1;
     if (lastId > this.lastId || lastId < oldest - 1) {
       res.write(frame({ id: this.lastId, type: 'reset', data: { reason: `event ${lastId} is not retained (have ${oldest}..${this.lastId}); reload /v1/export` } }));
       return;

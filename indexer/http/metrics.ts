@@ -1,9 +1,9 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Indexer } from '../api.js';
-import { countByStatus } from '../listing.js';
 import { requireTip } from '../queries.js';
 import { withSnapshot } from '../snapshot.js';
 import type { DB } from '../store.js';
+import type { TipSummary } from './summary.js';
 
 /**
  * Prometheus metrics of one server. A registry of its own (not prom-client's
@@ -20,9 +20,8 @@ export class Metrics {
   private readonly txs = new Counter({ name: 'nodereg_transactions_processed_total', help: 'transactions in connected blocks', registers: [this.registry] });
   private readonly reorgs = new Counter({ name: 'nodereg_reorgs_total', help: 'chain reorganisations handled', registers: [this.registry] });
   private readonly rpcErrors = new Counter({ name: 'nodereg_rpc_errors_total', help: 'failed RPC calls (each retry counts)', registers: [this.registry] });
-  private cachedCounts: { tip: string; counts: Record<string, number> } | null = null;
 
-  constructor(private readonly db: DB, private readonly indexer: Indexer | null) {
+  constructor(private readonly db: DB, indexer: Indexer | null, private readonly summary: TipSummary) {
     const self = this;
     new Gauge({
       name: 'nodereg_tip_height', help: 'height of the index tip', registers: [this.registry],
@@ -34,7 +33,8 @@ export class Metrics {
     new Gauge({
       name: 'nodereg_registrations', help: 'each stake\'s current registration, by status', labelNames: ['status'], registers: [this.registry],
       async collect() {
-        for (const [status, n] of Object.entries(await self.statusCounts())) this.set({ status }, n);
+        const { counts } = await withSnapshot(self.db, (r) => self.summary.get(r));
+        for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
     });
     if (indexer) {
@@ -55,13 +55,4 @@ export class Metrics {
     }
   }
 
-  /** Counting walks every registration, so it is done once per tip. */
-  private async statusCounts(): Promise<Record<string, number>> {
-    return withSnapshot(this.db, async (r) => {
-      const tip = await requireTip(r).catch(() => null);
-      const key = tip ? tip.hash.toString('hex') : '';
-      if (this.cachedCounts?.tip !== key) this.cachedCounts = { tip: key, counts: await countByStatus(r) };
-      return this.cachedCounts.counts;
-    });
-  }
 }

@@ -63,7 +63,7 @@ const tipSchema = { type: ['object', 'null'], required: ['height', 'hash'], prop
 
 export const statusSchema = {
   type: 'object',
-  required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'utxoMuhash'],
+  required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'counts', 'utxoMuhash'],
   properties: {
     network: { type: 'string' },
     paramsHash: hex64,
@@ -71,6 +71,12 @@ export const statusSchema = {
     tip: tipSchema,
     nodeTip: { ...tipSchema, description: 'the followed node\'s best block; null when not following' },
     sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following'] },
+    counts: {
+      type: 'object',
+      description: 'each stake\'s current registration at the tip, by status',
+      required: ['active', 'expired', 'lapsed'],
+      properties: { active: { type: 'integer' }, expired: { type: 'integer' }, lapsed: { type: 'integer' } },
+    },
     utxoMuhash: { type: ['string', 'null'], description: 'Core gettxoutsetinfo muhash at the tip, when the index keeps it' },
   },
 } as const;
@@ -114,9 +120,10 @@ const historySchema = {
   },
 } as const;
 
+/** The same shape as `nodereg node --json` and the library's `Indexer.node()`. */
 export const nodeResponse = {
   type: 'object',
-  required: ['height', 'stakeScript', 'balance', 'registration'],
+  required: ['height', 'stakeScript', 'balance', 'registration', 'history'],
   properties: {
     height: { type: 'integer' },
     stakeScript: { type: 'string' },
@@ -126,6 +133,7 @@ export const nodeResponse = {
       required: [...listedNodeSchema.required, 'blocksUntilExpiry'],
       properties: { ...listedNodeSchema.properties, blocksUntilExpiry: nullableInt },
     },
+    history: historySchema,
   },
 } as const;
 
@@ -177,7 +185,7 @@ export const payoutsQuery = {
   type: 'object',
   additionalProperties: false,
   required: ['from', 'to'],
-  properties: { from: height, to: height, minAge: { type: 'integer', minimum: 0, default: 0 } },
+  properties: { from: height, to: height, minAge: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'minimum age at `from`, in blocks' } },
 } as const;
 
 export const payoutsResponse = {
@@ -220,6 +228,33 @@ export const eventsQuery = {
   type: 'object',
   additionalProperties: false,
   properties: { lastEventId: { type: 'integer', minimum: 0, description: 'same as the Last-Event-ID header' } },
+} as const;
+
+export const activeQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    from: { ...height, description: 'first height (default 0)' },
+    to: { ...height, description: 'last height (default: the tip)' },
+    points: { type: 'integer', minimum: 2, maximum: 1000, default: 200, description: 'how many heights to sample' },
+  },
+} as const;
+
+export const activeResponse = {
+  type: 'object',
+  required: ['from', 'to', 'points'],
+  properties: {
+    from: { type: 'integer' },
+    to: { type: 'integer' },
+    points: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['height', 'active'],
+        properties: { height: { type: 'integer' }, active: { type: 'integer', description: 'registrations active at the end of this block' } },
+      },
+    },
+  },
 } as const;
 
 export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const;

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -11,6 +12,7 @@ import type { DB } from '../store.js';
 import { EventHub } from './events.js';
 import { Metrics } from './metrics.js';
 import { registerRoutes } from './routes.js';
+import { TipSummary } from './summary.js';
 
 export interface ServerOptions {
   readonly db: DB;
@@ -21,6 +23,10 @@ export interface ServerOptions {
   readonly corsOrigin?: string | string[];
   readonly log?: LogFn;
   readonly eventRetention?: number;
+  /** First event id (default: the start time in µs, so ids grow across restarts). */
+  readonly firstEventId?: number;
+  /** Expensive reads (exports, payouts, past heights) allowed at once; more get a 503. Default 2. */
+  readonly maxHeavyRequests?: number;
 }
 
 export interface ApiServer {
@@ -42,10 +48,29 @@ export class HttpError extends Error {
 const MAX_URL = 2048;
 
 /**
+ * Errors Node's HTTP parser raises before fastify sees a request (headers
+ * too large or too slow, malformed requests): answered in the API's own
+ * {error, message} shape, then the connection is closed.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, error, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request_timeout', 'the request was not received in time']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'headers_too_large', 'request headers are limited to 8 KiB']
+      : [400, 'bad_request', 'malformed HTTP request'];
+  const body = JSON.stringify({ error, message });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+/**
  * The read-only HTTP API. Limits keep slow or hostile clients from
  * exhausting it: 8 KiB of headers (the request line included), URLs of at
  * most 2 KiB, path parameters of at most 200 characters, no request bodies,
- * 10 s to send headers and 15 s per request (event streams excepted).
+ * 10 s to send headers and 15 s to send a request, at most 200 event
+ * streams, and at most `maxHeavyRequests` registry rebuilds (exports,
+ * payouts, past heights) at once.
  */
 export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
   const log = opts.log ?? silent;
@@ -61,12 +86,18 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
       raw.setHeader('content-type', 'application/json; charset=utf-8');
       raw.end(JSON.stringify({ error: status === 414 ? 'uri_too_long' : 'bad_request', message: error.message }));
     },
+    clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true, allErrors: false } },
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
-      createServer({ maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000 }, handler),
+      createServer({
+        maxHeaderSize: 8192, requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5000,
+        // Node enforces the two timeouts above only when it checks, every 30 s by default.
+        connectionsCheckingInterval: 1000,
+      }, handler),
   });
-  const events = new EventHub(opts.eventRetention);
-  const metrics = new Metrics(opts.db, opts.indexer ?? null);
+  const events = new EventHub(opts.eventRetention, undefined, opts.firstEventId);
+  const summary = new TipSummary();
+  const metrics = new Metrics(opts.db, opts.indexer ?? null, summary);
   if (opts.indexer) events.follow(opts.indexer);
 
   await app.register(swagger, {
@@ -83,6 +114,17 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
       throw new HttpError(405, 'method_not_allowed', 'the API is read-only: only GET is served');
     }
   });
+  // Ajv's coercion reads query integers with Number(), which takes " ", "0x10" and "1e2":
+  // only plain decimal digits are integers here (a minus sign is left for the schema's minimum to reject).
+  app.addHook('preValidation', async (req) => {
+    const props = (req.routeOptions.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties;
+    if (!props) return;
+    for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+      if (props[name]?.type === 'integer' && typeof value === 'string' && !/^-?\d{1,16}$/.test(value)) {
+        throw new HttpError(400, 'bad_request', `querystring/${name} must be a whole number in decimal digits, got "${value.slice(0, 40)}"`);
+      }
+    }
+  });
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpDuration.observe({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
@@ -90,7 +132,10 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     if (err.validation) {
       return reply.code(400).send({ error: 'bad_request', message: `${err.validationContext ?? 'request'}${err.message.replace(/^(querystring|params)/, '')}` });
     }
-    if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    if (err instanceof HttpError) {
+      if (err.statusCode === 503) void reply.header('retry-after', '1');
+      return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    }
     if (err instanceof QueryError) return reply.code(400).send({ error: 'bad_request', message: err.message });
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message });
@@ -102,7 +147,7 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json` });
   });
 
-  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics });
+  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
   await app.ready();
 
   const heartbeat = setInterval(() => events.heartbeat(), 15_000);

@@ -1,0 +1,236 @@
+/**
+ * `npm run bench:api -- [--registrations 100000] [--duration 10] [--connections 10] [--json] [--cache-dir DIR]`
+ *
+ * The HTTP read target of DESIGN.md §4: GET /v1/nodes/{address} at
+ * p99 < 20 ms and ≥ 3000 req/s on one core, with 100 000 registrations.
+ * Builds (once, then cached) an index holding that many registrations by
+ * feeding synthetic blocks straight to connectBlock, starts `nodereg serve`
+ * as its own process pinned to CPU 0, and loads it with autocannon from this
+ * process, pinned to the other CPUs: random single lookups, then random
+ * pages of GET /v1/nodes?limit=100.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connectBlock } from '../indexer/connect.js';
+import type { ScannedBlock, ScannedTx } from '../indexer/scanner.js';
+import { ChainState } from '../indexer/state.js';
+import { openStore } from '../indexer/store.js';
+import { scriptToAddress } from '../script/address.js';
+import { encodeCarrier } from '../script/carrier.js';
+import { BUILTIN_NETWORKS } from '../script/params.js';
+
+const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
+const BUILD_VERSION = 1;
+const PER_BLOCK = 1000;
+const STAKE = 4_250_000_000n;
+const FEE = 1000n;
+const T0 = 1_700_000_000;
+const TARGET_RPS = 3000;
+const TARGET_P99_MS = 20;
+const params = BUILTIN_NETWORKS.regtest!;
+
+interface Args { registrations: number; duration: number; connections: number; json: boolean; cacheDir: string }
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { registrations: 100_000, duration: 10, connections: 10, json: false, cacheDir: join(tmpdir(), 'nodereg-bench-api') };
+  const num = (i: number): number | null => (/^\d+$/.test(argv[i] ?? '') && Number(argv[i]) > 0 ? Number(argv[i]) : null);
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--json') a.json = true;
+    else if (k === '--registrations' && num(i + 1)) a.registrations = num(++i)!;
+    else if (k === '--duration' && num(i + 1)) a.duration = num(++i)!;
+    else if (k === '--connections' && num(i + 1)) a.connections = num(++i)!;
+    else if (k === '--cache-dir' && argv[i + 1]) a.cacheDir = argv[++i]!;
+    else {
+      process.stderr.write(`bench:api: unknown or incomplete argument "${k}"\nusage: npm run bench:api -- [--registrations N] [--duration S] [--connections C] [--json] [--cache-dir DIR]\n`);
+      process.exit(2);
+    }
+  }
+  return a;
+}
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+const stakeScript = (i: number): Buffer => Buffer.concat([Buffer.of(0x00, 0x14), sha256(`api-bench-stake-${i}`).subarray(0, 20)]);
+const heightOf = (i: number): number => 2 + Math.floor(i / PER_BLOCK);
+const positionOf = (i: number): number => 1 + (i % PER_BLOCK);
+
+function block(height: number, prevHash: Buffer, txs: ScannedTx[]): ScannedBlock {
+  return {
+    hash: sha256(`api-bench-block-${height}`), header: Buffer.alloc(80), prevHash, merkleRoot: Buffer.alloc(32),
+    time: T0 + 600 * height, bits: 0x207fffff, txs,
+  };
+}
+
+const coinbase = (height: number, outputs: ScannedTx['outputs']): ScannedTx => ({
+  index: 0, txid: sha256(`api-bench-coinbase-${height}`), coinbase: true, inputs: [{ prevTxid: Buffer.alloc(32), prevVout: 0xffffffff }], outputs,
+});
+
+/**
+ * An index with `n` active registrations: block 1 funds n stake scripts in
+ * its coinbase; blocks 2, 3, … each carry 1000 OP_NEWNODE transactions, each
+ * spending one stake's coin back to itself. Synthetic blocks need no proof
+ * of work: connectBlock checks only that each block extends the tip.
+ */
+async function buildIndex(dbDir: string, n: number, say: (m: string) => void): Promise<void> {
+  rmSync(dbDir, { recursive: true, force: true });
+  const db = await openStore(dbDir, params, { create: true });
+  try {
+    const state = new ChainState(db, params);
+    await state.load();
+    const genesis = Buffer.from(params.genesisHash, 'hex').reverse();
+    await connectBlock(state, { ...block(0, Buffer.alloc(32), []), hash: genesis }, 0);
+    const fund = coinbase(1, Array.from({ length: n }, (_, i) => ({ value: STAKE, script: stakeScript(i) })));
+    let prev = block(1, genesis, [fund]);
+    await connectBlock(state, prev, 1);
+    await state.flush();
+    for (let first = 0; first < n; first += PER_BLOCK) {
+      const height = heightOf(first);
+      const time = T0 + 600 * height;
+      const txs: ScannedTx[] = [coinbase(height, [{ value: 5_000_000_000n, script: stakeScript(-1) }])];
+      for (let i = first; i < Math.min(n, first + PER_BLOCK); i++) {
+        const script = stakeScript(i);
+        txs.push({
+          index: positionOf(i), txid: sha256(`api-bench-newnode-${i}`), coinbase: false,
+          inputs: [{ prevTxid: fund.txid, prevVout: i }],
+          outputs: [{ value: STAKE - FEE, script }, { value: 0n, script: encodeCarrier({ kind: 'newnode', stakeScript: script, timestamp: time }) }],
+        });
+      }
+      prev = block(height, prev.hash, txs);
+      const summary = await connectBlock(state, prev, height);
+      const accepted = summary.events.filter((e) => e.type === 'registered').length;
+      if (accepted !== txs.length - 1) throw new Error(`block ${height}: ${accepted} of ${txs.length - 1} registrations accepted`);
+      if (height % 10 === 0 || first + PER_BLOCK >= n) {
+        await state.flush();
+        say(`  ${Math.min(n, first + PER_BLOCK)} registrations`);
+      }
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+/** The part of autocannon's result this benchmark reads. */
+interface LoadResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; average: number; max: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<LoadResult>;
+
+async function loadAutocannon(): Promise<Autocannon> {
+  const name = 'autocannon';
+  try {
+    const mod = (await import(name)) as { default: Autocannon };
+    return mod.default;
+  } catch {
+    throw new Error('autocannon is not installed: add it with `npm install --save-dev autocannon`');
+  }
+}
+
+function startServer(dbDir: string, pin: boolean): Promise<{ child: ChildProcess; base: string }> {
+  const cmd = [CLI, 'serve', '--db', dbDir, '--listen', '127.0.0.1:0', '--log-json'];
+  const child = pin ? spawn('taskset', ['-c', '0', process.execPath, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, cmd, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      const m = /"address":"(http:\/\/[^"]+)"/.exec(log);
+      if (m) resolve({ child, base: m[1]! });
+    });
+    child.on('exit', (code) => reject(new Error(`nodereg serve exited (${code}):\n${log}`)));
+  });
+}
+
+interface RouteResult {
+  reqPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function measure(autocannon: Autocannon, base: string, paths: () => string, a: Args, seconds: number): Promise<RouteResult> {
+  const r = await autocannon({
+    url: base, connections: a.connections, pipelining: 1, duration: seconds,
+    requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: paths() }) }],
+  });
+  return {
+    reqPerSec: Math.round(r.requests.average), p50Ms: r.latency.p50, p99Ms: r.latency.p99, requests: r.requests.total,
+    errors: r.errors + r.timeouts, non2xx: r.non2xx,
+  };
+}
+
+const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const say = (m: string): void => {
+    process.stderr.write(m + '\n');
+  };
+  const autocannon = await loadAutocannon();
+  const dir = join(a.cacheDir, `r${a.registrations}`);
+  const dbDir = join(dir, 'db');
+  const marker = join(dir, 'built.json');
+  let built = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as { version: number; seconds: number }) : null;
+  if (built?.version !== BUILD_VERSION) {
+    say(`building an index of ${a.registrations} registrations in ${dir}`);
+    mkdirSync(dir, { recursive: true });
+    const started = process.hrtime.bigint();
+    await buildIndex(dbDir, a.registrations, say);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    built = { version: BUILD_VERSION, seconds: round(seconds) };
+    writeFileSync(marker, JSON.stringify(built));
+    say(`built in ${seconds.toFixed(1)} s`);
+  } else {
+    say(`using the cached index of ${a.registrations} registrations in ${dir}`);
+  }
+
+  const addresses = Array.from({ length: a.registrations }, (_, i) => `/v1/nodes/${scriptToAddress(stakeScript(i), params)}`);
+  const pages = Array.from({ length: Math.max(1, a.registrations - 100) }, (_, i) =>
+    i === 0 ? '/v1/nodes?limit=100' : `/v1/nodes?limit=100&cursor=${Buffer.from(`${heightOf(i - 1)}:${positionOf(i - 1)}`).toString('base64url')}`);
+  const pick = (xs: string[]) => (): string => xs[Math.floor(Math.random() * xs.length)]!;
+
+  const cpus = availableParallelism();
+  const pin = cpus > 1 && spawnSync('taskset', ['-V']).status === 0;
+  if (pin) spawnSync('taskset', ['-a', '-pc', `1-${cpus - 1}`, String(process.pid)], { stdio: 'ignore' });
+  else say('warning: cannot pin the server to one core (no taskset, or one CPU): numbers are for the whole machine');
+  const { child, base } = await startServer(dbDir, pin);
+  try {
+    say(`server ${base}${pin ? ' pinned to CPU 0 (taskset -c 0)' : ''}; autocannon with ${a.connections} connections, ${a.duration} s per route`);
+    await measure(autocannon, base, pick(addresses), a, 2);
+    const lookup = await measure(autocannon, base, pick(addresses), a, a.duration);
+    const page = await measure(autocannon, base, pick(pages), a, a.duration);
+    const meets = lookup.reqPerSec >= TARGET_RPS && lookup.p99Ms < TARGET_P99_MS && lookup.errors === 0 && lookup.non2xx === 0;
+    const rows = [
+      ['route', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'target', 'req/s ÷ target', 'p99 ÷ target'],
+      ['GET /v1/nodes/{address}', String(lookup.reqPerSec), String(lookup.p50Ms), String(lookup.p99Ms), String(lookup.errors + lookup.non2xx),
+        `≥ ${TARGET_RPS} req/s, p99 < ${TARGET_P99_MS} ms`, String(round(lookup.reqPerSec / TARGET_RPS)), String(round(lookup.p99Ms / TARGET_P99_MS))],
+      ['GET /v1/nodes?limit=100', String(page.reqPerSec), String(page.p50Ms), String(page.p99Ms), String(page.errors + page.non2xx), '(none)', '', ''],
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
+    process.stdout.write(`single lookups ${meets ? 'meet' : 'MISS'} the DESIGN.md §4 target (${a.registrations} registrations, server on ${pin ? 'one core' : `${cpus} cores`})\n`);
+    if (a.json) {
+      process.stdout.write(JSON.stringify({
+        registrations: a.registrations, connections: a.connections, durationSec: a.duration, pinnedToOneCore: pin, buildSeconds: built?.seconds ?? null,
+        lookup: { ...lookup, reqRatio: round(lookup.reqPerSec / TARGET_RPS), p99Ratio: round(lookup.p99Ms / TARGET_P99_MS) },
+        page, targetReqPerSec: TARGET_RPS, targetP99Ms: TARGET_P99_MS, meetsTarget: meets,
+      }) + '\n');
+    }
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:api: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+import { requireTip } from '../queries.js';
+import { summarize, type RegistrySummary } from '../listing.js';
+import type { ReadDB } from '../snapshot.js';
+
+const EMPTY: RegistrySummary = { counts: { active: 0, expired: 0, lapsed: 0 }, steps: [] };
+
+/**
+ * The registry summary (counts by status, active-count steps) of the
+ * current tip, shared by /v1/status, /v1/history/active and /metrics. It is
+ * computed once per tip: concurrent requests for a new tip wait for the same
+ * computation instead of each scanning the event rows.
+ */
+export class TipSummary {
+  private cached: { tip: string; summary: Promise<RegistrySummary> } | null = null;
+
+  /** The summary as of the tip that `r` (the caller's snapshot) sees. */
+  async get(r: ReadDB): Promise<RegistrySummary> {
+    const tip = await requireTip(r).catch(() => null);
+    if (tip === null) return EMPTY;
+    const key = tip.hash.toString('hex');
+    if (this.cached?.tip !== key) {
+      const summary = summarize(r);
+      this.cached = { tip: key, summary };
+      summary.catch(() => {
+        if (this.cached?.summary === summary) this.cached = null;
+      });
+    }
+    return this.cached.summary;
+  }
+}

@@ -1,0 +1,659 @@
+import fc from 'fast-check';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { carrier, newNode, renewal } from '../fixtures/generator/announce.js';
+import { storageOrder, writeBlocksDir } from '../fixtures/generator/blkwriter.js';
+import { ChainBuilder } from '../fixtures/generator/chain.js';
+import { fixtureLayout } from '../fixtures/generator/output.js';
+import { payTo } from '../fixtures/generator/wallet.js';
+import { buildServer, type ApiServer } from '../indexer/http/server.js';
+import type { ExportJson } from '../indexer/queries.js';
+import { connectBlock } from '../indexer/connect.js';
+import { countByStatus, summarize } from '../indexer/listing.js';
+import { recount } from '../indexer/recount.js';
+import { registrationsAt } from '../indexer/queries.js';
+import { BUILTIN_NETWORKS, type NetworkParams } from '../script/params.js';
+import { noderegAsync, ROOT, SHARED } from './helpers/cli.js';
+import { tempIndex } from './helpers/db.js';
+import { chainOf, TEST_PARAMS } from './helpers/synthetic.js';
+
+const regtest = BUILTIN_NETWORKS.regtest!;
+const DEMO_BLOCKS = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+const CORE = join(SHARED, 'fixtures', 'core-regtest');
+const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as ExportJson;
+const coreNode = JSON.parse(readFileSync(join(CORE, 'node.json'), 'utf8')) as { heights: Record<string, { hash: string; utxoMuhash: string }> };
+
+const CAROL = 'mxYdWYFhFqno9w1eWkkcCqJTJrtDMN9LXx';
+const ALICE = 'bcrt1qw08gd26j454qfj0986nae4pemvk8uu8d454g2g';
+const DAVE = '2NE1HNBLoroM1MmHdQDpSRBUUnP2ovE2mzL';
+const MAINNET_ADDRESS = 'bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4';
+const EMPTY_ROOT = 'c85525462fdcf30a2c18d6f4b92923000974355c2477f59594d2c205a1d25add';
+const STACK = /(?:\\n|\n)\s+at\s|\.(?:js|ts):\d+:\d+/;
+
+type Index = Awaited<ReturnType<typeof tempIndex>>;
+/** A server under test and the base URL it listens on (port 0: any free port). */
+interface Served { server: ApiServer; base: URL; db?: Index['db'] }
+const opened: Array<{ idx: Index; server: ApiServer }> = [];
+const agent = new Agent({ keepAlive: true });
+let dir: string;
+let demo: Served;
+let core: Served;
+let rereg: Served;
+let cliExport: { status: number | null; stdout: string; stderr: string };
+let cliExport300: { status: number | null; stdout: string; stderr: string };
+let cliRecount: { status: number | null; stdout: string; stderr: string };
+let cliNode: { status: number | null; stdout: string; stderr: string };
+
+async function listening(server: ApiServer): Promise<Served> {
+  return { server, base: new URL(await server.listen('127.0.0.1', 0)) };
+}
+
+async function serve(blocksDir: string, params: NetworkParams, opts: { utxoHash?: boolean } = {}): Promise<Served> {
+  const idx = await tempIndex(params, { utxoHash: opts.utxoHash });
+  await recount({ blocksDir, params, db: idx.db });
+  const server = await buildServer({ db: idx.db, params });
+  opened.push({ idx, server });
+  return { ...(await listening(server)), db: idx.db };
+}
+
+/**
+ * A short-expiry chain where a script registers twice: alice registers at
+ * 103, expires at 113 and registers again at 115 (renewed at 116); bob
+ * registers at 103 and lapses at 107. Tip 118.
+ */
+function reregChain(): ChainBuilder {
+  const params: NetworkParams = { ...regtest, name: 'regtest-e10', expiryBlocks: 10 };
+  const c = new ChainBuilder({ seed: 'api-rereg', params, firstBlockTime: 1_700_000_000 });
+  const alice = c.account('alice', 'p2wpkh');
+  const bob = c.account('bob', 'p2tr');
+  c.mineEmpty(101);
+  c.wallet.pay(c.miner, [payTo(alice, 45n * 100_000_000n), payTo(bob, 45n * 100_000_000n)]);
+  c.mine();
+  c.wallet.pay(alice, [carrier(newNode(alice, c.nextTime()))]);
+  c.wallet.pay(bob, [carrier(newNode(bob, c.nextTime()))]);
+  c.mine();
+  c.mineEmpty(3);
+  c.wallet.pay(bob, [payTo(c.miner, 40n * 100_000_000n)]);
+  c.mine();
+  c.mineEmpty(7);
+  const again = c.wallet.pay(alice, [carrier(newNode(alice, c.nextTime()))]);
+  c.mine();
+  c.wallet.pay(alice, [carrier(renewal(alice, c.nextTime(), again))]);
+  c.mine();
+  c.mineEmpty(2);
+  return c;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-api-'));
+  const cliDb = join(dir, 'cli-db');
+  const cli = (async () => {
+    cliRecount = await noderegAsync(['recount', '--network', 'regtest', '--blocks-dir', DEMO_BLOCKS, '--db', cliDb, '--json']);
+    // One at a time: a LevelDB index is locked by the process that has it open.
+    cliExport = await noderegAsync(['export', '--db', cliDb]);
+    cliExport300 = await noderegAsync(['export', '--db', cliDb, '--height', '300']);
+    cliNode = await noderegAsync(['node', ALICE, '--db', cliDb, '--json']);
+  })();
+  const c = reregChain();
+  writeBlocksDir(join(dir, 'rereg'), storageOrder(c), fixtureLayout(c));
+  [demo, core, rereg] = await Promise.all([
+    serve(DEMO_BLOCKS, regtest),
+    serve(join(CORE, 'blocks'), regtest, { utxoHash: true }),
+    serve(join(dir, 'rereg'), c.params),
+  ]);
+  await cli;
+});
+
+afterAll(async () => {
+  for (const { idx, server } of opened) {
+    await server.close();
+    await idx.close();
+  }
+  agent.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Answer {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  json<T = unknown>(): T;
+}
+
+/**
+ * One request over a real socket. (fastify's inject() cannot run under
+ * Jest's ESM mode: light-my-request requires cookie@2, an ES module.)
+ */
+function send(base: URL, url: string, method: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, host: base.hostname, port: base.port, path: url, method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        resolve({ statusCode: res.statusCode!, headers: res.headers, body, json: <T>() => JSON.parse(body) as T });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Every response of this file goes through here: none may carry a stack trace. */
+async function call(s: Served, url: string, opts: { method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS'; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const res = await send(s.base, url, opts.method ?? 'GET', opts.headers);
+  expect(res.body).not.toMatch(STACK);
+  return res;
+}
+
+async function ok<T = unknown>(s: Served, url: string): Promise<T> {
+  const res = await call(s, url);
+  expect({ url, status: res.statusCode, type: res.headers['content-type'] }).toEqual({ url, status: 200, type: 'application/json; charset=utf-8' });
+  return res.json<T>();
+}
+
+async function fails(s: Served, url: string, status: number, error: string, message: RegExp): Promise<void> {
+  const res = await call(s, url);
+  expect({ url, status: res.statusCode, type: res.headers['content-type'] }).toEqual({ url, status, type: 'application/json; charset=utf-8' });
+  const body = res.json<{ error: string; message: string }>();
+  expect(Object.keys(body).sort()).toEqual(['error', 'message']);
+  expect(body).toEqual({ error, message: expect.stringMatching(message) });
+}
+
+const withAge = (h: number) => (n: ExportJson['nodes'][number]) => ({ ...n, age: h - n.firstHeight });
+const byAddress = (a: string): ExportJson['nodes'][number] => expected.nodes.find((n) => n.address === a)!;
+
+describe('GET /v1/status and /v1/root', () => {
+  it('status reports the network, params hash, tip, counts by status and schema version of a static index', async () => {
+    expect(await ok(demo, '/v1/status')).toEqual({
+      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
+      tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following',
+      counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,
+    });
+  });
+
+  it('status and root of the Core-written chain carry the node\'s own block hashes and UTXO MuHash', async () => {
+    expect(await ok(core, '/v1/status')).toMatchObject({
+      tip: { height: 116, hash: coreNode.heights['116']!.hash }, counts: { active: 1, expired: 0, lapsed: 0 }, utxoMuhash: coreNode.heights['116']!.utxoMuhash,
+    });
+    for (const h of [0, 57, 113, 116]) {
+      const root = await ok<{ root: string }>(core, `/v1/root?height=${h}`);
+      expect(root).toEqual({ height: h, tip: coreNode.heights[String(h)]!.hash, root: h < 113 ? EMPTY_ROOT : root.root, utxoMuhash: coreNode.heights[String(h)]!.utxoMuhash });
+    }
+  });
+
+  it('root defaults to the tip and equals the export\'s root at every height asked', async () => {
+    expect(await ok(demo, '/v1/root')).toEqual({ height: 450, tip: expected.tip, root: expected.root, utxoMuhash: null });
+    expect(await ok(demo, '/v1/root?height=0')).toMatchObject({ height: 0, root: EMPTY_ROOT, tip: regtest.genesisHash });
+    for (const h of [102, 245, 246, 300, 442]) {
+      const ex = await ok<ExportJson>(demo, `/v1/export?height=${h}`);
+      expect(await ok(demo, `/v1/root?height=${h}`)).toEqual({ height: h, tip: ex.tip, root: ex.root, utxoMuhash: null });
+    }
+    expect((await ok<{ root: string }>(demo, '/v1/root?height=245')).root).toBe('dec39e382de3427b45a426758aac37784e097e5f2b002661d5bc0c3d5553d6a5');
+  });
+});
+
+describe('GET /v1/export', () => {
+  it('equals the committed expected.json, `nodereg export` and the recount JSON of the same chain', async () => {
+    const api = await ok<ExportJson>(demo, '/v1/export');
+    expect(api).toEqual(expected);
+    expect([cliRecount.status, cliExport.status, cliExport300.status, cliExport.stderr]).toEqual([0, 0, 0, '']);
+    expect(api).toEqual(JSON.parse(cliExport.stdout));
+    expect(api).toEqual(JSON.parse(cliRecount.stdout));
+    expect((await call(demo, '/v1/export')).body).toBe(JSON.stringify(expected));
+  });
+
+  it('as of a past height equals `nodereg export --height`', async () => {
+    expect(await ok(demo, '/v1/export?height=300')).toEqual(JSON.parse(cliExport300.stdout));
+    expect(await ok(demo, '/v1/export?height=300')).toMatchObject({ height: 300, nodes: [{ address: CAROL, status: 'expired', endedHeight: 246 }] });
+  });
+});
+
+describe('GET /v1/nodes', () => {
+  it('lists active registrations in FIRST_SEEN order by default', async () => {
+    expect(await ok(demo, '/v1/nodes')).toEqual({
+      height: 450, nextCursor: null, nodes: expected.nodes.filter((n) => n.status === 'active').map(withAge(450)),
+    });
+  });
+
+  it('filters by each status', async () => {
+    for (const status of ['active', 'expired', 'lapsed'] as const) {
+      expect(await ok(demo, `/v1/nodes?status=${status}`)).toEqual({ height: 450, nextCursor: null, nodes: expected.nodes.filter((n) => n.status === status).map(withAge(450)) });
+    }
+    expect((await ok<{ nodes: unknown[] }>(demo, '/v1/nodes?status=all')).nodes).toEqual(expected.nodes.map(withAge(450)));
+  });
+
+  it('pages through the whole registry with the cursor, every node once and in order', async () => {
+    const seen: unknown[] = [];
+    const cursors: Array<string | null> = [];
+    let url = '/v1/nodes?status=all&limit=2';
+    for (;;) {
+      const page = await ok<{ nodes: unknown[]; nextCursor: string | null }>(demo, url);
+      seen.push(...page.nodes);
+      cursors.push(page.nextCursor);
+      if (page.nextCursor === null) break;
+      url = `/v1/nodes?status=all&limit=2&cursor=${page.nextCursor}`;
+    }
+    expect(seen).toEqual(expected.nodes.map(withAge(450)));
+    expect(cursors.map((c) => c && Buffer.from(c, 'base64url').toString())).toEqual(['432:1', '433:1', null]);
+    const active = await ok<{ nodes: Array<{ address: string }>; nextCursor: string }>(demo, '/v1/nodes?limit=1');
+    expect(active.nodes.map((n) => n.address)).toEqual([ALICE]);
+    const rest = await ok<{ nodes: Array<{ address: string }>; nextCursor: string | null }>(demo, `/v1/nodes?limit=1000&cursor=${active.nextCursor}`);
+    expect(rest).toMatchObject({ nextCursor: null, nodes: [{ status: 'active', firstHeight: 432 }, { status: 'active', firstHeight: 435 }] });
+  });
+
+  it('answers as of a past height with `at`, equal to the export at that height', async () => {
+    expect(await ok(demo, '/v1/nodes?at=100&status=all')).toEqual({ height: 100, nodes: [], nextCursor: null });
+    expect(await ok(demo, '/v1/nodes?at=245')).toEqual({
+      height: 245, nextCursor: null,
+      nodes: [{ ...byAddress(CAROL), status: 'active', endedHeight: null, balance: '4499999000', age: 143 }],
+    });
+    for (const h of [246, 440, 442]) {
+      const ex = await ok<ExportJson>(demo, `/v1/export?height=${h}`);
+      expect(await ok(demo, `/v1/nodes?at=${h}&status=all`)).toEqual({ height: h, nodes: ex.nodes.map(withAge(h)), nextCursor: null });
+    }
+    const page = await ok<{ nextCursor: string }>(demo, '/v1/nodes?at=442&status=all&limit=3');
+    expect(await ok(demo, `/v1/nodes?at=442&status=all&cursor=${page.nextCursor}`)).toMatchObject({ nodes: [{ firstHeight: 433, status: 'lapsed' }, { firstHeight: 435 }], nextCursor: null });
+  });
+
+  it('lists each script once, by its current registration', async () => {
+    expect((await ok<{ nodes: Array<{ firstHeight: number; status: string }> }>(rereg, '/v1/nodes?status=all')).nodes.map((n) => [n.firstHeight, n.status]))
+      .toEqual([[103, 'lapsed'], [115, 'active']]);
+    expect((await ok<{ nodes: Array<{ firstHeight: number; status: string; endedHeight: number }> }>(rereg, '/v1/nodes?status=all&at=114')).nodes.map((n) => [n.firstHeight, n.status, n.endedHeight]))
+      .toEqual([[103, 'expired', 113], [103, 'lapsed', 107]]);
+  });
+});
+
+describe('GET /v1/nodes/{stake} and its history', () => {
+  it('shows the current registration, balance, age, renewals, blocks until expiry and history, by address or script hex', async () => {
+    const alice = {
+      height: 450, stakeScript: byAddress(ALICE).stakeScript, balance: '4599996000', registration: { ...byAddress(ALICE), age: 18, blocksUntilExpiry: 137 },
+      history: [
+        { event: 'registered', height: 432, txid: '4fcd425b4bc59cc7815ed2e5352aa59434d3825e08390170c3ed7757fb271616', registration: '432:1', timestamp: 1700258600, expiryHeight: 576 },
+        { event: 'renewed', height: 435, txid: '2d4577ef5cfad92c03e8255e58030ac3c420fc484a3d6301f44eaad3d024be51', registration: '432:1', timestamp: 1700260400, expiryHeight: 579 },
+        { event: 'renewed', height: 443, txid: '0c9610abc989330788dca1d6f515eb737e15b175c8e6488872e2dc1dd6e3bf34', registration: '432:1', timestamp: 1700265200, expiryHeight: 587 },
+      ],
+    };
+    expect(await ok(demo, `/v1/nodes/${ALICE}`)).toEqual(alice);
+    expect(await ok(demo, `/v1/nodes/${byAddress(ALICE).stakeScript}`)).toEqual(alice);
+    expect(await ok(demo, `/v1/nodes/${byAddress(ALICE).stakeScript.toUpperCase()}`)).toEqual(alice);
+    expect(await ok(demo, `/v1/nodes/${CAROL}`)).toEqual({
+      height: 450, stakeScript: byAddress(CAROL).stakeScript, balance: '4499998000', registration: { ...byAddress(CAROL), age: 348, blocksUntilExpiry: null },
+      history: [
+        { event: 'registered', height: 102, txid: byAddress(CAROL).firstTxid, registration: '102:1', timestamp: 1700060600, expiryHeight: 246 },
+        { event: 'expired', height: 246, txid: null, registration: '102:1', timestamp: 1700060600, expiryHeight: 246 },
+      ],
+    });
+  });
+
+  it('answers a stake in the same shape as `nodereg node --json`', async () => {
+    expect([cliNode.status, cliNode.stderr]).toEqual([0, '']);
+    expect(await ok(demo, `/v1/nodes/${ALICE}`)).toEqual(JSON.parse(cliNode.stdout));
+  });
+
+  it('history lists every event of the script', async () => {
+    expect(await ok(demo, `/v1/nodes/${DAVE}/history`)).toEqual({
+      height: 450, stakeScript: 'a914e3b7a32c1a1240df7bdb4558f70ef7c06ebdc1d887', history: [
+        { event: 'registered', height: 433, txid: 'd2df64580f72c4332efe7fb45a4094eb3c3943a2be74453aadbfff590147da4d', registration: '433:1', timestamp: 1700259200, expiryHeight: 577 },
+        { event: 'renewed', height: 439, txid: 'e6e9d7a124aab254f80bdb65723c280a71176abbcffe600062e19c209ad1c606', registration: '433:1', timestamp: 1700270000, expiryHeight: 583 },
+        { event: 'lapsed', height: 442, txid: null, registration: '433:1', timestamp: 1700270000, expiryHeight: 583 },
+      ],
+    });
+    expect((await ok<{ history: Array<{ event: string; height: number }> }>(demo, `/v1/nodes/${CAROL}/history`)).history.map((e) => [e.event, e.height]))
+      .toEqual([['registered', 102], ['expired', 246]]);
+  });
+
+  it('history keeps an earlier registration of a script that registered again, and the node shows the new one', async () => {
+    const { nodes } = await ok<{ nodes: Array<{ address: string; firstHeight: number }> }>(rereg, '/v1/nodes');
+    const alice = nodes[0]!.address;
+    const history = await ok<{ history: Array<{ event: string; height: number; registration: string; expiryHeight: number; txid: string | null }> }>(rereg, `/v1/nodes/${alice}/history`);
+    expect(history.history.map((e) => [e.event, e.height, e.registration, e.expiryHeight])).toEqual([
+      ['registered', 103, '103:1', 113], ['expired', 113, '103:1', 113], ['registered', 115, '115:1', 125], ['renewed', 116, '115:1', 126],
+    ]);
+    expect(await ok(rereg, `/v1/nodes/${alice}`)).toMatchObject({
+      height: 118,
+      registration: { address: alice, status: 'active', firstHeight: 115, firstTxid: history.history[2]!.txid, tipHeight: 116, tipTxid: history.history[3]!.txid, renewals: 1, expiryHeight: 126, endedHeight: null, age: 3, blocksUntilExpiry: 8 },
+    });
+  });
+
+  it('lists the unspent outputs of a script', async () => {
+    expect(await ok(demo, `/v1/scripts/${ALICE}/utxos`)).toEqual({
+      height: 450, utxos: [
+        { txid: '6ca244374eb5a4e7f7a4bd5d636c15f2e347e1d6ef4742d4ccde4f1079808026', vout: 0, value: '100000000', height: 447, coinbase: false },
+        { txid: '0c9610abc989330788dca1d6f515eb737e15b175c8e6488872e2dc1dd6e3bf34', vout: 1, value: '4499996000', height: 443, coinbase: false },
+      ],
+    });
+  });
+
+  it('is a 404 for a valid stake that was never registered', async () => {
+    const miner = '76a914' + '00'.repeat(20) + '88ac';
+    await fails(demo, `/v1/nodes/${miner}`, 404, 'not_found', /never been registered/);
+    await fails(demo, `/v1/nodes/${miner}/history`, 404, 'not_found', /never been registered/);
+    expect(await ok(demo, `/v1/scripts/${miner}/utxos`)).toEqual({ height: 450, utxos: [] });
+  });
+});
+
+describe('GET /v1/tx/{txid}', () => {
+  it('gives each announcement\'s outcome: accepted, or the reason code', async () => {
+    expect(await ok(demo, '/v1/tx/0801416be893cf079a6bb7fa0b5220002d832e996553eea4fc320bbb9165aadd')).toEqual({
+      txid: '0801416be893cf079a6bb7fa0b5220002d832e996553eea4fc320bbb9165aadd', announcements: [{ vout: 0, height: 102, kind: 'newnode', accepted: true, reason: null }],
+    });
+    expect(await ok(demo, '/v1/tx/2D4577EF5CFAD92C03E8255E58030AC3C420FC484A3D6301F44EAAD3D024BE51')).toEqual({
+      txid: '2d4577ef5cfad92c03e8255e58030ac3c420fc484a3d6301f44eaad3d024be51', announcements: [{ vout: 0, height: 435, kind: 'renewal', accepted: true, reason: null }],
+    });
+    expect(await ok(demo, '/v1/tx/c9941c0c71d9b84a06a0366c3397974abbf7d2dde4a9d82397bb44364d2d2b16')).toEqual({
+      txid: 'c9941c0c71d9b84a06a0366c3397974abbf7d2dde4a9d82397bb44364d2d2b16', announcements: [
+        { vout: 0, height: 436, kind: 'renewal', accepted: false, reason: 'MULTIPLE_ANNOUNCEMENTS' },
+        { vout: 1, height: 436, kind: 'renewal', accepted: false, reason: 'MULTIPLE_ANNOUNCEMENTS' },
+      ],
+    });
+    const flawed = await ok<{ announcements: Array<{ reason: string; accepted: boolean }> }>(demo, '/v1/tx/1e0ccc7409cca6c26dbd609f93600f779d932321524a9e4e0504f97613e09adb');
+    expect(flawed.announcements.map((a) => [a.accepted, a.reason])).toEqual([[false, 'MALFORMED_CARRIER'], [false, 'NON_MINIMAL_PUSH'], [false, 'UNKNOWN_OPCODE'], [false, 'STACK_MISMATCH']]);
+    expect(await ok(core, '/v1/tx/fbeedf45edb117806839ae53614f8c3574ec04421e474abc52996791c5eb72c3')).toMatchObject({ announcements: [{ accepted: false, reason: 'TIMESTAMP_IN_FUTURE', height: 115 }] });
+  });
+
+  it('is a 404 for a transaction without announcements', async () => {
+    await fails(demo, `/v1/tx/${'00'.repeat(32)}`, 404, 'not_found', /no announcement of transaction 0{64}/);
+  });
+});
+
+describe('GET /v1/payouts', () => {
+  const payees = async (s: Served, q: string): Promise<Array<[string, number, number]>> =>
+    (await ok<{ nodes: Array<{ address: string; age: number; renewals: number }> }>(s, `/v1/payouts?${q}`)).nodes.map((n) => [n.address, n.age, n.renewals]);
+  const BOB = expected.nodes[2]!.address!;
+  const ERIN = expected.nodes[4]!.address!;
+
+  it('returns the nodes live at the end of every block of [from, to], with stake script, address, age at `to` and renewals', async () => {
+    expect(await ok(demo, '/v1/payouts?from=440&to=445')).toEqual({
+      from: 440, to: 445, nodes: [ALICE, BOB, ERIN].map((a) => {
+        const n = byAddress(a);
+        return { stakeScript: n.stakeScript, address: a, firstHeight: n.firstHeight, age: 445 - n.firstHeight, renewals: a === ALICE ? 2 : 1 };
+      }),
+    });
+  });
+
+  it('leaves out a node that lapsed or expired inside the range, and one registered after `from`', async () => {
+    expect((await payees(demo, 'from=436&to=441')).map((p) => p[0])).toEqual([ALICE, BOB, DAVE, ERIN]);
+    expect((await payees(demo, 'from=436&to=442')).map((p) => p[0])).toEqual([ALICE, BOB, ERIN]);
+    expect((await payees(demo, 'from=434&to=436')).map((p) => p[0])).toEqual([ALICE, BOB, DAVE]);
+    expect(await payees(demo, 'from=102&to=245')).toEqual([[CAROL, 143, 0]]);
+    expect(await payees(demo, 'from=102&to=246')).toEqual([]);
+    expect(await payees(demo, 'from=101&to=245')).toEqual([]);
+    expect(await payees(demo, 'from=450&to=450')).toEqual([[ALICE, 18, 2], [BOB, 18, 2], [ERIN, 15, 1]]);
+  });
+
+  it('keeps only nodes whose age at `from` reaches minAge', async () => {
+    expect((await payees(demo, 'from=440&to=445&minAge=5')).map((p) => p[0])).toEqual([ALICE, BOB, ERIN]);
+    expect((await payees(demo, 'from=440&to=445&minAge=6')).map((p) => p[0])).toEqual([ALICE, BOB]);
+    expect((await payees(demo, 'from=440&to=445&minAge=8')).map((p) => p[0])).toEqual([ALICE, BOB]);
+    expect(await payees(demo, 'from=440&to=445&minAge=9')).toEqual([]);
+  });
+
+  it('needs one registration throughout: a script that re-registered inside the range is left out', async () => {
+    const alice = (await ok<{ nodes: Array<{ address: string }> }>(rereg, '/v1/nodes')).nodes[0]!.address;
+    expect((await payees(rereg, 'from=104&to=106')).length).toBe(2);
+    expect(await payees(rereg, 'from=104&to=107')).toEqual([[alice, 4, 0]]);
+    expect(await payees(rereg, 'from=111&to=116')).toEqual([]);
+    expect(await payees(rereg, 'from=115&to=118')).toEqual([[alice, 3, 1]]);
+    expect(await payees(rereg, 'from=117&to=118&minAge=2')).toEqual([[alice, 3, 1]]);
+    expect(await payees(rereg, 'from=117&to=118&minAge=3')).toEqual([]);
+  });
+});
+
+describe('GET /v1/history/active', () => {
+  it('counts the registrations active at the end of each sampled block', async () => {
+    const steps = [[102, 0], [103, 2], [106, 2], [107, 1], [112, 1], [113, 0], [114, 0], [115, 1], [118, 1]];
+    const { points } = await ok<{ points: Array<{ height: number; active: number }> }>(rereg, '/v1/history/active?from=101&to=118');
+    expect(points).toHaveLength(18);
+    for (const [h, n] of steps) expect(points.find((p) => p.height === h)).toEqual({ height: h, active: n });
+    expect(await ok(demo, '/v1/history/active?points=4')).toEqual({ from: 0, to: 450, points: [{ height: 0, active: 0 }, { height: 150, active: 1 }, { height: 300, active: 0 }, { height: 450, active: 3 }] });
+    expect(await ok(demo, '/v1/history/active?from=440&to=443&points=2')).toEqual({ from: 440, to: 443, points: [{ height: 440, active: 4 }, { height: 443, active: 3 }] });
+  });
+
+  it('counts and steps from the event keys equal the registry rebuilt at every height, on random chains', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 }), async (seed) => {
+      const idx = await tempIndex(TEST_PARAMS);
+      try {
+        const blocks = chainOf(40, seed);
+        for (let h = 0; h < blocks.length; h++) {
+          await connectBlock(idx.state, blocks[h]!.block, h);
+          await idx.state.flush();
+        }
+        const { counts, steps } = await summarize(idx.db);
+        expect(counts).toEqual(await countByStatus(idx.db));
+        let active = 0;
+        for (let h = 0; h < blocks.length; h++) {
+          active = steps.find((s) => s.height === h)?.active ?? active;
+          const live = (await registrationsAt(idx.db, h)).filter((r) => r.status === 'active').length;
+          expect({ seed, h, active }).toEqual({ seed, h, active: live });
+        }
+      } finally {
+        await idx.close();
+      }
+    }), { numRuns: 15 });
+  });
+
+  it('agrees with the active count of /v1/nodes?at= at every height of the demo', async () => {
+    const { points } = await ok<{ points: Array<{ height: number; active: number }> }>(demo, '/v1/history/active?from=240&to=450&points=1000');
+    expect(points).toHaveLength(211);
+    for (const p of points.filter((q) => q.height % 10 === 0 || (q.height >= 440 && q.height <= 447) || q.height === 246)) {
+      const listed = await ok<{ nodes: unknown[] }>(demo, `/v1/nodes?at=${p.height}&limit=1000`);
+      expect({ h: p.height, active: listed.nodes.length }).toEqual({ h: p.height, active: p.active });
+    }
+  });
+});
+
+describe('the API description and the dashboard', () => {
+  it('serves an OpenAPI document generated from the route schemas, GET only', async () => {
+    const doc = await ok<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(demo, '/v1/openapi.json');
+    expect(doc.openapi).toBe('3.0.3');
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts',
+      '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/status', '/v1/tx/{txid}',
+    ]);
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      expect({ path, methods: Object.keys(ops) }).toEqual({ path, methods: ['get'] });
+      if (path !== '/v1/events') expect(Object.keys(ops.get!.responses)).toContain('200');
+    }
+  });
+
+  it('serves the dashboard page and its script with a strict content security policy', async () => {
+    const page = await call(demo, '/');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toMatch(/script-src 'self';/);
+    expect(page.body).toMatch(/<script src="\/dashboard\.js" defer><\/script>/);
+    expect(page.body).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
+    const js = await call(demo, '/dashboard.js');
+    expect([js.statusCode, js.headers['content-type']]).toEqual([200, 'text/javascript; charset=utf-8']);
+    expect(js.body).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it('has every metric family of a static index on /metrics', async () => {
+    const res = await call(demo, '/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.body).toMatch(/^nodereg_tip_height 450$/m);
+    expect(res.body).toMatch(/^nodereg_registrations\{status="active"\} 3$/m);
+    expect(res.body).toMatch(/^nodereg_http_request_duration_seconds_bucket\{le="0.005",route="\/v1\/status",status="200"\} \d+$/m);
+  });
+});
+
+describe('bad input', () => {
+  it('a bad, wrong-network or non-stake address is a 400 on every stake route', async () => {
+    for (const route of ['/v1/nodes/%s', '/v1/nodes/%s/history', '/v1/scripts/%s/utxos']) {
+      const at = (s: string): string => route.replace('%s', s);
+      await fails(demo, at('not-an-address'), 400, 'bad_address', /"not-an-address" is not a valid address/);
+      await fails(demo, at(MAINNET_ADDRESS), 400, 'bad_address', /another network; regtest addresses start with "bcrt1"/);
+      await fails(demo, at('6a' + '00'.repeat(30)), 400, 'bad_address', /is not a valid address|not a standard stake/);
+    }
+  });
+
+  it('a txid that is not 64 hex digits is a 400', async () => {
+    await fails(demo, `/v1/tx/${'zz'.repeat(32)}`, 400, 'bad_request', /params\/txid must match pattern/);
+    await fails(demo, `/v1/tx/${'00'.repeat(31)}`, 400, 'bad_request', /params\/txid must match pattern/);
+    await fails(demo, `/v1/tx/${'00'.repeat(33)}`, 400, 'bad_request', /params\/txid must match pattern/);
+  });
+
+  it('a negative, future, non-integer or non-decimal height is a 400 on every route that takes one', async () => {
+    for (const base of ['/v1/root?height=', '/v1/export?height=', '/v1/nodes?at=', '/v1/payouts?from=0&to=', '/v1/history/active?to=']) {
+      await fails(demo, `${base}-1`, 400, 'bad_request', /must be >= 0/);
+      await fails(demo, `${base}451`, 400, 'bad_request', /height 451 is above the index tip 450/);
+      await fails(demo, `${base}1.5`, 400, 'bad_request', /must be a whole number/);
+      await fails(demo, `${base}abc`, 400, 'bad_request', /must be a whole number/);
+      await fails(demo, `${base}0x10`, 400, 'bad_request', /must be a whole number/);
+      await fails(demo, `${base}%20`, 400, 'bad_request', /must be a whole number/);
+      await fails(demo, `${base}`, 400, 'bad_request', /must be a whole number/);
+      await fails(demo, `${base}4294967296`, 400, 'bad_request', /must be <= 4294967295/);
+      await fails(demo, `${base}1&${base.split('?')[1]!.split('&').pop()}2`, 400, 'bad_request', /must be integer/);
+    }
+    await fails(demo, '/v1/payouts?from=-1&to=3', 400, 'bad_request', /querystring\/from must be >= 0/);
+    await fails(demo, '/v1/payouts?from=0&to=3&minAge=-1', 400, 'bad_request', /minAge must be >= 0/);
+    await fails(demo, '/v1/payouts?from=0&to=3&minAge=2.5', 400, 'bad_request', /minAge must be a whole number/);
+  });
+
+  it('an unknown query parameter is a 400 on every route', async () => {
+    for (const url of [
+      '/v1/status?x=1', '/v1/nodes?foo=1', `/v1/nodes/${ALICE}?x=1`, `/v1/nodes/${ALICE}/history?x=1`, `/v1/scripts/${ALICE}/utxos?x=1`,
+      `/v1/tx/${'00'.repeat(32)}?x=1`, '/v1/root?h=1', '/v1/export?at=1', '/v1/payouts?from=1&to=2&min_age=1', '/v1/history/active?n=3',
+      '/v1/events?since=1', '/metrics?x=1', '/v1/openapi.json?x=1', '/?x=1', '/dashboard.js?v=2',
+    ]) await fails(demo, url, 400, 'bad_request', /querystring must NOT have additional properties/);
+  });
+
+  it('limit 0, limit 1001, a bad status and a bad cursor are 400s', async () => {
+    await fails(demo, '/v1/nodes?limit=0', 400, 'bad_request', /limit must be >= 1/);
+    await fails(demo, '/v1/nodes?limit=1001', 400, 'bad_request', /limit must be <= 1000/);
+    await fails(demo, '/v1/nodes?limit=ten', 400, 'bad_request', /limit must be a whole number/);
+    await fails(demo, '/v1/nodes?status=alive', 400, 'bad_request', /status must be equal to one of the allowed values/);
+    await fails(demo, '/v1/nodes?cursor=zzz', 400, 'bad_request', /cursor "zzz" is not one this server handed out/);
+    await fails(demo, `/v1/nodes?cursor=${Buffer.from('1:2:3').toString('base64url')}`, 400, 'bad_request', /is not one this server handed out/);
+    await fails(demo, '/v1/nodes?cursor=a%2Bb', 400, 'bad_request', /cursor must match pattern/);
+    await fails(demo, `/v1/nodes?cursor=${'A'.repeat(65)}`, 400, 'bad_request', /cursor must NOT have more than 64 characters/);
+  });
+
+  it('from above to is a 400, and so are missing required parameters', async () => {
+    await fails(demo, '/v1/payouts?from=5&to=4', 400, 'bad_request', /from \(5\) must not be above to \(4\)/);
+    await fails(demo, '/v1/history/active?from=5&to=4', 400, 'bad_request', /from \(5\) must not be above to \(4\)/);
+    await fails(demo, '/v1/payouts?from=1', 400, 'bad_request', /must have required property 'to'/);
+    await fails(demo, '/v1/payouts', 400, 'bad_request', /must have required property/);
+    await fails(demo, '/v1/history/active?points=1', 400, 'bad_request', /points must be >= 2/);
+    await fails(demo, '/v1/history/active?points=1001', 400, 'bad_request', /points must be <= 1000/);
+    await fails(demo, '/v1/events?lastEventId=-1', 400, 'bad_request', /lastEventId must be >= 0/);
+  });
+
+  it('an unknown route is a 404, and any method but GET is a 405: nothing mutates state', async () => {
+    await fails(demo, '/v2/status', 404, 'not_found', /no route GET \/v2\/status; see \/v1\/openapi\.json/);
+    await fails(demo, '/v1/nodes/a/b/c', 404, 'not_found', /no route/);
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
+      for (const url of ['/v1/status', '/v1/nodes', `/v1/nodes/${ALICE}`, '/v1/export', '/nope']) {
+        const res = await call(demo, url, { method });
+        expect({ method, url, status: res.statusCode, body: res.json() }).toEqual({ method, url, status: 405, body: { error: 'method_not_allowed', message: 'the API is read-only: only GET is served' } });
+      }
+    }
+    const head = await call(demo, '/v1/status', { method: 'HEAD' });
+    expect([head.statusCode, head.body]).toEqual([200, '']);
+  });
+
+  it('an over-long URL is a 414, and an over-long path parameter too', async () => {
+    const long = await call(demo, `/v1/nodes?cursor=${'a'.repeat(3000)}`);
+    expect([long.statusCode, long.json()]).toEqual([414, { error: 'uri_too_long', message: 'URLs are limited to 2048 characters' }]);
+    const param = await call(demo, `/v1/nodes/${'a'.repeat(250)}`);
+    expect(param.statusCode).toBe(414);
+    expect(param.json()).toEqual({ error: 'uri_too_long', message: expect.stringMatching(/exceeding the max param length/) });
+  });
+
+  it('turns away expensive reads beyond the limit with a 503 and Retry-After, while cheap routes keep answering', async () => {
+    const tight = await listening(await buildServer({ db: demo.db!, params: regtest, maxHeavyRequests: 1 }));
+    try {
+      const answers = await Promise.all([
+        ...Array.from({ length: 6 }, () => call(tight, '/v1/export')), call(tight, '/v1/payouts?from=440&to=445'), call(tight, '/v1/nodes?at=300'), call(tight, '/v1/status'),
+      ]);
+      const statuses = answers.map((a) => a.statusCode);
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
+      expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(1);
+      expect(statuses[8]).toBe(200);
+      for (const a of answers.filter((x) => x.statusCode === 503)) {
+        expect(a.headers['retry-after']).toBe('1');
+        expect(a.json()).toEqual({ error: 'busy', message: '1 expensive requests (export, payouts, past heights) are already running; retry in a moment' });
+      }
+      expect((await call(tight, '/v1/export')).statusCode).toBe(200);
+    } finally {
+      await tight.server.close();
+    }
+  });
+
+  it('an internal failure is a 500 with a generic message, and the stack goes to the log only', async () => {
+    const idx = await tempIndex(regtest);
+    const logged: string[] = [];
+    const broken = await buildServer({ db: idx.db, params: regtest, log: (_lvl, _msg, fields) => logged.push(String(fields?.error)) });
+    try {
+      const s = await listening(broken);
+      await idx.db.close();
+      const res = await call(s, '/v1/export');
+      expect([res.statusCode, res.json()]).toEqual([500, { error: 'internal', message: 'internal error; see the server log' }]);
+      expect(logged.join('\n')).toMatch(/\n\s+at /);
+    } finally {
+      await broken.close();
+      await idx.close();
+    }
+  });
+});
+
+describe('defaults and limits', () => {
+  it('sends no CORS headers unless an origin is configured', async () => {
+    const res = await call(demo, '/v1/status', { headers: { origin: 'https://explorer.example' } });
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+    const pre = await call(demo, '/v1/status', { method: 'OPTIONS', headers: { origin: 'https://explorer.example', 'access-control-request-method': 'GET' } });
+    expect(pre.statusCode).toBe(404);
+    expect(pre.headers['access-control-allow-origin']).toBeUndefined();
+
+    const idx = await tempIndex(regtest);
+    const withCors = await buildServer({ db: idx.db, params: regtest, corsOrigin: 'https://explorer.example' });
+    try {
+      const open = await listening(withCors);
+      const got = await call(open, '/v1/openapi.json', { headers: { origin: 'https://explorer.example' } });
+      expect(got.headers['access-control-allow-origin']).toBe('https://explorer.example');
+      const preflight = await call(open, '/v1/status', { method: 'OPTIONS', headers: { origin: 'https://explorer.example', 'access-control-request-method': 'GET' } });
+      expect(preflight.statusCode).toBe(204);
+      expect(preflight.headers['access-control-allow-methods']).toBe('GET');
+    } finally {
+      await withCors.close();
+      await idx.close();
+    }
+  });
+
+  it('`nodereg serve` binds to 127.0.0.1 unless told otherwise, and CORS is opt-in', async () => {
+    const help = await noderegAsync(['serve', '--help']);
+    expect(help.stdout).toMatch(/--listen\s+host:port; bind 0\.0\.0\.0 explicitly to expose it\s+\[string\] \[default: "127\.0\.0\.1:8080"\]/);
+    expect(help.stdout).toMatch(/--cors\s+allow these browser origins \(CORS is off by default\)/);
+  });
+
+  it('on a real socket, huge headers get a 431 and a client too slow to send its headers is cut off', async () => {
+    const base = demo.base;
+    const big = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: base.hostname, port: base.port, path: '/v1/status', headers: { 'x-filler': 'a'.repeat(9000) } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => { body += d.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(big).toEqual({ status: 431, body: JSON.stringify({ error: 'headers_too_large', message: 'request headers are limited to 8 KiB' }) });
+
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      const sock = connect(Number(base.port), base.hostname, () => sock.write('GET /v1/status HTTP/1.1\r\nHost: x\r\n'));
+      let got = '';
+      sock.on('data', (d) => { got += d.toString(); });
+      sock.on('close', () => resolve(got));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(answer).toMatch(/\r\n\r\n\{"error":"request_timeout","message":"the request was not received in time"\}$/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+    expect(Date.now() - started).toBeLessThan(13_000);
+  }, 30_000);
+});
