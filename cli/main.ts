@@ -7,6 +7,8 @@ import { recountCommand } from './commands/recount.js';
 import { scriptCommand } from './commands/script.js';
 import { serveCommand } from './commands/serve.js';
 import { verifyCommand } from './commands/verify.js';
+import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
+import { keyCommand } from './commands/key.js';
 import { UsageError, UserError } from './common.js';
 
 /**
@@ -22,6 +24,11 @@ async function main(argv: string[]): Promise<void> {
     .command(indexCommand)
     .command(queryCommands)
     .command(verifyCommand)
+    .command(announceCommand)
+    .command(renewCommand)
+    .command(broadcastCommand)
+    .command(statusCommand)
+    .command(keyCommand)
     .command(serveCommand)
     .demandCommand(1, 'choose a command (see --help)')
     .strict()

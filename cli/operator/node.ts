@@ -1,0 +1,157 @@
+import { Block } from 'bitcoinjs-lib';
+import { RpcClient, RpcError } from '../../indexer/rpc.js';
+import { forEachTxid } from '../../indexer/scanner.js';
+import type { NetworkParams } from '../../script/params.js';
+import { UsageError, UserError } from '../common.js';
+import type { StakeCoin } from './build.js';
+
+/*
+ * What the operator commands ask the node: the chain it is on, a fee rate,
+ * previous transactions for legacy inputs, and whether a transaction it was
+ * given is really in its mempool.
+ */
+
+export interface RpcArgs {
+  rpc: string;
+  rpcUser?: string;
+  rpcPassword?: string;
+  rpcCookie?: string;
+  rpcTimeout?: number;
+}
+
+/** Fee rate bounds (sat/vB). An announcement needs no priority, so anything above the cap is a typo. */
+export const MAX_FEE_RATE = 1000;
+/** Used when neither --fee-rate nor the node's estimatesmartfee gives a rate (regtest, a fresh node). */
+export const DEFAULT_FEE_RATE = 2;
+/** The confirmation target asked of estimatesmartfee. */
+export const FEE_TARGET_BLOCKS = 6;
+
+export interface FeeRate {
+  /** sat/vB. */
+  readonly rate: number;
+  readonly source: '--fee-rate' | 'estimatesmartfee' | 'default';
+}
+
+/** An RPC client for one command: few retries, so a wrong URL fails in seconds rather than minutes. */
+export function rpcFrom(args: RpcArgs, env: NodeJS.ProcessEnv = process.env): RpcClient {
+  try {
+    return new RpcClient({
+      url: args.rpc,
+      user: args.rpcUser,
+      password: args.rpcPassword ?? env.NODEREG_RPC_PASSWORD,
+      cookieFile: args.rpcCookie,
+      timeoutMs: (args.rpcTimeout ?? 30) * 1000,
+      retries: 2,
+      backoffMs: 200,
+    });
+  } catch (err) {
+    if (err instanceof RpcError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Refuses a node on another chain than the params: nothing it says would fit the index. */
+export async function checkChain(rpc: RpcClient, params: NetworkParams): Promise<void> {
+  const genesis = await rpc.getBlockHash(0);
+  if (genesis !== params.genesisHash) {
+    throw new UserError(`the node at ${rpc.url} is on another chain (genesis ${genesis.slice(0, 16)}…) than ${params.name}: check --rpc and --network/--params`);
+  }
+}
+
+/** Validates a --fee-rate value. */
+export function checkFeeRate(rate: number): void {
+  if (!Number.isFinite(rate) || rate <= 0) throw new UsageError(`--fee-rate must be a positive number of sat/vB, got ${rate}`);
+  if (rate > MAX_FEE_RATE) {
+    throw new UsageError(`--fee-rate ${rate} sat/vB is absurd (the limit is ${MAX_FEE_RATE} sat/vB); an announcement needs no priority`);
+  }
+}
+
+/** --fee-rate, else the node's estimate for 6 blocks (at least 1 sat/vB), else the default. */
+export async function resolveFeeRate(rpc: RpcClient, flag: number | undefined): Promise<FeeRate> {
+  if (flag !== undefined) {
+    checkFeeRate(flag);
+    return { rate: flag, source: '--fee-rate' };
+  }
+  let perKvB: bigint | null = null;
+  try {
+    perKvB = (await rpc.estimateSmartFee(FEE_TARGET_BLOCKS)).satPerKvB;
+  } catch (err) {
+    // A node without fee estimation (some forks, or disabled) is not an error: fall back.
+    if (!(err instanceof RpcError && err.kind === 'rpc')) throw err;
+  }
+  if (perKvB === null) return { rate: DEFAULT_FEE_RATE, source: 'default' };
+  const rate = Math.max(1, Number(perKvB) / 1000);
+  if (rate > MAX_FEE_RATE) {
+    throw new UserError(`the node estimates ${rate} sat/vB, above the ${MAX_FEE_RATE} sat/vB limit: pass --fee-rate explicitly`);
+  }
+  return { rate, source: 'estimatesmartfee' };
+}
+
+/**
+ * The previous transactions of these coins, by txid. Read from their blocks,
+ * so no transaction index is needed on the node.
+ */
+export async function fetchPrevTxs(rpc: RpcClient, coins: readonly StakeCoin[]): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const byHeight = new Map<number, Set<string>>();
+  for (const c of coins) {
+    let set = byHeight.get(c.height);
+    if (!set) byHeight.set(c.height, (set = new Set()));
+    set.add(c.txid);
+  }
+  for (const [height, txids] of byHeight) {
+    const block = Block.fromBuffer(await rpc.getBlockRaw(await rpc.getBlockHash(height)));
+    for (const tx of block.transactions ?? []) {
+      const id = tx.getId();
+      if (txids.has(id)) out.set(id, Buffer.from(tx.toBuffer()));
+    }
+    for (const id of txids) {
+      if (!out.has(id)) throw new UserError(`transaction ${id} is not in the node's block at height ${height}: the index and the node disagree; let the index catch up and retry`);
+    }
+  }
+  return out;
+}
+
+/** Whether the node holds the transaction in its mempool. */
+export async function inMempool(rpc: RpcClient, txid: string): Promise<boolean> {
+  try {
+    await rpc.call('getmempoolentry', [txid]);
+    return true;
+  } catch (err) {
+    if (err instanceof RpcError && err.kind === 'rpc') return false;
+    throw err;
+  }
+}
+
+async function inTipBlock(rpc: RpcClient, txid: string): Promise<boolean> {
+  const want = Buffer.from(txid, 'hex').reverse();
+  let found = false;
+  forEachTxid(await rpc.getBlockRaw(await rpc.getBestBlockHash()), (id) => {
+    if (id.equals(want)) found = true;
+  });
+  return found;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends a transaction and makes sure the node kept it. bcoin answers
+ * sendrawtransaction before validating, so an invalid transaction only
+ * shows as missing from the mempool; that is reported, not assumed sent.
+ */
+export async function sendTransaction(rpc: RpcClient, hex: string, txid: string): Promise<void> {
+  try {
+    await rpc.sendRawTransaction(hex);
+  } catch (err) {
+    if (err instanceof RpcError && err.kind === 'rpc') {
+      throw new UserError(`the node refused transaction ${txid}: ${(err.nodeMessage ?? err.message).split('\n')[0]}`);
+    }
+    throw err;
+  }
+  for (let i = 0; i < 30; i++) {
+    if (await inMempool(rpc, txid)) return;
+    await sleep(100);
+  }
+  if (await inTipBlock(rpc, txid)) return;
+  throw new UserError(`the node took transaction ${txid} but did not keep it in its mempool: it is invalid or conflicts with an unconfirmed one (see the node's log)`);
+}
