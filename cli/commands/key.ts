@@ -41,7 +41,8 @@ const addresses: CommandModule = {
   command: 'addresses',
   describe: 'the addresses (stakes) a key file controls',
   builder: (y: Argv) => withJson(withNetwork(y))
-    .option('key-file', { type: 'string', demandOption: true, describe: 'file holding one WIF key, mode 600' }),
+    .option('key-file', { type: 'string', demandOption: true, describe: 'file holding one WIF key, mode 600' })
+    .example('$0 key addresses --network regtest --key-file stake.wif', 'which stake addresses this key can announce'),
   handler: (argv) => {
     const a = argv as unknown as KeyArgs;
     show(readKeyFile(a.keyFile!, networkFrom(a)).owned(), a.json);

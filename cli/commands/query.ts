@@ -105,7 +105,8 @@ interface ExplainArgs extends DbArgs { txid: string }
 const explain: CommandModule = {
   command: 'explain <txid>',
   describe: 'why a transaction\'s announcement was accepted or rejected',
-  builder: (y) => dbOptions(y).positional('txid', { type: 'string', demandOption: true, describe: 'transaction id (RPC hex)' }),
+  builder: (y) => dbOptions(y).positional('txid', { type: 'string', demandOption: true, describe: 'transaction id (RPC hex)' })
+    .example('$0 explain 6dc176c7006cd8590131206e6e897e03d43120b95f2654662c711c51c2639831 --db ./index', 'accepted, or the reason code it was rejected with'),
   handler: (argv) => {
     const a = argv as unknown as ExplainArgs;
     const txid = hexArg(a.txid, 'txid');
@@ -137,7 +138,8 @@ interface HeightArgs extends DbArgs { height?: number }
 const root: CommandModule = {
   command: 'root',
   describe: 'the 32-byte registry root at the tip or a past height',
-  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height')),
+  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
+    .example('$0 root --db ./index --height 400', 'compare with anyone else\'s recount at height 400'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
     return withIndex(a, async (db) => {
@@ -152,7 +154,8 @@ const root: CommandModule = {
 const exportCmd: CommandModule = {
   command: 'export',
   describe: 'the interchange JSON (DESIGN.md §2.7) at the tip or a past height',
-  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height')),
+  builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
+    .example('$0 export --db ./index > registry.json', 'the registry as third parties compare it'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
     return withIndex(a, async (db, params) => printJson(await exportAt(db, params, a.height)));
