@@ -118,3 +118,37 @@ describe('nodereg index against a real bcoin node', () => {
     for (const r of [wrongUrl, badAuth, otherNet]) expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('--prune-undo', () => {
+  it('keeps undo data only for the last N blocks, follows a shallower reorg, and stops clearly on a deeper one', async () => {
+    node = await startBcoin();
+    const c = demo();
+    await submitAll(node, c.bestChain().slice(1));
+    const db = join(dir, 'db');
+    expect(indexUntilSynced(node, db, ['--prune-undo', '6']).status).toBe(0);
+    const { Level } = await import('level');
+    const countUndo = async (): Promise<number[]> => {
+      const lv = new Level<Buffer, Buffer>(db, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      const heights: number[] = [];
+      for await (const k of lv.keys({ gte: Buffer.of(0x55), lt: Buffer.of(0x56) })) heights.push(k.readUInt32BE(1));
+      await lv.close();
+      return heights;
+    };
+    expect(await countUndo()).toEqual([445, 446, 447, 448, 449, 450]);
+
+    const shallow = c.fork(c.height - 3);
+    shallow.mineEmpty(5);
+    await submitAll(node, shallow.chainBlocks().filter((b) => b.height > c.height - 3));
+    const ok = indexUntilSynced(node, db, ['--prune-undo', '6']);
+    expect(ok.status).toBe(0);
+    expect(exportOf(db)).toEqual(recountOf(shallow));
+
+    const deep = c.fork(c.height - 12);
+    deep.mineEmpty(20);
+    await submitAll(node, deep.chainBlocks().filter((b) => b.height > c.height - 12));
+    const fail = indexUntilSynced(node, db, ['--prune-undo', '6']);
+    expect(fail.status).toBe(1);
+    expect(fail.stderr).toMatch(/nodereg: cannot undo block \d+ for a reorg of depth 14: .*Rebuild the index \(--prune-undo was too small\?\)/);
+    expect(fail.stderr).not.toMatch(/\n\s+at /);
+  });
+});
