@@ -13,6 +13,7 @@ import { encodePush } from '../script/opcodes.js';
 import { encodePositiveScriptNum } from '../script/scriptnum.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { REGTEST_GENESIS_HEX } from '../fixtures/generator/block.js';
+import { prng } from '../fixtures/generator/random.js';
 
 export const BENCH_VERSION = 1;
 const MAGIC = Buffer.from('fabfb5da', 'hex');
@@ -32,17 +33,6 @@ export interface BenchChain {
 }
 
 const sha256d = (b: Uint8Array): Buffer => createHash('sha256').update(createHash('sha256').update(b).digest()).digest();
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function p2wpkh(tag: string, i: number): Buffer {
   return Buffer.concat([Buffer.of(0x00, 0x14), createHash('sha256').update(`${tag}${i}`).digest().subarray(0, 20)]);

@@ -63,18 +63,13 @@ export class RegistryWriter {
 
   renew(a: Announcement, txIndex: number, txid: Buffer): void {
     const idk = this.state.current.get(bkey(a.stakeScript))!;
-    const reg = this.state.open.get(idk)!;
-    const id = unbkey(idk);
-    this.state.root.remove(rootElement(reg));
-    this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
-    const before = encodeRegistration(reg);
-    this.state.untrackOpen(idk, reg);
-    reg.tipHeight = this.height;
-    reg.tipTxid = Buffer.from(txid);
-    reg.timestamp = a.timestamp;
-    reg.renewals += 1;
-    reg.expiryHeight = this.height + this.state.params.expiryBlocks;
-    this.write(K.registration(id), encodeRegistration(reg), before);
+    const { reg, id } = this.update(idk, (r) => {
+      r.tipHeight = this.height;
+      r.tipTxid = Buffer.from(txid);
+      r.timestamp = a.timestamp;
+      r.renewals += 1;
+      r.expiryHeight = this.height + this.state.params.expiryBlocks;
+    });
     this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
     this.event(reg, 'renewed', txIndex, txid);
     this.state.root.insert(rootElement(reg));
@@ -83,16 +78,28 @@ export class RegistryWriter {
 
   /** Ends an open registration at the end of this block. */
   end(idk: string, how: 'expired' | 'lapsed'): void {
+    const { reg } = this.update(idk, (r) => {
+      r.status = how;
+      r.endedHeight = this.height;
+    });
+    this.event(reg, how, END_OF_BLOCK, null);
+  }
+
+  /**
+   * The part renewing and ending share: takes the open registration `idk` out
+   * of the root, its expiry row and the open set, applies `change` to it and
+   * rewrites its row (remembering the old one).
+   */
+  private update(idk: string, change: (reg: Registration) => void): { reg: Registration; id: Buffer } {
     const reg = this.state.open.get(idk)!;
     const id = unbkey(idk);
     this.state.root.remove(rootElement(reg));
     this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
     const before = encodeRegistration(reg);
     this.state.untrackOpen(idk, reg);
-    reg.status = how;
-    reg.endedHeight = this.height;
+    change(reg);
     this.write(K.registration(id), encodeRegistration(reg), before);
-    this.event(reg, how, END_OF_BLOCK, null);
+    return { reg, id };
   }
 
   outcome(txid: Buffer, txIndex: number, vout: number, a: Announcement | null, reason: ReasonCode | null): void {

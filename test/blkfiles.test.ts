@@ -1,20 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { BlkFileError, BlockReader, deobfuscate, listBlkFiles, readBlockRecords, readXorKey, type BlkRecord } from '../indexer/blkfiles.js';
 import { scanBlock } from '../indexer/scanner.js';
+import { coreRegtest, writeBlkDir, type BlkDirOptions } from './helpers/blocksdir.js';
 
-function fixturePath(name: string): string {
-  const local = fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-  return existsSync(local) ? local : `/work/shared/fixtures/${name}`;
-}
-
-const FIXTURE = fixturePath('core-regtest/blocks');
-const node = JSON.parse(readFileSync(fixturePath('core-regtest/node.json'), 'utf8')) as {
-  bestblockhash: string; height: number; heights: Record<string, { hash: string }>;
-};
+const { blocksDir: FIXTURE, node } = coreRegtest();
 const MAGIC = Buffer.from('fabfb5da', 'hex');
 const KEY = Buffer.from('0123456789abcdef', 'hex');
 const rpc = (internal: Uint8Array): string => Buffer.from(internal).reverse().toString('hex');
@@ -22,31 +14,10 @@ const rpc = (internal: Uint8Array): string => Buffer.from(internal).reverse().to
 const scratchDirs: string[] = [];
 afterAll(() => scratchDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-interface DirOptions {
-  /** Obfuscation key; null writes the files in the clear. */
-  key?: Buffer | null;
-  /** Write xor.dat even when the key is null (then as eight zero bytes). */
-  keyFile?: boolean;
-  /** Raw zero bytes appended to each file, as Core's preallocation leaves them. */
-  zeroTail?: number;
-}
-
-/** Writes blocks as a bitcoind blocks directory: one inner array per blk file. */
-function writeBlocksDir(files: Buffer[][], { key = null, keyFile = key !== null, zeroTail = 4096 }: DirOptions = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nodereg-blk-'));
+/** Writes blocks as a bitcoind blocks directory (with MAGIC), removed after the tests: one inner array per blk file. */
+function writeBlocksDir(files: Buffer[][], opts: Omit<BlkDirOptions, 'magic'> = {}): string {
+  const dir = writeBlkDir(files, { magic: MAGIC, ...opts });
   scratchDirs.push(dir);
-  files.forEach((blocks, i) => {
-    const parts: Buffer[] = [];
-    for (const b of blocks) {
-      const size = Buffer.alloc(4);
-      size.writeUInt32LE(b.length);
-      parts.push(MAGIC, size, b);
-    }
-    const data = Buffer.concat(parts);
-    if (key !== null) for (let p = 0; p < data.length; p++) data[p] ^= key[p % 8];
-    writeFileSync(join(dir, `blk${String(i).padStart(5, '0')}.dat`), Buffer.concat([data, Buffer.alloc(zeroTail)]));
-  });
-  if (keyFile) writeFileSync(join(dir, 'xor.dat'), key ?? Buffer.alloc(8));
   return dir;
 }
 

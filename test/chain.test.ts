@@ -1,7 +1,5 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import BN from 'bn.js';
 import fc from 'fast-check';
 import { BUILTIN_NETWORKS } from '../script/params.js';
@@ -9,16 +7,9 @@ import { BlkFileError, readBlockRecords } from '../indexer/blkfiles.js';
 import { ChainError, loadBestChain, openChainReader, readChainBlock, type BestChain } from '../indexer/chain.js';
 import { blockHash, blockWork, checkProofOfWork, merkleRoot, targetFromBits } from '../indexer/pow.js';
 import { scanBlock } from '../indexer/scanner.js';
+import { coreRegtest, writeBlkDir } from './helpers/blocksdir.js';
 
-function fixturePath(name: string): string {
-  const local = fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-  return existsSync(local) ? local : `/work/shared/fixtures/${name}`;
-}
-
-const FIXTURE = fixturePath('core-regtest/blocks');
-const node = JSON.parse(readFileSync(fixturePath('core-regtest/node.json'), 'utf8')) as {
-  bestblockhash: string; height: number; heights: Record<string, { hash: string }>;
-};
+const { blocksDir: FIXTURE, node } = coreRegtest();
 const regtest = BUILTIN_NETWORKS.regtest;
 const MAGIC = Buffer.from(regtest.magic, 'hex');
 const KEY = Buffer.from('47fafc45165137ba', 'hex');
@@ -28,22 +19,10 @@ const hashAt = (height: number): string => node.heights[String(height)].hash;
 const scratchDirs: string[] = [];
 afterAll(() => scratchDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-/** Writes blocks as an obfuscated bitcoind blocks directory with zero tails: one inner array per blk file. */
+/** Writes blocks as an obfuscated bitcoind blocks directory with zero tails, removed after the tests: one inner array per blk file. */
 function writeBlocksDir(files: Buffer[][]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'nodereg-chain-'));
+  const dir = writeBlkDir(files, { magic: MAGIC, key: KEY });
   scratchDirs.push(dir);
-  files.forEach((blocks, i) => {
-    const parts: Buffer[] = [];
-    for (const b of blocks) {
-      const size = Buffer.alloc(4);
-      size.writeUInt32LE(b.length);
-      parts.push(MAGIC, size, b);
-    }
-    const data = Buffer.concat(parts);
-    for (let p = 0; p < data.length; p++) data[p] ^= KEY[p % 8];
-    writeFileSync(join(dir, `blk${String(i).padStart(5, '0')}.dat`), Buffer.concat([data, Buffer.alloc(4096)]));
-  });
-  writeFileSync(join(dir, 'xor.dat'), KEY);
   return dir;
 }
 

@@ -14,11 +14,10 @@ import { carrier, newNode, renewal } from '../fixtures/generator/announce.js';
 import { storageOrder, writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { ChainBuilder } from '../fixtures/generator/chain.js';
 import type { AccountType } from '../fixtures/generator/keys.js';
+import { prng } from '../fixtures/generator/random.js';
 import { payTo } from '../fixtures/generator/wallet.js';
-import { openStore } from '../indexer/store.js';
-import { BUILTIN_NETWORKS } from '../script/params.js';
 import { CLI, nodereg } from './helpers/cli.js';
-import { dump } from './helpers/db.js';
+import { differingRows } from './helpers/db.js';
 
 const COIN = 100_000_000n;
 const OPERATORS = 200;
@@ -139,18 +138,6 @@ async function flushesSeen(db: string, n: number, alive: () => boolean): Promise
   }
 }
 
-/** mulberry32: a small seeded PRNG, so the kill schedule is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The index tip as `nodereg root --json` reports it, or null while the index is empty or not created. */
 function tipOf(db: string): number | null {
   const res = nodereg(['root', '--db', db, '--json']);
@@ -159,23 +146,6 @@ function tipOf(db: string): number | null {
   expect(res.stderr).toMatch(/^nodereg: (the index is empty|no index at|the index at .* is empty)/);
   expect(res.stderr).not.toMatch(/\n\s+at /);
   return null;
-}
-
-/** Rows (key=value hex) present in one index but not the other: none when the two are byte-identical. */
-async function differingRows(a: string, b: string): Promise<string[]> {
-  const rows = async (path: string): Promise<string[]> => {
-    const db = await openStore(path, BUILTIN_NETWORKS.regtest!, { create: false });
-    try {
-      return await dump(db);
-    } finally {
-      await db.close();
-    }
-  };
-  const [ra, rb] = [await rows(a), await rows(b)];
-  const inB = new Set(rb);
-  const inA = new Set(ra);
-  return [...ra.filter((r) => !inB.has(r)).map((r) => `only in ${a}: ${r.slice(0, 120)}`),
-    ...rb.filter((r) => !inA.has(r)).map((r) => `only in ${b}: ${r.slice(0, 120)}`)].slice(0, 10);
 }
 
 let tmp: string;

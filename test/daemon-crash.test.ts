@@ -5,95 +5,26 @@
  * one an uninterrupted run writes, byte for byte. DESIGN.md §3: "A crash at
  * any instant must resume to the identical state."
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Level } from 'level';
 import { carrier, newNode, renewal } from '../fixtures/generator/announce.js';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
+import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { payTo } from '../fixtures/generator/wallet.js';
 import { decodeTip } from '../indexer/codec.js';
 import { K } from '../indexer/layout.js';
-import { openStore } from '../indexer/store.js';
-import { BUILTIN_NETWORKS } from '../script/params.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, submitAll } from './helpers/chains.js';
-import { CLI, noderegAsync, ROOT } from './helpers/cli.js';
-import { dump } from './helpers/db.js';
+import { noderegAsync, ROOT } from './helpers/cli.js';
+import { Daemon, rpcArgs } from './helpers/daemon.js';
+import { differingRows } from './helpers/db.js';
 
 const COIN = 100_000_000n;
 const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { height: number; tip: string; root: string };
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32: a small seeded PRNG, so the kill schedule is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface LogLine {
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A spawned `nodereg index --log-json`, its log parsed as it arrives. */
-class Daemon {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private partial = '';
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      const parts = (this.partial + d).split('\n');
-      this.partial = parts.pop()!;
-      for (const p of parts) {
-        try {
-          this.lines.push(JSON.parse(p) as LogLine);
-        } catch {
-          this.lines.push({ msg: `raw: ${p}` });
-        }
-      }
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  has(msg: string): boolean {
-    return this.lines.some((l) => l.msg === msg);
-  }
-
-  /** Highest block the process said it connected (flushed or not). */
-  connectedUpTo(): number | null {
-    let h: number | null = null;
-    for (const l of this.lines) if (l.msg === 'connected block' && (h === null || (l.height as number) > h)) h = l.height as number;
-    return h;
-  }
-
-  async until(what: string | ((d: Daemon) => boolean), ms: number): Promise<boolean> {
-    const end = Date.now() + ms;
-    const cond = typeof what === 'string' ? () => this.has(what) : () => what(this);
-    while (!cond()) {
-      if (this.child.exitCode !== null || Date.now() > end) return false;
-      await sleep(2);
-    }
-    return true;
-  }
-
-  async kill(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.child.kill('SIGKILL');
-    return this.exited;
-  }
-}
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
@@ -112,50 +43,25 @@ async function tipOf(path: string): Promise<{ height: number; hash: string } | n
   }
 }
 
-/** Rows present in one index but not the other: none when the two are byte-identical. */
-async function differingRows(a: string, b: string): Promise<string[]> {
-  const rows = async (path: string): Promise<string[]> => {
-    const db = await openStore(path, BUILTIN_NETWORKS.regtest!, { create: false });
-    try {
-      return await dump(db);
-    } finally {
-      await db.close();
-    }
-  };
-  const [ra, rb] = [await rows(a), await rows(b)];
-  const inA = new Set(ra);
-  const inB = new Set(rb);
-  return [...ra.filter((r) => !inB.has(r)).map((r) => `only in the killed index: ${r.slice(0, 120)}`),
-    ...rb.filter((r) => !inA.has(r)).map((r) => `only in the uninterrupted index: ${r.slice(0, 120)}`)].slice(0, 10);
-}
-
-/**
- * bcoin's regtest seed is 127.0.0.1:48444 and `--listen=false` does not stop
- * outbound connections: without this, any other bcoin on the machine that
- * listens there feeds its blocks to the test's node ("rejected: duplicate").
- */
-const ISOLATED = { args: ['--only=127.0.0.1:1', '--seeds=127.0.0.1:1'] };
-
 let dir: string;
 let node: BcoinNode;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-dcrash-'));
-  node = await startBcoin(ISOLATED);
+  node = await startBcoin();
 });
 afterAll(async () => {
   await node?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const indexArgs = (db: string, extra: string[] = []): string[] =>
-  ['--network', 'regtest', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', node.apiKey, '--db', db, '--log-level', 'debug', ...extra];
+const indexArgs = (db: string, extra: string[] = []): string[] => [...rpcArgs(node), '--db', db, '--log-level', 'debug', ...extra];
 
 /** An uninterrupted `--until-synced` run. */
 async function runToTip(db: string): Promise<void> {
   const d = new Daemon(indexArgs(db, ['--until-synced']));
   const exit = await d.exited;
-  expect({ exit, errors: d.lines.filter((l) => l.level === 'error' || String(l.msg).startsWith('raw: ')) }).toEqual({ exit: { code: 0, signal: null }, errors: [] });
+  expect({ exit, errors: d.lines.filter((l) => l.level === 'error' || l.level === 'raw') }).toEqual({ exit: { code: 0, signal: null }, errors: [] });
 }
 
 async function exportAndRoot(db: string): Promise<{ export: unknown; root: string }> {
@@ -219,7 +125,7 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
     // Byte for byte what one uninterrupted run writes.
     const reference = join(dir, 'uninterrupted');
     await runToTip(reference);
-    expect(await differingRows(db, reference)).toEqual([]);
+    expect(await differingRows(db, reference, ['the killed index', 'the uninterrupted index'])).toEqual([]);
 
     const beforeStart = kills.filter((k) => !k.started).length;
     const beforeFirstFlush = kills.filter((k) => k.after === null).length;
@@ -320,7 +226,7 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
     // Byte for byte what indexing the final chain from scratch writes: every disconnect was exact.
     const fresh = join(dir, 'fresh-final');
     await runToTip(fresh);
-    expect(await differingRows(db, fresh)).toEqual([]);
+    expect(await differingRows(db, fresh, ['the killed index', 'the uninterrupted index'])).toEqual([]);
 
     const midReorg = kills.filter(isMidReorg);
     const midDisconnect = midReorg.filter((k) => k.branch === 'old');

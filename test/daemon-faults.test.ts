@@ -7,21 +7,20 @@
  * `getblock` hex it corrupts. The daemon must log each fault, retry, never
  * exit, and end at the node's tip with an index equal to a recount.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { carrier, newNode } from '../fixtures/generator/announce.js';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
+import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
-import { payTo } from '../fixtures/generator/wallet.js';
 import { scanBlock } from '../indexer/scanner.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
-import { recountOf, submitAll } from './helpers/chains.js';
-import { CLI, noderegAsync, ROOT } from './helpers/cli.js';
-import { FakeBitcoindPublisher, sleep } from './helpers/zmqpub.js';
+import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
+import { noderegAsync, ROOT } from './helpers/cli.js';
+import { Daemon, exportOf, rpcArgs, stopsSyncedAt, subscribed } from './helpers/daemon.js';
+import { FakeBitcoindPublisher } from './helpers/zmqpub.js';
 
 // ---------------------------------------------------------------- the fake RPC server
 
@@ -192,80 +191,6 @@ function corruptBlockAnswer(text: string, fault: Fault): string {
   return JSON.stringify(json);
 }
 
-// ---------------------------------------------------------------- the daemon
-
-interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A spawned `nodereg index --log-json`, its log parsed line by line. */
-class Daemon {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private partial = '';
-  private raw = '';
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  private take(chunk: string): void {
-    this.raw += chunk;
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop()!;
-    for (const p of parts) {
-      try {
-        this.lines.push(JSON.parse(p) as LogLine);
-      } catch {
-        this.lines.push({ level: 'raw', msg: p });
-      }
-    }
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  has(msg: string, fields: Record<string, unknown> = {}): boolean {
-    return this.lines.some((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v));
-  }
-
-  /** The `error` field of every line with this message. */
-  errors(msg: string): string[] {
-    return this.lines.filter((l) => l.msg === msg).map((l) => String(l.error));
-  }
-
-  tail(n = 30): string {
-    return this.raw.split('\n').filter((l) => !l.includes('"connected block"')).slice(-n).join('\n');
-  }
-
-  async waitFor(msg: string, fields: Record<string, unknown> = {}, ms = 30_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!this.has(msg, fields)) {
-      if (!this.alive) throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
-      await sleep(10);
-    }
-  }
-
-  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
-    return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
-  }
-
-  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.alive) this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    const r = await this.exited;
-    clearTimeout(t);
-    return r;
-  }
-}
-
 // ---------------------------------------------------------------- fixtures
 
 const reference = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { tip: string };
@@ -278,36 +203,10 @@ const heightOf = new Map(blocks.map((b) => [b.hash, b.height]));
 function reorgedDemo(): { main: MinedBlock[]; side: ChainBuilder } {
   const c = demo();
   const main = c.bestChain();
-  const side = c.fork(c.height - 10);
-  const ivan = side.account('ivan', 'p2wpkh');
-  side.wallet.pay(side.miner, [payTo(ivan, 50n * 100_000_000n)]);
-  side.mine();
-  side.wallet.pay(ivan, [carrier(newNode(ivan, side.nextTime()))]);
-  side.mine();
-  side.mineEmpty(10);
-  return { main, side };
+  return { main, side: reorgBranch(c) };
 }
 const reorged = reorgedDemo();
 let reorgedReference: unknown;
-
-/** mulberry32: a small seeded PRNG, so a fault schedule is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * bcoin's regtest seed is 127.0.0.1:48444 and `--listen=false` does not stop
- * outbound connections: without this, any other bcoin on the machine that
- * listens there feeds its blocks to the test's node ("rejected: duplicate").
- */
-const ISOLATED = { args: ['--only=127.0.0.1:1', '--seeds=127.0.0.1:1'] };
 
 let shared: BcoinNode;
 let dir: string;
@@ -321,7 +220,7 @@ beforeAll(async () => {
   expect(recountOf(chain)).toEqual(reference);
   reorgedReference = recountOf(reorged.side);
   expect(reorgedReference).not.toEqual(reference);
-  shared = await startBcoin(ISOLATED);
+  shared = await startBcoin();
   await submitAll(shared, blocks.slice(1));
 }, 60_000);
 afterAll(async () => {
@@ -331,8 +230,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-dfault-'));
 });
 afterEach(async () => {
-  if (daemon?.alive) daemon.child.kill('SIGKILL');
-  await daemon?.exited;
+  await daemon?.kill();
   await proxy?.close();
   for (const p of publishers.splice(0)) p.close();
   for (const n of extraNodes.splice(0)) await n.stop();
@@ -344,25 +242,15 @@ afterEach(async () => {
 /** Starts the daemon against the fake RPC server, with a 1 s RPC timeout. */
 function daemonVia(p: FaultyRpcProxy, node: BcoinNode, db: string, extra: string[] = []): Daemon {
   daemon = new Daemon([
-    '--network', 'regtest', '--rpc', p.url, '--rpc-user', 'x', '--rpc-password', node.apiKey, '--rpc-timeout', '1',
+    ...rpcArgs(node, p.url), '--rpc-timeout', '1',
     '--db', db, ...(extra.includes('--poll-interval') ? [] : ['--poll-interval', '100']), ...extra,
   ]);
   return daemon;
 }
 
-async function exportOf(db: string): Promise<unknown> {
-  const res = await noderegAsync(['export', '--db', db]);
-  if (res.status !== 0) throw new Error(`export failed (${res.status}): ${res.stderr}`);
-  return JSON.parse(res.stdout) as unknown;
-}
-
 /** The daemon stayed up through every fault, stops cleanly, and its index equals the recount. */
 async function survivedAndIndexed(d: Daemon, db: string, end: MinedBlock = tip, expected: unknown = reference): Promise<void> {
-  await d.waitSynced(end);
-  expect(d.alive).toBe(true);
-  expect(await d.stop()).toEqual({ code: 0, signal: null });
-  expect(d.has('stopped', { height: end.height })).toBe(true);
-  expect(await exportOf(db)).toEqual(expected);
+  await stopsSyncedAt(d, db, end, expected);
   const root = await noderegAsync(['root', '--db', db, '--json']);
   expect(root.status).toBe(0);
   expect((JSON.parse(root.stdout) as { tip: string }).tip).toBe(end.hash);
@@ -470,7 +358,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
     );
     await d.stop();
     // Whatever the daemon did, the database must still be the chain's: a clean run from it ends at the recount.
-    const clean = new Daemon(['--network', 'regtest', '--rpc', shared.url, '--rpc-user', 'x', '--rpc-password', shared.apiKey, '--db', db, '--until-synced']);
+    const clean = new Daemon([...rpcArgs(shared), '--db', db, '--until-synced']);
     daemon = clean;
     const cleanExit = await clean.exited;
     const indexEqualsRecount = cleanExit.code === 0 ? isDeepStrictEqual(await exportOf(db), reference) : clean.tail(3);
@@ -479,7 +367,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   });
 
   it('survives a seeded random mix of every transient fault from the fake RPC server while the chain grows and reorganises', async () => {
-    const node = await startBcoin(ISOLATED);
+    const node = await startBcoin();
     extraNodes.push(node);
     const { main, side } = reorged;
     await submitAll(node, main.slice(1, 301));
@@ -516,7 +404,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   });
 
   it('does not lose a ZMQ notification that arrives while a stale getbestblockhash answer from the fake RPC server is on its way', async () => {
-    const node = await startBcoin(ISOLATED);
+    const node = await startBcoin();
     extraNodes.push(node);
     await submitAll(node, blocks.slice(1, 441));
     const pub = await FakeBitcoindPublisher.bind();
@@ -525,13 +413,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
     const db = join(dir, 'db');
     const d = daemonVia(proxy, node, db, ['--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug']);
     await d.waitSynced(blocks[440]!);
-    const probeUntil = Date.now() + 5000;
-    while (!d.has('zmq block notification')) {
-      if (Date.now() > probeUntil) throw new Error(`no ZMQ message reached the daemon:\n${d.tail()}`);
-      await pub.publishSequence(blocks[440]!.hash, 'C');
-      await sleep(25);
-    }
-    await sleep(150);
+    await subscribed(pub, d, blocks[440]!);
 
     // Block 441 wakes the daemon; the node's answer to its closing getbestblockhash (441) is held back…
     const stale = proxy.holdNext('getbestblockhash');

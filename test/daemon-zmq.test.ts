@@ -7,96 +7,16 @@
  * a lost or misread notification shows up as a daemon stuck below the tip.
  * DESIGN.md §3: "ZMQ is only a wake-up call; RPC is the truth."
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { carrier, newNode } from '../fixtures/generator/announce.js';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
 import { demo } from '../fixtures/generator/scenarios.js';
-import { payTo } from '../fixtures/generator/wallet.js';
-import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
-import { recountOf, submitAll } from './helpers/chains.js';
-import { CLI, noderegAsync, ROOT } from './helpers/cli.js';
+import { freePort, startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
+import { ROOT } from './helpers/cli.js';
+import { Daemon, rpcArgs, settle, stopsSyncedAt, subscribed } from './helpers/daemon.js';
 import { FakeBitcoindPublisher, sleep } from './helpers/zmqpub.js';
-
-interface LogLine {
-  level: string;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A spawned `nodereg index --log-json`, its log parsed line by line. */
-class Daemon {
-  readonly child: ChildProcess;
-  readonly lines: LogLine[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private partial = '';
-  private raw = '';
-
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  private take(chunk: string): void {
-    this.raw += chunk;
-    const parts = (this.partial + chunk).split('\n');
-    this.partial = parts.pop()!;
-    for (const p of parts) {
-      try {
-        this.lines.push(JSON.parse(p) as LogLine);
-      } catch {
-        this.lines.push({ level: 'raw', msg: p });
-      }
-    }
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  has(msg: string, fields: Record<string, unknown> = {}): boolean {
-    return this.lines.some((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v));
-  }
-
-  count(msg: string, fields: Record<string, unknown> = {}): number {
-    return this.lines.filter((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v)).length;
-  }
-
-  /** The last height the daemon reported as synced with the node, or null. */
-  syncedHeight(): number | null {
-    const s = this.lines.filter((l) => l.msg === 'synced with node').at(-1);
-    return s ? (s.height as number) : null;
-  }
-
-  tail(n = 40): string {
-    return this.raw.split('\n').filter((l) => !l.includes('"connected block"')).slice(-n).join('\n');
-  }
-
-  async waitFor(msg: string, fields: Record<string, unknown> = {}, ms = 15_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!this.has(msg, fields)) {
-      if (!this.alive) throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
-      await sleep(10);
-    }
-  }
-
-  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
-    return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
-  }
-
-  async stop(): Promise<void> {
-    if (!this.alive) return;
-    this.child.kill('SIGTERM');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(t);
-  }
-}
 
 const reference = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { height: number; tip: string };
 const chain: ChainBuilder = demo();
@@ -104,13 +24,8 @@ const blocks = chain.bestChain();
 const tip = blocks.at(-1)!;
 /** Height the node holds when each daemon starts; the rest arrives while it runs. */
 const START = 300;
-
-/**
- * bcoin's regtest seed is 127.0.0.1:48444 and `--listen=false` does not stop
- * outbound connections: without this, any other bcoin on the machine that
- * listens there feeds its blocks to the test's node ("rejected: duplicate").
- */
-const ISOLATED = { args: ['--only=127.0.0.1:1', '--seeds=127.0.0.1:1'] };
+/** This file's daemons are given 15 s, not 30, to log what a test waits for. */
+const WAIT = { waitMs: 15_000 };
 
 let dir: string;
 let node: BcoinNode | undefined;
@@ -126,8 +41,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-dzmq-'));
 });
 afterEach(async () => {
-  if (daemon?.alive) daemon.child.kill('SIGKILL');
-  await daemon?.exited;
+  await daemon?.kill();
   pub?.close();
   await node?.stop();
   daemon = undefined;
@@ -136,41 +50,17 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const rpcArgs = (n: BcoinNode): string[] => ['--network', 'regtest', '--rpc', n.url, '--rpc-user', 'x', '--rpc-password', n.apiKey];
-
 /** A bcoin node holding blocks 1..START, a publisher, and a daemon synced at START and provably subscribed. */
 async function setUp(): Promise<{ node: BcoinNode; pub: FakeBitcoindPublisher; daemon: Daemon; db: string }> {
-  node = await startBcoin(ISOLATED);
+  node = await startBcoin();
   await submitAll(node, blocks.slice(1, START + 1));
   pub = await FakeBitcoindPublisher.bind();
   const db = join(dir, 'db');
-  daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug']);
+  daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug'], WAIT);
   await daemon.waitSynced(blocks[START]!);
   await subscribed(pub, daemon, blocks[START]!);
   return { node, pub, daemon, db };
 }
-
-/**
- * ZMQ's slow joiner: whatever is published before the subscription reaches
- * the publisher is dropped. Announces the block the daemon already has until
- * the daemon has seen one announcement (harmless: it resyncs and finds
- * nothing new), so the test's own notifications cannot be lost that way.
- */
-async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: MinedBlock): Promise<void> {
-  const end = Date.now() + 5000;
-  while (!d.has('zmq block notification')) {
-    if (Date.now() > end) throw new Error(`the daemon never received a ZMQ message:\n${d.tail()}`);
-    await p.publishSequence(at.hash, 'C');
-    await sleep(25);
-  }
-  await settle();
-}
-
-/**
- * Lets notifications already on their way be handled, so that a wake-up the
- * test caused earlier cannot pick up blocks it submits next without one.
- */
-const settle = (): Promise<void> => sleep(150);
 
 /** Submits one block to bcoin, then announces it as bitcoind would: `sequence` hash + 'C'. */
 async function connectAndNotify(p: FakeBitcoindPublisher, b: MinedBlock): Promise<void> {
@@ -184,35 +74,14 @@ async function staysAt(d: Daemon, height: number, ms = 600): Promise<void> {
   expect(d.syncedHeight()).toBe(height);
 }
 
-async function exportOf(db: string): Promise<unknown> {
-  const res = await noderegAsync(['export', '--db', db]);
-  if (res.status !== 0) throw new Error(`export failed: ${res.stderr}`);
-  return JSON.parse(res.stdout) as unknown;
-}
-
 /** The case's common ending: index at the node's tip, stopped cleanly, export equal to the recount. */
 async function endsAtTheTip(d: Daemon, db: string, expected: unknown = reference, end: MinedBlock = tip): Promise<void> {
   expect(await node!.rpc('getbestblockhash')).toBe(end.hash);
-  await d.waitSynced(end);
-  await d.stop();
-  expect(await d.exited).toEqual({ code: 0, signal: null });
-  expect(d.has('stopped', { height: end.height })).toBe(true);
-  expect(await exportOf(db)).toEqual(expected);
+  await stopsSyncedAt(d, db, end, expected);
 }
 
 const lostWakes = (d: Daemon): string[] =>
   d.lines.filter((l) => l.msg === 'zmq notifications may have been lost; resyncing').map((l) => String(l.reason));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
 
 describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s blocks', () => {
   it('follows block-by-block notifications in order to the tip, never suspecting a loss', async () => {
@@ -334,13 +203,7 @@ describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s block
   });
 
   it('follows a reorg announced as bitcoind does, with D for each disconnected block and C for each connected one', async () => {
-    const side = chain.fork(chain.height - 10);
-    const ivan = side.account('ivan', 'p2wpkh');
-    side.wallet.pay(side.miner, [payTo(ivan, 50n * 100_000_000n)]);
-    side.mine();
-    side.wallet.pay(ivan, [carrier(newNode(ivan, side.nextTime()))]);
-    side.mine();
-    side.mineEmpty(10);
+    const side = reorgBranch(chain);
     const expected = recountOf(side);
     expect(expected).not.toEqual(reference);
 
@@ -358,10 +221,10 @@ describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s block
   });
 
   it('reaches the tip by polling alone when ZMQ stays silent (no publisher at all)', async () => {
-    node = await startBcoin(ISOLATED);
+    node = await startBcoin();
     await submitAll(node, blocks.slice(1, START + 1));
     const db = join(dir, 'db');
-    daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', `tcp://127.0.0.1:${await freePort()}`, '--poll-interval', '200']);
+    daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', `tcp://127.0.0.1:${await freePort()}`, '--poll-interval', '200'], WAIT);
     await daemon.waitSynced(blocks[START]!);
     for (let h = START + 1; h < blocks.length; h += 50) {
       await submitAll(node, blocks.slice(h, h + 50));

@@ -1,10 +1,11 @@
 import fc from 'fast-check';
+import { prng } from '../fixtures/generator/random.js';
 import { connectBlock } from '../indexer/connect.js';
 import { disconnectTip } from '../indexer/disconnect.js';
 import { exportAt, rootAt } from '../indexer/queries.js';
 import type { ChainState } from '../indexer/state.js';
 import { dump, tempIndex } from './helpers/db.js';
-import { chainOf, nextBlock, prng, TEST_PARAMS, type SynthBlock } from './helpers/synthetic.js';
+import { chainOf, nextBlock, TEST_PARAMS, type SynthBlock } from './helpers/synthetic.js';
 
 async function connectAll(state: ChainState, blocks: SynthBlock[], from = 0): Promise<void> {
   for (let h = from; h < blocks.length; h++) {

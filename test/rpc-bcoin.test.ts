@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { networks, payments } from 'bitcoinjs-lib';
 import { fetchBlocks } from '../indexer/fetch.js';
-import { isMuhashUnsupported, RpcClient, RpcError } from '../indexer/rpc.js';
+import { isMuhashUnsupported, RpcClient } from '../indexer/rpc.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { rejection } from './helpers/rpc.js';
 
 const TIP = 25;
 /** A regtest P2WPKH address in bcoin's `rb` bech32 prefix; nobody needs to spend these coinbases. */
@@ -12,16 +13,6 @@ const MINER = payments.p2wpkh({ hash: new Uint8Array(20).fill(7), network: { ...
 function headerHash(raw: Buffer): string {
   const once = createHash('sha256').update(raw.subarray(0, 80)).digest();
   return createHash('sha256').update(once).digest().reverse().toString('hex');
-}
-
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
 }
 
 let node: BcoinNode;

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchBlocks } from '../indexer/fetch.js';
-import { isMuhashUnsupported, isPrunedBlock, RpcClient, RpcError, type RpcOptions } from '../indexer/rpc.js';
+import { isMuhashUnsupported, isPrunedBlock, RpcClient, type RpcError, type RpcOptions } from '../indexer/rpc.js';
+import { rejection } from './helpers/rpc.js';
 
 /** What the fake server saw of one request. */
 interface Seen {
@@ -75,16 +76,6 @@ const paramsOf = (req: Seen): unknown[] => (req.body as { params: unknown[] }).p
 
 const HASH = 'ab'.repeat(32);
 const fast: Partial<RpcOptions> = { backoffMs: 5, maxBackoffMs: 20, retries: 3 };
-
-async function rejection(p: Promise<unknown>): Promise<RpcError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RpcError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 let server: FakeRpc | undefined;
 afterEach(async () => {

@@ -1,16 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import * as bitcoin from 'bitcoinjs-lib';
 import fc from 'fast-check';
 import { BlockParseError, forEachTxid, scanBlock, scanHeader } from '../indexer/scanner.js';
 import { merkleRoot } from '../indexer/pow.js';
+import { fixturePath } from './helpers/blocksdir.js';
 
 interface TestnetBlock { height: number; hash: string; note: string; block: string }
-
-function fixturePath(name: string): string {
-  const local = fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
-  return existsSync(local) ? local : `/work/shared/fixtures/${name}`;
-}
 
 const testnet = (JSON.parse(readFileSync(fixturePath('core-testnet/blocks.json'), 'utf8')) as { blocks: TestnetBlock[] }).blocks;
 const blocks = testnet.map((b) => ({ ...b, bytes: Buffer.from(b.block, 'hex') }));

@@ -51,7 +51,8 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

@@ -1,9 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { carrier, newNode } from '../../fixtures/generator/announce.js';
 import type { ChainBuilder, MinedBlock } from '../../fixtures/generator/chain.js';
 import { writeBlocksDir } from '../../fixtures/generator/blkwriter.js';
 import { fixtureLayout } from '../../fixtures/generator/output.js';
+import { payTo } from '../../fixtures/generator/wallet.js';
 import { storageOrder } from '../../fixtures/generator/blkwriter.js';
 import type { BcoinNode } from './bcoin.js';
 import { nodereg } from './cli.js';
@@ -27,4 +29,19 @@ export async function submitAll(node: BcoinNode, blocks: readonly MinedBlock[]):
     const answer = await node.rpc<string | null>('submitblock', [Buffer.from(b.raw).toString('hex')]);
     if (answer !== null) throw new Error(`bcoin refused block ${b.height} ${b.hash}: ${answer}`);
   }
+}
+
+/**
+ * A branch of `c` from 10 blocks below its tip that outgrows it: ivan is paid
+ * 50 coins and registers, then 10 empty blocks follow (12 blocks in all).
+ */
+export function reorgBranch(c: ChainBuilder): ChainBuilder {
+  const side = c.fork(c.height - 10);
+  const ivan = side.account('ivan', 'p2wpkh');
+  side.wallet.pay(side.miner, [payTo(ivan, 50n * 100_000_000n)]);
+  side.mine();
+  side.wallet.pay(ivan, [carrier(newNode(ivan, side.nextTime()))]);
+  side.mine();
+  side.mineEmpty(10);
+  return side;
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NetworkParams } from '../../script/params.js';
+import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
 import { ChainState } from '../../indexer/state.js';
 import { openStore, type DB } from '../../indexer/store.js';
 
@@ -25,4 +25,25 @@ export async function dump(db: DB): Promise<string[]> {
   const rows: string[] = [];
   for await (const [k, v] of db.iterator()) rows.push(`${k.toString('hex')}=${v.toString('hex')}`);
   return rows;
+}
+
+/**
+ * Rows (key=value hex) present in one regtest index on disk but not the
+ * other, at most 10, each said to be only in `names[0]` or `names[1]` (by
+ * default the paths): none when the two are byte-identical.
+ */
+export async function differingRows(a: string, b: string, names: readonly [string, string] = [a, b]): Promise<string[]> {
+  const rows = async (path: string): Promise<string[]> => {
+    const db = await openStore(path, BUILTIN_NETWORKS.regtest!, { create: false });
+    try {
+      return await dump(db);
+    } finally {
+      await db.close();
+    }
+  };
+  const [ra, rb] = [await rows(a), await rows(b)];
+  const inA = new Set(ra);
+  const inB = new Set(rb);
+  return [...ra.filter((r) => !inB.has(r)).map((r) => `only in ${names[0]}: ${r.slice(0, 120)}`),
+    ...rb.filter((r) => !inA.has(r)).map((r) => `only in ${names[1]}: ${r.slice(0, 120)}`)].slice(0, 10);
 }

@@ -5,6 +5,7 @@
  * fixtures/generator; this only feeds connectBlock/disconnectTip.
  */
 import { createHash } from 'node:crypto';
+import { prng } from '../../fixtures/generator/random.js';
 import { encodeCarrier, type Announcement } from '../../script/carrier.js';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
 import type { ScannedBlock, ScannedTx } from '../../indexer/scanner.js';
@@ -15,17 +16,6 @@ export const TEST_PARAMS: NetworkParams = {
   minStake: 1000n,
   expiryBlocks: 6,
 };
-
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A P2WPKH-shaped stake script number i. */
 export function stakeScript(i: number): Buffer {

@@ -1,0 +1,183 @@
+/**
+ * Driving the live daemon (`nodereg index`) from tests: spawning it with
+ * `--log-json`, reading its log as it arrives, waiting for a line or for its
+ * exit, stopping and killing it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MinedBlock } from '../../fixtures/generator/chain.js';
+import type { BcoinNode } from './bcoin.js';
+import { CLI, noderegAsync } from './cli.js';
+import type { FakeBitcoindPublisher } from './zmqpub.js';
+
+/** One line of the daemon's JSON log; a line that is not JSON has level `raw` and the text as msg. */
+export interface LogLine {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface DaemonOptions {
+  /** Default timeout of waitFor and waitSynced; 30 s if omitted. */
+  readonly waitMs?: number;
+}
+
+/** The RPC flags of `nodereg index` for a bcoin node, reached at `url` (by default the node's own). */
+export const rpcArgs = (node: BcoinNode, url: string = node.url): string[] =>
+  ['--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', node.apiKey];
+
+/** A spawned `nodereg index --log-json`, its log parsed line by line as it arrives. */
+export class Daemon {
+  readonly child: ChildProcess;
+  readonly lines: LogLine[] = [];
+  readonly exited: Promise<Exit>;
+  private readonly waitMs: number;
+  private partial = '';
+  private raw = '';
+
+  constructor(args: string[], opts: DaemonOptions = {}) {
+    this.waitMs = opts.waitMs ?? 30_000;
+    this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  private take(chunk: string): void {
+    this.raw += chunk;
+    const parts = (this.partial + chunk).split('\n');
+    this.partial = parts.pop()!;
+    for (const p of parts) {
+      try {
+        this.lines.push(JSON.parse(p) as LogLine);
+      } catch {
+        this.lines.push({ level: 'raw', msg: p });
+      }
+    }
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  has(msg: string, fields: Record<string, unknown> = {}): boolean {
+    return this.count(msg, fields) > 0;
+  }
+
+  count(msg: string, fields: Record<string, unknown> = {}): number {
+    return this.lines.filter((l) => l.msg === msg && Object.entries(fields).every(([k, v]) => l[k] === v)).length;
+  }
+
+  /** The `error` field of every line with this message. */
+  errors(msg: string): string[] {
+    return this.lines.filter((l) => l.msg === msg).map((l) => String(l.error));
+  }
+
+  /** The last height the daemon reported as synced with the node, or null. */
+  syncedHeight(): number | null {
+    const s = this.lines.filter((l) => l.msg === 'synced with node').at(-1);
+    return s ? (s.height as number) : null;
+  }
+
+  /** Highest block the process said it connected (flushed or not). */
+  connectedUpTo(): number | null {
+    let h: number | null = null;
+    for (const l of this.lines) if (l.msg === 'connected block' && (h === null || (l.height as number) > h)) h = l.height as number;
+    return h;
+  }
+
+  /** The last `n` lines of the log, without the per-block ones: for failure messages. */
+  tail(n = 40): string {
+    return this.raw.split('\n').filter((l) => !l.includes('"connected block"')).slice(-n).join('\n');
+  }
+
+  /** Resolves once a line `msg` with these fields is logged; throws if the daemon exits first or `ms` pass. */
+  async waitFor(msg: string, fields: Record<string, unknown> = {}, ms = this.waitMs): Promise<void> {
+    const end = Date.now() + ms;
+    while (!this.has(msg, fields)) {
+      if (!this.alive) throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
+      await sleep(10);
+    }
+  }
+
+  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
+    return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
+  }
+
+  /**
+   * Polls closely (every 2 ms, to land a kill at a precise moment) until a
+   * line `what` is logged or `what(this)` holds. False if the daemon exits or
+   * `ms` pass first.
+   */
+  async until(what: string | ((d: Daemon) => boolean), ms: number): Promise<boolean> {
+    const end = Date.now() + ms;
+    const cond = typeof what === 'string' ? () => this.has(what) : () => what(this);
+    while (!cond()) {
+      if (!this.alive || Date.now() > end) return false;
+      await sleep(2);
+    }
+    return true;
+  }
+
+  /** SIGTERM, then SIGKILL if it is still running after 5 s. */
+  async stop(): Promise<Exit> {
+    if (this.alive) this.child.kill('SIGTERM');
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const r = await this.exited;
+    clearTimeout(t);
+    return r;
+  }
+
+  /** SIGKILL, as a crash would. */
+  kill(): Promise<Exit> {
+    if (this.alive) this.child.kill('SIGKILL');
+    return this.exited;
+  }
+}
+
+/** `nodereg export --db` of an index no process holds open, parsed. */
+export async function exportOf(db: string): Promise<unknown> {
+  const res = await noderegAsync(['export', '--db', db]);
+  if (res.status !== 0) throw new Error(`export failed (${res.status}): ${res.stderr}`);
+  return JSON.parse(res.stdout) as unknown;
+}
+
+/**
+ * A running daemon's common ending: it reaches `end` and is still running,
+ * stops cleanly on SIGTERM at that height, and its export equals `expected`.
+ */
+export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expected: unknown): Promise<void> {
+  await d.waitSynced(end);
+  expect(d.alive).toBe(true);
+  expect(await d.stop()).toEqual({ code: 0, signal: null });
+  expect(d.has('stopped', { height: end.height })).toBe(true);
+  expect(await exportOf(db)).toEqual(expected);
+}
+
+/**
+ * ZMQ's slow joiner: whatever is published before the subscription reaches
+ * the publisher is dropped. Announces `at`, a block the daemon already has,
+ * until the daemon has seen one announcement (harmless: it resyncs and finds
+ * nothing new), then lets that wake-up settle, so the test's own
+ * notifications can be lost neither way.
+ */
+export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: MinedBlock): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!d.has('zmq block notification')) {
+    if (Date.now() > end) throw new Error(`the daemon never received a ZMQ message:\n${d.tail()}`);
+    await p.publishSequence(at.hash, 'C');
+    await sleep(25);
+  }
+  await settle();
+}
+
+/**
+ * Lets notifications already on their way be handled, so that a wake-up the
+ * test caused earlier cannot pick up blocks it submits next without one.
+ */
+export const settle = (): Promise<void> => sleep(150);
