@@ -21,6 +21,15 @@ interface BalanceEntry {
   dirty: boolean;
 }
 
+/*
+ * What one cached entry costs in the JS heap, measured roughly (key string,
+ * entry objects, Buffer headers, Map slot), not just the bytes it stores.
+ * They keep `--cache-mib` close to the memory a flush interval really uses.
+ */
+const COIN_COST = 360;
+const BALANCE_COST = 180;
+const ROW_COST = 200;
+
 type Batch = Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }>;
 
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
@@ -102,7 +111,7 @@ export class ChainState {
       if (raw === undefined) return;
       const coin = decodeCoin(raw);
       this.coins.set(missing[i]!, { coin, fresh: false, spent: false, dirty: false });
-      this.cachedBytes += 100 + coin.script.length;
+      this.cachedBytes += COIN_COST + coin.script.length;
     });
   }
 
@@ -112,7 +121,7 @@ export class ChainState {
     const values = await this.db.getMany(missing.map((k) => K.balance(unbkey(k))));
     values.forEach((raw, i) => {
       this.balances.set(missing[i]!, { value: raw === undefined ? 0n : decodeAmount(raw), dirty: false });
-      this.cachedBytes += 80 + missing[i]!.length;
+      this.cachedBytes += BALANCE_COST + missing[i]!.length;
     });
   }
 
@@ -120,7 +129,7 @@ export class ChainState {
     const prev = this.coins.get(op);
     // A coin that replaces a spent-but-unflushed one must still be written.
     this.coins.set(op, { coin, fresh: prev === undefined, spent: false, dirty: true });
-    this.cachedBytes += 100 + coin.script.length;
+    this.cachedBytes += COIN_COST + coin.script.length;
   }
 
   /** Marks a cached coin spent; returns it, or undefined if the outpoint is unknown. */
@@ -156,7 +165,7 @@ export class ChainState {
 
   putRow(key: Buffer, value: Buffer | null): void {
     this.rows.set(bkey(key), value);
-    this.cachedBytes += 60 + key.length + (value?.length ?? 0);
+    this.cachedBytes += ROW_COST + key.length + (value?.length ?? 0);
   }
 
   /** The per-height accumulators stored under 'S': registry root, then the UTXO hash if kept. */
