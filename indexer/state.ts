@@ -30,8 +30,6 @@ const COIN_COST = 360;
 const BALANCE_COST = 180;
 const ROW_COST = 200;
 
-type Batch = Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }>;
-
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
 export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -184,29 +182,35 @@ export class ChainState {
    * one atomic batch, then empties the caches.
    */
   async flush(): Promise<void> {
-    const batch: Batch = [];
+    // A chained batch hands each operation to LevelDB's native write batch as
+    // it is added, so a large flush never holds an array of every operation
+    // in the JS heap; it is still written atomically by one write().
+    const batch = this.db.batch();
+    const empty = Buffer.alloc(0);
     for (const [op, e] of this.coins) {
       if (!e.dirty) continue;
       const outpoint = unbkey(op);
       if (e.spent) {
-        batch.push({ type: 'del', key: K.coin(outpoint) });
-        batch.push({ type: 'del', key: K.scriptCoin(e.coin.script, outpoint) });
+        batch.del(K.coin(outpoint));
+        batch.del(K.scriptCoin(e.coin.script, outpoint));
       } else {
-        batch.push({ type: 'put', key: K.coin(outpoint), value: encodeCoin(e.coin) });
-        batch.push({ type: 'put', key: K.scriptCoin(e.coin.script, outpoint), value: Buffer.alloc(0) });
+        batch.put(K.coin(outpoint), encodeCoin(e.coin));
+        batch.put(K.scriptCoin(e.coin.script, outpoint), empty);
       }
     }
     for (const [script, e] of this.balances) {
       if (!e.dirty) continue;
       const key = K.balance(unbkey(script));
-      batch.push(e.value === 0n ? { type: 'del', key } : { type: 'put', key, value: encodeAmount(e.value) });
+      if (e.value === 0n) batch.del(key);
+      else batch.put(key, encodeAmount(e.value));
     }
     for (const [k, v] of this.rows) {
-      batch.push(v === null ? { type: 'del', key: unbkey(k) } : { type: 'put', key: unbkey(k), value: v });
+      if (v === null) batch.del(unbkey(k));
+      else batch.put(unbkey(k), v);
     }
-    if (this.tip) batch.push({ type: 'put', key: K.tip(), value: encodeTip(this.tip) });
-    else batch.push({ type: 'del', key: K.tip() });
-    await this.db.batch(batch, { sync: true });
+    if (this.tip) batch.put(K.tip(), encodeTip(this.tip));
+    else batch.del(K.tip());
+    await batch.write({ sync: true });
     this.coins.clear();
     this.balances.clear();
     this.rows.clear();
