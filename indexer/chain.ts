@@ -9,6 +9,8 @@ export interface ChainEntry extends BlockLocation {
   /** Internal byte order. */
   hash: Buffer;
   txCount: number;
+  /** Every txid of the block, 32 bytes each in order, as the merkle check computed them. */
+  txids: Buffer;
 }
 
 export interface ChainStats {
@@ -71,6 +73,7 @@ interface Node {
   seen: number;
   loc: BlockLocation;
   txCount: number;
+  txids: Buffer;
   bits: number;
   /** Why the block itself is invalid, or null. */
   flaw: string | null;
@@ -132,11 +135,12 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
       known.flaw = null;
       known.loc = loc;
       known.txCount = rec.txids.length;
+      known.txids = Buffer.concat(rec.txids);
       stats.duplicates++;
       continue;
     }
     nodes.set(key, {
-      key, prevKey: header.prevHash.toString('latin1'), seen: stats.records, loc, txCount: rec.txids.length,
+      key, prevKey: header.prevHash.toString('latin1'), seen: stats.records, loc, txCount: rec.txids.length, txids: Buffer.concat(rec.txids),
       bits: header.bits, flaw, parent: null, work: null, reached: false,
     });
   }
@@ -214,7 +218,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
 
   const blocks: ChainEntry[] = [];
   for (let n: Node | null = best; n !== null; n = n.parent) {
-    blocks.push({ height: 0, hash: Buffer.from(n.key, 'latin1'), ...n.loc, txCount: n.txCount });
+    blocks.push({ height: 0, hash: Buffer.from(n.key, 'latin1'), ...n.loc, txCount: n.txCount, txids: n.txids });
   }
   blocks.reverse();
   blocks.forEach((b, h) => (b.height = h));

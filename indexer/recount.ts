@@ -98,7 +98,9 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
         stopped = true;
         break;
       }
-      const block = scanBlock(reader.read(chain.blocks[h]!));
+      const entry = chain.blocks[h]!;
+      const block = scanBlock(reader.read(entry), entry.txids);
+      if (!block.hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const summary = await connectBlock(state, block, h, { onlyScripts });
       txs += summary.txCount;
       opts.onBlock?.(summary);
@@ -115,7 +117,8 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
 function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, target: number): Set<string> {
   const scripts = new Set<string>();
   for (let h = Math.max(1, start); h <= target; h++) {
-    for (const tx of scanBlock(reader.read(chain.blocks[h]!)).txs) {
+    const entry = chain.blocks[h]!;
+    for (const tx of scanBlock(reader.read(entry), entry.txids).txs) {
       for (const out of tx.outputs) {
         if (!isAttempt(out.script)) continue;
         const a = detectAnnouncement(out.script);

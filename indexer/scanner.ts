@@ -180,7 +180,7 @@ function isNullPrevout(b: Buffer, p: number): boolean {
  * flag 1 means witnesses follow, any other non-zero flag is an error, and a
  * witness flag with no witness data at all is rejected ("superfluous").
  */
-function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, outputs: ScannedOutput[] | null): Buffer {
+function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, outputs: ScannedOutput[] | null, hash = true): Buffer {
   const b = c.buf;
   const txStart = c.pos;
   c.tx = index;
@@ -237,6 +237,7 @@ function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, output
   }
   c.need(4, 'locktime');
   c.pos += 4;
+  if (!hash) return NO_TXID;
   if (!segwit) return sha256d(b.subarray(txStart, c.pos));
   const len = 4 + (bodyEnd - bodyStart) + 4;
   if (scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, scratch.length * 2));
@@ -275,21 +276,29 @@ function checkEnd(c: Cursor): void {
   if (c.pos !== c.end) throw new BlockParseError(`${c.end - c.pos} trailing bytes after the last transaction`, c.pos);
 }
 
+const NO_TXID = Buffer.alloc(0);
+
 /**
  * Walks a serialized block without copying it: scripts and prevout txids are
  * `subarray` views into `bytes`, so they are only valid while `bytes` is, and
  * must be copied before being kept beyond the block. This is the recount's
  * hot path, which is why it does not use bitcoinjs-lib (see DESIGN.md §4).
+ * `knownTxids` (32 bytes per transaction, from an earlier pass that checked
+ * them against the merkle root) skips hashing the transactions again.
  */
-export function scanBlock(bytes: Buffer): ScannedBlock {
+export function scanBlock(bytes: Buffer, knownTxids?: Buffer): ScannedBlock {
   const header = scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
+  if (knownTxids !== undefined && knownTxids.length !== n * 32) {
+    throw new BlockParseError(`block has ${n} transactions but ${knownTxids.length / 32} txids were given`, 80);
+  }
   const txs: ScannedTx[] = new Array<ScannedTx>(n);
   for (let i = 0; i < n; i++) {
     const inputs: ScannedInput[] = [];
     const outputs: ScannedOutput[] = [];
-    const txid = parseTx(c, i, inputs, outputs);
+    const parsed = parseTx(c, i, inputs, outputs, knownTxids === undefined);
+    const txid = knownTxids === undefined ? parsed : knownTxids.subarray(i * 32, i * 32 + 32);
     txs[i] = { index: i, txid, coinbase: c.coinbase, inputs, outputs };
   }
   checkEnd(c);

@@ -172,3 +172,19 @@ describe('rejecting malformed blocks', () => {
     expect(() => scanHeader(blocks[0].bytes.subarray(0, 79))).toThrow(BlockParseError);
   });
 });
+
+describe('scanBlock with txids from an earlier pass', () => {
+  it('gives the same transactions as hashing them, for every real testnet block', () => {
+    for (const b of testnet) {
+      const bytes = Buffer.from(b.block, 'hex');
+      const hashed = scanBlock(bytes);
+      const reused = scanBlock(bytes, Buffer.concat(hashed.txs.map((t) => t.txid)));
+      expect(reused).toEqual(hashed);
+    }
+  });
+
+  it('refuses a txid list of the wrong length', () => {
+    const bytes = Buffer.from(testnet[0]!.block, 'hex');
+    expect(() => scanBlock(bytes, Buffer.alloc(64))).toThrow(BlockParseError);
+  });
+});
