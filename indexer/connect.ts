@@ -98,7 +98,7 @@ export async function connectBlock(state: ChainState, block: ScannedBlock, heigh
   state.putRow(K.blockHash(height), Buffer.from(block.hash));
   state.putRow(K.heightState(height), state.heightState());
   const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
-  state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
+  if (!state.throwaway) state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
   state.tip = { height, hash: Buffer.from(block.hash) };
   return { height, hash: Buffer.from(block.hash), txCount: block.txs.length, events: writer.events };
 }

@@ -30,6 +30,8 @@ export interface RecountOptions {
    * database is partial, so such an index must not be followed afterwards.
    */
   readonly fast?: boolean;
+  /** The database is deleted after the run: skip what only a kept index needs (undo, script index). */
+  readonly throwaway?: boolean;
 }
 
 export interface RecountResult {
@@ -75,7 +77,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
   if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
 
-  const state = new ChainState(opts.db, opts.params);
+  const state = new ChainState(opts.db, opts.params, opts.throwaway);
   await state.load();
   const resumedFrom = state.tip?.height ?? null;
   while (state.tip !== null) {

@@ -49,6 +49,7 @@ async function run(args: RecountArgs): Promise<void> {
         cacheBytes: args.cacheMib * 1024 * 1024,
         shouldStop: () => stop,
         fast: args.fast,
+        throwaway: temp !== null,
         onWarning: (m) => {
           progress.stop();
           process.stderr.write(`warning: ${m}\n`);
