@@ -106,11 +106,6 @@ export async function readTip(db: DB): Promise<Tip | null> {
   return raw === undefined ? null : decodeTip(raw);
 }
 
-/** Whether `path` looks like an index directory (used to pick a temp dir name). */
-export function isIndexDir(path: string): boolean {
-  return existsSync(join(path, 'CURRENT'));
-}
-
 /**
  * The network name an existing index was built for, so that query commands
  * need no --network flag for built-in chains.

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { Account } from '../fixtures/generator/keys.js';
+import { freePort } from './helpers/bcoin.js';
 import { CLI } from './helpers/cli.js';
 import { json, PARAMS_FILE, RegtestLab, SEGWIT_HEIGHT } from './helpers/operator.js';
 
@@ -14,17 +14,6 @@ let stake: Account;
 let daemon: ChildProcess;
 let api: string;
 let log = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForLog(re: RegExp, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
