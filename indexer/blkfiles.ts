@@ -117,7 +117,7 @@ function firstNonPadding(buf: Buffer, from: number, to: number, key: Buffer | nu
 }
 
 /** Turns the scanner's complaint into the user-facing reason; anything else is a bug and propagates. */
-function parseFailure(err: unknown): string {
+export function parseFailure(err: unknown): string {
   if (err instanceof BlockParseError) return `block does not parse: ${err.message} of the block`;
   throw err;
 }
@@ -131,8 +131,7 @@ function parseFailure(err: unknown): string {
  * BlkFileError: the data is corrupt or was copied while bitcoind was writing.
  */
 export async function* readBlockRecords(dir: string, magic: string | Buffer, opts: ReadOptions = {}): AsyncGenerator<BlkRecord> {
-  const magicBytes = typeof magic === 'string' ? Buffer.from(magic, 'hex') : magic;
-  if (magicBytes.length !== 4) throw new RangeError(`blk magic must be 4 bytes, got ${magicBytes.length}`);
+  const magicBytes = magicOf(magic);
   const files = await listBlkFiles(dir);
   const key = await readXorKey(dir);
   const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
@@ -141,27 +140,10 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
   for (const [fileIndex, file] of files.entries()) {
     const buf = await readFile(file);
     deobfuscate(buf, 0, key);
-    let pos = 0;
-    for (;;) {
-      if (buf.length - pos < 4) break;
-      if (buf.compare(magicBytes, 0, 4, pos, pos + 4) !== 0) {
-        const next = buf.indexOf(magicBytes, pos + 1);
-        // A file without a single record of this magic belongs to another network: chain
-        // selection then reports the missing genesis with a hint about --network.
-        if (pos === 0 && next < 0) break;
-        if (firstNonPadding(buf, pos, next < 0 ? buf.length : next, key) >= 0) {
-          throw new BlkFileError(file, pos, 'expected a block record or zero padding here: the record before it is cut short, or the file is corrupt');
-        }
-        if (next < 0) break;
-        pos = next;
-      }
-      if (buf.length - pos < 8) throw new BlkFileError(file, pos, 'record header runs past the end of the file');
-      const size = buf.readUInt32LE(pos + 4);
-      const offset = pos + 8;
-      if (size > buf.length - offset) {
-        throw new BlkFileError(file, offset, `record of ${size} bytes runs past the end of the file (${buf.length - offset} bytes left)`);
-      }
-      const bytes = buf.subarray(offset, offset + size);
+    const ranges = splitRecords(buf, file, magicBytes, key);
+    for (let r = 0; r < ranges.length; r += 2) {
+      const offset = ranges[r]!;
+      const bytes = buf.subarray(offset, offset + ranges[r + 1]!);
       const txids: Buffer[] = [];
       let header: ScannedHeader;
       try {
@@ -170,13 +152,54 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
       } catch (err) {
         throw new BlkFileError(file, offset, parseFailure(err));
       }
-      pos = offset + size;
-      opts.onProgress?.(done + pos, total);
+      opts.onProgress?.(done + offset + bytes.length, total);
       yield { file, offset, bytes, header, txids };
     }
     done += sizes[fileIndex];
     opts.onProgress?.(done, total);
   }
+}
+
+/** A network magic as 4 bytes, from hex or bytes. */
+export function magicOf(magic: string | Buffer): Buffer {
+  const bytes = typeof magic === 'string' ? Buffer.from(magic, 'hex') : magic;
+  if (bytes.length !== 4) throw new RangeError(`blk magic must be 4 bytes, got ${bytes.length}`);
+  return bytes;
+}
+
+/**
+ * Finds the block records of one de-obfuscated blk file without parsing
+ * them: returns [offset, size] pairs of the block data, in file order.
+ * Between records only Core's preallocated zero padding (the key pattern
+ * once de-obfuscated) may appear, up to the next magic or EOF; any other
+ * byte, or a record running past the end of the file, throws BlkFileError.
+ */
+export function splitRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null): number[] {
+  const ranges: number[] = [];
+  let pos = 0;
+  for (;;) {
+    if (buf.length - pos < 4) break;
+    if (buf.compare(magicBytes, 0, 4, pos, pos + 4) !== 0) {
+      const next = buf.indexOf(magicBytes, pos + 1);
+      // A file without a single record of this magic belongs to another network: chain
+      // selection then reports the missing genesis with a hint about --network.
+      if (pos === 0 && next < 0) break;
+      if (firstNonPadding(buf, pos, next < 0 ? buf.length : next, key) >= 0) {
+        throw new BlkFileError(file, pos, 'expected a block record or zero padding here: the record before it is cut short, or the file is corrupt');
+      }
+      if (next < 0) break;
+      pos = next;
+    }
+    if (buf.length - pos < 8) throw new BlkFileError(file, pos, 'record header runs past the end of the file');
+    const size = buf.readUInt32LE(pos + 4);
+    const offset = pos + 8;
+    if (size > buf.length - offset) {
+      throw new BlkFileError(file, offset, `record of ${size} bytes runs past the end of the file (${buf.length - offset} bytes left)`);
+    }
+    ranges.push(offset, size);
+    pos = offset + size;
+  }
+  return ranges;
 }
 
 /** Where a block lives on disk, as the chain pass records it. */

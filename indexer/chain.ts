@@ -1,7 +1,8 @@
 import BN from 'bn.js';
 import type { NetworkParams } from '../script/params.js';
-import { BlockReader, readBlockRecords, readXorKey, type BlockLocation } from './blkfiles.js';
-import { blockWork, checkProofOfWork, merkleRoot } from './pow.js';
+import { BlockReader, readXorKey, type BlockLocation } from './blkfiles.js';
+import { analyseBlocksDir } from './chainpass.js';
+import { blockWork } from './pow.js';
 
 /** One block of the chosen chain and where to re-read it. */
 export interface ChainEntry extends BlockLocation {
@@ -9,9 +10,23 @@ export interface ChainEntry extends BlockLocation {
   /** Internal byte order. */
   hash: Buffer;
   txCount: number;
-  /** Every txid of the block, 32 bytes each in order, as the merkle check computed them. */
-  txids: Buffer;
+  /**
+   * Every txid of the block, 32 bytes each in order, as the merkle check
+   * computed them; null past TXID_KEEP_BYTES, where later passes hash again.
+   */
+  txids: Buffer | null;
+  /** Outputs of the block that could enter the UTXO set. */
+  spendable: number;
+  /** Stake scripts (latin1) named by the block's well-formed announcement attempts. */
+  stakes: string[];
 }
+
+/**
+ * The chain pass keeps txids for later passes up to this many bytes (about
+ * 4M transactions); a bigger chain's later blocks are hashed again instead,
+ * so memory stays bounded on mainnet-sized directories.
+ */
+export const TXID_KEEP_BYTES = 128 * 1024 * 1024;
 
 export interface ChainStats {
   files: number;
@@ -47,6 +62,8 @@ export interface LoadChainOptions {
   onWarning?: (message: string) => void;
   /** Checked after every record; when it returns true, loading ends with a ChainLoadStopped. */
   shouldStop?: () => boolean;
+  /** Threads that parse and hash blocks (default: one per core, at most four). */
+  threads?: number;
 }
 
 /** Loading was cut short by `shouldStop` (e.g. Ctrl-C during a long read). */
@@ -73,7 +90,9 @@ interface Node {
   seen: number;
   loc: BlockLocation;
   txCount: number;
-  txids: Buffer;
+  txids: Buffer | null;
+  spendable: number;
+  stakes: string[];
   bits: number;
   /** Why the block itself is invalid, or null. */
   flaw: string | null;
@@ -110,40 +129,37 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
   };
   const nodes = new Map<string, Node>();
   const files = new Set<string>();
-  for await (const rec of readBlockRecords(dir, params.magic, { onProgress: opts.onProgress })) {
-    if (opts.shouldStop?.()) throw new ChainLoadStopped();
-    stats.records++;
-    stats.bytes += rec.bytes.length;
-    files.add(rec.file);
-    const { header } = rec;
-    const key = header.hash.toString('latin1');
-    const loc = { file: rec.file, offset: rec.offset, size: rec.bytes.length };
-    const known = nodes.get(key);
-    let flaw: string | null = null;
-    if (!checkProofOfWork(header.hash, header.bits)) {
-      flaw = 'fails proof of work';
-    } else if (rec.txids.length === 0 || !merkleRoot(rec.txids).equals(header.merkleRoot)) {
-      flaw = 'has a wrong merkle root';
-    }
-    if (known !== undefined) {
-      // Same hash, same header: only the transactions can differ, so an intact
-      // copy may stand in for a corrupt one, but never the other way round.
-      if (known.flaw === null || flaw !== null) {
+  let kept = 0;
+  const keep = (txids: Buffer): Buffer | null => {
+    if (kept + txids.length > TXID_KEEP_BYTES) return null;
+    kept += txids.length;
+    return txids;
+  };
+  const pass = analyseBlocksDir(dir, params.magic, { onProgress: opts.onProgress, shouldStop: opts.shouldStop, threads: opts.threads });
+  for await (const records of pass) {
+    for (const { file, info, txids } of records) {
+      if (opts.shouldStop?.()) throw new ChainLoadStopped();
+      stats.records++;
+      stats.bytes += info.size;
+      files.add(file);
+      const loc = { file, offset: info.offset, size: info.size };
+      const known = nodes.get(info.key);
+      const flaw = info.flaw;
+      if (known !== undefined) {
+        // Same hash, same header: only the transactions can differ, so an intact
+        // copy may stand in for a corrupt one, but never the other way round.
         stats.duplicates++;
+        if (known.flaw === null || flaw !== null) continue;
+        Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: keep(txids), spendable: info.spendable, stakes: info.stakes });
         continue;
       }
-      known.flaw = null;
-      known.loc = loc;
-      known.txCount = rec.txids.length;
-      known.txids = Buffer.concat(rec.txids);
-      stats.duplicates++;
-      continue;
+      nodes.set(info.key, {
+        key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null ? keep(txids) : null,
+        spendable: info.spendable, stakes: info.stakes, bits: info.bits, flaw, parent: null, work: null, reached: false,
+      });
     }
-    nodes.set(key, {
-      key, prevKey: header.prevHash.toString('latin1'), seen: stats.records, loc, txCount: rec.txids.length, txids: Buffer.concat(rec.txids),
-      bits: header.bits, flaw, parent: null, work: null, reached: false,
-    });
   }
+  if (opts.shouldStop?.()) throw new ChainLoadStopped();
   stats.files = files.size;
 
   const genesisKey = Buffer.from(params.genesisHash, 'hex').reverse().toString('latin1');
@@ -218,7 +234,9 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
 
   const blocks: ChainEntry[] = [];
   for (let n: Node | null = best; n !== null; n = n.parent) {
-    blocks.push({ height: 0, hash: Buffer.from(n.key, 'latin1'), ...n.loc, txCount: n.txCount, txids: n.txids });
+    blocks.push({
+      height: 0, hash: Buffer.from(n.key, 'latin1'), ...n.loc, txCount: n.txCount, txids: n.txids, spendable: n.spendable, stakes: n.stakes,
+    });
   }
   blocks.reverse();
   blocks.forEach((b, h) => (b.height = h));

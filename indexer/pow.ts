@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import BN from 'bn.js';
+import { sha256dLatin1 } from './scanner.js';
 
 /**
  * Proof-of-work and merkle checks for the chain pass. These run once per block
@@ -98,4 +99,24 @@ export function merkleRoot(txids: Buffer[]): Buffer {
     level = next;
   }
   return level[0];
+}
+
+/**
+ * `merkleRoot` over `n` txids stored back to back in `txids` (32 bytes
+ * each). Works level by level in one scratch copy, writing each parent over
+ * its left child, so it allocates no buffer per node.
+ */
+export function merkleRootOf(txids: Buffer, n: number): Buffer {
+  if (n === 0) throw new RangeError('a merkle root needs at least one transaction');
+  const level = Buffer.allocUnsafe(Math.max(64, n * 32 + 32));
+  txids.copy(level, 0, 0, n * 32);
+  while (n > 1) {
+    if (n % 2 === 1) level.copy(level, n * 32, (n - 1) * 32, n * 32);
+    const half = (n + 1) >> 1;
+    for (let i = 0; i < half; i++) {
+      level.write(sha256dLatin1(level.subarray(i * 64, i * 64 + 64)), i * 32, 32, 'latin1');
+    }
+    n = half;
+  }
+  return Buffer.from(level.subarray(0, 32));
 }

@@ -102,7 +102,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
         break;
       }
       const entry = chain.blocks[h]!;
-      const block = scanBlock(reader.read(entry), entry.txids);
+      const block = scanBlock(reader.read(entry), entry.txids ?? undefined);
       if (!block.hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const summary = await connectBlock(state, block, h, { onlyScripts });
       txs += summary.txCount;
@@ -121,7 +121,7 @@ function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, ta
   const scripts = new Set<string>();
   for (let h = Math.max(1, start); h <= target; h++) {
     const entry = chain.blocks[h]!;
-    for (const tx of scanBlock(reader.read(entry), entry.txids).txs) {
+    for (const tx of scanBlock(reader.read(entry), entry.txids ?? undefined).txs) {
       for (const out of tx.outputs) {
         if (!isAttempt(out.script)) continue;
         const a = detectAnnouncement(out.script);

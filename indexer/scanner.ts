@@ -73,6 +73,15 @@ function sha256d(data: Buffer): Buffer {
 }
 
 /**
+ * Double SHA-256 as a latin1 string (one char per byte). Node accepts any
+ * buffer encoding for the digest, though its typings list only the text
+ * ones; a string costs far less to make than a native-backed Buffer.
+ */
+export function sha256dLatin1(data: Uint8Array): string {
+  return hash('sha256', hash('sha256', data, 'buffer'), 'latin1' as 'hex');
+}
+
+/**
  * Reused to gather the non-witness ranges of a segwit transaction. Copying
  * into one scratch buffer and hashing once measured faster than feeding three
  * ranges to an incremental `createHash`.
@@ -93,6 +102,13 @@ class Cursor {
    */
   tx = -1;
   item = 0;
+  /** Outputs walked so far that could enter the UTXO set (any script not starting with OP_RETURN). */
+  spendable = 0;
+  /** Where the last transaction's txid bytes are: [txStart, +4), [bodyStart, bodyEnd), [pos - 4, pos). */
+  txStart = 0;
+  bodyStart = 0;
+  bodyEnd = 0;
+  segwit = false;
   readonly buf: Buffer;
   readonly end: number;
 
@@ -174,13 +190,18 @@ function isNullPrevout(b: Buffer, p: number): boolean {
   return b[p + 32] === 0xff && b[p + 33] === 0xff && b[p + 34] === 0xff && b[p + 35] === 0xff;
 }
 
+/** Sees each OP_RETURN output script as a view into the block (valid only during the call). */
+export type OpReturnHook = (script: Buffer, txIndex: number, vout: number) => void;
+
 /**
  * Walks one transaction, filling `inputs`/`outputs` when given, and returns
  * its txid. Follows Core's deserializer: an empty vin is the segwit marker,
  * flag 1 means witnesses follow, any other non-zero flag is an error, and a
  * witness flag with no witness data at all is rejected ("superfluous").
  */
-function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, outputs: ScannedOutput[] | null, hash = true): Buffer {
+function parseTx(
+  c: Cursor, index: number, inputs: ScannedInput[] | null, outputs: ScannedOutput[] | null, hash = true, onOpReturn: OpReturnHook | null = null,
+): Buffer {
   const b = c.buf;
   const txStart = c.pos;
   c.tx = index;
@@ -223,6 +244,8 @@ function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, output
     c.pos += 8;
     const s = c.skipVarBytes('script of output #');
     if (outputs !== null) outputs.push({ value, script: b.subarray(s, c.pos) });
+    if (s === c.pos || b[s] !== 0x6a) c.spendable++;
+    else if (onOpReturn !== null) onOpReturn(b.subarray(s, c.pos), index, i);
   }
   const bodyEnd = c.pos;
   if (segwit) {
@@ -237,14 +260,30 @@ function parseTx(c: Cursor, index: number, inputs: ScannedInput[] | null, output
   }
   c.need(4, 'locktime');
   c.pos += 4;
-  if (!hash) return NO_TXID;
-  if (!segwit) return sha256d(b.subarray(txStart, c.pos));
-  const len = 4 + (bodyEnd - bodyStart) + 4;
+  c.txStart = txStart;
+  c.bodyStart = bodyStart;
+  c.bodyEnd = bodyEnd;
+  c.segwit = segwit;
+  return hash ? sha256d(txidBytes(c)) : NO_TXID;
+}
+
+/**
+ * The bytes a txid hashes for the transaction `parseTx` just walked: a view
+ * of the block for a legacy transaction; for a segwit one, the version, body
+ * and locktime gathered in the scratch buffer (valid until the next call).
+ */
+function txidBytes(c: Cursor): Buffer {
+  const b = c.buf;
+  if (!c.segwit) return b.subarray(c.txStart, c.pos);
+  const len = 4 + (c.bodyEnd - c.bodyStart) + 4;
   if (scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, scratch.length * 2));
-  b.copy(scratch, 0, txStart, txStart + 4);
-  b.copy(scratch, 4, bodyStart, bodyEnd);
-  b.copy(scratch, len - 4, c.pos - 4, c.pos);
-  return sha256d(scratch.subarray(0, len));
+  const s = scratch;
+  const t = c.txStart;
+  const l = c.pos - 4;
+  s[0] = b[t]; s[1] = b[t + 1]; s[2] = b[t + 2]; s[3] = b[t + 3];
+  b.copy(s, 4, c.bodyStart, c.bodyEnd);
+  s[len - 4] = b[l]; s[len - 3] = b[l + 1]; s[len - 2] = b[l + 2]; s[len - 1] = b[l + 3];
+  return s.subarray(0, len);
 }
 
 /**
@@ -312,10 +351,46 @@ export function scanBlock(bytes: Buffer, knownTxids?: Buffer): ScannedBlock {
  * benchmark. Returns the transaction count.
  */
 export function forEachTxid(bytes: Buffer, fn: (txid: Buffer, index: number) => void): number {
+  return walkTxids(bytes, fn, null).txs;
+}
+
+/**
+ * `forEachTxid`, also showing every OP_RETURN script to `onOpReturn` and
+ * counting the outputs that could enter the UTXO set: what the chain pass
+ * learns about a block for later passes while it walks the bytes anyway.
+ */
+export function walkTxids(bytes: Buffer, fn: (txid: Buffer, index: number) => void, onOpReturn: OpReturnHook | null): { txs: number; spendable: number } {
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
-  for (let i = 0; i < n; i++) fn(parseTx(c, i, null, null), i);
+  for (let i = 0; i < n; i++) fn(parseTx(c, i, null, null, true, onOpReturn), i);
   checkEnd(c);
-  return n;
+  return { txs: n, spendable: c.spendable };
+}
+
+/**
+ * The chain pass's walk: like `walkTxids`, but writes each txid into `out`
+ * at `at + 32 * index` and returns how many there were, or throws
+ * BlockParseError before writing past `out` (the caller sizes it from the
+ * transaction count, `blockTxCount`). Writing hashes as latin1 strings
+ * avoids a native buffer per txid, the costliest part of hashing small
+ * inputs.
+ */
+export function walkTxidsInto(bytes: Buffer, out: Buffer, at: number, onOpReturn: OpReturnHook | null): { txs: number; spendable: number } {
+  if (bytes.length < HEADER_SIZE) scanHeader(bytes);
+  const c = new Cursor(bytes);
+  const n = txCount(c);
+  if (at + n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
+  for (let i = 0; i < n; i++) {
+    parseTx(c, i, null, null, false, onOpReturn);
+    out.write(sha256dLatin1(txidBytes(c)), at + i * 32, 32, 'latin1');
+  }
+  checkEnd(c);
+  return { txs: n, spendable: c.spendable };
+}
+
+/** A block's transaction count (its header must be there); throws BlockParseError when unreadable. */
+export function blockTxCount(bytes: Buffer): number {
+  if (bytes.length < HEADER_SIZE) scanHeader(bytes);
+  return txCount(new Cursor(bytes));
 }

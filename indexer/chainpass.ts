@@ -1,0 +1,193 @@
+import { existsSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { BlkFileError, deobfuscate, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
+import type { ChunkRequest } from './chainworker.js';
+import { analyzeChunk, type ChunkResult, type RecordInfo } from './records.js';
+
+/** One analysed record and its txids (a view into its chunk's buffer). */
+export interface AnalysedRecord {
+  file: string;
+  info: RecordInfo;
+  txids: Buffer;
+}
+
+export interface ChainPassOptions {
+  /** Threads that parse and hash blocks; 1 keeps everything on the calling thread. */
+  threads?: number;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Checked before each file is read; when true the generator returns early. */
+  shouldStop?: () => boolean;
+}
+
+/** Parse-and-hash threads by default: one per core, at most four. */
+export const DEFAULT_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+
+/** Records are handed to threads in runs of about this many bytes. */
+const CHUNK_BYTES = 4 * 1024 * 1024;
+
+const WORKER_URL = new URL('./chainworker.js', import.meta.url);
+
+interface Job {
+  req: ChunkRequest;
+  resolve: (r: ChunkResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** A few worker threads, each taking the next queued chunk when it is free. */
+class ChunkPool {
+  private readonly idle: Worker[] = [];
+  private readonly all: Worker[] = [];
+  private readonly queue: Job[] = [];
+  private readonly busy = new Map<Worker, Job>();
+  private failure: unknown = null;
+  private nextId = 0;
+
+  constructor(threads: number) {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(WORKER_URL);
+      w.on('message', (m: { id: number; infos: RecordInfo[]; txids: ArrayBuffer }) => {
+        const job = this.busy.get(w);
+        this.busy.delete(w);
+        this.idle.push(w);
+        job?.resolve({ infos: m.infos, txids: Buffer.from(m.txids) });
+        this.dispatch();
+      });
+      w.on('error', (err) => this.fail(err));
+      w.on('exit', (code) => {
+        if (this.busy.has(w)) this.fail(new Error(`a chain-pass worker exited (code ${code}) in the middle of a chunk`));
+      });
+      this.all.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  run(file: SharedArrayBuffer, ranges: number[]): Promise<ChunkResult> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req: { id: this.nextId++, file, ranges }, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.busy.set(w, job);
+      w.postMessage(job.req);
+    }
+  }
+
+  private fail(err: unknown): void {
+    this.failure ??= err;
+    for (const job of [...this.busy.values(), ...this.queue]) job.reject(this.failure);
+    this.busy.clear();
+    this.queue.length = 0;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.all.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * Worker threads run the compiled chainworker.js next to this module; when it
+ * is not there (the TypeScript sources run directly, as under the test
+ * runner) the chain pass stays on the calling thread, with identical results.
+ */
+function workersAvailable(): boolean {
+  return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
+}
+
+async function readWhole(path: string, shared: boolean): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+    const size = (await fh.stat()).size;
+    const buf = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
+    let got = 0;
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got === size ? buf : buf.subarray(0, got);
+  } catch (err) {
+    throw new BlkFileError(path, 0, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** Cuts a file's [offset, size] pairs into runs of about CHUNK_BYTES. */
+function chunksOf(ranges: number[]): number[][] {
+  const chunks: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (let r = 0; r < ranges.length; r += 2) {
+    cur.push(ranges[r]!, ranges[r + 1]!);
+    bytes += ranges[r + 1]!;
+    if (bytes >= CHUNK_BYTES) {
+      chunks.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+  }
+  if (cur.length > 0) chunks.push(cur);
+  return chunks;
+}
+
+/**
+ * The chain pass's reading half: every block record of a blocks directory,
+ * analysed (parsed, txids hashed, proof of work and merkle root checked,
+ * announcement stakes noted), yielded one file at a time in file order. Each
+ * file is read whole; the next one is read while worker threads analyse
+ * this one, so at most two files are in memory.
+ */
+export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opts: ChainPassOptions = {}): AsyncGenerator<AnalysedRecord[]> {
+  const magicBytes = magicOf(magic);
+  const files = await listBlkFiles(dir);
+  const key = await readXorKey(dir);
+  const threads = opts.threads ?? DEFAULT_THREADS;
+  const pool = threads > 1 && files.length > 0 && workersAvailable() ? new ChunkPool(threads) : null;
+  try {
+    const sizes = await Promise.all(files.map((f) => stat(f).then((s) => s.size, (err: NodeJS.ErrnoException) => {
+      throw new BlkFileError(f, 0, `cannot read (${err.code ?? String(err)})`);
+    })));
+    const total = sizes.reduce((a, b) => a + b, 0);
+    let before = 0;
+    let next = files.length > 0 ? readWhole(files[0]!, pool !== null) : null;
+    for (let i = 0; i < files.length; i++) {
+      const file = files[i]!;
+      const buf = await next!;
+      next = i + 1 < files.length && !opts.shouldStop?.() ? readWhole(files[i + 1]!, pool !== null) : null;
+      // Swallow a read error of the prefetched file until its turn comes, so it is reported in order.
+      next?.catch(() => undefined);
+      if (opts.shouldStop?.()) return;
+      deobfuscate(buf, 0, key);
+      const chunks = chunksOf(splitRecords(buf, file, magicBytes, key));
+      let done = 0;
+      const results = await Promise.all(chunks.map(async (ranges) => {
+        const r = pool !== null ? await pool.run(buf.buffer as SharedArrayBuffer, ranges) : analyzeChunk(buf, ranges);
+        for (let k = 1; k < ranges.length; k += 2) done += ranges[k]!;
+        opts.onProgress?.(before + done, total);
+        return r;
+      }));
+      const out: AnalysedRecord[] = [];
+      for (const r of results) {
+        for (const info of r.infos) {
+          if (info.error !== null) throw new BlkFileError(file, info.offset, info.error);
+          out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32) });
+        }
+      }
+      before += sizes[i]!;
+      opts.onProgress?.(before, total);
+      yield out;
+    }
+  } finally {
+    await pool?.close();
+  }
+}
