@@ -106,7 +106,16 @@ async function readWhole(path: string, shared: boolean): Promise<Buffer> {
   let fh;
   try {
     fh = await open(path, 'r');
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      // A pipe or device has no size to allocate for: read it to its end.
+      const data = await fh.readFile();
+      if (!shared) return data;
+      const copy = Buffer.from(new SharedArrayBuffer(data.length));
+      data.copy(copy);
+      return copy;
+    }
+    const size = st.size;
     const buf = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
     let got = 0;
     while (got < size) {

@@ -91,7 +91,13 @@ export async function connectBlock(state: ChainState, block: ScannedBlock, heigh
       touched.add(sk);
       coinOps.push({ added: true, outpoint: op });
     });
-    if (attempts.length > 0) judge(state, writer, tx, height, block.time, spentScripts, attempts);
+    if (attempts.length > 0) {
+      judge(state, writer, {
+        txid: tx.txid, index: tx.index, coinbase: tx.coinbase,
+        spendsScript: (s) => spentScripts.some((x) => x.equals(s)),
+        balanceAfter: (s) => state.balance(bkey(s)),
+      }, height, block.time, attempts);
+    }
   }
   endOfBlock(state, writer, height, touched);
 
@@ -103,7 +109,7 @@ export async function connectBlock(state: ChainState, block: ScannedBlock, heigh
   return { height, hash: Buffer.from(block.hash), txCount: block.txs.length, events: writer.events };
 }
 
-function checkLinks(state: ChainState, block: ScannedBlock, height: number): void {
+export function checkLinks(state: ChainState, block: ScannedBlock, height: number): void {
   if (height === 0) {
     if (state.tip !== null) throw new ChainMismatchError('genesis connected onto a non-empty index');
     if (rpcHex(block.hash) !== state.params.genesisHash) {
@@ -147,16 +153,28 @@ async function prefetch(state: ChainState, txs: ScannedTx[], only: ReadonlySet<s
   await state.loadBalances([...scripts]);
 }
 
-function judge(
-  state: ChainState, writer: RegistryWriter, tx: ScannedTx, height: number, blockTime: number,
-  spentScripts: Buffer[], attempts: Array<{ vout: number; attempt: Attempt }>,
+/** The transaction whose announcement attempts are judged, and what it did to the coins. */
+export interface JudgedTx {
+  readonly txid: Buffer;
+  readonly index: number;
+  readonly coinbase: boolean;
+  /** Does one of its inputs spend a coin paying this script. */
+  spendsScript(script: Uint8Array): boolean;
+  /** The script's balance after the transaction's inputs and outputs. */
+  balanceAfter(script: Uint8Array): bigint;
+}
+
+/** Runs a transaction's announcement attempts against the registry and records each outcome. */
+export function judge(
+  state: ChainState, writer: RegistryWriter, tx: JudgedTx, height: number, blockTime: number,
+  attempts: Array<{ vout: number; attempt: Attempt }>,
 ): void {
   const ctx: InterpretContext = {
     height,
     blockTime,
     isCoinbase: tx.coinbase,
-    spendsScript: (s) => spentScripts.some((x) => x.equals(s)),
-    balanceAfter: (s) => state.balance(bkey(s)),
+    spendsScript: (s) => tx.spendsScript(s),
+    balanceAfter: (s) => tx.balanceAfter(s),
     registration: (s) => writer.view(Buffer.from(s)),
   };
   for (const j of judgeAttempts(attempts)) {
@@ -175,16 +193,22 @@ function judge(
   }
 }
 
-function endOfBlock(state: ChainState, writer: RegistryWriter, height: number, touched: Set<string>): void {
+/**
+ * End-of-block processing: expiries, then lapses among the scripts whose
+ * balance the block touched, then the balance history of registered scripts.
+ */
+export function endOfBlock(
+  state: ChainState, writer: RegistryWriter, height: number, touched: Iterable<string>, balanceOf: (sk: string) => bigint = (sk) => state.balance(sk),
+): void {
   const expiring = state.expiring.get(height);
   if (expiring) for (const id of [...expiring].sort()) writer.end(id, 'expired');
   const lapsing: string[] = [];
   for (const sk of touched) {
     const id = state.current.get(sk);
-    if (id !== undefined && state.open.has(id) && state.balance(sk) < state.params.minStake) lapsing.push(id);
+    if (id !== undefined && state.open.has(id) && balanceOf(sk) < state.params.minStake) lapsing.push(id);
   }
   for (const id of lapsing.sort()) writer.end(id, 'lapsed');
   for (const sk of touched) {
-    if (state.current.has(sk)) writer.stakeBalance(Buffer.from(sk, 'latin1'), state.balance(sk));
+    if (state.current.has(sk)) writer.stakeBalance(Buffer.from(sk, 'latin1'), balanceOf(sk));
   }
 }

@@ -4,7 +4,9 @@ import { ChainLoadStopped, loadBestChain, type BestChain } from './chain.js';
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K } from './layout.js';
-import { scanBlock } from './scanner.js';
+import { coinTableBytes } from './memtables.js';
+import { connectInMemory, MemoryUtxo } from './memconnect.js';
+import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from './scanner.js';
 import { bkey, ChainState } from './state.js';
 import { detectAnnouncement, isAttempt } from '../script/carrier.js';
 import type { DB } from './store.js';
@@ -32,6 +34,14 @@ export interface RecountOptions {
   readonly fast?: boolean;
   /** The database is deleted after the run: skip what only a kept index needs (undo, script index). */
   readonly throwaway?: boolean;
+  /**
+   * A throwaway recount keeps the UTXO set and balances in memory while they
+   * fit in this many bytes (default DEFAULT_MEMORY_BYTES; 0 never does). If
+   * they outgrow it, the recount starts over on the database engine.
+   */
+  readonly memoryBytes?: number;
+  /** Threads for the chain pass (default: one per core, at most four). */
+  readonly threads?: number;
 }
 
 export interface RecountResult {
@@ -54,6 +64,9 @@ export class RecountError extends Error {
 /** Keeps a full recount of the 1M-transaction benchmark chain under 512 MiB peak RSS; more is faster. */
 export const DEFAULT_CACHE_BYTES = 24 * 1024 * 1024;
 
+/** In-memory UTXO set limit of a throwaway recount: about four million coins. */
+export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
+
 /**
  * Recounts the registry from a bitcoind blocks directory into `db`: chooses
  * the most-work valid chain, then connects it block by block. An index left
@@ -65,7 +78,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop,
+      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads,
     });
   } catch (err) {
     if (!(err instanceof ChainLoadStopped)) throw err;
@@ -78,7 +91,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
   if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
 
-  const state = new ChainState(opts.db, opts.params, opts.throwaway);
+  let state = new ChainState(opts.db, opts.params, opts.throwaway);
   await state.load();
   const resumedFrom = state.tip?.height ?? null;
   while (state.tip !== null) {
@@ -89,6 +102,14 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   }
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
+
+  const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+  if (opts.throwaway && state.tip === null && state.utxoHash === null && memoryLimit > 0) {
+    const done = await recountInMemory(opts, state, chain, target, memoryLimit);
+    if (done !== null) return { ...done, resumedFrom, chain };
+    state = new ChainState(opts.db, opts.params, opts.throwaway);
+    await state.load();
+  }
 
   const reader = new BlockReader(chain.xorKey);
   const onlyScripts = opts.fast ? stakeScriptsOf(chain, reader, start, target) : undefined;
@@ -130,4 +151,56 @@ function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, ta
     }
   }
   return scripts;
+}
+
+/**
+ * A throwaway recount with the UTXO set in memory (memconnect.ts). Returns
+ * null, having written nothing, when the chain turns out too big for
+ * `limit`: the caller then recounts on the database engine instead.
+ */
+async function recountInMemory(
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number,
+): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'> | null> {
+  let spendable = 0;
+  const stakes = new Set<string>();
+  for (let h = 0; h <= target; h++) {
+    const e = chain.blocks[h]!;
+    spendable += e.spendable;
+    for (const s of e.stakes) stakes.add(s);
+  }
+  // Even if most outputs are spent again soon, a chain this much bigger will not fit.
+  if (!opts.fast && coinTableBytes(spendable) > 4 * limit) return null;
+  const mem = new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, 1 << 20));
+  const reader = new BlockReader(chain.xorKey);
+  let txs = 0;
+  let stopped = false;
+  try {
+    for (let h = 0; h <= target; h++) {
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      const entry = chain.blocks[h]!;
+      const bytes = reader.read(entry);
+      if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
+      const summary = connectInMemory(state, mem, bytes, entry.txids ?? txidsOf(bytes), h);
+      txs += summary.txCount;
+      opts.onBlock?.(summary);
+      if (mem.byteSize + state.cacheBytes > limit) {
+        opts.onWarning?.(`the UTXO set outgrew the in-memory limit (${Number((limit / 1048576).toFixed(1))} MiB) at height ${h}; recounting on the database instead (raise --utxo-memory-mib to avoid this)`);
+        return null;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  mem.storeStakeBalances(state);
+  await state.flush();
+  return { height: state.tip?.height ?? -1, txs, blocks: (state.tip?.height ?? -1) + 1, stopped };
+}
+
+function txidsOf(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(blockTxCount(bytes) * 32);
+  walkTxidsInto(bytes, out, 0, null);
+  return out;
 }

@@ -394,3 +394,78 @@ export function blockTxCount(bytes: Buffer): number {
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   return txCount(new Cursor(bytes));
 }
+
+/** What `visitBlock` reports, in block order: per transaction, its inputs, then its outputs, then its end. */
+export interface BlockVisitor {
+  /** A non-coinbase input; its 36-byte prevout (txid, vout LE) starts at `b[at]`. */
+  input(b: Buffer, at: number): void;
+  /** An output: its 8-byte value starts at `valueAt`, its script is `b[scriptStart..scriptEnd)`. */
+  output(b: Buffer, vout: number, valueAt: number, scriptStart: number, scriptEnd: number): void;
+  /** After the transaction's outputs. */
+  txEnd(index: number, coinbase: boolean): void;
+}
+
+/**
+ * Walks a block's transactions without building any object per input or
+ * output, for the in-memory recount. Bounds are checked as in `scanBlock`;
+ * txids are not computed (the chain pass has them).
+ */
+export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
+  scanHeader(bytes);
+  const c = new Cursor(bytes);
+  const b = bytes;
+  const n = txCount(c);
+  for (let index = 0; index < n; index++) {
+    c.tx = index;
+    c.need(MIN_TX_SIZE, 'transaction');
+    c.pos += 4;
+    let nIn = c.count('input count', MIN_INPUT_SIZE);
+    let segwit = false;
+    if (nIn === 0) {
+      const flag = b[c.pos];
+      if (flag === 1) {
+        segwit = true;
+        c.pos++;
+        nIn = c.count('input count', MIN_INPUT_SIZE);
+      } else if (flag !== 0) {
+        c.fail(`unknown segwit flag ${flag} in tx ${index}`, c.pos);
+      }
+    }
+    const coinbase = index === 0 && nIn === 1 && c.end - c.pos >= 36 && isNullPrevout(b, c.pos);
+    for (let i = 0; i < nIn; i++) {
+      c.item = i;
+      c.need(36, 'prevout of input #');
+      const p = c.pos;
+      c.pos = p + 36;
+      c.skipVarBytes('scriptSig of input #');
+      c.need(4, 'sequence of input #');
+      c.pos += 4;
+      if (!coinbase) v.input(b, p);
+    }
+    const nOut = c.count('output count', MIN_OUTPUT_SIZE);
+    for (let i = 0; i < nOut; i++) {
+      c.item = i;
+      c.need(8, 'value of output #');
+      const valueAt = c.pos;
+      c.pos += 8;
+      const s = c.skipVarBytes('script of output #');
+      v.output(b, i, valueAt, s, c.pos);
+    }
+    if (segwit) {
+      const bodyEnd = c.pos;
+      let anyWitness = false;
+      for (let i = 0; i < nIn; i++) {
+        c.item = i;
+        const items = c.count('witness item count of input #', 1);
+        if (items > 0) anyWitness = true;
+        for (let k = 0; k < items; k++) c.skipVarBytes('witness item of input #');
+      }
+      if (!anyWitness) c.fail(`superfluous witness flag in tx ${index}`, bodyEnd);
+    }
+    c.need(4, 'locktime');
+    c.pos += 4;
+    v.txEnd(index, coinbase);
+  }
+  checkEnd(c);
+  return n;
+}

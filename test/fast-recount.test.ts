@@ -2,6 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
+import { readBlockRecords } from '../indexer/blkfiles.js';
+import { writeBlkDir } from './helpers/blocksdir.js';
 import { nodereg, ROOT } from './helpers/cli.js';
 
 let cache: string;
@@ -30,6 +32,54 @@ describe('recount --fast', () => {
     const parsed = JSON.parse(full) as { nodes: Array<{ status: string; renewals: number }>; rejected: unknown[] };
     expect(parsed.nodes.length).toBeGreaterThan(3);
     expect(recount([...args, '--fast'])).toBe(full);
+  });
+
+  it('on a bigger random chain, the database engine, the in-memory engine and --fast print the same JSON', () => {
+    const chain = benchChain(cache, 40_000, undefined, 7);
+    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+    const onDisk = recount([...args, '--utxo-memory-mib', '0']);
+    expect((JSON.parse(onDisk) as { nodes: unknown[] }).nodes.length).toBeGreaterThan(20);
+    expect(recount(args)).toBe(onDisk);
+    expect(recount([...args, '--fast'])).toBe(onDisk);
+    expect(recount([...args, '--threads', '1'])).toBe(onDisk);
+  });
+
+  it('an in-memory recount that outgrows --utxo-memory-mib warns and starts over on the database, with the same result', () => {
+    const chain = benchChain(cache, 7000, undefined, 1);
+    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+    const res = nodereg(['recount', '--json', ...args, '--utxo-memory-mib', '0.5']);
+    expect(res.status).toBe(0);
+    expect(res.stderr).toMatch(/outgrew the in-memory limit \(0.5 MiB\) at height \d+; recounting on the database instead/);
+    expect(res.stdout).toBe(recount([...args, '--utxo-memory-mib', '0']));
+  });
+
+  it('reads a blocks directory of several obfuscated files the same on one thread as on worker threads', async () => {
+    const blocks: Buffer[] = [];
+    for await (const rec of readBlockRecords(join(ROOT, 'fixtures', 'chains', 'demo', 'blocks'), 'fabfb5da')) blocks.push(Buffer.from(rec.bytes));
+    const third = Math.ceil(blocks.length / 3);
+    const dir = writeBlkDir([blocks.slice(0, third), blocks.slice(third, 2 * third), blocks.slice(2 * third)], {
+      magic: Buffer.from('fabfb5da', 'hex'), key: Buffer.from('0011223344556677', 'hex'),
+    });
+    try {
+      const expected = readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8');
+      for (const threads of ['1', '2', '3']) {
+        expect(recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads])).toBe(expected);
+        expect(recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads, '--fast'])).toBe(expected);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [['--threads', '0'], /--threads must be a whole number from 1 to 64/],
+    [['--threads', '1.5'], /--threads must be a whole number from 1 to 64/],
+    [['--utxo-memory-mib', '-1'], /--utxo-memory-mib must be 0 or more/],
+    [['--utxo-memory-mib', 'lots'], /--utxo-memory-mib must be 0 or more/],
+  ])('refuses %j with a usage error', (flags, message) => {
+    const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', cache, ...flags]);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(message);
   });
 
   it('refuses --fast with --db or --utxo-hash, since the index it leaves is partial', () => {

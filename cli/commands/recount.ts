@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BlkFileError } from '../../indexer/blkfiles.js';
 import { ChainError } from '../../indexer/chain.js';
+import { DEFAULT_THREADS } from '../../indexer/chainpass.js';
 import { ChainMismatchError } from '../../indexer/connect.js';
 import { exportAt, utxoHashAt } from '../../indexer/queries.js';
 import { recount, RecountError } from '../../indexer/recount.js';
@@ -20,6 +21,8 @@ interface RecountArgs extends NetworkArgs {
   json: boolean;
   db?: string;
   cacheMib: number;
+  utxoMemoryMib: number;
+  threads?: number;
   utxoHash: boolean;
   fast: boolean;
   stats: boolean;
@@ -47,6 +50,8 @@ async function run(args: RecountArgs): Promise<void> {
         db,
         height: args.height,
         cacheBytes: args.cacheMib * 1024 * 1024,
+        memoryBytes: args.utxoMemoryMib * 1024 * 1024,
+        threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,
         throwaway: temp !== null,
@@ -115,11 +120,15 @@ export const recountCommand: CommandModule = {
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
-      .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
+      .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB, when coins go to the database (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
+      .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, keep the UTXO set in memory up to this size, MiB; past it the recount starts over on the database (0: always the database)' })
+      .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
         if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
         if (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1) throw new Error('--cache-mib must be at least 1');
+        if (!Number.isFinite(a['utxo-memory-mib']) || (a['utxo-memory-mib'] as number) < 0) throw new Error('--utxo-memory-mib must be 0 or more');
+        if (a.threads !== undefined && (!Number.isInteger(a.threads) || (a.threads as number) < 1 || (a.threads as number) > 64)) throw new Error('--threads must be a whole number from 1 to 64');
         return true;
       })
       .example('$0 recount --network regtest --blocks-dir fixtures/chains/demo/blocks', 'recount the bundled demo chain')

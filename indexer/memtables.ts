@@ -1,0 +1,271 @@
+/**
+ * Compact in-memory UTXO set and script balances for a recount into a
+ * temporary index (see memconnect.ts): typed arrays with open addressing
+ * instead of a JS object per coin, so a million-transaction chain costs tens
+ * of megabytes and almost no garbage collection.
+ */
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const TWO_32 = 0x1_0000_0000;
+/** A value with a high word at or above this does not fit a double exactly. */
+const HI_SAFE = 0x20_0000;
+const LOAD = 0.7;
+
+const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+
+function pow2AtLeast(n: number): number {
+  let c = 16;
+  while (c < n) c *= 2;
+  return c;
+}
+
+/** Script bytes → dense id, with each script's balance in satoshis. */
+export class ScriptTable {
+  private slots: Int32Array;
+  private mask: number;
+  private arena: Buffer = Buffer.allocUnsafe(1 << 16);
+  private used = 0;
+  private start = new Uint32Array(1024);
+  private len = new Uint32Array(1024);
+  private hashes = new Uint32Array(1024);
+  private balances = new Float64Array(1024);
+  /** Balances that left the exact range of a double, kept as bigint from then on. */
+  private readonly big = new Map<number, bigint>();
+  /** Per id: 1 when the script is named by an announcement (its balance matters to the registry). */
+  stake = new Uint8Array(1024);
+  count = 0;
+
+  constructor() {
+    this.slots = new Int32Array(1024);
+    this.mask = 1023;
+  }
+
+  private static hash(b: Uint8Array, s: number, e: number): number {
+    let h = Math.imul(e - s, 0x9e3779b1);
+    let p = s;
+    for (; p + 4 <= e; p += 4) h = Math.imul(h ^ u32(b, p), 0x85ebca6b) ^ (h >>> 13);
+    for (; p < e; p++) h = Math.imul(h ^ b[p]!, 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  private same(id: number, b: Uint8Array, s: number, e: number): boolean {
+    const n = e - s;
+    if (this.len[id] !== n) return false;
+    const a = this.arena;
+    const o = this.start[id]!;
+    for (let i = 0; i < n; i++) if (a[o + i] !== b[s + i]) return false;
+    return true;
+  }
+
+  /** The id of the script `b[s..e)`, or -1. */
+  find(b: Uint8Array, s: number, e: number): number {
+    const h = ScriptTable.hash(b, s, e);
+    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
+      const v = this.slots[i]!;
+      if (v === 0) return -1;
+      if (this.hashes[v - 1] === h && this.same(v - 1, b, s, e)) return v - 1;
+    }
+  }
+
+  /** The id of the script `b[s..e)`, adding it with a zero balance if new. */
+  intern(b: Uint8Array, s: number, e: number): number {
+    const h = ScriptTable.hash(b, s, e);
+    let i = h & this.mask;
+    for (; ; i = (i + 1) & this.mask) {
+      const v = this.slots[i]!;
+      if (v === 0) break;
+      if (this.hashes[v - 1] === h && this.same(v - 1, b, s, e)) return v - 1;
+    }
+    const id = this.count++;
+    if (id === this.start.length) this.growIds();
+    const n = e - s;
+    if (this.used + n > this.arena.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + n));
+      this.arena.copy(bigger, 0, 0, this.used);
+      this.arena = bigger;
+    }
+    this.arena.set(b.subarray(s, e), this.used);
+    this.start[id] = this.used;
+    this.len[id] = n;
+    this.used += n;
+    this.hashes[id] = h;
+    this.balances[id] = 0;
+    this.stake[id] = 0;
+    this.slots[i] = id + 1;
+    if (this.count > (this.mask + 1) * LOAD) this.rehash();
+    return id;
+  }
+
+  private growIds(): void {
+    const n = this.start.length * 2;
+    const grow = <T extends Uint32Array | Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.start = grow(this.start, (k) => new Uint32Array(k));
+    this.len = grow(this.len, (k) => new Uint32Array(k));
+    this.hashes = grow(this.hashes, (k) => new Uint32Array(k));
+    this.balances = grow(this.balances, (k) => new Float64Array(k));
+    this.stake = grow(this.stake, (k) => new Uint8Array(k));
+  }
+
+  private rehash(): void {
+    const cap = (this.mask + 1) * 2;
+    const slots = new Int32Array(cap);
+    const mask = cap - 1;
+    for (let id = 0; id < this.count; id++) {
+      let i = this.hashes[id]! & mask;
+      while (slots[i] !== 0) i = (i + 1) & mask;
+      slots[i] = id + 1;
+    }
+    this.slots = slots;
+    this.mask = mask;
+  }
+
+  /** The script's bytes, a view valid until the next `intern`. */
+  bytes(id: number): Buffer {
+    return this.arena.subarray(this.start[id], this.start[id]! + this.len[id]!);
+  }
+
+  /** Adds `sign` × (hi·2³² + lo) to the balance of `id`. */
+  add(id: number, lo: number, hi: number, sign: 1 | -1): void {
+    if (hi < HI_SAFE) {
+      const v = this.balances[id]! + sign * (hi * TWO_32 + lo);
+      if (v >= 0 && v <= MAX_SAFE && !this.big.has(id)) {
+        this.balances[id] = v;
+        return;
+      }
+    }
+    const delta = (BigInt(hi) << 32n) | BigInt(lo);
+    const v = this.balance(id) + (sign > 0 ? delta : -delta);
+    if (v < 0n) throw new Error('negative balance: the index is inconsistent');
+    this.big.set(id, v);
+  }
+
+  balance(id: number): bigint {
+    return this.big.get(id) ?? BigInt(this.balances[id]!);
+  }
+
+  get byteSize(): number {
+    return this.slots.byteLength + this.arena.length + this.start.length * 21;
+  }
+}
+
+/*
+ * One coin per slot of 12 words: txid (8 words, as stored in the block), vout,
+ * script id + 1 (0 marks an empty slot), and the value's low and high words.
+ */
+const STRIDE = 12;
+const VOUT = 8;
+const SCRIPT = 9;
+const LO = 10;
+const HI = 11;
+
+/** Bytes a CoinTable holding `n` coins occupies at most. */
+export function coinTableBytes(n: number): number {
+  return pow2AtLeast(Math.ceil(n / LOAD) + 1) * STRIDE * 4;
+}
+
+/** Outpoint → (script id, value): the unspent coins, with linear probing and backward-shift deletion. */
+export class CoinTable {
+  private w: Uint32Array;
+  private mask: number;
+  count = 0;
+  /** Filled by `spend`: the spent coin's script id and value words. */
+  script = 0;
+  lo = 0;
+  hi = 0;
+
+  constructor(capacity = 1024) {
+    const cap = pow2AtLeast(capacity);
+    this.w = new Uint32Array(cap * STRIDE);
+    this.mask = cap - 1;
+  }
+
+  private static slotHash(first: number, vout: number): number {
+    const h = Math.imul(first ^ Math.imul(vout, 0x9e3779b1), 0x85ebca6b);
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+
+  /** The slot holding txid `t[tp..tp+32)`:vout, or -1. */
+  private find(t: Uint8Array, tp: number, vout: number): number {
+    const w = this.w;
+    const first = u32(t, tp);
+    for (let i = CoinTable.slotHash(first, vout) & this.mask; ; i = (i + 1) & this.mask) {
+      const o = i * STRIDE;
+      if (w[o + SCRIPT] === 0) return -1;
+      if (w[o] === first && w[o + VOUT] === vout && this.txidAt(o, t, tp)) return i;
+    }
+  }
+
+  private txidAt(o: number, t: Uint8Array, tp: number): boolean {
+    const w = this.w;
+    for (let k = 1; k < 8; k++) if (w[o + k] !== u32(t, tp + 4 * k)) return false;
+    return true;
+  }
+
+  /** Adds (or, for a repeated txid, overwrites) the coin txid:vout. */
+  add(t: Uint8Array, tp: number, vout: number, script: number, lo: number, hi: number): void {
+    const at = this.find(t, tp, vout);
+    let o: number;
+    if (at >= 0) {
+      o = at * STRIDE;
+    } else {
+      if (this.count + 1 > (this.mask + 1) * LOAD) this.grow();
+      let i = CoinTable.slotHash(u32(t, tp), vout) & this.mask;
+      while (this.w[i * STRIDE + SCRIPT] !== 0) i = (i + 1) & this.mask;
+      o = i * STRIDE;
+      for (let k = 0; k < 8; k++) this.w[o + k] = u32(t, tp + 4 * k);
+      this.w[o + VOUT] = vout;
+      this.count++;
+    }
+    this.w[o + SCRIPT] = script + 1;
+    this.w[o + LO] = lo;
+    this.w[o + HI] = hi;
+  }
+
+  /** Removes txid:vout; returns false when there is no such coin, else fills script/lo/hi. */
+  spend(t: Uint8Array, tp: number, vout: number): boolean {
+    const at = this.find(t, tp, vout);
+    if (at < 0) return false;
+    const w = this.w;
+    const o = at * STRIDE;
+    this.script = w[o + SCRIPT]! - 1;
+    this.lo = w[o + LO]!;
+    this.hi = w[o + HI]!;
+    this.count--;
+    // Backward-shift deletion: pull later members of the probe run into the gap.
+    const mask = this.mask;
+    let gap = at;
+    for (let i = (at + 1) & mask; ; i = (i + 1) & mask) {
+      const io = i * STRIDE;
+      if (w[io + SCRIPT] === 0) break;
+      const home = CoinTable.slotHash(w[io]!, w[io + VOUT]!) & mask;
+      // Move slot i into the gap unless its home lies cyclically in (gap, i].
+      const stays = gap <= i ? home > gap && home <= i : home > gap || home <= i;
+      if (stays) continue;
+      w.copyWithin(gap * STRIDE, io, io + STRIDE);
+      gap = i;
+    }
+    w.fill(0, gap * STRIDE, gap * STRIDE + STRIDE);
+    return true;
+  }
+
+  private grow(): void {
+    const old = this.w;
+    const cap = (this.mask + 1) * 2;
+    this.w = new Uint32Array(cap * STRIDE);
+    this.mask = cap - 1;
+    for (let o = 0; o < old.length; o += STRIDE) {
+      if (old[o + SCRIPT] === 0) continue;
+      let i = CoinTable.slotHash(old[o]!, old[o + VOUT]!) & this.mask;
+      while (this.w[i * STRIDE + SCRIPT] !== 0) i = (i + 1) & this.mask;
+      this.w.set(old.subarray(o, o + STRIDE), i * STRIDE);
+    }
+  }
+
+  get byteSize(): number {
+    return this.w.byteLength;
+  }
+}
