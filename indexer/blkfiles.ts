@@ -140,7 +140,7 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
   for (const [fileIndex, file] of files.entries()) {
     const buf = await readFile(file);
     deobfuscate(buf, 0, key);
-    const ranges = splitRecords(buf, file, magicBytes, key);
+    const { ranges, error } = splitRecords(buf, file, magicBytes, key);
     for (let r = 0; r < ranges.length; r += 2) {
       const offset = ranges[r]!;
       const bytes = buf.subarray(offset, offset + ranges[r + 1]!);
@@ -155,6 +155,7 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
       opts.onProgress?.(done + offset + bytes.length, total);
       yield { file, offset, bytes, header, txids };
     }
+    if (error !== null) throw error;
     done += sizes[fileIndex];
     opts.onProgress?.(done, total);
   }
@@ -169,13 +170,25 @@ export function magicOf(magic: string | Buffer): Buffer {
 
 /**
  * Finds the block records of one de-obfuscated blk file without parsing
- * them: returns [offset, size] pairs of the block data, in file order.
- * Between records only Core's preallocated zero padding (the key pattern
- * once de-obfuscated) may appear, up to the next magic or EOF; any other
- * byte, or a record running past the end of the file, throws BlkFileError.
+ * them: [offset, size] pairs of the block data, in file order. Between
+ * records only Core's preallocated zero padding (the key pattern once
+ * de-obfuscated) may appear, up to the next magic or EOF; any other byte, or
+ * a record running past the end of the file, ends the list with `error`.
+ * The caller reports that error only after the records before it parse, so
+ * the first problem in file order (often its cause) is the one named.
  */
-export function splitRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null): number[] {
+export function splitRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null): { ranges: number[]; error: BlkFileError | null } {
   const ranges: number[] = [];
+  try {
+    findRecords(buf, file, magicBytes, key, ranges);
+  } catch (err) {
+    if (err instanceof BlkFileError) return { ranges, error: err };
+    throw err;
+  }
+  return { ranges, error: null };
+}
+
+function findRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null, ranges: number[]): void {
   let pos = 0;
   for (;;) {
     if (buf.length - pos < 4) break;
@@ -199,7 +212,6 @@ export function splitRecords(buf: Buffer, file: string, magicBytes: Buffer, key:
     ranges.push(offset, size);
     pos = offset + size;
   }
-  return ranges;
 }
 
 /** Where a block lives on disk, as the chain pass records it. */

@@ -177,7 +177,8 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
       next?.catch(() => undefined);
       if (opts.shouldStop?.()) return;
       deobfuscate(buf, 0, key);
-      const chunks = chunksOf(splitRecords(buf, file, magicBytes, key));
+      const { ranges, error } = splitRecords(buf, file, magicBytes, key);
+      const chunks = chunksOf(ranges);
       let done = 0;
       const results = await Promise.all(chunks.map(async (ranges) => {
         const r = pool !== null ? await pool.run(buf.buffer as SharedArrayBuffer, ranges) : analyzeChunk(buf, ranges);
@@ -192,6 +193,7 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
           out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32) });
         }
       }
+      if (error !== null) throw error;
       before += sizes[i]!;
       opts.onProgress?.(before, total);
       yield out;
