@@ -207,22 +207,26 @@ export class CoinTable {
 
   /** Adds (or, for a repeated txid, overwrites) the coin txid:vout. */
   add(t: Uint8Array, tp: number, vout: number, script: number, lo: number, hi: number): void {
-    const at = this.find(t, tp, vout);
+    if (this.count + 1 > (this.mask + 1) * LOAD) this.grow();
+    const w = this.w;
+    const mask = this.mask;
+    const first = u32(t, tp);
     let o: number;
-    if (at >= 0) {
-      o = at * STRIDE;
-    } else {
-      if (this.count + 1 > (this.mask + 1) * LOAD) this.grow();
-      let i = CoinTable.slotHash(u32(t, tp), vout) & this.mask;
-      while (this.w[i * STRIDE + SCRIPT] !== 0) i = (i + 1) & this.mask;
+    // One probe run: it ends at the same coin, to overwrite, or at the empty slot to fill.
+    for (let i = CoinTable.slotHash(first, vout) & mask; ; i = (i + 1) & mask) {
       o = i * STRIDE;
-      for (let k = 0; k < 8; k++) this.w[o + k] = u32(t, tp + 4 * k);
-      this.w[o + VOUT] = vout;
-      this.count++;
+      if (w[o + SCRIPT] === 0) {
+        w[o] = first;
+        for (let k = 1; k < 8; k++) w[o + k] = u32(t, tp + 4 * k);
+        w[o + VOUT] = vout;
+        this.count++;
+        break;
+      }
+      if (w[o] === first && w[o + VOUT] === vout && this.txidAt(o, t, tp)) break;
     }
-    this.w[o + SCRIPT] = script + 1;
-    this.w[o + LO] = lo;
-    this.w[o + HI] = hi;
+    w[o + SCRIPT] = script + 1;
+    w[o + LO] = lo;
+    w[o + HI] = hi;
   }
 
   /** Removes txid:vout; returns false when there is no such coin, else fills script/lo/hi. */

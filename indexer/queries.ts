@@ -154,14 +154,42 @@ export async function registeredScripts(db: ReadDB): Promise<Buffer[]> {
 export const byFirstSeen = (a: Registration, b: Registration): number =>
   a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex;
 
-/** Each script's current registration as of `height`, in FIRST_SEEN order. */
+/**
+ * Each script's current registration as of `height`, in FIRST_SEEN order.
+ * One scan of the event rows, which are grouped by script, rather than one
+ * range read per script.
+ */
 export async function registrationsAt(db: ReadDB, height: number): Promise<Registration[]> {
   const out: Registration[] = [];
-  for (const script of await registeredScripts(db)) {
-    const regs = replay(script, await eventsOf(db, script), height);
+  let script: Buffer | null = null;
+  let events: RegistryEvent[] = [];
+  const finish = (): void => {
+    if (script === null) return;
+    const regs = replay(script, events, height);
     if (regs.length > 0) out.push(regs[regs.length - 1]!);
+  };
+  for await (const [k, v] of db.iterator(K.all(P.event))) {
+    const len = k.readUInt16BE(1);
+    const at = 3 + len;
+    if (script === null || script.length !== len || script.compare(k, 3, at) !== 0) {
+      finish();
+      script = Buffer.from(k.subarray(3, at));
+      events = [];
+    }
+    events.push(decodeEvent(k.readUInt32BE(at), k.readUInt32BE(at + 4), k[at + 8]!, v));
   }
+  finish();
   return out.sort(byFirstSeen);
+}
+
+/** Every registered script's balance at the end of block `height` (latin1 script → balance), in one scan. */
+export async function stakeBalancesAt(db: ReadDB, height: number): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>();
+  for await (const [k, v] of db.iterator(K.all(P.stakeBalance))) {
+    const at = 3 + k.readUInt16BE(1);
+    if (k.readUInt32BE(at) <= height) out.set(k.toString('latin1', 3, at), decodeAmount(v));
+  }
+  return out;
 }
 
 export function exportNode(r: Registration, balance: bigint, params: NetworkParams): ExportNode {
@@ -198,8 +226,8 @@ export async function rejectedUpTo(db: ReadDB, height: number): Promise<ExportRe
 export async function exportAt(db: ReadDB, params: NetworkParams, height?: number): Promise<ExportJson> {
   const h = await resolveHeight(db, height);
   const regs = await registrationsAt(db, h);
-  const nodes: ExportNode[] = [];
-  for (const r of regs) nodes.push(exportNode(r, await stakeBalanceAt(db, r.stakeScript, h), params));
+  const balances = await stakeBalancesAt(db, h);
+  const nodes = regs.map((r) => exportNode(r, balances.get(r.stakeScript.toString('latin1')) ?? 0n, params));
   return {
     network: params.name,
     height: h,
