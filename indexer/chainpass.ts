@@ -102,28 +102,31 @@ function workersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
-async function readWhole(path: string, shared: boolean): Promise<Buffer> {
+/**
+ * Reads a whole blk file into `into` (which must be big enough) and returns
+ * the view of its bytes. A pipe or device has no size to trust, so it is
+ * read to its end into a buffer of its own.
+ */
+async function readWhole(path: string, into: Buffer, shared: boolean): Promise<Buffer> {
   let fh;
   try {
     fh = await open(path, 'r');
     const st = await fh.stat();
-    if (!st.isFile()) {
-      // A pipe or device has no size to allocate for: read it to its end.
+    if (!st.isFile() || st.size > into.length) {
       const data = await fh.readFile();
       if (!shared) return data;
       const copy = Buffer.from(new SharedArrayBuffer(data.length));
       data.copy(copy);
       return copy;
     }
-    const size = st.size;
-    const buf = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size);
+    const buf = into.subarray(0, st.size);
     let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
+    while (got < st.size) {
+      const { bytesRead } = await fh.read(buf, got, st.size - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return got === size ? buf : buf.subarray(0, got);
+    return buf.subarray(0, got);
   } catch (err) {
     throw new BlkFileError(path, 0, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   } finally {
@@ -153,8 +156,8 @@ function chunksOf(ranges: number[]): number[][] {
  * The chain pass's reading half: every block record of a blocks directory,
  * analysed (parsed, txids hashed, proof of work and merkle root checked,
  * announcement stakes noted), yielded one file at a time in file order. Each
- * file is read whole; the next one is read while worker threads analyse
- * this one, so at most two files are in memory.
+ * file is read whole into one reused buffer and cut into chunks that worker
+ * threads analyse side by side.
  */
 export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opts: ChainPassOptions = {}): AsyncGenerator<AnalysedRecord[]> {
   const magicBytes = magicOf(magic);
@@ -168,13 +171,15 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
     })));
     const total = sizes.reduce((a, b) => a + b, 0);
     let before = 0;
-    let next = files.length > 0 ? readWhole(files[0]!, pool !== null) : null;
+    // One buffer, as big as the biggest file, holds each file in turn: files
+    // are up to 128 MiB and memory returns to the system late once worker
+    // threads have shared it, so it is never allocated twice.
+    const largest = Math.max(0, ...sizes);
+    const into = pool !== null ? Buffer.from(new SharedArrayBuffer(largest)) : Buffer.allocUnsafeSlow(largest);
     for (let i = 0; i < files.length; i++) {
+      if (opts.shouldStop?.()) return;
       const file = files[i]!;
-      const buf = await next!;
-      next = i + 1 < files.length && !opts.shouldStop?.() ? readWhole(files[i + 1]!, pool !== null) : null;
-      // Swallow a read error of the prefetched file until its turn comes, so it is reported in order.
-      next?.catch(() => undefined);
+      const buf = await readWhole(file, into, pool !== null);
       if (opts.shouldStop?.()) return;
       deobfuscate(buf, 0, key);
       const { ranges, error } = splitRecords(buf, file, magicBytes, key);
