@@ -5,7 +5,9 @@
  * signatures: bcoin validates everything), then measures in one run the raw
  * pipelined `getblock <hash> 0` fetch rate and the catch-up rate of
  * `nodereg index --until-synced` against the same node, and prints the ratio
- * (DESIGN.md §4 asks for at least 0.8).
+ * (DESIGN.md §4 asks for at least 0.8). The catch-up is timed by the
+ * daemon's own log, from reaching the node to synced; the rate including
+ * process start and exit is printed beside it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -78,18 +80,35 @@ async function main(): Promise<void> {
     say(`raw pipelined getblock: ${n} blocks in ${fetchSecs.toFixed(2)} s`);
 
     t = process.hrtime.bigint();
+    let log = '';
     const code = await new Promise<number | null>((resolve) => {
       const ix = spawn(process.execPath, [CLI, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
-        '--db', join(dir, 'index'), '--until-synced', '--log-level', 'error'], { stdio: 'inherit' });
+        '--db', join(dir, 'index'), '--until-synced', '--log-json', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      ix.stderr.on('data', (d: Buffer) => { log += d.toString(); });
       ix.on('exit', resolve);
     });
-    if (code !== 0) throw new Error(`nodereg index exited ${code}`);
-    const indexSecs = Number(process.hrtime.bigint() - t) / 1e9;
+    if (code !== 0) throw new Error(`nodereg index exited ${code}: ${log}`);
+    const wholeSecs = Number(process.hrtime.bigint() - t) / 1e9;
+    // The catch-up itself, by the daemon's own clock: from reaching the node to synced (last flush included).
+    const at = (msg: string): number => {
+      const line = log.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
+      if (!line) throw new Error(`nodereg index never logged "${msg}"`);
+      return Date.parse((JSON.parse(line) as { time: string }).time);
+    };
+    const indexSecs = (at('synced with node') - at('connected to node')) / 1000;
     const indexRate = (tip + 1) / indexSecs;
-    say(`nodereg index --until-synced: ${tip + 1} blocks in ${indexSecs.toFixed(2)} s (process start included)`);
+    const wholeRate = (tip + 1) / wholeSecs;
+    say(`nodereg index --until-synced: ${tip + 1} blocks caught up in ${indexSecs.toFixed(2)} s (${wholeSecs.toFixed(2)} s with process start and exit)`);
     const ratio = indexRate / fetchRate;
-    process.stdout.write(`fetch ${fetchRate.toFixed(0)} blocks/s, index ${indexRate.toFixed(0)} blocks/s, ratio ${ratio.toFixed(3)} (target ≥ 0.8)\n`);
-    if (json) process.stdout.write(JSON.stringify({ fetchBlocksPerSec: Math.round(fetchRate), indexBlocksPerSec: Math.round(indexRate), ratio: Math.round(ratio * 1000) / 1000 }) + '\n');
+    const wholeRatio = wholeRate / fetchRate;
+    process.stdout.write(`fetch ${fetchRate.toFixed(0)} blocks/s, index ${indexRate.toFixed(0)} blocks/s, ratio ${ratio.toFixed(3)} (target ≥ 0.8); `
+      + `with process start ${wholeRate.toFixed(0)} blocks/s, ratio ${wholeRatio.toFixed(3)}\n`);
+    if (json) {
+      process.stdout.write(JSON.stringify({
+        fetchBlocksPerSec: Math.round(fetchRate), indexBlocksPerSec: Math.round(indexRate), ratio: Math.round(ratio * 1000) / 1000,
+        wholeProcessBlocksPerSec: Math.round(wholeRate), wholeProcessRatio: Math.round(wholeRatio * 1000) / 1000,
+      }) + '\n');
+    }
   } finally {
     node.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -9,10 +9,17 @@ export interface FetchedBlock {
   raw: Buffer;
 }
 
+/** A getblock batch aims at about this many bytes of blocks (twice that as hex in the answer). */
+const GROUP_BYTES = 1024 * 1024;
+const MAX_GROUP = 16;
+
 /**
  * Blocks `fromHeight..toHeight` inclusive, strictly in height order, for catch-up.
  * Hashes come in getblockhash batches one batch ahead, and `depth` getblock
- * requests stay in flight, so the consumer rarely waits on a round trip.
+ * requests stay in flight, so the consumer rarely waits on a round trip. Small
+ * blocks are asked for several at a time in one batch request (up to
+ * MAX_GROUP, aiming at GROUP_BYTES per request), since per-request overhead
+ * then outweighs the block itself.
  * Breaking out of the loop aborts whatever is still in flight, silently.
  * The consumer still checks that each block extends the previous one: the node
  * may reorganise mid-fetch.
@@ -43,17 +50,25 @@ export async function* fetchBlocks(
     }
     return p;
   };
-  const inFlight: Array<Promise<FetchedBlock>> = [];
-  let next = fromHeight;
-  const launch = (): void => {
-    const height = next++;
+  const hashAt = async (height: number): Promise<string> => {
     const c = Math.floor((height - fromHeight) / batchSize);
     const hashes = chunkOf(c)!;
     chunkOf(c + 1);
     chunks.delete(c - 1);
-    const p = hashes.then(async (hs) => {
-      const hash = hs[height - fromHeight - c * batchSize]!;
-      return { height, hash, raw: await rpc.getBlockRaw(hash, { signal }) };
+    return (await hashes)[height - fromHeight - c * batchSize]!;
+  };
+  const inFlight: Array<Promise<FetchedBlock[]>> = [];
+  let next = fromHeight;
+  // Start with one block per request; size groups from the blocks seen since.
+  let group = 1;
+  let seenBytes = 0;
+  let seenBlocks = 0;
+  const launch = (): void => {
+    const heights: number[] = [];
+    for (let i = 0; i < group && next <= toHeight; i++) heights.push(next++);
+    const p = Promise.all(heights.map(hashAt)).then(async (hashes) => {
+      const raws = await rpc.getBlocksRaw(hashes, { signal });
+      return raws.map((raw, i) => ({ height: heights[i]!, hash: hashes[i]!, raw }));
     });
     p.catch(noop);
     inFlight.push(p);
@@ -61,9 +76,12 @@ export async function* fetchBlocks(
   try {
     while (inFlight.length < depth && next <= toHeight) launch();
     while (inFlight.length > 0) {
-      const block = await inFlight.shift()!;
+      const blocks = await inFlight.shift()!;
+      for (const b of blocks) seenBytes += b.raw.length;
+      seenBlocks += blocks.length;
+      group = Math.max(1, Math.min(MAX_GROUP, Math.floor(GROUP_BYTES / Math.max(1, seenBytes / seenBlocks))));
       if (next <= toHeight) launch();
-      yield block;
+      yield* blocks;
     }
   } finally {
     abort.abort(new Error('fetchBlocks stopped'));

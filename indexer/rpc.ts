@@ -276,8 +276,39 @@ export class RpcClient {
       hex = await this.call<unknown>('getblock', [hash, false], opts);
       this.rawVerbosity = false;
     }
-    if (typeof hex !== 'string' || hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw this.unexpected('getblock', 'hex');
-    return Buffer.from(hex, 'hex');
+    return this.blockBytes(hex);
+  }
+
+  /**
+   * Several serialized blocks in one batch request, in order. A node error
+   * for any of them (pruned, unknown) makes it fetch them one by one, so the
+   * blocks before the bad one still arrive and the error names the right one.
+   */
+  async getBlocksRaw(hashes: string[], opts?: CallOptions): Promise<Buffer[]> {
+    if (hashes.length === 0) return [];
+    if (hashes.length === 1 || this.rawVerbosity === undefined) {
+      const first = await this.getBlockRaw(hashes[0]!, opts);
+      return [first, ...await this.getBlocksRaw(hashes.slice(1), opts)];
+    }
+    let hexes: unknown[];
+    try {
+      hexes = await this.batch<unknown>(hashes.map((h) => ({ method: 'getblock', params: [h, this.rawVerbosity] })), opts);
+    } catch (err) {
+      if (!(err instanceof RpcError && err.kind === 'rpc')) throw err;
+      const out: Buffer[] = [];
+      for (const h of hashes) out.push(await this.getBlockRaw(h, opts));
+      return out;
+    }
+    return hexes.map((hex) => this.blockBytes(hex));
+  }
+
+  /** A getblock answer as bytes; anything but an even-length hex string is malformed. */
+  private blockBytes(hex: unknown): Buffer {
+    if (typeof hex !== 'string') throw this.unexpected('getblock', 'hex');
+    // Buffer.from stops at the first pair that is not hex, so the length tells.
+    const bytes = Buffer.from(hex, 'hex');
+    if (bytes.length * 2 !== hex.length) throw this.unexpected('getblock', 'hex');
+    return bytes;
   }
 
   /**

@@ -104,12 +104,26 @@ class FaultyRpcProxy {
     const body = Buffer.concat(chunks).toString('utf8');
     const parsed = JSON.parse(body) as { method: string; params?: unknown[] } | Array<{ method: string; params?: unknown[] }>;
     const first = Array.isArray(parsed) ? parsed[0]! : parsed;
-    const nth = (this.seen.get(first.method) ?? 0) + 1;
-    this.seen.set(first.method, nth);
-    const fault = this.script({ method: first.method, params: first.params ?? [], batch: Array.isArray(parsed), nth });
-    if (fault !== null && (!BLOCK_FAULTS.has(fault) || first.method === 'getblock')) {
-      this.injected.set(fault, this.count(fault) + 1);
+    // getblock calls are counted one by one, also when the client batches them,
+    // so that "the nth getblock" means the same whatever the batching; other
+    // batches (getblockhash) count as one request.
+    const items = Array.isArray(parsed) && first.method === 'getblock' ? parsed : [first];
+    let fault: Fault | null = null;
+    const blockFaults = new Map<number, Fault>();
+    for (const [i, item] of items.entries()) {
+      const nth = (this.seen.get(item.method) ?? 0) + 1;
+      this.seen.set(item.method, nth);
+      const f = this.script({ method: item.method, params: item.params ?? [], batch: Array.isArray(parsed), nth });
+      if (f === null) continue;
+      if (BLOCK_FAULTS.has(f)) {
+        if (item.method === 'getblock') blockFaults.set(i, f);
+        fault ??= f;
+      } else if (fault === null || BLOCK_FAULTS.has(fault)) {
+        fault = f;
+      }
     }
+    if (fault !== null && !BLOCK_FAULTS.has(fault)) this.injected.set(fault, this.count(fault) + 1);
+    for (const f of blockFaults.values()) this.injected.set(f, this.count(f) + 1);
 
     switch (fault) {
       case 'http500':
@@ -142,7 +156,15 @@ class FaultyRpcProxy {
     });
     let text = await answer.text();
     if (fault === 'truncatedJson') text = text.slice(0, Math.floor(text.length / 2));
-    if (fault !== null && BLOCK_FAULTS.has(fault) && first.method === 'getblock') text = corruptBlockAnswer(text, fault);
+    if (blockFaults.size > 0 && fault !== 'truncatedJson') {
+      if (Array.isArray(parsed)) {
+        const answers = JSON.parse(text) as Array<{ result: string }>;
+        for (const [i, f] of blockFaults) answers[i] = JSON.parse(corruptBlockAnswer(JSON.stringify(answers[i]), f)) as { result: string };
+        text = JSON.stringify(answers);
+      } else {
+        text = corruptBlockAnswer(text, blockFaults.get(0)!);
+      }
+    }
     const held = this.held;
     if (held && held.method === first.method) {
       this.held = null;
@@ -296,7 +318,8 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
 
   it('retries answers from the fake RPC server that are cut off mid-JSON, JSON but not JSON-RPC, or a getblock result that is not hex', async () => {
     proxy = await FaultyRpcProxy.start(shared, (r) => {
-      if (r.method === 'getblock' && r.nth >= 10 && r.nth <= 12) return 'truncatedJson';
+      // Far enough apart to land in three different requests, however the client batches getblock.
+      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 40 || r.nth === 70)) return 'truncatedJson';
       if (r.method === 'getblockhash' && r.batch && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getbestblockhash' && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getblockchaininfo' && r.nth === 1) return 'notJsonRpc';

@@ -270,6 +270,45 @@ describe('RpcClient against a fake RPC server', () => {
   });
 });
 
+describe('getBlocksRaw against a fake RPC server', () => {
+  const h = (c: string): string => c.repeat(64);
+  const blockOf = (hash: string): string => hash.slice(0, 8);
+  /** Answers getblock alone or batched; the hash of all 'd's is a block the node does not have. */
+  const blocks = (req: Seen): Reply => {
+    const one = (c: { id: unknown; params: unknown[] }): unknown => (c.params[0] === h('d')
+      ? { result: null, error: { code: -5, message: 'Block not found' }, id: c.id }
+      : { result: c.params[0] === h('e') ? 'zz' + blockOf(h('e')) : blockOf(c.params[0] as string), error: null, id: c.id });
+    if (Array.isArray(req.body)) return { json: (req.body as Array<{ id: unknown; params: unknown[] }>).map(one) };
+    const answer = one(req.body as { id: unknown; params: unknown[] }) as { error: unknown };
+    return { status: answer.error ? 500 : 200, json: answer };
+  };
+
+  it('asks for several blocks in one batch once the first answer settled the verbosity', async () => {
+    server = await fakeRpc(blocks);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const got = await rpc.getBlocksRaw([h('a'), h('b'), h('c')]);
+    expect(got.map((b) => b.toString('hex'))).toEqual([blockOf(h('a')), blockOf(h('b')), blockOf(h('c'))]);
+    expect(server.seen.map((s) => (Array.isArray(s.body) ? s.body.length : 1))).toEqual([1, 2]);
+  });
+
+  it('falls back to one request per block when the node refuses one, so the error names that block', async () => {
+    server = await fakeRpc(blocks);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    await rpc.getBlocksRaw([h('a')]);
+    const err = await rejection(rpc.getBlocksRaw([h('b'), h('d'), h('c')])) as RpcError;
+    expect(err).toMatchObject({ kind: 'rpc', code: -5 });
+    const singles = server.seen.slice(2).map((s) => paramsOf(s)[0]);
+    expect(singles).toEqual([h('b'), h('d')]);
+  });
+
+  it('rejects an answer in a batch that is not hex, as for a single block', async () => {
+    server = await fakeRpc(blocks);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    await rpc.getBlocksRaw([h('a')]);
+    expect(await rejection(rpc.getBlocksRaw([h('b'), h('e')]))).toMatchObject({ kind: 'malformed' });
+  });
+});
+
 describe('fetchBlocks against a fake RPC server', () => {
   const hashAt = (h: number): string => h.toString(16).padStart(64, '0');
   const rawAt = (hash: string): string => `${hash}`.slice(-8);
@@ -279,19 +318,22 @@ describe('fetchBlocks against a fake RPC server', () => {
   /** Answers getblockhash batches at once and getblock after `delay(height)` ms. */
   function chainServer(tip: number, stats: { inFlight: number; maxInFlight: number; getblocks: number }, delay = shuffled) {
     return fakeRpc((req) => {
-      if (Array.isArray(req.body)) {
+      if (Array.isArray(req.body) && (req.body as Array<{ method: string }>)[0]!.method === 'getblockhash') {
         const items = req.body as Array<{ id: number; method: string; params: [number] }>;
         return { json: items.map((c) => (c.params[0] <= tip ? { result: hashAt(c.params[0]), error: null, id: c.id } : { result: null, error: { code: -8, message: 'Block height out of range' }, id: c.id })) };
       }
-      const hash = paramsOf(req)[0] as string;
-      stats.getblocks++;
+      // getblock, alone or batched: answered after the slowest block's delay.
+      const items = Array.isArray(req.body) ? req.body as Array<{ id: number; params: [string] }> : [{ id: (req.body as { id: number }).id, params: paramsOf(req) as [string] }];
+      stats.getblocks += items.length;
       stats.inFlight++;
       stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
-      const height = parseInt(hash, 16);
+      const wait = Math.max(...items.map((c) => delay(parseInt(c.params[0], 16))));
       return new Promise<Reply>((resolve) => setTimeout(() => {
         stats.inFlight--;
-        resolve(ok(req, rawAt(hash)));
-      }, delay(height)).unref());
+        resolve(Array.isArray(req.body)
+          ? { json: items.map((c) => ({ result: rawAt(c.params[0]), error: null, id: c.id })) }
+          : ok(req, rawAt(items[0]!.params[0])));
+      }, wait).unref());
     });
   }
 
@@ -304,8 +346,14 @@ describe('fetchBlocks against a fake RPC server', () => {
     expect(got).toEqual(Array.from({ length: 38 }, (_, i) => [i + 3, hashAt(i + 3), rawAt(hashAt(i + 3))]));
     expect(stats.maxInFlight).toBeGreaterThan(1);
     expect(stats.maxInFlight).toBeLessThanOrEqual(6);
-    const batches = server.seen.filter((s) => Array.isArray(s.body)).map((s) => (s.body as unknown[]).length);
-    expect(batches).toEqual([7, 7, 7, 7, 7, 3]);
+    const seen = server.seen;
+    const batchesOf = (method: string): number[] => seen
+      .filter((s) => Array.isArray(s.body) && (s.body as Array<{ method: string }>)[0]!.method === method)
+      .map((s) => (s.body as unknown[]).length);
+    expect(batchesOf('getblockhash')).toEqual([7, 7, 7, 7, 7, 3]);
+    // After the first block, small blocks are asked for several at a time.
+    expect(batchesOf('getblock').length).toBeGreaterThan(0);
+    expect(batchesOf('getblock').every((n) => n > 1 && n <= 16)).toBe(true);
   });
 
   it('stops cleanly when the consumer breaks out early: in-flight requests are abandoned and nothing rejects unhandled', async () => {
@@ -323,9 +371,13 @@ describe('fetchBlocks against a fake RPC server', () => {
       }
       await new Promise((r) => setTimeout(r, 200));
       expect(heights).toEqual([0, 1, 2]);
-      // Heights 3..7 were on the server, waiting, when the consumer left; 8..10 may not have left the client yet.
+      // Heights 3..7 were on the server, waiting, when the consumer left, and the
+      // batches launched as 0..2 arrived; a few more may not have left the client yet.
       expect(server.abandoned()).toBeGreaterThanOrEqual(5);
-      expect(stats.getblocks).toBeLessThanOrEqual(11);
+      const getblockRequests = server.seen.filter((s) => (Array.isArray(s.body) ? (s.body as Array<{ method: string }>)[0]!.method : (s.body as { method: string }).method) === 'getblock').length;
+      expect(getblockRequests).toBeLessThanOrEqual(11);
+      // Never more than `depth` requests of at most 16 blocks each.
+      expect(stats.getblocks).toBeLessThanOrEqual(8 * 16);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
