@@ -64,6 +64,8 @@ export interface LoadChainOptions {
   shouldStop?: () => boolean;
   /** Threads that parse and hash blocks (default: one per core, at most four). */
   threads?: number;
+  /** Keep txids for later passes up to this many bytes (default TXID_KEEP_BYTES). */
+  keepTxidBytes?: number;
 }
 
 /** Loading was cut short by `shouldStop` (e.g. Ctrl-C during a long read). */
@@ -131,7 +133,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
   const files = new Set<string>();
   let kept = 0;
   const keep = (txids: Buffer): Buffer | null => {
-    if (kept + txids.length > TXID_KEEP_BYTES) return null;
+    if (kept + txids.length > (opts.keepTxidBytes ?? TXID_KEEP_BYTES)) return null;
     kept += txids.length;
     return txids;
   };

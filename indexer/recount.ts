@@ -42,6 +42,8 @@ export interface RecountOptions {
   readonly memoryBytes?: number;
   /** Threads for the chain pass (default: one per core, at most four). */
   readonly threads?: number;
+  /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
+  readonly keepTxidBytes?: number;
 }
 
 export interface RecountResult {
@@ -78,7 +80,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads,
+      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes,
     });
   } catch (err) {
     if (!(err instanceof ChainLoadStopped)) throw err;

@@ -1,0 +1,83 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { benchChain } from '../bench/chain.js';
+import { exportAt, type ExportJson } from '../indexer/queries.js';
+import { recount, type RecountOptions } from '../indexer/recount.js';
+import { BUILTIN_NETWORKS, parseParams, type NetworkParams } from '../script/params.js';
+import { fixturePath } from './helpers/blocksdir.js';
+import { ROOT } from './helpers/cli.js';
+import { tempIndex } from './helpers/db.js';
+
+const regtest = BUILTIN_NETWORKS.regtest!;
+
+let cache: string;
+beforeAll(() => {
+  cache = mkdtempSync(join(tmpdir(), 'nodereg-engines-'));
+});
+afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+type Engine = Omit<RecountOptions, 'blocksDir' | 'params' | 'db'>;
+
+/**
+ * The ways a recount can run: the database engine (a kept index), the
+ * in-memory tables of a temporary index, either of them in --fast mode, and
+ * the in-memory engine hashing blocks again because the chain pass kept no
+ * txids. Each must leave a registry whose export is identical at every height.
+ */
+const ENGINES: Record<string, Engine> = {
+  database: {},
+  'database, temporary, --fast': { throwaway: true, fast: true, memoryBytes: 0 },
+  memory: { throwaway: true },
+  'memory, --fast': { throwaway: true, fast: true },
+  'memory, no kept txids': { throwaway: true, keepTxidBytes: 0 },
+};
+
+async function exportsOf(blocksDir: string, params: NetworkParams, engine: Engine, heights: number[]): Promise<ExportJson[]> {
+  const idx = await tempIndex(params);
+  try {
+    const result = await recount({ blocksDir, params, db: idx.db, ...engine });
+    expect(result.stopped).toBe(false);
+    return await Promise.all(heights.map((h) => exportAt(idx.db, params, Math.min(h, result.height))));
+  } finally {
+    await idx.close();
+  }
+}
+
+const CHAINS: Array<[string, () => { blocksDir: string; params: NetworkParams; heights: number[] }]> = [
+  ['the demo chain', () => ({ blocksDir: join(ROOT, 'fixtures', 'chains', 'demo', 'blocks'), params: regtest, heights: [150, 300, 432, 449] })],
+  ['the Core regtest blocks directory', () => ({ blocksDir: fixturePath('core-regtest/blocks'), params: regtest, heights: [50, 116] })],
+  ['a random benchmark chain', () => {
+    const c = benchChain(cache, 5000, undefined, 11);
+    return { blocksDir: c.blocksDir, params: parseParams(JSON.parse(readFileSync(c.paramsFile, 'utf8'))), heights: [5, 10, c.blocks - 1] };
+  }],
+];
+
+describe.each(CHAINS)('every recount engine agrees on %s', (_name, chainOf) => {
+  it('exports the same registry at several heights, byte for byte', async () => {
+    const { blocksDir, params, heights } = chainOf();
+    const reference = await exportsOf(blocksDir, params, ENGINES.database!, heights);
+    expect(reference.at(-1)!.nodes.length + reference.at(-1)!.rejected.length).toBeGreaterThan(0);
+    for (const [name, engine] of Object.entries(ENGINES)) {
+      if (name === 'database') continue;
+      const got = await exportsOf(blocksDir, params, engine, heights);
+      expect({ engine: name, exports: JSON.stringify(got) }).toEqual({ engine: name, exports: JSON.stringify(reference) });
+    }
+  });
+});
+
+describe('the in-memory engine under its limit', () => {
+  it('starts over on the database when its tables outgrow memoryBytes, and says so', async () => {
+    const blocksDir = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+    const idx = await tempIndex(regtest);
+    const warnings: string[] = [];
+    try {
+      const result = await recount({ blocksDir, params: regtest, db: idx.db, throwaway: true, memoryBytes: 64 * 1024, onWarning: (m) => warnings.push(m) });
+      expect(warnings).toEqual([expect.stringMatching(/^the UTXO set outgrew the in-memory limit \(0\.1 MiB\) at height \d+; recounting on the database instead/)]);
+      const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as unknown;
+      expect(JSON.parse(JSON.stringify(await exportAt(idx.db, regtest, result.height)))).toEqual(expected);
+    } finally {
+      await idx.close();
+    }
+  });
+});
