@@ -1,27 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
-import { networkFrom, printJson, withJson, withNetwork, type NetworkArgs } from '../common.js';
-import { table } from '../format.js';
-import { createKeyFile } from '../operator/keygen.js';
-import { readKeyFile, type OwnedScript } from '../operator/keys.js';
+import { withJson, withNetwork } from '../common.js';
+import type { KeyArgs } from './key-run.js';
 
 /*
  * `nodereg key`: create a stake key file, or show which addresses a key file
- * controls. The key itself is never printed.
+ * controls. The key itself is never printed. The work is in key-run.ts.
  */
 
-interface KeyArgs extends NetworkArgs {
-  out?: string;
-  keyFile?: string;
-  json: boolean;
-}
-
-function show(owned: OwnedScript[], json: boolean): void {
-  if (json) {
-    printJson({ addresses: owned.map((o) => ({ type: o.kind, address: o.address, script: o.script.toString('hex') })) });
-    return;
-  }
-  process.stdout.write(`${table(['type', 'address'], owned.map((o) => [o.kind, o.address]))}\n`);
-}
+// Imported when a handler runs: keeps the signing libraries off other commands' start-up.
+const run = (): Promise<typeof import('./key-run.js')> => import('./key-run.js');
 
 const create: CommandModule = {
   command: 'new',
@@ -29,12 +16,7 @@ const create: CommandModule = {
   builder: (y: Argv) => withJson(withNetwork(y))
     .option('out', { type: 'string', demandOption: true, describe: 'file to create (never overwritten)' })
     .example('$0 key new --network regtest --out stake.wif', 'a regtest stake key; fund its p2wpkh address'),
-  handler: (argv) => {
-    const a = argv as unknown as KeyArgs;
-    const owned = createKeyFile(a.out!, networkFrom(a));
-    if (!a.json) process.stdout.write(`created ${a.out} (mode 600). Each address below is a different stake of this key; fund one:\n\n`);
-    show(owned, a.json);
-  },
+  handler: async (argv) => (await run()).runNew(argv as unknown as KeyArgs),
 };
 
 const addresses: CommandModule = {
@@ -43,10 +25,7 @@ const addresses: CommandModule = {
   builder: (y: Argv) => withJson(withNetwork(y))
     .option('key-file', { type: 'string', demandOption: true, describe: 'file holding one WIF key, mode 600' })
     .example('$0 key addresses --network regtest --key-file stake.wif', 'which stake addresses this key can announce'),
-  handler: (argv) => {
-    const a = argv as unknown as KeyArgs;
-    show(readKeyFile(a.keyFile!, networkFrom(a)).owned(), a.json);
-  },
+  handler: async (argv) => (await run()).runAddresses(argv as unknown as KeyArgs),
 };
 
 export const keyCommand: CommandModule = {

@@ -1,7 +1,12 @@
 import type { Argv, CommandModule } from 'yargs';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
-import { UsageError, withNetwork, type NetworkArgs } from '../common.js';
-import { openIndexForRead } from '../index-access.js';
+import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
+import { UsageError, withNetwork } from '../common.js';
+import type { ServeArgs } from './serve-run.js';
+
+/* `nodereg serve`: its flags and their checks; the work is in serve-run.ts. */
+
+// Imported when the command runs: keeps the index and HTTP code off other commands' start-up.
+const run = (): Promise<typeof import('./serve-run.js')> => import('./serve-run.js');
 
 /** Parses host:port (IPv6 in brackets); the port must be 0–65535. */
 export function parseListen(value: string): { host: string; port: number } {
@@ -9,41 +14,6 @@ export function parseListen(value: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen/--serve must be host:port such as 127.0.0.1:8080, got "${value}"`);
   return { host: m[1] ?? m[2]!, port };
-}
-
-interface ServeArgs extends NetworkArgs {
-  db: string;
-  listen: string;
-  cors?: string[];
-  logLevel: LogLevel;
-  logJson: boolean;
-}
-
-async function run(args: ServeArgs): Promise<void> {
-  const { host, port } = parseListen(args.listen);
-  const log = createLogger({ level: args.logLevel, json: args.logJson });
-  const { db, params } = await openIndexForRead(args.db, args);
-  const { buildServer } = await import('../../indexer/http/server.js');
-  const server = await buildServer({ db, params, corsOrigin: args.cors, log });
-  let address: string;
-  try {
-    address = await server.listen(host, port);
-  } catch (err) {
-    await server.close();
-    await db.close();
-    throw new UsageError(`cannot listen on ${args.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  log('info', 'serving the read API', { address, db: args.db, network: params.name });
-  await new Promise<void>((resolve) => {
-    const stop = (sig: NodeJS.Signals): void => {
-      log('info', 'stopping', { signal: sig });
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  await server.close();
-  await db.close();
 }
 
 export const serveCommand: CommandModule = {
@@ -57,5 +27,5 @@ export const serveCommand: CommandModule = {
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false })
       .example('$0 serve --db ./index --listen 127.0.0.1:8080', 'then open http://127.0.0.1:8080/'),
-  handler: (argv) => run(argv as unknown as ServeArgs),
+  handler: async (argv) => (await run()).runServe(argv as unknown as ServeArgs),
 };

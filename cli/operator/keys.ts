@@ -6,6 +6,10 @@ import { crypto as btcCrypto, initEccLib, networks, payments, type Network, type
 import { ECPairFactory, type ECPairInterface } from 'ecpair';
 import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';
+import { looksLikeWif } from './wif.js';
+
+// Re-exported so that keys.ts stays the one place to ask about keys.
+export { looksLikeWif };
 
 initEccLib(ecc);
 const ECPair = ECPairFactory(ecc);
@@ -31,14 +35,6 @@ export interface KeySigning extends OwnedScript {
   readonly redeemScript?: Buffer;
   /** P2TR: the x-only internal key (BIP86 key path, no script tree). */
   readonly tapInternalKey?: Buffer;
-}
-
-/** Base58 WIF: 51 or 52 characters (uncompressed / compressed keys). */
-const WIF_SHAPE = /^[1-9A-HJ-NP-Za-km-z]{51,52}$/;
-
-/** Whether a command-line value looks like a private key; such values are never echoed. */
-export function looksLikeWif(value: string): boolean {
-  return WIF_SHAPE.test(value.trim());
 }
 
 /**

@@ -1,0 +1,118 @@
+import { openIndexer, type Indexer } from '../../indexer/api.js';
+import { FollowerError } from '../../indexer/follower.js';
+import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
+import { RpcError } from '../../indexer/rpc.js';
+import { networkFrom, UserError, type NetworkArgs } from '../common.js';
+import { asUserError } from '../index-access.js';
+import type { ApiServer } from '../../indexer/http/server.js';
+import { parseListen } from './serve.js';
+
+/*
+ * What `nodereg index` does, loaded only when it runs: following a node brings
+ * in the follower and zeromq.
+ */
+
+export interface IndexArgs extends NetworkArgs {
+  rpc: string;
+  rpcUser?: string;
+  rpcPassword?: string;
+  rpcCookie?: string;
+  zmq?: string;
+  db: string;
+  serve?: string;
+  untilSynced: boolean;
+  pollInterval?: number;
+  logLevel: LogLevel;
+  logJson: boolean;
+  pruneUndo?: number;
+  utxoHash: boolean;
+  rpcTimeout: number;
+}
+
+function describeEvents(ix: Indexer, log: LogFn): void {
+  ix.on('block', (b) => log('debug', 'connected block', { height: b.height, hash: b.hash, txs: b.txCount }));
+  ix.on('reorg', (r) => log('warn', 'reorg done', { depth: r.depth, forkHeight: r.forkHeight, oldTip: r.oldTip.hash }));
+  for (const kind of ['registered', 'renewed', 'expired', 'lapsed'] as const) {
+    ix.on(kind, (c) => log('info', kind, { height: c.height, stakeScript: c.stakeScript, txid: c.txid }));
+  }
+  ix.on('rejected', (r) => log('info', 'rejected announcement', { height: r.height, txid: r.txid, vout: r.vout, reason: r.reason }));
+  let lastSynced = '';
+  ix.on('synced', (t) => {
+    if (t.hash === lastSynced) return;
+    lastSynced = t.hash;
+    log('info', 'synced with node', { height: t.height, hash: t.hash });
+  });
+  ix.follower.on('progress', (p) => {
+    const eta = p.blocksPerSec > 0 ? Math.round((p.nodeHeight - p.height) / p.blocksPerSec) : null;
+    log('info', 'catching up', { height: p.height, nodeHeight: p.nodeHeight, blocksPerSec: Math.round(p.blocksPerSec), etaSeconds: eta });
+  });
+}
+
+export async function runIndex(args: IndexArgs): Promise<void> {
+  const params = networkFrom(args);
+  const log = createLogger({ level: args.logLevel, json: args.logJson });
+  let ix: Indexer;
+  try {
+    ix = await openIndexer({
+      db: args.db,
+      network: params,
+      rpc: {
+        url: args.rpc,
+        user: args.rpcUser,
+        password: args.rpcPassword ?? process.env.NODEREG_RPC_PASSWORD,
+        cookieFile: args.rpcCookie,
+        timeoutMs: args.rpcTimeout * 1000,
+      },
+      zmq: args.zmq,
+      pollIntervalMs: args.pollInterval,
+      log,
+      pruneUndoDepth: args.pruneUndo,
+      utxoHash: args.utxoHash,
+    });
+  } catch (err) {
+    throw asUserError(err);
+  }
+  describeEvents(ix, log);
+  let server: ApiServer | null = null;
+  if (args.serve) {
+    const { host, port } = parseListen(args.serve);
+    // Loaded on demand: fastify is only needed when serving.
+    const { buildServer } = await import('../../indexer/http/server.js');
+    server = await buildServer({ db: ix.db, params, indexer: ix, log });
+    try {
+      log('info', 'serving the read API', { address: await server.listen(host, port) });
+    } catch (err) {
+      await server.close();
+      await ix.stop();
+      throw new UserError(`cannot listen on ${args.serve}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log('warn', 'second signal: exiting now (the index stays consistent at its last flush)', { signal: sig });
+      process.exit(1);
+    }
+    log('info', 'stopping: finishing the current block and flushing', { signal: sig });
+    void server?.close();
+    void ix.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const tip = ix.tip();
+  log('info', 'starting', { network: params.name, db: args.db, tip: tip?.height ?? null, rpc: args.rpc, zmq: args.zmq ?? null });
+  try {
+    await ix.start({ untilSynced: args.untilSynced });
+    await ix.done();
+    log('info', 'stopped', { height: ix.tip()?.height ?? null });
+  } catch (err) {
+    if (err instanceof RpcError || err instanceof FollowerError) throw new UserError(err.message);
+    throw asUserError(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await server?.close();
+    await ix.stop();
+  }
+}
