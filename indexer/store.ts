@@ -50,7 +50,10 @@ export async function openStore(path: string, params: NetworkParams, opts: OpenO
   }
   const db: DB = new Level<Buffer, Buffer>(path, {
     keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: opts.create,
-    writeBufferSize: 64 * 1024 * 1024,
+    // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
+    // peak RSS, 64 MiB in 47 s at 633 MiB. Snappy stays on: without it the
+    // index is 7% bigger and the recount no faster.
+    writeBufferSize: 16 * 1024 * 1024,
   });
   try {
     await db.open();
