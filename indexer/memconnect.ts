@@ -74,7 +74,10 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   const { coins, scripts } = mem;
   const only = mem.onlyStakes;
   const touched = new Set<number>();
+  // Script ids the current transaction's inputs spent: spent[0..nSpent). A
+  // counter, because truncating an array for each of a million transactions costs.
   const spent: number[] = [];
+  let nSpent = 0;
   let attempts: Array<{ vout: number; attempt: Attempt }> | null = null;
   let tx = 0;
 
@@ -88,7 +91,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
       const id = coins.script;
       scripts.add(id, coins.lo, coins.hi, -1);
       if (scripts.stake[id] === 1) touched.add(id);
-      spent.push(id);
+      spent[nSpent++] = id;
     },
     output(b, vout, valueAt, s, e) {
       if (e > s && b[s] === 0x6a) {
@@ -106,7 +109,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
     },
     txEnd(index, coinbase) {
       if (attempts !== null) {
-        const spentIds = spent.slice();
+        const spentIds = spent.slice(0, nSpent);
         judge(state, writer, {
           txid: txids.subarray(index * 32, index * 32 + 32),
           index,
@@ -116,7 +119,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
         }, height, header.time, attempts);
       }
       attempts = null;
-      spent.length = 0;
+      nSpent = 0;
       tx = index + 1;
     },
   };
