@@ -66,6 +66,22 @@ export interface LoadChainOptions {
   threads?: number;
   /** Keep txids for later passes up to this many bytes (default TXID_KEEP_BYTES). */
   keepTxidBytes?: number;
+  /**
+   * Each block that passed its checks, as the pass meets it in file order,
+   * before any chain is chosen: lets a caller start on the likely chain
+   * while the rest is still being read (see recount.ts).
+   */
+  onBlockSeen?: (block: SeenBlock) => void;
+}
+
+/** A block record that parses and passes proof of work and its merkle root. */
+export interface SeenBlock {
+  /** Hash and previous-block hash, internal byte order, as latin1 strings. */
+  key: string;
+  prevKey: string;
+  loc: BlockLocation;
+  /** Its txids, 32 bytes each. */
+  txids: Buffer;
 }
 
 /** Loading was cut short by `shouldStop` (e.g. Ctrl-C during a long read). */
@@ -153,12 +169,14 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
         stats.duplicates++;
         if (known.flaw === null || flaw !== null) continue;
         Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: keep(txids), spendable: info.spendable, stakes: info.stakes });
+        opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids });
         continue;
       }
       nodes.set(info.key, {
         key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null ? keep(txids) : null,
         spendable: info.spendable, stakes: info.stakes, bits: info.bits, flaw, parent: null, work: null, reached: false,
       });
+      if (flaw === null) opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids });
     }
   }
   if (opts.shouldStop?.()) throw new ChainLoadStopped();

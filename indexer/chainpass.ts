@@ -155,9 +155,9 @@ function chunksOf(ranges: number[]): number[][] {
 /**
  * The chain pass's reading half: every block record of a blocks directory,
  * analysed (parsed, txids hashed, proof of work and merkle root checked,
- * announcement stakes noted), yielded one file at a time in file order. Each
- * file is read whole into one reused buffer and cut into chunks that worker
- * threads analyse side by side.
+ * announcement stakes noted), yielded a run of records at a time in file
+ * order. Each file is read whole into one reused buffer and cut into chunks
+ * that worker threads analyse side by side.
  */
 export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opts: ChainPassOptions = {}): AsyncGenerator<AnalysedRecord[]> {
   const magicBytes = magicOf(magic);
@@ -184,24 +184,26 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
       deobfuscate(buf, 0, key);
       const { ranges, error } = splitRecords(buf, file, magicBytes, key);
       const chunks = chunksOf(ranges);
+      // Every chunk of the file is queued at once; results are handed on in
+      // order as they come, so the caller works on one chunk while the
+      // threads are still on the next ones.
+      const queued = pool !== null ? chunks.map((c) => pool.run(buf.buffer as SharedArrayBuffer, c)) : [];
+      for (const q of queued) q.catch(() => undefined);
       let done = 0;
-      const results = await Promise.all(chunks.map(async (ranges) => {
-        const r = pool !== null ? await pool.run(buf.buffer as SharedArrayBuffer, ranges) : analyzeChunk(buf, ranges);
-        for (let k = 1; k < ranges.length; k += 2) done += ranges[k]!;
+      for (let c = 0; c < chunks.length; c++) {
+        const r = pool !== null ? await queued[c]! : analyzeChunk(buf, chunks[c]!);
+        for (let k = 1; k < chunks[c]!.length; k += 2) done += chunks[c]![k]!;
         opts.onProgress?.(before + done, total);
-        return r;
-      }));
-      const out: AnalysedRecord[] = [];
-      for (const r of results) {
+        const out: AnalysedRecord[] = [];
         for (const info of r.infos) {
           if (info.error !== null) throw new BlkFileError(file, info.offset, info.error);
           out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32) });
         }
+        yield out;
       }
       if (error !== null) throw error;
       before += sizes[i]!;
       opts.onProgress?.(before, total);
-      yield out;
     }
   } finally {
     await pool?.close();

@@ -52,6 +52,22 @@ export class MemoryUtxo {
     return id < 0 ? 0n : this.scripts.balance(id);
   }
 
+  /**
+   * Flags `script` as a stake once the registry holds a registration for it,
+   * so a recount that did not know the chain's stakes up front (full mode)
+   * still tracks every registered script from then on. A script registered
+   * by this block whose balance the block changed joins `touched`, as it
+   * would have had it been flagged from the start.
+   */
+  markRegistered(state: ChainState, script: Uint8Array, stamp: number, touched: Set<number>): void {
+    const key = Buffer.from(script).toString('latin1');
+    if (!state.current.has(key)) return;
+    const id = this.scripts.intern(script, 0, script.length);
+    if (this.scripts.stake[id] === 1) return;
+    this.scripts.stake[id] = 1;
+    if (this.scripts.touchedAt[id] === stamp) touched.add(id);
+  }
+
   /** Hands the balances of every stake script to the state, for the 'b' rows the export reads. */
   storeStakeBalances(state: ChainState): void {
     for (let id = 0; id < this.scripts.count; id++) {
@@ -74,6 +90,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   const { coins, scripts } = mem;
   const only = mem.onlyStakes;
   const touched = new Set<number>();
+  const stamp = height + 1;
   // Script ids the current transaction's inputs spent: spent[0..nSpent). A
   // counter, because truncating an array for each of a million transactions costs.
   const spent: number[] = [];
@@ -90,6 +107,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
       }
       const id = coins.script;
       scripts.add(id, coins.lo, coins.hi, -1);
+      scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
       spent[nSpent++] = id;
     },
@@ -105,6 +123,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
       const hi = u32(b, valueAt + 4);
       coins.add(txids, tx * 32, vout, id, lo, hi);
       scripts.add(id, lo, hi, 1);
+      scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
     },
     txEnd(index, coinbase) {
@@ -117,6 +136,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
           spendsScript: (s) => spentIds.includes(scripts.find(s, 0, s.length)),
           balanceAfter: (s) => mem.balanceOf(s),
         }, height, header.time, attempts);
+        for (const { attempt } of attempts) if (attempt.ok) mem.markRegistered(state, attempt.announcement.stakeScript, stamp, touched);
       }
       attempts = null;
       nSpent = 0;

@@ -33,6 +33,8 @@ export class ScriptTable {
   private readonly big = new Map<number, bigint>();
   /** Per id: 1 when the script is named by an announcement (its balance matters to the registry). */
   stake = new Uint8Array(1024);
+  /** Per id: a caller's stamp of when the balance last changed (the in-memory connect uses height + 1). */
+  touchedAt = new Uint32Array(1024);
   count = 0;
 
   constructor() {
@@ -91,6 +93,7 @@ export class ScriptTable {
     this.hashes[id] = h;
     this.balances[id] = 0;
     this.stake[id] = 0;
+    this.touchedAt[id] = 0;
     this.slots[i] = id + 1;
     if (this.count > (this.mask + 1) * LOAD) this.rehash();
     return id;
@@ -108,6 +111,7 @@ export class ScriptTable {
     this.hashes = grow(this.hashes, (k) => new Uint32Array(k));
     this.balances = grow(this.balances, (k) => new Float64Array(k));
     this.stake = grow(this.stake, (k) => new Uint8Array(k));
+    this.touchedAt = grow(this.touchedAt, (k) => new Uint32Array(k));
   }
 
   private rehash(): void {
@@ -148,7 +152,7 @@ export class ScriptTable {
   }
 
   get byteSize(): number {
-    return this.slots.byteLength + this.arena.length + this.start.length * 21;
+    return this.slots.byteLength + this.arena.length + this.start.length * 25;
   }
 }
 

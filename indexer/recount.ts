@@ -1,5 +1,5 @@
 import type { NetworkParams } from '../script/params.js';
-import { BlockReader } from './blkfiles.js';
+import { BlockReader, readXorKey } from './blkfiles.js';
 import { ChainLoadStopped, loadBestChain, type BestChain } from './chain.js';
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
@@ -7,6 +7,7 @@ import { K } from './layout.js';
 import { coinTableBytes } from './memtables.js';
 import { connectInMemory, MemoryUtxo } from './memconnect.js';
 import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from './scanner.js';
+import { Speculator } from './speculate.js';
 import { bkey, ChainState } from './state.js';
 import { detectAnnouncement, isAttempt } from '../script/carrier.js';
 import type { DB } from './store.js';
@@ -77,24 +78,52 @@ export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
  * disconnected back to the fork.
  */
 export async function recount(opts: RecountOptions): Promise<RecountResult> {
+  let state = new ChainState(opts.db, opts.params, opts.throwaway);
+  await state.load();
+  const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
+  const inMemory = opts.throwaway === true && state.tip === null && state.utxoHash === null && memoryLimit > 0;
+  // A full in-memory recount of the whole chain starts connecting while the
+  // chain pass still reads (speculate.ts); --fast must first know every stake.
+  let spec: Speculator | null = null;
+  if (inMemory && !opts.fast && opts.height === undefined) {
+    const genesisKey = Buffer.from(opts.params.genesisHash, 'hex').reverse().toString('latin1');
+    spec = new Speculator(state, genesisKey, await readXorKey(opts.blocksDir).catch(() => null), memoryLimit);
+  }
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
       onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes,
+      onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
+    spec?.close();
     if (!(err instanceof ChainLoadStopped)) throw err;
-    const state = new ChainState(opts.db, opts.params);
+    state = new ChainState(opts.db, opts.params);
     await state.load();
     return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null };
   }
+  spec?.close();
   const best = chain.blocks.length - 1;
   const target = opts.height ?? best;
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
   if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
 
-  let state = new ChainState(opts.db, opts.params, opts.throwaway);
-  await state.load();
+  let tryMemory = inMemory;
+  if (spec?.stopped === 'the memory limit') {
+    opts.onWarning?.(outgrew(memoryLimit, spec.height));
+    tryMemory = false;
+  }
+  if (spec !== null && spec.matches(chain, target)) {
+    opts.onChainLoaded?.(chain, spec.height + 1, target);
+    const done = await recountInMemory(opts, state, chain, target, memoryLimit, spec);
+    if (done !== null) return { ...done, resumedFrom: null, chain };
+    tryMemory = false;
+  }
+  if (spec !== null && spec.height >= 0) {
+    // The bet did not hold, or the tables outgrew the limit: start again from an empty state.
+    state = new ChainState(opts.db, opts.params, opts.throwaway);
+    await state.load();
+  }
   const resumedFrom = state.tip?.height ?? null;
   while (state.tip !== null) {
     const h = state.tip.height;
@@ -105,9 +134,8 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
 
-  const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
-  if (opts.throwaway && state.tip === null && state.utxoHash === null && memoryLimit > 0) {
-    const done = await recountInMemory(opts, state, chain, target, memoryLimit);
+  if (tryMemory) {
+    const done = await recountInMemory(opts, state, chain, target, memoryLimit, null);
     if (done !== null) return { ...done, resumedFrom, chain };
     state = new ChainState(opts.db, opts.params, opts.throwaway);
     await state.load();
@@ -161,7 +189,7 @@ function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, ta
  * `limit`: the caller then recounts on the database engine instead.
  */
 async function recountInMemory(
-  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number,
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'> | null> {
   let spendable = 0;
   const stakes = new Set<string>();
@@ -171,13 +199,13 @@ async function recountInMemory(
     for (const s of e.stakes) stakes.add(s);
   }
   // Even if most outputs are spent again soon, a chain this much bigger will not fit.
-  if (!opts.fast && coinTableBytes(spendable) > 4 * limit) return null;
-  const mem = new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, 1 << 20));
+  if (spec === null && !opts.fast && coinTableBytes(spendable) > 4 * limit) return null;
+  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, 1 << 20));
   const reader = new BlockReader(chain.xorKey);
-  let txs = 0;
+  let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
-    for (let h = 0; h <= target; h++) {
+    for (let h = spec === null ? 0 : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
         break;
@@ -189,7 +217,7 @@ async function recountInMemory(
       txs += summary.txCount;
       opts.onBlock?.(summary);
       if (mem.byteSize + state.cacheBytes > limit) {
-        opts.onWarning?.(`the UTXO set outgrew the in-memory limit (${Number((limit / 1048576).toFixed(1))} MiB) at height ${h}; recounting on the database instead (raise --utxo-memory-mib to avoid this)`);
+        opts.onWarning?.(outgrew(limit, h));
         return null;
       }
     }
@@ -199,6 +227,10 @@ async function recountInMemory(
   mem.storeStakeBalances(state);
   await state.flush();
   return { height: state.tip?.height ?? -1, txs, blocks: (state.tip?.height ?? -1) + 1, stopped };
+}
+
+function outgrew(limit: number, height: number): string {
+  return `the UTXO set outgrew the in-memory limit (${Number((limit / 1048576).toFixed(1))} MiB) at height ${height}; recounting on the database instead (raise --utxo-memory-mib to avoid this)`;
 }
 
 function txidsOf(bytes: Buffer): Buffer {

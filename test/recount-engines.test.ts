@@ -2,6 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
+import { readBlockRecords } from '../indexer/blkfiles.js';
+import { loadBestChain } from '../indexer/chain.js';
+import { prng } from '../fixtures/generator/random.js';
+import { writeBlkDir } from './helpers/blocksdir.js';
 import { exportAt, type ExportJson } from '../indexer/queries.js';
 import { recount, type RecountOptions } from '../indexer/recount.js';
 import { BUILTIN_NETWORKS, parseParams, type NetworkParams } from '../script/params.js';
@@ -79,5 +83,59 @@ describe('the in-memory engine under its limit', () => {
     } finally {
       await idx.close();
     }
+  });
+});
+
+describe('connecting while the chain pass reads (speculation)', () => {
+  const demoDir = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+  const magic = Buffer.from('fabfb5da', 'hex');
+  let records: Array<{ bytes: Buffer; hash: string; prev: string }>;
+  let best: Set<string>;
+  let reference: ExportJson;
+  beforeAll(async () => {
+    records = [];
+    for await (const r of readBlockRecords(demoDir, magic)) {
+      records.push({ bytes: Buffer.from(r.bytes), hash: r.header.hash.toString('hex'), prev: r.header.prevHash.toString('hex') });
+    }
+    best = new Set((await loadBestChain(demoDir, regtest)).blocks.map((b) => b.hash.toString('hex')));
+    [reference] = await exportsOf(demoDir, regtest, ENGINES.database!, [449]);
+  });
+
+  async function memoryExportOf(files: Buffer[][]): Promise<ExportJson> {
+    const dir = writeBlkDir(files, { magic, key: Buffer.from('a1b2c3d4e5f60718', 'hex') });
+    try {
+      const [ex] = await exportsOf(dir, regtest, ENGINES.memory!, [449]);
+      return ex!;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('the demo directory holds stale blocks, so the cases below mean something', () => {
+    expect(records.filter((r) => !best.has(r.hash)).length).toBeGreaterThan(0);
+  });
+
+  it('gives the same registry when records come in a random order over several files', async () => {
+    const rand = prng(5);
+    const shuffled = [...records];
+    for (let i = shuffled.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+    }
+    const third = Math.ceil(shuffled.length / 3);
+    const files = [shuffled.slice(0, third), shuffled.slice(third, 2 * third), shuffled.slice(2 * third)].map((f) => f.map((r) => r.bytes));
+    expect(await memoryExportOf(files)).toEqual(reference);
+  });
+
+  it('gives the same registry when every stale block comes right after its parent, ahead of the chain\'s own child', async () => {
+    const stale = records.filter((r) => !best.has(r.hash));
+    const ordered: Buffer[] = [];
+    const withStaleChildren = (r: { bytes: Buffer; hash: string }): void => {
+      ordered.push(r.bytes);
+      for (const s of stale) if (s.prev === r.hash) withStaleChildren(s);
+    };
+    for (const r of records.filter((x) => best.has(x.hash))) withStaleChildren(r);
+    expect(ordered).toHaveLength(records.length);
+    expect(await memoryExportOf([ordered])).toEqual(reference);
   });
 });

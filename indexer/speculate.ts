@@ -1,0 +1,100 @@
+import { BlockReader } from './blkfiles.js';
+import type { BestChain, SeenBlock } from './chain.js';
+import { connectInMemory, MemoryUtxo } from './memconnect.js';
+import type { ChainState } from './state.js';
+
+/** Blocks kept waiting for their parent before speculation gives up. */
+const MAX_WAITING = 4096;
+
+/**
+ * Connects blocks in memory while the chain pass is still reading, betting
+ * that the blocks it meets, parent before child, form the chain it will
+ * choose. That holds for a directory without forks (most regtest and test
+ * chains, and the benchmark), and lets the main thread connect while the
+ * worker threads hash. The bet is checked once the chain is chosen
+ * (`matches`); whenever it cannot hold (a second child of a connected block,
+ * too many blocks without a parent, the memory limit, a block that does not
+ * connect) the speculator stops, and the caller discards its state and
+ * recounts the chosen chain normally. Nothing is written to the database
+ * until then.
+ */
+export class Speculator {
+  readonly mem = new MemoryUtxo(false, []);
+  /** Height of the last block connected, -1 before genesis. */
+  height = -1;
+  txs = 0;
+  /** Why speculation stopped, or null while it goes on. */
+  stopped: string | null = null;
+  /** The state may hold part of a block (a connect failed) or is over the limit: it must be thrown away. */
+  dirty = false;
+  private tipKey: string | null = null;
+  private readonly keys: string[] = [];
+  private readonly connected = new Set<string>();
+  private readonly waiting = new Map<string, SeenBlock>();
+  private readonly reader: BlockReader;
+
+  constructor(
+    private readonly state: ChainState,
+    private readonly genesisKey: string,
+    xorKey: Buffer | null,
+    private readonly limit: number,
+  ) {
+    this.reader = new BlockReader(xorKey);
+  }
+
+  /** The chain pass met `block`: connect it if it extends the tip, else park it until its parent comes. */
+  seen(block: SeenBlock): void {
+    if (this.stopped !== null) return;
+    const extends_ = this.tipKey === null ? block.key === this.genesisKey : block.prevKey === this.tipKey;
+    if (!extends_) {
+      if (this.connected.has(block.prevKey) || this.waiting.has(block.prevKey)) return this.stop('a fork');
+      if (this.waiting.size >= MAX_WAITING) return this.stop('too many blocks out of order');
+      this.waiting.set(block.prevKey, block);
+      return;
+    }
+    let next: SeenBlock | undefined = block;
+    while (next !== undefined && this.stopped === null) {
+      this.connect(next);
+      next = this.waiting.get(next.key);
+      if (next !== undefined) this.waiting.delete(next.prevKey);
+    }
+  }
+
+  private connect(block: SeenBlock): void {
+    try {
+      const summary = connectInMemory(this.state, this.mem, this.reader.read(block.loc), block.txids, this.height + 1);
+      this.txs += summary.txCount;
+    } catch (err) {
+      // The normal recount will meet the same block only if it is on the chosen chain, and report it then.
+      this.dirty = true;
+      return this.stop(`block ${this.height + 1} did not connect (${(err as Error).message})`);
+    }
+    this.height++;
+    this.tipKey = block.key;
+    this.keys.push(block.key);
+    this.connected.add(block.key);
+    if (this.mem.byteSize + this.state.cacheBytes > this.limit) {
+      this.dirty = true;
+      this.stop('the memory limit');
+    }
+  }
+
+  private stop(why: string): void {
+    this.stopped = why;
+    this.waiting.clear();
+    this.reader.close();
+  }
+
+  /** Whether the state is exactly that of the chosen chain up to `height`: every block connected is the chain's block at its height. */
+  matches(chain: BestChain, target: number): boolean {
+    if (this.dirty || this.height < 0 || this.height > target || this.height >= chain.blocks.length) return false;
+    for (let h = 0; h <= this.height; h++) {
+      if (chain.blocks[h]!.hash.toString('latin1') !== this.keys[h]) return false;
+    }
+    return true;
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
