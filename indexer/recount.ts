@@ -64,7 +64,7 @@ export class RecountError extends Error {
   }
 }
 
-/** Keeps a full recount of the 1M-transaction benchmark chain under 512 MiB peak RSS; more is faster. */
+/** Flush threshold of the database engine (--db, --utxo-hash, or past --utxo-memory-mib); more is faster but uses more memory. */
 export const DEFAULT_CACHE_BYTES = 24 * 1024 * 1024;
 
 /** In-memory UTXO set limit of a throwaway recount: about four million coins. */
