@@ -153,7 +153,9 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
     kept += txids.length;
     return txids;
   };
-  const pass = analyseBlocksDir(dir, params.magic, { onProgress: opts.onProgress, shouldStop: opts.shouldStop, threads: opts.threads });
+  const pass = analyseBlocksDir(dir, params.magic, {
+    onProgress: opts.onProgress, shouldStop: opts.shouldStop, threads: opts.threads, callerBusy: opts.onBlockSeen !== undefined,
+  });
   for await (const records of pass) {
     for (const { file, info, txids } of records) {
       if (opts.shouldStop?.()) throw new ChainLoadStopped();
