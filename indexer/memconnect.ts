@@ -99,7 +99,8 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   let tx = 0;
 
   const visitor: BlockVisitor = {
-    input(b, at) {
+    input(b, at, coinbase) {
+      if (coinbase) return;
       const vout = u32(b, at + 32);
       if (!coins.spend(b, at, vout)) {
         if (only) return;

@@ -201,14 +201,13 @@ function isNullPrevout(b: Buffer, p: number): boolean {
 export type OpReturnHook = (script: Buffer, txIndex: number, vout: number) => void;
 
 /**
- * Walks one transaction, filling `inputs`/`outputs` when given, and returns
- * its txid. Follows Core's deserializer: an empty vin is the segwit marker,
- * flag 1 means witnesses follow, any other non-zero flag is an error, and a
- * witness flag with no witness data at all is rejected ("superfluous").
+ * Walks one transaction, showing its inputs and outputs to `v` when given,
+ * and returns its txid (or nothing, with `hash` false). Follows Core's
+ * deserializer: an empty vin is the segwit marker, flag 1 means witnesses
+ * follow, any other non-zero flag is an error, and a witness flag with no
+ * witness data at all is rejected ("superfluous").
  */
-function parseTx(
-  c: Cursor, index: number, inputs: ScannedInput[] | null, outputs: ScannedOutput[] | null, hash = true, onOpReturn: OpReturnHook | null = null,
-): Buffer {
+function parseTx(c: Cursor, index: number, v: TxVisitor | null, hash = true, onOpReturn: OpReturnHook | null = null): Buffer {
   const b = c.buf;
   const txStart = c.pos;
   c.tx = index;
@@ -236,9 +235,8 @@ function parseTx(
     c.need(36, 'prevout of input #');
     const p = c.pos;
     if (index === 0 && nIn === 1 && isNullPrevout(b, p)) c.coinbase = true;
-    c.pos = p + 32;
-    const prevVout = c.u32();
-    if (inputs !== null) inputs.push({ prevTxid: b.subarray(p, p + 32), prevVout });
+    c.pos = p + 36;
+    if (v !== null) v.input(b, p, c.coinbase);
     c.skipVarBytes('scriptSig of input #');
     c.need(4, 'sequence of input #');
     c.pos += 4;
@@ -247,10 +245,10 @@ function parseTx(
   for (let i = 0; i < nOut; i++) {
     c.item = i;
     c.need(8, 'value of output #');
-    const value = b.readBigUInt64LE(c.pos);
+    const valueAt = c.pos;
     c.pos += 8;
     const s = c.skipVarBytes('script of output #');
-    if (outputs !== null) outputs.push({ value, script: b.subarray(s, c.pos) });
+    if (v !== null) v.output(b, i, valueAt, s, c.pos);
     if (s === c.pos || b[s] !== 0x6a) c.spendable++;
     else if (onOpReturn !== null) onOpReturn(b.subarray(s, c.pos), index, i);
   }
@@ -340,12 +338,13 @@ export function scanBlock(bytes: Buffer, knownTxids?: Buffer): ScannedBlock {
     throw new BlockParseError(`block has ${n} transactions but ${knownTxids.length / 32} txids were given`, 80);
   }
   const txs: ScannedTx[] = new Array<ScannedTx>(n);
+  const collect = new Collector();
   for (let i = 0; i < n; i++) {
-    const inputs: ScannedInput[] = [];
-    const outputs: ScannedOutput[] = [];
-    const parsed = parseTx(c, i, inputs, outputs, knownTxids === undefined);
+    collect.inputs = [];
+    collect.outputs = [];
+    const parsed = parseTx(c, i, collect, knownTxids === undefined);
     const txid = knownTxids === undefined ? parsed : knownTxids.subarray(i * 32, i * 32 + 32);
-    txs[i] = { index: i, txid, coinbase: c.coinbase, inputs, outputs };
+    txs[i] = { index: i, txid, coinbase: c.coinbase, inputs: collect.inputs, outputs: collect.outputs };
   }
   checkEnd(c);
   return { ...header, txs };
@@ -370,7 +369,7 @@ export function walkTxids(bytes: Buffer, fn: (txid: Buffer, index: number) => vo
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
-  for (let i = 0; i < n; i++) fn(parseTx(c, i, null, null, true, onOpReturn), i);
+  for (let i = 0; i < n; i++) fn(parseTx(c, i, null, true, onOpReturn), i);
   checkEnd(c);
   return { txs: n, spendable: c.spendable };
 }
@@ -389,7 +388,7 @@ export function walkTxidsInto(bytes: Buffer, out: Buffer, at: number, onOpReturn
   const n = txCount(c);
   if (at + n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
   for (let i = 0; i < n; i++) {
-    parseTx(c, i, null, null, false, onOpReturn);
+    parseTx(c, i, null, false, onOpReturn);
     out.write(sha256dLatin1(txidBytes(c)), at + i * 32, 32, 'latin1');
   }
   checkEnd(c);
@@ -402,14 +401,32 @@ export function blockTxCount(bytes: Buffer): number {
   return txCount(new Cursor(bytes));
 }
 
-/** What `visitBlock` reports, in block order: per transaction, its inputs, then its outputs, then its end. */
-export interface BlockVisitor {
-  /** A non-coinbase input; its 36-byte prevout (txid, vout LE) starts at `b[at]`. */
-  input(b: Buffer, at: number): void;
+/** What a transaction walk reports: each input, then each output, in order. */
+export interface TxVisitor {
+  /** An input; its 36-byte prevout (txid, vout LE) starts at `b[at]`. `coinbase`: it is a coinbase's null prevout. */
+  input(b: Buffer, at: number, coinbase: boolean): void;
   /** An output: its 8-byte value starts at `valueAt`, its script is `b[scriptStart..scriptEnd)`. */
   output(b: Buffer, vout: number, valueAt: number, scriptStart: number, scriptEnd: number): void;
+}
+
+/** What `visitBlock` reports, in block order: per transaction, its inputs, then its outputs, then its end. */
+export interface BlockVisitor extends TxVisitor {
   /** After the transaction's outputs. */
   txEnd(index: number, coinbase: boolean): void;
+}
+
+/** Builds `scanBlock`'s input and output objects. */
+class Collector implements TxVisitor {
+  inputs: ScannedInput[] = [];
+  outputs: ScannedOutput[] = [];
+
+  input(b: Buffer, at: number): void {
+    this.inputs.push({ prevTxid: b.subarray(at, at + 32), prevVout: b.readUInt32LE(at + 32) });
+  }
+
+  output(b: Buffer, _vout: number, valueAt: number, s: number, e: number): void {
+    this.outputs.push({ value: b.readBigUInt64LE(valueAt), script: b.subarray(s, e) });
+  }
 }
 
 /**
@@ -420,58 +437,10 @@ export interface BlockVisitor {
 export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
   scanHeader(bytes);
   const c = new Cursor(bytes);
-  const b = bytes;
   const n = txCount(c);
-  for (let index = 0; index < n; index++) {
-    c.tx = index;
-    c.need(MIN_TX_SIZE, 'transaction');
-    c.pos += 4;
-    let nIn = c.count('input count', MIN_INPUT_SIZE);
-    let segwit = false;
-    if (nIn === 0) {
-      const flag = b[c.pos];
-      if (flag === 1) {
-        segwit = true;
-        c.pos++;
-        nIn = c.count('input count', MIN_INPUT_SIZE);
-      } else if (flag !== 0) {
-        c.fail(`unknown segwit flag ${flag} in tx ${index}`, c.pos);
-      }
-    }
-    const coinbase = index === 0 && nIn === 1 && c.end - c.pos >= 36 && isNullPrevout(b, c.pos);
-    for (let i = 0; i < nIn; i++) {
-      c.item = i;
-      c.need(36, 'prevout of input #');
-      const p = c.pos;
-      c.pos = p + 36;
-      c.skipVarBytes('scriptSig of input #');
-      c.need(4, 'sequence of input #');
-      c.pos += 4;
-      if (!coinbase) v.input(b, p);
-    }
-    const nOut = c.count('output count', MIN_OUTPUT_SIZE);
-    for (let i = 0; i < nOut; i++) {
-      c.item = i;
-      c.need(8, 'value of output #');
-      const valueAt = c.pos;
-      c.pos += 8;
-      const s = c.skipVarBytes('script of output #');
-      v.output(b, i, valueAt, s, c.pos);
-    }
-    if (segwit) {
-      const bodyEnd = c.pos;
-      let anyWitness = false;
-      for (let i = 0; i < nIn; i++) {
-        c.item = i;
-        const items = c.count('witness item count of input #', 1);
-        if (items > 0) anyWitness = true;
-        for (let k = 0; k < items; k++) c.skipVarBytes('witness item of input #');
-      }
-      if (!anyWitness) c.fail(`superfluous witness flag in tx ${index}`, bodyEnd);
-    }
-    c.need(4, 'locktime');
-    c.pos += 4;
-    v.txEnd(index, coinbase);
+  for (let i = 0; i < n; i++) {
+    parseTx(c, i, v, false);
+    v.txEnd(i, c.coinbase);
   }
   checkEnd(c);
   return n;
