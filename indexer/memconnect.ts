@@ -1,7 +1,7 @@
 import { detectAnnouncement, isAttempt, type Attempt } from '../script/carrier.js';
 import { checkLinks, ChainMismatchError, endOfBlock, judge, type BlockSummary } from './connect.js';
 import { K } from './layout.js';
-import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
+import { CoinTable, ScriptTable } from './memtables.js';
 import { RegistryWriter } from './registry.js';
 import { scanHeader, visitBlock, type BlockVisitor } from './scanner.js';
 import type { ChainState } from './state.js';
@@ -31,11 +31,6 @@ export class MemoryUtxo {
       const id = this.scripts.intern(b, 0, b.length);
       this.scripts.stake[id] = 1;
     }
-  }
-
-  /** Upper bound of the memory a full in-memory recount needs for `coins` spendable outputs and `stakes` stake scripts. */
-  static estimateBytes(coins: number, scripts: number): number {
-    return coinTableBytes(coins) + scripts * 80;
   }
 
   get byteSize(): number {

@@ -352,30 +352,20 @@ export function scanBlock(bytes: Buffer, knownTxids?: Buffer): ScannedBlock {
 
 /**
  * The least a reader must do per block: validate the whole serialization and
- * compute every txid, without building input or output objects. Used by the
- * chain pass (which needs txids only for the merkle root) and by the floor
- * benchmark. Returns the transaction count.
+ * compute every txid, without building input or output objects. Returns the
+ * transaction count. (The chain pass and the floor use `walkTxidsInto`.)
  */
 export function forEachTxid(bytes: Buffer, fn: (txid: Buffer, index: number) => void): number {
-  return walkTxids(bytes, fn, null).txs;
-}
-
-/**
- * `forEachTxid`, also showing every OP_RETURN script to `onOpReturn` and
- * counting the outputs that could enter the UTXO set: what the chain pass
- * learns about a block for later passes while it walks the bytes anyway.
- */
-export function walkTxids(bytes: Buffer, fn: (txid: Buffer, index: number) => void, onOpReturn: OpReturnHook | null): { txs: number; spendable: number } {
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
-  for (let i = 0; i < n; i++) fn(parseTx(c, i, null, true, onOpReturn), i);
+  for (let i = 0; i < n; i++) fn(parseTx(c, i, null), i);
   checkEnd(c);
-  return { txs: n, spendable: c.spendable };
+  return n;
 }
 
 /**
- * The chain pass's walk: like `walkTxids`, but writes each txid into `out`
+ * The chain pass's walk: like `forEachTxid`, but writes each txid into `out`
  * at `at + 32 * index` and returns how many there were, or throws
  * BlockParseError before writing past `out` (the caller sizes it from the
  * transaction count, `blockTxCount`). Writing hashes as latin1 strings
@@ -383,6 +373,8 @@ export function walkTxids(bytes: Buffer, fn: (txid: Buffer, index: number) => vo
  * inputs.
  */
 export function walkTxidsInto(bytes: Buffer, out: Buffer, at: number, onOpReturn: OpReturnHook | null): { txs: number; spendable: number } {
+  // Also shows every OP_RETURN script to `onOpReturn` and counts the outputs
+  // that could enter the UTXO set: what later passes want to know of a block.
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
