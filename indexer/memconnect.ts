@@ -143,9 +143,8 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   const txCount = height === 0 ? visitBlock(bytes, { input() {}, output() {}, txEnd() {} }) : visitBlock(bytes, visitor);
   if (txids.length !== txCount * 32) throw new ChainMismatchError(`block ${height} has ${txCount} transactions but the chain pass saw ${txids.length / 32}`);
 
-  const keys = [...touched].map((id) => mem.key(id));
-  const byKey = new Map(keys.map((k, i) => [k, [...touched][i]!]));
-  endOfBlock(state, writer, height, keys, (sk) => scripts.balance(byKey.get(sk)!));
+  const byKey = new Map([...touched].map((id) => [mem.key(id), id]));
+  endOfBlock(state, writer, height, [...byKey.keys()], (sk) => scripts.balance(byKey.get(sk)!));
 
   state.putRow(K.blockHash(height), Buffer.from(header.hash));
   state.putRow(K.heightState(height), state.heightState());

@@ -8,8 +8,7 @@ import { coinTableBytes } from './memtables.js';
 import { connectInMemory, MemoryUtxo } from './memconnect.js';
 import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from './scanner.js';
 import { Speculator } from './speculate.js';
-import { bkey, ChainState } from './state.js';
-import { detectAnnouncement, isAttempt } from '../script/carrier.js';
+import { ChainState } from './state.js';
 import type { DB } from './store.js';
 
 export interface RecountOptions {
@@ -142,7 +141,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   }
 
   const reader = new BlockReader(chain.xorKey);
-  const onlyScripts = opts.fast ? stakeScriptsOf(chain, reader, start, target) : undefined;
+  const onlyScripts = opts.fast ? stakeScriptsOf(chain, Math.max(1, start), target) : undefined;
   const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
   let txs = 0;
   let stopped = false;
@@ -167,19 +166,10 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), resumedFrom, stopped, chain };
 }
 
-/** Pass 1 of a fast recount: the scripts of every well-formed announcement attempt on the chain. */
-function stakeScriptsOf(chain: BestChain, reader: BlockReader, start: number, target: number): Set<string> {
+/** Pass 1 of a fast recount: the stake scripts the chain pass found in blocks `from..to` (latin1). */
+function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string> {
   const scripts = new Set<string>();
-  for (let h = Math.max(1, start); h <= target; h++) {
-    const entry = chain.blocks[h]!;
-    for (const tx of scanBlock(reader.read(entry), entry.txids ?? undefined).txs) {
-      for (const out of tx.outputs) {
-        if (!isAttempt(out.script)) continue;
-        const a = detectAnnouncement(out.script);
-        if (a?.ok) scripts.add(bkey(a.announcement.stakeScript));
-      }
-    }
-  }
+  for (let h = from; h <= to; h++) for (const s of chain.blocks[h]!.stakes) scripts.add(s);
   return scripts;
 }
 
@@ -192,12 +182,8 @@ async function recountInMemory(
   opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'> | null> {
   let spendable = 0;
-  const stakes = new Set<string>();
-  for (let h = 0; h <= target; h++) {
-    const e = chain.blocks[h]!;
-    spendable += e.spendable;
-    for (const s of e.stakes) stakes.add(s);
-  }
+  for (let h = 0; h <= target; h++) spendable += chain.blocks[h]!.spendable;
+  const stakes = stakeScriptsOf(chain, 0, target);
   // Even if most outputs are spent again soon, a chain this much bigger will not fit.
   if (spec === null && !opts.fast && coinTableBytes(spendable) > 4 * limit) return null;
   const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, 1 << 20));
