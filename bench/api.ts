@@ -1,7 +1,7 @@
 /**
  * `npm run bench:api -- [--registrations 100000] [--duration 10] [--connections 10] [--json] [--cache-dir DIR]`
  *
- * The HTTP read target of DESIGN.md §4: GET /v1/nodes/{address} at
+ * The HTTP read target of docs/spec.md §4: GET /v1/nodes/{address} at
  * p99 < 20 ms and ≥ 3000 req/s on one core, with 100 000 registrations.
  * Builds (once, then cached) an index holding that many registrations by
  * feeding synthetic blocks straight to connectBlock, starts `nodereg serve`
@@ -15,10 +15,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectBlock } from '../indexer/connect.js';
-import type { ScannedBlock, ScannedTx } from '../indexer/scanner.js';
-import { ChainState } from '../indexer/state.js';
-import { openStore } from '../indexer/store.js';
+import { connectBlock } from '../indexer/engine/connect.js';
+import type { ScannedBlock, ScannedTx } from '../indexer/chain/scanner.js';
+import { ChainState } from '../indexer/store/state.js';
+import { openStore } from '../indexer/store/store.js';
 import { scriptToAddress } from '../script/address.js';
 import { encodeCarrier } from '../script/carrier.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
@@ -217,7 +217,7 @@ async function main(): Promise<void> {
     ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
-    process.stdout.write(`single lookups ${meets ? 'meet' : 'MISS'} the DESIGN.md §4 target (${a.registrations} registrations, server on ${pin ? 'one core' : `${cpus} cores`})\n`);
+    process.stdout.write(`single lookups ${meets ? 'meet' : 'MISS'} the docs/spec.md §4 target (${a.registrations} registrations, server on ${pin ? 'one core' : `${cpus} cores`})\n`);
     if (a.json) {
       process.stdout.write(JSON.stringify({
         registrations: a.registrations, connections: a.connections, durationSec: a.duration, pinnedToOneCore: pin, buildSeconds: built?.seconds ?? null,

@@ -3,7 +3,7 @@
  *
  * Measures, in one run on one machine, the floor (read blk files and hash
  * every txid, single thread) and `nodereg recount` in full and --fast mode,
- * each as its own process, and prints the ratios DESIGN.md §4 sets targets
+ * each as its own process, and prints the ratios docs/spec.md §4 sets targets
  * for. Each is run `--runs` times, alternating, and the median counts: on a
  * shared two-core machine single runs vary by 10–15%. Only ratios travel
  * between machines; absolute numbers are printed for context.

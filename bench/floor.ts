@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deobfuscate, readXorKey } from '../indexer/blkfiles.js';
-import { blockTxCount, walkTxidsInto } from '../indexer/scanner.js';
+import { deobfuscate, readXorKey } from '../indexer/chain/blkfiles.js';
+import { blockTxCount, walkTxidsInto } from '../indexer/chain/scanner.js';
 
 /**
- * The floor of DESIGN.md §4: read the blk files, walk every transaction and
+ * The floor of docs/spec.md §4: read the blk files, walk every transaction and
  * compute its txid with native SHA-256, single-threaded, nothing else. It
  * hashes the way the recount's chain pass does (digests as latin1 strings,
  * written into one buffer), the cheapest use of `crypto.hash` found, so the

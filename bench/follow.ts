@@ -5,7 +5,7 @@
  * signatures: bcoin validates everything), then measures in one run the raw
  * pipelined `getblock <hash> 0` fetch rate and the catch-up rate of
  * `nodereg index --until-synced` against the same node, and prints the ratio
- * (DESIGN.md §4 asks for at least 0.8). The catch-up is timed by the
+ * (docs/spec.md §4 asks for at least 0.8). The catch-up is timed by the
  * daemon's own log, from reaching the node to synced; the rate including
  * process start and exit is printed beside it.
  */
@@ -19,8 +19,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { payTo } from '../fixtures/generator/wallet.js';
-import { fetchBlocks } from '../indexer/fetch.js';
-import { RpcClient } from '../indexer/rpc.js';
+import { fetchBlocks } from '../indexer/node/fetch.js';
+import { RpcClient } from '../indexer/node/rpc.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
 const BCOIN = join(dirname(createRequire(import.meta.url).resolve('bcoin/package.json')), 'bin', 'node');
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     }
     const tip = blocks.length;
 
-    // The node's raw rate as DESIGN.md §4 defines it: one `getblock <hash> 0`
+    // The node's raw rate as docs/spec.md §4 defines it: one `getblock <hash> 0`
     // per request, eight in flight.
     const hashes = await rpc.getBlockHashes(0, tip);
     let t = process.hrtime.bigint();

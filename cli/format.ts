@@ -1,4 +1,4 @@
-import type { ExportJson, ExportNode } from '../indexer/queries.js';
+import type { ExportJson, ExportNode } from '../indexer/read/queries.js';
 
 /** Base units as coins with 8 decimals, trailing zeros trimmed: "42", "41.9999". */
 export function coins(units: bigint | string): string {

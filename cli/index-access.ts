@@ -1,6 +1,6 @@
 import { BUILTIN_NETWORKS, type NetworkParams } from '../script/params.js';
-import { openStore, peekNetwork, StoreError, type DB } from '../indexer/store.js';
-import { QueryError } from '../indexer/queries.js';
+import { openStore, peekNetwork, StoreError, type DB } from '../indexer/store/store.js';
+import { QueryError } from '../indexer/read/queries.js';
 import { networkFrom, UsageError, UserError, type NetworkArgs } from './common.js';
 
 /**

@@ -1,20 +1,20 @@
 import { EventEmitter } from 'node:events';
 import { parseStake } from '../script/address.js';
 import { builtinNetwork, type NetworkParams } from '../script/params.js';
-import type { BlockSummary } from './connect.js';
-import { Follower, type ReorgInfo } from './follower.js';
+import type { BlockSummary } from './engine/connect.js';
+import { Follower, type ReorgInfo } from './node/follower.js';
 import { silent, type LogFn } from './log.js';
 import {
   explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
   type Explanation, type ExportJson, type NodeInfo,
-} from './queries.js';
-import { listNodes, type ListedNode, type StatusFilter } from './listing.js';
-import type { BlockEvent } from './registry.js';
-import { RpcClient, type RpcOptions } from './rpc.js';
-import { ChainState } from './state.js';
-import { openStore, type DB } from './store.js';
+} from './read/queries.js';
+import { listNodes, type ListedNode, type StatusFilter } from './read/listing.js';
+import type { BlockEvent } from './engine/registry.js';
+import { RpcClient, type RpcOptions } from './node/rpc.js';
+import { ChainState } from './store/state.js';
+import { openStore, type DB } from './store/store.js';
 import type { Registration } from './types.js';
-import { ZmqListener, type ZmqTopic } from './zmq.js';
+import { ZmqListener, type ZmqTopic } from './node/zmq.js';
 
 export interface IndexerOptions {
   /** Index directory; created if missing. */

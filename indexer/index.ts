@@ -3,14 +3,14 @@
  * trackers, payment services). `import { openIndexer } from 'nodereg'`.
  */
 export { openIndexer, Indexer, type IndexerOptions, type IndexerEvents, type RegistryChange, type Rejection } from './api.js';
-export { recount, type RecountOptions, type RecountResult } from './recount.js';
-export { openStore, StoreError, type DB } from './store.js';
+export { recount, type RecountOptions, type RecountResult } from './engine/recount.js';
+export { openStore, StoreError, type DB } from './store/store.js';
 export {
   exportAt, nodeInfo, explainTx, rootAt, utxoHashAt, utxosOf, balanceNow, requireTip,
   type ExportJson, type ExportNode, type NodeInfo, type Explanation, type ScriptUtxo,
-} from './queries.js';
+} from './read/queries.js';
 export { createLogger, type LogFn, type LogLevel } from './log.js';
-export type { ReorgInfo } from './follower.js';
+export type { ReorgInfo } from './node/follower.js';
 export type { Registration, RegStatus } from './types.js';
 export { detectAnnouncement, decodeBody, encodeCarrier, encodeBody, type Announcement, type Attempt } from '../script/carrier.js';
 export { interpret, judgeAttempts, type InterpretContext, type RegistrationView, type Verdict } from '../script/interpreter.js';
@@ -19,4 +19,4 @@ export { addressToScript, scriptToAddress, parseStake } from '../script/address.
 export { RegistryRoot, serializeRootElement, type RootElement } from '../script/root.js';
 export { MuHash3072 } from '../script/muhash.js';
 export type { ReasonCode, DecodeReason, ContextReason } from '../script/reasons.js';
-export { listNodes, pageNodes, payouts, countByStatus, type ListedNode, type NodePage, type StatusFilter, type Payee } from './listing.js';
+export { listNodes, pageNodes, payouts, countByStatus, type ListedNode, type NodePage, type StatusFilter, type Payee } from './read/listing.js';

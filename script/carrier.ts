@@ -57,7 +57,7 @@ export function isAttempt(script: Uint8Array): boolean {
 }
 
 /**
- * Decodes an output script (DESIGN.md §2.8, steps 1–6). Returns null when the
+ * Decodes an output script (docs/spec.md §2.8, steps 1–6). Returns null when the
  * output is not an announcement attempt at all. Never throws.
  */
 export function detectAnnouncement(script: Uint8Array): Attempt | null {

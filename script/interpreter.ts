@@ -50,7 +50,7 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Applies the contextual rules of DESIGN.md §2.3 (steps 3–7) to one decoded
+ * Applies the contextual rules of docs/spec.md §2.3 (steps 3–7) to one decoded
  * announcement, in the normative order; the first failure is the verdict.
  * Decoding (step 1) and the one-per-transaction rule (step 2) come before this,
  * see `judgeAttempts`.

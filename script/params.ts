@@ -107,7 +107,7 @@ function amountField(raw: Record<string, unknown>, source: string, field: Field)
 /**
  * Validates an untrusted params object (usually parsed from a `--params` file).
  * Every field is required except the protocol constants, which default to
- * DESIGN.md §2.5's values, so a file for a new chain states only what differs.
+ * docs/spec.md §2.5's values, so a file for a new chain states only what differs.
  */
 export function parseParams(raw: unknown, source = 'params'): NetworkParams {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {

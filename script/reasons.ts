@@ -1,6 +1,6 @@
 /**
  * Why an announcement attempt was rejected. The codes are part of the protocol
- * (DESIGN.md §2): every recount must record the same code for the same output,
+ * (docs/spec.md §2): every recount must record the same code for the same output,
  * so they are a closed string union rather than free-form messages.
  */
 export type DecodeReason =

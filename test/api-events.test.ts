@@ -7,7 +7,7 @@ import { carrier, newNode } from '../fixtures/generator/announce.js';
 import type { ChainBuilder } from '../fixtures/generator/chain.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { buildServer, type ApiServer } from '../indexer/http/server.js';
-import type { ExportJson } from '../indexer/queries.js';
+import type { ExportJson } from '../indexer/read/queries.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { submitAll } from './helpers/chains.js';

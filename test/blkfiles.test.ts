@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
-import { BlkFileError, BlockReader, deobfuscate, listBlkFiles, readBlockRecords, readXorKey, type BlkRecord } from '../indexer/blkfiles.js';
-import { scanBlock } from '../indexer/scanner.js';
+import { BlkFileError, BlockReader, deobfuscate, listBlkFiles, readBlockRecords, readXorKey, type BlkRecord } from '../indexer/chain/blkfiles.js';
+import { scanBlock } from '../indexer/chain/scanner.js';
 import { coreRegtest, writeBlkDir, type BlkDirOptions } from './helpers/blocksdir.js';
 
 const { blocksDir: FIXTURE, node } = coreRegtest();

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import BN from 'bn.js';
 import fc from 'fast-check';
 import { BUILTIN_NETWORKS } from '../script/params.js';
-import { BlkFileError, readBlockRecords } from '../indexer/blkfiles.js';
-import { ChainError, loadBestChain, openChainReader, readChainBlock, type BestChain } from '../indexer/chain.js';
-import { blockHash, blockWork, checkProofOfWork, merkleRoot, targetFromBits } from '../indexer/pow.js';
-import { scanBlock } from '../indexer/scanner.js';
+import { BlkFileError, readBlockRecords } from '../indexer/chain/blkfiles.js';
+import { ChainError, loadBestChain, openChainReader, readChainBlock, type BestChain } from '../indexer/chain/chain.js';
+import { blockHash, blockWork, checkProofOfWork, merkleRoot, targetFromBits } from '../indexer/chain/pow.js';
+import { scanBlock } from '../indexer/chain/scanner.js';
 import { coreRegtest, writeBlkDir } from './helpers/blocksdir.js';
 
 const { blocksDir: FIXTURE, node } = coreRegtest();

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILTIN_NETWORKS } from '../script/params.js';
-import { blockHashAt, exportAt, utxoHashAt } from '../indexer/queries.js';
-import { recount } from '../indexer/recount.js';
+import { blockHashAt, exportAt, utxoHashAt } from '../indexer/read/queries.js';
+import { recount } from '../indexer/engine/recount.js';
 import { tempIndex } from './helpers/db.js';
 import { nodereg, SHARED } from './helpers/cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * Crash safety of `nodereg recount --db`: a recount killed at any moment
  * resumes to exactly the state an uninterrupted recount reaches, and an
- * interrupt stops it cleanly. DESIGN.md §3: "A crash at any instant must
+ * interrupt stops it cleanly. docs/spec.md §3: "A crash at any instant must
  * resume to the identical state."
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

@@ -2,7 +2,7 @@
  * Crash safety of the live daemon (`nodereg index`) against a real bcoin
  * regtest node: SIGKILLed at seeded random moments while it catches up, and
  * while it handles reorgs, then restarted; in the end the index must be the
- * one an uninterrupted run writes, byte for byte. DESIGN.md §3: "A crash at
+ * one an uninterrupted run writes, byte for byte. docs/spec.md §3: "A crash at
  * any instant must resume to the identical state."
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,8 +15,8 @@ import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
 import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { payTo } from '../fixtures/generator/wallet.js';
-import { decodeTip } from '../indexer/codec.js';
-import { K } from '../indexer/layout.js';
+import { decodeTip } from '../indexer/store/codec.js';
+import { K } from '../indexer/store/layout.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, submitAll } from './helpers/chains.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';

@@ -15,7 +15,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
 import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
-import { scanBlock } from '../indexer/scanner.js';
+import { scanBlock } from '../indexer/chain/scanner.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';

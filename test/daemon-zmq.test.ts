@@ -5,7 +5,7 @@
  * submits to it. The daemon polls only every 10 minutes, so it learns of new
  * blocks through ZMQ alone (a gap, a restart or a reconnect wakes it too):
  * a lost or misread notification shows up as a daemon stuck below the tip.
- * DESIGN.md §3: "ZMQ is only a wake-up call; RPC is the truth."
+ * docs/spec.md §3: "ZMQ is only a wake-up call; RPC is the truth."
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { prng } from '../fixtures/generator/random.js';
-import { connectBlock } from '../indexer/connect.js';
-import { disconnectTip } from '../indexer/disconnect.js';
-import { exportAt, rootAt } from '../indexer/queries.js';
-import type { ChainState } from '../indexer/state.js';
+import { connectBlock } from '../indexer/engine/connect.js';
+import { disconnectTip } from '../indexer/engine/disconnect.js';
+import { exportAt, rootAt } from '../indexer/read/queries.js';
+import type { ChainState } from '../indexer/store/state.js';
 import { dump, tempIndex } from './helpers/db.js';
 import { chainOf, nextBlock, TEST_PARAMS, type SynthBlock } from './helpers/synthetic.js';
 
@@ -82,8 +82,8 @@ describe('state engine properties', () => {
 
   it('the stored root at every height equals the root of the registrations the export reports live', async () => {
     const { RegistryRoot } = await import('../script/root.js');
-    const { registrationsAt } = await import('../indexer/queries.js');
-    const { rootElement } = await import('../indexer/registry.js');
+    const { registrationsAt } = await import('../indexer/read/queries.js');
+    const { rootElement } = await import('../indexer/engine/registry.js');
     const idx = await tempIndex(TEST_PARAMS);
     try {
       const blocks = chainOf(60, 424242);
@@ -108,7 +108,7 @@ describe('state engine properties', () => {
 
 describe('listing at the tip', () => {
   it('pages through the FIRST_SEEN index to exactly the export\'s nodes, in order', async () => {
-    const { pageNodes } = await import('../indexer/listing.js');
+    const { pageNodes } = await import('../indexer/read/listing.js');
     const idx = await tempIndex(TEST_PARAMS);
     try {
       await connectAll(idx.state, chainOf(80, 777));

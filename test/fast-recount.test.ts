@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
-import { readBlockRecords } from '../indexer/blkfiles.js';
+import { readBlockRecords } from '../indexer/chain/blkfiles.js';
 import { writeBlkDir } from './helpers/blocksdir.js';
 import { nodereg, ROOT } from './helpers/cli.js';
 

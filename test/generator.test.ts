@@ -19,7 +19,7 @@ const regtest = BUILTIN_NETWORKS.regtest!;
 const MAGIC = Buffer.from(regtest.magic, 'hex');
 const KEY = Buffer.from('0102030405060708', 'hex');
 
-/** A tiny, independent blk reader: de-obfuscate, then scan for the magic, as DESIGN.md §2.8 describes. */
+/** A tiny, independent blk reader: de-obfuscate, then scan for the magic, as docs/spec.md §2.8 describes. */
 function readBlk(files: readonly Uint8Array[], key?: Uint8Array): Buffer[] {
   const out: Buffer[] = [];
   for (const file of files) {
@@ -372,7 +372,7 @@ interface SimReg extends RegistrationView {
 }
 
 /**
- * A deliberately naive replay of DESIGN.md §2.3–2.4 over raw blocks, using the
+ * A deliberately naive replay of docs/spec.md §2.3–2.4 over raw blocks, using the
  * project's decoder and interpreter, to check the scenario's bookkeeping.
  */
 function replayRegistry(chain: readonly MinedBlock[]): { outcomes: Map<string, string>; ended: Record<string, string>; live: string[] } {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { MemoryUtxo } from '../indexer/memconnect.js';
-import { CoinTable, coinTableBytes, ScriptTable } from '../indexer/memtables.js';
+import { MemoryUtxo } from '../indexer/engine/memconnect.js';
+import { CoinTable, coinTableBytes, ScriptTable } from '../indexer/engine/memtables.js';
 
 const txid = (n: number): Buffer => createHash('sha256').update(`tx${n}`).digest();
 

@@ -12,7 +12,7 @@ import { looksLikeWif, parseWif, readKeyDir, readKeyFile, type StakeKey } from '
 import { decodeRefusal, findAnnouncement, preflight, type RegistrationState, type StakeState } from '../cli/operator/preflight.js';
 import { statusWarnings } from '../cli/operator/report.js';
 import { estimateVsize } from '../cli/operator/size.js';
-import type { NodeInfo } from '../indexer/queries.js';
+import type { NodeInfo } from '../indexer/read/queries.js';
 import { encodeCarrier, type Announcement } from '../script/carrier.js';
 import { REASON_CODES, type ReasonCode } from '../script/reasons.js';
 import { NETWORK, PARAMS } from './helpers/operator.js';

@@ -1,5 +1,5 @@
 /**
- * Bad raw chain data (DESIGN.md §2.8, "Raw chain data") and bad arguments:
+ * Bad raw chain data (docs/spec.md §2.8, "Raw chain data") and bad arguments:
  * the recount never crashes with a stack trace and never quietly counts
  * something wrong. Unreadable data stops it with the file and offset;
  * invalid or unconnected blocks are dropped with a warning.
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Block } from 'bitcoinjs-lib';
 import type { SpawnSyncReturns } from 'node:child_process';
-import type { ExportJson } from '../indexer/queries.js';
+import type { ExportJson } from '../indexer/read/queries.js';
 import { carrier, newNode } from '../fixtures/generator/announce.js';
 import { layoutBlkFiles, storageOrder, writeBlocksDir, type BlkLayoutOptions } from '../fixtures/generator/blkwriter.js';
 import { ChainBuilder, type MinedBlock } from '../fixtures/generator/chain.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { networks, payments } from 'bitcoinjs-lib';
-import { fetchBlocks } from '../indexer/fetch.js';
-import { isMuhashUnsupported, RpcClient } from '../indexer/rpc.js';
+import { fetchBlocks } from '../indexer/node/fetch.js';
+import { isMuhashUnsupported, RpcClient } from '../indexer/node/rpc.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { rejection } from './helpers/rpc.js';
 

@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchBlocks } from '../indexer/fetch.js';
-import { isMuhashUnsupported, isPrunedBlock, RpcClient, type RpcError, type RpcOptions } from '../indexer/rpc.js';
+import { fetchBlocks } from '../indexer/node/fetch.js';
+import { isMuhashUnsupported, isPrunedBlock, RpcClient, type RpcError, type RpcOptions } from '../indexer/node/rpc.js';
 import { rejection } from './helpers/rpc.js';
 
 /** What the fake server saw of one request. */

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import * as bitcoin from 'bitcoinjs-lib';
 import fc from 'fast-check';
-import { BlockParseError, forEachTxid, scanBlock, scanHeader } from '../indexer/scanner.js';
-import { merkleRoot } from '../indexer/pow.js';
+import { BlockParseError, forEachTxid, scanBlock, scanHeader } from '../indexer/chain/scanner.js';
+import { merkleRoot } from '../indexer/chain/pow.js';
 import { fixturePath } from './helpers/blocksdir.js';
 
 interface TestnetBlock { height: number; hash: string; note: string; block: string }

@@ -1,15 +1,15 @@
 /**
  * End-to-end scenarios: chains built with the generator, serialized into
  * bitcoind-style blocks directories, recounted, and judged on the export
- * JSON (DESIGN.md §2.7) and on what `explain` would say for each attempt.
+ * JSON (docs/spec.md §2.7) and on what `explain` would say for each attempt.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Transaction } from 'bitcoinjs-lib';
-import { exportAt, outcomesOf, type ExportJson, type ExportNode } from '../indexer/queries.js';
-import { recount } from '../indexer/recount.js';
-import { openStore, type DB } from '../indexer/store.js';
+import { exportAt, outcomesOf, type ExportJson, type ExportNode } from '../indexer/read/queries.js';
+import { recount } from '../indexer/engine/recount.js';
+import { openStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { RegistryRoot } from '../script/root.js';
 import {

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ZmqListener, type ZmqGarbage, type ZmqTopic, type ZmqWake } from '../indexer/zmq.js';
+import { ZmqListener, type ZmqGarbage, type ZmqTopic, type ZmqWake } from '../indexer/node/zmq.js';
 import { FakeBitcoindPublisher, probeUntil, sleep, waitFor } from './helpers/zmqpub.js';
 
 const H1 = '11'.repeat(31) + '01';

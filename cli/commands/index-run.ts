@@ -1,7 +1,7 @@
 import { openIndexer, type Indexer } from '../../indexer/api.js';
-import { FollowerError } from '../../indexer/follower.js';
+import { FollowerError } from '../../indexer/node/follower.js';
 import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
-import { RpcError } from '../../indexer/rpc.js';
+import { RpcError } from '../../indexer/node/rpc.js';
 import { networkFrom, UserError, type NetworkArgs } from '../common.js';
 import { asUserError } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';

@@ -1,4 +1,4 @@
-import type { NodeInfo } from '../../indexer/queries.js';
+import type { NodeInfo } from '../../indexer/read/queries.js';
 import { AddressError, parseStake } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { hexArg, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';

@@ -3,9 +3,9 @@ import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import {
   blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
-} from '../../indexer/queries.js';
-import { listNodes } from '../../indexer/listing.js';
-import type { DB } from '../../indexer/store.js';
+} from '../../indexer/read/queries.js';
+import { listNodes } from '../../indexer/read/listing.js';
+import type { DB } from '../../indexer/store/store.js';
 import type { NetworkParams } from '../../script/params.js';
 import { hexArg, printJson, UsageError, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { coins, nodesTable, table } from '../format.js';
@@ -153,7 +153,7 @@ const root: CommandModule = {
 
 const exportCmd: CommandModule = {
   command: 'export',
-  describe: 'the interchange JSON (DESIGN.md §2.7) at the tip or a past height',
+  describe: 'the interchange JSON (docs/spec.md §2.7) at the tip or a past height',
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
     .example('$0 export --db ./index > registry.json', 'the registry as third parties compare it'),
   handler: (argv) => {

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { blockHashAt, requireTip, utxoHashAt } from '../../indexer/queries.js';
-import { MUHASH_UNSUPPORTED, RpcClient, RpcError } from '../../indexer/rpc.js';
+import { blockHashAt, requireTip, utxoHashAt } from '../../indexer/read/queries.js';
+import { MUHASH_UNSUPPORTED, RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { asUserError, openIndexForRead } from '../index-access.js';
 

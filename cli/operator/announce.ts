@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Psbt, Transaction } from 'bitcoinjs-lib';
-import type { RpcClient } from '../../indexer/rpc.js';
+import type { RpcClient } from '../../indexer/node/rpc.js';
 import { EncodeError, encodeCarrier, type Announcement } from '../../script/carrier.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';

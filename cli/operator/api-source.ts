@@ -1,5 +1,5 @@
-import type { Explanation, NodeInfo } from '../../indexer/queries.js';
-import type { RpcClient } from '../../indexer/rpc.js';
+import type { Explanation, NodeInfo } from '../../indexer/read/queries.js';
+import type { RpcClient } from '../../indexer/node/rpc.js';
 import { scriptToAddress } from '../../script/address.js';
 import { BUILTIN_NETWORKS, paramsHash, type NetworkParams } from '../../script/params.js';
 import { networkFrom, UsageError, UserError, type NetworkArgs } from '../common.js';

@@ -1,6 +1,6 @@
 import { Block } from 'bitcoinjs-lib';
-import { RpcClient, RpcError } from '../../indexer/rpc.js';
-import { forEachTxid } from '../../indexer/scanner.js';
+import { RpcClient, RpcError } from '../../indexer/node/rpc.js';
+import { forEachTxid } from '../../indexer/chain/scanner.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';
 import type { StakeCoin } from './build.js';

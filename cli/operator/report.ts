@@ -1,5 +1,5 @@
 import type { Transaction } from 'bitcoinjs-lib';
-import type { Explanation, NodeInfo } from '../../indexer/queries.js';
+import type { Explanation, NodeInfo } from '../../indexer/read/queries.js';
 import { scriptToAddress } from '../../script/address.js';
 import type { Announcement } from '../../script/carrier.js';
 import type { NetworkParams } from '../../script/params.js';

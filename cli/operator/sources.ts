@@ -1,10 +1,10 @@
-import { Follower, FollowerError } from '../../indexer/follower.js';
+import { Follower, FollowerError } from '../../indexer/node/follower.js';
 import {
   explainTx, nodeInfo, requireTip, utxosOf, type Explanation, type NodeInfo, type ScriptUtxo,
-} from '../../indexer/queries.js';
-import { RpcError, type RpcClient } from '../../indexer/rpc.js';
-import { ChainState } from '../../indexer/state.js';
-import type { DB } from '../../indexer/store.js';
+} from '../../indexer/read/queries.js';
+import { RpcError, type RpcClient } from '../../indexer/node/rpc.js';
+import { ChainState } from '../../indexer/store/state.js';
+import type { DB } from '../../indexer/store/store.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UserError, type NetworkArgs } from '../common.js';
 import { asUserError, openIndexForRead } from '../index-access.js';

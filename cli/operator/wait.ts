@@ -1,5 +1,5 @@
-import type { Explanation } from '../../indexer/queries.js';
-import type { RpcClient } from '../../indexer/rpc.js';
+import type { Explanation } from '../../indexer/read/queries.js';
+import type { RpcClient } from '../../indexer/node/rpc.js';
 import { UserError } from '../common.js';
 import { inMempool } from './node.js';
 import type { IndexSource } from './sources.js';

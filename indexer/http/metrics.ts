@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Indexer } from '../api.js';
-import { requireTip } from '../queries.js';
-import { withSnapshot } from '../snapshot.js';
-import type { DB } from '../store.js';
+import { requireTip } from '../read/queries.js';
+import { withSnapshot } from '../read/snapshot.js';
+import type { DB } from '../store/store.js';
 import type { TipSummary } from './summary.js';
 
 /**

@@ -2,13 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { AddressError, parseStake } from '../../script/address.js';
 import { paramsHash, type NetworkParams } from '../../script/params.js';
 import type { Indexer } from '../api.js';
-import { SCHEMA_VERSION } from '../layout.js';
-import { pageNodes, payouts, sampleActive, type StatusFilter } from '../listing.js';
+import { SCHEMA_VERSION } from '../store/layout.js';
+import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/listing.js';
 import {
   blockHashAt, explainTx, exportAt, nodeInfo, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
-} from '../queries.js';
-import { withSnapshot } from '../snapshot.js';
-import type { DB } from '../store.js';
+} from '../read/queries.js';
+import { withSnapshot } from '../read/snapshot.js';
+import type { DB } from '../store/store.js';
 import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
 import type { EventHub } from './events.js';
 import type { Metrics } from './metrics.js';
@@ -133,7 +133,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { height?: number } }>('/v1/export', {
-    schema: { summary: 'The interchange JSON of DESIGN.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.exportSchema, ...heavyErrors } },
+    schema: { summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.exportSchema, ...heavyErrors } },
   }, async (req) => heavy.run(() => read((r) => exportAt(r, params, req.query.height))));
 
   app.get<{ Querystring: { from: number; to: number; minAge: number } }>('/v1/payouts', {

@@ -1,6 +1,6 @@
-import { requireTip } from '../queries.js';
-import { summarize, type RegistrySummary } from '../listing.js';
-import type { ReadDB } from '../snapshot.js';
+import { requireTip } from '../read/queries.js';
+import { summarize, type RegistrySummary } from '../read/listing.js';
+import type { ReadDB } from '../read/snapshot.js';
 
 const EMPTY: RegistrySummary = { counts: { active: 0, expired: 0, lapsed: 0 }, steps: [] };
 

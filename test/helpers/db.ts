@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
-import { ChainState } from '../../indexer/state.js';
-import { openStore, type DB } from '../../indexer/store.js';
+import { ChainState } from '../../indexer/store/state.js';
+import { openStore, type DB } from '../../indexer/store/store.js';
 
 /** A fresh index in a temporary directory; `close()` removes it. */
 export async function tempIndex(params: NetworkParams, opts: { utxoHash?: boolean } = {}): Promise<{ db: DB; state: ChainState; dir: string; close: () => Promise<void> }> {

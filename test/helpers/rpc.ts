@@ -1,4 +1,4 @@
-import { RpcError } from '../../indexer/rpc.js';
+import { RpcError } from '../../indexer/node/rpc.js';
 
 /** The RpcError `p` rejects with; anything else it throws is rethrown, and a resolved `p` is a failure. */
 export async function rejection(p: Promise<unknown>): Promise<RpcError> {

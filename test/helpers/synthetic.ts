@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { prng } from '../../fixtures/generator/random.js';
 import { encodeCarrier, type Announcement } from '../../script/carrier.js';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
-import type { ScannedBlock, ScannedTx } from '../../indexer/scanner.js';
+import type { ScannedBlock, ScannedTx } from '../../indexer/chain/scanner.js';
 
 export const TEST_PARAMS: NetworkParams = {
   ...BUILTIN_NETWORKS.regtest!,

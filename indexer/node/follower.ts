@@ -1,14 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { connectBlock, ChainMismatchError, type BlockSummary } from './connect.js';
-import { disconnectTip } from './disconnect.js';
-import { K } from './layout.js';
-import { silent, type LogFn } from './log.js';
+import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/connect.js';
+import { disconnectTip } from '../engine/disconnect.js';
+import { K } from '../store/layout.js';
+import { silent, type LogFn } from '../log.js';
 import { fetchBlocks } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
-import { merkleRoot } from './pow.js';
-import { BlockParseError, scanBlock } from './scanner.js';
-import type { ChainState } from './state.js';
-import type { Tip } from './types.js';
+import { merkleRoot } from '../chain/pow.js';
+import { BlockParseError, scanBlock } from '../chain/scanner.js';
+import type { ChainState } from '../store/state.js';
+import type { Tip } from '../types.js';
 import type { ZmqListener, ZmqWake } from './zmq.js';
 
 export interface ReorgInfo {

@@ -1,4 +1,4 @@
-import { detectAnnouncement, isAttempt } from '../script/carrier.js';
+import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { parseFailure } from './blkfiles.js';
 import { checkProofOfWork, merkleRootOf } from './pow.js';
 import { blockTxCount, scanHeader, walkTxidsInto } from './scanner.js';

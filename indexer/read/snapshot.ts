@@ -1,4 +1,4 @@
-import type { DB } from './store.js';
+import type { DB } from '../store/store.js';
 
 type Range = { gte?: Buffer; gt?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean; limit?: number };
 

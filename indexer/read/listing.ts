@@ -1,11 +1,11 @@
-import type { NetworkParams } from '../script/params.js';
-import { decodeRegistration, EVENT_KINDS } from './codec.js';
-import { K, P } from './layout.js';
+import type { NetworkParams } from '../../script/params.js';
+import { decodeRegistration, EVENT_KINDS } from '../store/codec.js';
+import { K, P } from '../store/layout.js';
 import {
   balanceNow, exportNode, QueryError, registrationsAt, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import type { ReadDB } from './snapshot.js';
-import type { Registration, RegStatus } from './types.js';
+import type { Registration, RegStatus } from '../types.js';
 
 export type StatusFilter = RegStatus | 'all';
 
@@ -146,7 +146,7 @@ export interface RegistrySummary {
  * end of its firstHeight block until the end of the block it expired or
  * lapsed in. A stake's current status follows its events in key order, with
  * one exception: an expiry in the block of a new registration belongs to the
- * old one (OP_NEWNODE at exactly the old expiryHeight, DESIGN.md §2.8).
+ * old one (OP_NEWNODE at exactly the old expiryHeight, docs/spec.md §2.8).
  * Costs one sequential scan of O(events); callers cache it per tip.
  */
 export async function summarize(db: ReadDB): Promise<RegistrySummary> {

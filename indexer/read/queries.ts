@@ -1,11 +1,11 @@
-import { scriptToAddress } from '../script/address.js';
-import type { NetworkParams } from '../script/params.js';
-import { MuHash3072 } from '../script/muhash.js';
-import { RegistryRoot } from '../script/root.js';
-import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from './codec.js';
-import { K, P } from './layout.js';
+import { scriptToAddress } from '../../script/address.js';
+import type { NetworkParams } from '../../script/params.js';
+import { MuHash3072 } from '../../script/muhash.js';
+import { RegistryRoot } from '../../script/root.js';
+import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from '../store/codec.js';
+import { K, P } from '../store/layout.js';
 import type { ReadDB } from './snapshot.js';
-import type { Outcome, Registration, RegistryEvent, Tip } from './types.js';
+import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
 
 /*
  * Read-only questions about an index. Answers about a past height are
@@ -22,7 +22,7 @@ export class QueryError extends Error {
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
-/** One node of the interchange format (DESIGN.md §2.7). */
+/** One node of the interchange format (docs/spec.md §2.7). */
 export interface ExportNode {
   stakeScript: string;
   address: string | null;
@@ -222,7 +222,7 @@ export async function rejectedUpTo(db: ReadDB, height: number): Promise<ExportRe
   return out;
 }
 
-/** The interchange JSON of DESIGN.md §2.7, as of `height` (default: the tip). */
+/** The interchange JSON of docs/spec.md §2.7, as of `height` (default: the tip). */
 export async function exportAt(db: ReadDB, params: NetworkParams, height?: number): Promise<ExportJson> {
   const h = await resolveHeight(db, height);
   const regs = await registrationsAt(db, h);

@@ -1,5 +1,5 @@
-import { writeCompactSize, compactSizeLength } from '../script/bytes.js';
-import type { Coin } from './types.js';
+import { writeCompactSize, compactSizeLength } from '../../script/bytes.js';
+import type { Coin } from '../types.js';
 
 /** Core leaves scripts longer than this out of the UTXO-set hash (they are unspendable). */
 export const MAX_SCRIPT_SIZE = 10_000;

@@ -1,5 +1,5 @@
-import { reasonFromByte, reasonToByte, type ReasonCode } from '../script/reasons.js';
-import type { Coin, EventKind, Outcome, RegStatus, Registration, RegistryEvent, Tip } from './types.js';
+import { reasonFromByte, reasonToByte, type ReasonCode } from '../../script/reasons.js';
+import type { Coin, EventKind, Outcome, RegStatus, Registration, RegistryEvent, Tip } from '../types.js';
 
 /*
  * Value encodings of the stored rows. Every decoder checks that it consumed

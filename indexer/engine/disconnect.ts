@@ -1,7 +1,7 @@
-import { CorruptRecordError } from './codec.js';
-import { K } from './layout.js';
-import { bkey, type ChainState } from './state.js';
-import { decodeUndo } from './undo.js';
+import { CorruptRecordError } from '../store/codec.js';
+import { K } from '../store/layout.js';
+import { bkey, type ChainState } from '../store/state.js';
+import { decodeUndo } from '../store/undo.js';
 
 /**
  * Undoes the tip block: replays its undo record in reverse (coins first, then

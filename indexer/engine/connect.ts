@@ -1,11 +1,11 @@
-import { detectAnnouncement, isAttempt, type Attempt } from '../script/carrier.js';
-import { interpret, judgeAttempts, type InterpretContext } from '../script/interpreter.js';
-import { K, outpoint } from './layout.js';
+import { detectAnnouncement, isAttempt, type Attempt } from '../../script/carrier.js';
+import { interpret, judgeAttempts, type InterpretContext } from '../../script/interpreter.js';
+import { K, outpoint } from '../store/layout.js';
 import { RegistryWriter, type BlockEvent } from './registry.js';
-import type { ScannedBlock, ScannedTx } from './scanner.js';
-import { bkey, type ChainState } from './state.js';
-import type { Coin } from './types.js';
-import { encodeUndo, type CoinOp } from './undo.js';
+import type { ScannedBlock, ScannedTx } from '../chain/scanner.js';
+import { bkey, type ChainState } from '../store/state.js';
+import type { Coin } from '../types.js';
+import { encodeUndo, type CoinOp } from '../store/undo.js';
 import { utxoElement } from './utxohash.js';
 
 /** The block does not extend the tip, or spends an output the index has never seen. */
@@ -35,7 +35,7 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
 const isOpReturn = (s: Uint8Array): boolean => s.length > 0 && s[0] === 0x6a;
 
 /**
- * Applies one block to the state (DESIGN.md §3): for each transaction, spend
+ * Applies one block to the state (docs/spec.md §3): for each transaction, spend
  * its inputs, add its outputs, then judge its announcement attempts; then
  * expire, then lapse, and record the root, the undo record and the new tip.
  * Nothing is written to disk here: the caller flushes the state.

@@ -1,12 +1,12 @@
-import type { NetworkParams } from '../script/params.js';
-import { MuHash3072 } from '../script/muhash.js';
-import { RegistryRoot } from '../script/root.js';
+import type { NetworkParams } from '../../script/params.js';
+import { MuHash3072 } from '../../script/muhash.js';
+import { RegistryRoot } from '../../script/root.js';
 import {
   decodeAmount, decodeCoin, decodeRegistration, encodeAmount, encodeCoin, encodeTip,
 } from './codec.js';
 import { K, P } from './layout.js';
 import { readTip, type DB } from './store.js';
-import type { Coin, Registration, Tip } from './types.js';
+import type { Coin, Registration, Tip } from '../types.js';
 
 /** A coin in the write-back cache. `fresh`: not in the database (created since the last flush). */
 export interface CoinEntry {

@@ -326,7 +326,7 @@ const NO_TXID = Buffer.alloc(0);
  * Walks a serialized block without copying it: scripts and prevout txids are
  * `subarray` views into `bytes`, so they are only valid while `bytes` is, and
  * must be copied before being kept beyond the block. This is the recount's
- * hot path, which is why it does not use bitcoinjs-lib (see DESIGN.md §4).
+ * hot path, which is why it does not use bitcoinjs-lib (see docs/spec.md §4).
  * `knownTxids` (32 bytes per transaction, from an earlier pass that checked
  * them against the merkle root) skips hashing the transactions again.
  */

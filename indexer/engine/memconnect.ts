@@ -1,10 +1,10 @@
-import { detectAnnouncement, isAttempt, type Attempt } from '../script/carrier.js';
+import { detectAnnouncement, isAttempt, type Attempt } from '../../script/carrier.js';
 import { checkLinks, ChainMismatchError, endOfBlock, judge, type BlockSummary } from './connect.js';
-import { K } from './layout.js';
+import { K } from '../store/layout.js';
 import { CoinTable, ScriptTable } from './memtables.js';
 import { RegistryWriter } from './registry.js';
-import { scanHeader, visitBlock, type BlockVisitor } from './scanner.js';
-import type { ChainState } from './state.js';
+import { scanHeader, visitBlock, type BlockVisitor } from '../chain/scanner.js';
+import type { ChainState } from '../store/state.js';
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;

@@ -63,7 +63,7 @@ export function targetFromBits(bits: number): BN {
 /**
  * True when the hash, read as a little-endian 256-bit number, is at most the
  * target `bits` encodes. There is no network pow limit and no retarget check
- * (DESIGN.md §2.8): only the header's own claim is verified.
+ * (docs/spec.md §2.8): only the header's own claim is verified.
  */
 export function checkProofOfWork(hash: Buffer, bits: number): boolean {
   const t = usableTarget(bits);
@@ -83,7 +83,7 @@ export function blockWork(bits: number): BN {
 /**
  * Bitcoin's merkle root over txids in internal order: an odd level repeats
  * its last hash. The duplicate-subtree mutation (CVE-2012-2459) is not
- * detected (DESIGN.md §2.8). An empty list has no root and throws.
+ * detected (docs/spec.md §2.8). An empty list has no root and throws.
  */
 export function merkleRoot(txids: Buffer[]): Buffer {
   if (txids.length === 0) throw new RangeError('a merkle root needs at least one transaction');

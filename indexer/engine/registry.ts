@@ -1,11 +1,11 @@
-import type { Announcement } from '../script/carrier.js';
-import type { RegistrationView } from '../script/interpreter.js';
-import type { ReasonCode } from '../script/reasons.js';
-import type { RootElement } from '../script/root.js';
-import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected } from './codec.js';
-import { K, regId } from './layout.js';
-import { bkey, unbkey, type ChainState } from './state.js';
-import type { EventKind, Registration } from './types.js';
+import type { Announcement } from '../../script/carrier.js';
+import type { RegistrationView } from '../../script/interpreter.js';
+import type { ReasonCode } from '../../script/reasons.js';
+import type { RootElement } from '../../script/root.js';
+import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected } from '../store/codec.js';
+import { K, regId } from '../store/layout.js';
+import { bkey, unbkey, type ChainState } from '../store/state.js';
+import type { EventKind, Registration } from '../types.js';
 
 /** A registry change made by one block, as reported to embedders and the event stream. */
 export type BlockEvent =
@@ -127,7 +127,7 @@ export class RegistryWriter {
   }
 }
 
-/** The registry root's element for a registration (DESIGN.md §2.6). */
+/** The registry root's element for a registration (docs/spec.md §2.6). */
 export function rootElement(r: Registration): RootElement {
   return {
     stakeScript: r.stakeScript, firstHeight: r.firstHeight, firstTxid: r.firstTxid,

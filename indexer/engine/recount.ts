@@ -1,15 +1,15 @@
-import type { NetworkParams } from '../script/params.js';
-import { BlockReader, readXorKey } from './blkfiles.js';
-import { ChainLoadStopped, loadBestChain, type BestChain } from './chain.js';
+import type { NetworkParams } from '../../script/params.js';
+import { BlockReader, readXorKey } from '../chain/blkfiles.js';
+import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.js';
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
-import { K } from './layout.js';
+import { K } from '../store/layout.js';
 import { coinTableBytes } from './memtables.js';
 import { connectInMemory, MemoryUtxo } from './memconnect.js';
-import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from './scanner.js';
+import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
-import { ChainState } from './state.js';
-import type { DB } from './store.js';
+import { ChainState } from '../store/state.js';
+import type { DB } from '../store/store.js';
 
 export interface RecountOptions {
   readonly blocksDir: string;

@@ -1,5 +1,5 @@
 import BN from 'bn.js';
-import type { NetworkParams } from '../script/params.js';
+import type { NetworkParams } from '../../script/params.js';
 import { BlockReader, readXorKey, type BlockLocation } from './blkfiles.js';
 import { analyseBlocksDir } from './chainpass.js';
 import { blockWork } from './pow.js';
@@ -129,7 +129,7 @@ function where(n: Node): string {
 }
 
 /**
- * Chooses the chain a recount processes (DESIGN.md §2.8): every record is
+ * Chooses the chain a recount processes (docs/spec.md §2.8): every record is
  * read once; blocks failing proof of work or their merkle root are dropped
  * with their descendants, orphans are ignored, duplicates count once; then
  * the most-work branch from genesis wins, and on equal work the tip seen

@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { paramsHash, type NetworkParams } from '../script/params.js';
+import { paramsHash, type NetworkParams } from '../../script/params.js';
 import { decodeTip } from './codec.js';
 import { K, SCHEMA_VERSION } from './layout.js';
-import type { Tip } from './types.js';
+import type { Tip } from '../types.js';
 
 export type DB = Level<Buffer, Buffer>;
 

@@ -1,5 +1,5 @@
 import { CorruptRecordError, decodeCoin, encodeCoin } from './codec.js';
-import type { Coin } from './types.js';
+import type { Coin } from '../types.js';
 
 /**
  * What it takes to disconnect one block. UTXO changes are kept as an ordered

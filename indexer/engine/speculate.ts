@@ -1,7 +1,7 @@
-import { BlockReader } from './blkfiles.js';
-import type { BestChain, SeenBlock } from './chain.js';
+import { BlockReader } from '../chain/blkfiles.js';
+import type { BestChain, SeenBlock } from '../chain/chain.js';
 import { connectInMemory, MemoryUtxo } from './memconnect.js';
-import type { ChainState } from './state.js';
+import type { ChainState } from '../store/state.js';
 
 /** Blocks kept waiting for their parent before speculation gives up. */
 const MAX_WAITING = 4096;
