@@ -1,5 +1,5 @@
 /**
- * The registry root (DESIGN §2.6): a MuHash3072 over the live registrations,
+ * The registry root (docs/spec.md §2.6): a MuHash3072 over the live registrations,
  * each serialized in one fixed byte layout so that independent recounts of
  * the same chain print the same root.
  */

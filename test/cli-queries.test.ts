@@ -2,9 +2,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
-import { nodereg, SHARED } from './helpers/cli.js';
+import { fixturePath } from './helpers/blocksdir.js';
+import { nodereg } from './helpers/cli.js';
 
-const BLOCKS = join(SHARED, 'fixtures', 'core-regtest', 'blocks');
+const BLOCKS = fixturePath('core-regtest/blocks');
 const STAKE = 'bcrt1ql6qa2kpfxc0nmjsfhxsy92p0wgssw4yr2k8cfc';
 const NEWNODE_TXID = '6dc176c7006cd8590131206e6e897e03d43120b95f2654662c711c51c2639831';
 const REJECTED_TXID = 'fbeedf45edb117806839ae53614f8c3574ec04421e474abc52996791c5eb72c3';

@@ -4,11 +4,12 @@ import { BUILTIN_NETWORKS } from '../script/params.js';
 import { blockHashAt, exportAt, utxoHashAt } from '../indexer/read/queries.js';
 import { recount } from '../indexer/engine/recount.js';
 import { tempIndex } from './helpers/db.js';
-import { nodereg, SHARED } from './helpers/cli.js';
+import { fixturePath } from './helpers/blocksdir.js';
+import { nodereg } from './helpers/cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
-const FIXTURE = join(SHARED, 'fixtures', 'core-regtest');
+const FIXTURE = fixturePath('core-regtest');
 const BLOCKS = join(FIXTURE, 'blocks');
 interface NodeJson { bestblockhash: string; height: number; heights: Record<string, { hash: string; utxoMuhash: string; txouts: number }> }
 const node = JSON.parse(readFileSync(join(FIXTURE, 'node.json'), 'utf8')) as NodeJson;

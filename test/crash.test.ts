@@ -24,6 +24,14 @@ const OPERATORS = 200;
 /** Blocks of traffic after the operators' rewards mature: about 200 transactions each. */
 const TRAFFIC_BLOCKS = 360;
 const KILLS = 12;
+/**
+ * Per-test limits. Every loop here is sized by count (KILLS runs, a fixed
+ * number of flushes), so on a slow or loaded machine the tests only take
+ * longer; these limits are far above what that can cost and only catch a hang.
+ */
+const SETUP_MS = 300_000;
+const KILL_LOOP_MS = 600_000;
+const SINGLE_RUN_MS = 180_000;
 const TYPES: readonly AccountType[] = ['p2wpkh', 'p2tr', 'p2sh-p2wpkh'];
 
 /**
@@ -178,7 +186,7 @@ beforeAll(async () => {
   expect(JSON.parse(noop.stdout)).toEqual(JSON.parse(exported.stdout));
   reference = { export: exported.stdout, root: root.stdout };
   timing = { full: full.ms, noop: noop.ms };
-});
+}, SETUP_MS);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('crash safety of recount --db', () => {
@@ -242,7 +250,7 @@ describe('crash safety of recount --db', () => {
     expect(beforeFirstFlush).toBeGreaterThanOrEqual(1);
     expect(resumed).toBeGreaterThanOrEqual(3);
     expect(advanced).toBeGreaterThanOrEqual(2);
-  });
+  }, KILL_LOOP_MS);
 
   it('a SIGINT stops a recount cleanly with exit 130, says how to resume, and a rerun completes to the same export', async () => {
     const db = join(tmp, 'interrupted');
@@ -260,7 +268,7 @@ describe('crash safety of recount --db', () => {
     expect({ status: rerun.status, stderr: rerun.stderr }).toEqual({ status: 0, stderr: '' });
     expect(JSON.parse(rerun.stdout)).toEqual(JSON.parse(reference.export));
     expect(nodereg(['root', '--db', db]).stdout).toBe(reference.root);
-  });
+  }, SINGLE_RUN_MS);
 
   it('a SIGINT before the first block is connected says to run again, not to resume from height -1', async () => {
     // The only blk file is a FIFO: the recount blocks reading it, signal handlers
@@ -290,7 +298,7 @@ describe('crash safety of recount --db', () => {
     expect(run.status).toBe(130);
     expect(run.stderr).toMatch(/run the same command again/);
     expect(run.stderr).not.toMatch(/height -1/);
-  });
+  }, SINGLE_RUN_MS);
 
   it('a kill while LevelDB is still creating a new --db (no CURRENT yet) leaves a directory the rerun can use', async () => {
     // What a SIGKILL between LevelDB's first files and its CURRENT file leaves
@@ -304,5 +312,5 @@ describe('crash safety of recount --db', () => {
     const run = await runCli(recountArgs(db));
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
     expect(nodereg(['root', '--db', db]).stdout).toBe(reference.root);
-  });
+  }, SINGLE_RUN_MS);
 });

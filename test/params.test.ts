@@ -37,7 +37,7 @@ const VALID = {
 };
 
 describe('built-in networks', () => {
-  test.each(['mainnet', 'testnet', 'testnet4', 'signet'])('%s has the protocol values of DESIGN §2.5', (name) => {
+  test.each(['mainnet', 'testnet', 'testnet4', 'signet'])('%s has the protocol values of docs/spec.md §2.5', (name) => {
     const p = BUILTIN_NETWORKS[name]!;
     expect(p.name).toBe(name);
     expect(p.minStake).toBe(4_200_000_000n);

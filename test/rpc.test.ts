@@ -133,9 +133,8 @@ describe('RpcClient against a fake RPC server', () => {
     await probe.close();
     const delays: number[] = [];
     const rpc = new RpcClient({ url, retries: 3, backoffMs: 10, maxBackoffMs: 25, onRetry: (i) => delays.push(i.delayMs) });
-    const started = Date.now();
     const err = await rejection(rpc.getBlockchainInfo());
-    expect(Date.now() - started).toBeLessThan(3000);
+    // Bounded: three retries, with the planned waits capped at maxBackoffMs (checked below, not timed).
     expect(err).toMatchObject({ kind: 'unreachable', transient: true });
     expect(err.message).toBe(`cannot reach the node at ${url} (ECONNREFUSED): is it running, and is --rpc right?`);
     expect(delays).toEqual([10, 20, 25]);

@@ -6,9 +6,10 @@ import type { AddressInfo } from 'node:net';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { startBcoin } from './helpers/bcoin.js';
 import { submitAll } from './helpers/chains.js';
-import { nodereg, noderegAsync, SHARED } from './helpers/cli.js';
+import { fixturePath } from './helpers/blocksdir.js';
+import { nodereg, noderegAsync } from './helpers/cli.js';
 
-const FIXTURE = join(SHARED, 'fixtures', 'core-regtest');
+const FIXTURE = fixturePath('core-regtest');
 const nodeJson = JSON.parse(readFileSync(join(FIXTURE, 'node.json'), 'utf8')) as { heights: Record<string, { hash: string; utxoMuhash: string }> };
 
 let dir: string;

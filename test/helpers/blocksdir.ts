@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** A recorded fixture: fixtures/`name` of this checkout, or of the shared one when this one has none. */
+/** A file written by real node software: fixtures/real/`name` (see fixtures/real/README.md). */
 export function fixturePath(name: string): string {
-  const local = fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url));
-  return existsSync(local) ? local : `/work/shared/fixtures/${name}`;
+  const path = fileURLToPath(new URL(`../../fixtures/real/${name}`, import.meta.url));
+  if (!existsSync(path)) throw new Error(`missing fixture ${path}: it is part of the repository, restore it with git checkout`);
+  return path;
 }
 
 /** What the Core regtest node said about the chain in its blocks directory. */

@@ -2,7 +2,6 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
-export const SHARED = join(ROOT, '..', 'shared');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Runs the built CLI (npm test builds dist/ first) and returns its output. */

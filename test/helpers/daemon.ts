@@ -167,7 +167,8 @@ export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expe
  * notifications can be lost neither way.
  */
 export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: MinedBlock): Promise<void> {
-  const end = Date.now() + 5000;
+  // Only a bound against a daemon that never subscribes: the loop itself waits for an event.
+  const end = Date.now() + 30_000;
   while (!d.has('zmq block notification')) {
     if (Date.now() > end) throw new Error(`the daemon never received a ZMQ message:\n${d.tail()}`);
     await p.publishSequence(at.hash, 'C');

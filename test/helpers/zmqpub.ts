@@ -96,9 +96,10 @@ function hashBytes(hex: string): Buffer {
  * Works around ZMQ's slow joiner: a subscriber misses everything published
  * before its subscription reaches the publisher. Calls `probe` every
  * `intervalMs` until `received()` holds, so assertions start from a subscriber
- * that is known to be listening.
+ * that is known to be listening. `timeoutMs` only bounds a subscriber that
+ * never listens: a loaded machine may take seconds.
  */
-export async function probeUntil(received: () => boolean, probe: () => Promise<void>, timeoutMs = 3000, intervalMs = 20): Promise<void> {
+export async function probeUntil(received: () => boolean, probe: () => Promise<void>, timeoutMs = 30_000, intervalMs = 20): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!received()) {
     if (Date.now() > deadline) throw new Error(`subscriber received no probe within ${timeoutMs} ms`);
@@ -107,8 +108,8 @@ export async function probeUntil(received: () => boolean, probe: () => Promise<v
   }
 }
 
-/** Resolves once `cond()` holds, polling every few milliseconds. */
-export async function waitFor(cond: () => boolean, what: string | (() => string), timeoutMs = 2000): Promise<void> {
+/** Resolves once `cond()` holds, polling every few milliseconds; `timeoutMs` only catches a hang. */
+export async function waitFor(cond: () => boolean, what: string | (() => string), timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
