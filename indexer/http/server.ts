@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse }
 import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { NetworkParams } from '../../script/params.js';
 import type { Indexer } from '../api.js';
 import type { LogFn } from '../log.js';
@@ -27,6 +27,11 @@ export interface ServerOptions {
   readonly firstEventId?: number;
   /** Expensive reads (exports, payouts, past heights) allowed at once; more get a 503. Default 2. */
   readonly maxHeavyRequests?: number;
+  /**
+   * One JSON line per answered request through fastify's pino logger: to
+   * stderr when true, or to the given stream.
+   */
+  readonly accessLog?: boolean | { write(line: string): void };
 }
 
 export interface ApiServer {
@@ -46,6 +51,19 @@ export class HttpError extends Error {
 }
 
 const MAX_URL = 2048;
+
+/** fastify's request logging as an access log: one line per request, when it is answered. */
+class AccessLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { req, res: reply, responseTime: Math.round(reply.elapsedTime * 100) / 100 };
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else reply.log.info(line, 'request completed');
+  }
+}
+/** The methods every route answers; anything else is a 405 that says so. */
+const ALLOW = 'GET, HEAD';
 
 /**
  * Errors Node's HTTP parser raises before fastify sees a request (headers
@@ -75,7 +93,8 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
 export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
   const log = opts.log ?? silent;
   const app = Fastify({
-    logger: false,
+    logger: opts.accessLog ? { level: 'info', stream: opts.accessLog === true ? process.stderr : opts.accessLog } : false,
+    logController: new AccessLog(),
     routerOptions: { maxParamLength: 200 },
     bodyLimit: 1024,
     return503OnClosing: true,
@@ -97,7 +116,7 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
   });
   const events = new EventHub(opts.eventRetention, undefined, opts.firstEventId);
   const summary = new TipSummary();
-  const metrics = new Metrics(opts.db, opts.indexer ?? null, summary);
+  const metrics = new Metrics(opts.db, opts.indexer ?? null, summary, events);
   if (opts.indexer) events.follow(opts.indexer);
 
   await app.register(swagger, {
@@ -106,20 +125,26 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
       info: { title: 'nodereg read API', version: '1', description: 'The on-chain node registry, read-only. All routes are GET.' },
     },
   });
-  if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
 
   app.addHook('onRequest', async (req) => {
     if (req.url.length > MAX_URL) throw new HttpError(414, 'uri_too_long', `URLs are limited to ${MAX_URL} characters`);
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') {
+    // A CORS preflight (an OPTIONS with Origin and Access-Control-Request-Method) is @fastify/cors's to answer.
+    const preflight = req.method === 'OPTIONS' && opts.corsOrigin !== undefined && req.headers.origin !== undefined && req.headers['access-control-request-method'] !== undefined;
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !preflight) {
       throw new HttpError(405, 'method_not_allowed', 'the API is read-only: only GET is served');
     }
   });
   // Ajv's coercion reads query integers with Number(), which takes " ", "0x10" and "1e2":
   // only plain decimal digits are integers here (a minus sign is left for the schema's minimum to reject).
+  // Unknown parameters are named here too, rather than by Ajv's "must NOT have additional properties".
   app.addHook('preValidation', async (req) => {
     const props = (req.routeOptions.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties;
     if (!props) return;
     for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
+      if (!Object.hasOwn(props, name)) {
+        const known = Object.keys(props);
+        throw new HttpError(400, 'bad_request', `querystring/${name.slice(0, 40)} is not a parameter of this route (${known.length ? `it takes ${known.join(', ')}` : 'it takes none'})`);
+      }
       if (props[name]?.type === 'integer' && typeof value === 'string' && !/^-?\d{1,16}$/.test(value)) {
         throw new HttpError(400, 'bad_request', `querystring/${name} must be a whole number in decimal digits, got "${value.slice(0, 40)}"`);
       }
@@ -134,6 +159,7 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     }
     if (err instanceof HttpError) {
       if (err.statusCode === 503) void reply.header('retry-after', '1');
+      if (err.statusCode === 405) void reply.header('allow', ALLOW);
       return reply.code(err.statusCode).send({ error: err.code, message: err.message });
     }
     if (err instanceof QueryError) return reply.code(400).send({ error: 'bad_request', message: err.message });
@@ -147,6 +173,8 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
     void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json` });
   });
 
+  // After the method check (so only a real preflight reaches it) and the error handler (so its route uses ours).
+  if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
   registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
   await app.ready();
 
