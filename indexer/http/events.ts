@@ -14,8 +14,8 @@ export interface StreamEvent {
 export const DEFAULT_RETENTION = 10_000;
 /** Bytes a stream may have waiting in this process before it must drain. */
 export const DEFAULT_MAX_BUFFERED = 64 * 1024;
-/** Sweeps (one per heartbeat) a stream may stay blocked before it is dropped. */
-const STALL_SWEEPS = 2;
+/** Whole sweep intervals (one heartbeat each) a stream may stay blocked before it is dropped. */
+const STALL_SWEEPS = 1;
 /** Remote addresses remembered for dropped streams. */
 const MAX_DROPPED_REMOTES = 1024;
 
@@ -47,7 +47,8 @@ interface Retained extends StreamEvent {
  * Clients pull: each keeps a cursor into the retained events, and more is
  * written only while its socket drains, at most `maxBuffered` bytes at a
  * time. A client that does not read costs its cursor, not a copy of the
- * history. One that stays blocked for STALL_SWEEPS heartbeats is dropped,
+ * history. One that stays blocked through a whole heartbeat interval (its
+ * socket took nothing while events waited) is dropped,
  * and its address's next resume gets a `reset` instead of another replay.
  */
 export class EventHub {
@@ -156,10 +157,7 @@ export class EventHub {
     return true;
   }
 
-  /**
-   * Drops the streams that stayed blocked since the last sweeps: their
-   * socket took nothing while events waited for them.
-   */
+  /** Drops the streams that stayed blocked since the previous sweep. */
   sweep(): void {
     for (const c of this.clients) {
       c.stalledSweeps = c.waiting && !c.drainedSinceSweep ? c.stalledSweeps + 1 : 0;
