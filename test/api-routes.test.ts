@@ -456,8 +456,35 @@ describe('the API description and the dashboard', () => {
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {
       expect({ path, methods: Object.keys(ops) }).toEqual({ path, methods: ['get'] });
-      if (path !== '/v1/events') expect(Object.keys(ops.get!.responses)).toContain('200');
+      expect(Object.keys(ops.get!.responses)).toContain('200');
     }
+  });
+
+  it('gives every operation a unique operationId, names its response schemas, resolves every $ref, and declares the event stream', async () => {
+    type Op = { operationId?: string; responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> };
+    const doc = await ok<{ paths: Record<string, Record<string, Op>>; components: { schemas: Record<string, unknown> }; servers: unknown[]; security: unknown[] }>(demo, '/v1/openapi.json');
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(doc.paths['/v1/status']!.get!.operationId).toBe('getStatus');
+
+    const refs: string[] = [];
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === '$ref' ? refs.push(x as string) : walk(x));
+    };
+    walk(doc);
+    expect(refs.length).toBeGreaterThan(20);
+    for (const r of new Set(refs)) {
+      expect(r).toMatch(/^#\/components\/schemas\/[A-Z][A-Za-z]+$/);
+      let at: unknown = doc;
+      for (const part of r.slice(2).split('/')) at = (at as Record<string, unknown> | undefined)?.[part];
+      expect({ ref: r, resolves: at !== undefined }).toEqual({ ref: r, resolves: true });
+    }
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Error', 'Status', 'Export', 'ExportNode', 'NodePage', 'Node', 'Payouts']));
+    expect(doc.paths['/v1/export']!.get!.responses['200']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/Export' });
+    expect(Object.keys(doc.paths['/v1/events']!.get!.responses['200']!.content!)).toEqual(['text/event-stream']);
+    expect([doc.servers, doc.security]).toEqual([[{ url: '/', description: 'this server' }], []]);
   });
 
   it('serves the dashboard page and its script with a strict content security policy', async () => {

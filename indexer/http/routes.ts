@@ -55,8 +55,8 @@ interface Ctx {
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
-const errors = { 400: S.errorSchema, 404: S.errorSchema };
-const heavyErrors = { ...errors, 503: S.errorSchema };
+const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema) };
+const heavyErrors = { ...errors, 503: S.ref(S.errorSchema) };
 const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
 const gzip = promisify(gzipCb);
@@ -103,7 +103,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   const hash = paramsHash(params);
   const heavy = new Gate(ctx.maxHeavy);
 
-  app.get('/v1/status', { schema: { summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.statusSchema } } }, async () => read(async (r) => {
+  app.get('/v1/status', { schema: { operationId: 'getStatus', summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.ref(S.statusSchema), 400: S.ref(S.errorSchema) } } }, async () => read(async (r) => {
     const tip = await requireTip(r).catch(() => null);
     const nodeTip = ctx.indexer?.nodeTip() ?? null;
     const sync = syncState(ctx.indexer, tip ? rpcHex(tip.hash) : null);
@@ -115,14 +115,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string } }>('/v1/nodes', {
-    schema: { summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.nodesResponse, ...heavyErrors } },
+    schema: { operationId: 'listNodes', summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.ref(S.nodesResponse), ...heavyErrors } },
   }, async (req) => {
     const page = (r: ReadDB): ReturnType<typeof pageNodes> => heightsAtMostTip(r, { at: req.query.at }).then(() => pageNodes(r, params, req.query));
     return req.query.at === undefined ? read(page) : heavy.run(() => read(page));
   });
 
   app.get<{ Params: { stake: string } }>('/v1/nodes/:stake', {
-    schema: { summary: 'A stake\'s current registration, balance, age, renewals and blocks until expiry', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.nodeResponse, ...errors } },
+    schema: { operationId: 'getNode', summary: 'A stake\'s current registration, balance, age, renewals and blocks until expiry', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.nodeResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
@@ -133,7 +133,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Params: { stake: string } }>('/v1/nodes/:stake/history', {
-    schema: { summary: 'Every event of every registration of a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.historyResponse, ...errors } },
+    schema: { operationId: 'getNodeHistory', summary: 'Every event of every registration of a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.historyResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
@@ -144,14 +144,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Params: { stake: string } }>('/v1/scripts/:stake/utxos', {
-    schema: { summary: 'The unspent outputs paying a stake script', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.utxosResponse, ...errors } },
+    schema: { operationId: 'listScriptUtxos', summary: 'The unspent outputs paying a stake script', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.utxosResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => ({ height: (await requireTip(r)).height, utxos: await utxosOf(r, script) }));
   });
 
   app.get<{ Params: { txid: string } }>('/v1/tx/:txid', {
-    schema: { summary: 'The outcome of each announcement of a transaction', params: S.txParams, querystring: S.emptyQuery, response: { 200: S.txResponse, ...errors } },
+    schema: { operationId: 'getTxOutcomes', summary: 'The outcome of each announcement of a transaction', params: S.txParams, querystring: S.emptyQuery, response: { 200: S.ref(S.txResponse), ...errors } },
   }, async (req) => {
     const txid = req.params.txid.toLowerCase();
     const announcements = await read((r) => explainTx(r, txid));
@@ -160,7 +160,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Querystring: { height?: number } }>('/v1/root', {
-    schema: { summary: 'The registry root after a block', querystring: S.heightQuery, response: { 200: S.rootResponse, ...errors } },
+    schema: { operationId: 'getRoot', summary: 'The registry root after a block', querystring: S.heightQuery, response: { 200: S.ref(S.rootResponse), ...errors } },
   }, async (req) => read(async (r) => {
     await heightsAtMostTip(r, { height: req.query.height });
     const h = await resolveHeight(r, req.query.height);
@@ -168,7 +168,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { height?: number } }>('/v1/export', {
-    schema: { summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.exportSchema, ...heavyErrors } },
+    schema: { operationId: 'getExport', summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.ref(S.exportSchema), 304: { description: 'Not modified: the If-None-Match ETag is current', type: 'null' }, ...heavyErrors } },
   }, async (req, reply) => {
     // The export at a height is fixed by the chain up to that block, so its hash (with the
     // params) tags it: a client holding the tag gets a 304 without the expensive rebuild.
@@ -188,14 +188,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Querystring: { from: number; to: number; minAge: number } }>('/v1/payouts', {
-    schema: { summary: 'Nodes live with one registration at the end of every block from `from` to `to`', querystring: S.payoutsQuery, response: { 200: S.payoutsResponse, ...heavyErrors } },
+    schema: { operationId: 'getPayouts', summary: 'Nodes live with one registration at the end of every block from `from` to `to`', querystring: S.payoutsQuery, response: { 200: S.ref(S.payoutsResponse), ...heavyErrors } },
   }, async (req) => heavy.run(() => read(async (r) => {
     await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
     return payouts(r, params, req.query.from, req.query.to, req.query.minAge);
   })));
 
   app.get<{ Querystring: { from?: number; to?: number; points: number } }>('/v1/history/active', {
-    schema: { summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.activeResponse, ...errors } },
+    schema: { operationId: 'getActiveHistory', summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.ref(S.activeResponse), ...errors } },
   }, async (req) => read(async (r) => {
     await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
     const to = await resolveHeight(r, req.query.to);
@@ -205,7 +205,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { lastEventId?: number } }>('/v1/events', {
-    schema: { summary: 'Server-Sent Events of the live follower', querystring: S.eventsQuery, description: 'Server-Sent Events: block, reorg, registered, renewed, expired, lapsed, rejected (and reset)' },
+    schema: {
+      operationId: 'streamEvents', summary: 'Server-Sent Events of the live follower', querystring: S.eventsQuery,
+      description: 'Server-Sent Events: block, reorg, registered, renewed, expired, lapsed, rejected (and reset). Resume with the Last-Event-ID header or `lastEventId`.',
+      response: {
+        200: { description: 'an event stream (HEAD: its headers only)', content: { 'text/event-stream': { schema: { type: 'string', description: 'id/event/data frames' } } } },
+        400: S.ref(S.errorSchema), 503: S.ref(S.errorSchema),
+      },
+    },
   }, async (req, reply) => {
     if (ctx.events.clientCount >= ctx.events.maxClients) throw new HttpError(503, 'too_many_streams', 'too many event streams open; try again later');
     const headers = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };

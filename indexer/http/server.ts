@@ -12,6 +12,7 @@ import type { DB } from '../store/store.js';
 import { EventHub } from './events.js';
 import { Metrics } from './metrics.js';
 import { registerRoutes } from './routes.js';
+import { SHARED_SCHEMAS } from './schemas.js';
 import { TipSummary } from './summary.js';
 
 export interface ServerOptions {
@@ -119,10 +120,16 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
   const metrics = new Metrics(opts.db, opts.indexer ?? null, summary, events);
   if (opts.indexer) events.follow(opts.indexer);
 
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   await app.register(swagger, {
+    // Components are named by their $id (Status, Export, …) rather than def-0, def-1.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'nodereg read API', version: '1', description: 'The on-chain node registry, read-only. All routes are GET.' },
+      info: { title: 'nodereg read API', version: '1', description: 'The on-chain node registry, read-only. All routes are GET.', license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' } },
+      // Relative: the document describes whichever host and prefix served it. No authentication.
+      servers: [{ url: '/', description: 'this server' }],
+      security: [],
     },
   });
 
