@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import type { Indexer } from '../api.js';
-import { scriptToAddress } from '../../script/address.js';
 
 export type StreamEventType = 'block' | 'reorg' | 'registered' | 'renewed' | 'expired' | 'lapsed' | 'rejected' | 'reset';
 
@@ -185,12 +184,11 @@ export class EventHub {
 
   /** Publishes an embedded indexer's events into the stream. */
   follow(ix: Indexer): void {
-    const addr = (hex: string | null): string | null => (hex ? scriptToAddress(Buffer.from(hex, 'hex'), ix.params) : null);
     ix.on('block', (b) => this.publish('block', { height: b.height, hash: b.hash, txCount: b.txCount }));
     ix.on('reorg', (r) => this.publish('reorg', { depth: r.depth, forkHeight: r.forkHeight, oldTip: r.oldTip }));
     for (const kind of ['registered', 'renewed', 'expired', 'lapsed'] as const) {
       ix.on(kind, (c) => this.publish(kind, {
-        height: c.height, blockHash: c.blockHash, stakeScript: c.stakeScript, address: addr(c.stakeScript), txid: c.txid,
+        height: c.height, blockHash: c.blockHash, stakeScript: c.stakeScript, address: c.address, txid: c.txid,
         renewals: c.registration.renewals, expiryHeight: c.registration.expiryHeight,
       }));
     }

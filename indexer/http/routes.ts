@@ -17,7 +17,7 @@ import { registerHealth, syncState } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { TipSummary } from './summary.js';
 import * as S from './schemas.js';
-import { HttpError } from './server.js';
+import { HttpError } from './errors.js';
 
 /**
  * Admits at most `size` expensive reads at once (exports, payouts, listings
@@ -52,6 +52,8 @@ interface Ctx {
   summary: TipSummary;
   /** How many expensive reads may run at once. */
   maxHeavy: number;
+  /** Serve the dashboard (its page uses root paths, so only when mounted at the root). */
+  dashboard: boolean;
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
@@ -238,14 +240,16 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
 
   app.get('/v1/openapi.json', { schema: { hide: true, querystring: S.emptyQuery } }, async () => app.swagger());
 
-  app.get('/', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-    void reply.type('text/html; charset=utf-8').header('content-security-policy', CSP);
-    return dashboardHtml(params.name);
-  });
+  if (ctx.dashboard) {
+    app.get('/', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
+      void reply.type('text/html; charset=utf-8').header('content-security-policy', CSP);
+      return dashboardHtml(params.name);
+    });
 
-  app.get('/dashboard.js', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-    void reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
-    return DASHBOARD_JS;
-  });
+    app.get('/dashboard.js', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
+      void reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
+      return DASHBOARD_JS;
+    });
+  }
 
 }
