@@ -129,6 +129,17 @@ describe('access log', () => {
       ['request completed', 'GET', '/v1/nodes?bogus=1', 400],
     ]);
     expect(typeof lines[0]!.responseTime).toBe('number');
+
+    // A server without it logs nothing per request (its logger is off; stderr stays quiet).
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => { written.push(String(chunk)); return true; }) as typeof process.stderr.write;
+    try {
+      expect((await send(emptyBase, '/health/live')).status).toBe(200);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(written.join('')).not.toMatch(/request completed|"reqId"/);
   });
 });
 
