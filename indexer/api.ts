@@ -5,15 +5,15 @@ import type { BlockSummary } from './engine/connect.js';
 import { Follower, type ReorgInfo } from './node/follower.js';
 import { silent, type LogFn } from './log.js';
 import {
-  explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
-  type Explanation, type ExportJson, type NodeInfo,
+  explainTx, exportAt, exportNode, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  type Explanation, type ExportJson, type ExportNode, type NodeInfo,
 } from './read/queries.js';
+import type { ReasonCode } from '../script/reasons.js';
 import { listNodes, type ListedNode, type StatusFilter } from './read/listing.js';
 import type { BlockEvent } from './engine/registry.js';
 import { RpcClient, type RpcOptions } from './node/rpc.js';
 import { ChainState } from './store/state.js';
 import { openStore, type DB } from './store/store.js';
-import type { Registration } from './types.js';
 import { ZmqListener, type ZmqTopic } from './node/zmq.js';
 
 export interface IndexerOptions {
@@ -34,12 +34,19 @@ export interface IndexerOptions {
   readonly utxoHash?: boolean;
 }
 
+/** A registration as the export and the API show it (hex in RPC order), without the balance. */
+export type RegistrationJson = Omit<ExportNode, 'balance'>;
+
+/** A registry event. Hashes and txids are RPC-order hex, as bitcoind prints them. */
 export interface RegistryChange {
   readonly height: number;
   readonly blockHash: string;
   readonly stakeScript: string;
+  /** The stake's address on this network, or null for a script without one. */
+  readonly address: string | null;
+  /** The announcing transaction; null for the end-of-block `expired` and `lapsed`. */
   readonly txid: string | null;
-  readonly registration: Registration;
+  readonly registration: RegistrationJson;
 }
 
 export interface Rejection {
@@ -47,7 +54,7 @@ export interface Rejection {
   readonly blockHash: string;
   readonly txid: string;
   readonly vout: number;
-  readonly reason: string;
+  readonly reason: ReasonCode;
   readonly stakeScript: string | null;
 }
 
@@ -93,7 +100,8 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     if (e.type === 'rejected') {
       this.emit('rejected', { height, blockHash, txid: rpcHex(e.txid), vout: e.vout, reason: e.reason, stakeScript: e.stakeScript?.toString('hex') ?? null });
     } else {
-      this.emit(e.type, { height, blockHash, stakeScript: e.stakeScript.toString('hex'), txid: e.txid ? rpcHex(e.txid) : null, registration: e.registration });
+      const { balance: _balance, ...registration } = exportNode(e.registration, 0n, this.params);
+      this.emit(e.type, { height, blockHash, stakeScript: registration.stakeScript, address: registration.address, txid: e.txid ? rpcHex(e.txid) : null, registration });
     }
   }
 

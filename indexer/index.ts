@@ -2,7 +2,9 @@
  * The library surface of nodereg, for programs that embed it (explorers,
  * trackers, payment services). `import { openIndexer } from 'nodereg'`.
  */
-export { openIndexer, Indexer, type IndexerOptions, type IndexerEvents, type RegistryChange, type Rejection } from './api.js';
+export { openIndexer, Indexer, type IndexerOptions, type IndexerEvents, type RegistryChange, type RegistrationJson, type Rejection } from './api.js';
+export { createApiServer, type ApiServerOptions } from './http/embed.js';
+export type { ApiServer } from './http/server.js';
 export { recount, type RecountOptions, type RecountResult } from './engine/recount.js';
 export { openStore, StoreError, type DB } from './store/store.js';
 export {

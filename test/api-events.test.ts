@@ -13,6 +13,7 @@ import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { submitAll } from './helpers/chains.js';
 import { CLI, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
+import { checkExposition } from './helpers/exposition.js';
 
 const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as ExportJson;
 
@@ -104,7 +105,7 @@ describe('`nodereg index --serve` against a real bcoin node', () => {
     await submitAll(node, c.bestChain().slice(1));
     daemon = spawn(process.execPath, [
       CLI, 'index', '--network', 'regtest', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', node.apiKey,
-      '--db', join(dir, 'db'), '--serve', '127.0.0.1:0', '--poll-interval', '100', '--log-json', '--log-level', 'info',
+      '--db', join(dir, 'db'), '--serve', '127.0.0.1:0', '--access-log', '--poll-interval', '100', '--log-json', '--log-level', 'info',
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     daemon.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
     const deadline = Date.now() + 20_000;
@@ -243,6 +244,20 @@ describe('`nodereg index --serve` against a real bcoin node', () => {
     expect(text).toMatch(/^nodereg_zmq_gaps_total 0$/m);
     expect(text).toMatch(/^nodereg_http_request_duration_seconds_bucket\{le="0\.01",route="\/v1\/status",status="200"\} \d+$/m);
     expect(text).toMatch(/^nodereg_http_request_duration_seconds_count\{route="\/v1\/nodes\/:stake\/history",status="200"\} 5$/m);
+    expect(text).toMatch(/^# TYPE nodereg_zmq_gaps_total counter$/m);
+    expect(text).toMatch(/^# TYPE nodereg_zmq_garbage_total counter$/m);
+    expect(text).toMatch(/^nodereg_node_tip_height 453$/m);
+    expect(text).toMatch(/^nodereg_sync_lag_blocks 0$/m);
+    expect(text).toMatch(/^nodereg_seconds_since_last_block \d+(\.\d+)?$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
+    expect(checkExposition(text).problems).toEqual([]);
+
+    const ready = await getJson<Record<string, unknown>>(base, '/health/ready');
+    expect([ready.status, ready.body]).toEqual([200, { ready: true, sync: 'synced', tip: 453, nodeTip: 453, lag: 0, reason: 'synced' }]);
+    expect((await getJson(base, '/health/live')).status).toBe(200);
+    // --access-log: fastify's logger wrote a JSON line for the requests above.
+    expect(log).toMatch(/"msg":"request completed"/);
+    expect(log).toMatch(/"url":"\/health\/ready"[^\n]*"statusCode":200/);
   });
 
   it('stops cleanly on SIGTERM while an event stream is open', async () => {

@@ -457,8 +457,35 @@ describe('the API description and the dashboard', () => {
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {
       expect({ path, methods: Object.keys(ops) }).toEqual({ path, methods: ['get'] });
-      if (path !== '/v1/events') expect(Object.keys(ops.get!.responses)).toContain('200');
+      expect(Object.keys(ops.get!.responses)).toContain('200');
     }
+  });
+
+  it('gives every operation a unique operationId, names its response schemas, resolves every $ref, and declares the event stream', async () => {
+    type Op = { operationId?: string; responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> };
+    const doc = await ok<{ paths: Record<string, Record<string, Op>>; components: { schemas: Record<string, unknown> }; servers: unknown[]; security: unknown[] }>(demo, '/v1/openapi.json');
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(doc.paths['/v1/status']!.get!.operationId).toBe('getStatus');
+
+    const refs: string[] = [];
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (k === '$ref' ? refs.push(x as string) : walk(x));
+    };
+    walk(doc);
+    expect(refs.length).toBeGreaterThan(20);
+    for (const r of new Set(refs)) {
+      expect(r).toMatch(/^#\/components\/schemas\/[A-Z][A-Za-z]+$/);
+      let at: unknown = doc;
+      for (const part of r.slice(2).split('/')) at = (at as Record<string, unknown> | undefined)?.[part];
+      expect({ ref: r, resolves: at !== undefined }).toEqual({ ref: r, resolves: true });
+    }
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(['Error', 'Status', 'Export', 'ExportNode', 'NodePage', 'Node', 'Payouts']));
+    expect(doc.paths['/v1/export']!.get!.responses['200']!.content!['application/json']!.schema).toEqual({ $ref: '#/components/schemas/Export' });
+    expect(Object.keys(doc.paths['/v1/events']!.get!.responses['200']!.content!)).toEqual(['text/event-stream']);
+    expect([doc.servers, doc.security]).toEqual([[{ url: '/', description: 'this server' }], []]);
   });
 
   it('serves the dashboard page and its script with a strict content security policy', async () => {
@@ -501,8 +528,9 @@ describe('bad input', () => {
 
   it('a negative, future, non-integer or non-decimal height is a 400 on every route that takes one', async () => {
     for (const base of ['/v1/root?height=', '/v1/export?height=', '/v1/nodes?at=', '/v1/payouts?from=0&to=', '/v1/history/active?to=']) {
-      await fails(demo, `${base}-1`, 400, 'bad_request', /must be >= 0/);
-      await fails(demo, `${base}451`, 400, 'bad_request', /height 451 is above the index tip 450/);
+      const name = /(\w+)=$/.exec(base)![1]!;
+      await fails(demo, `${base}-1`, 400, 'bad_request', new RegExp(`^querystring/${name} must be >= 0$`));
+      await fails(demo, `${base}451`, 400, 'bad_request', new RegExp(`^querystring/${name} 451 is above the index tip 450$`));
       await fails(demo, `${base}1.5`, 400, 'bad_request', /must be a whole number/);
       await fails(demo, `${base}abc`, 400, 'bad_request', /must be a whole number/);
       await fails(demo, `${base}0x10`, 400, 'bad_request', /must be a whole number/);
@@ -516,12 +544,27 @@ describe('bad input', () => {
     await fails(demo, '/v1/payouts?from=0&to=3&minAge=2.5', 400, 'bad_request', /minAge must be a whole number/);
   });
 
-  it('an unknown query parameter is a 400 on every route', async () => {
+  it('an unknown query parameter is a 400 on every route, naming the parameter and the ones the route takes', async () => {
     for (const url of [
       '/v1/status?x=1', '/v1/nodes?foo=1', `/v1/nodes/${ALICE}?x=1`, `/v1/nodes/${ALICE}/history?x=1`, `/v1/scripts/${ALICE}/utxos?x=1`,
       `/v1/tx/${'00'.repeat(32)}?x=1`, '/v1/root?h=1', '/v1/export?at=1', '/v1/payouts?from=1&to=2&min_age=1', '/v1/history/active?n=3',
-      '/v1/events?since=1', '/metrics?x=1', '/v1/openapi.json?x=1', '/?x=1', '/dashboard.js?v=2',
-    ]) await fails(demo, url, 400, 'bad_request', /querystring must NOT have additional properties/);
+      '/v1/events?since=1', '/metrics?x=1', '/v1/openapi.json?x=1', '/?x=1', '/dashboard.js?v=2', '/health/live?x=1', '/health/ready?x=1',
+    ]) {
+      const name = /[?&]([a-z_]+)=[^&]*$/.exec(url)![1]!;
+      await fails(demo, url, 400, 'bad_request', new RegExp(`^querystring/${name} is not a parameter of this route \\(it takes `));
+    }
+    await fails(demo, '/v1/nodes?stauts=active', 400, 'bad_request', /^querystring\/stauts is not a parameter of this route \(it takes status, at, limit, cursor\)$/);
+    await fails(demo, '/v1/status?x=1', 400, 'bad_request', /\(it takes none\)$/);
+  });
+
+  it('every 400 names the offending parameter', async () => {
+    await fails(demo, '/v1/nodes/not-an-address', 400, 'bad_address', /^params\/stake: /);
+    await fails(demo, `/v1/tx/${'zz'.repeat(32)}`, 400, 'bad_request', /^params\/txid /);
+    await fails(demo, '/v1/nodes?limit=0', 400, 'bad_request', /^querystring\/limit /);
+    await fails(demo, '/v1/payouts?from=1', 400, 'bad_request', /^querystring must have required property 'to'$/);
+    await fails(demo, '/v1/payouts?from=9&to=460', 400, 'bad_request', /^querystring\/to 460 is above the index tip 450$/);
+    await fails(demo, '/v1/history/active?from=460', 400, 'bad_request', /^querystring\/from 460 is above the index tip 450$/);
+    await fails(demo, '/v1/nodes?cursor=zzz', 400, 'bad_request', /cursor "zzz"/);
   });
 
   it('limit 0, limit 1001, a bad status and a bad cursor are 400s', async () => {
@@ -551,7 +594,8 @@ describe('bad input', () => {
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH'] as const) {
       for (const url of ['/v1/status', '/v1/nodes', `/v1/nodes/${ALICE}`, '/v1/export', '/nope']) {
         const res = await call(demo, url, { method });
-        expect({ method, url, status: res.statusCode, body: res.json() }).toEqual({ method, url, status: 405, body: { error: 'method_not_allowed', message: 'the API is read-only: only GET is served' } });
+        expect({ method, url, status: res.statusCode, allow: res.headers.allow, body: res.json() })
+          .toEqual({ method, url, status: 405, allow: 'GET, HEAD', body: { error: 'method_not_allowed', message: 'the API is read-only: only GET is served' } });
       }
     }
     const head = await call(demo, '/v1/status', { method: 'HEAD' });
@@ -608,8 +652,10 @@ describe('defaults and limits', () => {
     const res = await call(demo, '/v1/status', { headers: { origin: 'https://explorer.example' } });
     expect(res.headers['access-control-allow-origin']).toBeUndefined();
     const pre = await call(demo, '/v1/status', { method: 'OPTIONS', headers: { origin: 'https://explorer.example', 'access-control-request-method': 'GET' } });
-    expect(pre.statusCode).toBe(404);
+    expect([pre.statusCode, pre.headers.allow, pre.json()]).toEqual([405, 'GET, HEAD', { error: 'method_not_allowed', message: 'the API is read-only: only GET is served' }]);
     expect(pre.headers['access-control-allow-origin']).toBeUndefined();
+    const bare = await call(demo, '/v1/nodes', { method: 'OPTIONS' });
+    expect([bare.statusCode, bare.headers.allow]).toEqual([405, 'GET, HEAD']);
 
     const idx = await tempIndex(regtest);
     const withCors = await buildServer({ db: idx.db, params: regtest, corsOrigin: 'https://explorer.example' });
@@ -620,6 +666,9 @@ describe('defaults and limits', () => {
       const preflight = await call(open, '/v1/status', { method: 'OPTIONS', headers: { origin: 'https://explorer.example', 'access-control-request-method': 'GET' } });
       expect(preflight.statusCode).toBe(204);
       expect(preflight.headers['access-control-allow-methods']).toBe('GET');
+      // Only a preflight: a bare OPTIONS is a 405 with CORS on too.
+      const bare = await call(open, '/v1/status', { method: 'OPTIONS', headers: { origin: 'https://explorer.example' } });
+      expect([bare.statusCode, bare.headers.allow]).toEqual([405, 'GET, HEAD']);
     } finally {
       await withCors.close();
       await idx.close();

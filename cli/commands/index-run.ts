@@ -20,6 +20,7 @@ export interface IndexArgs extends NetworkArgs {
   zmq?: string;
   db: string;
   serve?: string;
+  accessLog: boolean;
   untilSynced: boolean;
   pollInterval?: number;
   logLevel: LogLevel;
@@ -78,7 +79,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     const { host, port } = parseListen(args.serve);
     // Loaded on demand: fastify is only needed when serving.
     const { buildServer } = await import('../../indexer/http/server.js');
-    server = await buildServer({ db: ix.db, params, indexer: ix, log });
+    server = await buildServer({ db: ix.db, params, indexer: ix, log, accessLog: args.accessLog });
     try {
       log('info', 'serving the read API', { address: await server.listen(host, port) });
     } catch (err) {

@@ -21,6 +21,7 @@ export const indexCommand: CommandModule = {
       .option('zmq', { type: 'string', describe: 'ZMQ endpoint of -zmqpubsequence (or -zmqpubhashblock), e.g. tcp://127.0.0.1:28332' })
       .option('db', { type: 'string', demandOption: true, describe: 'index directory (created if missing)' })
       .option('serve', { type: 'string', describe: 'also serve the read API on host:port' })
+      .option('access-log', { type: 'boolean', default: false, describe: 'with --serve: log each HTTP request as one JSON line on stderr' })
       .option('until-synced', { type: 'boolean', default: false, describe: 'exit 0 once caught up with the node' })
       .option('poll-interval', { type: 'number', describe: 'ms between best-block polls (default 5000, or 30000 with --zmq)' })
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })

@@ -12,6 +12,7 @@ export interface ServeArgs extends NetworkArgs {
   db: string;
   listen: string;
   cors?: string[];
+  accessLog: boolean;
   logLevel: LogLevel;
   logJson: boolean;
 }
@@ -21,7 +22,7 @@ export async function runServe(args: ServeArgs): Promise<void> {
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const { db, params } = await openIndexForRead(args.db, args);
   const { buildServer } = await import('../../indexer/http/server.js');
-  const server = await buildServer({ db, params, corsOrigin: args.cors, log });
+  const server = await buildServer({ db, params, corsOrigin: args.cors, log, accessLog: args.accessLog });
   let address: string;
   try {
     address = await server.listen(host, port);

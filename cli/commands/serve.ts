@@ -24,6 +24,7 @@ export const serveCommand: CommandModule = {
       .option('db', { type: 'string', demandOption: true, describe: 'index directory' })
       .option('listen', { type: 'string', default: '127.0.0.1:8080', describe: 'host:port; bind 0.0.0.0 explicitly to expose it' })
       .option('cors', { type: 'string', array: true, describe: 'allow these browser origins (CORS is off by default)' })
+      .option('access-log', { type: 'boolean', default: false, describe: 'log each HTTP request as one JSON line on stderr' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false })
       .example('$0 serve --db ./index --listen 127.0.0.1:8080', 'then open http://127.0.0.1:8080/'),

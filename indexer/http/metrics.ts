@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Indexer } from '../api.js';
 import { requireTip } from '../read/queries.js';
 import { withSnapshot } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
+import type { EventHub } from './events.js';
 import type { TipSummary } from './summary.js';
 
 /**
@@ -21,8 +22,23 @@ export class Metrics {
   private readonly reorgs = new Counter({ name: 'nodereg_reorgs_total', help: 'chain reorganisations handled', registers: [this.registry] });
   private readonly rpcErrors = new Counter({ name: 'nodereg_rpc_errors_total', help: 'failed RPC calls (each retry counts)', registers: [this.registry] });
 
-  constructor(private readonly db: DB, indexer: Indexer | null, private readonly summary: TipSummary) {
+  constructor(private readonly db: DB, indexer: Indexer | null, private readonly summary: TipSummary, events?: EventHub) {
     const self = this;
+    if (events) {
+      new Gauge({ name: 'nodereg_event_streams', help: 'open /v1/events streams', registers: [this.registry], collect() { this.set(events.clientCount); } });
+      let seen = 0;
+      new Counter({
+        name: 'nodereg_event_streams_dropped_total', help: 'event streams dropped for not reading', registers: [this.registry],
+        collect() {
+          if (events.droppedTotal > seen) this.inc(events.droppedTotal - seen);
+          seen = events.droppedTotal;
+        },
+      });
+    }
+    collectDefaultMetrics({ register: this.registry });
+    // prom-client also sums these by-type gauges into gauges named `…_total`, which the
+    // exposition rules reserve for counters (promtool rejects them); the by-type ones stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     new Gauge({
       name: 'nodereg_tip_height', help: 'height of the index tip', registers: [this.registry],
       async collect() {
@@ -38,14 +54,38 @@ export class Metrics {
       },
     });
     if (indexer) {
+      // The listener keeps running totals; a counter only moves forward, by the difference.
+      const total = (name: string, help: string, read: () => number): void => {
+        let seen = 0;
+        new Counter({
+          name, help, registers: [this.registry],
+          collect() {
+            const now = read();
+            if (now > seen) this.inc(now - seen);
+            seen = now;
+          },
+        });
+      };
+      total('nodereg_zmq_garbage_total', 'ZMQ messages dropped as malformed', () => indexer.zmqCounters?.garbage ?? 0);
+      total('nodereg_zmq_gaps_total', 'ZMQ sequence gaps and publisher restarts seen', () => (indexer.zmqCounters?.gaps ?? 0) + (indexer.zmqCounters?.restarts ?? 0));
       new Gauge({
-        name: 'nodereg_zmq_garbage_total', help: 'ZMQ messages dropped as malformed', registers: [this.registry],
-        collect() { this.set(indexer.zmqCounters?.garbage ?? 0); },
+        name: 'nodereg_node_tip_height', help: 'height of the followed node\'s best block as last seen (-1 before the first answer)', registers: [this.registry],
+        collect() { this.set(indexer.nodeTip()?.height ?? -1); },
       });
       new Gauge({
-        name: 'nodereg_zmq_gaps_total', help: 'ZMQ sequence gaps and publisher restarts seen', registers: [this.registry],
-        collect() { this.set((indexer.zmqCounters?.gaps ?? 0) + (indexer.zmqCounters?.restarts ?? 0)); },
+        name: 'nodereg_sync_lag_blocks', help: 'blocks the index is behind the followed node (-1 while either tip is unknown)', registers: [this.registry],
+        async collect() {
+          const node = indexer.nodeTip();
+          const tip = await withSnapshot(self.db, (r) => requireTip(r).catch(() => null));
+          this.set(node && tip ? Math.max(0, node.height - tip.height) : -1);
+        },
       });
+      let lastBlockAt = Date.now();
+      new Gauge({
+        name: 'nodereg_seconds_since_last_block', help: 'seconds since this process connected a block (since it started, before the first)', registers: [this.registry],
+        collect() { this.set((Date.now() - lastBlockAt) / 1000); },
+      });
+      indexer.on('block', () => { lastBlockAt = Date.now(); });
       indexer.on('block', (b) => {
         this.blocks.inc();
         this.txs.inc(b.txCount);

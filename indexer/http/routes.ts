@@ -1,3 +1,5 @@
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { AddressError, parseStake } from '../../script/address.js';
 import { paramsHash, type NetworkParams } from '../../script/params.js';
@@ -7,14 +9,15 @@ import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/lis
 import {
   blockHashAt, explainTx, exportAt, nodeInfo, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
 } from '../read/queries.js';
-import { withSnapshot } from '../read/snapshot.js';
+import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
 import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
-import type { EventHub } from './events.js';
+import type { EventHub, ResumeFrom } from './events.js';
+import { registerHealth, syncState } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { TipSummary } from './summary.js';
 import * as S from './schemas.js';
-import { HttpError } from './server.js';
+import { HttpError } from './errors.js';
 
 /**
  * Admits at most `size` expensive reads at once (exports, payouts, listings
@@ -49,20 +52,50 @@ interface Ctx {
   summary: TipSummary;
   /** How many expensive reads may run at once. */
   maxHeavy: number;
+  /** Serve the dashboard (its page uses root paths, so only when mounted at the root). */
+  dashboard: boolean;
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
-const errors = { 400: S.errorSchema, 404: S.errorSchema };
-const heavyErrors = { ...errors, 503: S.errorSchema };
+const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema) };
+const heavyErrors = { ...errors, 503: S.ref(S.errorSchema) };
 const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
+
+const gzip = promisify(gzipCb);
 
 function stake(input: string, params: NetworkParams): Buffer {
   try {
     return parseStake(input, params);
   } catch (err) {
-    if (err instanceof AddressError) throw new HttpError(400, 'bad_address', err.message);
+    if (err instanceof AddressError) throw new HttpError(400, 'bad_address', `params/stake: ${err.message}`);
     throw err;
   }
+}
+
+/** Refuses, by name, the height parameters above the tip; the snapshot's tip height otherwise. */
+async function heightsAtMostTip(r: ReadDB, query: Record<string, number | undefined>): Promise<number> {
+  const tip = (await requireTip(r)).height;
+  for (const [name, h] of Object.entries(query)) {
+    if (h !== undefined && h > tip) throw new HttpError(400, 'bad_request', `querystring/${name} ${h} is above the index tip ${tip}`);
+  }
+  return tip;
+}
+
+/** Whether an If-None-Match header names `etag` (weak comparison, as for GET). */
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const bare = (t: string): string => t.trim().replace(/^W\//, '');
+  return header.split(',').some((t) => t.trim() === '*' || bare(t) === bare(etag));
+}
+
+/** Whether Accept-Encoding allows gzip (listed, or `*`, with a q above 0). */
+function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding, ...opts] = part.trim().toLowerCase().split(';');
+    const q = opts.map((o) => /^\s*q=([\d.]+)\s*$/.exec(o)).find(Boolean);
+    return (coding === 'gzip' || coding === '*') && (q ? Number(q[1]) > 0 : true);
+  });
 }
 
 /** Every route of the read API; all read through one snapshot per request. */
@@ -72,10 +105,10 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   const hash = paramsHash(params);
   const heavy = new Gate(ctx.maxHeavy);
 
-  app.get('/v1/status', { schema: { summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.statusSchema } } }, async () => read(async (r) => {
+  app.get('/v1/status', { schema: { operationId: 'getStatus', summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.ref(S.statusSchema), 400: S.ref(S.errorSchema) } } }, async () => read(async (r) => {
     const tip = await requireTip(r).catch(() => null);
     const nodeTip = ctx.indexer?.nodeTip() ?? null;
-    const sync = !ctx.indexer ? 'not-following' : nodeTip && tip && rpcHex(tip.hash) === nodeTip.hash ? 'synced' : 'catching-up';
+    const sync = syncState(ctx.indexer, tip ? rpcHex(tip.hash) : null);
     return {
       network: params.name, paramsHash: hash, schemaVersion: SCHEMA_VERSION,
       tip: tip ? { height: tip.height, hash: rpcHex(tip.hash) } : null,
@@ -84,11 +117,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string } }>('/v1/nodes', {
-    schema: { summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.nodesResponse, ...heavyErrors } },
-  }, async (req) => (req.query.at === undefined ? read((r) => pageNodes(r, params, req.query)) : heavy.run(() => read((r) => pageNodes(r, params, req.query)))));
+    schema: { operationId: 'listNodes', summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.ref(S.nodesResponse), ...heavyErrors } },
+  }, async (req) => {
+    const page = (r: ReadDB): ReturnType<typeof pageNodes> => heightsAtMostTip(r, { at: req.query.at }).then(() => pageNodes(r, params, req.query));
+    return req.query.at === undefined ? read(page) : heavy.run(() => read(page));
+  });
 
   app.get<{ Params: { stake: string } }>('/v1/nodes/:stake', {
-    schema: { summary: 'A stake\'s current registration, balance, age, renewals and blocks until expiry', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.nodeResponse, ...errors } },
+    schema: { operationId: 'getNode', summary: 'A stake\'s current registration, balance, age, renewals and blocks until expiry', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.nodeResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
@@ -99,7 +135,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Params: { stake: string } }>('/v1/nodes/:stake/history', {
-    schema: { summary: 'Every event of every registration of a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.historyResponse, ...errors } },
+    schema: { operationId: 'getNodeHistory', summary: 'Every event of every registration of a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.historyResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
@@ -110,14 +146,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Params: { stake: string } }>('/v1/scripts/:stake/utxos', {
-    schema: { summary: 'The unspent outputs paying a stake script', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.utxosResponse, ...errors } },
+    schema: { operationId: 'listScriptUtxos', summary: 'The unspent outputs paying a stake script', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.utxosResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => ({ height: (await requireTip(r)).height, utxos: await utxosOf(r, script) }));
   });
 
   app.get<{ Params: { txid: string } }>('/v1/tx/:txid', {
-    schema: { summary: 'The outcome of each announcement of a transaction', params: S.txParams, querystring: S.emptyQuery, response: { 200: S.txResponse, ...errors } },
+    schema: { operationId: 'getTxOutcomes', summary: 'The outcome of each announcement of a transaction', params: S.txParams, querystring: S.emptyQuery, response: { 200: S.ref(S.txResponse), ...errors } },
   }, async (req) => {
     const txid = req.params.txid.toLowerCase();
     const announcements = await read((r) => explainTx(r, txid));
@@ -126,23 +162,44 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   });
 
   app.get<{ Querystring: { height?: number } }>('/v1/root', {
-    schema: { summary: 'The registry root after a block', querystring: S.heightQuery, response: { 200: S.rootResponse, ...errors } },
+    schema: { operationId: 'getRoot', summary: 'The registry root after a block', querystring: S.heightQuery, response: { 200: S.ref(S.rootResponse), ...errors } },
   }, async (req) => read(async (r) => {
+    await heightsAtMostTip(r, { height: req.query.height });
     const h = await resolveHeight(r, req.query.height);
     return { height: h, tip: rpcHex(await blockHashAt(r, h)), root: await rootAt(r, h), utxoMuhash: await utxoHashAt(r, h) };
   }));
 
   app.get<{ Querystring: { height?: number } }>('/v1/export', {
-    schema: { summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.exportSchema, ...heavyErrors } },
-  }, async (req) => heavy.run(() => read((r) => exportAt(r, params, req.query.height))));
+    schema: { operationId: 'getExport', summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.ref(S.exportSchema), 304: { description: 'Not modified: the If-None-Match ETag is current', type: 'null' }, ...heavyErrors } },
+  }, async (req, reply) => {
+    // The export at a height is fixed by the chain up to that block, so its hash (with the
+    // params) tags it: a client holding the tag gets a 304 without the expensive rebuild.
+    const tagAt = async (r: ReadDB, h: number | undefined): Promise<{ height: number; etag: string }> => {
+      await heightsAtMostTip(r, { height: h });
+      const height = await resolveHeight(r, h);
+      return { height, etag: `W/"${hash.slice(0, 16)}-${height}-${rpcHex(await blockHashAt(r, height))}"` };
+    };
+    const asked = await read((r) => tagAt(r, req.query.height));
+    void reply.header('vary', 'accept-encoding');
+    if (etagMatches(req.headers['if-none-match'], asked.etag)) return reply.code(304).header('etag', asked.etag).send();
+    const { json, etag } = await heavy.run(() => read(async (r) => ({ etag: (await tagAt(r, asked.height)).etag, json: await exportAt(r, params, asked.height) })));
+    const text = reply.serialize(json);
+    void reply.header('etag', etag).type('application/json; charset=utf-8');
+    if (!acceptsGzip(req.headers['accept-encoding'])) return reply.send(text);
+    return reply.header('content-encoding', 'gzip').send(await gzip(text));
+  });
 
   app.get<{ Querystring: { from: number; to: number; minAge: number } }>('/v1/payouts', {
-    schema: { summary: 'Nodes live with one registration at the end of every block from `from` to `to`', querystring: S.payoutsQuery, response: { 200: S.payoutsResponse, ...heavyErrors } },
-  }, async (req) => heavy.run(() => read((r) => payouts(r, params, req.query.from, req.query.to, req.query.minAge))));
+    schema: { operationId: 'getPayouts', summary: 'Nodes live with one registration at the end of every block from `from` to `to`', querystring: S.payoutsQuery, response: { 200: S.ref(S.payoutsResponse), ...heavyErrors } },
+  }, async (req) => heavy.run(() => read(async (r) => {
+    await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
+    return payouts(r, params, req.query.from, req.query.to, req.query.minAge);
+  })));
 
   app.get<{ Querystring: { from?: number; to?: number; points: number } }>('/v1/history/active', {
-    schema: { summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.activeResponse, ...errors } },
+    schema: { operationId: 'getActiveHistory', summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.ref(S.activeResponse), ...errors } },
   }, async (req) => read(async (r) => {
+    await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
     const to = await resolveHeight(r, req.query.to);
     const from = req.query.from ?? 0;
     if (from > to) throw new HttpError(400, 'bad_request', `from (${from}) must not be above to (${to})`);
@@ -150,17 +207,28 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }));
 
   app.get<{ Querystring: { lastEventId?: number } }>('/v1/events', {
-    schema: { summary: 'Server-Sent Events of the live follower', querystring: S.eventsQuery, description: 'Server-Sent Events: block, reorg, registered, renewed, expired, lapsed, rejected (and reset)' },
+    schema: {
+      operationId: 'streamEvents', summary: 'Server-Sent Events of the live follower', querystring: S.eventsQuery,
+      description: 'Server-Sent Events: block, reorg, registered, renewed, expired, lapsed, rejected (and reset). Resume with the Last-Event-ID header or `lastEventId`.',
+      response: {
+        200: { description: 'an event stream (HEAD: its headers only)', content: { 'text/event-stream': { schema: { type: 'string', description: 'id/event/data frames' } } } },
+        400: S.ref(S.errorSchema), 503: S.ref(S.errorSchema),
+      },
+    },
   }, async (req, reply) => {
     if (ctx.events.clientCount >= ctx.events.maxClients) throw new HttpError(503, 'too_many_streams', 'too many event streams open; try again later');
+    const headers = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
+    // HEAD answers what GET would send first, and no stream.
+    if (req.method === 'HEAD') return reply.code(200).headers(headers).send('');
+    // The header wins over the query; a header that is not an id gets a reset, as an unknown id does.
     const header = req.headers['last-event-id'];
-    const fromHeader = typeof header === 'string' && /^\d{1,16}$/.test(header) ? Number(header) : null;
-    const last = fromHeader ?? req.query.lastEventId ?? null;
+    let from: ResumeFrom = req.query.lastEventId ?? null;
+    if (typeof header === 'string' && header.trim() !== '') from = /^\d{1,16}$/.test(header.trim()) ? Number(header.trim()) : { malformed: header };
     reply.hijack();
     const res = reply.raw;
     req.raw.socket.setTimeout(0);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    ctx.events.attach(res, last);
+    res.writeHead(200, { ...headers, connection: 'keep-alive' });
+    ctx.events.attach(res, from);
   });
 
   app.get('/metrics', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
@@ -168,16 +236,20 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     return ctx.metrics.registry.metrics();
   });
 
+  registerHealth(app, db, ctx.indexer);
+
   app.get('/v1/openapi.json', { schema: { hide: true, querystring: S.emptyQuery } }, async () => app.swagger());
 
-  app.get('/', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-    void reply.type('text/html; charset=utf-8').header('content-security-policy', CSP);
-    return dashboardHtml(params.name);
-  });
+  if (ctx.dashboard) {
+    app.get('/', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
+      void reply.type('text/html; charset=utf-8').header('content-security-policy', CSP);
+      return dashboardHtml(params.name);
+    });
 
-  app.get('/dashboard.js', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-    void reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
-    return DASHBOARD_JS;
-  });
+    app.get('/dashboard.js', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
+      void reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
+      return DASHBOARD_JS;
+    });
+  }
 
 }

@@ -2,19 +2,26 @@
  * JSON schemas of the read API. Fastify validates every query and path
  * parameter against them (unknown query parameters are errors, not ignored),
  * serializes responses with them, and the OpenAPI document is generated from
- * them, so the docs cannot drift from what the server does.
+ * them, so the docs cannot drift from what the server does. Response shapes
+ * have an `$id`: they are registered once (`SHARED_SCHEMAS`), routes refer
+ * to them with `ref()`, and the OpenAPI document lists them by that name
+ * under components.schemas.
  */
 const hex64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const height = { type: 'integer', minimum: 0, maximum: 4294967295 } as const;
 const nullableInt = { type: ['integer', 'null'] } as const;
 
+/** A reference to a shared schema by its `$id`. */
+export const ref = (schema: { $id: string }): { $ref: string } => ({ $ref: `${schema.$id}#` });
+
 export const errorSchema = {
+  $id: 'Error',
   type: 'object',
   required: ['error', 'message'],
   properties: { error: { type: 'string' }, message: { type: 'string' } },
 } as const;
 
-export const exportNodeSchema = {
+const exportNodeFields = {
   type: 'object',
   required: ['stakeScript', 'address', 'status', 'firstHeight', 'firstTxid', 'tipHeight', 'tipTxid', 'timestamp', 'renewals', 'expiryHeight', 'endedHeight', 'balance'],
   properties: {
@@ -33,13 +40,25 @@ export const exportNodeSchema = {
   },
 } as const;
 
-const listedNodeSchema = {
-  ...exportNodeSchema,
-  required: [...exportNodeSchema.required, 'age'],
-  properties: { ...exportNodeSchema.properties, age: { type: 'integer', description: 'blocks since firstHeight' } },
+export const exportNodeSchema = { $id: 'ExportNode', ...exportNodeFields } as const;
+
+const listedNodeFields = {
+  ...exportNodeFields,
+  required: [...exportNodeFields.required, 'age'],
+  properties: { ...exportNodeFields.properties, age: { type: 'integer', description: 'blocks since firstHeight' } },
+} as const;
+
+export const listedNodeSchema = { $id: 'ListedNode', ...listedNodeFields } as const;
+
+export const rejectedSchema = {
+  $id: 'Rejected',
+  type: 'object',
+  required: ['txid', 'height', 'vout', 'reason'],
+  properties: { txid: hex64, height: { type: 'integer' }, vout: { type: 'integer' }, reason: { type: 'string', description: 'reason code (docs/protocol.md)' } },
 } as const;
 
 export const exportSchema = {
+  $id: 'Export',
   type: 'object',
   required: ['network', 'height', 'tip', 'root', 'nodes', 'rejected'],
   properties: {
@@ -47,21 +66,15 @@ export const exportSchema = {
     height: { type: 'integer' },
     tip: hex64,
     root: hex64,
-    nodes: { type: 'array', items: exportNodeSchema },
-    rejected: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['txid', 'height', 'vout', 'reason'],
-        properties: { txid: hex64, height: { type: 'integer' }, vout: { type: 'integer' }, reason: { type: 'string' } },
-      },
-    },
+    nodes: { type: 'array', items: ref(exportNodeSchema) },
+    rejected: { type: 'array', items: ref(rejectedSchema) },
   },
 } as const;
 
 const tipSchema = { type: ['object', 'null'], required: ['height', 'hash'], properties: { height: { type: 'integer' }, hash: hex64 } } as const;
 
 export const statusSchema = {
+  $id: 'Status',
   type: 'object',
   required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'counts', 'utxoMuhash'],
   properties: {
@@ -70,7 +83,7 @@ export const statusSchema = {
     schemaVersion: { type: 'integer' },
     tip: tipSchema,
     nodeTip: { ...tipSchema, description: 'the followed node\'s best block; null when not following' },
-    sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following'] },
+    sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following', 'node-unreachable'] },
     counts: {
       type: 'object',
       description: 'each stake\'s current registration at the tip, by status',
@@ -93,9 +106,10 @@ export const nodesQuery = {
 } as const;
 
 export const nodesResponse = {
+  $id: 'NodePage',
   type: 'object',
   required: ['height', 'nodes', 'nextCursor'],
-  properties: { height: { type: 'integer' }, nodes: { type: 'array', items: listedNodeSchema }, nextCursor: { type: ['string', 'null'] } },
+  properties: { height: { type: 'integer' }, nodes: { type: 'array', items: ref(listedNodeSchema) }, nextCursor: { type: ['string', 'null'] } },
 } as const;
 
 export const stakeParams = {
@@ -104,24 +118,25 @@ export const stakeParams = {
   properties: { stake: { type: 'string', minLength: 1, maxLength: 200, description: 'address, or output script hex' } },
 } as const;
 
-const historySchema = {
-  type: 'array',
-  items: {
-    type: 'object',
-    required: ['event', 'height', 'txid', 'registration', 'timestamp', 'expiryHeight'],
-    properties: {
-      event: { type: 'string', enum: ['registered', 'renewed', 'expired', 'lapsed'] },
-      height: { type: 'integer' },
-      txid: { type: ['string', 'null'] },
-      registration: { type: 'string', description: 'firstHeight:position of the registration the event belongs to' },
-      timestamp: { type: 'integer' },
-      expiryHeight: { type: 'integer' },
-    },
+export const historyEntrySchema = {
+  $id: 'HistoryEntry',
+  type: 'object',
+  required: ['event', 'height', 'txid', 'registration', 'timestamp', 'expiryHeight'],
+  properties: {
+    event: { type: 'string', enum: ['registered', 'renewed', 'expired', 'lapsed'] },
+    height: { type: 'integer' },
+    txid: { type: ['string', 'null'] },
+    registration: { type: 'string', description: 'firstHeight:position of the registration the event belongs to' },
+    timestamp: { type: 'integer' },
+    expiryHeight: { type: 'integer' },
   },
 } as const;
 
+const historySchema = { type: 'array', items: ref(historyEntrySchema) } as const;
+
 /** The same shape as `nodereg node --json` and the library's `Indexer.node()`. */
 export const nodeResponse = {
+  $id: 'Node',
   type: 'object',
   required: ['height', 'stakeScript', 'balance', 'registration', 'history'],
   properties: {
@@ -130,14 +145,15 @@ export const nodeResponse = {
     balance: { type: 'string' },
     registration: {
       type: ['object', 'null'],
-      required: [...listedNodeSchema.required, 'blocksUntilExpiry'],
-      properties: { ...listedNodeSchema.properties, blocksUntilExpiry: nullableInt },
+      required: [...listedNodeFields.required, 'blocksUntilExpiry'],
+      properties: { ...listedNodeFields.properties, blocksUntilExpiry: nullableInt },
     },
     history: historySchema,
   },
 } as const;
 
 export const historyResponse = {
+  $id: 'History',
   type: 'object',
   required: ['height', 'stakeScript', 'history'],
   properties: { height: { type: 'integer' }, stakeScript: { type: 'string' }, history: historySchema },
@@ -150,6 +166,7 @@ export const txParams = {
 } as const;
 
 export const txResponse = {
+  $id: 'TxOutcomes',
   type: 'object',
   required: ['txid', 'announcements'],
   properties: {
@@ -176,6 +193,7 @@ export const heightQuery = {
 } as const;
 
 export const rootResponse = {
+  $id: 'Root',
   type: 'object',
   required: ['height', 'tip', 'root', 'utxoMuhash'],
   properties: { height: { type: 'integer' }, tip: hex64, root: hex64, utxoMuhash: { type: ['string', 'null'] } },
@@ -189,6 +207,7 @@ export const payoutsQuery = {
 } as const;
 
 export const payoutsResponse = {
+  $id: 'Payouts',
   type: 'object',
   required: ['from', 'to', 'nodes'],
   properties: {
@@ -209,6 +228,7 @@ export const payoutsResponse = {
 } as const;
 
 export const utxosResponse = {
+  $id: 'Utxos',
   type: 'object',
   required: ['height', 'utxos'],
   properties: {
@@ -241,6 +261,7 @@ export const activeQuery = {
 } as const;
 
 export const activeResponse = {
+  $id: 'ActiveHistory',
   type: 'object',
   required: ['from', 'to', 'points'],
   properties: {
@@ -258,3 +279,9 @@ export const activeResponse = {
 } as const;
 
 export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+/** The named response shapes, in dependency order, for `app.addSchema`. */
+export const SHARED_SCHEMAS = [
+  errorSchema, exportNodeSchema, listedNodeSchema, rejectedSchema, exportSchema, statusSchema, nodesResponse, historyEntrySchema,
+  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, utxosResponse, activeResponse,
+] as const;

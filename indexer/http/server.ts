@@ -1,32 +1,16 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import cors from '@fastify/cors';
-import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import type { NetworkParams } from '../../script/params.js';
-import type { Indexer } from '../api.js';
-import type { LogFn } from '../log.js';
-import { silent } from '../log.js';
-import { QueryError } from '../read/queries.js';
-import type { DB } from '../store/store.js';
-import { EventHub } from './events.js';
-import { Metrics } from './metrics.js';
-import { registerRoutes } from './routes.js';
-import { TipSummary } from './summary.js';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { EventHub } from './events.js';
+import type { Metrics } from './metrics.js';
+import { mountApi, type MountOptions } from './mount.js';
 
-export interface ServerOptions {
-  readonly db: DB;
-  readonly params: NetworkParams;
-  /** The live follower when serving from `nodereg index --serve`; null for a static index. */
-  readonly indexer?: Indexer | null;
-  /** Allowed CORS origin(s); CORS is off unless given. */
-  readonly corsOrigin?: string | string[];
-  readonly log?: LogFn;
-  readonly eventRetention?: number;
-  /** First event id (default: the start time in µs, so ids grow across restarts). */
-  readonly firstEventId?: number;
-  /** Expensive reads (exports, payouts, past heights) allowed at once; more get a 503. Default 2. */
-  readonly maxHeavyRequests?: number;
+export interface ServerOptions extends Omit<MountOptions, 'prefix'> {
+  /**
+   * One JSON line per answered request through fastify's pino logger: to
+   * stderr when true, or to the given stream.
+   */
+  readonly accessLog?: boolean | { write(line: string): void };
 }
 
 export interface ApiServer {
@@ -37,15 +21,20 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** An error a client caused; the route handler throws it and the client gets a 4xx JSON error. */
-export class HttpError extends Error {
-  constructor(readonly statusCode: number, readonly code: string, message: string) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+export { HttpError } from './errors.js';
 
 const MAX_URL = 2048;
+
+/** fastify's request logging as an access log: one line per request, when it is answered. */
+class AccessLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { req, res: reply, responseTime: Math.round(reply.elapsedTime * 100) / 100 };
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else reply.log.info(line, 'request completed');
+  }
+}
 
 /**
  * Errors Node's HTTP parser raises before fastify sees a request (headers
@@ -73,9 +62,9 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
  * payouts, past heights) at once.
  */
 export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
-  const log = opts.log ?? silent;
   const app = Fastify({
-    logger: false,
+    logger: opts.accessLog ? { level: 'info', stream: opts.accessLog === true ? process.stderr : opts.accessLog } : false,
+    logController: new AccessLog(),
     routerOptions: { maxParamLength: 200 },
     bodyLimit: 1024,
     return503OnClosing: true,
@@ -95,71 +84,16 @@ export async function buildServer(opts: ServerOptions): Promise<ApiServer> {
         connectionsCheckingInterval: 1000,
       }, handler),
   });
-  const events = new EventHub(opts.eventRetention, undefined, opts.firstEventId);
-  const summary = new TipSummary();
-  const metrics = new Metrics(opts.db, opts.indexer ?? null, summary);
-  if (opts.indexer) events.follow(opts.indexer);
-
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'nodereg read API', version: '1', description: 'The on-chain node registry, read-only. All routes are GET.' },
-    },
-  });
-  if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
-
-  app.addHook('onRequest', async (req) => {
-    if (req.url.length > MAX_URL) throw new HttpError(414, 'uri_too_long', `URLs are limited to ${MAX_URL} characters`);
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') {
-      throw new HttpError(405, 'method_not_allowed', 'the API is read-only: only GET is served');
-    }
-  });
-  // Ajv's coercion reads query integers with Number(), which takes " ", "0x10" and "1e2":
-  // only plain decimal digits are integers here (a minus sign is left for the schema's minimum to reject).
-  app.addHook('preValidation', async (req) => {
-    const props = (req.routeOptions.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties;
-    if (!props) return;
-    for (const [name, value] of Object.entries(req.query as Record<string, unknown>)) {
-      if (props[name]?.type === 'integer' && typeof value === 'string' && !/^-?\d{1,16}$/.test(value)) {
-        throw new HttpError(400, 'bad_request', `querystring/${name} must be a whole number in decimal digits, got "${value.slice(0, 40)}"`);
-      }
-    }
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    metrics.httpDuration.observe({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-  });
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err.validation) {
-      return reply.code(400).send({ error: 'bad_request', message: `${err.validationContext ?? 'request'}${err.message.replace(/^(querystring|params)/, '')}` });
-    }
-    if (err instanceof HttpError) {
-      if (err.statusCode === 503) void reply.header('retry-after', '1');
-      return reply.code(err.statusCode).send({ error: err.code, message: err.message });
-    }
-    if (err instanceof QueryError) return reply.code(400).send({ error: 'bad_request', message: err.message });
-    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-      return reply.code(err.statusCode).send({ error: 'bad_request', message: err.message });
-    }
-    log('error', 'http handler failed', { url: req.url, error: err.stack ?? err.message });
-    return reply.code(500).send({ error: 'internal', message: 'internal error; see the server log' });
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; see /v1/openapi.json` });
-  });
-
-  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
+  const api = await mountApi(app, opts);
   await app.ready();
 
-  const heartbeat = setInterval(() => events.heartbeat(), 15_000);
-  heartbeat.unref();
   return {
-    app, events, metrics,
+    app, events: api.events, metrics: api.metrics,
     async listen(host: string, port: number): Promise<string> {
       return app.listen({ host, port });
     },
     async close(): Promise<void> {
-      clearInterval(heartbeat);
-      events.closeAll();
+      api.stop();
       await app.close();
     },
   };
