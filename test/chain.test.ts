@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { BlkFileError, readBlockRecords } from '../indexer/chain/blkfiles.js';
 import { ChainError, loadBestChain, openChainReader, readChainBlock, type BestChain } from '../indexer/chain/chain.js';
-import { blockHash, blockWork, checkProofOfWork, merkleRoot, targetFromBits } from '../indexer/chain/pow.js';
+import { blockHash, blockWork, checkProofOfWork, merkleRoot, merkleTreeOf, targetFromBits } from '../indexer/chain/pow.js';
 import { scanBlock } from '../indexer/chain/scanner.js';
 import { coreRegtest, writeBlkDir } from './helpers/blocksdir.js';
 
@@ -265,5 +265,25 @@ describe('proof of work', () => {
     expect(merkleRoot([a, b, c]).equals(merkleRoot([a, b, c, c]))).toBe(true);
     expect(merkleRoot([a]).equals(a)).toBe(true);
     expect(() => merkleRoot([])).toThrow(RangeError);
+  });
+
+  test('a tree with two equal paired hashes at any level is mutated, as Core reports it, with the same root', () => {
+    const [a, b, c, d, e] = [1, 2, 3, 4, 5].map((n) => Buffer.alloc(32, n));
+    const tree = (hashes: Buffer[]): { root: string; mutated: boolean } => {
+      const t = merkleTreeOf(Buffer.concat(hashes), hashes.length);
+      return { root: t.root.toString('hex'), mutated: t.mutated };
+    };
+    const root = (hashes: Buffer[]): string => merkleRoot(hashes).toString('hex');
+    expect(tree([a])).toEqual({ root: root([a]), mutated: false });
+    expect(tree([a, b, c])).toEqual({ root: root([a, b, c]), mutated: false });
+    expect(tree([a, b, c, c])).toEqual({ root: root([a, b, c]), mutated: true });
+    expect(tree([a, a])).toEqual({ root: root([a, a]), mutated: true });
+    // b == c are not paired with each other, so nothing is repeated at the leaves.
+    expect(tree([a, b, b, c]).mutated).toBe(false);
+    // Five leaves: the last pair of the second level is (e, e) only by the odd-level copy, which does not count.
+    expect(tree([a, b, c, d, e])).toEqual({ root: root([a, b, c, d, e]), mutated: false });
+    // Repeating the last two of six leaves keeps the root and repeats a pair one level up.
+    const six = [a, b, c, d, e, a];
+    expect(tree([...six, e, a])).toEqual({ root: root(six), mutated: true });
   });
 });
