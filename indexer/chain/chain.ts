@@ -131,10 +131,12 @@ function where(n: Node): string {
 
 /**
  * Chooses the chain a recount processes (docs/spec.md §2.8): every record is
- * read once; blocks failing proof of work or their merkle root are dropped
- * with their descendants, orphans are ignored, duplicates count once; then
- * the most-work branch from genesis wins, and on equal work the tip seen
- * first in file order. Unparseable records throw BlkFileError. Only block
+ * read once; blocks failing proof of work or their merkle root (wrong, or a
+ * mutated tree) are dropped with their descendants, orphans are ignored,
+ * duplicates count once (an intact copy stands in for a bad one); then the
+ * most-work branch from genesis wins, and on equal work the tip seen first
+ * in file order. Unparseable records throw BlkFileError, except a live
+ * node's half-written newest block, left out with a warning. Only block
  * locations are kept, so memory grows with the block count, not chain size.
  */
 export async function loadBestChain(dir: string, params: NetworkParams, opts: LoadChainOptions = {}): Promise<BestChain> {
