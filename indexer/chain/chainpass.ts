@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { readRegularFile, regularFileSize } from './blkread.js';
-import { BlkFileError, deobfuscate, incompleteWarning, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
+import { BlkFileError, readRegularFile, regularFileSize } from './blkread.js';
+import { deobfuscate, incompleteWarning, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
 import type { ChunkRequest } from './chainworker.js';
 import { analyzeChunk, type ChunkResult, type RecordInfo } from './records.js';
 
@@ -110,19 +110,6 @@ function workersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
-/**
- * Reads a blk file (the `size` bytes it had when listed; a live node may
- * have appended since) into `into`, or, if it no longer fits, into a buffer
- * of its own, shared when worker threads need it.
- */
-async function readWhole(path: string, size: number, into: Buffer, shared: boolean): Promise<Buffer> {
-  const buf = await readRegularFile(path, size, into);
-  if (!shared || buf.buffer === into.buffer) return buf;
-  const copy = Buffer.from(new SharedArrayBuffer(buf.length));
-  buf.copy(copy);
-  return copy;
-}
-
 /** Cuts a file's [offset, size] pairs into runs of about CHUNK_BYTES. */
 function chunksOf(ranges: number[]): number[][] {
   const chunks: number[][] = [];
@@ -170,7 +157,9 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
     for (let i = 0; i < files.length; i++) {
       if (opts.shouldStop?.()) return;
       const file = files[i]!;
-      const buf = await readWhole(file, sizes[i]!, into, pool !== null);
+      // Only the bytes the file had when listed, so it always fits: a live
+      // node may have appended since.
+      const buf = await readRegularFile(file, sizes[i]!, into);
       if (opts.shouldStop?.()) return;
       deobfuscate(buf, 0, key);
       const last = i === files.length - 1;
