@@ -33,9 +33,13 @@ export function nodesTable(nodes: ExportNode[], height: number): string {
   );
 }
 
-/** The readable form of an export: summary lines, then the node table. */
-export function summary(e: ExportJson, utxoMuhash: string | null = null): string {
+/**
+ * The readable form of an export: summary lines, then the table of the first
+ * `maxNodes` nodes (FIRST_SEEN order) and how many more there are.
+ */
+export function summary(e: ExportJson, utxoMuhash: string | null = null, maxNodes = Infinity): string {
   const c = countByStatus(e.nodes);
+  const more = e.nodes.length - maxNodes;
   return [
     `network   ${e.network}`,
     `height    ${e.height}`,
@@ -45,6 +49,7 @@ export function summary(e: ExportJson, utxoMuhash: string | null = null): string
     `nodes     ${c.active} active, ${c.expired} expired, ${c.lapsed} lapsed`,
     `rejected  ${e.rejected.length} announcement attempt(s)`,
     '',
-    nodesTable(e.nodes, e.height),
+    nodesTable(more > 0 ? e.nodes.slice(0, maxNodes) : e.nodes, e.height),
+    ...(more > 0 ? [`… and ${more} more node(s): --all lists every node, --json prints the whole registry`] : []),
   ].join('\n');
 }

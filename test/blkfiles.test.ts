@@ -1,8 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
-import { BlkFileError, BlockReader, deobfuscate, listBlkFiles, readBlockRecords, readXorKey, type BlkRecord } from '../indexer/chain/blkfiles.js';
+import { BlkFileError, BlockReader, deobfuscate, listBlkFiles, readBlockRecords, readXorKey, splitRecords, type BlkRecord } from '../indexer/chain/blkfiles.js';
+import { openRegularFileSync, readRegularFile, regularFileSize } from '../indexer/chain/blkread.js';
 import { scanBlock } from '../indexer/chain/scanner.js';
 import { coreRegtest, writeBlkDir, type BlkDirOptions } from './helpers/blocksdir.js';
 
@@ -166,5 +168,73 @@ describe('de-obfuscation', () => {
         deobfuscate(buf, fileOffset, key);
         expect([...buf]).toEqual([...data].map((b, i) => b ^ key[(fileOffset + i) % 8]));
       }), { numRuns: 500 });
+  });
+});
+
+describe('reading only regular files, with a size bound', () => {
+  const scratch = (): string => {
+    const d = mkdtempSync(join(tmpdir(), 'nodereg-regular-'));
+    scratchDirs.push(d);
+    return d;
+  };
+
+  test('a device, a named pipe and a directory are refused by their kind, without being opened for a blocking read', async () => {
+    const d = scratch();
+    symlinkSync('/dev/zero', join(d, 'zero'));
+    execFileSync('mkfifo', [join(d, 'pipe')]);
+    mkdirSync(join(d, 'dir'));
+    for (const [name, kind] of [['zero', 'a character device'], ['pipe', 'a named pipe'], ['dir', 'a directory']] as const) {
+      const path = join(d, name);
+      await expect(regularFileSize(path)).rejects.toThrow(`${path}: is ${kind}, not a regular file`);
+      await expect(readRegularFile(path, 100)).rejects.toThrow(`${path}: is ${kind}, not a regular file`);
+      expect(() => openRegularFileSync(path)).toThrow(`${path}: is ${kind}, not a regular file`);
+    }
+  });
+
+  test('a file over the bound is refused, and a read never returns more than asked', async () => {
+    const d = scratch();
+    const path = join(d, 'blk00000.dat');
+    writeFileSync(path, Buffer.alloc(100, 7));
+    await expect(regularFileSize(path, 99)).rejects.toThrow(/is 100 bytes, more than any file bitcoind writes there \(at most 99\)/);
+    expect(await regularFileSize(path, 100)).toBe(100);
+    expect((await readRegularFile(path, 10)).length).toBe(10);
+    const into = Buffer.alloc(200);
+    const view = await readRegularFile(path, 1000, into);
+    expect([view.length, view.buffer === into.buffer]).toEqual([100, true]);
+    await expect(readRegularFile(join(d, 'missing'), 10)).rejects.toMatchObject({ code: 'ENOENT', offset: null });
+  });
+});
+
+describe('the end of the last file, where a live node writes', () => {
+  const records = (...sizes: number[]): Buffer => Buffer.concat(sizes.map((n) => {
+    const head = Buffer.alloc(8);
+    MAGIC.copy(head);
+    head.writeUInt32LE(n, 4);
+    return Buffer.concat([head, Buffer.alloc(n, 0xaa)]);
+  }));
+
+  test.each([
+    ['a record cut off by the end of the file', records(10, 20).subarray(0, 18 + 8 + 5)],
+    ['a record header cut off', records(10, 20).subarray(0, 18 + 6)],
+    ['part of a magic, then zeros', Buffer.concat([records(10), MAGIC.subarray(0, 2), Buffer.alloc(50)])],
+  ])('%s is incomplete in the last file and an error in any other', (_what, buf) => {
+    expect(splitRecords(buf, 'f', MAGIC, null, true)).toEqual({ ranges: [8, 10], error: null, incomplete: 18 });
+    const other = splitRecords(buf, 'f', MAGIC, null, false);
+    expect([other.ranges, other.incomplete]).toEqual([[8, 10], null]);
+    expect(other.error).toBeInstanceOf(BlkFileError);
+  });
+
+  test('a cut-off record with another record inside it, or junk past a partial header, is corruption even in the last file', () => {
+    // A size field grown by a flipped bit swallows the records after it.
+    const grown = records(10, 20, 30);
+    grown.writeUInt32LE(10 + 1000, 4);
+    expect(splitRecords(grown, 'f', MAGIC, null, true).error?.message).toMatch(/^f at offset 8: record of 1010 bytes runs past the end of the file/);
+    const junk = Buffer.concat([records(10), MAGIC.subarray(0, 2), Buffer.alloc(20), Buffer.from('junk')]);
+    expect(splitRecords(junk, 'f', MAGIC, null, true).error?.message).toMatch(/^f at offset 18: expected a block record or zero padding here/);
+  });
+
+  test('a file that does not start with a record, without a key, suggests a missing xor.dat', () => {
+    const buf = Buffer.concat([Buffer.from('0123456789'), records(10)]);
+    expect(splitRecords(buf, 'f', MAGIC, null, false).error?.message).toMatch(/^f at offset 0: .*xor\.dat \(the obfuscation key\) may be missing$/);
   });
 });

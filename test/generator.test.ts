@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ecc from '@bitcoinerlab/secp256k1';
 import { Block, Transaction } from 'bitcoinjs-lib';
-import { detectAnnouncement } from '../script/carrier.js';
-import { interpret, judgeAttempts, isLive, type RegistrationView } from '../script/interpreter.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { REASON_CODES } from '../script/reasons.js';
 import { layoutBlkFiles, storageOrder, writeBlocksDir, type BlkLayoutOptions } from '../fixtures/generator/blkwriter.js';
@@ -14,6 +12,7 @@ import { chainManifest, type ChainManifest } from '../fixtures/generator/manifes
 import { fixtureLayout } from '../fixtures/generator/output.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { payTo } from '../fixtures/generator/wallet.js';
+import { replayRegistry } from './helpers/replay.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 const MAGIC = Buffer.from(regtest.magic, 'hex');
@@ -357,80 +356,3 @@ describe('the demo scenario', () => {
 });
 
 const toRpc = (h: Uint8Array): string => Buffer.from(h).reverse().toString('hex');
-
-interface SimReg extends RegistrationView {
-  tipTxid: Uint8Array;
-  timestamp: number;
-  expiryHeight: number;
-  ended: boolean;
-}
-
-/**
- * A deliberately naive replay of docs/spec.md §2.3–2.4 over raw blocks, using the
- * project's decoder and interpreter, to check the scenario's bookkeeping.
- */
-function replayRegistry(chain: readonly MinedBlock[]): { outcomes: Map<string, string>; ended: Record<string, string>; live: string[] } {
-  const coins = new Map<string, { script: string; value: bigint }>();
-  const balance = new Map<string, bigint>();
-  const regs = new Map<string, SimReg>();
-  const outcomes = new Map<string, string>();
-  const ended: Record<string, string> = {};
-  const add = (s: string, v: bigint): void => { balance.set(s, (balance.get(s) ?? 0n) + v); };
-  for (const mb of chain.slice(1)) {
-    const block = Block.fromBuffer(mb.raw);
-    block.transactions!.forEach((tx, index) => {
-      const txid = tx.getId();
-      const spent = new Set<string>();
-      if (index > 0) {
-        for (const i of tx.ins) {
-          const k = `${toRpc(i.hash)}:${i.index}`;
-          const c = coins.get(k)!;
-          coins.delete(k);
-          add(c.script, -c.value);
-          spent.add(c.script);
-        }
-      }
-      tx.outs.forEach((o, vout) => {
-        if (o.script[0] === 0x6a) return;
-        coins.set(`${txid}:${vout}`, { script: hex(o.script), value: o.value });
-        add(hex(o.script), o.value);
-      });
-      const attempts = tx.outs.flatMap((o, vout) => {
-        const attempt = detectAnnouncement(o.script);
-        return attempt ? [{ vout, attempt }] : [];
-      });
-      for (const j of judgeAttempts(attempts)) {
-        const key = `${txid}:${j.vout}`;
-        if (j.reason !== null) {
-          outcomes.set(key, j.reason);
-          continue;
-        }
-        const a = j.announcement;
-        const s = hex(a.stakeScript);
-        const verdict = interpret(a, {
-          height: mb.height, blockTime: block.timestamp, isCoinbase: index === 0,
-          spendsScript: (script) => spent.has(hex(script)),
-          balanceAfter: (script) => balance.get(hex(script)) ?? 0n,
-          registration: (script) => regs.get(hex(script)) ?? null,
-        }, regtest);
-        outcomes.set(key, verdict.accepted ? 'accepted' : verdict.reason);
-        if (!verdict.accepted) continue;
-        regs.set(s, { tipTxid: tx.getHash(), timestamp: a.timestamp, expiryHeight: mb.height + regtest.expiryBlocks, ended: false });
-        delete ended[s];
-      }
-    });
-    for (const [s, r] of regs) {
-      if (!r.ended && r.expiryHeight <= mb.height) {
-        r.ended = true;
-        ended[s] = `expired@${mb.height}`;
-      }
-    }
-    for (const [s, r] of regs) {
-      if (isLive(r, mb.height) && (balance.get(s) ?? 0n) < regtest.minStake) {
-        r.ended = true;
-        ended[s] = `lapsed@${mb.height}`;
-      }
-    }
-  }
-  return { outcomes, ended, live: [...regs].filter(([, r]) => !r.ended).map(([s]) => s) };
-}

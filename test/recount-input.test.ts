@@ -121,12 +121,16 @@ describe('unreadable records stop the recount with the file and offset', () => {
     expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset (${start}|${start + size})\\b`));
   });
 
-  it('a record whose size runs past the end of the last file', () => {
+  it('a record whose size runs past the end of a file that is not the last', () => {
+    // In the last file this is a block a live node is still writing (see recount-dirs.test.ts).
     const dir = join(freshDir('cut-off'), 'blocks');
     mkdirSync(dir);
-    const [file] = layoutBlkFiles(baseBlocks, { magic: 'fabfb5da' });
+    const half = Math.floor(baseBlocks.length / 2);
+    const [file] = layoutBlkFiles(baseBlocks.slice(0, half), { magic: 'fabfb5da' });
+    const [second] = layoutBlkFiles(baseBlocks.slice(half), { magic: 'fabfb5da' });
     const last = file!.records[file!.records.length - 1]!;
     writeFileSync(join(dir, 'blk00000.dat'), Buffer.from(file!.bytes).subarray(0, file!.bytes.length - 7));
+    writeFileSync(join(dir, 'blk00001.dat'), second!.bytes);
     expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${last.offset + 8}: record of \\d+ bytes runs past the end of the file`));
   });
 
@@ -243,6 +247,6 @@ describe('bad arguments', () => {
   it('a directory without blk files is a clear error', () => {
     const empty = freshDir('empty');
     writeFileSync(join(empty, 'xor.dat'), Buffer.alloc(8));
-    expectCleanFailure(recountCli(empty), 1, new RegExp(`${empty}.*(no blk.*files|0 records)`));
+    expectCleanFailure(recountCli(empty), 1, new RegExp(`no blk\\*\\.dat files in ${empty}: pass bitcoind's blocks/ directory`));
   });
 });

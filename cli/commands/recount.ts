@@ -26,7 +26,11 @@ interface RecountArgs extends NetworkArgs {
   utxoHash: boolean;
   fast: boolean;
   stats: boolean;
+  all: boolean;
 }
+
+/** Nodes the human-readable output lists unless --all is given. */
+export const NODES_SHOWN = 20;
 
 async function run(args: RecountArgs): Promise<void> {
   const params = networkFrom(args);
@@ -36,6 +40,14 @@ async function run(args: RecountArgs): Promise<void> {
   const started = Date.now();
   let stop = false;
   const onSignal = (): void => {
+    // A second Ctrl-C does not wait for the recount to reach a safe point: a
+    // kept index resumes from its last flush exactly as after a kill.
+    if (stop) {
+      progress.stop();
+      process.stderr.write('interrupted again: stopping at once\n');
+      if (temp) rmSync(temp, { recursive: true, force: true });
+      process.exit(130);
+    }
     stop = true;
   };
   process.on('SIGINT', onSignal);
@@ -44,6 +56,7 @@ async function run(args: RecountArgs): Promise<void> {
     const db = await openStore(dbPath, params, { create: true, utxoHash: args.utxoHash });
     try {
       let target = 0;
+      let reading = false;
       const result = await recount({
         blocksDir: args.blocksDir,
         params,
@@ -55,12 +68,11 @@ async function run(args: RecountArgs): Promise<void> {
         shouldStop: () => stop,
         fast: args.fast,
         throwaway: temp !== null,
-        onWarning: (m) => {
-          progress.stop();
-          process.stderr.write(`warning: ${m}\n`);
-        },
+        onWarning: (m) => progress.note(`warning: ${m}`),
         onChainProgress: (done, total) => {
-          if (done === 0) progress.start('reading blocks ', total, 'bytes');
+          // The first report already counts the bytes of the first chunk.
+          if (!reading) progress.start('reading blocks ', total, 'bytes');
+          reading = true;
           progress.update(done);
         },
         onChainLoaded: (chain, start, t) => {
@@ -91,7 +103,7 @@ async function run(args: RecountArgs): Promise<void> {
       const out = await exportAt(db, params, result.height);
       const utxo = args.utxoHash ? await utxoHashAt(db, result.height) : null;
       if (args.json) printJson(utxo === null ? out : { ...out, utxoMuhash: utxo });
-      else process.stdout.write(summary(out, utxo) + '\n');
+      else process.stdout.write(summary(out, utxo, args.all ? Infinity : NODES_SHOWN) + '\n');
     } finally {
       progress.stop();
       await db.close();
@@ -120,6 +132,7 @@ export const recountCommand: CommandModule = {
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
+      .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
       .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB, when coins go to the database (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
       .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, keep the UTXO set in memory up to this size, MiB; past it the recount starts over on the database (0: always the database)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })

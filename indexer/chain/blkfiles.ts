@@ -1,24 +1,10 @@
-import { closeSync, openSync, readSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { closeSync, readSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BlkFileError, openRegularFileSync, readRegularFile, regularFileSize } from './blkread.js';
 import { BlockParseError, forEachTxid, scanHeader, type ScannedHeader } from './scanner.js';
 
-/**
- * A blocks directory that cannot be read as bitcoind wrote it. The message
- * names the file and byte offset so the user can inspect or replace it; the
- * recount cannot continue because any block could be missing.
- */
-export class BlkFileError extends Error {
-  readonly file: string;
-  readonly offset: number;
-
-  constructor(file: string, offset: number, what: string) {
-    super(`${file} at offset ${offset}: ${what}`);
-    this.name = 'BlkFileError';
-    this.file = file;
-    this.offset = offset;
-  }
-}
+export { BlkFileError } from './blkread.js';
 
 /** One block record, de-obfuscated and checked to parse. */
 export interface BlkRecord {
@@ -67,13 +53,15 @@ export async function listBlkFiles(dir: string): Promise<string[]> {
  */
 export async function readXorKey(dir: string): Promise<Buffer | null> {
   const path = join(dir, 'xor.dat');
-  let key: Buffer;
+  let size: number;
   try {
-    key = await readFile(path);
+    size = await regularFileSize(path, Number.MAX_SAFE_INTEGER);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new BlkFileError(path, 0, `cannot read the obfuscation key (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    if (err instanceof BlkFileError && err.code === 'ENOENT') return null;
+    throw err;
   }
+  if (size !== XOR_KEY_SIZE) throw new BlkFileError(path, 0, `obfuscation key must be ${XOR_KEY_SIZE} bytes, got ${size}`);
+  const key = await readRegularFile(path, XOR_KEY_SIZE);
   if (key.length !== XOR_KEY_SIZE) throw new BlkFileError(path, 0, `obfuscation key must be ${XOR_KEY_SIZE} bytes, got ${key.length}`);
   return key.every((b) => b === 0) ? null : key;
 }
@@ -134,11 +122,11 @@ export async function* readBlockRecords(dir: string, magic: string | Buffer, opt
   const magicBytes = magicOf(magic);
   const files = await listBlkFiles(dir);
   const key = await readXorKey(dir);
-  const sizes = await Promise.all(files.map(async (f) => (await stat(f)).size));
+  const sizes = await Promise.all(files.map((f) => regularFileSize(f)));
   const total = sizes.reduce((a, b) => a + b, 0);
   let done = 0;
   for (const [fileIndex, file] of files.entries()) {
-    const buf = await readFile(file);
+    const buf = await readRegularFile(file, sizes[fileIndex]!);
     deobfuscate(buf, 0, key);
     const { ranges, error } = splitRecords(buf, file, magicBytes, key);
     for (let r = 0; r < ranges.length; r += 2) {
@@ -176,42 +164,67 @@ export function magicOf(magic: string | Buffer): Buffer {
  * a record running past the end of the file, ends the list with `error`.
  * The caller reports that error only after the records before it parse, so
  * the first problem in file order (often its cause) is the one named.
+ *
+ * In the `last` file a node may be writing its newest block right now: a
+ * record cut off by the end of the file, with no other record inside it, or
+ * a partial record header followed only by padding, is that block half
+ * written. It is not an error: `incomplete` says where it starts.
  */
-export function splitRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null): { ranges: number[]; error: BlkFileError | null } {
+export function splitRecords(
+  buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null, last = false,
+): { ranges: number[]; error: BlkFileError | null; incomplete: number | null } {
   const ranges: number[] = [];
   try {
-    findRecords(buf, file, magicBytes, key, ranges);
+    return { ranges, error: null, incomplete: findRecords(buf, file, magicBytes, key, ranges, last) };
   } catch (err) {
-    if (err instanceof BlkFileError) return { ranges, error: err };
+    if (err instanceof BlkFileError) return { ranges, error: err, incomplete: null };
     throw err;
   }
-  return { ranges, error: null };
 }
 
-function findRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null, ranges: number[]): void {
+/** A record header is the 4-byte magic and the 4-byte size. */
+const RECORD_HEADER = 8;
+
+function findRecords(buf: Buffer, file: string, magicBytes: Buffer, key: Buffer | null, ranges: number[], last: boolean): number | null {
   let pos = 0;
   for (;;) {
-    if (buf.length - pos < 4) break;
+    if (buf.length - pos < 4) return null;
     if (buf.compare(magicBytes, 0, 4, pos, pos + 4) !== 0) {
       const next = buf.indexOf(magicBytes, pos + 1);
-      // A file without a single record of this magic belongs to another network: chain
-      // selection then reports the missing genesis with a hint about --network.
-      if (pos === 0 && next < 0) break;
-      if (firstNonPadding(buf, pos, next < 0 ? buf.length : next, key) >= 0) {
-        throw new BlkFileError(file, pos, 'expected a block record or zero padding here: the record before it is cut short, or the file is corrupt');
+      // A file without a single record of this magic belongs to another network (or is
+      // obfuscated without its key): chain selection then explains the missing genesis.
+      if (pos === 0 && next < 0) return null;
+      const end = next < 0 ? buf.length : next;
+      const junk = firstNonPadding(buf, pos, end, key);
+      if (junk >= 0) {
+        if (last && next < 0 && pos > 0 && firstNonPadding(buf, pos + RECORD_HEADER, end, key) < 0) return pos;
+        const hint = pos === 0 && key === null ? XOR_HINT : 'the record before it is cut short, or the file is corrupt';
+        throw new BlkFileError(file, pos, `expected a block record or zero padding here: ${hint}`);
       }
-      if (next < 0) break;
+      if (next < 0) return null;
       pos = next;
     }
-    if (buf.length - pos < 8) throw new BlkFileError(file, pos, 'record header runs past the end of the file');
+    if (buf.length - pos < RECORD_HEADER) {
+      if (last) return pos;
+      throw new BlkFileError(file, pos, 'record header runs past the end of the file');
+    }
     const size = buf.readUInt32LE(pos + 4);
-    const offset = pos + 8;
+    const offset = pos + RECORD_HEADER;
     if (size > buf.length - offset) {
+      if (last && buf.indexOf(magicBytes, offset) < 0) return pos;
       throw new BlkFileError(file, offset, `record of ${size} bytes runs past the end of the file (${buf.length - offset} bytes left)`);
     }
     ranges.push(offset, size);
     pos = offset + size;
   }
+}
+
+/** What a file that does not start with a record may mean when there is no key. */
+export const XOR_HINT = 'if the directory comes from Bitcoin Core 28 or later, its xor.dat (the obfuscation key) may be missing';
+
+/** The warning for a newest block that a node is still writing (see splitRecords). */
+export function incompleteWarning(file: string, offset: number): string {
+  return `${file} ends in an incomplete block record at offset ${offset} (is bitcoind still writing it?): it is left out, and the recount ends at the last complete block`;
 }
 
 /** Where a block lives on disk, as the chain pass records it. */
@@ -245,11 +258,7 @@ export class BlockReader {
   read(loc: BlockLocation): Buffer {
     if (loc.file !== this.openFile) {
       this.close();
-      try {
-        this.fd = openSync(loc.file, 'r');
-      } catch (err) {
-        throw new BlkFileError(loc.file, loc.offset, `cannot open (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-      }
+      this.fd = openRegularFileSync(loc.file);
       this.openFile = loc.file;
     }
     const buf = Buffer.allocUnsafe(loc.size);

@@ -2,6 +2,7 @@ import BN from 'bn.js';
 import type { NetworkParams } from '../../script/params.js';
 import { BlockReader, readXorKey, type BlockLocation } from './blkfiles.js';
 import { analyseBlocksDir } from './chainpass.js';
+import { explainMissingGenesis } from './diagnose.js';
 import { blockWork } from './pow.js';
 
 /** One block of the chosen chain and where to re-read it. */
@@ -130,10 +131,12 @@ function where(n: Node): string {
 
 /**
  * Chooses the chain a recount processes (docs/spec.md §2.8): every record is
- * read once; blocks failing proof of work or their merkle root are dropped
- * with their descendants, orphans are ignored, duplicates count once; then
- * the most-work branch from genesis wins, and on equal work the tip seen
- * first in file order. Unparseable records throw BlkFileError. Only block
+ * read once; blocks failing proof of work or their merkle root (wrong, or a
+ * mutated tree) are dropped with their descendants, orphans are ignored,
+ * duplicates count once (an intact copy stands in for a bad one); then the
+ * most-work branch from genesis wins, and on equal work the tip seen first
+ * in file order. Unparseable records throw BlkFileError, except a live
+ * node's half-written newest block, left out with a warning. Only block
  * locations are kept, so memory grows with the block count, not chain size.
  */
 export async function loadBestChain(dir: string, params: NetworkParams, opts: LoadChainOptions = {}): Promise<BestChain> {
@@ -154,7 +157,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
     return txids;
   };
   const pass = analyseBlocksDir(dir, params.magic, {
-    onProgress: opts.onProgress, shouldStop: opts.shouldStop, threads: opts.threads, callerBusy: opts.onBlockSeen !== undefined,
+    onProgress: opts.onProgress, onWarning: warn, shouldStop: opts.shouldStop, threads: opts.threads, callerBusy: opts.onBlockSeen !== undefined,
   });
   for await (const records of pass) {
     for (const { file, info, txids } of records) {
@@ -187,7 +190,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
   const genesisKey = Buffer.from(params.genesisHash, 'hex').reverse().toString('latin1');
   const genesis = nodes.get(genesisKey);
   if (genesis === undefined) {
-    throw new ChainError(`genesis block ${params.genesisHash} of network ${params.name} is not in ${dir} (${stats.records} records read); is this the right network's blocks directory?`);
+    throw new ChainError(await explainMissingGenesis(dir, params, stats.records));
   }
   if (genesis.flaw !== null) throw new ChainError(`genesis block in ${where(genesis)} ${genesis.flaw}`);
 

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { BlkFileError, deobfuscate, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
+import { BlkFileError, readRegularFile, regularFileSize } from './blkread.js';
+import { deobfuscate, incompleteWarning, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
 import type { ChunkRequest } from './chainworker.js';
 import { analyzeChunk, type ChunkResult, type RecordInfo } from './records.js';
 
@@ -24,6 +24,8 @@ export interface ChainPassOptions {
    */
   callerBusy?: boolean;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** A recoverable oddity of the directory, such as a half-written newest block. */
+  onWarning?: (message: string) => void;
   /** Checked before each file is read; when true the generator returns early. */
   shouldStop?: () => boolean;
 }
@@ -108,38 +110,6 @@ function workersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
-/**
- * Reads a whole blk file into `into` (which must be big enough) and returns
- * the view of its bytes. A pipe or device has no size to trust, so it is
- * read to its end into a buffer of its own.
- */
-async function readWhole(path: string, into: Buffer, shared: boolean): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-    const st = await fh.stat();
-    if (!st.isFile() || st.size > into.length) {
-      const data = await fh.readFile();
-      if (!shared) return data;
-      const copy = Buffer.from(new SharedArrayBuffer(data.length));
-      data.copy(copy);
-      return copy;
-    }
-    const buf = into.subarray(0, st.size);
-    let got = 0;
-    while (got < st.size) {
-      const { bytesRead } = await fh.read(buf, got, st.size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return buf.subarray(0, got);
-  } catch (err) {
-    throw new BlkFileError(path, 0, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  } finally {
-    await fh?.close();
-  }
-}
-
 /** Cuts a file's [offset, size] pairs into runs of about CHUNK_BYTES. */
 function chunksOf(ranges: number[]): number[][] {
   const chunks: number[][] = [];
@@ -176,9 +146,7 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
   const workers = opts.callerBusy ? Math.max(1, threads - 1) : threads;
   const pool = threads > 1 && files.length > 0 && workersAvailable() ? new ChunkPool(workers) : null;
   try {
-    const sizes = await Promise.all(files.map((f) => stat(f).then((s) => s.size, (err: NodeJS.ErrnoException) => {
-      throw new BlkFileError(f, 0, `cannot read (${err.code ?? String(err)})`);
-    })));
+    const sizes = await Promise.all(files.map((f) => regularFileSize(f)));
     const total = sizes.reduce((a, b) => a + b, 0);
     let before = 0;
     // One buffer, as big as the biggest file, holds each file in turn: files
@@ -189,10 +157,17 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
     for (let i = 0; i < files.length; i++) {
       if (opts.shouldStop?.()) return;
       const file = files[i]!;
-      const buf = await readWhole(file, into, pool !== null);
+      // Only the bytes the file had when listed, so it always fits: a live
+      // node may have appended since.
+      const buf = await readRegularFile(file, sizes[i]!, into);
       if (opts.shouldStop?.()) return;
       deobfuscate(buf, 0, key);
-      const { ranges, error } = splitRecords(buf, file, magicBytes, key);
+      const last = i === files.length - 1;
+      const { ranges, error, incomplete } = splitRecords(buf, file, magicBytes, key, last);
+      // The newest block of a live node's last file may be half written even
+      // though its record fits in the preallocated space: if only padding
+      // follows it, a record that does not parse is that block.
+      const tail = last && error === null && incomplete === null && ranges.length > 0 ? ranges[ranges.length - 2]! : -1;
       const chunks = chunksOf(ranges);
       // Every chunk of the file is queued at once; results are handed on in
       // order as they come, so the caller works on one chunk while the
@@ -206,12 +181,17 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
         opts.onProgress?.(before + done, total);
         const out: AnalysedRecord[] = [];
         for (const info of r.infos) {
-          if (info.error !== null) throw new BlkFileError(file, info.offset, info.error);
+          if (info.error !== null) {
+            if (info.offset !== tail) throw new BlkFileError(file, info.offset, info.error);
+            opts.onWarning?.(incompleteWarning(file, info.offset - 8));
+            continue;
+          }
           out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32) });
         }
         yield out;
       }
       if (error !== null) throw error;
+      if (incomplete !== null) opts.onWarning?.(incompleteWarning(file, incomplete));
       before += sizes[i]!;
       opts.onProgress?.(before, total);
     }

@@ -82,8 +82,9 @@ export function blockWork(bits: number): BN {
 
 /**
  * Bitcoin's merkle root over txids in internal order: an odd level repeats
- * its last hash. The duplicate-subtree mutation (CVE-2012-2459) is not
- * detected (docs/spec.md §2.8). An empty list has no root and throws.
+ * its last hash. Blind to the duplicate-subtree mutation (CVE-2012-2459);
+ * blocks from a file go through `merkleTreeOf`, which reports it. An empty
+ * list has no root and throws.
  */
 export function merkleRoot(txids: Buffer[]): Buffer {
   if (txids.length === 0) throw new RangeError('a merkle root needs at least one transaction');
@@ -102,15 +103,25 @@ export function merkleRoot(txids: Buffer[]): Buffer {
 }
 
 /**
- * `merkleRoot` over `n` txids stored back to back in `txids` (32 bytes
- * each). Works level by level in one scratch copy, writing each parent over
- * its left child, so it allocates no buffer per node.
+ * The merkle root over `n` txids stored back to back in `txids` (32 bytes
+ * each), and whether the tree is mutated as Core's `ComputeMerkleRoot`
+ * reports it: at some level two paired hashes are equal. Such a tree has the
+ * same root as a shorter transaction list (CVE-2012-2459: repeating the last
+ * transactions keeps the root), so a body with that shape is not the block
+ * its header commits to (docs/spec.md §2.8). Works level by level in one
+ * scratch copy, writing each parent over its left child, so it allocates no
+ * buffer per node.
  */
-export function merkleRootOf(txids: Buffer, n: number): Buffer {
+export function merkleTreeOf(txids: Buffer, n: number): { root: Buffer; mutated: boolean } {
   if (n === 0) throw new RangeError('a merkle root needs at least one transaction');
   const level = Buffer.allocUnsafe(Math.max(64, n * 32 + 32));
   txids.copy(level, 0, 0, n * 32);
+  let mutated = false;
   while (n > 1) {
+    // Only the pairs that exist count: the copy of an odd level's last hash is not a mutation.
+    for (let i = 0; i + 1 < n && !mutated; i += 2) {
+      if (level.compare(level, (i + 1) * 32, (i + 2) * 32, i * 32, (i + 1) * 32) === 0) mutated = true;
+    }
     if (n % 2 === 1) level.copy(level, n * 32, (n - 1) * 32, n * 32);
     const half = (n + 1) >> 1;
     for (let i = 0; i < half; i++) {
@@ -118,5 +129,5 @@ export function merkleRootOf(txids: Buffer, n: number): Buffer {
     }
     n = half;
   }
-  return Buffer.from(level.subarray(0, 32));
+  return { root: Buffer.from(level.subarray(0, 32)), mutated };
 }

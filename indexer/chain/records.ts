@@ -1,6 +1,6 @@
 import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { parseFailure } from './blkfiles.js';
-import { checkProofOfWork, merkleRootOf } from './pow.js';
+import { checkProofOfWork, merkleTreeOf } from './pow.js';
 import { blockTxCount, scanHeader, walkTxidsInto } from './scanner.js';
 
 /**
@@ -19,7 +19,7 @@ export interface RecordInfo {
   txCount: number;
   /** Where this block's txids start in its chunk's txid buffer, 32 bytes each. */
   txidAt: number;
-  /** Why the block fails proof of work or its merkle root; null when it is intact. */
+  /** Why the block fails proof of work or its merkle root (wrong or mutated); null when it is intact. */
   flaw: string | null;
   /** The record does not parse as a block: fatal for a recount, which cannot skip data. */
   error: string | null;
@@ -83,7 +83,12 @@ function analyzeRecord(bytes: Buffer, offset: number, sink: Sink): RecordInfo {
   }
   let flaw: string | null = null;
   if (!checkProofOfWork(header.hash, header.bits)) flaw = 'fails proof of work';
-  else if (walked.txs === 0 || !merkleRootOf(sink.buf.subarray(txidAt), walked.txs).equals(header.merkleRoot)) flaw = 'has a wrong merkle root';
+  else if (walked.txs === 0) flaw = 'has a wrong merkle root';
+  else {
+    const tree = merkleTreeOf(sink.buf.subarray(txidAt), walked.txs);
+    if (!tree.root.equals(header.merkleRoot)) flaw = 'has a wrong merkle root';
+    else if (tree.mutated) flaw = 'has a mutated merkle tree (repeated transactions, CVE-2012-2459)';
+  }
   sink.used = txidAt + walked.txs * 32;
   return {
     ...base,
