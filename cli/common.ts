@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { shown } from '../script/address.js';
 import { ParamsError, resolveParams, type NetworkParams } from '../script/params.js';
 
 /** A mistake in how the command was called: printed as one line, exit status 2. */
@@ -60,7 +61,7 @@ export function printJson(value: unknown): void {
 export function hexArg(value: string, what: string): Buffer {
   const v = value.startsWith('0x') ? value.slice(2) : value;
   if (v.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(v)) {
-    throw new UsageError(`${what} must be hex (an even number of 0-9a-f digits), got "${value}"`);
+    throw new UsageError(`${what} must be hex (an even number of 0-9a-f digits), got ${shown(value)}`);
   }
   return Buffer.from(v, 'hex');
 }
