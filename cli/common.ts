@@ -23,13 +23,25 @@ export interface NetworkArgs {
   params?: string;
 }
 
-/** Adds `--network` / `--params` to a command. */
+/** bitcoind's -chain names for the networks nodereg calls mainnet and testnet. */
+const CHAIN_NAMES: Readonly<Record<string, string>> = { main: 'mainnet', test: 'testnet' };
+
+/** `--chain main` is `--network mainnet`; other names pass through to be checked. */
+export function chainName(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const v = String(Array.isArray(value) ? value[value.length - 1] : value);
+  return CHAIN_NAMES[v] ?? v;
+}
+
+/** Adds `--network` (alias `--chain`) / `--params` to a command. */
 export function withNetwork<T>(y: Argv<T>): Argv<T & NetworkArgs> {
   return y
     .option('network', {
+      alias: 'chain',
       type: 'string',
-      describe: 'built-in chain: mainnet, testnet, testnet4, signet, regtest',
+      describe: 'built-in chain: mainnet (main), testnet (test), testnet4, signet, regtest',
       default: undefined,
+      coerce: chainName,
     })
     .option('params', {
       type: 'string',

@@ -1,7 +1,7 @@
 import type { NodeInfo } from '../../indexer/read/queries.js';
 import { AddressError, parseStake } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
-import { hexArg, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';
+import { hexArg, networkFrom, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';
 import { coins } from '../format.js';
 import { ApiSource } from '../operator/api-source.js';
 import { execute, prepare, type AnnounceRequest, type Session } from '../operator/announce.js';
@@ -60,7 +60,7 @@ async function openSource(a: SourceArgs): Promise<IndexSource> {
 async function withSession<T>(a: OperatorArgs, fn: (s: Session) => Promise<T>): Promise<T> {
   const source = await openSource(a);
   try {
-    const rpc = rpcFrom(a);
+    const rpc = rpcFrom(a, source.params);
     const s: Session = { source, rpc, params: source.params, json: a.json, now };
     await checkChain(rpc, s.params);
     return await fn(s);
@@ -162,7 +162,7 @@ export async function runBroadcast(a: BroadcastArgs): Promise<void> {
   const txid = tx.getId();
   const source = a.db !== undefined || a.api !== undefined ? await openSource(a) : null;
   try {
-    const rpc = rpcFrom(a);
+    const rpc = rpcFrom(a, source?.params ?? networkFrom(a));
     let judged = null;
     if (source) {
       await checkChain(rpc, source.params);
@@ -214,7 +214,7 @@ export async function runStatus(a: StatusArgs): Promise<void> {
     const params = source.params;
     const stake = stakeArg(a.stake!, params);
     if (a.rpc !== undefined) {
-      const rpc = rpcFrom(a);
+      const rpc = rpcFrom(a, params);
       await checkChain(rpc, params);
       await source.catchUp(rpc);
     }

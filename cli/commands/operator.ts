@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { withJson, withNetwork } from '../common.js';
+import { withDatadir } from '../datadir.js';
 import { checkFeeRate } from '../operator/node.js';
 import { looksLikeWif } from '../operator/wif.js';
 import type { BroadcastArgs, OperatorArgs, StatusArgs } from './operator-run.js';
@@ -41,12 +42,12 @@ function sourceOptions<T>(y: Argv<T>, required: boolean): Argv<T> {
     }) as unknown as Argv<T>;
 }
 
-function rpcOptions<T>(y: Argv<T>, required: boolean): Argv<T> {
-  return y
-    .option('rpc', { type: 'string', demandOption: required, describe: 'node RPC URL, e.g. http://127.0.0.1:8332' })
+function rpcOptions<T>(y: Argv<T>, byDefault: boolean): Argv<T> {
+  return withDatadir(y)
+    .option('rpc', { type: 'string', describe: byDefault ? 'node RPC URL (default: http://127.0.0.1 on the chain\'s standard port)' : 'node RPC URL: catch up with this node first' })
     .option('rpc-user', { type: 'string', describe: 'RPC user (with --rpc-password or NODEREG_RPC_PASSWORD)' })
     .option('rpc-password', { type: 'string', describe: 'RPC password; prefer NODEREG_RPC_PASSWORD or --rpc-cookie' })
-    .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file' })
+    .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file (default: the --datadir one, without --rpc-user)' })
     .option('rpc-timeout', { type: 'number', default: 30, describe: 'seconds before an RPC call is abandoned' })
     .conflicts('rpc-cookie', 'rpc-password') as unknown as Argv<T>;
 }
