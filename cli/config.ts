@@ -88,9 +88,8 @@ export function withEnvAndConfig<T>(y: Argv<T>, args: string[], env: NodeJS.Proc
       type: 'string',
       default: defaultConfPath(args, env),
       defaultDescription: `<--db>/${CONF_NAME}, else ~/.nodereg/${CONF_NAME}`,
-      describe: 'config file of option=value lines (see docs/operations.md)',
     })
-    .config('conf', loadConfig)
+    .config('conf', 'config file of option=value lines, as bitcoin.conf (see docs/operations.md)', loadConfig)
     // yargs hands middleware its instance as a second argument, which @types/yargs omits.
     .middleware(((argv: Record<string, unknown>, yi: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> } }) => {
       const o = yi.getOptions();
