@@ -56,6 +56,8 @@ export function parseConfig(text: string, path: string): Record<string, string |
 
 /** yargs re-wraps what the loader throws; this keeps the original so the exit code stays 1. */
 let configFailure: UserError | null = null;
+/** The file as read, for booleans written bitcoin.conf's way (see below). */
+let configRead: Record<string, string | string[]> = {};
 
 function loadConfig(path: string): Record<string, string | string[]> {
   try {
@@ -65,7 +67,8 @@ function loadConfig(path: string): Record<string, string | string[]> {
     } catch (err) {
       throw new UserError(`cannot read the config file ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}): check --conf`);
     }
-    return parseConfig(text, path);
+    configRead = parseConfig(text, path);
+    return configRead;
   } catch (err) {
     if (err instanceof UserError) configFailure = err;
     throw err;
@@ -91,8 +94,14 @@ export function withEnvAndConfig<T>(y: Argv<T>, args: string[], env: NodeJS.Proc
     })
     .config('conf', 'config file of option=value lines, as bitcoin.conf (see docs/operations.md)', loadConfig)
     // yargs hands middleware its instance as a second argument, which @types/yargs omits.
-    .middleware(((argv: Record<string, unknown>, yi: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> } }) => {
+    .middleware(((argv: Record<string, unknown>, yi: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]>; boolean: string[] } }) => {
       const o = yi.getOptions();
+      // yargs reads only "true" as true; bitcoin.conf users write 1 and 0.
+      for (const k of o.boolean) {
+        if (typed.has(k)) continue;
+        const raw = env[`${ENV_PREFIX}_${k.toUpperCase().replace(/-/g, '_')}`] ?? [configRead[k]].flat().pop();
+        if (raw === '1' || raw === '0') argv[k] = argv[camel(k)] = raw === '1';
+      }
       const known = new Set<string>();
       for (const k of [...Object.keys(o.key), ...Object.keys(o.alias), ...Object.values(o.alias).flat()]) {
         known.add(k);

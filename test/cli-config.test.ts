@@ -108,6 +108,17 @@ describe('the command line, NODEREG_* variables and nodereg.conf', () => {
     expect(run(['root', '--json'], { NODEREG_DB: db }).stdout).toMatch(/"height": 450/);
   });
 
+  it('reads booleans as true/false, or as 1/0 the way bitcoin.conf writes them', () => {
+    const dd = ['recount', '--chain', 'regtest', '--datadir', datadir];
+    expect(run(dd, { NODEREG_JSON: '1' }).stdout).toBe(expected);
+    expect(run(dd, { NODEREG_JSON: 'true' }).stdout).toBe(expected);
+    expect(run(dd, { NODEREG_JSON: '0' }).stdout).toMatch(/^network\s+regtest$/m);
+    const conf = join(dir, 'bool.conf');
+    writeFileSync(conf, 'json=1\n');
+    expect(run([...dd, '--conf', conf]).stdout).toBe(expected);
+    expect(run([...dd, '--conf', conf], { NODEREG_JSON: 'false' }).stdout).toMatch(/^network\s+regtest$/m);
+  });
+
   it('ignores NODEREG_ variables of options a command does not have, but not an unknown flag on the command line', () => {
     const res = run(['script', 'decode', '00', '--json'], { NODEREG_DATADIR: datadir, NODEREG_WIF: 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy', NODEREG_NO_SUCH_OPTION: '1' });
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });

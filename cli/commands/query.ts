@@ -46,7 +46,8 @@ const nodes: CommandModule = {
     .option('status', { choices: ['active', 'expired', 'lapsed', 'all'] as const, default: 'active' as const, describe: 'which registrations' })
     .option('at', { type: 'number', describe: 'as of this past height (rebuilt from the event history)' })
     .check(heightCheck('at'))
-    .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150'),
+    .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150')
+    .example('$0 nodes --api http://127.0.0.1:8080', 'ask the running daemon that holds the index'),
   handler: (argv) => {
     const a = argv as unknown as NodesArgs;
     return withIndex(a, async (source) => {
@@ -113,13 +114,14 @@ const explain: CommandModule = {
       const list = (await source.explain(txid.toString('hex'))).map((o) => ({
         ...o, explanation: o.reason === null ? 'accepted' : REASON_TEXT[o.reason as ReasonCode],
       }));
-      const none = `${a.txid}: no announcement attempt from this transaction is in the index (it has none, or it is not in the indexed chain)`;
       if (a.json) {
         printJson({ txid: a.txid.toLowerCase(), announcements: list });
         if (list.length === 0) process.exitCode = 1;
         return;
       }
-      if (list.length === 0) throw new UserError(none);
+      if (list.length === 0) {
+        throw new UserError(`${a.txid}: no announcement attempt from this transaction is in the index (it has none, or it is not in the indexed chain)`);
+      }
       for (const o of list) {
         const what = o.kind ? (o.kind === 'newnode' ? 'OP_NEWNODE' : 'OP_RENEWAL') : 'announcement attempt';
         process.stdout.write(o.accepted
