@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { shown } from '../script/address.js';
 import { ParamsError, resolveParams, type NetworkParams } from '../script/params.js';
 
 /** A mistake in how the command was called: printed as one line, exit status 2. */
@@ -22,13 +23,25 @@ export interface NetworkArgs {
   params?: string;
 }
 
-/** Adds `--network` / `--params` to a command. */
+/** bitcoind's -chain names for the networks nodereg calls mainnet and testnet. */
+const CHAIN_NAMES: Readonly<Record<string, string>> = { main: 'mainnet', test: 'testnet' };
+
+/** `--chain main` is `--network mainnet`; other names pass through to be checked. */
+export function chainName(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  const v = String(Array.isArray(value) ? value[value.length - 1] : value);
+  return CHAIN_NAMES[v] ?? v;
+}
+
+/** Adds `--network` (alias `--chain`) / `--params` to a command. */
 export function withNetwork<T>(y: Argv<T>): Argv<T & NetworkArgs> {
   return y
     .option('network', {
+      alias: 'chain',
       type: 'string',
-      describe: 'built-in chain: mainnet, testnet, testnet4, signet, regtest',
+      describe: 'built-in chain: mainnet (main), testnet (test), testnet4, signet, regtest',
       default: undefined,
+      coerce: chainName,
     })
     .option('params', {
       type: 'string',
@@ -60,7 +73,7 @@ export function printJson(value: unknown): void {
 export function hexArg(value: string, what: string): Buffer {
   const v = value.startsWith('0x') ? value.slice(2) : value;
   if (v.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(v)) {
-    throw new UsageError(`${what} must be hex (an even number of 0-9a-f digits), got "${value}"`);
+    throw new UsageError(`${what} must be hex (an even number of 0-9a-f digits), got ${shown(value)}`);
   }
   return Buffer.from(v, 'hex');
 }

@@ -10,13 +10,14 @@ import { verifyCommand } from './commands/verify.js';
 import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
 import { keyCommand } from './commands/key.js';
 import { UsageError, UserError } from './common.js';
+import { failureOf, withEnvAndConfig } from './config.js';
 
 /**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
  * says how), 2 a usage mistake. Stack traces are kept for real bugs.
  */
 async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
+  await withEnvAndConfig(yargs(argv), argv)
     .scriptName('nodereg')
     .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
     .command(scriptCommand)
@@ -39,9 +40,9 @@ async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       // yargs passes a message for its own validation (and .check) failures,
-      // and none when a command handler threw.
-      if (!msg) throw err;
-      throw new UsageError(msg);
+      // and none when a command handler threw; a config file that cannot be
+      // read keeps its own kind of error.
+      throw failureOf(msg, err);
     })
     .parseAsync();
 }

@@ -35,6 +35,20 @@ function witnessScript(version: number, program: Uint8Array): Buffer {
   return Buffer.concat([Buffer.of(version === 0 ? 0x00 : 0x50 + version, program.length), program]);
 }
 
+/** Base58 WIF: 51 or 52 characters (uncompressed / compressed keys). */
+const WIF_SHAPE = /^[1-9A-HJ-NP-Za-km-z]{51,52}$/;
+const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
+
+/** Whether a value looks like a private key by its shape alone; such values are never echoed. */
+export function looksLikeWif(value: string): boolean {
+  return WIF_SHAPE.test(value.trim());
+}
+
+/** The value as error messages may show it: quoted, unless it may be a private key. */
+export function shown(value: string): string {
+  return looksLikeWif(value) ? 'the value (not shown: it looks like a private key)' : `"${value}"`;
+}
+
 /**
  * Parses an address of `params`' chain into its output script. Only the five
  * stake templates are accepted; the error says whether the address is
@@ -47,7 +61,7 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
     try {
       decoded = btcAddress.fromBech32(addr);
     } catch (err) {
-      throw new AddressError(`"${addr}" is not a valid bech32 address: ${(err as Error).message}`);
+      throw new AddressError(`${shown(addr)} is not a valid bech32 address: ${(err as Error).message}`);
     }
     const { version, prefix, data } = decoded;
     // The separator is the last "1", so "bc1x1q…" has the prefix "bc1x", not "bc".
@@ -59,10 +73,11 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
     throw new AddressError(`"${addr}" is a witness v${version} program of ${data.length} bytes, not P2WPKH, P2WSH or P2TR`);
   }
   let decoded: { version: number; hash: Uint8Array } | null = null;
+  let base58Flaw = '';
   try {
     decoded = btcAddress.fromBase58Check(addr);
-  } catch {
-    decoded = null;
+  } catch (err) {
+    base58Flaw = (err as Error).message;
   }
   if (decoded) {
     const h = Buffer.from(decoded.hash);
@@ -70,10 +85,25 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
     if (decoded.version === params.scriptHash) return Buffer.concat([Buffer.of(0xa9, 20), h, Buffer.of(0x87)]);
     throw new AddressError(`"${addr}" has version byte ${decoded.version}, which is not an address of ${params.name} (expected ${params.pubKeyHash} or ${params.scriptHash}); check --network/--params`);
   }
-  if (/^[a-z0-9]{1,83}1[02-9ac-hj-np-z]{6,}$/.test(lower)) {
+  if (looksLikeWif(addr)) {
+    throw new AddressError('the value is not an address: it looks like a private key (WIF), so it is not shown; keys never belong on a command line');
+  }
+  let otherBech32: string | null = null;
+  try {
+    otherBech32 = btcAddress.fromBech32(addr).prefix;
+  } catch {
+    otherBech32 = null;
+  }
+  // bech32 is single-case; base58 addresses mix cases, so a mixed-case string is never bech32.
+  const singleCase = addr === lower || addr === addr.toUpperCase();
+  if (otherBech32 !== null || (singleCase && /^[a-z0-9]{1,83}1[02-9ac-hj-np-z]{6,}$/.test(lower))) {
     throw new AddressError(`"${addr}" looks like a bech32 address of another network; ${params.name} addresses start with "${params.bech32}1" (check --network/--params)`);
   }
-  throw new AddressError(`"${addr}" is not a valid address`);
+  if (BASE58.test(addr) && addr.length >= 25 && addr.length <= 36) {
+    const why = /checksum/i.test(base58Flaw) ? 'its base58 checksum does not match' : 'it has the wrong length for a base58 address';
+    throw new AddressError(`"${addr}" is not a valid address: ${why} (a typo?)`);
+  }
+  throw new AddressError(`${shown(addr)} is not a valid address`);
 }
 
 /**
@@ -86,6 +116,6 @@ export function parseStake(input: string, params: NetworkParams): Buffer {
     if (stakeTemplate(script) !== null) return script;
   }
   const script = addressToScript(input, params);
-  if (stakeTemplate(script) === null) throw new AddressError(`"${input}" is not a standard stake`);
+  if (stakeTemplate(script) === null) throw new AddressError(`${shown(input)} is not a standard stake`);
   return script;
 }

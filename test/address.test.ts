@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AddressError, addressToScript, parseStake, scriptToAddress } from '../script/address.js';
+import { AddressError, addressToScript, looksLikeWif, parseStake, scriptToAddress } from '../script/address.js';
 import { BUILTIN_NETWORKS, loadParamsFile, type NetworkParams } from '../script/params.js';
 
 interface AddressTable {
@@ -76,6 +76,45 @@ describe('addresses', () => {
       .toThrow(/--network\/--params/);
     expect(() => addressToScript('1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH', NETWORKS.regtest!))
       .toThrow(/--network\/--params/);
+  });
+
+  test('a base58 address with a bad checksum is called a typo, never a bech32 address of another network', () => {
+    const good = '1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH';
+    for (const typo of [good.slice(0, -1) + 'J', 'mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfN', '2N2JD6wb56AfK4tfmM6PwdVmoYk2dCKf4Br'.slice(0, -1) + 'C']) {
+      for (const network of [NETWORKS.mainnet!, NETWORKS.regtest!]) {
+        let err: Error | null = null;
+        try {
+          addressToScript(typo, network);
+        } catch (e) {
+          err = e as Error;
+        }
+        expect(err).toBeInstanceOf(AddressError);
+        expect(err!.message).toBe(`"${typo}" is not a valid address: its base58 checksum does not match (a typo?)`);
+      }
+    }
+    // A real bech32 address of another network is still named as such.
+    expect(() => addressToScript('tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx', NETWORKS.mainnet!)).toThrow(/looks like a bech32 address of another network/);
+  });
+
+  test('a value that looks like a private key is never echoed in an error', () => {
+    const wifs = [
+      'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy', // compressed testnet/regtest key
+      '5HueCGU8rMjxEXxiPuD5BDku4MkFqeZyd4dZ1jvhTVqvbTLvyTJ', // uncompressed mainnet key
+      'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpz', // the same with a typo
+    ];
+    for (const wif of wifs) {
+      expect(looksLikeWif(wif)).toBe(true);
+      for (const network of Object.values(NETWORKS)) {
+        let message = '';
+        try {
+          parseStake(wif, network);
+        } catch (e) {
+          message = (e as Error).message;
+        }
+        expect(message).toMatch(/looks like a private key/);
+        expect(message).not.toContain(wif.slice(5, -5));
+      }
+    }
   });
 
   test('a stake may be given as an output script in hex', () => {

@@ -17,6 +17,23 @@ describe('--help', () => {
     for (const cmd of new Set(COMMANDS.map((c) => c.split(' ')[0]))) expect(res.stdout).toContain(`nodereg ${cmd}`);
   });
 
+  it('of status documents its exit codes for cron and monitoring', () => {
+    const out = nodereg(['status', '--help']).stdout;
+    expect(out).toMatch(/^ {2}0 {2}active, and not expiring within --warn-blocks$/m);
+    expect(out).toMatch(/^ {2}3 {2}a warning: expires within --warn-blocks, or the stake balance is within 5% of minStake/m);
+    expect(out).toMatch(/^ {2}4 {2}not live: expired, lapsed, or never registered$/m);
+  });
+
+  it('shows --datadir, --chain and --conf where they apply', () => {
+    for (const cmd of ['index', 'recount', 'verify', 'announce', 'renew', 'status']) {
+      const out = nodereg([cmd, '--help']).stdout;
+      expect(out).toMatch(/--datadir/);
+      expect(out).toMatch(/--network, --chain/);
+      expect(out).toMatch(/--conf +config file of option=value lines, as bitcoin\.conf/);
+    }
+    for (const cmd of ['nodes', 'node x', 'explain x', 'root', 'export', 'utxo-hash']) expect(nodereg([...cmd.split(' '), '--help']).stdout).toMatch(/--api/);
+  });
+
   it('an unknown command is a usage error with exit status 2', () => {
     const res = nodereg(['frobnicate']);
     expect(res.status).toBe(2);

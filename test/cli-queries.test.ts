@@ -57,12 +57,15 @@ describe('queries on a kept index', () => {
     expect(plain.stdout).toMatch(/status\s+active, expires at 258 \(in 142 blocks\)/);
   });
 
-  it('explain says accepted, rejected with the reason, or that a transaction has no announcement', () => {
+  it('explain says accepted, rejected with the reason, or that a transaction has no announcement (exit 1)', () => {
     expect(nodereg(['explain', NEWNODE_TXID, '--db', db]).stdout).toMatch(/OP_NEWNODE accepted at height 113/);
     expect(nodereg(['explain', REJECTED_TXID, '--db', db]).stdout).toMatch(/rejected at height 115: TIMESTAMP_IN_FUTURE/);
-    const none = json<{ announcements: unknown[] }>(['explain', '00'.repeat(32), '--db', db, '--json']);
-    expect(none.announcements).toEqual([]);
-    expect(nodereg(['explain', '00'.repeat(32), '--db', db]).stdout).toMatch(/no announcement attempt/);
+    const none = nodereg(['explain', '00'.repeat(32), '--db', db, '--json']);
+    expect(none.status).toBe(1);
+    expect((JSON.parse(none.stdout) as { announcements: unknown[] }).announcements).toEqual([]);
+    const plain = nodereg(['explain', '00'.repeat(32), '--db', db]);
+    expect(plain.status).toBe(1);
+    expect(plain.stderr).toMatch(/^nodereg: 0{64}: no announcement attempt from this transaction is in the index/);
   });
 
   it('root --height prints the stored root, equal to the export\'s', () => {

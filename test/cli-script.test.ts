@@ -170,6 +170,19 @@ describe('usage errors exit 2 with a one-line message', () => {
     expectUsageError(nodereg('script', 'decode', '6a0'), /must be hex/);
   });
 
+  test('a string shaped like a private key is never echoed, as --stake, as the script to decode or as --prev', () => {
+    const wif = 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy';
+    const runs = [
+      nodereg('script', 'encode', '--network', 'regtest', '--stake', wif, '--timestamp', '1700000000'),
+      nodereg('script', 'decode', wif),
+      nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--prev', wif),
+    ];
+    for (const r of runs) {
+      expectUsageError(r, /looks like a private key/);
+      expect(r.stderr).not.toContain(wif.slice(5, -5));
+    }
+  });
+
   test('a stake that is not an address', () => {
     expectUsageError(nodereg('script', 'encode', '--stake', 'nonsense', '--timestamp', '1700000000'), /--stake: .*not a valid address/);
   });

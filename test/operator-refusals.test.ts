@@ -155,8 +155,11 @@ describe('bad input ends in one clear line and a non-zero exit', () => {
     expectOneLineError(run(['status', '--stake', 'hello', '--params', PARAMS_FILE, '--db', lab.db]), /--stake: "hello" is not a valid address/, 2);
   });
 
-  it('reports an unknown stake: status of a stake that was never registered', () => {
-    expectOneLineError(run(['status', '--stake', fresh.address, '--params', PARAMS_FILE, '--db', lab.db]), /rb1\w+ has never been registered \(balance 50 at height \d+\): announce it/);
+  it('reports an unknown stake: status of a stake that was never registered is "not live", exit 4', () => {
+    const res = run(['status', '--stake', fresh.address, '--params', PARAMS_FILE, '--db', lab.db]);
+    expect(res.status).toBe(4);
+    expect(res.stdout).toMatch(/^status\s+never registered$/m);
+    expect(res.stderr).toMatch(/^WARNING: rb1\w+ has never been registered \(balance 50 at height \d+\): announce it/m);
   });
 
   it('rejects a key that does not control the stake, naming what it does control', () => {
@@ -246,9 +249,24 @@ describe('renew --all', () => {
     expect(status.registration.renewals).toBe(1);
   });
 
-  it('warns loudly in status when expiry is within --warn-within blocks', () => {
-    const res = run(['status', '--stake', live.address, '--params', PARAMS_FILE, '--db', lab.db, '--warn-within', '1000']);
-    expect(res.status).toBe(0);
+  it('status exits 0 when fine, 3 when expiry is within --warn-blocks, 4 when the registration ended', () => {
+    const fine = run(['status', '--stake', live.address, '--params', PARAMS_FILE, '--db', lab.db]);
+    expect({ status: fine.status, stderr: fine.stderr }).toEqual({ status: 0, stderr: '' });
+    const res = run(['status', '--stake', live.address, '--params', PARAMS_FILE, '--db', lab.db, '--warn-blocks', '1000']);
+    expect(res.status).toBe(3);
     expect(res.stderr).toMatch(/^WARNING: the registration of rb1\w+ expires in \d+ block\(s\), at height \d+: renew it now/m);
+    expect(run(['status', '--stake', live.address, '--params', PARAMS_FILE, '--db', lab.db, '--warn-within', '1000']).status).toBe(3);
+    const ended = run(['status', '--stake', expiring.address, '--params', PARAMS_FILE, '--db', lab.db, '--json']);
+    expect(ended.status).toBe(4);
+    expect(JSON.parse(ended.stdout)).toMatchObject({ health: 'not-live', registration: { status: 'expired' } });
+  });
+
+  it('renew --all without --within renews what status warns about: here nothing is due', () => {
+    const dir = join(lab.dir, 'default-window');
+    mkdirSync(dir, { mode: 0o700 });
+    lab.keyFile(live, 0o600, dir);
+    const res = run(['renew', '--all', '--key-dir', dir, ...lab.common(), '--dry-run']);
+    expect(res.stdout).toMatch(new RegExp(`^not-due\\s+${live.address}: expires in \\d+ blocks`, 'm'));
+    expect(res.status).toBe(0);
   });
 });

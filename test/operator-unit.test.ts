@@ -10,7 +10,7 @@ import { buildPsbt, planSpend, selectCoins, signPsbt, type StakeCoin } from '../
 import { readTransactionArg } from '../cli/operator/broadcast.js';
 import { looksLikeWif, parseWif, readKeyDir, readKeyFile, type StakeKey } from '../cli/operator/keys.js';
 import { decodeRefusal, findAnnouncement, preflight, type RegistrationState, type StakeState } from '../cli/operator/preflight.js';
-import { statusWarnings } from '../cli/operator/report.js';
+import { assess, STATUS_EXIT } from '../cli/operator/report.js';
 import { estimateVsize } from '../cli/operator/size.js';
 import type { NodeInfo } from '../indexer/read/queries.js';
 import { encodeCarrier, type Announcement } from '../script/carrier.js';
@@ -225,11 +225,31 @@ describe('status warnings', () => {
     },
   });
 
-  it('warns when expiry is within the window, when the registration ended, and when the stake is within 1% of the minimum', () => {
-    expect(statusWarnings(info({}), PARAMS, 14, 'x')).toEqual([]);
-    expect(statusWarnings(info({ blocksUntilExpiry: 14 }), PARAMS, 14, 'x')).toEqual([expect.stringMatching(/expires in 14 block\(s\), at height 594: renew it now/)]);
-    expect(statusWarnings(info({ status: 'expired', endedHeight: 594, blocksUntilExpiry: null }), PARAMS, 14, 'x')).toEqual([expect.stringMatching(/expired at height 594: the node is off the registry/)]);
-    expect(statusWarnings(info({}, '4241000000'), PARAMS, 14, 'x')).toEqual([expect.stringMatching(/42\.41 is within 1% of the minimum 42/)]);
+  const warnings = (i: NodeInfo, within = 14): string[] => assess(i, PARAMS, within, 'x').warnings;
+  const health = (i: NodeInfo, within = 14): string => assess(i, PARAMS, within, 'x').health;
+
+  it('warns when expiry is within the window, when the registration ended, and when the stake is within 5% of the minimum', () => {
+    expect(warnings(info({}))).toEqual([]);
+    expect(warnings(info({ blocksUntilExpiry: 14 }))).toEqual([expect.stringMatching(/expires in 14 block\(s\), at height 594: renew it now/)]);
+    expect(warnings(info({ status: 'expired', endedHeight: 594, blocksUntilExpiry: null }))).toEqual([expect.stringMatching(/expired at height 594: the node is off the registry/)]);
+    expect(warnings(info({}, '4241000000'))).toEqual([expect.stringMatching(/42\.41 is within 5% of the minimum 42/)]);
+    expect(warnings(info({}, '4409999999'))).toEqual([expect.stringMatching(/within 5% of the minimum/)]);
+    expect(warnings(info({}, '4410000000'))).toEqual([]);
+  });
+
+  it('grades a stake for status and renew --all: ok 0, warning 3, not live 4', () => {
+    expect(health(info({}))).toBe('ok');
+    expect(health(info({ blocksUntilExpiry: 15 }))).toBe('ok');
+    expect(health(info({ blocksUntilExpiry: 14 }))).toBe('warning');
+    expect(health(info({}, '4300000000'))).toBe('warning');
+    expect(health(info({ status: 'lapsed', endedHeight: 590, blocksUntilExpiry: null }, '100'))).toBe('not-live');
+    expect(health(info({ status: 'expired', endedHeight: 594, blocksUntilExpiry: null }))).toBe('not-live');
+    const never: NodeInfo = { height: 500, stakeScript: '', balance: '0', history: [], registration: null };
+    expect(assess(never, PARAMS, 14, 'x')).toEqual({ health: 'not-live', expiringSoon: false, lowBalance: false, warnings: [expect.stringMatching(/x has never been registered/)] });
+    expect(assess(info({ blocksUntilExpiry: 14 }), PARAMS, 14, 'x').expiringSoon).toBe(true);
+    expect(assess(info({ blocksUntilExpiry: 14 }), PARAMS, 13, 'x').expiringSoon).toBe(false);
+    expect(assess(info({ status: 'expired', endedHeight: 594, blocksUntilExpiry: null }), PARAMS, 10_000, 'x').expiringSoon).toBe(false);
+    expect(STATUS_EXIT).toEqual({ ok: 0, warning: 3, 'not-live': 4 });
   });
 });
 

@@ -3,6 +3,7 @@ import { FollowerError } from '../../indexer/node/follower.js';
 import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
 import { RpcError } from '../../indexer/node/rpc.js';
 import { networkFrom, UserError, type NetworkArgs } from '../common.js';
+import { resolveRpc, type RpcFlags } from '../datadir.js';
 import { asUserError } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
@@ -12,11 +13,7 @@ import { parseListen } from './serve.js';
  * in the follower and zeromq.
  */
 
-export interface IndexArgs extends NetworkArgs {
-  rpc: string;
-  rpcUser?: string;
-  rpcPassword?: string;
-  rpcCookie?: string;
+export interface IndexArgs extends NetworkArgs, RpcFlags {
   zmq?: string;
   db: string;
   serve?: string;
@@ -52,16 +49,17 @@ function describeEvents(ix: Indexer, log: LogFn): void {
 export async function runIndex(args: IndexArgs): Promise<void> {
   const params = networkFrom(args);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
+  const node = resolveRpc(args, params);
   let ix: Indexer;
   try {
     ix = await openIndexer({
       db: args.db,
       network: params,
       rpc: {
-        url: args.rpc,
-        user: args.rpcUser,
-        password: args.rpcPassword ?? process.env.NODEREG_RPC_PASSWORD,
-        cookieFile: args.rpcCookie,
+        url: node.url,
+        user: node.user,
+        password: node.password ?? process.env.NODEREG_RPC_PASSWORD,
+        cookieFile: node.cookieFile,
         timeoutMs: args.rpcTimeout * 1000,
       },
       zmq: args.zmq,
@@ -102,7 +100,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const tip = ix.tip();
-  log('info', 'starting', { network: params.name, db: args.db, tip: tip?.height ?? null, rpc: args.rpc, zmq: args.zmq ?? null });
+  log('info', 'starting', { network: params.name, db: args.db, tip: tip?.height ?? null, rpc: node.url, zmq: args.zmq ?? null });
   try {
     await ix.start({ untilSynced: args.untilSynced });
     await ix.done();

@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
 import { withNetwork } from '../common.js';
+import { withDatadir } from '../datadir.js';
 import type { IndexArgs } from './index-run.js';
 
 /* `nodereg index`: its flags and their checks; the work is in index-run.ts. */
@@ -12,11 +13,11 @@ export const indexCommand: CommandModule = {
   command: 'index',
   describe: 'follow a node over JSON-RPC (woken by ZMQ) and keep the index at its tip',
   builder: (y: Argv) =>
-    withNetwork(y)
-      .option('rpc', { type: 'string', demandOption: true, describe: 'node RPC URL, e.g. http://127.0.0.1:8332' })
+    withDatadir(withNetwork(y))
+      .option('rpc', { type: 'string', describe: 'node RPC URL (default: http://127.0.0.1 on the --chain\'s standard port)' })
       .option('rpc-user', { type: 'string', describe: 'RPC user (with --rpc-password or NODEREG_RPC_PASSWORD)' })
       .option('rpc-password', { type: 'string', describe: 'RPC password; prefer the NODEREG_RPC_PASSWORD environment variable or --rpc-cookie' })
-      .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file (re-read when the node restarts)' })
+      .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file, re-read when the node restarts (default: the --datadir one, without --rpc-user)' })
       .option('rpc-timeout', { type: 'number', default: 30, describe: 'seconds before an RPC call is abandoned and retried' })
       .option('zmq', { type: 'string', describe: 'ZMQ endpoint of -zmqpubsequence (or -zmqpubhashblock), e.g. tcp://127.0.0.1:28332' })
       .option('db', { type: 'string', demandOption: true, describe: 'index directory (created if missing)' })
@@ -33,11 +34,12 @@ export const indexCommand: CommandModule = {
         if (a['poll-interval'] !== undefined && (!Number.isInteger(a['poll-interval']) || (a['poll-interval'] as number) < 10)) throw new Error('--poll-interval must be a whole number of milliseconds ≥ 10');
         if (a['prune-undo'] !== undefined && (!Number.isInteger(a['prune-undo']) || (a['prune-undo'] as number) < 6)) throw new Error('--prune-undo must be a whole number of blocks ≥ 6');
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
-        if (!/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${String(a.rpc)}"`);
+        if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${String(a.rpc)}"`);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
         return true;
       })
-      .example('$0 index --rpc http://127.0.0.1:8332 --rpc-cookie ~/.bitcoin/.cookie --zmq tcp://127.0.0.1:28332 --db ./index', 'follow a local bitcoind')
+      .example('$0 index --zmq tcp://127.0.0.1:28332 --db ./index', 'follow the local mainnet bitcoind (cookie and port from ~/.bitcoin)')
+      .example('$0 index --chain regtest --datadir /srv/bitcoin --db ./index', 'the regtest node of another data directory')
       .example('$0 index --network regtest --rpc http://127.0.0.1:18443 --rpc-user u --db ./index --until-synced', 'catch up once and exit'),
   handler: async (argv) => (await run()).runIndex(argv as unknown as IndexArgs),
 };

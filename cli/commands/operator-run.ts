@@ -1,7 +1,7 @@
 import type { NodeInfo } from '../../indexer/read/queries.js';
 import { AddressError, parseStake } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
-import { hexArg, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';
+import { hexArg, networkFrom, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';
 import { coins } from '../format.js';
 import { ApiSource } from '../operator/api-source.js';
 import { execute, prepare, type AnnounceRequest, type Session } from '../operator/announce.js';
@@ -9,7 +9,7 @@ import { judgeForBroadcast, readTransactionArg } from '../operator/broadcast.js'
 import { renewAll, type BulkLine } from '../operator/bulk.js';
 import { loadKey } from '../operator/keys.js';
 import { checkChain, resolveFeeRate, rpcFrom, sendTransaction, type RpcArgs } from '../operator/node.js';
-import { outcomeText, registrationText, statusWarnings, summaryJson, warn } from '../operator/report.js';
+import { assess, defaultWarnBlocks, outcomeText, registrationText, STATUS_EXIT, summaryJson, warn } from '../operator/report.js';
 import { asOperatorError, DbSource, type IndexSource } from '../operator/sources.js';
 import { waitForOutcome } from '../operator/wait.js';
 import { looksLikeWif } from '../operator/wif.js';
@@ -60,7 +60,7 @@ async function openSource(a: SourceArgs): Promise<IndexSource> {
 async function withSession<T>(a: OperatorArgs, fn: (s: Session) => Promise<T>): Promise<T> {
   const source = await openSource(a);
   try {
-    const rpc = rpcFrom(a);
+    const rpc = rpcFrom(a, source.params);
     const s: Session = { source, rpc, params: source.params, json: a.json, now };
     await checkChain(rpc, s.params);
     return await fn(s);
@@ -140,7 +140,7 @@ export async function runRenewAll(a: OperatorArgs): Promise<void> {
       if (!a.json) process.stdout.write(`${l.result.padEnd(15)} ${l.subject}: ${l.detail}\n`);
     };
     const lines = await renewAll(s, { feeRate, force: a.force, dryRun: a.dryRun, timestamp: a.timestamp }, {
-      keyDir: a.keyDir!, within: a.within!, wait: a.wait, waitOptions: waitOptions(a),
+      keyDir: a.keyDir!, within: a.within ?? defaultWarnBlocks(s.params), wait: a.wait, waitOptions: waitOptions(a),
     }, show);
     const count = (r: BulkLine['result']): number => lines.filter((l) => l.result === r).length;
     const failures = count('failed');
@@ -162,7 +162,7 @@ export async function runBroadcast(a: BroadcastArgs): Promise<void> {
   const txid = tx.getId();
   const source = a.db !== undefined || a.api !== undefined ? await openSource(a) : null;
   try {
-    const rpc = rpcFrom(a);
+    const rpc = rpcFrom(a, source?.params ?? networkFrom(a));
     let judged = null;
     if (source) {
       await checkChain(rpc, source.params);
@@ -205,27 +205,26 @@ export async function runBroadcast(a: BroadcastArgs): Promise<void> {
   }
 }
 
-export interface StatusArgs extends OperatorArgs { warnWithin?: number }
+export interface StatusArgs extends OperatorArgs { warnBlocks?: number }
 
+/** `status`: prints the registration and its warnings, and exits with STATUS_EXIT of its health. */
 export async function runStatus(a: StatusArgs): Promise<void> {
   const source = await openSource(a);
   try {
     const params = source.params;
     const stake = stakeArg(a.stake!, params);
     if (a.rpc !== undefined) {
-      const rpc = rpcFrom(a);
+      const rpc = rpcFrom(a, params);
       await checkChain(rpc, params);
       await source.catchUp(rpc);
     }
     const info = await source.info(stake);
-    if (info.registration === null) {
-      throw new UserError(`${a.stake} has never been registered (balance ${coins(info.balance)} at height ${info.height}): announce it with "nodereg announce"`);
-    }
-    const warnWithin = a.warnWithin ?? Math.ceil(params.expiryBlocks / 10);
-    const warnings = statusWarnings(info, params, warnWithin, a.stake!);
-    if (a.json) printJson({ ...info, warnings });
+    const verdict = assess(info, params, a.warnBlocks ?? defaultWarnBlocks(params), a.stake!);
+    if (a.json) printJson({ ...info, health: verdict.health, warnings: verdict.warnings });
+    else if (info.registration === null) process.stdout.write(`stake      ${a.stake}\nstatus     never registered\nbalance    ${coins(info.balance)} (minimum ${coins(params.minStake)})\nindex      height ${info.height}\n`);
     else process.stdout.write(registrationText(info, params, a.stake!) + '\n');
-    for (const w of warnings) warn(w);
+    for (const w of verdict.warnings) warn(w);
+    process.exitCode = STATUS_EXIT[verdict.health];
   } catch (err) {
     throw asOperatorError(err);
   } finally {

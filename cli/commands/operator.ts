@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { withJson, withNetwork } from '../common.js';
+import { withDatadir } from '../datadir.js';
 import { checkFeeRate } from '../operator/node.js';
 import { looksLikeWif } from '../operator/wif.js';
 import type { BroadcastArgs, OperatorArgs, StatusArgs } from './operator-run.js';
@@ -41,12 +42,12 @@ function sourceOptions<T>(y: Argv<T>, required: boolean): Argv<T> {
     }) as unknown as Argv<T>;
 }
 
-function rpcOptions<T>(y: Argv<T>, required: boolean): Argv<T> {
-  return y
-    .option('rpc', { type: 'string', demandOption: required, describe: 'node RPC URL, e.g. http://127.0.0.1:8332' })
+function rpcOptions<T>(y: Argv<T>, byDefault: boolean): Argv<T> {
+  return withDatadir(y)
+    .option('rpc', { type: 'string', describe: byDefault ? 'node RPC URL (default: http://127.0.0.1 on the chain\'s standard port)' : 'node RPC URL: catch up with this node first' })
     .option('rpc-user', { type: 'string', describe: 'RPC user (with --rpc-password or NODEREG_RPC_PASSWORD)' })
     .option('rpc-password', { type: 'string', describe: 'RPC password; prefer NODEREG_RPC_PASSWORD or --rpc-cookie' })
-    .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file' })
+    .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file (default: the --datadir one, without --rpc-user)' })
     .option('rpc-timeout', { type: 'number', default: 30, describe: 'seconds before an RPC call is abandoned' })
     .conflicts('rpc-cookie', 'rpc-password') as unknown as Argv<T>;
 }
@@ -71,13 +72,13 @@ function announceOptions(y: Argv, renew: boolean): Argv {
       .option('prev', { type: 'string', describe: 'txid (RPC hex) of the registration\'s tip (default: read from the index)' })
       .option('all', { type: 'boolean', describe: 'renew every registration whose key is in --key-dir' })
       .option('key-dir', { type: 'string', describe: 'with --all: directory of key files, one WIF per file, each mode 600' })
-      .option('within', { type: 'number', describe: 'with --all: renew those expiring within this many blocks' })
+      .option('within', { type: 'number', describe: 'with --all: renew those expiring within this many blocks (default: as status --warn-blocks, 10% of expiryBlocks)' })
       .check((a) => {
         if (a.all) {
           const clash = ['stake', 'prev', 'key-file', 'psbt-out'].filter((k) => a[k] !== undefined);
           if (clash.length > 0) throw new Error(`--all renews from --key-dir; it does not go with ${clash.map((k) => `--${k}`).join(', ')}`);
         }
-        if (a.all && (a['key-dir'] === undefined || a.within === undefined)) throw new Error('--all needs --key-dir <dir> and --within <blocks>');
+        if (a.all && a['key-dir'] === undefined) throw new Error('--all needs --key-dir <dir>');
         if (!a.all && (a['key-dir'] !== undefined || a.within !== undefined)) throw new Error('--key-dir and --within go with --all');
         if (a.within !== undefined && (!Number.isInteger(a.within) || (a.within as number) < 0)) throw new Error('--within must be a whole number of blocks ≥ 0');
         return true;
@@ -133,16 +134,23 @@ export const broadcastCommand: CommandModule = {
 
 export const statusCommand: CommandModule = {
   command: 'status',
-  describe: 'a staked node\'s status, age, renewals, balance and expiry, with warnings',
+  describe: 'a staked node\'s status, age, renewals, balance and expiry, with warnings; the exit code suits cron and monitoring',
   builder: (y) => rpcOptions(sourceOptions(y, true), false)
     .option('stake', { type: 'string', demandOption: true, describe: 'staking address (or its output script in hex)' })
-    .option('warn-within', { type: 'number', describe: 'warn when expiry is this many blocks away or fewer (default: 10% of expiryBlocks)' })
+    .option('warn-blocks', { type: 'number', alias: 'warn-within', describe: 'warn when expiry is this many blocks away or fewer (default: 10% of expiryBlocks)' })
     .check((a) => {
       refuseSecrets(a, 1);
-      if (a['warn-within'] !== undefined && (!Number.isInteger(a['warn-within']) || (a['warn-within'] as number) < 0)) throw new Error('--warn-within must be a whole number of blocks ≥ 0');
+      if (a['warn-blocks'] !== undefined && (!Number.isInteger(a['warn-blocks']) || (a['warn-blocks'] as number) < 0)) throw new Error('--warn-blocks must be a whole number of blocks ≥ 0');
       return true;
     })
-    .example('$0 status --stake bcrt1q... --db ./index', 'how is my node doing?'),
+    .example('$0 status --stake bcrt1q... --db ./index', 'how is my node doing?')
+    .epilog([
+      'Exit status:',
+      '  0  active, and not expiring within --warn-blocks',
+      '  3  a warning: expires within --warn-blocks, or the stake balance is within 5% of minStake (or below it)',
+      '  4  not live: expired, lapsed, or never registered',
+      '  1  the index, the API or the node could not answer; 2 a usage error',
+      '"renew --all" renews exactly what status calls expiring.',
+    ].join('\n')),
   handler: async (argv) => (await run()).runStatus(argv as unknown as StatusArgs),
 };
-

@@ -1,34 +1,34 @@
 import type { Argv, CommandModule } from 'yargs';
 import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
-import {
-  blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
-} from '../../indexer/read/queries.js';
-import { listNodes } from '../../indexer/read/listing.js';
-import type { DB } from '../../indexer/store/store.js';
-import type { NetworkParams } from '../../script/params.js';
-import { hexArg, printJson, UsageError, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { hexArg, printJson, UsageError, UserError, withJson, withNetwork } from '../common.js';
 import { coins, nodesTable, table } from '../format.js';
-import { asUserError, openIndexForRead } from '../index-access.js';
+import { asUserError } from '../index-access.js';
+import { openQuerySource, type QuerySource, type SourceArgs } from '../query-source.js';
 
-interface DbArgs extends NetworkArgs { db: string; json: boolean }
+interface DbArgs extends SourceArgs { json: boolean }
 
-const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
-
-/** Opens the index, runs `fn`, closes it, and turns expected failures into one-line errors. */
-async function withIndex(args: DbArgs, fn: (db: DB, params: NetworkParams) => Promise<void>): Promise<void> {
-  const { db, params } = await openIndexForRead(args.db, args);
+/** Opens --db or --api, runs `fn`, closes it, and turns expected failures into one-line errors. */
+async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void>): Promise<void> {
+  const source = await openQuerySource(args);
   try {
-    await fn(db, params);
+    await fn(source);
   } catch (err) {
     throw asUserError(err);
   } finally {
-    await db.close();
+    await source.close();
   }
 }
 
 function dbOptions(y: Argv): Argv {
-  return withJson(withNetwork(y)).option('db', { type: 'string', demandOption: true, describe: 'index directory' });
+  return withJson(withNetwork(y))
+    .option('db', { type: 'string', describe: 'index directory (when no daemon holds it)' })
+    .option('api', { type: 'string', describe: 'or the read API of a running daemon, e.g. http://127.0.0.1:8080' })
+    .conflicts('db', 'api')
+    .check((a) => {
+      if (a.db === undefined && a.api === undefined) throw new Error('give --db <dir>, or --api <url> of a running daemon');
+      return true;
+    });
 }
 
 const heightCheck = (name: string) => (a: Record<string, unknown>): true => {
@@ -46,11 +46,12 @@ const nodes: CommandModule = {
     .option('status', { choices: ['active', 'expired', 'lapsed', 'all'] as const, default: 'active' as const, describe: 'which registrations' })
     .option('at', { type: 'number', describe: 'as of this past height (rebuilt from the event history)' })
     .check(heightCheck('at'))
-    .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150'),
+    .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150')
+    .example('$0 nodes --api http://127.0.0.1:8080', 'ask the running daemon that holds the index'),
   handler: (argv) => {
     const a = argv as unknown as NodesArgs;
-    return withIndex(a, async (db, params) => {
-      const { height: h, nodes: list } = await listNodes(db, params, { status: a.status, at: a.at });
+    return withIndex(a, async (source) => {
+      const { height: h, nodes: list } = await source.nodes(a.status, a.at);
       if (a.json) printJson({ height: h, status: a.status, nodes: list });
       else process.stdout.write(`height ${h}, ${list.length} ${a.status === 'all' ? '' : a.status + ' '}registration(s)\n\n${nodesTable(list, h)}\n`);
     });
@@ -67,26 +68,24 @@ const node: CommandModule = {
     .example('$0 node bcrt1q... --db ./index', 'look up one staking address'),
   handler: (argv) => {
     const a = argv as unknown as NodeArgs;
-    return withIndex(a, async (db, params) => {
+    return withIndex(a, async (source) => {
       let script: Buffer;
       try {
-        script = parseStake(a.stake, params);
+        script = parseStake(a.stake, source.params);
       } catch (err) {
         if (err instanceof AddressError) throw new UsageError(err.message);
         throw err;
       }
-      const info = await nodeInfo(db, params, script);
+      const info = await source.node(script);
       const current = info.registration;
       const history = info.history;
       const balance = BigInt(info.balance);
       if (a.json) {
         printJson(info);
+        if (!current) process.exitCode = 1;
         return;
       }
-      if (!current) {
-        process.stdout.write(`${a.stake} has never been registered (balance ${coins(balance)}).\n`);
-        return;
-      }
+      if (!current) throw new UserError(`${a.stake} has never been registered (balance ${coins(balance)})`);
       process.stdout.write([
         `stake      ${current.address ?? current.stakeScript}`,
         `status     ${current.status}${current.status === 'active' ? `, expires at ${current.expiryHeight} (in ${current.blocksUntilExpiry} blocks)` : `, ended at ${current.endedHeight}`}`,
@@ -111,17 +110,17 @@ const explain: CommandModule = {
     const a = argv as unknown as ExplainArgs;
     const txid = hexArg(a.txid, 'txid');
     if (txid.length !== 32) throw new UsageError(`a txid is 64 hex digits, got ${a.txid.length}`);
-    return withIndex(a, async (db) => {
-      const list = (await explainTx(db, txid.toString('hex'))).map((o) => ({
+    return withIndex(a, async (source) => {
+      const list = (await source.explain(txid.toString('hex'))).map((o) => ({
         ...o, explanation: o.reason === null ? 'accepted' : REASON_TEXT[o.reason as ReasonCode],
       }));
       if (a.json) {
         printJson({ txid: a.txid.toLowerCase(), announcements: list });
+        if (list.length === 0) process.exitCode = 1;
         return;
       }
       if (list.length === 0) {
-        process.stdout.write(`${a.txid}: no announcement attempt from this transaction is in the index (it has none, or it is not in the indexed chain).\n`);
-        return;
+        throw new UserError(`${a.txid}: no announcement attempt from this transaction is in the index (it has none, or it is not in the indexed chain)`);
       }
       for (const o of list) {
         const what = o.kind ? (o.kind === 'newnode' ? 'OP_NEWNODE' : 'OP_RENEWAL') : 'announcement attempt';
@@ -142,11 +141,10 @@ const root: CommandModule = {
     .example('$0 root --db ./index --height 400', 'compare with anyone else\'s recount at height 400'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
-    return withIndex(a, async (db) => {
-      const h = await resolveHeight(db, a.height);
-      const r = await rootAt(db, h);
-      if (a.json) printJson({ height: h, tip: rpcHex(await blockHashAt(db, h)), root: r });
-      else process.stdout.write(r + '\n');
+    return withIndex(a, async (source) => {
+      const r = await source.root(a.height);
+      if (a.json) printJson({ height: r.height, tip: r.tip, root: r.root });
+      else process.stdout.write(r.root + '\n');
     });
   },
 };
@@ -158,7 +156,7 @@ const exportCmd: CommandModule = {
     .example('$0 export --db ./index > registry.json', 'the registry as third parties compare it'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
-    return withIndex(a, async (db, params) => printJson(await exportAt(db, params, a.height)));
+    return withIndex(a, async (source) => printJson(await source.export(a.height)));
   },
 };
 
@@ -169,12 +167,11 @@ const utxoHash: CommandModule = {
     .example('$0 utxo-hash --db ./index --height 100', 'compare with: bitcoin-cli gettxoutsetinfo muhash 100'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
-    return withIndex(a, async (db) => {
-      const h = await resolveHeight(db, a.height);
-      const m = await utxoHashAt(db, h);
-      if (m === null) throw new UserError('this index was built without --utxo-hash; rebuild it with "nodereg recount --utxo-hash --db <new dir> …"');
-      if (a.json) printJson({ height: h, tip: rpcHex(await blockHashAt(db, h)), utxoMuhash: m });
-      else process.stdout.write(m + '\n');
+    return withIndex(a, async (source) => {
+      const r = await source.root(a.height);
+      if (r.utxoMuhash === null) throw new UserError('this index was built without --utxo-hash; rebuild it with "nodereg recount --utxo-hash --db <new dir> …"');
+      if (a.json) printJson({ height: r.height, tip: r.tip, utxoMuhash: r.utxoMuhash });
+      else process.stdout.write(r.utxoMuhash + '\n');
     });
   },
 };

@@ -11,12 +11,13 @@ import { recount, RecountError } from '../../indexer/engine/recount.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
 import { openStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { resolveBlocksDir, withDatadir, type DatadirArgs } from '../datadir.js';
 import { summary } from '../format.js';
 import { asUserError } from '../index-access.js';
 import { Progress } from '../progress.js';
 
-interface RecountArgs extends NetworkArgs {
-  blocksDir: string;
+interface RecountArgs extends NetworkArgs, DatadirArgs {
+  blocksDir?: string;
   height?: number;
   json: boolean;
   db?: string;
@@ -34,6 +35,7 @@ export const NODES_SHOWN = 20;
 
 async function run(args: RecountArgs): Promise<void> {
   const params = networkFrom(args);
+  const blocksDir = resolveBlocksDir(args, params);
   const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
   const dbPath = args.db ?? join(temp!, 'db');
   const progress = new Progress();
@@ -58,7 +60,7 @@ async function run(args: RecountArgs): Promise<void> {
       let target = 0;
       let reading = false;
       const result = await recount({
-        blocksDir: args.blocksDir,
+        blocksDir,
         params,
         db,
         height: args.height,
@@ -125,8 +127,8 @@ export const recountCommand: CommandModule = {
   command: 'recount',
   describe: 'recount the registry from a bitcoind blocks/ directory and print it with its root',
   builder: (y: Argv) =>
-    withJson(withNetwork(y))
-      .option('blocks-dir', { type: 'string', demandOption: true, describe: 'bitcoind blocks/ directory (blk*.dat, optional xor.dat)' })
+    withDatadir(withJson(withNetwork(y)))
+      .option('blocks-dir', { type: 'string', describe: 'bitcoind blocks/ directory (blk*.dat, optional xor.dat); default: <datadir>/<chain>/blocks' })
       .option('height', { type: 'number', describe: 'stop at this height instead of the best tip' })
       .option('db', { type: 'string', describe: 'keep the index in this directory (resumable); default: a temporary one' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })

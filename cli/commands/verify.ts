@@ -3,12 +3,9 @@ import { blockHashAt, requireTip, utxoHashAt } from '../../indexer/read/queries.
 import { MUHASH_UNSUPPORTED, RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { asUserError, openIndexForRead } from '../index-access.js';
+import { resolveRpc, withDatadir, type RpcFlags } from '../datadir.js';
 
-interface VerifyArgs extends NetworkArgs {
-  rpc: string;
-  rpcUser?: string;
-  rpcPassword?: string;
-  rpcCookie?: string;
+interface VerifyArgs extends NetworkArgs, RpcFlags {
   db: string;
   json: boolean;
 }
@@ -27,7 +24,7 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
  * registry are exactly the node's.
  */
 async function run(args: VerifyArgs): Promise<void> {
-  const { db } = await openIndexForRead(args.db, args);
+  const { db, params } = await openIndexForRead(args.db, args);
   let verdict: Verdict;
   try {
     const tip = await requireTip(db);
@@ -35,8 +32,9 @@ async function run(args: VerifyArgs): Promise<void> {
     if (ours === null) {
       throw new UserError('this index was built without --utxo-hash, so there is nothing to compare; rebuild it with --utxo-hash into a fresh --db');
     }
+    const target = resolveRpc(args, params);
     const rpc = new RpcClient({
-      url: args.rpc, user: args.rpcUser, password: args.rpcPassword ?? process.env.NODEREG_RPC_PASSWORD, cookieFile: args.rpcCookie, retries: 2,
+      url: target.url, user: target.user, password: target.password ?? process.env.NODEREG_RPC_PASSWORD, cookieFile: target.cookieFile, retries: 2,
     });
     const node = await rpc.getTxOutSetInfoMuhash();
     if (node === null) {
@@ -71,8 +69,8 @@ export const verifyCommand: CommandModule = {
   command: 'verify',
   describe: 'compare the index\'s UTXO-set MuHash with the node\'s gettxoutsetinfo muhash',
   builder: (y: Argv) =>
-    withJson(withNetwork(y))
-      .option('rpc', { type: 'string', demandOption: true, describe: 'node RPC URL' })
+    withDatadir(withJson(withNetwork(y)))
+      .option('rpc', { type: 'string', describe: 'node RPC URL (default: http://127.0.0.1 on the chain\'s standard port)' })
       .option('rpc-user', { type: 'string' })
       .option('rpc-password', { type: 'string', describe: 'prefer NODEREG_RPC_PASSWORD or --rpc-cookie' })
       .option('rpc-cookie', { type: 'string' })

@@ -63,7 +63,7 @@ export class ApiSource implements IndexSource {
   }
 
   /** GET a path; 404 resolves to null. */
-  private async get(path: string): Promise<unknown> {
+  async get(path: string): Promise<unknown> {
     let res: Response;
     try {
       res = await fetch(this.base + path, { headers: { Accept: 'application/json' }, signal: AbortSignal.timeout(this.timeoutMs) });
@@ -94,7 +94,7 @@ export class ApiSource implements IndexSource {
     }
   }
 
-  private unexpected(path: string): UserError {
+  unexpected(path: string): UserError {
     return new UserError(`${this.label} answered GET ${path} with something other than the read API's JSON: is --api a nodereg read API?`);
   }
 

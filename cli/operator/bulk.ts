@@ -1,7 +1,7 @@
 import { UsageError, UserError } from '../common.js';
 import { execute, prepare, type AnnounceRequest, type Session } from './announce.js';
 import { readKeyDir } from './keys.js';
-import { outcomeText } from './report.js';
+import { assess, outcomeText } from './report.js';
 import { waitForOutcome, type WaitOptions } from './wait.js';
 
 /** Everything of a renewal request that is the same for every node of a bulk run. */
@@ -9,7 +9,7 @@ export type BulkTemplate = Omit<AnnounceRequest, 'kind' | 'stake' | 'label' | 'k
 
 export interface BulkOptions {
   readonly keyDir: string;
-  /** Renew registrations that expire within this many blocks. */
+  /** Renew registrations that expire within this many blocks (status's --warn-blocks). */
   readonly within: number;
   readonly wait: boolean;
   readonly waitOptions: WaitOptions;
@@ -52,11 +52,13 @@ export async function renewAll(s: Session, template: BulkTemplate, opts: BulkOpt
         const r = info.registration;
         if (r === null) continue;
         registrations++;
+        // The same rule as `status`: what it calls expiring soon is what gets renewed.
+        const verdict = assess(info, s.params, opts.within, label);
         if (r.status !== 'active') {
           emit({ result: 'ended', subject: label, detail: `${r.status} at height ${r.endedHeight}; announce it again with "nodereg announce"` });
           continue;
         }
-        if (r.blocksUntilExpiry !== null && r.blocksUntilExpiry > opts.within) {
+        if (!verdict.expiringSoon) {
           emit({ result: 'not-due', subject: label, detail: `expires in ${r.blocksUntilExpiry} blocks (height ${r.expiryHeight})` });
           continue;
         }

@@ -3,6 +3,7 @@ import { RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { forEachTxid } from '../../indexer/chain/scanner.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';
+import { resolveRpc, type RpcFlags } from '../datadir.js';
 import type { StakeCoin } from './build.js';
 
 /*
@@ -11,11 +12,7 @@ import type { StakeCoin } from './build.js';
  * given is really in its mempool.
  */
 
-export interface RpcArgs {
-  rpc: string;
-  rpcUser?: string;
-  rpcPassword?: string;
-  rpcCookie?: string;
+export interface RpcArgs extends RpcFlags {
   rpcTimeout?: number;
 }
 
@@ -32,14 +29,15 @@ export interface FeeRate {
   readonly source: '--fee-rate' | 'estimatesmartfee' | 'default';
 }
 
-/** An RPC client for one command: few retries, so a wrong URL fails in seconds rather than minutes. */
-export function rpcFrom(args: RpcArgs, env: NodeJS.ProcessEnv = process.env): RpcClient {
+/** An RPC client for one command (the node found from --rpc or --datadir/--chain): few retries, so a wrong URL fails in seconds rather than minutes. */
+export function rpcFrom(args: RpcArgs, params: NetworkParams, env: NodeJS.ProcessEnv = process.env): RpcClient {
+  const node = resolveRpc(args, params);
   try {
     return new RpcClient({
-      url: args.rpc,
-      user: args.rpcUser,
-      password: args.rpcPassword ?? env.NODEREG_RPC_PASSWORD,
-      cookieFile: args.rpcCookie,
+      url: node.url,
+      user: node.user,
+      password: node.password ?? env.NODEREG_RPC_PASSWORD,
+      cookieFile: node.cookieFile,
       timeoutMs: (args.rpcTimeout ?? 30) * 1000,
       retries: 2,
       backoffMs: 200,

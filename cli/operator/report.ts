@@ -82,23 +82,58 @@ export function outcomeText(txid: string, list: readonly Explanation[]): string 
   return list.map((o) => `${txid}:${o.vout} ${o.kind ?? 'flawed attempt'} at height ${o.height}: ${o.accepted ? 'accepted' : `rejected, ${o.reason} (${REASON_TEXT[o.reason as ReasonCode] ?? 'unknown reason'})`}`).join('\n');
 }
 
-/** Warnings about a registration: ended, expiring soon, or a stake close to the minimum. */
-export function statusWarnings(info: NodeInfo, params: NetworkParams, warnWithin: number, label: string): string[] {
-  const out: string[] = [];
+/** How `status` judges a stake; also its exit status (see STATUS_EXIT). */
+export type Health = 'ok' | 'warning' | 'not-live';
+
+/** `status` exit codes, for cron and monitoring: 0 fine, 3 needs attention soon, 4 off the registry. */
+export const STATUS_EXIT: Readonly<Record<Health, number>> = { ok: 0, warning: 3, 'not-live': 4 };
+
+/** A stake within this share of minStake (in percent) is a warning: fees or a small spend make it lapse. */
+export const LOW_BALANCE_PERCENT = 5n;
+
+/** The default warning window: a tenth of the registration's lifetime. */
+export function defaultWarnBlocks(params: NetworkParams): number {
+  return Math.ceil(params.expiryBlocks / 10);
+}
+
+export interface Assessment {
+  readonly health: Health;
+  /** Active and expiring within the window: what `renew --all` renews. */
+  readonly expiringSoon: boolean;
+  readonly lowBalance: boolean;
+  /** One line per problem, saying what to do. */
+  readonly warnings: string[];
+}
+
+/**
+ * The one rule for "is this node fine": `status` turns it into an exit code and
+ * `renew --all` renews what it calls expiring soon. Not live: never
+ * registered, expired or lapsed. A warning: active but expiring within
+ * `warnBlocks`, or a stake balance within 5% of minStake.
+ */
+export function assess(info: NodeInfo, params: NetworkParams, warnBlocks: number, label: string): Assessment {
+  const warnings: string[] = [];
   const r = info.registration;
-  if (r === null) return out;
-  if (r.status !== 'active') {
-    out.push(`the registration of ${label} ${r.status} at height ${r.endedHeight}: the node is off the registry; announce it again with "nodereg announce"`);
-  } else if (r.blocksUntilExpiry !== null && r.blocksUntilExpiry <= warnWithin) {
-    out.push(`the registration of ${label} expires in ${r.blocksUntilExpiry} block(s), at height ${r.expiryHeight}: renew it now with "nodereg renew --stake ${label}"`);
-  }
   const balance = BigInt(info.balance);
-  if (balance < params.minStake) {
-    out.push(`the stake balance ${coins(balance)} is below the minimum ${coins(params.minStake)}: send at least ${coins(params.minStake - balance)} to ${label}`);
-  } else if (balance < params.minStake + params.minStake / 100n) {
-    out.push(`the stake balance ${coins(balance)} is within 1% of the minimum ${coins(params.minStake)}: fees will make the node lapse; top up ${label}`);
+  if (r === null) {
+    warnings.push(`${label} has never been registered (balance ${coins(balance)} at height ${info.height}): announce it with "nodereg announce"`);
+    return { health: 'not-live', expiringSoon: false, lowBalance: false, warnings };
   }
-  return out;
+  const active = r.status === 'active';
+  const expiringSoon = active && r.blocksUntilExpiry !== null && r.blocksUntilExpiry <= warnBlocks;
+  if (!active) {
+    warnings.push(`the registration of ${label} ${r.status} at height ${r.endedHeight}: the node is off the registry; announce it again with "nodereg announce"`);
+  } else if (expiringSoon) {
+    warnings.push(`the registration of ${label} expires in ${r.blocksUntilExpiry} block(s), at height ${r.expiryHeight}: renew it now with "nodereg renew --stake ${label}"`);
+  }
+  const lowBalance = balance < params.minStake + (params.minStake * LOW_BALANCE_PERCENT) / 100n;
+  if (balance < params.minStake) {
+    warnings.push(`the stake balance ${coins(balance)} is below the minimum ${coins(params.minStake)}: send at least ${coins(params.minStake - balance)} to ${label}`);
+  } else if (lowBalance) {
+    warnings.push(`the stake balance ${coins(balance)} is within ${LOW_BALANCE_PERCENT}% of the minimum ${coins(params.minStake)}: fees will make the node lapse; top up ${label}`);
+  }
+  const health: Health = !active ? 'not-live' : expiringSoon || lowBalance ? 'warning' : 'ok';
+  return { health, expiringSoon, lowBalance, warnings };
 }
 
 /** The registration as `status` prints it. */

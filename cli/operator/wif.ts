@@ -1,12 +1,6 @@
 /*
- * Recognising a private key by its shape alone. Kept apart from keys.ts, which
- * loads the signing libraries, so that flag checks can use it for free.
+ * Recognising a private key by its shape alone. The rule lives with the
+ * address parser (script/address.ts), which must not echo keys either; this
+ * module keeps it importable without the signing libraries.
  */
-
-/** Base58 WIF: 51 or 52 characters (uncompressed / compressed keys). */
-const WIF_SHAPE = /^[1-9A-HJ-NP-Za-km-z]{51,52}$/;
-
-/** Whether a command-line value looks like a private key; such values are never echoed. */
-export function looksLikeWif(value: string): boolean {
-  return WIF_SHAPE.test(value.trim());
-}
+export { looksLikeWif } from '../../script/address.js';

@@ -1,0 +1,168 @@
+import { listNodes, type ListedNode, type StatusFilter } from '../indexer/read/listing.js';
+import {
+  blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  type ExportJson, type Explanation, type NodeInfo,
+} from '../indexer/read/queries.js';
+import type { DB } from '../indexer/store/store.js';
+import type { NetworkParams } from '../script/params.js';
+import { UserError, type NetworkArgs } from './common.js';
+import { asUserError, openIndexForRead } from './index-access.js';
+import { ApiSource } from './operator/api-source.js';
+
+/*
+ * Where the query commands read: an index directory opened in this process
+ * (--db), or a running daemon's read API (--api) when the daemon holds the
+ * index's lock. Both answer with the same values, so the commands print the
+ * same output either way.
+ */
+
+export interface RootAt {
+  height: number;
+  /** Block hash, RPC hex. */
+  tip: string;
+  root: string;
+  utxoMuhash: string | null;
+}
+
+export interface QuerySource {
+  readonly params: NetworkParams;
+  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }>;
+  node(script: Buffer): Promise<NodeInfo>;
+  explain(txidRpcHex: string): Promise<Explanation[]>;
+  root(height?: number): Promise<RootAt>;
+  export(height?: number): Promise<ExportJson>;
+  close(): Promise<void>;
+}
+
+export interface SourceArgs extends NetworkArgs {
+  db?: string;
+  api?: string;
+}
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+class DbQuerySource implements QuerySource {
+  constructor(private readonly db: DB, readonly params: NetworkParams) {}
+
+  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+    return listNodes(this.db, this.params, { status, at });
+  }
+
+  node(script: Buffer): Promise<NodeInfo> {
+    return nodeInfo(this.db, this.params, script);
+  }
+
+  explain(txid: string): Promise<Explanation[]> {
+    return explainTx(this.db, txid);
+  }
+
+  async root(height?: number): Promise<RootAt> {
+    const h = await resolveHeight(this.db, height);
+    return { height: h, tip: rpcHex(await blockHashAt(this.db, h)), root: await rootAt(this.db, h), utxoMuhash: await utxoHashAt(this.db, h) };
+  }
+
+  export(height?: number): Promise<ExportJson> {
+    return exportAt(this.db, this.params, height);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.status === 'open') await this.db.close();
+  }
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Reads through the daemon's HTTP routes (docs/api.md). */
+class ApiQuerySource implements QuerySource {
+  constructor(private readonly api: ApiSource) {}
+
+  get params(): NetworkParams {
+    return this.api.params;
+  }
+
+  private async must(path: string): Promise<Json> {
+    const r = await this.api.get(path);
+    if (!isObject(r)) throw r === null ? new UserError(`${this.api.label} has no ${path.split('?')[0]}: is --api a nodereg read API?`) : this.api.unexpected(path);
+    return r;
+  }
+
+  async nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+    // Pages are separate requests: if a block arrives between two of them, start over.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const nodes: ListedNode[] = [];
+      let height: number | null = null;
+      let cursor: string | null = null;
+      let moved = false;
+      do {
+        const q = new URLSearchParams({ status, limit: '1000' });
+        if (at !== undefined) q.set('at', String(at));
+        if (cursor !== null) q.set('cursor', cursor);
+        const path = `/v1/nodes?${q.toString()}`;
+        const page = await this.must(path);
+        if (!Number.isSafeInteger(page.height) || !Array.isArray(page.nodes) || !(page.nextCursor === null || typeof page.nextCursor === 'string')) {
+          throw this.api.unexpected(path);
+        }
+        if (height !== null && page.height !== height) {
+          moved = true;
+          break;
+        }
+        height = page.height as number;
+        nodes.push(...(page.nodes as ListedNode[]));
+        cursor = page.nextCursor as string | null;
+      } while (cursor !== null);
+      if (!moved) return { height: height!, nodes };
+    }
+    throw new UserError(`${this.api.label} kept moving between pages; try again, or pass --at <height>`);
+  }
+
+  node(script: Buffer): Promise<NodeInfo> {
+    return this.api.info(script);
+  }
+
+  explain(txid: string): Promise<Explanation[]> {
+    return this.api.explain(txid);
+  }
+
+  async root(height?: number): Promise<RootAt> {
+    const path = `/v1/root${height === undefined ? '' : `?height=${height}`}`;
+    const r = await this.must(path);
+    if (!Number.isSafeInteger(r.height) || typeof r.tip !== 'string' || typeof r.root !== 'string' || !(r.utxoMuhash === null || typeof r.utxoMuhash === 'string')) {
+      throw this.api.unexpected(path);
+    }
+    return { height: r.height as number, tip: r.tip, root: r.root, utxoMuhash: r.utxoMuhash as string | null };
+  }
+
+  async export(height?: number): Promise<ExportJson> {
+    const path = `/v1/export${height === undefined ? '' : `?height=${height}`}`;
+    const r = await this.must(path);
+    if (!Number.isSafeInteger(r.height) || !Array.isArray(r.nodes) || !Array.isArray(r.rejected)) throw this.api.unexpected(path);
+    return r as unknown as ExportJson;
+  }
+
+  async close(): Promise<void> {
+    await this.api.close();
+  }
+}
+
+/** The advice when a daemon holds the index: ask it instead. */
+const LOCKED_HINT = '; stop that process, or ask it instead: replace --db with --api http://<its --serve/--listen address>';
+
+/** Opens --db or --api; expected failures become one-line errors. */
+export async function openQuerySource(args: SourceArgs): Promise<QuerySource> {
+  if (args.api !== undefined) {
+    try {
+      return new ApiQuerySource(await ApiSource.open(args.api, args));
+    } catch (err) {
+      throw asUserError(err);
+    }
+  }
+  try {
+    const { db, params } = await openIndexForRead(args.db!, args);
+    return new DbQuerySource(db, params);
+  } catch (err) {
+    const e = asUserError(err);
+    if (e instanceof UserError && /in use by another process/.test(e.message)) throw new UserError(e.message.replace(/; stop that process.*$/, '') + LOCKED_HINT);
+    throw e;
+  }
+}

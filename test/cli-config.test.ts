@@ -1,0 +1,196 @@
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../cli/config.js';
+import { resolveBlocksDir, resolveRpc } from '../cli/datadir.js';
+import { BUILTIN_NETWORKS, loadParamsFile } from '../script/params.js';
+import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
+
+/*
+ * Configuration the way bitcoind users expect: --datadir with --chain,
+ * NODEREG_* environment variables, and a nodereg.conf file. Every run gets
+ * its own HOME, so nothing of the machine's ~/.bitcoin or ~/.nodereg leaks in.
+ */
+
+const DEMO = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+const BCOIN_PARAMS = loadParamsFile(join(ROOT, 'fixtures', 'params', 'bcoin-regtest.json'));
+
+let dir: string;
+let home: string;
+let datadir: string;
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, ...extra });
+const run = (args: string[], extra: NodeJS.ProcessEnv = {}): ReturnType<typeof nodereg> => nodereg(args, { env: env(extra) });
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-conf-'));
+  home = join(dir, 'home');
+  datadir = join(dir, 'bitcoin');
+  mkdirSync(home);
+  mkdirSync(join(datadir, 'regtest'), { recursive: true });
+  cpSync(DEMO, join(datadir, 'regtest', 'blocks'), { recursive: true });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('--datadir and --chain find the node as bitcoin-cli does', () => {
+  const saved = process.env.HOME;
+  let fakeHome: string;
+  beforeEach(() => {
+    fakeHome = mkdtempSync(join(tmpdir(), 'nodereg-home-'));
+    process.env.HOME = fakeHome;
+  });
+  afterEach(() => {
+    process.env.HOME = saved;
+    rmSync(fakeHome, { recursive: true, force: true });
+  });
+
+  it('defaults --rpc to the network\'s standard port and --blocks-dir to its blocks/ under ~/.bitcoin', () => {
+    const expected: Array<[string, number, string]> = [
+      ['mainnet', 8332, ''], ['testnet', 18332, 'testnet3'], ['testnet4', 48332, 'testnet4'], ['signet', 38332, 'signet'], ['regtest', 18443, 'regtest'],
+    ];
+    for (const [name, port, sub] of expected) {
+      const params = BUILTIN_NETWORKS[name]!;
+      expect(resolveRpc({}, params).url).toBe(`http://127.0.0.1:${port}`);
+      expect(resolveBlocksDir({}, params)).toBe(join(fakeHome, '.bitcoin', sub, 'blocks'));
+      expect(resolveBlocksDir({ datadir: '/srv/btc' }, params)).toBe(join('/srv/btc', sub, 'blocks'));
+    }
+  });
+
+  it('takes the network\'s .cookie: always under an explicit --datadir, under ~/.bitcoin only when it exists', () => {
+    const regtest = BUILTIN_NETWORKS.regtest!;
+    expect(resolveRpc({}, regtest).cookieFile).toBeUndefined();
+    mkdirSync(join(fakeHome, '.bitcoin', 'regtest'), { recursive: true });
+    writeFileSync(join(fakeHome, '.bitcoin', 'regtest', '.cookie'), '__cookie__:abc');
+    expect(resolveRpc({}, regtest).cookieFile).toBe(join(fakeHome, '.bitcoin', 'regtest', '.cookie'));
+    expect(resolveRpc({}, BUILTIN_NETWORKS.mainnet!).cookieFile).toBeUndefined();
+    expect(resolveRpc({ datadir: '/srv/btc' }, BUILTIN_NETWORKS.mainnet!).cookieFile).toBe('/srv/btc/.cookie');
+    expect(resolveRpc({ datadir: '/srv/btc' }, BUILTIN_NETWORKS.signet!).cookieFile).toBe('/srv/btc/signet/.cookie');
+  });
+
+  it('lets --rpc, --rpc-cookie and --rpc-user (or credentials in the URL) override', () => {
+    const regtest = BUILTIN_NETWORKS.regtest!;
+    const dd = { datadir: '/srv/btc' };
+    expect(resolveRpc({ ...dd, rpc: 'http://10.0.0.2:9999' }, regtest)).toEqual({ url: 'http://10.0.0.2:9999', cookieFile: '/srv/btc/regtest/.cookie' });
+    expect(resolveRpc({ ...dd, rpcCookie: '/tmp/c' }, regtest).cookieFile).toBe('/tmp/c');
+    expect(resolveRpc({ ...dd, rpcUser: 'u', rpcPassword: 'p' }, regtest)).toEqual({ url: 'http://127.0.0.1:18443', user: 'u', password: 'p' });
+    expect(resolveRpc({ ...dd, rpc: 'http://u:p@127.0.0.1:1' }, regtest).cookieFile).toBeUndefined();
+  });
+
+  it('asks for --rpc and --blocks-dir on a chain described by --params, which has no standard place', () => {
+    expect(() => resolveRpc({}, BCOIN_PARAMS)).toThrow(/give --rpc <url>: the chain "bcoin-regtest" of --params has no standard RPC port/);
+    expect(() => resolveBlocksDir({}, BCOIN_PARAMS)).toThrow(/give --blocks-dir <dir>/);
+    expect(resolveRpc({ rpc: 'http://127.0.0.1:1' }, BCOIN_PARAMS).url).toBe('http://127.0.0.1:1');
+  });
+});
+
+describe('the command line, NODEREG_* variables and nodereg.conf', () => {
+  let expected: string;
+  beforeAll(() => {
+    const res = run(['recount', '--network', 'regtest', '--blocks-dir', join(datadir, 'regtest', 'blocks'), '--json']);
+    expect(res.status).toBe(0);
+    expected = res.stdout;
+  });
+
+  it('recount --chain regtest --datadir reads <datadir>/regtest/blocks; main and test are bitcoind\'s names', () => {
+    expect(run(['recount', '--chain', 'regtest', '--datadir', datadir, '--json']).stdout).toBe(expected);
+    const main = run(['recount', '--chain', 'main', '--datadir', datadir]);
+    expect(main.status).toBe(1);
+    expect(main.stderr).toContain(join(datadir, 'blocks'));
+    expect(run(['recount', '--chain', 'test', '--datadir', datadir]).stderr).toContain(join(datadir, 'testnet3', 'blocks'));
+    expect(run(['recount', '--chain', 'moon', '--datadir', datadir]).stderr).toMatch(/unknown network "moon"/);
+  });
+
+  it('takes every option from NODEREG_<OPTION>, and the command line wins', () => {
+    expect(run(['recount', '--json'], { NODEREG_CHAIN: 'regtest', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
+    expect(run(['recount', '--chain', 'regtest', '--json'], { NODEREG_CHAIN: 'mainnet', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
+    const db = join(dir, 'env-db');
+    expect(run(['recount', '--chain', 'regtest', '--datadir', datadir], { NODEREG_DB: db }).status).toBe(0);
+    expect(run(['root', '--json'], { NODEREG_DB: db }).stdout).toMatch(/"height": 450/);
+  });
+
+  it('reads booleans as true/false, or as 1/0 the way bitcoin.conf writes them', () => {
+    const dd = ['recount', '--chain', 'regtest', '--datadir', datadir];
+    expect(run(dd, { NODEREG_JSON: '1' }).stdout).toBe(expected);
+    expect(run(dd, { NODEREG_JSON: 'true' }).stdout).toBe(expected);
+    expect(run(dd, { NODEREG_JSON: '0' }).stdout).toMatch(/^network\s+regtest$/m);
+    const conf = join(dir, 'bool.conf');
+    writeFileSync(conf, 'json=1\n');
+    expect(run([...dd, '--conf', conf]).stdout).toBe(expected);
+    expect(run([...dd, '--conf', conf], { NODEREG_JSON: 'false' }).stdout).toMatch(/^network\s+regtest$/m);
+  });
+
+  it('ignores NODEREG_ variables of options a command does not have, but not an unknown flag on the command line', () => {
+    const res = run(['script', 'decode', '00', '--json'], { NODEREG_DATADIR: datadir, NODEREG_WIF: 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy', NODEREG_NO_SUCH_OPTION: '1' });
+    expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(run(['script', 'decode', '00', '--no-such-option', '1']).status).toBe(2);
+  });
+
+  it('reads ~/.nodereg/nodereg.conf, or <--db>/nodereg.conf before it, or --conf; the environment wins over the file', () => {
+    const conf = join(home, '.nodereg', 'nodereg.conf');
+    mkdirSync(join(home, '.nodereg'), { recursive: true });
+    writeFileSync(conf, `# like bitcoin.conf\nchain = regtest\ndatadir=${datadir}   # where bitcoind keeps its files\n\n`);
+    try {
+      expect(run(['recount', '--json']).stdout).toBe(expected);
+      expect(run(['recount', '--json'], { NODEREG_CHAIN: 'signet' }).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      // An index's own nodereg.conf comes before ~/.nodereg's (env-db was built by the test above).
+      const db = join(dir, 'env-db');
+      expect(run(['nodes', '--db', db]).status).toBe(0);
+      writeFileSync(join(db, 'nodereg.conf'), 'chain=mainnet\n');
+      expect(run(['nodes', '--db', db]).stderr).toMatch(/built for network "regtest"/);
+      rmSync(join(db, 'nodereg.conf'));
+      const other = join(dir, 'other.conf');
+      writeFileSync(other, `chain=signet\ndatadir=${datadir}\n`);
+      expect(run(['recount', '--conf', other]).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      expect(run(['recount', '--json'], { NODEREG_CONF: other }).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      // One file serves every command: keys a command does not take are ignored.
+      expect(run(['script', 'decode', '00']).status).toBe(0);
+    } finally {
+      rmSync(conf);
+    }
+  });
+
+  it('refuses a missing --conf, a line that is not option=value, and a private key in the file, in one line with exit 1', () => {
+    const oneLine = (res: ReturnType<typeof nodereg>, pattern: RegExp): void => {
+      expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 1, stderr: expect.stringMatching(pattern) });
+      expect(res.stderr.trimEnd().split('\n')).toHaveLength(1);
+    };
+    oneLine(run(['recount', '--conf', join(dir, 'missing.conf')]), /^nodereg: cannot read the config file \S+missing\.conf \(ENOENT\): check --conf/);
+    const bad = join(dir, 'bad.conf');
+    writeFileSync(bad, 'chain=regtest\nthis is not an option\n');
+    oneLine(run(['recount', '--conf', bad]), /^nodereg: \S+bad\.conf line 2: expected option=value/);
+    const wif = 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy';
+    writeFileSync(bad, `wif=${wif}\n`);
+    const res = run(['status', '--stake', 'x', '--db', dir, '--conf', bad]);
+    oneLine(res, /line 1: a private key never goes in the config file; use key-file=<file>/);
+    expect(res.stderr).not.toContain(wif);
+  });
+
+  it('parses the bitcoin.conf-like format: comments, spaces around "=", repeated keys as lists', () => {
+    expect(parseConfig('# c\n cors = http://a \ncors=http://b\nrpc-user=u # trailing\nrpc-password=p#q\n', 'f')).toEqual({
+      cors: ['http://a', 'http://b'], 'rpc-user': 'u', 'rpc-password': 'p#q',
+    });
+  });
+});
+
+describe('--datadir with a real node (bcoin)', () => {
+  let node: BcoinNode;
+  beforeAll(async () => {
+    node = await startBcoin();
+  }, 120_000);
+  afterAll(async () => node?.stop());
+
+  it('authenticates with the cookie of <datadir>/regtest/, and a wrong cookie names the file', async () => {
+    const dd = join(dir, 'bcoin-datadir');
+    mkdirSync(join(dd, 'regtest'), { recursive: true });
+    const cookie = join(dd, 'regtest', '.cookie');
+    // bcoin takes any user with its API key as the password; bitcoind writes __cookie__:<random>.
+    writeFileSync(cookie, `__cookie__:${node.apiKey}\n`);
+    const db = join(dir, 'bcoin-db');
+    const ok = await noderegAsync(['index', '--chain', 'regtest', '--datadir', dd, '--rpc', node.url, '--db', db, '--until-synced', '--log-level', 'warn'], { env: env() });
+    expect({ status: ok.status, stderr: ok.stderr }).toEqual({ status: 0, stderr: '' });
+    writeFileSync(cookie, '__cookie__:wrong\n');
+    const bad = await noderegAsync(['index', '--chain', 'regtest', '--datadir', dd, '--rpc', node.url, '--db', db, '--until-synced', '--log-level', 'warn'], { env: env() });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain(cookie);
+  }, 180_000);
+});
