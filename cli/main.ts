@@ -10,6 +10,7 @@ import { verifyCommand } from './commands/verify.js';
 import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
 import { keyCommand } from './commands/key.js';
 import { UsageError, UserError } from './common.js';
+import { redact } from '../indexer/redact.js';
 
 /**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
@@ -48,13 +49,13 @@ async function main(argv: string[]): Promise<void> {
 
 main(hideBin(process.argv)).catch((err: unknown) => {
   if (err instanceof UsageError) {
-    process.stderr.write(`nodereg: ${err.message}\nRun with --help for usage and examples.\n`);
+    process.stderr.write(`nodereg: ${redact(err.message)}\nRun with --help for usage and examples.\n`);
     process.exit(2);
   }
   if (err instanceof UserError) {
-    process.stderr.write(`nodereg: ${err.message}\n`);
+    process.stderr.write(`nodereg: ${redact(err.message)}\n`);
     process.exit(1);
   }
-  process.stderr.write(`nodereg: internal error (please report): ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stderr.write(`nodereg: internal error (please report): ${redact(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);
   process.exit(70);
 });

@@ -279,7 +279,7 @@ describe('ZmqListener', () => {
     // before holds the event loop, so this hangs (and times out) without stop().
     const script = `
       import { Publisher } from 'zeromq';
-      import { ZmqListener } from './indexer/zmq.ts';
+      import { ZmqListener } from './indexer/node/zmq.ts';
       const pub = new Publisher({ linger: 0 });
       await pub.bind('tcp://127.0.0.1:*');
       const listener = new ZmqListener({ endpoint: pub.lastEndpoint });

@@ -27,6 +27,7 @@ export interface IndexArgs extends NetworkArgs {
   pruneUndo?: number;
   utxoHash: boolean;
   rpcTimeout: number;
+  rpcMaxResponseMb: number;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
@@ -62,6 +63,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
         password: args.rpcPassword ?? process.env.NODEREG_RPC_PASSWORD,
         cookieFile: args.rpcCookie,
         timeoutMs: args.rpcTimeout * 1000,
+        maxResponseBytes: Math.round(args.rpcMaxResponseMb * 1024 * 1024),
       },
       zmq: args.zmq,
       pollIntervalMs: args.pollInterval,

@@ -75,11 +75,13 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get('/v1/status', { schema: { summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.statusSchema } } }, async () => read(async (r) => {
     const tip = await requireTip(r).catch(() => null);
     const nodeTip = ctx.indexer?.nodeTip() ?? null;
-    const sync = !ctx.indexer ? 'not-following' : nodeTip && tip && rpcHex(tip.hash) === nodeTip.hash ? 'synced' : 'catching-up';
+    const contact = ctx.indexer?.nodeContact() ?? null;
+    const sync = !ctx.indexer ? 'not-following' : !contact!.reachable ? 'node-unreachable'
+      : nodeTip && tip && rpcHex(tip.hash) === nodeTip.hash ? 'synced' : 'catching-up';
     return {
       network: params.name, paramsHash: hash, schemaVersion: SCHEMA_VERSION,
       tip: tip ? { height: tip.height, hash: rpcHex(tip.hash) } : null,
-      nodeTip, sync, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
+      nodeTip, sync, lastNodeContact: contact?.lastAnswer ?? null, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
     };
   }));
 

@@ -52,7 +52,16 @@ export interface ZmqListenerOptions {
   log?: ZmqLog;
   /** Pause before rebuilding the socket after an unexpected receive error. */
   reconnectDelayMs?: number;
+  /**
+   * Largest frame accepted, in bytes; default {@link DEFAULT_MAX_MESSAGE_BYTES}.
+   * libzmq drops the connection of a publisher that sends a larger one before
+   * buffering it; the listener then reconnects and the follower resyncs.
+   */
+  maxMessageBytes?: number;
 }
+
+/** 64 MiB: room for a `rawblock` of the largest block of any big-block fork. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export interface ZmqCounters {
   /** Every multipart message received, garbage included. */
@@ -96,6 +105,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   readonly topics: readonly ZmqTopic[];
   private readonly log: ZmqLog;
   private readonly reconnectDelayMs: number;
+  private readonly maxMessageBytes: number;
 
   private socket: Subscriber | undefined;
   private running = false;
@@ -115,6 +125,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
     this.topics = opts.topics && opts.topics.length > 0 ? [...new Set(opts.topics)] : ['sequence'];
     this.log = opts.log ?? noLog;
     this.reconnectDelayMs = opts.reconnectDelayMs ?? 1000;
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   /**
@@ -161,7 +172,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   private open(): Subscriber {
     // linger 0: a subscriber never has anything worth delivering at close,
     // and a lingering socket would keep the process (and Jest) alive.
-    const socket = new Subscriber({ linger: 0, tcpKeepalive: 1 });
+    const socket = new Subscriber({ linger: 0, tcpKeepalive: 1, maxMessageSize: this.maxMessageBytes });
     // The monitor must exist before connect(), or the first events are lost.
     const watcher: Promise<void> = this.watch(socket).finally(() => this.watchers.delete(watcher));
     this.watchers.add(watcher);
