@@ -87,15 +87,28 @@ class Throttle {
     return false;
   }
 
+  /** Ends every open window now, writing the counts (at shutdown). */
+  flush(): void {
+    for (const key of [...this.windows.keys()]) {
+      const sep = key.indexOf(' ');
+      this.close(key, key.slice(0, sep) as LogLevel, key.slice(sep + 1));
+    }
+  }
+
   private close(key: string, level: LogLevel, msg: string): void {
     const w = this.windows.get(key);
+    if (w === undefined) return;
+    clearTimeout(w.timer);
     this.windows.delete(key);
-    if (w && w.dropped > 0) this.emit(level, msg, { ...w.last, repeated: w.dropped, repeatedWithinMs: this.ms });
+    if (w.dropped > 0) this.emit(level, msg, { ...w.last, repeated: w.dropped, repeatedWithinMs: this.ms });
   }
 }
 
+/** A LogFn that can also write the counts of throttled lines before the process ends. */
+export type Logger = LogFn & { flush(): void };
+
 /** Makes a LogFn; messages below `level` are dropped before any formatting. */
-export function createLogger(opts: LoggerOptions = {}): LogFn {
+export function createLogger(opts: LoggerOptions = {}): Logger {
   const min = RANK[opts.level ?? 'info'];
   const write = opts.write;
   const json = opts.json === true;
@@ -118,11 +131,12 @@ export function createLogger(opts: LoggerOptions = {}): LogFn {
     logger[level](clean(fields) as object, redact(msg));
   };
   const throttle = new Throttle(opts.throttleMs ?? 10_000, opts.burst ?? 10, emit);
-  return (level, msg, fields = {}) => {
+  const log: LogFn = (level, msg, fields = {}) => {
     if (RANK[level] < min) return;
     if (RANK[level] >= RANK.warn && !throttle.admit(level, msg, fields)) return;
     emit(level, msg, fields);
   };
+  return Object.assign(log, { flush: () => throttle.flush() });
 }
 
 /** A logger that drops everything (the default for embedders). */

@@ -116,5 +116,6 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     process.off('SIGTERM', onSignal);
     await server?.close();
     await ix.stop();
+    log.flush();
   }
 }
