@@ -128,7 +128,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     formatters: { level: (label) => ({ level: label }) },
   }, stream);
   const emit = (level: LogLevel, msg: string, fields: LogFields): void => {
-    logger[level](clean(fields) as object, redact(msg));
+    // The message first, then the fields, as the lines have always read.
+    logger[level]({ msg: redact(msg), ...(clean(fields) as object) });
   };
   const throttle = new Throttle(opts.throttleMs ?? 10_000, opts.burst ?? 10, emit);
   const log: LogFn = (level, msg, fields = {}) => {

@@ -176,6 +176,50 @@ describe('nodereg index against a ZMQ publisher that sends an oversized frame', 
   }, 180_000);
 });
 
+describe('secrets of nodereg index', () => {
+  it('never shows the password of --rpc http://user:pass@host in a log line or an error message', async () => {
+    const url = (await closedUrl()).replace('http://', 'http://operator:s3cr3t-Pa55@');
+    daemon = new Daemon(['--network', 'regtest', '--rpc', url, '--db', join(dir, 'db')]);
+    const { code } = await daemon.exited;
+    const all = JSON.stringify(daemon.lines);
+    expect(code).toBe(1);
+    expect(daemon.has('starting', { rpc: url.replace('s3cr3t-Pa55', '***') })).toBe(true);
+    expect(daemon.count('rpc call failed; retrying')).toBe(5);
+    expect(all).not.toContain('s3cr3t-Pa55');
+    // A URL the CLI refuses is quoted back without its password too.
+    daemon = new Daemon(['--network', 'regtest', '--rpc', 'http://operator:s3cr3t-Pa55@host name', '--db', join(dir, 'db')]);
+    expect((await daemon.exited).code).toBe(2);
+    expect(daemon.lines.map((l) => l.msg).join('\n')).toMatch(/^nodereg: --rpc must be an http\(s\) URL .*got "http:\/\/operator:\*\*\*@host name"$/m);
+    expect(JSON.stringify(daemon.lines)).not.toContain('s3cr3t-Pa55');
+  }, 60_000);
+});
+
+describe('nodereg index flooded with bad ZMQ messages', () => {
+  it('writes a bounded number of log lines for 20 000 garbage messages, each line of a window counted', async () => {
+    const node = await startBcoin();
+    nodes.push(node);
+    await submitAll(node, blocks.slice(1, 11));
+    const pub = await FakeBitcoindPublisher.bind();
+    publishers.push(pub);
+    const db = join(dir, 'db');
+    daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug']);
+    await daemon.waitSynced(blocks[10]!);
+    await subscribed(pub, daemon, blocks[10]!);
+    const started = Date.now();
+    for (let i = 0; i < 20_000; i++) await pub.publishRaw(['sequence', Buffer.alloc(5, i & 0xff)]);
+    await sleep(500);
+    const seconds = (Date.now() - started) / 1000;
+    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+    const lines = daemon.lines.filter((l) => l.msg === 'zmq garbage message');
+    const accounted = lines.reduce((n, l) => n + (l.repeated === undefined ? 1 : (l.repeated as number)), 0);
+    console.log(`20 000 garbage messages in ${seconds.toFixed(1)} s: ${lines.length} log lines accounting for ${accounted}`);
+    // At most a burst of 10 and one count per 10-second window, plus the count written at stop.
+    expect(lines.length).toBeLessThanOrEqual(11 * (Math.ceil(seconds / 10) + 1));
+    expect(accounted).toBeGreaterThan(10);
+    expect(accounted).toBeLessThanOrEqual(20_000);
+  }, 180_000);
+});
+
 interface Status { sync: string; lastNodeContact: string | null; nodeTip: { height: number } | null }
 
 describe('/v1/status while the node is down', () => {
