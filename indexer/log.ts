@@ -109,7 +109,11 @@ export type Logger = LogFn & { flush(): void };
 
 /** Makes a LogFn; messages below `level` are dropped before any formatting. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const min = RANK[opts.level ?? 'info'];
+  // A flag given twice reaches us as an array (yargs): the last one wins, as with bitcoind.
+  const given: unknown = opts.level;
+  const level: LogLevel = (Array.isArray(given) ? given.at(-1) : given) ?? 'info';
+  if (!(level in RANK)) throw new RangeError(`unknown log level ${String(level)}`);
+  const min = RANK[level];
   const write = opts.write;
   const json = opts.json === true;
   let stream: DestinationStream;
@@ -122,7 +126,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     stream = { write: (line: string) => void process.stderr.write(textLine(line) + '\n') };
   }
   const logger = pino({
-    level: opts.level ?? 'info',
+    level,
     base: null,
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
