@@ -176,3 +176,31 @@ describe('secrets never reach an error or a log line', () => {
     }
   });
 });
+
+describe('RpcClient.contact: whether the node answers now', () => {
+  it('records the last answer, and since when calls fail: a stopped server, then a deleted cookie as bitcoind leaves on shutdown', async () => {
+    server = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ result: 'aa'.repeat(32), error: null, id: 1 }));
+    });
+    dir = mkdtempSync(join(tmpdir(), 'nodereg-contact-'));
+    const cookie = join(dir, '.cookie');
+    writeFileSync(cookie, '__cookie__:0123456789abcdef\n');
+    const rpc = new RpcClient({ url: server.url, cookieFile: cookie, retries: 0 });
+    expect(rpc.contact).toEqual({ lastAnswer: null, failingSince: null });
+    await rpc.getBestBlockHash();
+    const answered = rpc.contact.lastAnswer!;
+    expect(answered).toBeGreaterThan(0);
+    expect(rpc.contact.failingSince).toBeNull();
+
+    await server.close();
+    server = undefined;
+    expect(await rejection(rpc.getBestBlockHash())).toMatchObject({ kind: 'unreachable' });
+    expect(rpc.contact.lastAnswer).toBe(answered);
+    expect(rpc.contact.failingSince).toBeGreaterThanOrEqual(answered);
+
+    const cookieOnly = new RpcClient({ url: 'http://127.0.0.1:9', cookieFile: join(dir, 'missing'), retries: 0 });
+    expect(await rejection(cookieOnly.getBestBlockHash())).toMatchObject({ kind: 'auth', transient: true });
+    expect(cookieOnly.contact.failingSince).not.toBeNull();
+  });
+});

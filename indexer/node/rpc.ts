@@ -328,8 +328,9 @@ export class RpcClient {
       this.failingSince = null;
       return answer;
     } catch (err) {
-      // An aborted call says nothing about the node.
-      if (err instanceof RpcError && err.kind !== 'auth') this.failingSince ??= Date.now();
+      // An aborted call says nothing about the node, nor does a 401 (it answered). A
+      // missing cookie does: bitcoind deletes it when it stops.
+      if (err instanceof RpcError && (err.kind !== 'auth' || err.transient)) this.failingSince ??= Date.now();
       throw err;
     }
   }
