@@ -11,6 +11,7 @@ import { announceCommand, broadcastCommand, renewCommand, statusCommand } from '
 import { keyCommand } from './commands/key.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
+import { redact } from '../indexer/redact.js';
 
 /**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
@@ -49,13 +50,13 @@ async function main(argv: string[]): Promise<void> {
 
 main(hideBin(process.argv)).catch((err: unknown) => {
   if (err instanceof UsageError) {
-    process.stderr.write(`nodereg: ${err.message}\nRun with --help for usage and examples.\n`);
+    process.stderr.write(`nodereg: ${redact(err.message)}\nRun with --help for usage and examples.\n`);
     process.exit(2);
   }
   if (err instanceof UserError) {
-    process.stderr.write(`nodereg: ${err.message}\n`);
+    process.stderr.write(`nodereg: ${redact(err.message)}\n`);
     process.exit(1);
   }
-  process.stderr.write(`nodereg: internal error (please report): ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stderr.write(`nodereg: internal error (please report): ${redact(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);
   process.exit(70);
 });

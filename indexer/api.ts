@@ -25,6 +25,8 @@ export interface IndexerOptions {
   /** A ZMQ endpoint such as `tcp://127.0.0.1:28332` (bitcoind's -zmqpubsequence). */
   readonly zmq?: string;
   readonly zmqTopics?: ZmqTopic[];
+  /** Largest ZMQ frame accepted (default 64 MiB); a larger one drops the connection, which is then rebuilt. */
+  readonly zmqMaxMessageBytes?: number;
   /** Default 5000 ms without ZMQ, 30 000 ms with it. */
   readonly pollIntervalMs?: number;
   readonly log?: LogFn;
@@ -142,6 +144,16 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     return this.zmq ? this.zmq.counters : null;
   }
 
+  /**
+   * Whether the node answers RPC now, and when it last did (ISO time, null
+   * before its first answer). While it does not, the index may be behind
+   * without knowing it: /v1/status says `node-unreachable` instead of `synced`.
+   */
+  nodeContact(): { reachable: boolean; lastAnswer: string | null } {
+    const c = this.follower.nodeContact;
+    return { reachable: c.reachable, lastAnswer: c.lastAnswer === null ? null : new Date(c.lastAnswer).toISOString() };
+  }
+
   /** The followed node's tip as last seen. */
   nodeTip(): { height: number; hash: string } | null {
     return this.follower.lastNodeTip;
@@ -186,7 +198,7 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
   try {
     const state = new ChainState(db, params);
     await state.load();
-    const zmq = options.zmq ? new ZmqListener({ endpoint: options.zmq, topics: options.zmqTopics, log }) : null;
+    const zmq = options.zmq ? new ZmqListener({ endpoint: options.zmq, topics: options.zmqTopics, maxMessageBytes: options.zmqMaxMessageBytes, log }) : null;
     let indexer: Indexer | null = null;
     const rpc = new RpcClient({
       ...options.rpc,

@@ -87,7 +87,7 @@ describe('query commands with --api print what they print with --db', () => {
       expect(viaApi.stderr.split('\n').filter(Boolean)).toHaveLength(args.includes('--json') ? 0 : 1);
     }
     const above = await noderegAsync(['export', '--height', '99999', '--api', api]);
-    expect(above.stderr).toMatch(/^nodereg: the read API at http:\/\/127\.0\.0\.1:\d+ answered GET \/v1\/export\?height=99999 with HTTP 400: height 99999 is above the index tip \d+\n$/);
+    expect(above.stderr).toMatch(/^nodereg: the read API at http:\/\/127\.0\.0\.1:\d+ answered GET \/v1\/export\?height=99999 with HTTP 400: querystring\/height 99999 is above the index tip \d+\n$/);
     expect((await noderegAsync(['utxo-hash', '--api', api])).stderr).toMatch(/built without --utxo-hash/);
   }, 120_000);
 

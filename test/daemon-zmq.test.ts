@@ -170,8 +170,16 @@ describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s block
       if (check) await daemon.waitSynced(b);
     }
     await endsAtTheTip(daemon, db);
+    // Warnings of one kind are throttled: a burst per window is written, the rest only counted
+    // in one line (with the last one's fields) when the window closes or the daemon stops.
     const logged = daemon.lines.filter((l) => l.msg === 'zmq garbage message');
-    expect(logged.map((l) => String(l.reason))).toEqual(sent);
+    let at = 0;
+    for (const l of logged) {
+      at += l.repeated === undefined ? 1 : (l.repeated as number);
+      expect(String(l.reason)).toBe(sent[at - 1]);
+    }
+    expect(at).toBe(sent.length);
+    expect(logged.length).toBeLessThan(sent.length);
     expect(logged.every((l) => l.level === 'warn')).toBe(true);
     expect(lostWakes(daemon)).toEqual([]);
   });

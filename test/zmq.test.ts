@@ -38,11 +38,11 @@ afterEach(async () => {
  * provably subscribed (mempool messages on `sequence`, which never wake;
  * a marker block hash otherwise, filtered out of `wakes`).
  */
-async function connect(topics?: ZmqTopic[], opts: { firstSeq?: number; reconnectDelayMs?: number } = {}): Promise<Harness> {
+async function connect(topics?: ZmqTopic[], opts: { firstSeq?: number; reconnectDelayMs?: number; maxMessageBytes?: number } = {}): Promise<Harness> {
   const pub = await FakeBitcoindPublisher.bind();
   if (opts.firstSeq !== undefined) pub.reset('sequence', opts.firstSeq);
   const logs: Harness['logs'] = [];
-  const listener = new ZmqListener({ endpoint: pub.endpoint, topics, log: (level, msg) => logs.push({ level, msg }), reconnectDelayMs: opts.reconnectDelayMs });
+  const listener = new ZmqListener({ endpoint: pub.endpoint, topics, log: (level, msg) => logs.push({ level, msg }), reconnectDelayMs: opts.reconnectDelayMs, maxMessageBytes: opts.maxMessageBytes });
   const h: Harness = { pub, listener, wakes: [], garbage: [], logs };
   open = h;
   h.listener.on('wake', (w) => {
@@ -249,6 +249,20 @@ describe('ZmqListener', () => {
     await waitFor(() => h.wakes.some((w) => w.hash === H1), 'a block after the rebuild');
 
     expect(h.logs.some((l) => l.level === 'error' && /rebuilding/.test(l.msg))).toBe(true);
+  });
+
+  test('a frame over maxMessageBytes is never delivered: libzmq drops the publisher, the socket is rebuilt, and delivery resumes', async () => {
+    const h = await connect(undefined, { reconnectDelayMs: 20, maxMessageBytes: 64 * 1024 });
+    const seen = h.listener.counters.messages;
+    await h.pub.publishRaw(['sequence', Buffer.alloc(1024 * 1024, 0x43), h.pub.takeSeq('sequence')]);
+    await waitFor(() => h.wakes.some((w) => w.reason === 'reconnect'), 'a reconnect wake', 10_000);
+    expect(h.logs.map((l) => l.msg)).toContain('zmq publisher dropped for a protocol error (a frame over the size limit?); rebuilding the socket');
+    expect(h.logs.some((l) => l.level === 'error')).toBe(false);
+    await probeUntil(() => h.listener.counters.messages > seen, () => h.pub.publishMempool(PROBE_TX, 'A'), 10_000);
+    await h.pub.publishSequence(H1, 'C');
+    await waitFor(() => h.wakes.some((w) => w.hash === H1), 'a block after the rebuild');
+    // The oversized message never reached the listener: nothing but probes and the block were counted.
+    expect(h.listener.counters.garbage).toBe(0);
   });
 
   test('start rejects an endpoint libzmq cannot parse with a message naming it', async () => {

@@ -25,6 +25,7 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   pruneUndo?: number;
   utxoHash: boolean;
   rpcTimeout: number;
+  rpcMaxResponseMb: number;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
@@ -61,6 +62,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
         password: node.password ?? process.env.NODEREG_RPC_PASSWORD,
         cookieFile: node.cookieFile,
         timeoutMs: args.rpcTimeout * 1000,
+        maxResponseBytes: Math.round(args.rpcMaxResponseMb * 1024 * 1024),
       },
       zmq: args.zmq,
       pollIntervalMs: args.pollInterval,
@@ -113,5 +115,6 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     process.off('SIGTERM', onSignal);
     await server?.close();
     await ix.stop();
+    log.flush();
   }
 }

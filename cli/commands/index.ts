@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
+import { redact } from '../../indexer/redact.js';
 import { withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
 import type { IndexArgs } from './index-run.js';
@@ -19,6 +20,7 @@ export const indexCommand: CommandModule = {
       .option('rpc-password', { type: 'string', describe: 'RPC password; prefer the NODEREG_RPC_PASSWORD environment variable or --rpc-cookie' })
       .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file, re-read when the node restarts (default: the --datadir one, without --rpc-user)' })
       .option('rpc-timeout', { type: 'number', default: 30, describe: 'seconds before an RPC call is abandoned and retried' })
+      .option('rpc-max-response-mb', { type: 'number', default: 128, describe: 'largest node answer read, in MiB; a larger one is an error (the largest block is 8 MB as hex)' })
       .option('zmq', { type: 'string', describe: 'ZMQ endpoint of -zmqpubsequence (or -zmqpubhashblock), e.g. tcp://127.0.0.1:28332' })
       .option('db', { type: 'string', demandOption: true, describe: 'index directory (created if missing)' })
       .option('serve', { type: 'string', describe: 'also serve the read API on host:port' })
@@ -34,7 +36,8 @@ export const indexCommand: CommandModule = {
         if (a['poll-interval'] !== undefined && (!Number.isInteger(a['poll-interval']) || (a['poll-interval'] as number) < 10)) throw new Error('--poll-interval must be a whole number of milliseconds ≥ 10');
         if (a['prune-undo'] !== undefined && (!Number.isInteger(a['prune-undo']) || (a['prune-undo'] as number) < 6)) throw new Error('--prune-undo must be a whole number of blocks ≥ 6');
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
-        if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${String(a.rpc)}"`);
+        if (!(Number.isFinite(a['rpc-max-response-mb']) && (a['rpc-max-response-mb'] as number) >= 1)) throw new Error('--rpc-max-response-mb must be a number of MiB ≥ 1');
+        if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
         return true;
       })

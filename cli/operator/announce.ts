@@ -122,7 +122,7 @@ export async function execute(s: Session, r: AnnounceRequest, p: Prepared): Prom
     throw new UsageError('no key to sign with: give --key-file <file> or NODEREG_WIF, or write a PSBT with --psbt-out <file>');
   }
   const summary: TxSummary = {
-    tx, signed, announcement: p.announcement, fee: p.selection.fee, feeRate: r.feeRate.rate, feeSource: r.feeRate.source,
+    tx, signed, announcement: p.announcement, fee: p.selection.fee, feeRate: r.feeRate.rate, feeSource: r.feeRate.source, feeWhy: r.feeRate.why,
     sizeNote: p.spend.sizeNote, inputs: p.selection.inputs.length,
     balanceAfter: p.verdict.ok ? p.verdict.balanceAfter : null, preflight: preflightLine(p.verdict, r.force),
   };

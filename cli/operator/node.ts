@@ -26,7 +26,16 @@ export const FEE_TARGET_BLOCKS = 6;
 export interface FeeRate {
   /** sat/vB. */
   readonly rate: number;
-  readonly source: '--fee-rate' | 'estimatesmartfee' | 'default';
+  /** Where the rate came from; `mempoolminfee` and `relayfee` are the node's floor. */
+  readonly source: '--fee-rate' | 'estimatesmartfee' | 'default' | 'mempoolminfee' | 'relayfee';
+  /** Why this rate, in words, for the report. */
+  readonly why: string;
+}
+
+/** The lowest rate the node relays and keeps in its mempool, and which of its settings sets it. */
+export interface FeeFloor {
+  readonly rate: number;
+  readonly source: 'mempoolminfee' | 'relayfee';
 }
 
 /** An RPC client for one command (the node found from --rpc or --datadir/--chain): few retries, so a wrong URL fails in seconds rather than minutes. */
@@ -64,11 +73,40 @@ export function checkFeeRate(rate: number): void {
   }
 }
 
-/** --fee-rate, else the node's estimate for 6 blocks (at least 1 sat/vB), else the default. */
-export async function resolveFeeRate(rpc: RpcClient, flag: number | undefined): Promise<FeeRate> {
+/** A BTC-per-kvB field of an RPC answer as sat/vB, or null when absent or not a positive number. */
+function satPerVb(answer: unknown, field: string): number | null {
+  const v = typeof answer === 'object' && answer !== null ? (answer as Record<string, unknown>)[field] : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v * 1e8) / 1000 : null;
+}
+
+/** The answer of a call the node may not have (an old fork), or null. */
+async function optional(rpc: RpcClient, method: string): Promise<unknown> {
+  try {
+    return await rpc.call<unknown>(method);
+  } catch (err) {
+    if (err instanceof RpcError && err.kind === 'rpc') return null;
+    throw err;
+  }
+}
+
+/**
+ * The node's fee floor: `mempoolminfee` (getmempoolinfo), which rises above
+ * the relay fee when the mempool is full, and `relayfee` (getnetworkinfo,
+ * `-minrelaytxfee`). A transaction below either is refused. Null when the
+ * node reports neither.
+ */
+export async function feeFloor(rpc: RpcClient): Promise<FeeFloor | null> {
+  const mempool = satPerVb(await optional(rpc, 'getmempoolinfo'), 'mempoolminfee');
+  const relay = satPerVb(await optional(rpc, 'getnetworkinfo'), 'relayfee');
+  if (mempool === null && relay === null) return null;
+  return (mempool ?? 0) >= (relay ?? 0) ? { rate: mempool!, source: 'mempoolminfee' } : { rate: relay!, source: 'relayfee' };
+}
+
+/** The rate asked for: --fee-rate, else the node's estimate for 6 blocks (at least 1 sat/vB), else the default. */
+async function wantedRate(rpc: RpcClient, flag: number | undefined): Promise<FeeRate> {
   if (flag !== undefined) {
     checkFeeRate(flag);
-    return { rate: flag, source: '--fee-rate' };
+    return { rate: flag, source: '--fee-rate', why: 'as given' };
   }
   let perKvB: bigint | null = null;
   try {
@@ -77,12 +115,31 @@ export async function resolveFeeRate(rpc: RpcClient, flag: number | undefined): 
     // A node without fee estimation (some forks, or disabled) is not an error: fall back.
     if (!(err instanceof RpcError && err.kind === 'rpc')) throw err;
   }
-  if (perKvB === null) return { rate: DEFAULT_FEE_RATE, source: 'default' };
+  if (perKvB === null) return { rate: DEFAULT_FEE_RATE, source: 'default', why: `estimatesmartfee has no estimate yet; the default ${DEFAULT_FEE_RATE} sat/vB` };
   const rate = Math.max(1, Number(perKvB) / 1000);
   if (rate > MAX_FEE_RATE) {
     throw new UserError(`the node estimates ${rate} sat/vB, above the ${MAX_FEE_RATE} sat/vB limit: pass --fee-rate explicitly`);
   }
-  return { rate, source: 'estimatesmartfee' };
+  return { rate, source: 'estimatesmartfee', why: `the node's estimate for ${FEE_TARGET_BLOCKS} blocks` };
+}
+
+/**
+ * The rate to pay: the one asked for ({@link wantedRate}), raised to the node's
+ * floor when below it, since the node would refuse the transaction otherwise
+ * (a fresh node has no estimate, and its floor may be far above the default).
+ */
+export async function resolveFeeRate(rpc: RpcClient, flag: number | undefined): Promise<FeeRate> {
+  const wanted = await wantedRate(rpc, flag);
+  const floor = await feeFloor(rpc);
+  if (floor === null) return wanted;
+  if (floor.rate > MAX_FEE_RATE) {
+    throw new UserError(`the node's fee floor (${floor.source}) is ${floor.rate} sat/vB, above the ${MAX_FEE_RATE} sat/vB limit: is its -minrelaytxfee or mempool right?`);
+  }
+  const asked = wanted.source === '--fee-rate' ? `--fee-rate ${wanted.rate} sat/vB` : `${wanted.rate} sat/vB (${wanted.why})`;
+  if (floor.rate > wanted.rate) {
+    return { rate: floor.rate, source: floor.source, why: `the node's floor (${floor.source}), above ${asked}: the node refuses anything less` };
+  }
+  return { ...wanted, why: `${wanted.why}; the node's floor is ${floor.rate} sat/vB (${floor.source})` };
 }
 
 /**

@@ -39,6 +39,8 @@ export interface TxSummary {
   readonly fee: bigint;
   readonly feeRate: number;
   readonly feeSource: string;
+  /** Why this rate: the estimate, the default, the flag, or the node's floor above them. */
+  readonly feeWhy: string;
   readonly sizeNote: string;
   readonly inputs: number;
   readonly balanceAfter: bigint | null;
@@ -53,6 +55,7 @@ export function summaryJson(s: TxSummary, params: NetworkParams): Record<string,
     fee: s.fee.toString(),
     feeRate: s.feeRate,
     feeSource: s.feeSource,
+    feeWhy: s.feeWhy,
     inputs: s.inputs,
     balanceAfter: s.balanceAfter === null ? null : s.balanceAfter.toString(),
     preflight: s.preflight,
@@ -70,7 +73,7 @@ export function summaryText(s: TxSummary, params: NetworkParams): string {
     `announce   ${a.kind === 'newnode' ? 'OP_NEWNODE' : 'OP_RENEWAL'} for ${stake}, timestamp ${a.timestamp}${a.kind === 'renewal' ? `, previous ${rpcHex(a.prevTxid)}` : ''}`,
     `txid       ${s.tx.getId()}${s.signed ? '' : ' (unsigned: final once signed for segwit inputs, not for legacy ones)'}`,
     `size       ${vsize} vB${s.signed ? '' : ` unsigned; fee sized for ${s.sizeNote} inputs`}, ${s.inputs} input(s) of the stake`,
-    `fee        ${coins(s.fee)} (${s.fee} base units, ${s.feeRate} sat/vB from ${s.feeSource})`,
+    `fee        ${coins(s.fee)} (${s.fee} base units, ${s.feeRate} sat/vB from ${s.feeSource}: ${s.feeWhy})`,
     `stake      ${s.balanceAfter === null ? '?' : coins(s.balanceAfter)} after this transaction (minimum ${coins(params.minStake)})`,
     `preflight  ${s.preflight}`,
     `hex        ${s.tx.toHex()}`,

@@ -13,6 +13,7 @@ export const READY_LAG = 2;
 /** How the index stands against the followed node; `tipHash` is the index tip in RPC hex. */
 export function syncState(indexer: Indexer | null, tipHash: string | null): SyncState {
   if (!indexer) return 'not-following';
+  if (!indexer.nodeContact().reachable) return 'node-unreachable';
   const node = indexer.nodeTip();
   return node && tipHash === node.hash ? 'synced' : 'catching-up';
 }

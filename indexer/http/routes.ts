@@ -109,10 +109,11 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     const tip = await requireTip(r).catch(() => null);
     const nodeTip = ctx.indexer?.nodeTip() ?? null;
     const sync = syncState(ctx.indexer, tip ? rpcHex(tip.hash) : null);
+    const contact = ctx.indexer?.nodeContact() ?? null;
     return {
       network: params.name, paramsHash: hash, schemaVersion: SCHEMA_VERSION,
       tip: tip ? { height: tip.height, hash: rpcHex(tip.hash) } : null,
-      nodeTip, sync, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
+      nodeTip, sync, lastNodeContact: contact?.lastAnswer ?? null, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
     };
   }));
 

@@ -76,7 +76,7 @@ const tipSchema = { type: ['object', 'null'], required: ['height', 'hash'], prop
 export const statusSchema = {
   $id: 'Status',
   type: 'object',
-  required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'counts', 'utxoMuhash'],
+  required: ['network', 'paramsHash', 'schemaVersion', 'tip', 'nodeTip', 'sync', 'lastNodeContact', 'counts', 'utxoMuhash'],
   properties: {
     network: { type: 'string' },
     paramsHash: hex64,
@@ -84,6 +84,7 @@ export const statusSchema = {
     tip: tipSchema,
     nodeTip: { ...tipSchema, description: 'the followed node\'s best block; null when not following' },
     sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following', 'node-unreachable'] },
+    lastNodeContact: { type: ['string', 'null'], format: 'date-time', description: 'when the followed node last answered RPC; null when not following or before its first answer' },
     counts: {
       type: 'object',
       description: 'each stake\'s current registration at the tip, by status',

@@ -52,6 +52,9 @@ export class FollowerError extends Error {
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
+/** Failures that, before the node ever answered, mean no node is at --rpc. */
+const NOT_A_NODE: ReadonlySet<RpcError['kind']> = new Set(['unreachable', 'http', 'malformed', 'too-large']);
+
 /**
  * Keeps the index equal to the node's best chain. ZMQ messages and a poll
  * timer only wake it up; every decision is taken from RPC answers: walk back
@@ -80,6 +83,16 @@ export class Follower extends EventEmitter<FollowerEvents> {
     return this.opts.state;
   }
 
+  /**
+   * Whether the node answers now, and when it last did (ms since the epoch,
+   * null before the first answer). While it does not, the node's tip as last
+   * seen says nothing about being synced.
+   */
+  get nodeContact(): { reachable: boolean; lastAnswer: number | null } {
+    const c = this.opts.rpc.contact;
+    return { reachable: c.failingSince === null, lastAnswer: c.lastAnswer };
+  }
+
   /** The node's tip as last seen, or null before the first answer. */
   get lastNodeTip(): { height: number; hash: string } | null {
     return this.nodeTip;
@@ -88,9 +101,10 @@ export class Follower extends EventEmitter<FollowerEvents> {
   /**
    * Follows until `stop()` (or, with `untilSynced`, until the index has
    * caught up with the node). Transient RPC failures are logged and retried
-   * forever once the node has answered at least once; before that, a node
-   * that cannot be reached at all is reported, since the URL is the likely
-   * mistake.
+   * forever once the node has answered at least once. Before that, an address
+   * where no node answers, or where something else answers (an HTML page, JSON
+   * that is not JSON-RPC, an endless body), is reported once the client's
+   * retries are spent, since the URL is the likely mistake.
    */
   async run(opts: { untilSynced?: boolean } = {}): Promise<void> {
     this.opts.zmq?.on('wake', this.onWake);
@@ -162,7 +176,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
     if (err instanceof RpcError) {
       if (isPrunedBlock(err)) return false;
       if (err.kind === 'auth') return false;
-      return this.contacted || err.kind !== 'unreachable';
+      return this.contacted || !NOT_A_NODE.has(err.kind);
     }
     return err instanceof BlockParseError;
   }

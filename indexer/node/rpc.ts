@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import { addSecret, redact } from '../redact.js';
+import { basicAuth, mib, notJson, readCapped, sleep } from './http.js';
 import { duration, isMuhashUnsupported, RpcError, snippet, socketCode } from './rpcerror.js';
 
 export { isMuhashUnsupported, isPrunedBlock, MUHASH_UNSUPPORTED, RpcError, type RpcErrorKind } from './rpcerror.js';
@@ -27,8 +29,20 @@ export interface RpcOptions {
   backoffMs?: number;
   /** Cap on the retry delay; default 10 000. */
   maxBackoffMs?: number;
+  /**
+   * Largest answer read, in bytes; default {@link DEFAULT_MAX_RESPONSE_BYTES}. A
+   * larger one is cut off while it streams in, so a hostile or broken endpoint
+   * cannot fill the memory.
+   */
+  maxResponseBytes?: number;
   onRetry?: (info: { method: string; attempt: number; delayMs: number; error: RpcError }) => void;
 }
+
+/**
+ * 128 MiB: the largest Bitcoin block (4 MB) is 8 MB as hex, a 32 MB block of
+ * a big-block fork 64 MB; catch-up batches aim at 1 MiB of blocks.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024;
 
 /** Per-call overrides. */
 export interface CallOptions {
@@ -66,21 +80,6 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isHeight = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 export class RpcClient {
   /** The URL without credentials, for messages. */
   readonly url: string;
@@ -89,6 +88,7 @@ export class RpcClient {
   private readonly retries: number;
   private readonly backoffMs: number;
   private readonly maxBackoffMs: number;
+  private readonly maxResponseBytes: number;
   private readonly onRetry: RpcOptions['onRetry'];
   private readonly cookieFile: string | undefined;
   private readonly staticAuth: string | undefined;
@@ -96,35 +96,49 @@ export class RpcClient {
   private nextId = 0;
   /** getblock's "raw" argument: 0 on current nodes, `false` on nodes that predate verbosity levels. */
   private rawVerbosity: 0 | false | undefined;
+  private lastAnswer: number | null = null;
+  private failingSince: number | null = null;
 
   constructor(opts: RpcOptions) {
     let parsed: URL;
     try {
       parsed = new URL(opts.url);
     } catch {
-      throw new RpcError('unreachable', `--rpc ${opts.url} is not a URL: use e.g. http://127.0.0.1:8332`, { transient: false });
+      throw new RpcError('unreachable', `--rpc ${redact(opts.url)} is not a URL: use e.g. http://127.0.0.1:8332`, { transient: false });
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new RpcError('unreachable', `--rpc must be an http:// or https:// URL, not ${parsed.protocol}`, { transient: false });
     }
     const user = opts.user ?? decodeURIComponent(parsed.username);
     const password = opts.password ?? (parsed.password ? decodeURIComponent(parsed.password) : undefined);
+    if (password !== undefined) addSecret(password);
     // fetch refuses URLs with credentials, and messages must not show them.
     parsed.username = '';
     parsed.password = '';
     this.endpoint = parsed.href;
     this.url = parsed.pathname === '/' ? parsed.origin : `${parsed.origin}${parsed.pathname}`;
-    if (password !== undefined) this.staticAuth = basic(`${user}:${password}`);
-    else if (opts.cookieFile === undefined && user) this.staticAuth = basic(`${user}:`);
+    if (password !== undefined) this.staticAuth = basicAuth(`${user}:${password}`, true);
+    else if (opts.cookieFile === undefined && user) this.staticAuth = basicAuth(`${user}:`);
     this.cookieFile = password === undefined ? opts.cookieFile : undefined;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.retries = opts.retries ?? 5;
     this.backoffMs = opts.backoffMs ?? 250;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.onRetry = opts.onRetry;
+    if (!(this.maxResponseBytes >= 1024)) throw new RangeError(`maxResponseBytes must be at least 1024, not ${this.maxResponseBytes}`);
     if (!(this.retries >= 0) || (this.retries !== Infinity && !Number.isInteger(this.retries))) {
       throw new RangeError(`retries must be a non-negative integer or Infinity, not ${this.retries}`);
     }
+  }
+
+  /**
+   * Whether the node answers: when it last gave a JSON-RPC answer (ms since the
+   * epoch, null if never), and since when every exchange has failed to get one
+   * (null while it answers). An error answer counts as an answer: the node is there.
+   */
+  get contact(): { lastAnswer: number | null; failingSince: number | null } {
+    return { lastAnswer: this.lastAnswer, failingSince: this.failingSince };
   }
 
   /** One JSON-RPC call, retried while the failure is transient. */
@@ -308,6 +322,20 @@ export class RpcClient {
 
   /** One HTTP exchange, with the cookie re-read once on 401. Resolves to the parsed body. */
   private async post(label: string, body: string, opts: CallOptions): Promise<{ status: number; json: unknown }> {
+    try {
+      const answer = await this.exchange(label, body, opts);
+      this.lastAnswer = Date.now();
+      this.failingSince = null;
+      return answer;
+    } catch (err) {
+      // An aborted call says nothing about the node, nor does a 401 (it answered). A
+      // missing cookie does: bitcoind deletes it when it stops.
+      if (err instanceof RpcError && (err.kind !== 'auth' || err.transient)) this.failingSince ??= Date.now();
+      throw err;
+    }
+  }
+
+  private async exchange(label: string, body: string, opts: CallOptions): Promise<{ status: number; json: unknown }> {
     let auth = await this.auth();
     let res = await this.send(label, body, auth, opts);
     if (res.status === 401 && this.cookieFile !== undefined) {
@@ -336,7 +364,7 @@ export class RpcClient {
       if (status >= 300) {
         throw new RpcError('http', `the node at ${this.url} answered ${label} with HTTP ${status}: is --rpc the node's RPC address?`, { transient: false });
       }
-      throw new RpcError('malformed', `the node at ${this.url} answered ${label} with a body that is not JSON`, { transient: true });
+      throw new RpcError('malformed', `the node at ${this.url} answered ${label} with ${notJson(text)}: is --rpc the node's RPC address and port?`, { transient: true });
     }
   }
 
@@ -348,9 +376,13 @@ export class RpcClient {
     if (auth !== undefined) headers.Authorization = auth;
     try {
       const res = await fetch(this.endpoint, { method: 'POST', headers, body, signal });
-      return { status: res.status, text: await res.text() };
+      const tooLarge = (): RpcError => new RpcError('too-large',
+        `the node's answer to ${label} was larger than ${mib(this.maxResponseBytes)} MB: if the node at ${this.url} really sends blocks that large, raise --rpc-max-response-mb`,
+        { transient: false });
+      return { status: res.status, text: await readCapped(res, this.maxResponseBytes, tooLarge) };
     } catch (err) {
       if (opts.signal?.aborted) throw opts.signal.reason;
+      if (err instanceof RpcError) throw err;
       if (timeout.aborted) {
         throw new RpcError('timeout', `the node at ${this.url} did not answer ${label} within ${duration(timeoutMs)}`, { transient: true });
       }
@@ -374,7 +406,8 @@ export class RpcClient {
     if (!cookie.includes(':')) {
       throw new RpcError('auth', `the cookie file ${this.cookieFile} does not hold user:password: is --rpc-cookie the node's .cookie?`, { transient: false });
     }
-    this.cookieAuth = basic(cookie);
+    addSecret(cookie.slice(cookie.indexOf(':') + 1));
+    this.cookieAuth = basicAuth(cookie, true);
     return this.cookieAuth;
   }
 
@@ -404,14 +437,11 @@ export class RpcClient {
   }
 
   private malformed(method: string, status: number): RpcError {
-    return new RpcError('malformed', `the node at ${this.url} answered ${method} (HTTP ${status}) with JSON that is not a JSON-RPC response: is --rpc a bitcoind-compatible node?`, { transient: false });
+    // Transient like a page that is not JSON: a proxy in front of a restarting node sends either.
+    return new RpcError('malformed', `the node at ${this.url} answered ${method} (HTTP ${status}) with JSON that is not a JSON-RPC response: is --rpc a bitcoind-compatible node?`, { transient: true });
   }
 
   private unexpected(method: string, what: string): RpcError {
     return new RpcError('malformed', `the node at ${this.url} answered ${method} without ${what}: is --rpc a bitcoind-compatible node?`, { transient: false });
   }
-}
-
-function basic(userPass: string): string {
-  return `Basic ${Buffer.from(userPass).toString('base64')}`;
 }

@@ -4,9 +4,16 @@
  * and the small formatters the client's messages use.
  */
 
-export type RpcErrorKind = 'unreachable' | 'auth' | 'timeout' | 'http' | 'malformed' | 'rpc';
+import { redact } from '../redact.js';
 
-/** A failure talking to the node. `message` is one line meant for the user and never holds credentials. */
+/** `too-large`: the answer passed the client's size cap and was abandoned. */
+export type RpcErrorKind = 'unreachable' | 'auth' | 'timeout' | 'http' | 'malformed' | 'too-large' | 'rpc';
+
+/**
+ * A failure talking to the node. `message` is one line meant for the user and
+ * never holds credentials: it goes through {@link redact}, so even a node or
+ * proxy that echoes them back cannot put them there.
+ */
 export class RpcError extends Error {
   override readonly name = 'RpcError';
   readonly kind: RpcErrorKind;
@@ -18,11 +25,11 @@ export class RpcError extends Error {
   readonly transient: boolean;
 
   constructor(kind: RpcErrorKind, message: string, opts: { transient: boolean; code?: number; nodeMessage?: string }) {
-    super(message);
+    super(redact(message));
     this.kind = kind;
     this.transient = opts.transient;
     if (opts.code !== undefined) this.code = opts.code;
-    if (opts.nodeMessage !== undefined) this.nodeMessage = opts.nodeMessage;
+    if (opts.nodeMessage !== undefined) this.nodeMessage = redact(opts.nodeMessage);
   }
 }
 

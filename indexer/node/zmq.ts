@@ -52,7 +52,16 @@ export interface ZmqListenerOptions {
   log?: ZmqLog;
   /** Pause before rebuilding the socket after an unexpected receive error. */
   reconnectDelayMs?: number;
+  /**
+   * Largest frame accepted, in bytes; default {@link DEFAULT_MAX_MESSAGE_BYTES}.
+   * libzmq drops the connection of a publisher that sends a larger one before
+   * buffering it; the listener then reconnects and the follower resyncs.
+   */
+  maxMessageBytes?: number;
 }
+
+/** 64 MiB: room for a `rawblock` of the largest block of any big-block fork. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export interface ZmqCounters {
   /** Every multipart message received, garbage included. */
@@ -79,6 +88,8 @@ const SEQUENCE_MEMPOOL_SIZE = 41;
 const HEADER_SIZE = 80;
 
 const noLog: ZmqLog = () => {};
+/** How long a disconnect may go without libzmq's `connect:retry` before the socket counts as dropped. */
+const DROP_CHECK_MS = 1000;
 
 /**
  * Subscribes to a bitcoind ZMQ publisher and emits `wake` whenever the
@@ -96,6 +107,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   readonly topics: readonly ZmqTopic[];
   private readonly log: ZmqLog;
   private readonly reconnectDelayMs: number;
+  private readonly maxMessageBytes: number;
 
   private socket: Subscriber | undefined;
   private running = false;
@@ -103,6 +115,9 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   /** One observer loop per socket ever opened in this run; each ends when its socket closes. */
   private readonly watchers = new Set<Promise<void>>();
   private delay: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  private dropCheck: NodeJS.Timeout | undefined;
+  /** A socket closed on purpose after libzmq dropped its connection. */
+  private dropped: Subscriber | undefined;
   /** A connection dropped; the next successful handshake is a reconnect. */
   private disconnected = false;
   private readonly lastSeq = new Map<string, number>();
@@ -115,6 +130,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
     this.topics = opts.topics && opts.topics.length > 0 ? [...new Set(opts.topics)] : ['sequence'];
     this.log = opts.log ?? noLog;
     this.reconnectDelayMs = opts.reconnectDelayMs ?? 1000;
+    this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   /**
@@ -147,6 +163,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    clearTimeout(this.dropCheck);
     this.socket?.close();
     this.socket = undefined;
     if (this.delay) {
@@ -161,7 +178,7 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
   private open(): Subscriber {
     // linger 0: a subscriber never has anything worth delivering at close,
     // and a lingering socket would keep the process (and Jest) alive.
-    const socket = new Subscriber({ linger: 0, tcpKeepalive: 1 });
+    const socket = new Subscriber({ linger: 0, tcpKeepalive: 1, maxMessageSize: this.maxMessageBytes });
     // The monitor must exist before connect(), or the first events are lost.
     const watcher: Promise<void> = this.watch(socket).finally(() => this.watchers.delete(watcher));
     this.watchers.add(watcher);
@@ -192,17 +209,22 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
       } catch {
         break; // closing the socket rejects the pending receive
       }
-      this.guard(() => this.onSocketEvent(ev));
+      this.guard(() => this.onSocketEvent(ev, socket));
     }
   }
 
-  private onSocketEvent(ev: SocketEvent): void {
+  private onSocketEvent(ev: SocketEvent, socket: Subscriber): void {
     switch (ev.type) {
       case 'handshake':
         return this.onHandshake(ev.address);
+      case 'connect:retry':
+        clearTimeout(this.dropCheck);
+        return;
       case 'disconnect':
         this.disconnected = true;
-        return this.log('warn', 'zmq publisher disconnected', { address: ev.address });
+        this.log('warn', 'zmq publisher disconnected', { address: ev.address });
+        this.watchForDrop(socket);
+        return;
       case 'handshake:error:protocol':
       case 'handshake:error:auth':
       case 'handshake:error:other':
@@ -237,12 +259,29 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
         parts = await socket.receive();
       } catch (err) {
         if (!this.running) break;
-        this.log('error', 'zmq receive failed; rebuilding the socket', { error: message(err), delayMs: this.reconnectDelayMs });
+        if (this.dropped !== socket) this.log('error', 'zmq receive failed; rebuilding the socket', { error: message(err), delayMs: this.reconnectDelayMs });
         await this.rebuild(socket);
         continue;
       }
       this.guard(() => this.handle(parts));
     }
+  }
+
+  /**
+   * libzmq reconnects after a lost connection (it reports `connect:retry` at
+   * once) but not after a protocol error, such as a frame over
+   * maxMessageSize: then the connection is dropped for good. A disconnect
+   * with no retry soon after is that case, and the socket is rebuilt.
+   */
+  private watchForDrop(socket: Subscriber): void {
+    clearTimeout(this.dropCheck);
+    this.dropCheck = setTimeout(() => {
+      if (!this.running || this.socket !== socket) return;
+      this.log('warn', 'zmq publisher dropped for a protocol error (a frame over the size limit?); rebuilding the socket', { maxMessageBytes: this.maxMessageBytes });
+      this.dropped = socket;
+      // The pending receive rejects; the receive loop rebuilds.
+      socket.close();
+    }, DROP_CHECK_MS);
   }
 
   /** Replaces a failed socket after a pause that stop() can cut short. */
@@ -257,7 +296,8 @@ export class ZmqListener extends EventEmitter<ListenerEvents> {
       this.disconnected = false;
       this.socket = this.open();
       this.count.reconnects++;
-      this.guard(() => this.emit('wake', { reason: 'reconnect', topic: '', detail: 'socket rebuilt after a receive error' }));
+      const why = this.dropped === failed ? 'the connection was dropped for a protocol error' : 'a receive error';
+      this.guard(() => this.emit('wake', { reason: 'reconnect', topic: '', detail: `socket rebuilt after ${why}` }));
     } catch (err) {
       this.log('error', 'zmq socket rebuild failed', { error: message(err) });
     }

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** An error answer from the node's JSON-RPC, with bitcoind's numeric code. */
 export class RpcError extends Error {
@@ -40,10 +41,17 @@ export interface StartBcoinOptions {
   readonly dataDir?: string;
   readonly port?: number;
   readonly apiKey?: string;
+  /**
+   * Raise regtest's relay floor to this many satoshis per kvB (bcoin's own is
+   * 1000), as a node with a high -minrelaytxfee has. bcoin has no flag for it,
+   * so a preloaded script edits its network object in the node's process.
+   */
+  readonly minRelay?: number;
 }
 
 const require = createRequire(import.meta.url);
 const BCOIN_NODE = join(dirname(require.resolve('bcoin/package.json')), 'bin', 'node');
+const MIN_RELAY_PRELOAD = join(dirname(fileURLToPath(import.meta.url)), 'bcoin-minrelay.cjs');
 
 /** Every node a test started and has not stopped: killed if the test process exits without stopping them. */
 const live = new Set<ChildProcess>();
@@ -107,7 +115,9 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
   const env: NodeJS.ProcessEnv = {};
   // bcoin reads BCOIN_* variables as options; a developer's own settings must not leak in.
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('BCOIN_')) env[k] = v;
+  if (opts.minRelay !== undefined) env.NODEREG_TEST_MIN_RELAY = String(opts.minRelay);
   const args = [
+    ...(opts.minRelay !== undefined ? ['--require', MIN_RELAY_PRELOAD] : []),
     BCOIN_NODE, '--network=regtest', `--memory=${opts.dataDir ? 'false' : 'true'}`, '--workers=false', '--listen=false', '--no-wallet',
     // --listen=false does not stop outgoing connections: point the peer list nowhere,
     // so a test node never syncs from whatever listens on regtest's default port.

@@ -44,7 +44,8 @@ export class Daemon {
     this.waitMs = opts.waitMs ?? 30_000;
     this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+    // 'close', not 'exit': the last log lines (written just before exiting) have then been read.
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
   }
 
   private take(chunk: string): void {

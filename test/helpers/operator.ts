@@ -10,7 +10,7 @@ import { buildTransaction, type SigningInput, type TxOut } from '../../fixtures/
 import { nodeInfo, utxosOf, type NodeInfo } from '../../indexer/read/queries.js';
 import { openStore } from '../../indexer/store/store.js';
 import { loadParamsFile } from '../../script/params.js';
-import { startBcoin, type BcoinNode } from './bcoin.js';
+import { startBcoin, type BcoinNode, type StartBcoinOptions } from './bcoin.js';
 import { nodereg, noderegAsync, ROOT } from './cli.js';
 
 export const PARAMS_FILE = join(ROOT, 'fixtures', 'params', 'bcoin-regtest.json');
@@ -75,8 +75,8 @@ export class RegtestLab {
     return tx.getId();
   }
 
-  static async start(seed: string): Promise<RegtestLab> {
-    const node = await startBcoin();
+  static async start(seed: string, bcoin: StartBcoinOptions = {}): Promise<RegtestLab> {
+    const node = await startBcoin(bcoin);
     const dir = mkdtempSync(join(tmpdir(), 'nodereg-op-'));
     mkdirSync(join(dir, 'keys'), { mode: 0o700 });
     return new RegtestLab(node, dir, seed);
