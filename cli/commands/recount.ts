@@ -121,7 +121,7 @@ export const recountCommand: CommandModule = {
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB, when coins go to the database (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
-      .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, keep the UTXO set in memory up to this size, MiB; past it the recount starts over on the database (0: always the database)' })
+      .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, the coin tables may take this much memory, MiB; past it they spill into the temporary index and the recount goes on (0: after every block)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');

@@ -30,6 +30,12 @@ const COIN_COST = 360;
 const BALANCE_COST = 180;
 const ROW_COST = 200;
 
+/** Where a flush's extra writers put their rows: the flush's own atomic batch. */
+export interface RowSink {
+  put(key: Buffer, value: Buffer): unknown;
+  del(key: Buffer): unknown;
+}
+
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
 export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -184,9 +190,11 @@ export class ChainState {
 
   /**
    * Writes everything cached since the last flush, together with the tip, in
-   * one atomic batch, then empties the caches.
+   * one atomic batch, then empties the caches. `extra` adds rows held outside
+   * this cache (the coin tables' spill) to the same batch, so the coins and
+   * the registry on disk always belong to the same tip.
    */
-  async flush(): Promise<void> {
+  async flush(extra?: (sink: RowSink) => void): Promise<void> {
     // A chained batch hands each operation to LevelDB's native write batch as
     // it is added, so a large flush never holds an array of every operation
     // in the JS heap; it is still written atomically by one write().
@@ -213,9 +221,10 @@ export class ChainState {
       if (v === null) batch.del(unbkey(k));
       else batch.put(unbkey(k), v);
     }
+    extra?.(batch);
     if (this.tip) batch.put(K.tip(), encodeTip(this.tip));
     else batch.del(K.tip());
-    await batch.write({ sync: true });
+    await batch.write({ sync: !this.throwaway });
     this.coins.clear();
     this.balances.clear();
     this.rows.clear();
