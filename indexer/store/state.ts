@@ -4,7 +4,7 @@ import { RegistryRoot } from '../../script/root.js';
 import {
   decodeAmount, decodeCoin, decodeRegistration, encodeAmount, encodeCoin, encodeTip,
 } from './codec.js';
-import { K, P } from './layout.js';
+import { K, P, parse } from './layout.js';
 import { readTip, type DB } from './store.js';
 import type { Coin, Registration, Tip } from '../types.js';
 
@@ -86,10 +86,10 @@ export class ChainState {
     const withUtxo = (await this.db.get(K.meta('utxoHash')))?.toString() === '1';
     this.utxoHash = !withUtxo ? null : state && state.length >= 1536 ? MuHash3072.deserialize(state.subarray(768, 1536)) : new MuHash3072();
     for await (const [k, v] of this.db.iterator(K.all(P.current))) {
-      this.current.set(bkey(k.subarray(1)), bkey(v));
+      this.current.set(bkey(parse.current(k).script), bkey(v));
     }
     const ids: Buffer[] = [];
-    for await (const k of this.db.keys(K.all(P.expiry))) ids.push(k.subarray(5));
+    for await (const k of this.db.keys(K.all(P.expiry))) ids.push(parse.expiry(k).id);
     const regs = await this.db.getMany(ids.map((id) => K.registration(id)));
     regs.forEach((raw, i) => {
       if (raw === undefined) throw new Error(`index inconsistent: pending expiry without registration ${ids[i]!.toString('hex')}`);
