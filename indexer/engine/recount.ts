@@ -4,6 +4,7 @@ import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K } from '../store/layout.js';
+import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { connectInMemory } from './memconnect.js';
 import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from '../chain/scanner.js';
@@ -64,11 +65,11 @@ export class RecountError extends Error {
   }
 }
 
-/** Flush threshold of the database engine (--db, --utxo-hash, or past --utxo-memory-mib); more is faster but uses more memory. */
-export const DEFAULT_CACHE_BYTES = 24 * 1024 * 1024;
+/** Flush threshold of the database engine (--db, --utxo-hash): a tenth of the default budget (budget.ts). */
+export const DEFAULT_CACHE_BYTES = memoryPlan().cacheBytes;
 
 /** Coin table budget of a throwaway recount: about four million coins between spills. */
-export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MEMORY_BYTES = memoryPlan().tableBytes;
 
 /**
  * Recounts the registry from a bitcoind blocks directory into `db`: chooses

@@ -48,7 +48,10 @@ export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
  * batch — so a crash at any instant resumes from the last flushed tip.
  */
 export class ChainState {
+  /** The tip of the state in memory, ahead of the database until the next flush. */
   tip: Tip | null = null;
+  /** The tip the database holds: what readers see. Moves only in `load` and `flush`. */
+  committedTip: Tip | null = null;
   root = new RegistryRoot();
   /** Core-compatible UTXO-set MuHash, when the index keeps one (`--utxo-hash`). */
   utxoHash: MuHash3072 | null = null;
@@ -81,6 +84,7 @@ export class ChainState {
     this.expiring.clear();
     this.cachedBytes = 0;
     this.tip = await readTip(this.db);
+    this.committedTip = this.tip;
     const state = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
     this.root = state ? RegistryRoot.deserialize(state.subarray(0, 768)) : new RegistryRoot();
     const withUtxo = (await this.db.get(K.meta('utxoHash')))?.toString() === '1';
@@ -225,6 +229,7 @@ export class ChainState {
     if (this.tip) batch.put(K.tip(), encodeTip(this.tip));
     else batch.del(K.tip());
     await batch.write({ sync: !this.throwaway });
+    this.committedTip = this.tip;
     this.coins.clear();
     this.balances.clear();
     this.rows.clear();
