@@ -1,5 +1,6 @@
 /**
  * `npm run bench -- [--txs 1000000] [--runs 3] [--json] [--utxo-hash] [--cache-dir DIR]`
+ * `npm run bench -- --scale [--sizes 1000000,10000000] [--runs 1]` (see scale.ts)
  *
  * Measures, in one run on one machine, the floor (read blk files and hash
  * every txid, single thread) and `nodereg recount` in full and --fast mode,
@@ -14,25 +15,33 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchChain } from './chain.js';
 import { floorScan } from './floor.js';
+import { scaleBench } from './scale.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
 
-interface Args { txs: number; runs: number; json: boolean; utxoHash: boolean; cacheDir: string }
+interface Args { txs: number; runs: number; json: boolean; utxoHash: boolean; cacheDir: string; scale: number[] | null }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { txs: 1_000_000, runs: 3, json: false, utxoHash: false, cacheDir: join(tmpdir(), 'nodereg-bench') };
+  const a: Args = { txs: 1_000_000, runs: 3, json: false, utxoHash: false, cacheDir: join(tmpdir(), 'nodereg-bench'), scale: null };
+  let runsGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     if (k === '--json') a.json = true;
     else if (k === '--utxo-hash') a.utxoHash = true;
     else if (k === '--txs' && /^\d+$/.test(argv[i + 1] ?? '')) a.txs = Number(argv[++i]);
-    else if (k === '--runs' && /^[1-9]\d*$/.test(argv[i + 1] ?? '')) a.runs = Number(argv[++i]);
+    else if (k === '--runs' && /^[1-9]\d*$/.test(argv[i + 1] ?? '')) {
+      a.runs = Number(argv[++i]);
+      runsGiven = true;
+    } else if (k === '--scale') a.scale ??= [1_000_000, 10_000_000];
+    else if (k === '--sizes' && /^\d+(,\d+)*$/.test(argv[i + 1] ?? '')) a.scale = argv[++i]!.split(',').map(Number);
     else if (k === '--cache-dir' && argv[i + 1]) a.cacheDir = argv[++i]!;
     else {
-      process.stderr.write(`bench: unknown or incomplete argument "${k}"\nusage: npm run bench -- [--txs N] [--runs N] [--json] [--utxo-hash] [--cache-dir DIR]\n`);
+      process.stderr.write(`bench: unknown or incomplete argument "${k}"\nusage: npm run bench -- [--txs N] [--runs N] [--json] [--utxo-hash] [--cache-dir DIR] | --scale [--sizes N,N] [--runs N]\n`);
       process.exit(2);
     }
   }
+  // A scale run measures each mode once per size unless told otherwise: the 10M recounts take minutes each.
+  if (a.scale !== null && !runsGiven) a.runs = 1;
   return a;
 }
 
@@ -63,6 +72,7 @@ async function main(): Promise<void> {
   const say = (m: string): void => {
     process.stderr.write(m + '\n');
   };
+  if (a.scale !== null) return scaleBench(a.scale, a.runs, a.cacheDir, recount, say);
   say(`benchmark chain of ~${a.txs} transactions (cached in ${a.cacheDir})`);
   const chain = benchChain(a.cacheDir, a.txs, say);
   say(`chain: ${chain.txs} txs in ${chain.blocks} blocks, ${chain.announcements} announcements`);

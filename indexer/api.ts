@@ -14,6 +14,7 @@ import type { BlockEvent } from './engine/registry.js';
 import { RpcClient, type RpcOptions } from './node/rpc.js';
 import { ChainState } from './store/state.js';
 import { openStore, type DB } from './store/store.js';
+import { memoryPlan } from './engine/budget.js';
 import { ZmqListener, type ZmqTopic } from './node/zmq.js';
 
 export interface IndexerOptions {
@@ -34,6 +35,8 @@ export interface IndexerOptions {
   readonly pruneUndoDepth?: number;
   /** Keep Core's UTXO-set MuHash per height (new indexes only). */
   readonly utxoHash?: boolean;
+  /** Memory budget in MiB (default DEFAULT_MEMORY_MIB, 256): how much the write-back cache may hold between flushes during catch-up. */
+  readonly memoryMiB?: number;
 }
 
 /** A registration as the export and the API show it (hex in RPC order), without the balance. */
@@ -159,8 +162,9 @@ export class Indexer extends EventEmitter<IndexerEvents> {
     return this.follower.lastNodeTip;
   }
 
+  /** The tip the database holds: it moves only after the flush that makes a block readable. */
   tip(): { height: number; hash: string } | null {
-    const t = this.follower.state.tip;
+    const t = this.follower.state.committedTip;
     return t ? { height: t.height, hash: rpcHex(t.hash) } : null;
   }
 
@@ -192,6 +196,9 @@ export class Indexer extends EventEmitter<IndexerEvents> {
 
 /** Opens (or creates) an index and prepares it to follow a node; call `start()` next. */
 export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
+  if (options.memoryMiB !== undefined && !(Number.isFinite(options.memoryMiB) && options.memoryMiB > 0)) {
+    throw new RangeError(`memoryMiB must be a positive number of MiB, got ${options.memoryMiB}`);
+  }
   const params = typeof options.network === 'object' ? options.network : builtinNetwork(options.network ?? 'mainnet');
   const log = options.log ?? silent;
   const db = await openStore(options.db, params, { create: true, utxoHash: options.utxoHash });
@@ -212,6 +219,7 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
       state, rpc, zmq: zmq ?? undefined, log,
       pollIntervalMs: options.pollIntervalMs ?? (zmq ? 30_000 : 5000),
       pruneUndoDepth: options.pruneUndoDepth,
+      cacheBytes: memoryPlan(options.memoryMiB).cacheBytes,
     });
     indexer = new Indexer(db, params, follower, zmq);
     return indexer;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { MemoryUtxo } from '../indexer/engine/memconnect.js';
+import { MemoryUtxo } from '../indexer/engine/coinview.js';
 import { CoinTable, coinTableBytes, ScriptTable } from '../indexer/engine/memtables.js';
 
 const txid = (n: number): Buffer => createHash('sha256').update(`tx${n}`).digest();
@@ -19,22 +19,28 @@ describe('CoinTable (the in-memory UTXO set)', () => {
       fc.boolean(),
       (ops, colliding) => {
         const table = new CoinTable(16);
-        const model = new Map<string, [number, number, number]>();
+        const model = new Map<string, [number, number, number, number]>();
         const make = colliding ? collidingTxid : txid;
         for (const [n, vout, isAdd, lo, hi] of ops) {
           const t = make(n);
           const key = `${n}:${vout}`;
           if (isAdd) {
-            table.add(t, 0, vout, n % 7, lo, hi);
-            model.set(key, [n % 7, lo, hi]);
+            table.add(t, 0, vout, n % 7, lo, hi, (lo ^ hi) >>> 0);
+            model.set(key, [n % 7, lo, hi, (lo ^ hi) >>> 0]);
           } else {
             const had = model.get(key);
             expect(table.spend(t, 0, vout)).toBe(had !== undefined);
-            if (had) expect([table.script, table.lo, table.hi]).toEqual(had);
+            if (had) expect([table.script, table.lo, table.hi, table.code]).toEqual(had);
             model.delete(key);
           }
           expect(table.count).toBe(model.size);
         }
+        const listed = new Map<string, [number, number, number, number]>();
+        table.each((op, script, lo, hi, code) => {
+          const n = [...Array(61).keys()].find((i) => make(i).equals(op.subarray(0, 32)))!;
+          listed.set(`${n}:${op.readUInt32BE(32)}`, [script, lo, hi, code]);
+        });
+        expect(listed).toEqual(model);
         for (const key of model.keys()) {
           const [n, vout] = key.split(':').map(Number) as [number, number];
           expect(table.spend(make(n), 0, vout)).toBe(true);
@@ -47,7 +53,7 @@ describe('CoinTable (the in-memory UTXO set)', () => {
   it('finds a txid at any offset of a larger buffer, as inputs reference it inside block bytes', () => {
     const table = new CoinTable();
     const block = Buffer.concat([Buffer.alloc(13, 0xaa), txid(1), Buffer.alloc(5)]);
-    table.add(txid(1), 0, 4, 9, 5, 0);
+    table.add(txid(1), 0, 4, 9, 5, 0, 0);
     expect(table.spend(block, 13, 5)).toBe(false);
     expect(table.spend(block, 13, 4)).toBe(true);
     expect(table.script).toBe(9);
@@ -55,7 +61,7 @@ describe('CoinTable (the in-memory UTXO set)', () => {
 
   it('sizes itself as its estimate says', () => {
     const table = new CoinTable();
-    for (let i = 0; i < 5000; i++) table.add(txid(i), 0, 0, 0, 1, 0);
+    for (let i = 0; i < 5000; i++) table.add(txid(i), 0, 0, 0, 1, 0, 0);
     expect(table.byteSize).toBeLessThanOrEqual(coinTableBytes(5000));
   });
 });

@@ -24,12 +24,14 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   logJson: boolean;
   pruneUndo?: number;
   utxoHash: boolean;
+  memoryMib: number;
   rpcTimeout: number;
   rpcMaxResponseMb: number;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
-  ix.on('block', (b) => log('debug', 'connected block', { height: b.height, hash: b.hash, txs: b.txCount }));
+  // Logged when applied in memory, not when flushed: the log shows the work as it happens.
+  ix.follower.on('connected', (b) => log('debug', 'connected block', { height: b.height, hash: Buffer.from(b.hash).reverse().toString('hex'), txs: b.txCount }));
   ix.on('reorg', (r) => log('warn', 'reorg done', { depth: r.depth, forkHeight: r.forkHeight, oldTip: r.oldTip.hash }));
   for (const kind of ['registered', 'renewed', 'expired', 'lapsed'] as const) {
     ix.on(kind, (c) => log('info', kind, { height: c.height, stakeScript: c.stakeScript, txid: c.txid }));
@@ -69,6 +71,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
       log,
       pruneUndoDepth: args.pruneUndo,
       utxoHash: args.utxoHash,
+      memoryMiB: args.memoryMib,
     });
   } catch (err) {
     throw asUserError(err);

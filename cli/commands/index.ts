@@ -3,6 +3,7 @@ import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
 import { redact } from '../../indexer/redact.js';
 import { withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
+import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
 import type { IndexArgs } from './index-run.js';
 
 /* `nodereg index`: its flags and their checks; the work is in index-run.ts. */
@@ -29,12 +30,14 @@ export const indexCommand: CommandModule = {
       .option('poll-interval', { type: 'number', describe: 'ms between best-block polls (default 5000, or 30000 with --zmq)' })
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'keep Core\'s UTXO-set MuHash per height (new index only)' })
+      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the write-back cache during catch-up takes a tenth of it (the default keeps the daemon under 512 MiB RSS)' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false, describe: 'one JSON object per log line' })
       .conflicts('rpc-cookie', 'rpc-password')
       .check((a) => {
         if (a['poll-interval'] !== undefined && (!Number.isInteger(a['poll-interval']) || (a['poll-interval'] as number) < 10)) throw new Error('--poll-interval must be a whole number of milliseconds ≥ 10');
         if (a['prune-undo'] !== undefined && (!Number.isInteger(a['prune-undo']) || (a['prune-undo'] as number) < 6)) throw new Error('--prune-undo must be a whole number of blocks ≥ 6');
+        if (!(Number.isFinite(a['memory-mib']) && (a['memory-mib'] as number) > 0)) throw new Error('--memory-mib must be a positive number of MiB');
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
         if (!(Number.isFinite(a['rpc-max-response-mb']) && (a['rpc-max-response-mb'] as number) >= 1)) throw new Error('--rpc-max-response-mb must be a number of MiB ≥ 1');
         if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);

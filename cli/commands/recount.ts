@@ -8,6 +8,7 @@ import { DEFAULT_THREADS } from '../../indexer/chain/chainpass.js';
 import { ChainMismatchError } from '../../indexer/engine/connect.js';
 import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
+import { DEFAULT_MEMORY_MIB, memoryPlan } from '../../indexer/engine/budget.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
 import { openStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
@@ -21,8 +22,8 @@ interface RecountArgs extends NetworkArgs, DatadirArgs {
   height?: number;
   json: boolean;
   db?: string;
-  cacheMib: number;
-  utxoMemoryMib: number;
+  cacheMib?: number;
+  memoryMib: number;
   threads?: number;
   utxoHash: boolean;
   fast: boolean;
@@ -64,8 +65,8 @@ async function run(args: RecountArgs): Promise<void> {
         params,
         db,
         height: args.height,
-        cacheBytes: args.cacheMib * 1024 * 1024,
-        memoryBytes: args.utxoMemoryMib * 1024 * 1024,
+        memoryBytes: memoryPlan(args.memoryMib).tableBytes,
+        cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
         threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,
@@ -135,14 +136,14 @@ export const recountCommand: CommandModule = {
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
-      .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB, when coins go to the database (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
-      .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, keep the UTXO set in memory up to this size, MiB; past it the recount starts over on the database (0: always the database)' })
+      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB: the coin tables take all of it and spill into the index when full (0: after every block); with --db or --utxo-hash the write-back cache takes a tenth. The default keeps a recount under 512 MiB RSS' })
+      .option('cache-mib', { type: 'number', hidden: true, deprecated: 'use --memory-mib', describe: 'the write-back cache size before a flush, MiB (overrides a tenth of --memory-mib)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
         if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
-        if (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1) throw new Error('--cache-mib must be at least 1');
-        if (!Number.isFinite(a['utxo-memory-mib']) || (a['utxo-memory-mib'] as number) < 0) throw new Error('--utxo-memory-mib must be 0 or more');
+        if (a['cache-mib'] !== undefined && (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1)) throw new Error('--cache-mib must be at least 1');
+        if (!Number.isFinite(a['memory-mib']) || (a['memory-mib'] as number) < 0) throw new Error('--memory-mib must be 0 or more');
         if (a.threads !== undefined && (!Number.isInteger(a.threads) || (a.threads as number) < 1 || (a.threads as number) > 64)) throw new Error('--threads must be a whole number from 1 to 64');
         return true;
       })

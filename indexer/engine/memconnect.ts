@@ -1,77 +1,13 @@
 import { detectAnnouncement, isAttempt, type Attempt } from '../../script/carrier.js';
 import { checkLinks, ChainMismatchError, endOfBlock, judge, type BlockSummary } from './connect.js';
 import { K } from '../store/layout.js';
-import { CoinTable, ScriptTable } from './memtables.js';
+import type { MemoryUtxo } from './coinview.js';
 import { RegistryWriter } from './registry.js';
 import { scanHeader, visitBlock, type BlockVisitor } from '../chain/scanner.js';
 import type { ChainState } from '../store/state.js';
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
-
-/**
- * The UTXO set and balances of a recount into a temporary index, kept in
- * memory instead of the database: nothing is ever disconnected or queried
- * from such an index except the registry, so coins need never be written.
- * Full mode holds every coin and every script's balance; `onlyStakes` mode
- * (the fast recount's second pass) holds only coins paying announced stakes.
- * The registry itself still lives in `ChainState` and reaches the database
- * through its flushes, exactly as with the database engine.
- */
-export class MemoryUtxo {
-  readonly coins: CoinTable;
-  readonly scripts = new ScriptTable();
-
-  /** `stakes`: every stake script (latin1) the chain's announcements name. */
-  constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
-    this.coins = new CoinTable(Math.min(expectedCoins, 1 << 22));
-    for (const s of stakes) {
-      const b = Buffer.from(s, 'latin1');
-      // Interning may grow the id arrays, so take `stake` only afterwards.
-      const id = this.scripts.intern(b, 0, b.length);
-      this.scripts.stake[id] = 1;
-    }
-  }
-
-  get byteSize(): number {
-    return this.coins.byteSize + this.scripts.byteSize;
-  }
-
-  /** Latin1 key of a script id, as the registry indexes scripts. */
-  key(id: number): string {
-    return this.scripts.bytes(id).toString('latin1');
-  }
-
-  balanceOf(script: Uint8Array): bigint {
-    const id = this.scripts.find(script, 0, script.length);
-    return id < 0 ? 0n : this.scripts.balance(id);
-  }
-
-  /**
-   * Flags `script` as a stake once the registry holds a registration for it,
-   * so a recount that did not know the chain's stakes up front (full mode)
-   * still tracks every registered script from then on. A script registered
-   * by this block whose balance the block changed joins `touched`, as it
-   * would have had it been flagged from the start.
-   */
-  markRegistered(state: ChainState, script: Uint8Array, stamp: number, touched: Set<number>): void {
-    const key = Buffer.from(script).toString('latin1');
-    if (!state.current.has(key)) return;
-    const id = this.scripts.intern(script, 0, script.length);
-    if (this.scripts.stake[id] === 1) return;
-    this.scripts.stake[id] = 1;
-    if (this.scripts.touchedAt[id] === stamp) touched.add(id);
-  }
-
-  /** Hands the balances of every stake script to the state, for the 'b' rows the export reads. */
-  storeStakeBalances(state: ChainState): void {
-    for (let id = 0; id < this.scripts.count; id++) {
-      if (this.scripts.stake[id] !== 1) continue;
-      const value = this.scripts.balance(id);
-      if (value !== 0n) state.balances.set(this.key(id), { value, dirty: true });
-    }
-  }
-}
 
 /**
  * Applies one block (its bytes and its txids from the chain pass) to an
@@ -92,17 +28,24 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   let nSpent = 0;
   let attempts: Array<{ vout: number; attempt: Attempt }> | null = null;
   let tx = 0;
+  // The stored coin's height·2 + coinbase of the current transaction's outputs (the first is the coinbase).
+  let code = height * 2 + 1;
 
   const visitor: BlockVisitor = {
     input(b, at, coinbase) {
       if (coinbase) return;
       const vout = u32(b, at + 32);
-      if (!coins.spend(b, at, vout)) {
+      let id: number;
+      if (coins.spend(b, at, vout)) {
+        id = coins.script;
+        scripts.add(id, coins.lo, coins.hi, -1);
+      } else if (mem.spendLoaded(b, at, vout)) {
+        id = mem.script;
+        scripts.add(id, mem.lo, mem.hi, -1);
+      } else {
         if (only) return;
         throw new ChainMismatchError(`block ${height} (${rpcHex(header.hash)}) spends ${rpcHex(b.subarray(at, at + 32))}:${vout}, an output the index does not have: the chain data is incomplete or corrupt`);
       }
-      const id = coins.script;
-      scripts.add(id, coins.lo, coins.hi, -1);
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
       spent[nSpent++] = id;
@@ -117,12 +60,13 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
       if (id < 0) return;
       const lo = u32(b, valueAt);
       const hi = u32(b, valueAt + 4);
-      coins.add(txids, tx * 32, vout, id, lo, hi);
+      coins.add(txids, tx * 32, vout, id, lo, hi, code);
       scripts.add(id, lo, hi, 1);
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
     },
     txEnd(index, coinbase) {
+      code = height * 2;
       if (attempts !== null) {
         const spentIds = spent.slice(0, nSpent);
         judge(state, writer, {

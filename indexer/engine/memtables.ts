@@ -151,24 +151,53 @@ export class ScriptTable {
     return this.big.get(id) ?? BigInt(this.balances[id]!);
   }
 
+  /** Sets the balance of `id`, e.g. to the one read from the database. */
+  setBalance(id: number, v: bigint): void {
+    if (v <= BigInt(MAX_SAFE)) {
+      this.balances[id] = Number(v);
+      this.big.delete(id);
+    } else {
+      this.big.set(id, v);
+    }
+  }
+
+  /**
+   * A new table holding only the scripts `keep` accepts, with their balances
+   * and stake flags, all stamped clean (touchedAt 0). Ids change, so every
+   * coin table pointing into this one must be emptied first.
+   */
+  retain(keep: (id: number) => boolean): ScriptTable {
+    const t = new ScriptTable();
+    for (let id = 0; id < this.count; id++) {
+      if (!keep(id)) continue;
+      const b = this.bytes(id);
+      const n = t.intern(b, 0, b.length);
+      t.setBalance(n, this.balance(id));
+      t.stake[n] = this.stake[id]!;
+    }
+    return t;
+  }
+
   get byteSize(): number {
     return this.slots.byteLength + this.arena.length + this.start.length * 25;
   }
 }
 
 /*
- * One coin per slot of 12 words: txid (8 words, as stored in the block), vout,
- * script id + 1, and the value's low and high words. A separate array holds
+ * One coin per slot of 13 words: txid (8 words, as stored in the block), vout,
+ * script id + 1, the value's low and high words, and height·2 + coinbase (the
+ * stored coin's code, so a spilled coin is a complete database row). A separate array holds
  * one 32-bit tag per slot (the key's hash with the top bit set; 0 marks an
  * empty slot): probing walks the tags, 12 times denser than the slots, and
  * reads a slot only on a likely match, which keeps a lookup to about one
  * cache miss in a table of hundreds of megabytes.
  */
-const STRIDE = 12;
+const STRIDE = 13;
 const VOUT = 8;
 const SCRIPT = 9;
 const LO = 10;
 const HI = 11;
+const CODE = 12;
 const TAG_BIT = 0x8000_0000;
 
 /** Bytes a CoinTable holding `n` coins occupies at most. */
@@ -186,6 +215,7 @@ export class CoinTable {
   script = 0;
   lo = 0;
   hi = 0;
+  code = 0;
 
   constructor(capacity = 1024) {
     const cap = pow2AtLeast(capacity);
@@ -218,8 +248,13 @@ export class CoinTable {
     }
   }
 
-  /** Adds (or, for a repeated txid, overwrites) the coin txid:vout. */
-  add(t: Uint8Array, tp: number, vout: number, script: number, lo: number, hi: number): void {
+  /** Whether txid `t[tp..tp+32)`:vout is in the table. */
+  has(t: Uint8Array, tp: number, vout: number): boolean {
+    return this.find(t, tp, vout) >= 0;
+  }
+
+  /** Adds (or, for a repeated txid, overwrites) the coin txid:vout. `code`: height·2 + coinbase. */
+  add(t: Uint8Array, tp: number, vout: number, script: number, lo: number, hi: number, code: number): void {
     if (this.count + 1 > (this.mask + 1) * LOAD) this.grow();
     const w = this.w;
     const tags = this.tags;
@@ -242,6 +277,7 @@ export class CoinTable {
     w[o + SCRIPT] = script + 1;
     w[o + LO] = lo;
     w[o + HI] = hi;
+    w[o + CODE] = code;
   }
 
   /** Removes txid:vout; returns false when there is no such coin, else fills script/lo/hi. */
@@ -254,6 +290,7 @@ export class CoinTable {
     this.script = w[o + SCRIPT]! - 1;
     this.lo = w[o + LO]!;
     this.hi = w[o + HI]!;
+    this.code = w[o + CODE]!;
     this.count--;
     // Backward-shift deletion: pull later members of the probe run into the gap.
     const mask = this.mask;
@@ -290,7 +327,31 @@ export class CoinTable {
     }
   }
 
+  /** Calls `fn` for every coin with its outpoint (txid | u32be vout, one reused buffer). */
+  each(fn: (outpoint: Buffer, script: number, lo: number, hi: number, code: number) => void): void {
+    const op = Buffer.allocUnsafe(36);
+    const w = this.w;
+    for (let i = 0; i < this.tags.length; i++) {
+      if (this.tags[i] === 0) continue;
+      const o = i * STRIDE;
+      for (let k = 0; k < 8; k++) op.writeUInt32LE(w[o + k]!, 4 * k);
+      op.writeUInt32BE(w[o + VOUT]!, 32);
+      fn(op, w[o + SCRIPT]! - 1, w[o + LO]!, w[o + HI]!, w[o + CODE]!);
+    }
+  }
+
+  /** Empties the table, keeping its arrays: a spill refills it to about the same size. */
+  clear(): void {
+    this.tags.fill(0);
+    this.count = 0;
+  }
+
   get byteSize(): number {
     return this.w.byteLength + this.tags.byteLength;
+  }
+
+  /** What the table would take if sized for the coins it holds now: the budget counts this, not arrays kept after a spill. */
+  get usedBytes(): number {
+    return coinTableBytes(this.count);
   }
 }

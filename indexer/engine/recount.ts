@@ -4,8 +4,9 @@ import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K } from '../store/layout.js';
-import { coinTableBytes } from './memtables.js';
-import { connectInMemory, MemoryUtxo } from './memconnect.js';
+import { memoryPlan } from './budget.js';
+import { coinsWithin, MemoryUtxo } from './coinview.js';
+import { connectInMemory } from './memconnect.js';
 import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
 import { ChainState } from '../store/state.js';
@@ -35,9 +36,10 @@ export interface RecountOptions {
   /** The database is deleted after the run: skip what only a kept index needs (undo, script index). */
   readonly throwaway?: boolean;
   /**
-   * A throwaway recount keeps the UTXO set and balances in memory while they
-   * fit in this many bytes (default DEFAULT_MEMORY_BYTES; 0 never does). If
-   * they outgrow it, the recount starts over on the database engine.
+   * A throwaway recount keeps the UTXO set and balances in typed-array tables
+   * of about this many bytes (default DEFAULT_MEMORY_BYTES); when they fill,
+   * they spill into the temporary database and the recount goes on (0: after
+   * every block).
    */
   readonly memoryBytes?: number;
   /** Threads for the chain pass (default: one per core, at most four). */
@@ -63,11 +65,11 @@ export class RecountError extends Error {
   }
 }
 
-/** Flush threshold of the database engine (--db, --utxo-hash, or past --utxo-memory-mib); more is faster but uses more memory. */
-export const DEFAULT_CACHE_BYTES = 24 * 1024 * 1024;
+/** Flush threshold of the database engine (--db, --utxo-hash): a tenth of the default budget (budget.ts). */
+export const DEFAULT_CACHE_BYTES = memoryPlan().cacheBytes;
 
-/** In-memory UTXO set limit of a throwaway recount: about four million coins. */
-export const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
+/** Coin table budget of a throwaway recount: about four million coins between spills. */
+export const DEFAULT_MEMORY_BYTES = memoryPlan().tableBytes;
 
 /**
  * Recounts the registry from a bitcoind blocks directory into `db`: chooses
@@ -80,7 +82,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let state = new ChainState(opts.db, opts.params, opts.throwaway);
   await state.load();
   const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
-  const inMemory = opts.throwaway === true && state.tip === null && state.utxoHash === null && memoryLimit > 0;
+  const inMemory = opts.throwaway === true && state.tip === null && state.utxoHash === null;
   // A full in-memory recount of the whole chain starts connecting while the
   // chain pass still reads (speculate.ts); --fast must first know every stake.
   let spec: Speculator | null = null;
@@ -107,19 +109,13 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
   if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
 
-  let tryMemory = inMemory;
-  if (spec?.stopped === 'the memory limit') {
-    opts.onWarning?.(outgrew(memoryLimit, spec.height));
-    tryMemory = false;
-  }
   if (spec !== null && spec.matches(chain, target)) {
     opts.onChainLoaded?.(chain, spec.height + 1, target);
     const done = await recountInMemory(opts, state, chain, target, memoryLimit, spec);
-    if (done !== null) return { ...done, resumedFrom: null, chain };
-    tryMemory = false;
+    return { ...done, resumedFrom: null, chain };
   }
   if (spec !== null && spec.height >= 0) {
-    // The bet did not hold, or the tables outgrew the limit: start again from an empty state.
+    // The bet did not hold (nothing was written yet): start again from an empty state.
     state = new ChainState(opts.db, opts.params, opts.throwaway);
     await state.load();
   }
@@ -133,11 +129,9 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
 
-  if (tryMemory) {
+  if (inMemory) {
     const done = await recountInMemory(opts, state, chain, target, memoryLimit, null);
-    if (done !== null) return { ...done, resumedFrom, chain };
-    state = new ChainState(opts.db, opts.params, opts.throwaway);
-    await state.load();
+    return { ...done, resumedFrom, chain };
   }
 
   const reader = new BlockReader(chain.xorKey);
@@ -174,23 +168,21 @@ function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string>
 }
 
 /**
- * A throwaway recount with the UTXO set in memory (memconnect.ts). Returns
- * null, having written nothing, when the chain turns out too big for
- * `limit`: the caller then recounts on the database engine instead.
+ * A throwaway recount over the coin tables (coinview.ts): they spill into the
+ * temporary database whenever they and the registry cache outgrow `limit`.
  */
 async function recountInMemory(
   opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null,
-): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'> | null> {
+): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   let spendable = 0;
   for (let h = 0; h <= target; h++) spendable += chain.blocks[h]!.spendable;
   const stakes = stakeScriptsOf(chain, 0, target);
-  // Even if most outputs are spent again soon, a chain this much bigger will not fit.
-  if (spec === null && !opts.fast && coinTableBytes(spendable) > 4 * limit) return null;
-  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, 1 << 20));
+  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit)));
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
+    if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
     for (let h = spec === null ? 0 : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
@@ -199,24 +191,18 @@ async function recountInMemory(
       const entry = chain.blocks[h]!;
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
-      const summary = connectInMemory(state, mem, bytes, entry.txids ?? txidsOf(bytes), h);
+      const txids = entry.txids ?? txidsOf(bytes);
+      await mem.prefetch(opts.db, bytes, txids);
+      const summary = connectInMemory(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
-      if (mem.byteSize + state.cacheBytes > limit) {
-        opts.onWarning?.(outgrew(limit, h));
-        return null;
-      }
+      if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
     }
   } finally {
     reader.close();
   }
-  mem.storeStakeBalances(state);
-  await state.flush();
+  await mem.finish(state);
   return { height: state.tip?.height ?? -1, txs, blocks: (state.tip?.height ?? -1) + 1, stopped };
-}
-
-function outgrew(limit: number, height: number): string {
-  return `the UTXO set outgrew the in-memory limit (${Number((limit / 1048576).toFixed(1))} MiB) at height ${height}; recounting on the database instead (raise --utxo-memory-mib to avoid this)`;
 }
 
 function txidsOf(bytes: Buffer): Buffer {

@@ -1,6 +1,7 @@
 import { BlockReader } from '../chain/blkfiles.js';
 import type { BestChain, SeenBlock } from '../chain/chain.js';
-import { connectInMemory, MemoryUtxo } from './memconnect.js';
+import { MemoryUtxo } from './coinview.js';
+import { connectInMemory } from './memconnect.js';
 import type { ChainState } from '../store/state.js';
 
 /** Blocks kept waiting for their parent before speculation gives up. */
@@ -13,10 +14,11 @@ const MAX_WAITING = 4096;
  * chains, and the benchmark), and lets the main thread connect while the
  * worker threads hash. The bet is checked once the chain is chosen
  * (`matches`); whenever it cannot hold (a second child of a connected block,
- * too many blocks without a parent, the memory limit, a block that does not
- * connect) the speculator stops, and the caller discards its state and
- * recounts the chosen chain normally. Nothing is written to the database
- * until then.
+ * too many blocks without a parent, a block that does not connect) the
+ * speculator stops, and the caller discards its state and recounts the chosen
+ * chain normally. At the memory budget it stops too, but its state stays good:
+ * if the bet holds, the recount continues from it. Nothing is written to the
+ * database until then.
  */
 export class Speculator {
   readonly mem = new MemoryUtxo(false, []);
@@ -73,10 +75,8 @@ export class Speculator {
     this.tipKey = block.key;
     this.keys.push(block.key);
     this.connected.add(block.key);
-    if (this.mem.byteSize + this.state.cacheBytes > this.limit) {
-      this.dirty = true;
-      this.stop('the memory limit');
-    }
+    // Spilling must wait until the bet is checked: the recount goes on from here, spilling as it needs.
+    if (this.mem.usedBytes + this.state.cacheBytes > this.limit) this.stop('the memory limit');
   }
 
   private stop(why: string): void {

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { memoryPlan } from '../engine/budget.js';
 import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/connect.js';
 import { disconnectTip } from '../engine/disconnect.js';
 import { K } from '../store/layout.js';
@@ -20,6 +21,9 @@ export interface ReorgInfo {
 }
 
 export interface FollowerEvents {
+  /** A block is applied (after the flush it triggered, if any); readable only from its `block` event on. For logs and progress. */
+  connected: [BlockSummary];
+  /** A block is flushed: readers see it. */
   block: [BlockSummary];
   reorg: [ReorgInfo];
   synced: [{ height: number; hash: string }];
@@ -246,7 +250,16 @@ export class Follower extends EventEmitter<FollowerEvents> {
     let lastFlush = Date.now();
     let lastProgress = 0;
     const flushMs = this.opts.flushIntervalMs ?? 2000;
-    const budget = this.opts.cacheBytes ?? 64 * 1024 * 1024;
+    const budget = this.opts.cacheBytes ?? memoryPlan().cacheBytes;
+    // Blocks connected since the last flush: announced only once the flush makes them readable.
+    let pending: BlockSummary[] = [];
+    const commit = async (): Promise<void> => {
+      await state.flush();
+      lastFlush = Date.now();
+      const done = pending;
+      pending = [];
+      for (const s of done) this.emit('block', s);
+    };
     for await (const fetched of fetchBlocks(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
       if (this.stopping) break;
       const block = scanBlock(fetched.raw);
@@ -264,7 +277,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
       try {
         summary = await connectBlock(state, block, fetched.height);
       } catch (err) {
-        // The cache may hold part of this block: go back to the last flushed state.
+        // The cache may hold part of this block: go back to the last flushed state
+        // (the blocks connected since were never announced, and will be fetched again).
+        pending = [];
         await state.load();
         if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
         throw err;
@@ -272,11 +287,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
       const prune = this.opts.pruneUndoDepth;
       if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
       const behind = nodeHeight - fetched.height;
-      if (behind === 0 || Date.now() - lastFlush > flushMs || state.cacheBytes > budget) {
-        await state.flush();
-        lastFlush = Date.now();
-      }
-      this.emit('block', summary);
+      pending.push(summary);
+      if (behind === 0 || Date.now() - lastFlush > flushMs || state.cacheBytes > budget) await commit();
+      this.emit('connected', summary);
       if (behind > 0 && Date.now() - lastProgress > 1000) {
         lastProgress = Date.now();
         const secs = (Date.now() - started) / 1000;
@@ -284,6 +297,6 @@ export class Follower extends EventEmitter<FollowerEvents> {
         this.emit('progress', { height: fetched.height, nodeHeight, blocksPerSec: rate });
       }
     }
-    await state.flush();
+    await commit();
   }
 }

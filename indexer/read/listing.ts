@@ -1,11 +1,11 @@
 import type { NetworkParams } from '../../script/params.js';
-import { decodeRegistration, EVENT_KINDS } from '../store/codec.js';
-import { K, P } from '../store/layout.js';
+import { decodeEvent, decodeRegistration } from '../store/codec.js';
+import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, exportNode, QueryError, registrationsAt, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, exportNode, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import type { ReadDB } from './snapshot.js';
-import type { Registration, RegStatus } from '../types.js';
+import type { Registration, RegistryEvent, RegStatus } from '../types.js';
 
 export type StatusFilter = RegStatus | 'all';
 
@@ -62,9 +62,8 @@ export async function pageNodes(
     return true;
   };
   if (h === tip.height) {
-    const start = from ? { gt: K.firstSeen(Buffer.from([...u32be(from.firstHeight), ...u32be(from.firstIndex)])) } : { gte: Buffer.of(P.firstSeen) };
-    for await (const k of db.keys({ ...start, lt: Buffer.of(P.firstSeen + 1) })) {
-      const raw = await db.get(K.registration(k.subarray(1)));
+    for await (const k of db.keys(K.firstSeenAfter(from ? Buffer.from([...u32be(from.firstHeight), ...u32be(from.firstIndex)]) : null))) {
+      const raw = await db.get(K.registration(parse.firstSeen(k).id));
       if (raw === undefined) throw new QueryError('index inconsistent: FIRST_SEEN row without its registration');
       if (!take(decodeRegistration(raw))) break;
     }
@@ -120,7 +119,7 @@ export async function payouts(db: ReadDB, params: NetworkParams, from: number, t
 export async function countByStatus(db: ReadDB): Promise<Record<RegStatus, number>> {
   const counts: Record<RegStatus, number> = { active: 0, expired: 0, lapsed: 0 };
   for await (const k of db.keys(K.all(P.firstSeen))) {
-    const raw = await db.get(K.registration(k.subarray(1)));
+    const raw = await db.get(K.registration(parse.firstSeen(k).id));
     if (raw) counts[decodeRegistration(raw).status]++;
   }
   return counts;
@@ -141,42 +140,35 @@ export interface RegistrySummary {
 }
 
 /**
- * Counts by status and the active-count steps, from the event keys alone
- * (no values, no random reads): a registration counts as active from the
- * end of its firstHeight block until the end of the block it expired or
- * lapsed in. A stake's current status follows its events in key order, with
- * one exception: an expiry in the block of a new registration belongs to the
- * old one (OP_NEWNODE at exactly the old expiryHeight, docs/spec.md §2.8).
- * Costs one sequential scan of O(events); callers cache it per tip.
+ * Counts by status and the active-count steps, in one sequential scan of
+ * the event rows: a registration counts as active from the end of its
+ * firstHeight block until the end of the block it expired or lapsed in, and
+ * each script's current status is what `replay` makes of its events (the one
+ * reading of the event history; it attributes each event to its registration
+ * by the ids the events store). Callers cache it per tip.
  */
 export async function summarize(db: ReadDB): Promise<RegistrySummary> {
-  const REGISTERED = EVENT_KINDS.indexOf('registered');
-  const EXPIRED = EVENT_KINDS.indexOf('expired');
-  const LAPSED = EVENT_KINDS.indexOf('lapsed');
   const counts: Record<RegStatus, number> = { active: 0, expired: 0, lapsed: 0 };
   const delta = new Map<number, number>();
   let script: Buffer | null = null;
-  let status: RegStatus | null = null;
-  let registeredAt = -1;
-  for await (const k of db.keys(K.all(P.event))) {
-    const scriptEnd = 3 + k.readUInt16BE(1);
-    if (script === null || k.compare(script, 0, script.length, 0, scriptEnd) !== 0) {
-      if (status) counts[status]++;
-      script = Buffer.from(k.subarray(0, scriptEnd));
-      status = null;
-      registeredAt = -1;
+  let events: RegistryEvent[] = [];
+  const finish = (): void => {
+    if (script === null) return;
+    const regs = replay(script, events, Infinity);
+    if (regs.length > 0) counts[regs[regs.length - 1]!.status]++;
+  };
+  for await (const [k, v] of db.iterator(K.all(P.event))) {
+    const key = parse.event(k);
+    if (script === null || !script.equals(key.script)) {
+      finish();
+      script = Buffer.from(key.script);
+      events = [];
     }
-    const kind = k[k.length - 1]!;
-    const h = k.readUInt32BE(k.length - 9);
-    if (kind === REGISTERED) {
-      status = 'active';
-      registeredAt = h;
-    } else if (kind === LAPSED || (kind === EXPIRED && registeredAt !== h)) {
-      status = kind === LAPSED ? 'lapsed' : 'expired';
-    }
-    if (kind === REGISTERED || kind === EXPIRED || kind === LAPSED) delta.set(h, (delta.get(h) ?? 0) + (kind === REGISTERED ? 1 : -1));
+    const e = decodeEvent(key.height, key.txIndex, key.kind, v);
+    events.push(e);
+    if (e.kind !== 'renewed') delta.set(e.height, (delta.get(e.height) ?? 0) + (e.kind === 'registered' ? 1 : -1));
   }
-  if (status) counts[status]++;
+  finish();
   const steps: ActivePoint[] = [];
   let active = 0;
   for (const h of [...delta.keys()].sort((a, b) => a - b)) {

@@ -3,7 +3,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from '../store/codec.js';
-import { K, P } from '../store/layout.js';
+import { K, P, parse } from '../store/layout.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
 
@@ -87,9 +87,9 @@ export async function rootAt(db: ReadDB, height: number): Promise<string> {
 /** A stake script's history, oldest first, with the key fields parsed. */
 export async function eventsOf(db: ReadDB, script: Uint8Array): Promise<RegistryEvent[]> {
   const out: RegistryEvent[] = [];
-  const at = 3 + script.length;
   for await (const [k, v] of db.iterator(K.eventsOf(script))) {
-    out.push(decodeEvent(k.readUInt32BE(at), k.readUInt32BE(at + 4), k[at + 8]!, v));
+    const e = parse.event(k);
+    out.push(decodeEvent(e.height, e.txIndex, e.kind, v));
   }
   return out;
 }
@@ -147,7 +147,7 @@ export async function balanceNow(db: ReadDB, script: Uint8Array): Promise<bigint
 /** Every script that ever had a registration. */
 export async function registeredScripts(db: ReadDB): Promise<Buffer[]> {
   const out: Buffer[] = [];
-  for await (const k of db.keys(K.all(P.current))) out.push(k.subarray(1));
+  for await (const k of db.keys(K.all(P.current))) out.push(parse.current(k).script);
   return out;
 }
 
@@ -169,14 +169,13 @@ export async function registrationsAt(db: ReadDB, height: number): Promise<Regis
     if (regs.length > 0) out.push(regs[regs.length - 1]!);
   };
   for await (const [k, v] of db.iterator(K.all(P.event))) {
-    const len = k.readUInt16BE(1);
-    const at = 3 + len;
-    if (script === null || script.length !== len || script.compare(k, 3, at) !== 0) {
+    const e = parse.event(k);
+    if (script === null || !script.equals(e.script)) {
       finish();
-      script = Buffer.from(k.subarray(3, at));
+      script = Buffer.from(e.script);
       events = [];
     }
-    events.push(decodeEvent(k.readUInt32BE(at), k.readUInt32BE(at + 4), k[at + 8]!, v));
+    events.push(decodeEvent(e.height, e.txIndex, e.kind, v));
   }
   finish();
   return out.sort(byFirstSeen);
@@ -186,8 +185,8 @@ export async function registrationsAt(db: ReadDB, height: number): Promise<Regis
 export async function stakeBalancesAt(db: ReadDB, height: number): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
   for await (const [k, v] of db.iterator(K.all(P.stakeBalance))) {
-    const at = 3 + k.readUInt16BE(1);
-    if (k.readUInt32BE(at) <= height) out.set(k.toString('latin1', 3, at), decodeAmount(v));
+    const b = parse.stakeBalance(k);
+    if (b.height <= height) out.set(b.script.toString('latin1'), decodeAmount(v));
   }
   return out;
 }
@@ -211,13 +210,10 @@ export function exportNode(r: Registration, balance: bigint, params: NetworkPara
 
 export async function rejectedUpTo(db: ReadDB, height: number): Promise<ExportRejected[]> {
   const out: ExportRejected[] = [];
-  const lt = Buffer.allocUnsafe(5);
-  lt[0] = P.rejected;
-  lt.writeUInt32BE(height + 1, 1);
-  const range = height === 0xffffffff ? K.all(P.rejected) : { gte: Buffer.of(P.rejected), lt };
-  for await (const [k, v] of db.iterator(range)) {
+  for await (const [k, v] of db.iterator(K.rejectedUpTo(height))) {
     const { txid, reason } = decodeRejected(v);
-    out.push({ txid: rpcHex(txid), height: k.readUInt32BE(1), vout: k.readUInt32BE(9), reason });
+    const at = parse.rejected(k);
+    out.push({ txid: rpcHex(txid), height: at.height, vout: at.vout, reason });
   }
   return out;
 }
@@ -241,7 +237,7 @@ export async function exportAt(db: ReadDB, params: NetworkParams, height?: numbe
 /** What became of a transaction's announcement attempts; empty when it had none (or is unknown). */
 export async function outcomesOf(db: ReadDB, txid: Uint8Array): Promise<Outcome[]> {
   const out: Outcome[] = [];
-  for await (const [k, v] of db.iterator(K.outcomesOf(txid))) out.push(decodeOutcome(k.readUInt32BE(33), v));
+  for await (const [k, v] of db.iterator(K.outcomesOf(txid))) out.push(decodeOutcome(parse.outcome(k).vout, v));
   return out;
 }
 
@@ -321,8 +317,7 @@ export interface ScriptUtxo {
 /** The unspent outputs paying `script`, from the script → outpoints index (for funding transactions). */
 export async function utxosOf(db: ReadDB, script: Uint8Array): Promise<ScriptUtxo[]> {
   const ops: Buffer[] = [];
-  const at = 3 + script.length;
-  for await (const k of db.keys(K.scriptCoinRange(script))) ops.push(k.subarray(at, at + 36));
+  for await (const k of db.keys(K.scriptCoinRange(script))) ops.push(parse.scriptCoin(k).outpoint);
   const coins = await db.getMany(ops.map((op) => K.coin(op)));
   const out: ScriptUtxo[] = [];
   coins.forEach((raw, i) => {

@@ -117,8 +117,38 @@ export const K = {
   },
   stakeBalancesOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeBalance, script, 0)),
   firstSeen: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.firstSeen), id]),
+  /** FIRST_SEEN rows after registration `id` (every row when null), in order. */
+  firstSeenAfter: (id: RegId | null): { gt?: Buffer; gte?: Buffer; lt: Buffer } =>
+    id === null ? K.all(P.firstSeen) : { gt: K.firstSeen(id), lt: Buffer.of(P.firstSeen + 1) },
+  /** Rejected rows of blocks up to `height`, in (height, txIndex, vout) order. */
+  rejectedUpTo: (height: number): { gte: Buffer; lt: Buffer } =>
+    height >= 0xffffffff ? K.all(P.rejected) : { gte: Buffer.of(P.rejected), lt: withHeight(P.rejected, height + 1) },
   /** Every key under a one-byte prefix. */
   all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
+};
+
+/**
+ * The fields of stored keys, read back by byte offset: the only place besides
+ * `K` that knows where a key keeps what. Returned buffers are views into the key.
+ */
+export const parse = {
+  current: (k: Buffer): { script: Buffer } => ({ script: k.subarray(1) }),
+  expiry: (k: Buffer): { expiryHeight: number; id: RegId } => ({ expiryHeight: k.readUInt32BE(1), id: k.subarray(5) }),
+  firstSeen: (k: Buffer): { id: RegId } => ({ id: k.subarray(1) }),
+  event: (k: Buffer): { script: Buffer; height: number; txIndex: number; kind: number } => {
+    const at = 3 + k.readUInt16BE(1);
+    return { script: k.subarray(3, at), height: k.readUInt32BE(at), txIndex: k.readUInt32BE(at + 4), kind: k[at + 8]! };
+  },
+  stakeBalance: (k: Buffer): { script: Buffer; height: number } => {
+    const at = 3 + k.readUInt16BE(1);
+    return { script: k.subarray(3, at), height: k.readUInt32BE(at) };
+  },
+  rejected: (k: Buffer): { height: number; txIndex: number; vout: number } => ({ height: k.readUInt32BE(1), txIndex: k.readUInt32BE(5), vout: k.readUInt32BE(9) }),
+  outcome: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
+  scriptCoin: (k: Buffer): { script: Buffer; outpoint: Buffer } => {
+    const at = 3 + k.readUInt16BE(1);
+    return { script: k.subarray(3, at), outpoint: k.subarray(at, at + 36) };
+  },
 };
 
 /** [prefix, prefix+1) in byte order: every key that starts with `prefix`. */

@@ -4,7 +4,7 @@ import { RegistryRoot } from '../../script/root.js';
 import {
   decodeAmount, decodeCoin, decodeRegistration, encodeAmount, encodeCoin, encodeTip,
 } from './codec.js';
-import { K, P } from './layout.js';
+import { K, P, parse } from './layout.js';
 import { readTip, type DB } from './store.js';
 import type { Coin, Registration, Tip } from '../types.js';
 
@@ -30,6 +30,12 @@ const COIN_COST = 360;
 const BALANCE_COST = 180;
 const ROW_COST = 200;
 
+/** Where a flush's extra writers put their rows: the flush's own atomic batch. */
+export interface RowSink {
+  put(key: Buffer, value: Buffer): unknown;
+  del(key: Buffer): unknown;
+}
+
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
 export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -42,7 +48,10 @@ export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
  * batch — so a crash at any instant resumes from the last flushed tip.
  */
 export class ChainState {
+  /** The tip of the state in memory, ahead of the database until the next flush. */
   tip: Tip | null = null;
+  /** The tip the database holds: what readers see. Moves only in `load` and `flush`. */
+  committedTip: Tip | null = null;
   root = new RegistryRoot();
   /** Core-compatible UTXO-set MuHash, when the index keeps one (`--utxo-hash`). */
   utxoHash: MuHash3072 | null = null;
@@ -75,15 +84,16 @@ export class ChainState {
     this.expiring.clear();
     this.cachedBytes = 0;
     this.tip = await readTip(this.db);
+    this.committedTip = this.tip;
     const state = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
     this.root = state ? RegistryRoot.deserialize(state.subarray(0, 768)) : new RegistryRoot();
     const withUtxo = (await this.db.get(K.meta('utxoHash')))?.toString() === '1';
     this.utxoHash = !withUtxo ? null : state && state.length >= 1536 ? MuHash3072.deserialize(state.subarray(768, 1536)) : new MuHash3072();
     for await (const [k, v] of this.db.iterator(K.all(P.current))) {
-      this.current.set(bkey(k.subarray(1)), bkey(v));
+      this.current.set(bkey(parse.current(k).script), bkey(v));
     }
     const ids: Buffer[] = [];
-    for await (const k of this.db.keys(K.all(P.expiry))) ids.push(k.subarray(5));
+    for await (const k of this.db.keys(K.all(P.expiry))) ids.push(parse.expiry(k).id);
     const regs = await this.db.getMany(ids.map((id) => K.registration(id)));
     regs.forEach((raw, i) => {
       if (raw === undefined) throw new Error(`index inconsistent: pending expiry without registration ${ids[i]!.toString('hex')}`);
@@ -184,9 +194,11 @@ export class ChainState {
 
   /**
    * Writes everything cached since the last flush, together with the tip, in
-   * one atomic batch, then empties the caches.
+   * one atomic batch, then empties the caches. `extra` adds rows held outside
+   * this cache (the coin tables' spill) to the same batch, so the coins and
+   * the registry on disk always belong to the same tip.
    */
-  async flush(): Promise<void> {
+  async flush(extra?: (sink: RowSink) => void): Promise<void> {
     // A chained batch hands each operation to LevelDB's native write batch as
     // it is added, so a large flush never holds an array of every operation
     // in the JS heap; it is still written atomically by one write().
@@ -213,9 +225,11 @@ export class ChainState {
       if (v === null) batch.del(unbkey(k));
       else batch.put(unbkey(k), v);
     }
+    extra?.(batch);
     if (this.tip) batch.put(K.tip(), encodeTip(this.tip));
     else batch.del(K.tip());
-    await batch.write({ sync: true });
+    await batch.write({ sync: !this.throwaway });
+    this.committedTip = this.tip;
     this.coins.clear();
     this.balances.clear();
     this.rows.clear();

@@ -1,0 +1,229 @@
+import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
+import { visitBlock } from '../chain/scanner.js';
+import { decodeAmount, decodeCoin, encodeAmount, encodeCoin } from '../store/codec.js';
+import { K } from '../store/layout.js';
+import type { ChainState, RowSink } from '../store/state.js';
+import type { DB } from '../store/store.js';
+import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
+
+const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** A coin read from the database for the block about to be connected. */
+interface LoadedCoin {
+  readonly outpoint: Buffer;
+  readonly script: Buffer;
+  readonly lo: number;
+  readonly hi: number;
+  readonly code: number;
+}
+
+/**
+ * The UTXO set and script balances of a recount, as compact typed-array
+ * tables in front of the database. The tables hold every coin created since
+ * the last spill; older coins and balances live in the database and are read
+ * through before a block is connected (`prefetch`, one `getMany` for the
+ * block's inputs, one for the balances they and its outputs touch), so the
+ * connect itself stays synchronous. When the tables outgrow the memory budget,
+ * `spill` writes every coin and changed balance in the state's next flush (one
+ * atomic batch with the registry rows and the tip) and empties them.
+ *
+ * Full mode holds every coin and every script's balance; `onlyStakes` mode
+ * (the fast recount's second pass) holds only coins paying announced stakes,
+ * and keeps them in memory when it spills (see `spill`).
+ */
+export class MemoryUtxo {
+  readonly coins: CoinTable;
+  scripts = new ScriptTable();
+  /** The database holds coins or balances the tables do not: blocks must be prefetched. */
+  spilled = false;
+  /** Outpoints of database coins spent since the last spill: deleted by the next one. */
+  private spentFromDb: Buffer[] = [];
+  /** The current block's inputs found in the database, by outpoint (latin1). */
+  private readonly loaded = new Map<string, LoadedCoin>();
+  /** Filled by `spendLoaded`: the spent coin's script id and value words. */
+  script = 0;
+  lo = 0;
+  hi = 0;
+
+  /** `stakes`: every stake script (latin1) the chain's announcements name. */
+  constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
+    this.coins = new CoinTable(Math.min(expectedCoins, 1 << 22));
+    for (const s of stakes) {
+      const b = Buffer.from(s, 'latin1');
+      // Interning may grow the id arrays, so take `stake` only afterwards.
+      const id = this.scripts.intern(b, 0, b.length);
+      this.scripts.stake[id] = 1;
+    }
+  }
+
+  /** What the budget counts: the tables as sized for what they hold now. */
+  get usedBytes(): number {
+    return this.coins.usedBytes + this.scripts.byteSize;
+  }
+
+  /** Latin1 key of a script id, as the registry indexes scripts. */
+  key(id: number): string {
+    return this.scripts.bytes(id).toString('latin1');
+  }
+
+  balanceOf(script: Uint8Array): bigint {
+    const id = this.scripts.find(script, 0, script.length);
+    return id < 0 ? 0n : this.scripts.balance(id);
+  }
+
+  /**
+   * Flags `script` as a stake once the registry holds a registration for it,
+   * so a recount that did not know the chain's stakes up front (full mode)
+   * still tracks every registered script from then on. A script registered
+   * by this block whose balance the block changed joins `touched`, as it
+   * would have had it been flagged from the start.
+   */
+  markRegistered(state: ChainState, script: Uint8Array, stamp: number, touched: Set<number>): void {
+    const key = Buffer.from(script).toString('latin1');
+    if (!state.current.has(key)) return;
+    const id = this.scripts.intern(script, 0, script.length);
+    if (this.scripts.stake[id] === 1) return;
+    this.scripts.stake[id] = 1;
+    if (this.scripts.touchedAt[id] === stamp) touched.add(id);
+  }
+
+  /**
+   * Reads from the database what connecting `bytes` needs and the tables lack:
+   * the coins its inputs spend (unless an earlier transaction of the block
+   * creates them) and the balances of the scripts those coins, its outputs
+   * and its announcements name. Nothing to do before the first spill.
+   */
+  async prefetch(db: DB, bytes: Buffer, txids: Buffer): Promise<void> {
+    this.loaded.clear();
+    if (!this.spilled) return;
+    const created = new Set<string>();
+    for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
+    const { coins, scripts, onlyStakes } = this;
+    const outpoints: Buffer[] = [];
+    const wanted = new Map<string, Buffer>();
+    const want = (s: Uint8Array): void => {
+      if (scripts.find(s, 0, s.length) >= 0) return;
+      const k = latin1(s);
+      if (!wanted.has(k)) wanted.set(k, Buffer.from(s));
+    };
+    visitBlock(bytes, {
+      input(b, at, coinbase) {
+        if (coinbase) return;
+        const vout = u32(b, at + 32);
+        if (created.has(b.toString('latin1', at, at + 32)) || coins.has(b, at, vout)) return;
+        const op = Buffer.allocUnsafe(36);
+        b.copy(op, 0, at, at + 32);
+        op.writeUInt32BE(vout, 32);
+        outpoints.push(op);
+      },
+      output(b, _vout, _valueAt, s, e) {
+        if (e > s && b[s] === 0x6a) {
+          const script = b.subarray(s, e);
+          const a = isAttempt(script) ? detectAnnouncement(script) : null;
+          if (a?.ok) want(a.announcement.stakeScript);
+          return;
+        }
+        if (!onlyStakes) want(b.subarray(s, e));
+      },
+      txEnd() {},
+    });
+    const raws = outpoints.length === 0 ? [] : await db.getMany(outpoints.map((op) => K.coin(op)));
+    const found: Array<{ outpoint: Buffer; script: Buffer; value: bigint; code: number }> = [];
+    raws.forEach((raw, i) => {
+      if (raw === undefined) return;
+      const c = decodeCoin(raw);
+      found.push({ outpoint: outpoints[i]!, script: Buffer.from(c.script), value: c.value, code: c.height * 2 + (c.coinbase ? 1 : 0) });
+      want(c.script);
+    });
+    if (wanted.size > 0) {
+      const list = [...wanted.values()];
+      const values = await db.getMany(list.map((s) => K.balance(s)));
+      list.forEach((s, i) => {
+        const id = scripts.intern(s, 0, s.length);
+        const raw = values[i];
+        scripts.setBalance(id, raw === undefined ? 0n : decodeAmount(raw));
+      });
+    }
+    for (const c of found) {
+      this.loaded.set(c.outpoint.toString('latin1'), {
+        outpoint: c.outpoint, script: c.script, lo: Number(c.value & 0xffffffffn), hi: Number(c.value >> 32n), code: c.code,
+      });
+    }
+  }
+
+  /**
+   * Spends txid `b[at..at+32)`:vout from the coins `prefetch` read from the
+   * database; false when it has no such coin. Fills script/lo/hi.
+   */
+  spendLoaded(b: Uint8Array, at: number, vout: number): boolean {
+    if (this.loaded.size === 0) return false;
+    const op = Buffer.allocUnsafe(36);
+    op.set(b.subarray(at, at + 32), 0);
+    op.writeUInt32BE(vout, 32);
+    const key = op.toString('latin1');
+    const c = this.loaded.get(key);
+    if (c === undefined) return false;
+    this.loaded.delete(key);
+    this.spentFromDb.push(c.outpoint);
+    this.script = this.scripts.find(c.script, 0, c.script.length);
+    this.lo = c.lo;
+    this.hi = c.hi;
+    return true;
+  }
+
+  /**
+   * Flushes the state with every coin of the tables, the database coins spent
+   * since the last spill and every changed balance in the same atomic batch,
+   * then empties the coin table and keeps only the stake scripts' balances.
+   */
+  async spill(state: ChainState): Promise<void> {
+    // A fast recount's tables hold only coins paying stakes, few enough to
+    // stay: they never reach the database (its UTXO set is partial anyway),
+    // and every other input can be skipped without a read.
+    if (this.onlyStakes) return state.flush();
+    await state.flush((sink) => this.writeTo(sink));
+    this.coins.clear();
+    this.spentFromDb = [];
+    this.scripts = this.scripts.retain((id) => this.scripts.stake[id] === 1);
+    this.spilled = true;
+  }
+
+  private writeTo(sink: RowSink): void {
+    for (const op of this.spentFromDb) sink.del(K.coin(op));
+    const { scripts } = this;
+    this.coins.each((op, script, lo, hi, code) => {
+      const value = (BigInt(hi) << 32n) | BigInt(lo);
+      sink.put(K.coin(op), encodeCoin({ value, height: code >>> 1, coinbase: (code & 1) === 1, script: scripts.bytes(script) }));
+    });
+    for (let id = 0; id < scripts.count; id++) {
+      if (scripts.touchedAt[id] === 0) continue;
+      const v = scripts.balance(id);
+      if (v === 0n) sink.del(K.balance(scripts.bytes(id)));
+      else sink.put(K.balance(scripts.bytes(id)), encodeAmount(v));
+    }
+  }
+
+  /**
+   * The last flush of a recount. Before any spill only the stake scripts'
+   * balances are written (the 'b' rows the export reads); coins never need to
+   * reach a temporary index. After a spill everything goes, so the database
+   * is a consistent state at the tip.
+   */
+  async finish(state: ChainState): Promise<void> {
+    if (this.spilled) return this.spill(state);
+    for (let id = 0; id < this.scripts.count; id++) {
+      if (this.scripts.stake[id] !== 1) continue;
+      const value = this.scripts.balance(id);
+      if (value !== 0n) state.balances.set(this.key(id), { value, dirty: true });
+    }
+    await state.flush();
+  }
+}
+
+/** How many coins a table may hold while staying within `bytes`. */
+export function coinsWithin(bytes: number): number {
+  let n = 1024;
+  while (coinTableBytes(n * 2) <= bytes) n *= 2;
+  return n;
+}
