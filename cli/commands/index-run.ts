@@ -2,8 +2,8 @@ import { openIndexer, type Indexer } from '../../indexer/api.js';
 import { FollowerError } from '../../indexer/node/follower.js';
 import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
 import { RpcError } from '../../indexer/node/rpc.js';
-import { networkFrom, UserError, type NetworkArgs } from '../common.js';
-import { asUserError } from '../index-access.js';
+import { UserError, type NetworkArgs } from '../common.js';
+import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
 
@@ -49,7 +49,7 @@ function describeEvents(ix: Indexer, log: LogFn): void {
 }
 
 export async function runIndex(args: IndexArgs): Promise<void> {
-  const params = networkFrom(args);
+  const params = await indexParams(args.db, args);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   let ix: Indexer;
   try {
@@ -70,7 +70,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
       utxoHash: args.utxoHash,
     });
   } catch (err) {
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   }
   describeEvents(ix, log);
   let server: ApiServer | null = null;
@@ -108,7 +108,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     log('info', 'stopped', { height: ix.tip()?.height ?? null });
   } catch (err) {
     if (err instanceof RpcError || err instanceof FollowerError) throw new UserError(err.message);
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -21,7 +21,7 @@ async function withIndex(args: DbArgs, fn: (db: DB, params: NetworkParams) => Pr
   try {
     await fn(db, params);
   } catch (err) {
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     await db.close();
   }

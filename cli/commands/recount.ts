@@ -9,10 +9,10 @@ import { ChainMismatchError } from '../../indexer/engine/connect.js';
 import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
-import { openStore } from '../../indexer/store/store.js';
+import { openIndexStore, resetStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { summary } from '../format.js';
-import { asUserError } from '../index-access.js';
+import { asUserError, paramsFor } from '../index-access.js';
 import { Progress } from '../progress.js';
 
 interface RecountArgs extends NetworkArgs {
@@ -26,10 +26,13 @@ interface RecountArgs extends NetworkArgs {
   utxoHash: boolean;
   fast: boolean;
   stats: boolean;
+  reset: boolean;
 }
 
+/** How many blocks a resumed recount may disconnect before the index is taken to be of another chain. */
+const MAX_REWIND = 100;
+
 async function run(args: RecountArgs): Promise<void> {
-  const params = networkFrom(args);
   const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
   const dbPath = args.db ?? join(temp!, 'db');
   const progress = new Progress();
@@ -41,7 +44,9 @@ async function run(args: RecountArgs): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const db = await openStore(dbPath, params, { create: true, utxoHash: args.utxoHash });
+    if (args.reset && args.db !== undefined) await resetStore(dbPath);
+    const { params: given, fallback } = temp ? { params: networkFrom(args), fallback: undefined } : paramsFor(dbPath, args);
+    const { db, params } = await openIndexStore(dbPath, given, { create: true, utxoHash: args.utxoHash, fallback });
     try {
       let target = 0;
       const result = await recount({
@@ -55,6 +60,12 @@ async function run(args: RecountArgs): Promise<void> {
         shouldStop: () => stop,
         fast: args.fast,
         throwaway: temp !== null,
+        beforeRewind: (tip, fork) => {
+          if (fork > 0 && tip - fork <= MAX_REWIND) return;
+          progress.stop();
+          throw new UserError(`the index at ${dbPath} was built from another chain: its block at height ${fork + 1} is not in this blocks directory's best chain`
+            + ` (they agree only up to height ${fork}, ${tip - fork} blocks below the index's tip); pass --reset to wipe it and recount from scratch, or use another --db`);
+        },
         onWarning: (m) => {
           progress.stop();
           process.stderr.write(`warning: ${m}\n`);
@@ -101,7 +112,7 @@ async function run(args: RecountArgs): Promise<void> {
       || err instanceof ChainMismatchError || err instanceof BlockParseError) {
       throw new UserError(err.message);
     }
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -119,12 +130,14 @@ export const recountCommand: CommandModule = {
       .option('db', { type: 'string', describe: 'keep the index in this directory (resumable); default: a temporary one' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
+      .option('reset', { type: 'boolean', default: false, describe: 'with --db: wipe the index first and recount from scratch (needed when it was built from another chain)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('cache-mib', { type: 'number', default: 24, describe: 'write-back cache size before a flush, MiB, when coins go to the database (the default keeps a 1M-tx recount under 512 MiB RSS; more is faster)' })
       .option('utxo-memory-mib', { type: 'number', default: 256, describe: 'without --db, keep the UTXO set in memory up to this size, MiB; past it the recount starts over on the database (0: always the database)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
+        if (a.reset && a.db === undefined) throw new Error('--reset wipes the index given by --db, so it needs --db');
         if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
         if (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1) throw new Error('--cache-mib must be at least 1');
         if (!Number.isFinite(a['utxo-memory-mib']) || (a['utxo-memory-mib'] as number) < 0) throw new Error('--utxo-memory-mib must be 0 or more');
