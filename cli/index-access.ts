@@ -41,10 +41,10 @@ export async function indexParams(path: string, args: NetworkArgs): Promise<Netw
  * Opens an existing index for reading. The network is the one the index was
  * built for (it keeps its params); --network/--params, if given, must match.
  */
-export async function openIndexForRead(path: string, args: NetworkArgs): Promise<{ db: DB; params: NetworkParams }> {
+export async function openIndexForRead(path: string, args: NetworkArgs, checkAllTables = false): Promise<{ db: DB; params: NetworkParams }> {
   try {
     const params = args.network || args.params ? networkFrom(args) : null;
-    return await openIndexStore(path, params, { create: false, lockedHint: 'stop that process, or ask it over its HTTP API (--api)' });
+    return await openIndexStore(path, params, { create: false, checkAllTables, lockedHint: 'stop that process, or ask it over its HTTP API (--api)' });
   } catch (err) {
     throw asUserError(err, path);
   }

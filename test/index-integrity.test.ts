@@ -6,7 +6,7 @@
  * one-line error naming the cause and the remedy, with exit status 1.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
@@ -100,6 +100,19 @@ describe('bit flips in table files', () => {
 });
 
 describe('nodereg check', () => {
+  it('reads every table file, even one an earlier open recorded as checked and whose size and times look unchanged', () => {
+    const target = copyOf('stale-record');
+    expect(nodereg(['export', '--db', target]).status).toBe(0);
+    const file = tableOf(target);
+    const { atime, mtime } = statSync(file);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    writeFileSync(file, bytes);
+    utimesSync(file, atime, mtime);
+    fails(['check', '--db', target], 1, /is damaged: \d+\.ldb: checksum mismatch/);
+  }, 120_000);
+
+
   it('passes on a sound index, in text and JSON', () => {
     const res = nodereg(['check', '--db', db]);
     expect(res.status).toBe(0);

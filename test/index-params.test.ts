@@ -102,7 +102,9 @@ describe('a recount into an index of another chain', () => {
     writeFileSync(join(mine, 'notes.txt'), 'keep me');
     fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', mine, '--reset'], 1, /holds files that are not LevelDB's; --reset empties only an index directory/);
     expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('keep me');
-    fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--reset'], 2, /--reset .* needs --db/);
+    const usage = nodereg(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--reset']);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/^nodereg: --reset wipes the index given by --db, so it needs --db\n/);
   }, 120_000);
 });
 

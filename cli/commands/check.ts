@@ -10,7 +10,7 @@ interface CheckArgs extends NetworkArgs { db: string; json: boolean }
 export const CHECK_MISMATCH = 3;
 
 async function run(args: CheckArgs): Promise<void> {
-  const { db } = await openIndexForRead(args.db, args);
+  const { db } = await openIndexForRead(args.db, args, true);
   let report;
   try {
     report = await checkIndex(db);

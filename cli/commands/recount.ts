@@ -112,7 +112,11 @@ async function run(args: RecountArgs): Promise<void> {
       || err instanceof ChainMismatchError || err instanceof BlockParseError) {
       throw new UserError(err.message);
     }
-    throw asUserError(err, args.db);
+    const mapped = asUserError(err, args.db ?? dbPath);
+    if (temp && mapped instanceof UserError && /^no space left/.test(mapped.message)) {
+      throw new UserError(`no space left on the device holding the temporary index (${temp}); free space there, set TMPDIR to a larger disk, or pass --db <dir>, and run the command again`);
+    }
+    throw mapped;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -5,7 +5,7 @@ import { BUILTIN_NETWORKS, paramsHash, paramsToJson, parseParams, ParamsError, t
 import { decodeTip } from './codec.js';
 import { damaged, fsFault, isLocked, openFault, StoreError } from './faults.js';
 import { K, SCHEMA_VERSION } from './layout.js';
-import { checkTables } from './tablecheck.js';
+import { CHECKED_FILE, checkTables } from './tablecheck.js';
 import type { Tip } from '../types.js';
 
 export { StoreError } from './faults.js';
@@ -19,6 +19,8 @@ export interface OpenOptions {
   readonly utxoHash?: boolean;
   /** What to suggest when another process holds the index. */
   readonly lockedHint?: string;
+  /** Read every table file, even those checked before and unchanged since (`nodereg check`). */
+  readonly checkAllTables?: boolean;
 }
 
 async function readMeta(db: DB, name: string): Promise<string | undefined> {
@@ -26,8 +28,8 @@ async function readMeta(db: DB, name: string): Promise<string | undefined> {
   return v === undefined ? undefined : v.toString('utf8');
 }
 
-/** LevelDB's own files; a crash while it creates a database can leave some of them without CURRENT. */
-const LEVEL_OWN = /^(LOCK|LOG(\.old)?|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp))$/;
+/** LevelDB's own files (and the record of checked tables); a crash while LevelDB creates a database can leave some without CURRENT. */
+const LEVEL_OWN = new RegExp(`^(LOCK|LOG(\\.old)?|MANIFEST-\\d+|\\d+\\.(log|ldb|sst|dbtmp)|${CHECKED_FILE.replace(/\./g, '\\.')}(\\.tmp)?)$`);
 /** What LevelDB writes before CURRENT when it creates a database: nothing of value is lost without CURRENT. */
 const CREATION_LEFTOVER = /^(LOCK|LOG(\.old)?|MANIFEST-0*1|0*1\.dbtmp)$/;
 
@@ -90,11 +92,11 @@ function inspectDir(path: string, create: boolean): boolean {
  * (tablecheck.ts): a flipped bit is an error naming the file, never a
  * different answer.
  */
-async function openLevel(path: string, create: boolean, lockedHint: string): Promise<DB> {
+async function openLevel(path: string, create: boolean, lockedHint: string, allTables: boolean): Promise<DB> {
   const existed = inspectDir(path, create);
   // Checked before LevelDB opens it: a compaction started by the open could
   // otherwise copy a damaged block into a new file with a valid checksum.
-  const fault = existed ? checkTables(path) : null;
+  const fault = existed ? checkTables(path, allTables) : null;
   const db: DB = new Level<Buffer, Buffer>(path, {
     keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: create,
     // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
@@ -132,7 +134,7 @@ export async function openStore(path: string, params: NetworkParams, opts: OpenO
 export async function openIndexStore(
   path: string, params: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams },
 ): Promise<{ db: DB; params: NetworkParams }> {
-  const db = await openLevel(path, opts.create, opts.lockedHint ?? 'stop that process or use another --db');
+  const db = await openLevel(path, opts.create, opts.lockedHint ?? 'stop that process or use another --db', opts.checkAllTables === true);
   try {
     return { db, params: await checkMeta(db, path, params, opts) };
   } catch (err) {
@@ -212,7 +214,7 @@ export async function resetStore(path: string): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw fsFault(path, err, 'read the index directory') ?? err;
   }
-  if (!entries.every((e) => LEVEL_OWN.test(e))) {
+  if (!entries.every((e) => e === 'CURRENT' || LEVEL_OWN.test(e))) {
     throw new StoreError(`${path} holds files that are not LevelDB's; --reset empties only an index directory, so choose another --db`);
   }
   if (entries.includes('CURRENT')) {
@@ -226,7 +228,8 @@ export async function resetStore(path: string): Promise<void> {
     }
   }
   try {
-    for (const e of entries) rmSync(join(path, e), { force: true });
+    // Read again: the probe's open may have turned the log into new table files.
+    for (const e of readdirSync(path)) if (e === 'CURRENT' || LEVEL_OWN.test(e)) rmSync(join(path, e), { force: true });
   } catch (err) {
     throw fsFault(path, err, 'empty the index directory') ?? err;
   }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readSync, fstatSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, renameSync, fstatSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /*
@@ -204,13 +204,58 @@ export function tableFiles(dir: string): string[] {
   return readdirSync(dir).filter((n) => /^\d+\.(ldb|sst)$/.test(n)).sort();
 }
 
-/** Checks every block checksum of the given table files (or all of them); the first fault, or null. */
-export function checkTables(dir: string, files: readonly string[] = tableFiles(dir)): TableFault | null {
-  for (const name of files) {
-    const bytes = readWhole(join(dir, name));
+/**
+ * Table files that passed, by name, with the size, mtime and inode they had
+ * then. LevelDB never rewrites a table file, so one that still matches is
+ * not read again: a command on a large index then costs a stat per file, not
+ * a read of the whole index. `nodereg check` ignores this record.
+ */
+export const CHECKED_FILE = 'nodereg-tables-checked.json';
+
+const stamp = (path: string): string | null => {
+  try {
+    const s = statSync(path);
+    return `${s.size}:${s.mtimeMs}:${s.ino}`;
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Checks every block checksum of the index's table files; the first fault,
+ * or null. With `all` false, files already checked and unchanged since are
+ * skipped.
+ */
+export function checkTables(dir: string, all = true): TableFault | null {
+  let known: Record<string, string> = {};
+  if (!all) {
+    try {
+      known = JSON.parse(readFileSync(join(dir, CHECKED_FILE), 'utf8')) as Record<string, string>;
+    } catch {
+      known = {};
+    }
+  }
+  const passed: Record<string, string> = {};
+  for (const name of tableFiles(dir)) {
+    const path = join(dir, name);
+    const before = stamp(path);
+    if (before === null) continue;
+    if (known[name] === before) {
+      passed[name] = before;
+      continue;
+    }
+    const bytes = readWhole(path);
     if (bytes === null) continue;
     const reason = checkTable(bytes);
     if (reason !== null) return { file: name, reason };
+    passed[name] = before;
+  }
+  try {
+    const tmp = join(dir, `${CHECKED_FILE}.tmp`);
+    writeFileSync(tmp, JSON.stringify(passed));
+    renameSync(tmp, join(dir, CHECKED_FILE));
+  } catch {
+    // Only a cache: a read-only directory checks every file each time.
   }
   return null;
 }
