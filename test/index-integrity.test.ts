@@ -87,6 +87,16 @@ describe('bit flips in table files', () => {
     expect(refused + same).toBe(148);
   }, 300_000);
 
+  it('a half-written table that LevelDB never listed (a process killed while writing it) is no damage: the open drops it', () => {
+    const target = copyOf('leftover');
+    const bytes = readFileSync(tableOf(target));
+    writeFileSync(join(target, '009999.ldb'), bytes.subarray(0, Math.floor(bytes.length / 2)));
+    const res = nodereg(['export', '--db', target]);
+    expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(res.stdout).toBe(exported);
+    expect(readdirSync(target)).not.toContain('009999.ldb');
+  }, 120_000);
+
   it('the CLI names the file and the remedy, with exit 1, for export and check alike', () => {
     const target = copyOf('flip');
     const file = tableOf(target);

@@ -96,7 +96,7 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
   const existed = inspectDir(path, create);
   // Checked before LevelDB opens it: a compaction started by the open could
   // otherwise copy a damaged block into a new file with a valid checksum.
-  const fault = existed ? checkTables(path, allTables) : null;
+  const faults = existed ? checkTables(path, allTables) : [];
   const db: DB = new Level<Buffer, Buffer>(path, {
     keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: create,
     // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
@@ -109,7 +109,11 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
   } catch (err) {
     throw openFault(path, err, lockedHint);
   }
-  // Only now, holding the LOCK, is it certain that no other process was writing the file.
+  // Only now, holding the LOCK, is it certain that no other process was
+  // writing the file. And LevelDB's open has deleted the files its MANIFEST
+  // does not list, such as a table a killed process left half written: a
+  // fault in a file that is gone was no part of the index.
+  const fault = faults.find((f) => existsSync(join(path, f.file)));
   if (fault) {
     await db.close();
     throw damaged(path, `${fault.file}: ${fault.reason}`);

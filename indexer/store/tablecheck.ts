@@ -222,11 +222,13 @@ const stamp = (path: string): string | null => {
 };
 
 /**
- * Checks every block checksum of the index's table files; the first fault,
- * or null. With `all` false, files already checked and unchanged since are
- * skipped.
+ * Checks every block checksum of the index's table files; every fault, in
+ * name order. With `all` false, files already checked and unchanged since
+ * are skipped. A fault may be a table that a killed LevelDB left half
+ * written and never listed in its MANIFEST: the caller tells those apart.
  */
-export function checkTables(dir: string, all = true): TableFault | null {
+export function checkTables(dir: string, all = true): TableFault[] {
+  const faults: TableFault[] = [];
   let known: Record<string, string> = {};
   if (!all) {
     try {
@@ -247,8 +249,8 @@ export function checkTables(dir: string, all = true): TableFault | null {
     const bytes = readWhole(path);
     if (bytes === null) continue;
     const reason = checkTable(bytes);
-    if (reason !== null) return { file: name, reason };
-    passed[name] = before;
+    if (reason !== null) faults.push({ file: name, reason });
+    else passed[name] = before;
   }
   try {
     const tmp = join(dir, `${CHECKED_FILE}.tmp`);
@@ -257,5 +259,5 @@ export function checkTables(dir: string, all = true): TableFault | null {
   } catch {
     // Only a cache: a read-only directory checks every file each time.
   }
-  return null;
+  return faults;
 }
