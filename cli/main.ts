@@ -9,9 +9,12 @@ import { serveCommand } from './commands/serve.js';
 import { verifyCommand } from './commands/verify.js';
 import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
 import { keyCommand } from './commands/key.js';
+import { checkCommand } from './commands/check.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
+import { CorruptRecordError } from '../indexer/store/codec.js';
+import { runtimeFault } from '../indexer/store/faults.js';
 
 /**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
@@ -26,6 +29,7 @@ async function main(argv: string[]): Promise<void> {
     .command(indexCommand)
     .command(queryCommands)
     .command(verifyCommand)
+    .command(checkCommand)
     .command(announceCommand)
     .command(renewCommand)
     .command(broadcastCommand)
@@ -55,6 +59,16 @@ main(hideBin(process.argv)).catch((err: unknown) => {
   }
   if (err instanceof UserError) {
     process.stderr.write(`nodereg: ${redact(err.message)}\n`);
+    process.exit(1);
+  }
+  // Storage faults that reached here without a command naming its --db: still the user's to fix, not a bug.
+  const fault = err instanceof CorruptRecordError ? err : runtimeFault('the --db directory', err);
+  if (fault) {
+    process.stderr.write(`nodereg: ${redact(fault.message)}\n`);
+    process.exit(1);
+  }
+  if ((err as NodeJS.ErrnoException | null)?.code === 'ENOSPC') {
+    process.stderr.write('nodereg: no space left on the device; free space and run the same command to resume\n');
     process.exit(1);
   }
   process.stderr.write(`nodereg: internal error (please report): ${redact(err instanceof Error ? err.stack ?? err.message : String(err))}\n`);

@@ -176,6 +176,19 @@ export function resolveParams(opts: { network?: string; params?: string }): Netw
 }
 
 /**
+ * The params as the JSON a `--params` file holds (minStake as a decimal
+ * string): what an index stores so that later commands need no file.
+ * `parseParams` reads it back.
+ */
+export function paramsToJson(p: NetworkParams): Record<string, string | number> {
+  return {
+    name: p.name, bech32: p.bech32, pubKeyHash: p.pubKeyHash, scriptHash: p.scriptHash, wif: p.wif,
+    magic: p.magic, genesisHash: p.genesisHash, minStake: p.minStake.toString(),
+    expiryBlocks: p.expiryBlocks, futureTolerance: p.futureTolerance, staleWindow: p.staleWindow,
+  };
+}
+
+/**
  * A stable fingerprint of everything that changes what the indexer computes.
  * The database records it and refuses to open under other params, because an
  * index built with another minStake or window would silently disagree.

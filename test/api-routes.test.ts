@@ -15,7 +15,7 @@ import { connectBlock } from '../indexer/engine/connect.js';
 import { countByStatus, summarize } from '../indexer/read/listing.js';
 import { recount } from '../indexer/engine/recount.js';
 import { registrationsAt } from '../indexer/read/queries.js';
-import { BUILTIN_NETWORKS, type NetworkParams } from '../script/params.js';
+import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
@@ -168,9 +168,10 @@ const withAge = (h: number) => (n: ExportJson['nodes'][number]) => ({ ...n, age:
 const byAddress = (a: string): ExportJson['nodes'][number] => expected.nodes.find((n) => n.address === a)!;
 
 describe('GET /v1/status and /v1/root', () => {
-  it('status reports the network, params hash, tip, counts by status and schema version of a static index', async () => {
+  it('status reports the network, params hash, params, tip, counts by status and schema version of a static index', async () => {
     expect(await ok(demo, '/v1/status')).toEqual({
       network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
+      params: paramsToJson(BUILTIN_NETWORKS.regtest!),
       tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following',
       counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,
     });

@@ -2,9 +2,9 @@ import { openIndexer, type Indexer } from '../../indexer/api.js';
 import { FollowerError } from '../../indexer/node/follower.js';
 import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
 import { RpcError } from '../../indexer/node/rpc.js';
-import { networkFrom, UserError, type NetworkArgs } from '../common.js';
+import { UserError, type NetworkArgs } from '../common.js';
 import { resolveRpc, type RpcFlags } from '../datadir.js';
-import { asUserError } from '../index-access.js';
+import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
 
@@ -50,7 +50,7 @@ function describeEvents(ix: Indexer, log: LogFn): void {
 }
 
 export async function runIndex(args: IndexArgs): Promise<void> {
-  const params = networkFrom(args);
+  const params = await indexParams(args.db, args);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const node = resolveRpc(args, params);
   let ix: Indexer;
@@ -74,7 +74,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
       memoryMiB: args.memoryMib,
     });
   } catch (err) {
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   }
   describeEvents(ix, log);
   let server: ApiServer | null = null;
@@ -112,7 +112,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     log('info', 'stopped', { height: ix.tip()?.height ?? null });
   } catch (err) {
     if (err instanceof RpcError || err instanceof FollowerError) throw new UserError(err.message);
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -14,7 +14,7 @@ async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void
   try {
     await fn(source);
   } catch (err) {
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     await source.close();
   }

@@ -10,11 +10,11 @@ import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
 import { DEFAULT_MEMORY_MIB, memoryPlan } from '../../indexer/engine/budget.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
-import { openStore } from '../../indexer/store/store.js';
+import { openIndexStore, resetStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { resolveBlocksDir, withDatadir, type DatadirArgs } from '../datadir.js';
 import { summary } from '../format.js';
-import { asUserError } from '../index-access.js';
+import { asUserError, paramsFor } from '../index-access.js';
 import { Progress } from '../progress.js';
 
 interface RecountArgs extends NetworkArgs, DatadirArgs {
@@ -29,14 +29,19 @@ interface RecountArgs extends NetworkArgs, DatadirArgs {
   fast: boolean;
   stats: boolean;
   all: boolean;
+  reset: boolean;
 }
 
 /** Nodes the human-readable output lists unless --all is given. */
 export const NODES_SHOWN = 20;
 
+/** How many blocks a resumed recount may disconnect before the index is taken to be of another chain. */
+const MAX_REWIND = 100;
+
 async function run(args: RecountArgs): Promise<void> {
-  const params = networkFrom(args);
-  const blocksDir = resolveBlocksDir(args, params);
+  // The datadir layout needs the network named on the command line; an index
+  // that remembers its params is checked against them when it opens.
+  const blocksDir = resolveBlocksDir(args, networkFrom(args));
   const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
   const dbPath = args.db ?? join(temp!, 'db');
   const progress = new Progress();
@@ -56,7 +61,9 @@ async function run(args: RecountArgs): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const db = await openStore(dbPath, params, { create: true, utxoHash: args.utxoHash });
+    if (args.reset && args.db !== undefined) await resetStore(dbPath);
+    const { params: given, fallback } = temp ? { params: networkFrom(args), fallback: undefined } : paramsFor(dbPath, args);
+    const { db, params } = await openIndexStore(dbPath, given, { create: true, utxoHash: args.utxoHash, fallback });
     try {
       let target = 0;
       let reading = false;
@@ -71,6 +78,12 @@ async function run(args: RecountArgs): Promise<void> {
         shouldStop: () => stop,
         fast: args.fast,
         throwaway: temp !== null,
+        beforeRewind: (tip, fork) => {
+          if (fork > 0 && tip - fork <= MAX_REWIND) return;
+          progress.stop();
+          throw new UserError(`the index at ${dbPath} was built from another chain: its block at height ${fork + 1} is not in this blocks directory's best chain`
+            + ` (they agree only up to height ${fork}, ${tip - fork} blocks below the index's tip); pass --reset to wipe it and recount from scratch, or use another --db`);
+        },
         onWarning: (m) => progress.note(`warning: ${m}`),
         onChainProgress: (done, total) => {
           // The first report already counts the bytes of the first chunk.
@@ -116,7 +129,11 @@ async function run(args: RecountArgs): Promise<void> {
       || err instanceof ChainMismatchError || err instanceof BlockParseError) {
       throw new UserError(err.message);
     }
-    throw asUserError(err);
+    const mapped = asUserError(err, args.db ?? dbPath);
+    if (temp && mapped instanceof UserError && /^no space left/.test(mapped.message)) {
+      throw new UserError(`no space left on the device holding the temporary index (${temp}); free space there, set TMPDIR to a larger disk, or pass --db <dir>, and run the command again`);
+    }
+    throw mapped;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -134,6 +151,7 @@ export const recountCommand: CommandModule = {
       .option('db', { type: 'string', describe: 'keep the index in this directory (resumable); default: a temporary one' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
+      .option('reset', { type: 'boolean', default: false, describe: 'with --db: wipe the index first and recount from scratch (needed when it was built from another chain)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB: the coin tables take all of it and spill into the index when full (0: after every block); with --db or --utxo-hash the write-back cache takes a tenth. The default keeps a recount under 512 MiB RSS' })
@@ -141,6 +159,7 @@ export const recountCommand: CommandModule = {
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
+        if (a.reset && a.db === undefined) throw new Error('--reset wipes the index given by --db, so it needs --db');
         if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
         if (a['cache-mib'] !== undefined && (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1)) throw new Error('--cache-mib must be at least 1');
         if (!Number.isFinite(a['memory-mib']) || (a['memory-mib'] as number) < 0) throw new Error('--memory-mib must be 0 or more');

@@ -54,7 +54,7 @@ async function run(args: VerifyArgs): Promise<void> {
     }
   } catch (err) {
     if (err instanceof RpcError) throw new UserError(err.message);
-    throw asUserError(err);
+    throw asUserError(err, args.db);
   } finally {
     await db.close();
   }

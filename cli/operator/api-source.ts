@@ -1,7 +1,7 @@
 import type { Explanation, NodeInfo } from '../../indexer/read/queries.js';
 import type { RpcClient } from '../../indexer/node/rpc.js';
 import { scriptToAddress } from '../../script/address.js';
-import { BUILTIN_NETWORKS, paramsHash, type NetworkParams } from '../../script/params.js';
+import { BUILTIN_NETWORKS, ParamsError, paramsHash, parseParams, type NetworkParams } from '../../script/params.js';
 import { networkFrom, UsageError, UserError, type NetworkArgs } from '../common.js';
 import type { StakeCoin } from './build.js';
 import type { IndexSource, IndexTip, StakeSnapshot } from './sources.js';
@@ -23,6 +23,8 @@ const STATUSES = new Set(['active', 'expired', 'lapsed']);
 export interface ApiStatus {
   readonly network: string;
   readonly paramsHash: string;
+  /** The daemon's params as a --params file holds them (daemons before this field: undefined). */
+  readonly params?: unknown;
   readonly tip: IndexTip;
 }
 
@@ -35,7 +37,8 @@ export class ApiSource implements IndexSource {
 
   /**
    * Connects to the read API and settles the network: the flags if given
-   * (they must match the daemon's params hash), else the daemon's built-in network.
+   * (they must match the daemon's params hash), else the params the daemon
+   * serves (an older daemon: its built-in network).
    */
   static async open(url: string, args: NetworkArgs, timeoutMs = 10_000): Promise<ApiSource> {
     let parsed: URL;
@@ -51,6 +54,13 @@ export class ApiSource implements IndexSource {
     let params: NetworkParams;
     if (args.network || args.params) {
       params = networkFrom(args);
+    } else if (status.params !== undefined) {
+      try {
+        params = parseParams(status.params, `the params served by ${probe.label}`);
+      } catch (err) {
+        if (err instanceof ParamsError) throw new UserError(err.message);
+        throw err;
+      }
     } else {
       const builtin = BUILTIN_NETWORKS[status.network];
       if (!builtin) throw new UsageError(`${probe.label} serves "${status.network}", a chain described by a params file: pass the same --params <file> as the daemon`);
@@ -105,7 +115,7 @@ export class ApiSource implements IndexSource {
     if (!isObject(s) || typeof s.network !== 'string' || typeof s.paramsHash !== 'string') throw this.unexpected(path);
     if (s.tip === null) throw new UserError(`${this.label} serves an empty index: wait for the daemon to sync`);
     if (!isObject(s.tip) || !isHeight(s.tip.height) || !isHex64(s.tip.hash)) throw this.unexpected(path);
-    return { network: s.network, paramsHash: s.paramsHash, tip: { height: s.tip.height, hash: s.tip.hash } };
+    return { network: s.network, paramsHash: s.paramsHash, params: s.params, tip: { height: s.tip.height, hash: s.tip.hash } };
   }
 
   async tip(): Promise<IndexTip> {

@@ -44,6 +44,12 @@ export interface RecountOptions {
   readonly memoryBytes?: number;
   /** Threads for the chain pass (default: one per core, at most four). */
   readonly threads?: number;
+  /**
+   * Called before blocks of the index that are not on the directory's chain
+   * are disconnected, with the index's tip and the last height both agree
+   * on (-1: none); it may throw to refuse (an index of another chain).
+   */
+  readonly beforeRewind?: (tipHeight: number, forkHeight: number) => void;
   /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
 }
@@ -120,6 +126,11 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
     await state.load();
   }
   const resumedFrom = state.tip?.height ?? null;
+  if (opts.beforeRewind && state.tip !== null) {
+    let fork = Math.min(state.tip.height, best);
+    while (fork >= 0 && !(await opts.db.get(K.blockHash(fork)))?.equals(chain.blocks[fork]!.hash)) fork--;
+    if (fork < Math.min(state.tip.height, target)) opts.beforeRewind(state.tip.height, fork);
+  }
   while (state.tip !== null) {
     const h = state.tip.height;
     const stored = await opts.db.get(K.blockHash(h));

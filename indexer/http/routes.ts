@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { AddressError, parseStake } from '../../script/address.js';
-import { paramsHash, type NetworkParams } from '../../script/params.js';
+import { paramsHash, paramsToJson, type NetworkParams } from '../../script/params.js';
 import type { Indexer } from '../api.js';
 import { SCHEMA_VERSION } from '../store/layout.js';
 import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/listing.js';
@@ -103,6 +103,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   const { db, params } = ctx;
   const read = <T>(fn: Parameters<typeof withSnapshot<T>>[1]): Promise<T> => withSnapshot(db, fn);
   const hash = paramsHash(params);
+  const paramsJson = paramsToJson(params);
   const heavy = new Gate(ctx.maxHeavy);
 
   app.get('/v1/status', { schema: { operationId: 'getStatus', summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.ref(S.statusSchema), 400: S.ref(S.errorSchema) } } }, async () => read(async (r) => {
@@ -112,6 +113,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     const contact = ctx.indexer?.nodeContact() ?? null;
     return {
       network: params.name, paramsHash: hash, schemaVersion: SCHEMA_VERSION,
+      params: paramsJson,
       tip: tip ? { height: tip.height, hash: rpcHex(tip.hash) } : null,
       nodeTip, sync, lastNodeContact: contact?.lastAnswer ?? null, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
     };

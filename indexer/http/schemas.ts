@@ -81,6 +81,11 @@ export const statusSchema = {
     network: { type: 'string' },
     paramsHash: hex64,
     schemaVersion: { type: 'integer' },
+    params: {
+      type: 'object',
+      description: 'the network params the index was built with, as a --params file holds them (so clients need no file)',
+      additionalProperties: { type: ['string', 'integer'] },
+    },
     tip: tipSchema,
     nodeTip: { ...tipSchema, description: 'the followed node\'s best block; null when not following' },
     sync: { type: 'string', enum: ['synced', 'catching-up', 'not-following', 'node-unreachable'] },

@@ -1,31 +1,124 @@
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
-import { paramsHash, type NetworkParams } from '../../script/params.js';
+import { BUILTIN_NETWORKS, paramsHash, paramsToJson, parseParams, ParamsError, type NetworkParams } from '../../script/params.js';
 import { decodeTip } from './codec.js';
+import { damaged, fsFault, isLocked, openFault, StoreError } from './faults.js';
 import { K, SCHEMA_VERSION } from './layout.js';
+import { CHECKED_FILE, checkTables } from './tablecheck.js';
 import type { Tip } from '../types.js';
 
-export type DB = Level<Buffer, Buffer>;
+export { StoreError } from './faults.js';
 
-/** A database that cannot be used as asked; the message says what to do. */
-export class StoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StoreError';
-  }
-}
+export type DB = Level<Buffer, Buffer>;
 
 export interface OpenOptions {
   /** Create an empty index if the directory holds none (indexing, recount). */
   readonly create: boolean;
   /** When creating: also keep Core's UTXO-set MuHash per height. */
   readonly utxoHash?: boolean;
+  /** What to suggest when another process holds the index. */
+  readonly lockedHint?: string;
+  /** Read every table file, even those checked before and unchanged since (`nodereg check`). */
+  readonly checkAllTables?: boolean;
 }
 
 async function readMeta(db: DB, name: string): Promise<string | undefined> {
   const v = await db.get(K.meta(name));
   return v === undefined ? undefined : v.toString('utf8');
+}
+
+/** LevelDB's own files (and the record of checked tables); a crash while LevelDB creates a database can leave some without CURRENT. */
+const LEVEL_OWN = new RegExp(`^(LOCK|LOG(\\.old)?|MANIFEST-\\d+|\\d+\\.(log|ldb|sst|dbtmp)|${CHECKED_FILE.replace(/\./g, '\\.')}(\\.tmp)?)$`);
+/** What LevelDB writes before CURRENT when it creates a database: nothing of value is lost without CURRENT. */
+const CREATION_LEFTOVER = /^(LOCK|LOG(\.old)?|MANIFEST-0*1|0*1\.dbtmp)$/;
+
+/**
+ * mkdir -p, one level at a time: Node's recursive mkdirSync spins forever
+ * under a path it may not create in (such as one below /proc).
+ */
+function makeDirs(path: string): void {
+  const missing: string[] = [];
+  let p = resolve(path);
+  while (!existsSync(p)) {
+    missing.push(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const dir of missing.reverse()) mkdirSync(dir);
+}
+
+/**
+ * Looks at the directory before LevelDB does, so that a file given as --db,
+ * an unreadable directory, a missing CURRENT or a foreign directory get
+ * their own message. Returns true if an index (or LevelDB's start of one) is there.
+ */
+function inspectDir(path: string, create: boolean): boolean {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw fsFault(path, err, 'use the index directory') ?? err;
+    if (!create) throw new StoreError(`no index at ${path}; build one with "nodereg recount --db ${path} …" or "nodereg index --db ${path} …"`);
+    try {
+      makeDirs(path);
+    } catch (e) {
+      throw fsFault(path, e, 'create the index directory') ?? e;
+    }
+    return false;
+  }
+  if (!isDir) throw new StoreError(`--db ${path} is a file, not a directory; give the directory that holds (or will hold) the index`);
+  let entries: string[];
+  try {
+    entries = readdirSync(path);
+  } catch (err) {
+    throw fsFault(path, err, 'read the index directory') ?? err;
+  }
+  if (entries.includes('CURRENT')) return true;
+  if (entries.length > 0 && !entries.every((e) => LEVEL_OWN.test(e))) {
+    throw new StoreError(`${path} is not empty and is not a LevelDB database; choose another --db directory`);
+  }
+  if (!entries.every((e) => CREATION_LEFTOVER.test(e))) {
+    throw damaged(path, 'its CURRENT file is missing (it names the MANIFEST that lists the table files)');
+  }
+  if (!create) throw new StoreError(`no index at ${path}; build one with "nodereg recount --db ${path} …" or "nodereg index --db ${path} …"`);
+  return false;
+}
+
+/**
+ * Opens LevelDB at `path` after checking every table block's checksum
+ * (tablecheck.ts): a flipped bit is an error naming the file, never a
+ * different answer.
+ */
+async function openLevel(path: string, create: boolean, lockedHint: string, allTables: boolean): Promise<DB> {
+  const existed = inspectDir(path, create);
+  // Checked before LevelDB opens it: a compaction started by the open could
+  // otherwise copy a damaged block into a new file with a valid checksum.
+  const faults = existed ? checkTables(path, allTables) : [];
+  const db: DB = new Level<Buffer, Buffer>(path, {
+    keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: create,
+    // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
+    // peak RSS, 64 MiB in 47 s at 633 MiB. Snappy stays on: without it the
+    // index is 7% bigger and the recount no faster.
+    writeBufferSize: 16 * 1024 * 1024,
+  });
+  try {
+    await db.open();
+  } catch (err) {
+    throw openFault(path, err, lockedHint);
+  }
+  // Only now, holding the LOCK, is it certain that no other process was
+  // writing the file. And LevelDB's open has deleted the files its MANIFEST
+  // does not list, such as a table a killed process left half written: a
+  // fault in a file that is gone was no part of the index.
+  const fault = faults.find((f) => existsSync(join(path, f.file)));
+  if (fault) {
+    await db.close();
+    throw damaged(path, `${fault.file}: ${fault.reason}`);
+  }
+  return db;
 }
 
 /**
@@ -35,47 +128,27 @@ async function readMeta(db: DB, name: string): Promise<string | undefined> {
  * process are refused with a StoreError naming the remedy.
  */
 export async function openStore(path: string, params: NetworkParams, opts: OpenOptions): Promise<DB> {
-  const exists = existsSync(path);
-  if (exists) {
-    const entries = readdirSync(path);
-    // A crash while LevelDB creates a database can leave its own files without CURRENT: still ours to open.
-    const levelOwn = /^(LOCK|LOG(\.old)?|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp))$/;
-    if (entries.length > 0 && !entries.includes('CURRENT') && !entries.every((e) => levelOwn.test(e))) {
-      throw new StoreError(`${path} is not empty and is not a LevelDB database; choose another --db directory`);
-    }
-  } else if (!opts.create) {
-    throw new StoreError(`no index at ${path}; build one with "nodereg recount --db ${path} …" or "nodereg index --db ${path} …"`);
-  } else {
-    mkdirSync(path, { recursive: true });
-  }
-  const db: DB = new Level<Buffer, Buffer>(path, {
-    keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: opts.create,
-    // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
-    // peak RSS, 64 MiB in 47 s at 633 MiB. Snappy stays on: without it the
-    // index is 7% bigger and the recount no faster.
-    writeBufferSize: 16 * 1024 * 1024,
-  });
+  return (await openIndexStore(path, params, opts)).db;
+}
+
+/**
+ * Like openStore, but `params` may be null: the index's own (stored when it
+ * was created) are used, and `fallback` when a new index is created.
+ */
+export async function openIndexStore(
+  path: string, params: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams },
+): Promise<{ db: DB; params: NetworkParams }> {
+  const db = await openLevel(path, opts.create, opts.lockedHint ?? 'stop that process or use another --db', opts.checkAllTables === true);
   try {
-    await db.open();
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code === 'LEVEL_LOCKED') {
-      throw new StoreError(`the index at ${path} is in use by another process (its LOCK is held); stop that process or use another --db`);
-    }
-    throw new StoreError(`cannot open the index at ${path}: ${cause?.message ?? (err as Error).message}`);
-  }
-  try {
-    await checkMeta(db, path, params, opts);
+    return { db, params: await checkMeta(db, path, params, opts) };
   } catch (err) {
     await db.close();
     throw err;
   }
-  return db;
 }
 
-async function checkMeta(db: DB, path: string, params: NetworkParams, opts: OpenOptions): Promise<void> {
+async function checkMeta(db: DB, path: string, given: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams }): Promise<NetworkParams> {
   const schema = await readMeta(db, 'schema');
-  const wantHash = paramsHash(params);
   if (schema === undefined) {
     let empty = true;
     for await (const _ of db.keys({ limit: 1 })) empty = false;
@@ -83,24 +156,45 @@ async function checkMeta(db: DB, path: string, params: NetworkParams, opts: Open
       throw new StoreError(`${path} is a LevelDB database but not a nodereg index; choose another --db directory`);
     }
     if (!opts.create) throw new StoreError(`the index at ${path} is empty; build it with "nodereg recount --db ${path} …" first`);
+    const params = given ?? opts.fallback;
+    if (!params) throw new StoreError(`no index at ${path} yet, so its network is unknown; pass --network or --params`);
     await db.batch([
       { type: 'put', key: K.meta('schema'), value: Buffer.from(String(SCHEMA_VERSION)) },
       { type: 'put', key: K.meta('network'), value: Buffer.from(params.name) },
-      { type: 'put', key: K.meta('paramsHash'), value: Buffer.from(wantHash) },
+      { type: 'put', key: K.meta('paramsHash'), value: Buffer.from(paramsHash(params)) },
+      { type: 'put', key: K.meta('params'), value: Buffer.from(JSON.stringify(paramsToJson(params))) },
       { type: 'put', key: K.meta('utxoHash'), value: Buffer.from(opts.utxoHash ? '1' : '0') },
     ], { sync: true });
-    return;
+    return params;
   }
   if (schema !== String(SCHEMA_VERSION)) {
     throw new StoreError(`the index at ${path} has schema version ${schema}, but this nodereg uses ${SCHEMA_VERSION}; delete the directory and rebuild it (recount or index)`);
   }
   const network = await readMeta(db, 'network');
   const hash = await readMeta(db, 'paramsHash');
-  if (hash !== wantHash) {
-    throw new StoreError(`the index at ${path} was built for network "${network}" with other params (hash ${hash?.slice(0, 12)}…); pass the same --network/--params, or use another --db`);
+  const params = given ?? await storedParams(db, path, network, hash);
+  if (hash !== paramsHash(params)) {
+    throw new StoreError(`the index at ${path} was built for network "${network}" with other params (hash ${hash?.slice(0, 12)}…); pass the same --network/--params as when it was built, or none at all, or use another --db`);
   }
   if (opts.utxoHash && (await readMeta(db, 'utxoHash')) !== '1') {
     throw new StoreError(`the index at ${path} was built without --utxo-hash; rebuild it into a fresh --db to keep the UTXO-set hash`);
+  }
+  return params;
+}
+
+/** The params an index was built with: its stored copy, or (for an index made before it kept one) the built-in network of that name. */
+async function storedParams(db: DB, path: string, network: string | undefined, hash: string | undefined): Promise<NetworkParams> {
+  const text = await readMeta(db, 'params');
+  if (text === undefined) {
+    const builtin = network === undefined ? undefined : BUILTIN_NETWORKS[network];
+    if (builtin && paramsHash(builtin) === hash) return builtin;
+    throw new StoreError(`the index at ${path} was built for "${network}" from a params file before indexes kept their params; pass the same --params <file>`);
+  }
+  try {
+    return parseParams(JSON.parse(text), `the params stored in ${path}`);
+  } catch (err) {
+    if (err instanceof ParamsError || err instanceof SyntaxError) throw damaged(path, `its stored params do not parse (${err.message})`);
+    throw err;
   }
 }
 
@@ -110,26 +204,37 @@ export async function readTip(db: DB): Promise<Tip | null> {
 }
 
 /**
- * The network name an existing index was built for, so that query commands
- * need no --network flag for built-in chains.
+ * Empties an index directory for `recount --reset`: only LevelDB's own files
+ * are removed, and only when no other process holds the index. A directory
+ * with anything else in it is refused rather than emptied.
  */
-export async function peekNetwork(path: string): Promise<string | undefined> {
-  if (!existsSync(join(path, 'CURRENT'))) {
-    throw new StoreError(`no index at ${path}; build one with "nodereg recount --db ${path} …" first`);
-  }
-  const db: DB = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+export async function resetStore(path: string): Promise<void> {
+  let entries: string[];
   try {
-    await db.open();
+    if (!statSync(path).isDirectory()) throw new StoreError(`--db ${path} is a file, not a directory; give the directory that holds (or will hold) the index`);
+    entries = readdirSync(path);
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    if (cause?.code === 'LEVEL_LOCKED') {
-      throw new StoreError(`the index at ${path} is in use by another process (its LOCK is held); stop that process, or query it over its HTTP API`);
+    if (err instanceof StoreError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw fsFault(path, err, 'read the index directory') ?? err;
+  }
+  if (!entries.every((e) => e === 'CURRENT' || LEVEL_OWN.test(e))) {
+    throw new StoreError(`${path} holds files that are not LevelDB's; --reset empties only an index directory, so choose another --db`);
+  }
+  if (entries.includes('CURRENT')) {
+    const db: DB = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+    try {
+      await db.open();
+      await db.close();
+    } catch (err) {
+      // A damaged index is what --reset is for; only a held LOCK stops it.
+      if (isLocked(err)) throw openFault(path, err, 'stop that process before resetting it');
     }
-    throw new StoreError(`cannot open the index at ${path}: ${(err as Error).message}`);
   }
   try {
-    return await readMeta(db, 'network');
-  } finally {
-    await db.close();
+    // Read again: the probe's open may have turned the log into new table files.
+    for (const e of readdirSync(path)) if (e === 'CURRENT' || LEVEL_OWN.test(e)) rmSync(join(path, e), { force: true });
+  } catch (err) {
+    throw fsFault(path, err, 'empty the index directory') ?? err;
   }
 }
