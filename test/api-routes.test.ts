@@ -172,7 +172,7 @@ describe('GET /v1/status and /v1/root', () => {
     expect(await ok(demo, '/v1/status')).toEqual({
       network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
       params: paramsToJson(BUILTIN_NETWORKS.regtest!),
-      tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following',
+      tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following', lastNodeContact: null,
       counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,
     });
   });

@@ -35,6 +35,18 @@ interface RecountArgs extends NetworkArgs, DatadirArgs {
 /** Nodes the human-readable output lists unless --all is given. */
 export const NODES_SHOWN = 20;
 
+/**
+ * What an interrupted recount tells the user: where it stopped and how to go
+ * on. `height` is the index tip (-1 before the first block was connected).
+ */
+export function interruptedLine(height: number, target: number, temporary: boolean): string {
+  const how = temporary ? 'the temporary index was removed' : height < 0
+    ? 'run the same command again to start over'
+    : `run the same command again to resume from height ${height}`;
+  const where = height < 0 ? 'before the first block was connected' : `at height ${height} of ${target}`;
+  return `interrupted ${where}; ${how}`;
+}
+
 /** How many blocks a resumed recount may disconnect before the index is taken to be of another chain. */
 const MAX_REWIND = 100;
 
@@ -101,11 +113,7 @@ async function run(args: RecountArgs): Promise<void> {
       });
       progress.stop();
       if (result.stopped) {
-        const how = temp ? 'the temporary index was removed' : result.height < 0
-          ? 'run the same command again to start over'
-          : `run the same command again to resume from height ${result.height}`;
-        const where = result.height < 0 ? 'before the first block was connected' : `at height ${result.height} of ${target}`;
-        process.stderr.write(`interrupted ${where}; ${how}\n`);
+        process.stderr.write(interruptedLine(result.height, target, temp !== null) + '\n');
         process.exitCode = 130;
         return;
       }

@@ -1,11 +1,11 @@
 import type { NetworkParams } from '../../script/params.js';
-import { decodeEvent, decodeRegistration } from '../store/codec.js';
+import { decodeRegistration } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, exportNode, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, eventHistories, exportNode, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import type { ReadDB } from './snapshot.js';
-import type { Registration, RegistryEvent, RegStatus } from '../types.js';
+import type { Registration, RegStatus } from '../types.js';
 
 export type StatusFilter = RegStatus | 'all';
 
@@ -150,25 +150,13 @@ export interface RegistrySummary {
 export async function summarize(db: ReadDB): Promise<RegistrySummary> {
   const counts: Record<RegStatus, number> = { active: 0, expired: 0, lapsed: 0 };
   const delta = new Map<number, number>();
-  let script: Buffer | null = null;
-  let events: RegistryEvent[] = [];
-  const finish = (): void => {
-    if (script === null) return;
+  for await (const [script, events] of eventHistories(db)) {
     const regs = replay(script, events, Infinity);
     if (regs.length > 0) counts[regs[regs.length - 1]!.status]++;
-  };
-  for await (const [k, v] of db.iterator(K.all(P.event))) {
-    const key = parse.event(k);
-    if (script === null || !script.equals(key.script)) {
-      finish();
-      script = Buffer.from(key.script);
-      events = [];
+    for (const e of events) {
+      if (e.kind !== 'renewed') delta.set(e.height, (delta.get(e.height) ?? 0) + (e.kind === 'registered' ? 1 : -1));
     }
-    const e = decodeEvent(key.height, key.txIndex, key.kind, v);
-    events.push(e);
-    if (e.kind !== 'renewed') delta.set(e.height, (delta.get(e.height) ?? 0) + (e.kind === 'registered' ? 1 : -1));
   }
-  finish();
   const steps: ActivePoint[] = [];
   let active = 0;
   for (const h of [...delta.keys()].sort((a, b) => a - b)) {

@@ -161,24 +161,27 @@ export const byFirstSeen = (a: Registration, b: Registration): number =>
  */
 export async function registrationsAt(db: ReadDB, height: number): Promise<Registration[]> {
   const out: Registration[] = [];
-  let script: Buffer | null = null;
-  let events: RegistryEvent[] = [];
-  const finish = (): void => {
-    if (script === null) return;
+  for await (const [script, events] of eventHistories(db)) {
     const regs = replay(script, events, height);
     if (regs.length > 0) out.push(regs[regs.length - 1]!);
-  };
+  }
+  return out.sort(byFirstSeen);
+}
+
+/** Every stake script's whole event history, one script at a time, in one scan of the event rows (grouped by script). */
+export async function* eventHistories(db: ReadDB): AsyncGenerator<[Buffer, RegistryEvent[]]> {
+  let script: Buffer | null = null;
+  let events: RegistryEvent[] = [];
   for await (const [k, v] of db.iterator(K.all(P.event))) {
     const e = parse.event(k);
     if (script === null || !script.equals(e.script)) {
-      finish();
+      if (script !== null) yield [script, events];
       script = Buffer.from(e.script);
       events = [];
     }
     events.push(decodeEvent(e.height, e.txIndex, e.kind, v));
   }
-  finish();
-  return out.sort(byFirstSeen);
+  if (script !== null) yield [script, events];
 }
 
 /** Every registered script's balance at the end of block `height` (latin1 script → balance), in one scan. */
