@@ -9,7 +9,10 @@ const config: Config = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
-  testTimeout: 60_000,
+  // Only a hang bound: no test depends on the machine's speed, and a loaded CI machine can be several times slower.
+  testTimeout: 300_000,
+  // Most suites wait on child processes, a node or sockets more than they compute: two at once use both cores.
+  maxWorkers: 2,
 };
 
 export default config;

@@ -104,7 +104,7 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
       } else {
         // At a random block of the catch-up; aims past its end finish it and flush.
         const target = (tip ?? -1) + 1 + Math.floor((behindBy + 8) * rand());
-        await d.until((x) => (x.connectedUpTo() ?? -1) >= Math.min(target, nodeHeight), 10_000);
+        await d.until((x) => (x.connectedUpTo() ?? -1) >= Math.min(target, nodeHeight), 120_000);
         delay = target > nodeHeight ? `after the catch-up to ${nodeHeight}` : `at block ${target}`;
         if (target > nodeHeight) await sleep(20);
       }
