@@ -59,15 +59,15 @@ async function rowsOf(blocksDir: string, params: NetworkParams, utxoHash: boolea
 }
 
 const VIEWS: Record<string, Run> = {
-  'the default budget': {},
-  'a budget that spills after every block': { memoryBytes: 0 },
-  'a budget that spills every few blocks': { memoryBytes: 96 * 1024 },
+  'the default budget': { keptEngine: 'view' },
+  'a budget that spills after every block': { keptEngine: 'view', memoryBytes: 0 },
+  'a budget that spills every few blocks': { keptEngine: 'view', memoryBytes: 96 * 1024 },
 };
 
 describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
   it.each([false, true])('is written row for row as the old database engine writes it (--utxo-hash: %s)', async (utxoHash) => {
     const { blocksDir, params } = chainOf();
-    const reference = await rowsOf(blocksDir, params, utxoHash, [{ legacyConnect: true }]);
+    const reference = await rowsOf(blocksDir, params, utxoHash, [{ keptEngine: 'database' }]);
     expect(reference.some((r) => r.startsWith('55'))).toBe(true); // 'U': undo records are there to compare
     expect(reference.some((r) => r.startsWith('6f'))).toBe(true); // 'o': script → outpoint rows too
     for (const [name, run] of Object.entries(VIEWS)) {
@@ -78,7 +78,7 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
 
   it('resumed from a shorter recount, ends in the same rows as one uninterrupted run', async () => {
     const { blocksDir, params } = chainOf();
-    const reference = await rowsOf(blocksDir, params, true, [{ legacyConnect: true }]);
+    const reference = await rowsOf(blocksDir, params, true, [{ keptEngine: 'database' }]);
     const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
     for (const [name, run] of Object.entries(VIEWS)) {
       const got = await rowsOf(blocksDir, params, true, [{ ...run, height: Math.floor(top / 3) }, { ...run, height: Math.floor((2 * top) / 3) }, run]);
@@ -90,7 +90,7 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
     const { blocksDir, params } = chainOf();
     const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
     const back = Math.min(12, top);
-    const shorter = await rowsOf(blocksDir, params, true, [{ legacyConnect: true, height: top - back }]);
+    const shorter = await rowsOf(blocksDir, params, true, [{ keptEngine: 'database', height: top - back }]);
     for (const [name, run] of Object.entries(VIEWS)) {
       const got = await rowsOf(blocksDir, params, true, [run], async (state) => {
         for (let i = 0; i < back; i++) await disconnectTip(state);
