@@ -38,13 +38,14 @@ export class MemoryUtxo {
   /** The database holds coins or balances the tables do not: blocks must be prefetched. */
   spilled = false;
   /** Outpoints of database coins spent since the last spill: deleted by the next one. */
-  private spentFromDb: Buffer[] = [];
+  private spentFromDb: LoadedCoin[] = [];
   /** The current block's inputs found in the database, by outpoint (latin1). */
   private readonly loaded = new Map<string, LoadedCoin>();
   /** Filled by `spendLoaded`: the spent coin's script id and value words. */
   script = 0;
   lo = 0;
   hi = 0;
+  code = 0;
 
   /** `stakes`: every stake script (latin1) the chain's announcements name. */
   constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
@@ -55,6 +56,30 @@ export class MemoryUtxo {
       const id = this.scripts.intern(b, 0, b.length);
       this.scripts.stake[id] = 1;
     }
+  }
+
+  /**
+   * Continues an index the database already holds (a resumed or extended
+   * `--db` recount): every coin and balance lives there, so blocks are
+   * prefetched from the start. Every registered script becomes a stake (as
+   * `markRegistered` would have made it), and the stakes' balances (known
+   * to the tables, so never prefetched) are read now.
+   */
+  async resume(state: ChainState): Promise<void> {
+    this.spilled = true;
+    for (const key of state.current.keys()) {
+      const b = Buffer.from(key, 'latin1');
+      const id = this.scripts.intern(b, 0, b.length);
+      this.scripts.stake[id] = 1;
+    }
+    const ids: number[] = [];
+    for (let id = 0; id < this.scripts.count; id++) ids.push(id);
+    if (ids.length === 0) return;
+    const values = await state.db.getMany(ids.map((id) => K.balance(this.scripts.bytes(id))));
+    ids.forEach((id, i) => {
+      const raw = values[i];
+      this.scripts.setBalance(id, raw === undefined ? 0n : decodeAmount(raw));
+    });
   }
 
   /** What the budget counts: the tables as sized for what they hold now. */
@@ -165,10 +190,11 @@ export class MemoryUtxo {
     const c = this.loaded.get(key);
     if (c === undefined) return false;
     this.loaded.delete(key);
-    this.spentFromDb.push(c.outpoint);
+    this.spentFromDb.push(c);
     this.script = this.scripts.find(c.script, 0, c.script.length);
     this.lo = c.lo;
     this.hi = c.hi;
+    this.code = c.code;
     return true;
   }
 
@@ -182,19 +208,26 @@ export class MemoryUtxo {
     // stay: they never reach the database (its UTXO set is partial anyway),
     // and every other input can be skipped without a read.
     if (this.onlyStakes) return state.flush();
-    await state.flush((sink) => this.writeTo(sink));
+    await state.flush((sink) => this.writeTo(sink, !state.throwaway));
     this.coins.clear();
     this.spentFromDb = [];
     this.scripts = this.scripts.retain((id) => this.scripts.stake[id] === 1);
     this.spilled = true;
   }
 
-  private writeTo(sink: RowSink): void {
-    for (const op of this.spentFromDb) sink.del(K.coin(op));
+  /** `byScript`: a kept index also keeps the script → outpoints rows ('o') in step with the coins. */
+  private writeTo(sink: RowSink, byScript: boolean): void {
+    const empty = Buffer.alloc(0);
+    for (const c of this.spentFromDb) {
+      sink.del(K.coin(c.outpoint));
+      if (byScript) sink.del(K.scriptCoin(c.script, c.outpoint));
+    }
     const { scripts } = this;
     this.coins.each((op, script, lo, hi, code) => {
       const value = (BigInt(hi) << 32n) | BigInt(lo);
-      sink.put(K.coin(op), encodeCoin({ value, height: code >>> 1, coinbase: (code & 1) === 1, script: scripts.bytes(script) }));
+      const bytes = scripts.bytes(script);
+      sink.put(K.coin(op), encodeCoin({ value, height: code >>> 1, coinbase: (code & 1) === 1, script: bytes }));
+      if (byScript) sink.put(K.scriptCoin(bytes, op), empty);
     });
     for (let id = 0; id < scripts.count; id++) {
       if (scripts.touchedAt[id] === 0) continue;
@@ -207,11 +240,11 @@ export class MemoryUtxo {
   /**
    * The last flush of a recount. Before any spill only the stake scripts'
    * balances are written (the 'b' rows the export reads); coins never need to
-   * reach a temporary index. After a spill everything goes, so the database
-   * is a consistent state at the tip.
+   * reach a temporary index. After a spill, and always for a kept index,
+   * everything goes, so the database is a consistent state at the tip.
    */
   async finish(state: ChainState): Promise<void> {
-    if (this.spilled) return this.spill(state);
+    if (this.spilled || !state.throwaway) return this.spill(state);
     for (let id = 0; id < this.scripts.count; id++) {
       if (this.scripts.stake[id] !== 1) continue;
       const value = this.scripts.balance(id);

@@ -5,14 +5,19 @@ import type { MemoryUtxo } from './coinview.js';
 import { RegistryWriter } from './registry.js';
 import { scanHeader, visitBlock, type BlockVisitor } from '../chain/scanner.js';
 import type { ChainState } from '../store/state.js';
+import { encodeUndo, type CoinOp } from '../store/undo.js';
+import type { Coin } from '../types.js';
+import { utxoElement } from './utxohash.js';
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 
 /**
- * Applies one block (its bytes and its txids from the chain pass) to an
- * in-memory recount: the same steps and registry writes as `connectBlock`,
- * minus the undo record.
+ * Applies one block (its bytes and its txids from the chain pass) to the coin
+ * view: the same steps and registry writes as `connectBlock`. A kept index
+ * also gets the block's undo record (the coins in the order the block spent
+ * and created them, as `disconnectTip` replays it) and, when it keeps one,
+ * the UTXO-set hash moves with every coin.
  */
 export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffer, txids: Buffer, height: number): BlockSummary {
   const header = scanHeader(bytes);
@@ -30,21 +35,50 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
   let tx = 0;
   // The stored coin's height·2 + coinbase of the current transaction's outputs (the first is the coinbase).
   let code = height * 2 + 1;
+  // Undo and the UTXO hash need each coin as an object; a temporary recount without the hash skips both.
+  const coinOps: CoinOp[] | null = state.throwaway ? null : [];
+  const hash = state.utxoHash;
+  const record = coinOps !== null || hash !== null;
+  const outpointOf = (b: Uint8Array, at: number, vout: number): Buffer => {
+    const op = Buffer.allocUnsafe(36);
+    op.set(b.subarray(at, at + 32), 0);
+    op.writeUInt32BE(vout, 32);
+    return op;
+  };
+  const coinOf = (id: number, lo: number, hi: number, c: number): Coin => ({
+    value: (BigInt(hi) << 32n) | BigInt(lo), height: c >>> 1, coinbase: (c & 1) === 1, script: Buffer.from(scripts.bytes(id)),
+  });
 
   const visitor: BlockVisitor = {
     input(b, at, coinbase) {
       if (coinbase) return;
       const vout = u32(b, at + 32);
       let id: number;
+      let lo: number;
+      let hi: number;
+      let c: number;
       if (coins.spend(b, at, vout)) {
         id = coins.script;
-        scripts.add(id, coins.lo, coins.hi, -1);
+        lo = coins.lo;
+        hi = coins.hi;
+        c = coins.code;
       } else if (mem.spendLoaded(b, at, vout)) {
         id = mem.script;
-        scripts.add(id, mem.lo, mem.hi, -1);
+        lo = mem.lo;
+        hi = mem.hi;
+        c = mem.code;
       } else {
         if (only) return;
         throw new ChainMismatchError(`block ${height} (${rpcHex(header.hash)}) spends ${rpcHex(b.subarray(at, at + 32))}:${vout}, an output the index does not have: the chain data is incomplete or corrupt`);
+      }
+      scripts.add(id, lo, hi, -1);
+      if (record) {
+        const coin = coinOf(id, lo, hi, c);
+        if (hash !== null) {
+          const el = utxoElement(b.subarray(at, at + 32), vout, coin);
+          if (el) hash.remove(el);
+        }
+        coinOps?.push({ added: false, outpoint: outpointOf(b, at, vout), coin });
       }
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
@@ -62,6 +96,13 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
       const hi = u32(b, valueAt + 4);
       coins.add(txids, tx * 32, vout, id, lo, hi, code);
       scripts.add(id, lo, hi, 1);
+      if (record) {
+        if (hash !== null) {
+          const el = utxoElement(txids.subarray(tx * 32, tx * 32 + 32), vout, coinOf(id, lo, hi, code));
+          if (el) hash.insert(el);
+        }
+        coinOps?.push({ added: true, outpoint: outpointOf(txids, tx * 32, vout) });
+      }
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
     },
@@ -92,6 +133,10 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
 
   state.putRow(K.blockHash(height), Buffer.from(header.hash));
   state.putRow(K.heightState(height), state.heightState());
+  if (coinOps !== null) {
+    const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
+    state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
+  }
   state.tip = { height, hash: Buffer.from(header.hash) };
   return { height, hash: Buffer.from(header.hash), txCount, events: writer.events };
 }

@@ -50,6 +50,16 @@ export interface RecountOptions {
    * on (-1: none); it may throw to refuse (an index of another chain).
    */
   readonly beforeRewind?: (tipHeight: number, forkHeight: number) => void;
+  /**
+   * Which engine writes a kept index (--db, or --utxo-hash): 'view', the
+   * coin view temporary recounts use (connectInMemory over coinview.ts), or
+   * 'database', connectBlock over ChainState's write-back cache. Both write
+   * the same rows (test/db-engine-rows.test.ts). The view is about twice as
+   * fast on a 1M-transaction chain, but its spills peaked near 1 GiB at the
+   * default budget where the database engine stays near 520 MiB, so
+   * 'database' remains the default until the view's spills are bounded.
+   */
+  readonly keptEngine?: 'view' | 'database';
   /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
 }
@@ -140,8 +150,12 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
 
-  if (inMemory) {
-    const done = await recountInMemory(opts, state, chain, target, memoryLimit, null);
+  // A temporary recount goes through the coin view; a kept index only when
+  // asked (keptEngine), and never with --fast, whose partial UTXO set the
+  // view does not write.
+  if (inMemory || (!opts.fast && opts.keptEngine === 'view')) {
+    const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
+    const done = await recountInMemory(opts, state, chain, target, limit, null, start);
     return { ...done, resumedFrom, chain };
   }
 
@@ -179,22 +193,24 @@ function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string>
 }
 
 /**
- * A throwaway recount over the coin tables (coinview.ts): they spill into the
- * temporary database whenever they and the registry cache outgrow `limit`.
+ * A recount over the coin view (coinview.ts) from height `start`: the tables
+ * spill into the database whenever they and the registry cache outgrow
+ * `limit`. An index that already holds blocks is continued from the database.
  */
 async function recountInMemory(
-  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null,
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, start = 0,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   let spendable = 0;
-  for (let h = 0; h <= target; h++) spendable += chain.blocks[h]!.spendable;
+  for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
   const stakes = stakeScriptsOf(chain, 0, target);
   const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit)));
+  if (state.tip !== null && spec === null) await mem.resume(state);
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
     if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
-    for (let h = spec === null ? 0 : spec.height + 1; h <= target; h++) {
+    for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
         break;
@@ -213,7 +229,7 @@ async function recountInMemory(
     reader.close();
   }
   await mem.finish(state);
-  return { height: state.tip?.height ?? -1, txs, blocks: (state.tip?.height ?? -1) + 1, stopped };
+  return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), stopped };
 }
 
 function txidsOf(bytes: Buffer): Buffer {

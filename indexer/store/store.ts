@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
 import { BUILTIN_NETWORKS, paramsHash, paramsToJson, parseParams, ParamsError, type NetworkParams } from '../../script/params.js';
 import { decodeTip } from './codec.js';
 import { damaged, fsFault, isLocked, openFault, StoreError } from './faults.js';
 import { K, SCHEMA_VERSION } from './layout.js';
-import { CHECKED_FILE, checkTables } from './tablecheck.js';
+import { CHECKED_FILE, checkTable, checkTables } from './tablecheck.js';
 import type { Tip } from '../types.js';
 
 export { StoreError } from './faults.js';
@@ -87,6 +87,15 @@ function inspectDir(path: string, create: boolean): boolean {
   return false;
 }
 
+/** The table at `file` fails its checks now (a file that cannot be read counts as failing). */
+function stillFaulty(file: string): boolean {
+  try {
+    return checkTable(readFileSync(file)) !== null;
+  } catch {
+    return existsSync(file);
+  }
+}
+
 /**
  * Opens LevelDB at `path` after checking every table block's checksum
  * (tablecheck.ts): a flipped bit is an error naming the file, never a
@@ -112,8 +121,10 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
   // Only now, holding the LOCK, is it certain that no other process was
   // writing the file. And LevelDB's open has deleted the files its MANIFEST
   // does not list, such as a table a killed process left half written: a
-  // fault in a file that is gone was no part of the index.
-  const fault = faults.find((f) => existsSync(join(path, f.file)));
+  // fault in a file that is gone was no part of the index. Nor is one whose
+  // name the open's own recovery reused for a new, whole table (a killed
+  // flush's file number is free again): it is checked once more.
+  const fault = faults.find((f) => existsSync(join(path, f.file)) && stillFaulty(join(path, f.file)));
   if (fault) {
     await db.close();
     throw damaged(path, `${fault.file}: ${fault.reason}`);
