@@ -10,6 +10,7 @@ import { verifyCommand } from './commands/verify.js';
 import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
 import { keyCommand } from './commands/key.js';
 import { checkCommand } from './commands/check.js';
+import { mirrorCommand } from './commands/mirror.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -36,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
     .command(statusCommand)
     .command(keyCommand)
     .command(serveCommand)
+    .command(mirrorCommand)
     .demandCommand(1, 'choose a command (see --help)')
     .strict()
     .recommendCommands()

@@ -7,6 +7,7 @@ import { resolveRpc, type RpcFlags } from '../datadir.js';
 import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
+import type { MirrorFollower } from '../../indexer/mirror/follow.js';
 
 /*
  * What `nodereg index` does, loaded only when it runs: following a node brings
@@ -27,6 +28,8 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   memoryMib: number;
   rpcTimeout: number;
   rpcMaxResponseMb: number;
+  postgres?: string;
+  postgresRebuild: boolean;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
@@ -77,6 +80,23 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     throw asUserError(err, args.db);
   }
   describeEvents(ix, log);
+  let mirror: MirrorFollower | null = null;
+  if (args.postgres) {
+    // Loaded on demand: pg is only needed when mirroring.
+    const { MirrorFollower: Follower } = await import('../../indexer/mirror/follow.js');
+    const { mirrorUserError } = await import('./mirror-run.js');
+    mirror = new Follower({ url: args.postgres, db: ix.db, params, log, rebuild: args.postgresRebuild });
+    try {
+      await mirror.open();
+    } catch (err) {
+      await ix.stop();
+      throw mirrorUserError(err);
+    }
+    // Each committed block and reorg asks for a pass; the mirror reads the committed rows itself.
+    ix.on('block', () => mirror!.kick());
+    ix.on('reorg', () => mirror!.kick());
+    mirror.kick();
+  }
   let server: ApiServer | null = null;
   if (args.serve) {
     const { host, port } = parseListen(args.serve);
@@ -100,7 +120,8 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     }
     log('info', 'stopping: finishing the current block and flushing', { signal: sig });
     void server?.close();
-    void ix.stop();
+    // The mirror first: its pass reads the index, which stop() closes.
+    void (mirror?.stop() ?? Promise.resolve()).then(() => ix.stop());
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -117,6 +138,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server?.close();
+    await mirror?.finish();
     await ix.stop();
     log.flush();
   }

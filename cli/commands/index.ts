@@ -5,6 +5,7 @@ import { withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
 import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
 import type { IndexArgs } from './index-run.js';
+import { checkPostgresUrl } from './mirror.js';
 
 /* `nodereg index`: its flags and their checks; the work is in index-run.ts. */
 
@@ -31,6 +32,8 @@ export const indexCommand: CommandModule = {
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'keep Core\'s UTXO-set MuHash per height (new index only)' })
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the write-back cache during catch-up takes a tenth of it (the default keeps the daemon under 512 MiB RSS)' })
+      .option('postgres', { type: 'string', describe: 'also mirror the registry into PostgreSQL at this URL, one transaction per block (docs/operations.md, "Scaling out")' })
+      .option('postgres-rebuild', { type: 'boolean', default: false, describe: 'with --postgres: empty a mirror of another network, params or chain instead of refusing it' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false, describe: 'one JSON object per log line' })
       .conflicts('rpc-cookie', 'rpc-password')
@@ -41,6 +44,7 @@ export const indexCommand: CommandModule = {
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
         if (!(Number.isFinite(a['rpc-max-response-mb']) && (a['rpc-max-response-mb'] as number) >= 1)) throw new Error('--rpc-max-response-mb must be a number of MiB ≥ 1');
         if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);
+        checkPostgresUrl(a.postgres);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
         return true;
       })

@@ -1,0 +1,95 @@
+import { decodeAmount, decodeEvent, decodeRejected } from '../store/codec.js';
+import { K, P, parse } from '../store/layout.js';
+import { blockHashAt, eventsOf, replay, rootAt, utxoHashAt } from './queries.js';
+import type { ReadDB } from './snapshot.js';
+import type { Registration, RegistryEvent } from '../types.js';
+
+/*
+ * What each block changed in the registry, read back from the committed rows
+ * of an index: what a copy kept elsewhere (the PostgreSQL mirror) applies to
+ * follow it. Events and stake balances are keyed by script, not by height, so
+ * one pass scans their keys once and keeps those above a height.
+ */
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+export interface BlockRow {
+  height: number;
+  /** RPC-order hex, as bitcoind prints it. */
+  hash: string;
+  registryRoot: string;
+  utxoHash: string | null;
+}
+
+export interface ScriptEvent {
+  script: Buffer;
+  event: RegistryEvent;
+}
+
+export interface RejectionRow {
+  height: number;
+  txIndex: number;
+  vout: number;
+  txid: string;
+  reason: string;
+}
+
+export interface BalanceRow {
+  script: Buffer;
+  height: number;
+  balance: bigint;
+}
+
+export interface BlockChanges {
+  block: BlockRow;
+  events: ScriptEvent[];
+  rejections: RejectionRow[];
+  balances: BalanceRow[];
+}
+
+export async function blockRowAt(db: ReadDB, height: number): Promise<BlockRow> {
+  return { height, hash: rpcHex(await blockHashAt(db, height)), registryRoot: await rootAt(db, height), utxoHash: await utxoHashAt(db, height) };
+}
+
+/** Keys under `prefix` whose height (by `heightOf`) is in (from, to], with their values. */
+async function rowsAbove(db: ReadDB, prefix: number, heightOf: (k: Buffer) => number, from: number, to: number): Promise<Array<[Buffer, Buffer]>> {
+  const keys: Buffer[] = [];
+  for await (const k of db.keys(K.all(prefix))) {
+    const h = heightOf(k);
+    if (h > from && h <= to) keys.push(k);
+  }
+  const values = await db.getMany(keys);
+  return keys.map((k, i) => [k, values[i]!]);
+}
+
+/**
+ * Every block's changes in heights (from, to], oldest first: its hash and
+ * roots, its registry events, its rejected announcements and the stake
+ * balances it changed. Read from one snapshot, so the blocks are those of one
+ * chain.
+ */
+export async function changesBetween(db: ReadDB, from: number, to: number): Promise<BlockChanges[]> {
+  const out: BlockChanges[] = [];
+  for (let h = from + 1; h <= to; h++) out.push({ block: await blockRowAt(db, h), events: [], rejections: [], balances: [] });
+  if (out.length === 0) return out;
+  const at = (h: number): BlockChanges => out[h - from - 1]!;
+  for (const [k, v] of await rowsAbove(db, P.event, (k) => parse.event(k).height, from, to)) {
+    const e = parse.event(k);
+    at(e.height).events.push({ script: Buffer.from(e.script), event: decodeEvent(e.height, e.txIndex, e.kind, v) });
+  }
+  for (const [k, v] of await rowsAbove(db, P.stakeBalance, (k) => parse.stakeBalance(k).height, from, to)) {
+    const b = parse.stakeBalance(k);
+    at(b.height).balances.push({ script: Buffer.from(b.script), height: b.height, balance: decodeAmount(v) });
+  }
+  for await (const [k, v] of db.iterator({ gte: K.rejected(from + 1, 0, 0), lt: K.rejectedUpTo(to).lt })) {
+    const r = parse.rejected(k);
+    const { txid, reason } = decodeRejected(v);
+    at(r.height).rejections.push({ height: r.height, txIndex: r.txIndex, vout: r.vout, txid: rpcHex(txid), reason });
+  }
+  return out;
+}
+
+/** Every registration of `script` as of `height` (oldest first; the last is its current one), from the script's events. */
+export async function registrationsOfAt(db: ReadDB, script: Buffer, height: number): Promise<Registration[]> {
+  return replay(script, await eventsOf(db, script), height);
+}

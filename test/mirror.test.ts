@@ -1,0 +1,111 @@
+/**
+ * `nodereg mirror`: building the PostgreSQL mirror of an existing index and
+ * keeping it equal to the index at every height when the index moves to
+ * another branch, falls behind the mirror, or belongs to other params. A real
+ * throwaway PostgreSQL cluster; the chains are the demo and a reorg of it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demo } from '../fixtures/generator/scenarios.js';
+import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
+import { MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
+import { noderegAsync, ROOT } from './helpers/cli.js';
+import { reorgBranch } from './helpers/chains.js';
+import { compareMirror, sqlRows } from './helpers/mirror.js';
+import { startPostgres, type PgCluster } from './helpers/postgres.js';
+
+const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { height: number; tip: string };
+
+let cluster: PgCluster;
+let dir: string;
+let url: string;
+
+const chain = demo();
+const demoBlocks = chain.bestChain();
+// Built before the suite: the demo's own chain, the same with a 12-block branch from 10 below its tip, and its first 301 blocks.
+const branch = reorgBranch(chain);
+
+/** An index (`recount --db`) of `blocks`, written as one blocks directory. */
+async function indexOf(name: string, blocks: readonly Uint8Array[]): Promise<string> {
+  const blocksDir = join(dir, `${name}-blocks`);
+  writeBlocksDir(blocksDir, blocks, { magic: chain.params.magic });
+  const db = join(dir, name);
+  const r = await noderegAsync(['recount', '--network', 'regtest', '--blocks-dir', blocksDir, '--db', db]);
+  if (r.status !== 0) throw new Error(`recount failed: ${r.stderr}`);
+  return db;
+}
+
+async function mirror(db: string, extra: string[] = []): Promise<{ status: number | null; json: unknown; stderr: string }> {
+  const r = await noderegAsync(['mirror', '--db', db, '--postgres', url, '--json', ...extra]);
+  return { status: r.status, json: r.status === 0 ? JSON.parse(r.stdout) as unknown : null, stderr: r.stderr };
+}
+
+let main: string;
+let reorged: string;
+let short: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-mirror-'));
+  cluster = await startPostgres();
+  url = cluster.url();
+  const all = [chain.genesis.raw, ...chain.blocks().map((b) => b.raw)];
+  main = await indexOf('main', [chain.genesis.raw, ...demoBlocks.slice(1).map((b) => b.raw)]);
+  reorged = await indexOf('reorged', all);
+  short = await indexOf('short', demoBlocks.slice(0, 301).map((b) => b.raw));
+});
+afterAll(() => {
+  cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('nodereg mirror against a real PostgreSQL', () => {
+  it('builds the mirror of an index in batches, equal to the index at every height', async () => {
+    const r = await mirror(main, ['--batch', '64']);
+    expect(r).toMatchObject({ status: 0, json: { network: 'regtest', before: null, rewoundTo: null, tip: { height: expected.height, hash: expected.tip }, blocks: expected.height + 1 } });
+    const cmp = await compareMirror(main, url);
+    expect(cmp).toEqual({ indexTip: cmp.indexTip, mirrorTip: cmp.indexTip, differing: [], registrationsEqual: true, heightsCompared: expected.height + 1 });
+    expect(await sqlRows(url, 'SELECT max(version) AS version FROM schema_migrations')).toEqual([{ version: MIRROR_SCHEMA_VERSION }]);
+    // Caught up: a second run applies nothing.
+    expect((await mirror(main)).json).toMatchObject({ before: expected.height, rewoundTo: null, blocks: 0 });
+  });
+
+  it('rewinds a mirror on a stale branch to the fork and follows the index onto the new one', async () => {
+    const r = await mirror(reorged);
+    const newTip = branch.bestChain().at(-1)!;
+    expect(r).toMatchObject({ status: 0, json: { before: expected.height, rewoundTo: expected.height - 10, tip: { height: newTip.height, hash: newTip.hash }, blocks: 12 } });
+    const cmp = await compareMirror(reorged, url);
+    expect(cmp.differing).toEqual([]);
+    expect(cmp.registrationsEqual).toBe(true);
+    expect(cmp.mirrorTip).toEqual(cmp.indexTip);
+  });
+
+  it('rewinds a mirror ahead of its index (an older copy of the index) by height', async () => {
+    const r = await mirror(short);
+    expect(r).toMatchObject({ status: 0, json: { rewoundTo: 300, tip: { height: 300, hash: demoBlocks[300]!.hash }, blocks: 0 } });
+    const cmp = await compareMirror(short, url);
+    expect([cmp.differing, cmp.registrationsEqual, cmp.mirrorTip]).toEqual([[], true, cmp.indexTip]);
+    expect(await sqlRows(url, 'SELECT max(height) AS h FROM blocks')).toEqual([{ h: 300 }]);
+  });
+
+  it('refuses a mirror of other params with a clear error, and rebuilds it with --postgres-rebuild', async () => {
+    await sqlRows(url, "UPDATE mirror_meta SET network = 'testnet', params_hash = 'ab12'");
+    const refused = await mirror(main);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^nodereg: the mirror holds network testnet \(params hash ab12…\), the index regtest .*--postgres-rebuild\n$/);
+    const rebuilt = await mirror(main, ['--postgres-rebuild']);
+    expect(rebuilt).toMatchObject({ status: 0, json: { before: null, blocks: expected.height + 1 } });
+    const cmp = await compareMirror(main, url);
+    expect([cmp.differing, cmp.registrationsEqual, cmp.mirrorTip]).toEqual([[], true, cmp.indexTip]);
+  });
+
+  it('says so in one line, exit 1, when PostgreSQL is not there (mirror and index alike)', async () => {
+    const nowhere = `postgresql://postgres@localhost/nodereg?host=${encodeURIComponent(join(dir, 'no-server'))}`;
+    const m = await noderegAsync(['mirror', '--db', main, '--postgres', nowhere]);
+    expect([m.status, m.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at postgresql:\/\/postgres@localhost\/nodereg\?host=.*: ENOENT; start it, or fix --postgres .*\n$/)]);
+    const ix = await noderegAsync(['index', '--db', main, '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--postgres', nowhere]);
+    expect([ix.status, ix.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at .*ENOENT/)]);
+    const bad = await noderegAsync(['mirror', '--db', main, '--postgres', 'mysql://u:secret@h/db']);
+    expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--postgres must be a connection URL .*mysql:\/\/u:\*\*\*@h\/db/)]);
+  });
+});
