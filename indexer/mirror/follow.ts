@@ -81,7 +81,7 @@ export class MirrorFollower {
       } catch (err) {
         if (this.stopping || this.opts.db.status !== 'open') return;
         this.failures++;
-        const delayMs = Math.min((this.opts.retryMs ?? 500) * 2 ** (this.failures - 1), this.opts.maxRetryMs ?? 30_000);
+        const delayMs = Math.min((this.opts.retryMs ?? 500) * 2 ** (this.failures - 1), this.opts.maxRetryMs ?? 10_000);
         this.opts.log('warn', 'mirror pass failed; retrying', { error: (err as Error).message, attempt: this.failures, delayMs });
         const broken = this.client;
         this.client = null;

@@ -37,6 +37,7 @@ export class MirrorBusyError extends Error {
 
 /** Session-level advisory lock key: one writer per mirror. */
 const WRITER_LOCK = 0x6e6f_6465; // 'node'
+const LOCK_WAIT_MS = 10_000;
 
 const REBUILD_HINT = 'mirror into an empty database, or rebuild this one with --postgres-rebuild';
 
@@ -46,8 +47,16 @@ const REBUILD_HINT = 'mirror into an empty database, or rebuild this one with --
  * params is emptied instead of refused.
  */
 export async function prepareMirror(client: pg.ClientBase, params: NetworkParams, opts: { rebuild?: boolean } = {}): Promise<void> {
-  const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [WRITER_LOCK]);
-  if (!rows[0]?.locked) throw new MirrorBusyError();
+  // Waits a while: the session of a writer that was just killed holds the lock until its server process notices.
+  await client.query(`SET lock_timeout = '${LOCK_WAIT_MS}ms'`);
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [WRITER_LOCK]);
+  } catch (err) {
+    if ((err as { code?: string }).code === '55P03') throw new MirrorBusyError();
+    throw err;
+  } finally {
+    await client.query('SET lock_timeout = 0').catch(() => undefined);
+  }
   await migrate(client);
   const meta = await readMeta(client);
   if (meta === null || opts.rebuild) {
