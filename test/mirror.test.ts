@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
-import { MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
+import { connectPostgres } from '../indexer/mirror/connect.js';
+import { migrate, MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
+import { MirrorBusyError, prepareMirror } from '../indexer/mirror/sync.js';
+import { BUILTIN_NETWORKS } from '../script/params.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { reorgBranch } from './helpers/chains.js';
 import { compareMirror, sqlRows } from './helpers/mirror.js';
@@ -107,5 +110,25 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     expect([ix.status, ix.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at .*ENOENT/)]);
     const bad = await noderegAsync(['mirror', '--db', main, '--postgres', 'mysql://u:secret@h/db']);
     expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--postgres must be a connection URL .*mysql:\/\/u:\*\*\*@h\/db/)]);
+  });
+
+  it('runs each migration once, refuses a schema newer than this build, and admits one writer at a time', async () => {
+    const other = await cluster.createDatabase('writers');
+    const a = await connectPostgres(other);
+    const b = await connectPostgres(other);
+    let aOpen = true;
+    try {
+      await prepareMirror(a, BUILTIN_NETWORKS.regtest!);
+      expect(await migrate(a)).toEqual([]);
+      await expect(prepareMirror(b, BUILTIN_NETWORKS.regtest!, { lockWaitMs: 50 })).rejects.toThrow(MirrorBusyError);
+      await a.end();
+      aOpen = false;
+      await prepareMirror(b, BUILTIN_NETWORKS.regtest!);
+      await b.query('INSERT INTO schema_migrations (version) VALUES ($1)', [MIRROR_SCHEMA_VERSION + 1]);
+      await expect(migrate(b)).rejects.toThrow(`the mirror's schema is version ${MIRROR_SCHEMA_VERSION + 1}, newer than this nodereg's ${MIRROR_SCHEMA_VERSION}; upgrade nodereg`);
+    } finally {
+      if (aOpen) await a.end();
+      await b.end();
+    }
   });
 });

@@ -46,9 +46,9 @@ const REBUILD_HINT = 'mirror into an empty database, or rebuild this one with --
  * one of `params` (a new mirror is made so); with `rebuild`, a mirror of other
  * params is emptied instead of refused.
  */
-export async function prepareMirror(client: pg.ClientBase, params: NetworkParams, opts: { rebuild?: boolean } = {}): Promise<void> {
+export async function prepareMirror(client: pg.ClientBase, params: NetworkParams, opts: { rebuild?: boolean; lockWaitMs?: number } = {}): Promise<void> {
   // Waits a while: the session of a writer that was just killed holds the lock until its server process notices.
-  await client.query(`SET lock_timeout = '${LOCK_WAIT_MS}ms'`);
+  await client.query(`SET lock_timeout = '${Math.round(opts.lockWaitMs ?? LOCK_WAIT_MS)}ms'`);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [WRITER_LOCK]);
   } catch (err) {

@@ -32,13 +32,10 @@ export async function compareMirror(dbPath: string, url: string): Promise<Mirror
     const meta = await readMeta(client);
     const differing: MirrorComparison['differing'] = [];
     for (let h = 0; h <= tip.height; h++) {
-      const want = await exportAt(db, params, h);
-      let got: unknown;
-      try {
-        got = await mirrorExportAt(client, params, h);
-      } catch (err) {
-        got = (err as Error).message;
-      }
+      const [want, got] = await Promise.all([
+        exportAt(db, params, h),
+        mirrorExportAt(client, params, h).catch((err: Error) => err.message),
+      ]);
       if (!isDeepStrictEqual(got, want) && differing.length < 5) {
         differing.push({ height: h, index: summary(want), mirror: typeof got === 'string' ? got : summary(got as typeof want) });
       }
