@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { redact } from '../../indexer/redact.js';
 import { withJson, withNetwork } from '../common.js';
 import type { MirrorArgs } from './mirror-run.js';
 
@@ -10,7 +11,7 @@ const run = (): Promise<typeof import('./mirror-run.js')> => import('./mirror-ru
 /** The `--postgres` URL check shared by `mirror` and `index`. */
 export function checkPostgresUrl(value: unknown): void {
   if (value !== undefined && !/^postgres(ql)?:\/\/\S*$/.test(String(value))) {
-    throw new Error(`--postgres must be a connection URL such as postgresql://user@host/dbname, got "${String(value).replace(/(\/\/[^\s/:@]*):([^\s/@]*)@/, '$1:***@')}"`);
+    throw new Error(`--postgres must be a connection URL such as postgresql://user@host/dbname, got "${redact(String(value))}"`);
   }
 }
 
