@@ -7,11 +7,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { connectPostgres } from '../indexer/mirror/connect.js';
 import { migrate, MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
 import { MirrorBusyError, prepareMirror } from '../indexer/mirror/sync.js';
+import { NOTIFY_CHANNEL } from '../indexer/mirror/writer.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { reorgBranch } from './helpers/chains.js';
@@ -73,10 +76,22 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     expect((await mirror(main)).json).toMatchObject({ before: expected.height, rewoundTo: null, blocks: 0 });
   });
 
-  it('rewinds a mirror on a stale branch to the fork and follows the index onto the new one', async () => {
+  it('rewinds a mirror on a stale branch to the fork and follows the index onto the new one, notifying listeners of each transaction', async () => {
+    const listener = new pg.Client({ connectionString: url });
+    await listener.connect();
+    const heard: unknown[] = [];
+    listener.on('notification', (n) => heard.push({ channel: n.channel, payload: JSON.parse(n.payload!) as unknown }));
+    await listener.query(`LISTEN ${NOTIFY_CHANNEL}`);
     const r = await mirror(reorged);
     const newTip = branch.bestChain().at(-1)!;
     expect(r).toMatchObject({ status: 0, json: { before: expected.height, rewoundTo: expected.height - 10, tip: { height: newTip.height, hash: newTip.hash }, blocks: 12 } });
+    // Delivered after each commit; a bound only against notifications that never come.
+    for (let i = 0; i < 3000 && heard.length < 2; i++) await sleep(10);
+    await listener.end();
+    expect(heard).toEqual([
+      { channel: NOTIFY_CHANNEL, payload: { event: 'rewind', height: expected.height - 10, hash: demoBlocks[expected.height - 10]!.hash } },
+      { channel: NOTIFY_CHANNEL, payload: { event: 'block', height: newTip.height, hash: newTip.hash } },
+    ]);
     const cmp = await compareMirror(reorged, url);
     expect(cmp.differing).toEqual([]);
     expect(cmp.registrationsEqual).toBe(true);
