@@ -11,6 +11,7 @@ import { announceCommand, broadcastCommand, renewCommand, statusCommand } from '
 import { keyCommand } from './commands/key.js';
 import { checkCommand } from './commands/check.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { compareCommand } from './commands/compare.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -32,6 +33,7 @@ async function main(argv: string[]): Promise<void> {
     .command(verifyCommand)
     .command(checkCommand)
     .command(snapshotCommand)
+    .command(compareCommand)
     .command(announceCommand)
     .command(renewCommand)
     .command(broadcastCommand)
