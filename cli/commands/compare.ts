@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import type { ExportNode } from '../../indexer/read/queries.js';
 import { compareParties, type Comparison, type Party } from '../compare.js';
-import { printJson, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { asUserError } from '../index-access.js';
 import { openQuerySource, type QuerySource } from '../query-source.js';
 
@@ -50,7 +50,9 @@ async function run(args: CompareArgs): Promise<void> {
     parties.push({ label: args.db !== undefined ? `--db ${args.db}` : `--api ${args.api!}`, source: own });
     for (const url of args.peer) {
       // Each peer settles its own params from its status; compareParties refuses a mismatch.
-      const source: QuerySource = await openQuerySource({ api: url });
+      const source: QuerySource = await openQuerySource({ api: url }).catch((err: unknown) => {
+        throw err instanceof UserError ? new UserError(err.message.replace(/--api\b/g, '--peer')) : err;
+      });
       parties.push({ label: url, source });
     }
     const result = await compareParties(parties);
