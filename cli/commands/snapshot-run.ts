@@ -5,6 +5,7 @@ import { createSnapshot } from '../../indexer/snapshot/create.js';
 import { SnapshotFileError } from '../../indexer/snapshot/format.js';
 import { loadSnapshot, SnapshotLoadError } from '../../indexer/snapshot/load.js';
 import { checkAgainstNode, type NodeCheck } from '../../indexer/snapshot/nodecheck.js';
+import { firstUndoHeight } from '../../indexer/snapshot/rows.js';
 import { printJson, UserError, type NetworkArgs } from '../common.js';
 import { resolveRpc, type RpcFlags } from '../datadir.js';
 import { asUserError, openIndexForRead } from '../index-access.js';
@@ -109,7 +110,7 @@ export async function runLoad(args: LoadArgs): Promise<void> {
     lines.push(`  ok  the node's block at height ${header.height} is the snapshot's tip`);
     lines.push(checked.muhash === 'match' ? `  ok  the node's UTXO-set MuHash at height ${header.height} is the snapshot's` : `  --  UTXO-set MuHash not checked against the node: ${checked.note}`);
   }
-  const undoFrom = Math.max(0, header.height - header.undoBlocks + 1);
+  const undoFrom = Math.max(0, firstUndoHeight(header.height, header.undoBlocks));
   lines.push(`continue with: nodereg index --db ${args.db} …  (undo data from height ${undoFrom} on: a reorg that reaches below it needs a recount)`);
   process.stdout.write(lines.join('\n') + '\n');
 }
