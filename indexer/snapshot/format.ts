@@ -136,7 +136,11 @@ export const END_ROW = Buffer.alloc(8);
  * (so no key appears twice) and that nothing follows the end row.
  */
 export class RowReader {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Bytes not yet cut into rows: chunks, joined only once a whole row is there. */
+  private chunks: Buffer[] = [];
+  private held = 0;
+  /** Bytes the row being read needs, once its lengths are known. */
+  private need = 8;
   private last: Buffer | null = null;
   private ended = false;
   rows = 0;
@@ -151,9 +155,14 @@ export class RowReader {
       if (chunk.length > 0) throw this.damaged('bytes follow its end row');
       return [];
     }
-    const b = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.chunks.push(chunk);
+    this.held += chunk.length;
+    // A large row arrives in many chunks: wait for all of them rather than join them again and again.
+    if (this.held < this.need) return [];
+    const b = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.held);
     const out: Array<[Buffer, Buffer]> = [];
     let o = 0;
+    this.need = 8;
     while (b.length - o >= 8) {
       const kl = b.readUInt32LE(o);
       const vl = b.readUInt32LE(o + 4);
@@ -165,7 +174,10 @@ export class RowReader {
         break;
       }
       if (kl + vl > MAX_ROW_BYTES) throw this.damaged(`a row claims ${kl + vl} bytes`);
-      if (b.length - o - 8 < kl + vl) break;
+      if (b.length - o - 8 < kl + vl) {
+        this.need = 8 + kl + vl;
+        break;
+      }
       const key = Buffer.from(b.subarray(o + 8, o + 8 + kl));
       const value = Buffer.from(b.subarray(o + 8 + kl, o + 8 + kl + vl));
       if (this.last !== null && Buffer.compare(this.last, key) >= 0) throw this.damaged('its rows are out of order');
@@ -174,7 +186,9 @@ export class RowReader {
       this.rows++;
       o += 8 + kl + vl;
     }
-    this.pending = Buffer.from(b.subarray(o));
+    const rest = Buffer.from(b.subarray(o));
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.held = rest.length;
     return out;
   }
 
