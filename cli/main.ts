@@ -11,6 +11,8 @@ import { announceCommand, broadcastCommand, renewCommand, statusCommand } from '
 import { keyCommand } from './commands/key.js';
 import { checkCommand } from './commands/check.js';
 import { mirrorCommand } from './commands/mirror.js';
+import { snapshotCommand } from './commands/snapshot.js';
+import { compareCommand } from './commands/compare.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -31,6 +33,8 @@ async function main(argv: string[]): Promise<void> {
     .command(queryCommands)
     .command(verifyCommand)
     .command(checkCommand)
+    .command(snapshotCommand)
+    .command(compareCommand)
     .command(announceCommand)
     .command(renewCommand)
     .command(broadcastCommand)

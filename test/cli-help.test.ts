@@ -2,7 +2,7 @@ import { nodereg } from './helpers/cli.js';
 
 const COMMANDS = [
   'script encode', 'script decode', 'recount', 'index', 'nodes', 'node', 'explain', 'root', 'export', 'utxo-hash',
-  'verify', 'check', 'serve', 'announce', 'renew', 'broadcast', 'status', 'key new', 'key addresses',
+  'verify', 'check', 'snapshot create', 'snapshot load', 'compare', 'serve', 'announce', 'renew', 'broadcast', 'status', 'key new', 'key addresses',
 ];
 
 describe('--help', () => {

@@ -1,5 +1,6 @@
 import { openIndexer, type Indexer } from '../../indexer/api.js';
 import { FollowerError } from '../../indexer/node/follower.js';
+import { snapshotOrigin } from '../../indexer/snapshot/rows.js';
 import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
 import { RpcError } from '../../indexer/node/rpc.js';
 import { UserError, type NetworkArgs } from '../common.js';
@@ -50,6 +51,13 @@ function describeEvents(ix: Indexer, log: LogFn): void {
     const eta = p.blocksPerSec > 0 ? Math.round((p.nodeHeight - p.height) / p.blocksPerSec) : null;
     log('info', 'catching up', { height: p.height, nodeHeight: p.nodeHeight, blocksPerSec: Math.round(p.blocksPerSec), etaSeconds: eta });
   });
+}
+
+/** A failed undo, said definitely for an index loaded from a snapshot. */
+async function withOrigin(ix: Indexer, message: string): Promise<string> {
+  const origin = await snapshotOrigin(ix.db).catch(() => null);
+  if (origin === null) return message;
+  return `${message} [this index was loaded from a snapshot at height ${origin.height}: it has undo data from height ${origin.undoFrom} on, and the reorg reaches below it]`;
 }
 
 export async function runIndex(args: IndexArgs): Promise<void> {
@@ -132,6 +140,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     await ix.done();
     log('info', 'stopped', { height: ix.tip()?.height ?? null });
   } catch (err) {
+    if (err instanceof FollowerError && /^cannot undo/.test(err.message)) throw new UserError(await withOrigin(ix, err.message));
     if (err instanceof RpcError || err instanceof FollowerError) throw new UserError(err.message);
     throw asUserError(err, args.db);
   } finally {

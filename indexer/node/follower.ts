@@ -236,7 +236,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
       try {
         await disconnectTip(state);
       } catch (err) {
-        throw new FollowerError(`cannot undo block ${state.tip!.height} for a reorg of depth ${depth}: ${(err as Error).message}. Rebuild the index (--prune-undo was too small?)`);
+        throw new FollowerError(`cannot undo block ${state.tip!.height} for a reorg of depth ${depth}: ${(err as Error).message}. The index holds no undo data that deep: --prune-undo was too small, or the index was loaded from a snapshot ("nodereg snapshot load"), which carries undo data only for its last blocks. Rebuild it: "nodereg recount --db <new dir> --blocks-dir …", or load a snapshot made above the fork (docs/snapshots.md)`);
       }
     }
     this.emit('reorg', { depth, forkHeight: h, oldTip });

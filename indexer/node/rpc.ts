@@ -270,10 +270,11 @@ export class RpcClient {
    * (see {@link MUHASH_UNSUPPORTED}). Without coinstatsindex the node hashes the
    * whole set, which takes minutes on mainnet, so the default timeout is 10 min.
    */
-  async getTxOutSetInfoMuhash(opts: CallOptions = {}): Promise<TxOutSetMuhash | null> {
+  async getTxOutSetInfoMuhash(opts: CallOptions = {}, height?: number): Promise<TxOutSetMuhash | null> {
     let r: unknown;
     try {
-      r = await this.call<unknown>('gettxoutsetinfo', ['muhash'], { timeoutMs: Math.max(this.timeoutMs, 600_000), ...opts });
+      // At a past height Core needs -coinstatsindex, and says so with code -8 (thrown).
+      r = await this.call<unknown>('gettxoutsetinfo', height === undefined ? ['muhash'] : ['muhash', height], { timeoutMs: Math.max(this.timeoutMs, 600_000), ...opts });
     } catch (err) {
       if (isMuhashUnsupported(err)) return null;
       throw err;

@@ -132,6 +132,9 @@ export const K = {
  * `K` that knows where a key keeps what. Returned buffers are views into the key.
  */
 export const parse = {
+  meta: (k: Buffer): { name: string } => ({ name: k.subarray(1).toString('utf8') }),
+  /** The height of a per-height row ('H', 'S', 'U'). */
+  height: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(1) }),
   current: (k: Buffer): { script: Buffer } => ({ script: k.subarray(1) }),
   expiry: (k: Buffer): { expiryHeight: number; id: RegId } => ({ expiryHeight: k.readUInt32BE(1), id: k.subarray(5) }),
   firstSeen: (k: Buffer): { id: RegId } => ({ id: k.subarray(1) }),
