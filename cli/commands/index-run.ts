@@ -7,6 +7,8 @@ import { resolveRpc, type RpcFlags } from '../datadir.js';
 import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
+import { startWebhooks } from './index-webhooks.js';
+import type { Webhooks } from '../../indexer/notify/webhooks.js';
 
 /*
  * What `nodereg index` does, loaded only when it runs: following a node brings
@@ -27,6 +29,11 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   memoryMib: number;
   rpcTimeout: number;
   rpcMaxResponseMb: number;
+  webhook?: string;
+  webhookSecretFile?: string;
+  webhookRetries: number;
+  webhookBackoffMs: number;
+  expiringWindow?: number;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
@@ -77,6 +84,18 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     throw asUserError(err, args.db);
   }
   describeEvents(ix, log);
+  let hooks: Webhooks | null = null;
+  try {
+    hooks = await startWebhooks(ix, params, args, log);
+  } catch (err) {
+    await ix.stop();
+    throw err;
+  }
+  // The queue lives in the index's database: the webhooks stop before it closes.
+  const stopAll = async (): Promise<void> => {
+    await hooks?.stop();
+    await ix.stop();
+  };
   let server: ApiServer | null = null;
   if (args.serve) {
     const { host, port } = parseListen(args.serve);
@@ -87,7 +106,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
       log('info', 'serving the read API', { address: await server.listen(host, port) });
     } catch (err) {
       await server.close();
-      await ix.stop();
+      await stopAll();
       throw new UserError(`cannot listen on ${args.serve}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
@@ -100,7 +119,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     }
     log('info', 'stopping: finishing the current block and flushing', { signal: sig });
     void server?.close();
-    void ix.stop();
+    void stopAll();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -117,7 +136,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server?.close();
-    await ix.stop();
+    await stopAll();
     log.flush();
   }
 }

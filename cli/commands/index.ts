@@ -11,6 +11,28 @@ import type { IndexArgs } from './index-run.js';
 // Imported when the command runs: keeps the follower and zeromq off other commands' start-up.
 const run = (): Promise<typeof import('./index-run.js')> => import('./index-run.js');
 
+/** Webhook flags: one URL (a repeated flag is a mistake, not a list), whole numbers. */
+function checkWebhookFlags(a: Record<string, unknown>): void {
+  for (const name of ['webhook', 'webhook-secret-file', 'webhook-retries', 'webhook-backoff-ms', 'expiring-window']) {
+    if (Array.isArray(a[name])) throw new Error(`--${name} was given ${(a[name] as unknown[]).length} times; give it once`);
+  }
+  if (a.webhook !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(String(a.webhook));
+    } catch { /* reported below */ }
+    if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw new Error(`--webhook must be an http(s) URL such as https://tracker.example/nodereg, got "${redact(String(a.webhook))}"`);
+    }
+  }
+  const retries = a['webhook-retries'] as number;
+  if (!Number.isInteger(retries) || retries < 0) throw new Error('--webhook-retries must be a whole number ≥ 0');
+  const backoff = a['webhook-backoff-ms'] as number;
+  if (!Number.isInteger(backoff) || backoff < 1) throw new Error('--webhook-backoff-ms must be a whole number of milliseconds ≥ 1');
+  const w = a['expiring-window'];
+  if (w !== undefined && (!Number.isInteger(w) || (w as number) < 1)) throw new Error('--expiring-window must be a whole number of blocks ≥ 1');
+}
+
 export const indexCommand: CommandModule = {
   command: 'index',
   describe: 'follow a node over JSON-RPC (woken by ZMQ) and keep the index at its tip',
@@ -31,6 +53,12 @@ export const indexCommand: CommandModule = {
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'keep Core\'s UTXO-set MuHash per height (new index only)' })
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the write-back cache during catch-up takes a tenth of it (the default keeps the daemon under 512 MiB RSS)' })
+      .option('webhook', { type: 'string', describe: 'POST each registry event as JSON to this http(s) URL (docs/api.md, Webhooks)' })
+      .option('webhook-secret-file', { type: 'string', describe: 'file holding the HMAC-SHA256 key that signs each webhook body (mode 600, like key files)' })
+      .option('webhook-retries', { type: 'number', default: 15, describe: 'retries of a failing webhook delivery before the event is given up (kept in the index)' })
+      .option('webhook-backoff-ms', { type: 'number', default: 1000, describe: 'delay before the first webhook retry; doubles each time, with jitter, up to 5 minutes' })
+      .option('expiring-window', { type: 'number', describe: 'send "expiring" when a live node has this many blocks left (default: a tenth of expiryBlocks)' })
+      .implies('webhook-secret-file', 'webhook')
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false, describe: 'one JSON object per log line' })
       .conflicts('rpc-cookie', 'rpc-password')
@@ -42,6 +70,7 @@ export const indexCommand: CommandModule = {
         if (!(Number.isFinite(a['rpc-max-response-mb']) && (a['rpc-max-response-mb'] as number) >= 1)) throw new Error('--rpc-max-response-mb must be a number of MiB ≥ 1');
         if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
+        checkWebhookFlags(a);
         return true;
       })
       .example('$0 index --zmq tcp://127.0.0.1:28332 --db ./index', 'follow the local mainnet bitcoind (cookie and port from ~/.bitcoin)')
