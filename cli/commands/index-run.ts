@@ -7,7 +7,7 @@ import { resolveRpc, type RpcFlags } from '../datadir.js';
 import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
-import { startWebhooks } from './index-webhooks.js';
+import { startWebhooks, webhookOptions } from './index-webhooks.js';
 import type { Webhooks } from '../../indexer/notify/webhooks.js';
 
 /*
@@ -60,6 +60,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
   const params = await indexParams(args.db, args);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const node = resolveRpc(args, params);
+  const webhooks = await webhookOptions(params, args, log);
   let ix: Indexer;
   try {
     ix = await openIndexer({
@@ -86,7 +87,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
   describeEvents(ix, log);
   let hooks: Webhooks | null = null;
   try {
-    hooks = await startWebhooks(ix, params, args, log);
+    if (webhooks) hooks = await startWebhooks(ix, params, webhooks, log);
   } catch (err) {
     await ix.stop();
     throw err;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Indexer } from '../../indexer/api.js';
 import type { LogFn } from '../../indexer/log.js';
-import { defaultExpiringWindow, Webhooks } from '../../indexer/notify/webhooks.js';
+import { defaultExpiringWindow, Webhooks, type WebhookOptions } from '../../indexer/notify/webhooks.js';
 import { redact } from '../../indexer/redact.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';
@@ -33,20 +33,25 @@ async function readSecret(path: string): Promise<Buffer> {
   return Buffer.from(secret, 'utf8');
 }
 
-/** Opens the delivery queue and starts it, or returns null without --webhook. */
-export async function startWebhooks(ix: Indexer, params: NetworkParams, args: WebhookArgs, log: LogFn): Promise<Webhooks | null> {
+/**
+ * The webhook settings from the flags, or null without --webhook. Called
+ * before the index is opened, so a bad secret file or window fails at once.
+ */
+export async function webhookOptions(params: NetworkParams, args: WebhookArgs, log: LogFn): Promise<WebhookOptions | null> {
   if (args.webhook === undefined) return null;
   const window = args.expiringWindow ?? defaultExpiringWindow(params);
   if (window >= params.expiryBlocks) {
     throw new UsageError(`--expiring-window must be below expiryBlocks (${params.expiryBlocks} on ${params.name}), got ${window}`);
   }
   const secret = args.webhookSecretFile === undefined ? null : await readSecret(args.webhookSecretFile);
-  if (secret === null) log('warn', 'webhook events are sent unsigned: give --webhook-secret-file so receivers can check them');
-  const hooks = await Webhooks.open(ix.db, params, {
-    url: args.webhook, secret, retries: args.webhookRetries, backoffMs: args.webhookBackoffMs,
-    expiringWindow: window, keepDepth: args.pruneUndo, log,
-  });
+  return { url: args.webhook, secret, retries: args.webhookRetries, backoffMs: args.webhookBackoffMs, expiringWindow: window, keepDepth: args.pruneUndo, log };
+}
+
+/** Opens the delivery queue in the index's database and starts it. */
+export async function startWebhooks(ix: Indexer, params: NetworkParams, opts: WebhookOptions, log: LogFn): Promise<Webhooks> {
+  if (opts.secret === null) log('warn', 'webhook events are sent unsigned: give --webhook-secret-file so receivers can check them');
+  const hooks = await Webhooks.open(ix.db, params, opts);
   hooks.start(ix);
-  log('info', 'sending webhooks', { url: redact(args.webhook), expiringWindow: window, signed: secret !== null });
+  log('info', 'sending webhooks', { url: redact(opts.url), expiringWindow: opts.expiringWindow, signed: opts.secret !== null });
   return hooks;
 }

@@ -25,7 +25,7 @@ type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buff
 
 export interface ProducerOptions {
   readonly params: NetworkParams;
-  /** Blocks of warning before expiry (docs/spec.md §2.11). */
+  /** Blocks of warning before expiry (docs/api.md, Webhooks). */
   readonly window: number;
   /** Keep journal rows for this many blocks below the tip (none when undefined: every block). */
   readonly keepDepth?: number;

@@ -25,7 +25,7 @@ export interface WebhookOptions {
   readonly backoffMs: number;
   readonly maxBackoffMs?: number;
   readonly timeoutMs?: number;
-  /** Blocks of warning before expiry (docs/spec.md §2.11). */
+  /** Blocks of warning before expiry (docs/api.md, Webhooks). */
   readonly expiringWindow: number;
   /** Journal rows kept below the tip (the daemon's --prune-undo): deeper reorgs cannot happen. */
   readonly keepDepth?: number;

@@ -89,7 +89,7 @@ const byOrder = (a: Sorted, b: Sorted): number => {
  * acceptances, end-of-block expiry and lapse after them, `expiring` last).
  *
  * `expiring` marks the block at whose end a live registration first has at
- * most `window` blocks left (expiryHeight − h = window, docs/spec.md §2.11);
+ * most `window` blocks left (expiryHeight − h = window, docs/api.md, Webhooks);
  * `window` must be below expiryBlocks, so a registration or renewal never
  * starts inside it. A registration is a candidate for block h when its
  * pending expiry row is at h + window, or when it changed after h (renewed or
