@@ -7,7 +7,15 @@ import { deriveBlocks, eventKeysIn } from '../indexer/read/blockevents.js';
 import { withSnapshot } from '../indexer/read/snapshot.js';
 import { openStore, type DB } from '../indexer/store/store.js';
 import { backoffMs, judge } from '../indexer/notify/sender.js';
+import { EventEmitter } from 'node:events';
+import type { Indexer } from '../indexer/api.js';
+import { encodeCursor } from '../indexer/notify/journal.js';
+import { Webhooks } from '../indexer/notify/webhooks.js';
+import { K } from '../indexer/store/layout.js';
+import type { LogFields, LogLevel } from '../indexer/log.js';
+import { freePort } from './helpers/bcoin.js';
 import { nodereg, ROOT } from './helpers/cli.js';
+import { Receiver } from './helpers/receiver.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 let dir: string;
@@ -65,5 +73,38 @@ describe('delivery policy', () => {
       return d >= Math.floor(full / 2) && d <= Math.ceil(full) && d <= cap;
     }));
     expect(backoffMs(3, 100, 300_000, () => 0.999999)).toBe(400);
+  });
+});
+
+describe('the sender against a real receiver', () => {
+  it('gives up an event the receiver refuses (410) at once and one that keeps failing after its retries, records both, and delivers the rest once', async () => {
+    // From the first block: as if webhooks had been on since the index was empty.
+    await db.put(K.webhookCursor(), encodeCursor({ next: 0, hash: null, seq: 1, queueId: '00112233aabbccdd' }));
+    const rx = new Receiver(await freePort());
+    rx.answer = (b) => (b.seq === 2 ? 410 : b.seq === 3 ? 500 : 200);
+    await rx.open();
+    const logged: Array<[LogLevel, string, LogFields | undefined]> = [];
+    const hooks = await Webhooks.open(db, regtest, {
+      url: rx.url, secret: null, retries: 2, backoffMs: 1, expiringWindow: 15, log: (level, msg, fields) => { logged.push([level, msg, fields]); },
+    });
+    const ix = new EventEmitter() as unknown as Indexer;
+    hooks.start(ix);
+    try {
+      await rx.until((r) => r.got.length > 0 && hooks.counters.delivered + hooks.counters.failed === hooks.counters.queued, 'the queue to drain');
+    } finally {
+      await hooks.stop();
+      await rx.close();
+    }
+    const queued = hooks.counters.queued;
+    expect(queued).toBeGreaterThan(20);
+    expect(rx.got.filter((r) => r.body.seq === 2).map((r) => r.status)).toEqual([410]);
+    expect(rx.got.filter((r) => r.body.seq === 3).map((r) => r.status)).toEqual([500, 500, 500]);
+    expect(rx.accepted.map((r) => r.body.seq)).toEqual(Array.from({ length: queued }, (_, i) => i + 1).filter((s) => s !== 2 && s !== 3));
+    const failed: Array<{ event: { seq: number }; status: number; attempts: number }> = [];
+    for await (const [, v] of db.iterator(K.webhookFailures())) failed.push(JSON.parse(v.toString('utf8')) as (typeof failed)[number]);
+    expect(failed.map((f) => [f.event.seq, f.status, f.attempts])).toEqual([[2, 410, 1], [3, 500, 3]]);
+    for await (const k of db.keys(K.webhookQueued())) throw new Error(`still queued: ${k.toString('hex')}`);
+    expect(logged.filter(([l, m]) => l === 'warn' && m.startsWith('webhook: event given up')).map(([, m]) => m)).toEqual(['webhook: event given up (refused)', 'webhook: event given up (no success after 3 attempts)']);
+    expect(rx.got.every((r) => r.headers['x-nodereg-signature'] === undefined)).toBe(true);
   });
 });

@@ -52,7 +52,10 @@ export class Webhooks {
   private dirty = true;
   private producing: Promise<void> | null = null;
   private sending: Promise<void> | null = null;
+  /** Ends the sender's idle wait: new events were queued. */
   private wakeSender: (() => void) | null = null;
+  /** Events were queued while the sender was not waiting: its next idle wait returns at once. */
+  private wakePending = false;
   /** Aborts the request in flight on stop: unanswered, it is sent again after the restart. */
   private readonly abort = new AbortController();
   private readonly log: LogFn;
@@ -83,7 +86,6 @@ export class Webhooks {
   async stop(): Promise<void> {
     this.stopping = true;
     this.abort.abort();
-    this.wake();
     await this.producing;
     await this.sending;
   }
@@ -91,7 +93,8 @@ export class Webhooks {
   private wake(): void {
     const w = this.wakeSender;
     this.wakeSender = null;
-    w?.();
+    if (w) w();
+    else this.wakePending = true;
   }
 
   /** Something was committed: derive it (once the running step ends, if one runs). */
@@ -120,17 +123,26 @@ export class Webhooks {
     });
   }
 
-  private pause(ms: number): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+  /**
+   * Waits `ms`, or less if the webhooks stop. An idle wait (empty queue) also
+   * ends when events are queued; a backoff does not, so new events never cut
+   * a receiver's backoff short.
+   */
+  private pause(ms: number, idle = false): Promise<void> {
+    if (this.stopping || (idle && this.wakePending)) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wakeSender = null;
-        resolve();
-      }, ms);
-      this.wakeSender = () => {
+      const done = (): void => {
         clearTimeout(t);
+        this.abort.signal.removeEventListener('abort', done);
+        if (this.wakeSender === done) this.wakeSender = null;
         resolve();
       };
+      const t = setTimeout(done, ms);
+      this.abort.signal.addEventListener('abort', done);
+      if (idle) this.wakeSender = done;
     });
   }
 
@@ -139,6 +151,8 @@ export class Webhooks {
     let seq = -1;
     while (!this.stopping) {
       let item;
+      // Whatever is queued from here on is seen by this read or wakes the idle wait after it.
+      this.wakePending = false;
       try {
         item = await firstQueued(this.db);
       } catch (err) {
@@ -148,7 +162,7 @@ export class Webhooks {
         continue;
       }
       if (item === null) {
-        await this.pause(60_000);
+        await this.pause(60_000, true);
         continue;
       }
       const e = item.event;

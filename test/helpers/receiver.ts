@@ -17,6 +17,8 @@ export interface Received {
 export class Receiver {
   readonly got: Received[] = [];
   failFirst = 0;
+  /** Chooses the status per request instead of `failFirst`. */
+  answer: ((body: Received['body']) => number) | null = null;
   private server: Server | null = null;
 
   constructor(readonly port: number) {}
@@ -36,8 +38,9 @@ export class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
-        const status = this.got.length < this.failFirst ? 503 : 200;
-        this.got.push({ headers: req.headers, raw, body: JSON.parse(raw.toString('utf8')) as Received['body'], status });
+        const body = JSON.parse(raw.toString('utf8')) as Received['body'];
+        const status = this.answer ? this.answer(body) : this.got.length < this.failFirst ? 503 : 200;
+        this.got.push({ headers: req.headers, raw, body, status });
         res.writeHead(status).end();
       });
     });
