@@ -16,6 +16,9 @@ import type { LogFields, LogLevel } from '../indexer/log.js';
 import { freePort } from './helpers/bcoin.js';
 import { nodereg, ROOT } from './helpers/cli.js';
 import { Receiver } from './helpers/receiver.js';
+import { webhookOptions } from '../cli/commands/index-webhooks.js';
+import { UsageError, UserError } from '../cli/common.js';
+import { writeFileSync } from 'node:fs';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 let dir: string;
@@ -106,5 +109,27 @@ describe('the sender against a real receiver', () => {
     for await (const k of db.keys(K.webhookQueued())) throw new Error(`still queued: ${k.toString('hex')}`);
     expect(logged.filter(([l, m]) => l === 'warn' && m.startsWith('webhook: event given up')).map(([, m]) => m)).toEqual(['webhook: event given up (refused)', 'webhook: event given up (no success after 3 attempts)']);
     expect(rx.got.every((r) => r.headers['x-nodereg-signature'] === undefined)).toBe(true);
+  });
+});
+
+describe('the webhook flags', () => {
+  const args = { webhook: 'http://127.0.0.1:9/hook', webhookRetries: 15, webhookBackoffMs: 1000 };
+  const quiet = (): void => undefined;
+
+  it('reads the secret without its trailing newline, and defaults the window to a tenth of expiryBlocks', async () => {
+    const file = join(dir, 'secret');
+    writeFileSync(file, 's3cret\n', { mode: 0o600 });
+    const o = await webhookOptions(regtest, { ...args, webhookSecretFile: file }, quiet);
+    expect(o?.secret?.toString()).toBe('s3cret');
+    expect(o?.expiringWindow).toBe(15);
+    expect(await webhookOptions(regtest, { ...args, webhook: undefined }, quiet)).toBeNull();
+  });
+
+  it('refuses a missing or empty secret file and a window that reaches expiryBlocks, saying what to do', async () => {
+    await expect(webhookOptions(regtest, { ...args, webhookSecretFile: join(dir, 'nope') }, quiet)).rejects.toThrow(new UserError(`cannot read webhook secret file ${join(dir, 'nope')} (ENOENT)`));
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n', { mode: 0o600 });
+    await expect(webhookOptions(regtest, { ...args, webhookSecretFile: empty }, quiet)).rejects.toThrow(/webhook secret file .*empty is empty; write a long random secret into it/);
+    await expect(webhookOptions(regtest, { ...args, expiringWindow: 144 }, quiet)).rejects.toThrow(new UsageError('--expiring-window must be below expiryBlocks (144 on regtest), got 144'));
   });
 });

@@ -103,6 +103,10 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     // Loaded on demand: fastify is only needed when serving.
     const { buildServer } = await import('../../indexer/http/server.js');
     server = await buildServer({ db: ix.db, params, indexer: ix, log, accessLog: args.accessLog });
+    if (hooks) {
+      const counters = hooks.counters;
+      (await import('../../indexer/http/metrics.js')).webhookMetrics(server.metrics, () => counters);
+    }
     try {
       log('info', 'serving the read API', { address: await server.listen(host, port) });
     } catch (err) {

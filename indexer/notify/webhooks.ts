@@ -44,10 +44,12 @@ export interface WebhookCounters {
   delivered: number;
   retried: number;
   failed: number;
+  /** Events waiting in the queue (counted at open, then kept up to date). */
+  pending: number;
 }
 
 export class Webhooks {
-  readonly counters: WebhookCounters = { queued: 0, delivered: 0, retried: 0, failed: 0 };
+  readonly counters: WebhookCounters = { queued: 0, delivered: 0, retried: 0, failed: 0, pending: 0 };
   private stopping = false;
   private dirty = true;
   private producing: Promise<void> | null = null;
@@ -71,7 +73,9 @@ export class Webhooks {
       throw new RangeError(`the expiring window must be a whole number of blocks from 1 to ${params.expiryBlocks - 1} (below expiryBlocks of ${params.name}), got ${w}`);
     }
     const raw = await db.get(K.tip());
-    return new Webhooks(db, params, await loadCursor(db, raw === undefined ? null : decodeTip(raw)), opts);
+    const hooks = new Webhooks(db, params, await loadCursor(db, raw === undefined ? null : decodeTip(raw)), opts);
+    for await (const _ of db.keys(K.webhookQueued())) hooks.counters.pending++;
+    return hooks;
   }
 
   /** Starts producing from committed blocks and sending; call before the indexer starts. */
@@ -108,6 +112,7 @@ export class Webhooks {
           const step = await produce(this.db, this.cursor, { params: this.params, window: this.opts.expiringWindow, keepDepth: this.opts.keepDepth });
           this.cursor = step.cursor;
           this.counters.queued += step.queued;
+          this.counters.pending += step.queued;
           if (step.reorg) this.log('info', 'webhook: reorg queued with its reversals', { forkHeight: step.reorg.forkHeight, depth: step.reorg.depth });
           if (step.queued > 0) this.wake();
         } catch (err) {
@@ -178,6 +183,7 @@ export class Webhooks {
           // The receiver has it: from here on it must never be sent again.
           await this.db.del(item.key, { sync: true });
           this.counters.delivered++;
+          this.counters.pending--;
           this.log('debug', 'webhook delivered', { id: e.id, type: e.type, status: res.status, attempt });
           continue;
         }
@@ -188,6 +194,7 @@ export class Webhooks {
             { type: 'put', key: K.webhookFailed(e.seq), value: Buffer.from(JSON.stringify({ event: e, status: res.status, error: res.error, attempts: attempt, at: new Date().toISOString() }), 'utf8') },
           ], { sync: true });
           this.counters.failed++;
+          this.counters.pending--;
           this.log('warn', `webhook: event given up (${why})`, { id: e.id, type: e.type, status: res.status, error: res.error });
           continue;
         }
