@@ -9,6 +9,8 @@ import { asUserError, indexParams } from '../index-access.js';
 import type { ApiServer } from '../../indexer/http/server.js';
 import { parseListen } from './serve.js';
 import type { MirrorFollower } from '../../indexer/mirror/follow.js';
+import { startWebhooks, webhookOptions } from './index-webhooks.js';
+import type { Webhooks } from '../../indexer/notify/webhooks.js';
 
 /*
  * What `nodereg index` does, loaded only when it runs: following a node brings
@@ -31,6 +33,11 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   rpcMaxResponseMb: number;
   postgres?: string;
   postgresRebuild: boolean;
+  webhook?: string;
+  webhookSecretFile?: string;
+  webhookRetries: number;
+  webhookBackoffMs: number;
+  expiringWindow?: number;
 }
 
 function describeEvents(ix: Indexer, log: LogFn): void {
@@ -64,6 +71,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
   const params = await indexParams(args.db, args);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const node = resolveRpc(args, params);
+  const webhooks = await webhookOptions(params, args, log);
   let ix: Indexer;
   try {
     ix = await openIndexer({
@@ -105,17 +113,36 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     ix.on('reorg', () => mirror!.kick());
     mirror.kick();
   }
+  let hooks: Webhooks | null = null;
+  try {
+    if (webhooks) hooks = await startWebhooks(ix, params, webhooks, log);
+  } catch (err) {
+    await mirror?.stop();
+    await ix.stop();
+    throw err;
+  }
+  // The queue lives in the index's database: the webhooks stop before it closes.
+  // The mirror first too: its pass reads the index, which stop() closes.
+  const stopAll = async (): Promise<void> => {
+    await mirror?.stop();
+    await hooks?.stop();
+    await ix.stop();
+  };
   let server: ApiServer | null = null;
   if (args.serve) {
     const { host, port } = parseListen(args.serve);
     // Loaded on demand: fastify is only needed when serving.
     const { buildServer } = await import('../../indexer/http/server.js');
     server = await buildServer({ db: ix.db, params, indexer: ix, log, accessLog: args.accessLog });
+    if (hooks) {
+      const counters = hooks.counters;
+      (await import('../../indexer/http/metrics.js')).webhookMetrics(server.metrics, () => counters);
+    }
     try {
       log('info', 'serving the read API', { address: await server.listen(host, port) });
     } catch (err) {
       await server.close();
-      await ix.stop();
+      await stopAll();
       throw new UserError(`cannot listen on ${args.serve}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
@@ -128,8 +155,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     }
     log('info', 'stopping: finishing the current block and flushing', { signal: sig });
     void server?.close();
-    // The mirror first: its pass reads the index, which stop() closes.
-    void (mirror?.stop() ?? Promise.resolve()).then(() => ix.stop());
+    void stopAll();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -148,7 +174,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     process.off('SIGTERM', onSignal);
     await server?.close();
     await mirror?.finish();
-    await ix.stop();
+    await stopAll();
     log.flush();
   }
 }

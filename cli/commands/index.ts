@@ -12,6 +12,28 @@ import { checkPostgresUrl } from './mirror.js';
 // Imported when the command runs: keeps the follower and zeromq off other commands' start-up.
 const run = (): Promise<typeof import('./index-run.js')> => import('./index-run.js');
 
+/** Webhook flags: one URL (a repeated flag is a mistake, not a list), whole numbers. */
+function checkWebhookFlags(a: Record<string, unknown>): void {
+  for (const name of ['webhook', 'webhook-secret-file', 'webhook-retries', 'webhook-backoff-ms', 'expiring-window']) {
+    if (Array.isArray(a[name])) throw new Error(`--${name} was given ${(a[name] as unknown[]).length} times; give it once`);
+  }
+  if (a.webhook !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(String(a.webhook));
+    } catch { /* reported below */ }
+    if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw new Error(`--webhook must be an http(s) URL such as https://tracker.example/nodereg, got "${redact(String(a.webhook))}"`);
+    }
+  }
+  const retries = a['webhook-retries'] as number;
+  if (!Number.isInteger(retries) || retries < 0) throw new Error('--webhook-retries must be a whole number ≥ 0');
+  const backoff = a['webhook-backoff-ms'] as number;
+  if (!Number.isInteger(backoff) || backoff < 1) throw new Error('--webhook-backoff-ms must be a whole number of milliseconds ≥ 1');
+  const w = a['expiring-window'];
+  if (w !== undefined && (!Number.isInteger(w) || (w as number) < 1)) throw new Error('--expiring-window must be a whole number of blocks ≥ 1');
+}
+
 export const indexCommand: CommandModule = {
   command: 'index',
   describe: 'follow a node over JSON-RPC (woken by ZMQ) and keep the index at its tip',
@@ -34,6 +56,12 @@ export const indexCommand: CommandModule = {
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the write-back cache during catch-up takes a tenth of it (the default keeps the daemon under 512 MiB RSS)' })
       .option('postgres', { type: 'string', describe: 'also mirror the registry into PostgreSQL at this URL, one transaction per block (docs/operations.md, "Scaling out")' })
       .option('postgres-rebuild', { type: 'boolean', default: false, describe: 'with --postgres: empty a mirror of another network, params or chain instead of refusing it' })
+      .option('webhook', { type: 'string', describe: 'POST each registry event as JSON to this http(s) URL (docs/api.md, Webhooks)' })
+      .option('webhook-secret-file', { type: 'string', describe: 'file holding the HMAC-SHA256 key that signs each webhook body (mode 600, like key files)' })
+      .option('webhook-retries', { type: 'number', default: 15, describe: 'retries of a failing webhook delivery before the event is given up (kept in the index)' })
+      .option('webhook-backoff-ms', { type: 'number', default: 1000, describe: 'delay before the first webhook retry; doubles each time, with jitter, up to 5 minutes' })
+      .option('expiring-window', { type: 'number', describe: 'send "expiring" when a live node has this many blocks left (default: a tenth of expiryBlocks)' })
+      .implies('webhook-secret-file', 'webhook')
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false, describe: 'one JSON object per log line' })
       .conflicts('rpc-cookie', 'rpc-password')
@@ -46,6 +74,7 @@ export const indexCommand: CommandModule = {
         if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);
         checkPostgresUrl(a.postgres);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
+        checkWebhookFlags(a);
         return true;
       })
       .example('$0 index --zmq tcp://127.0.0.1:28332 --db ./index', 'follow the local mainnet bitcoind (cookie and port from ~/.bitcoin)')

@@ -126,23 +126,24 @@ export function parseWif(wif: string, params: NetworkParams, origin: string): St
 
 /**
  * Refuses a key file that others may read, as ssh does: a stake key lets
- * anyone who reads it move the stake and kill the node.
+ * anyone who reads it move the stake and kill the node. `what` names the
+ * file in messages (a webhook secret file gets the same check).
  */
-export function checkKeyFilePrivate(path: string): void {
+export function checkKeyFilePrivate(path: string, what = 'key file'): void {
   let st;
   try {
     st = statSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    if (looksLikeWif(path)) {
+    if (what === 'key file' && looksLikeWif(path)) {
       throw new UsageError('--key-file must name a file, and its value looks like a private key: never put a key on the command line (it stays in shell history and is visible in ps); write it to a file with mode 600');
     }
-    throw new UserError(`cannot read key file ${path} (${code})`);
+    throw new UserError(`cannot read ${what} ${path} (${code})`);
   }
-  if (!st.isFile()) throw new UserError(`key file ${path} is not a regular file`);
+  if (!st.isFile()) throw new UserError(`${what} ${path} is not a regular file`);
   if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
     const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-    throw new UserError(`key file ${path} is readable by other users (permissions ${mode} are too open); run: chmod 600 ${path}`);
+    throw new UserError(`${what} ${path} is readable by other users (permissions ${mode} are too open); run: chmod 600 ${path}`);
   }
 }
 

@@ -96,3 +96,34 @@ export class Metrics {
   }
 
 }
+
+/** What `nodereg index --webhook` reports (indexer/notify/webhooks.ts keeps the counts). */
+export interface WebhookStats {
+  readonly queued: number;
+  readonly delivered: number;
+  readonly retried: number;
+  readonly failed: number;
+  /** Events waiting in the queue now. */
+  readonly pending: number;
+}
+
+/** Adds the webhook counters to a server's metrics (docs/api.md, /metrics). */
+export function webhookMetrics(m: Metrics, stats: () => WebhookStats): void {
+  const registers = [m.registry];
+  const total = (name: string, help: string, read: (s: WebhookStats) => number): void => {
+    let seen = 0;
+    new Counter({
+      name, help, registers,
+      collect() {
+        const now = read(stats());
+        if (now > seen) this.inc(now - seen);
+        seen = now;
+      },
+    });
+  };
+  total('nodereg_webhook_events_queued_total', 'webhook events queued by this process', (s) => s.queued);
+  total('nodereg_webhook_deliveries_total', 'webhook events delivered (answered 2xx)', (s) => s.delivered);
+  total('nodereg_webhook_retries_total', 'failed webhook attempts that will be retried', (s) => s.retried);
+  total('nodereg_webhook_failures_total', 'webhook events given up (refused, or retries spent)', (s) => s.failed);
+  new Gauge({ name: 'nodereg_webhook_queue_length', help: 'webhook events waiting for delivery', registers, collect() { this.set(stats().pending); } });
+}

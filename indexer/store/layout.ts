@@ -23,7 +23,25 @@ export const P = {
   rejected: 0x6a, // 'j' + u32be h + u32be txIndex + u32be vout -> txid | reason byte
   stakeBalance: 0x42, // 'B' + u16be len + script + u32be h -> u64le balance at end of block h
   firstSeen: 0x66, // 'f' + regId                -> script: every script's current registration, FIRST_SEEN order
+  webhook: 0x57, // 'W' + sub-key                -> webhook delivery state (W below); written only by indexer/notify/
 } as const;
+
+/** The second byte of a webhook row ('W' + one of these). */
+export const W = {
+  cursor: 0x63, // 'c'                           -> next height to derive | hash of the one before | next seq | queue id
+  block: 0x62, // 'b' + u32be h                  -> hash(32) of block h as derived | JSON of its forward events
+  queue: 0x71, // 'q' + u64be seq                -> event JSON, waiting for delivery
+  failed: 0x66, // 'f' + u64be seq               -> event JSON | failure: given up on
+} as const;
+
+function webhookKey(sub: number, n: number, width: 4 | 8): Buffer {
+  const b = Buffer.allocUnsafe(2 + width);
+  b[0] = P.webhook;
+  b[1] = sub;
+  if (width === 4) b.writeUInt32BE(n, 2);
+  else b.writeBigUInt64BE(BigInt(n), 2);
+  return b;
+}
 
 /** Registrations are identified by where they began: (firstHeight, position in block). */
 export type RegId = Buffer; // 8 bytes: u32be firstHeight | u32be txIndex
@@ -123,6 +141,14 @@ export const K = {
   /** Rejected rows of blocks up to `height`, in (height, txIndex, vout) order. */
   rejectedUpTo: (height: number): { gte: Buffer; lt: Buffer } =>
     height >= 0xffffffff ? K.all(P.rejected) : { gte: Buffer.of(P.rejected), lt: withHeight(P.rejected, height + 1) },
+  webhookCursor: (): Buffer => Buffer.of(P.webhook, W.cursor),
+  webhookBlock: (h: number): Buffer => webhookKey(W.block, h, 4),
+  /** Derived blocks from height `from` on. */
+  webhookBlocksFrom: (from: number): { gte: Buffer; lt: Buffer } => ({ gte: webhookKey(W.block, from, 4), lt: Buffer.of(P.webhook, W.block + 1) }),
+  webhookQueue: (seq: number): Buffer => webhookKey(W.queue, seq, 8),
+  webhookQueued: (): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.webhook, W.queue)),
+  webhookFailed: (seq: number): Buffer => webhookKey(W.failed, seq, 8),
+  webhookFailures: (): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.webhook, W.failed)),
   /** Every key under a one-byte prefix. */
   all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
 };
@@ -147,6 +173,8 @@ export const parse = {
     return { script: k.subarray(3, at), height: k.readUInt32BE(at) };
   },
   rejected: (k: Buffer): { height: number; txIndex: number; vout: number } => ({ height: k.readUInt32BE(1), txIndex: k.readUInt32BE(5), vout: k.readUInt32BE(9) }),
+  webhookBlock: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(2) }),
+  webhookSeq: (k: Buffer): { seq: number } => ({ seq: Number(k.readBigUInt64BE(2)) }),
   outcome: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
   scriptCoin: (k: Buffer): { script: Buffer; outpoint: Buffer } => {
     const at = 3 + k.readUInt16BE(1);
