@@ -14,8 +14,10 @@ import { K, P, parse } from '../store/layout.js';
  * - `undo`: only the last `undoBlocks` blocks. Following needs no undo
  *   record; a reorg does, and a loaded index can undo only what it got.
  * - `meta`: every meta row except `snapshot`, which `load` writes itself.
+ * - `local`: never carried. The webhook delivery queue belongs to one
+ *   daemon and its receiver, not to the registry.
  */
-export type RowPolicy = 'state' | 'history' | 'undo' | 'meta';
+export type RowPolicy = 'state' | 'history' | 'undo' | 'meta' | 'local';
 
 export const SNAPSHOT_ROWS: Readonly<Record<keyof typeof P, RowPolicy>> = {
   meta: 'meta',
@@ -34,6 +36,7 @@ export const SNAPSHOT_ROWS: Readonly<Record<keyof typeof P, RowPolicy>> = {
   rejected: 'history',
   stakeBalance: 'history',
   firstSeen: 'state',
+  webhook: 'local',
 };
 
 /** The meta row a loaded index gets: where its undo data begins (docs/schema.md). */
@@ -60,6 +63,7 @@ export function carries(key: Buffer, height: number, undoBlocks: number): boolea
     case null: return null;
     case 'meta': return parse.meta(key).name !== SNAPSHOT_META;
     case 'undo': return parse.height(key).height >= firstUndoHeight(height, undoBlocks);
+    case 'local': return false;
     default: return true;
   }
 }
