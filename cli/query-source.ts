@@ -3,6 +3,7 @@ import {
   blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
   type ExportJson, type Explanation, type NodeInfo,
 } from '../indexer/read/queries.js';
+import { payoutTable, type PayoutRequest, type PayoutTable } from '../indexer/read/payouts.js';
 import type { DB } from '../indexer/store/store.js';
 import type { NetworkParams } from '../script/params.js';
 import { UserError, type NetworkArgs } from './common.js';
@@ -31,6 +32,7 @@ export interface QuerySource {
   explain(txidRpcHex: string): Promise<Explanation[]>;
   root(height?: number): Promise<RootAt>;
   export(height?: number): Promise<ExportJson>;
+  payouts(req: PayoutRequest): Promise<PayoutTable>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,10 @@ class DbQuerySource implements QuerySource {
 
   export(height?: number): Promise<ExportJson> {
     return exportAt(this.db, this.params, height);
+  }
+
+  payouts(req: PayoutRequest): Promise<PayoutTable> {
+    return payoutTable(this.db, this.params, req);
   }
 
   async close(): Promise<void> {
@@ -138,6 +144,15 @@ class ApiQuerySource implements QuerySource {
     const r = await this.must(path);
     if (!Number.isSafeInteger(r.height) || !Array.isArray(r.nodes) || !Array.isArray(r.rejected)) throw this.api.unexpected(path);
     return r as unknown as ExportJson;
+  }
+
+  async payouts(req: PayoutRequest): Promise<PayoutTable> {
+    const q = new URLSearchParams({ from: String(req.from), to: String(req.to), amount: req.amount.toString(), weight: req.weight ?? 'uptime' });
+    if (req.minPayout !== undefined) q.set('minPayout', req.minPayout.toString());
+    const path = `/v1/payouts?${q.toString()}`;
+    const r = await this.must(path);
+    if (typeof r.amount !== 'string' || !Array.isArray(r.payouts) || typeof r.payoutsHash !== 'string') throw this.api.unexpected(path);
+    return r as unknown as PayoutTable;
   }
 
   async close(): Promise<void> {

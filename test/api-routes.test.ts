@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
@@ -402,6 +403,48 @@ describe('GET /v1/payouts', () => {
     expect(await payees(rereg, 'from=115&to=118')).toEqual([[alice, 3, 1]]);
     expect(await payees(rereg, 'from=117&to=118&minAge=2')).toEqual([[alice, 3, 1]]);
     expect(await payees(rereg, 'from=117&to=118&minAge=3')).toEqual([]);
+  });
+});
+
+describe('GET /v1/payouts with amount: the payout table of docs/spec.md §2.10', () => {
+  interface Table { from: number; to: number; amount: string; weight: string; payouts: Array<{ stakeScript: string; address: string; weight: number; amount: string }>; payoutsHash: string }
+  const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+  const row = (address: string, weight: number, amount: string): { stakeScript: string; address: string; weight: number; amount: string } =>
+    ({ stakeScript: byAddress(address).stakeScript, address, weight, amount });
+  const hashOf = (rows: Table['payouts']): string => sha(`[${rows.map((r) => `{"stakeScript":"${r.stakeScript}","weight":${r.weight},"amount":"${r.amount}"}`).join(',')}]`);
+  const BOB = expected.nodes[2]!.address!;
+  const ERIN = expected.nodes[4]!.address!;
+
+  it('weighs each node by its live heights, floors the shares and gives the remainder to the first in FIRST_SEEN order', async () => {
+    // 440..445: dave lapsed at the end of 442, so he was live at 440 and 441 only; W = 6 + 6 + 2 + 6 = 20.
+    const rows = [row(ALICE, 6, '300001'), row(BOB, 6, '300001'), row(DAVE, 2, '100001'), row(ERIN, 6, '300000')];
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000003')).toEqual({ from: 440, to: 445, amount: '1000003', weight: 'uptime', payouts: rows, payoutsHash: hashOf(rows) });
+  });
+
+  it('drops dust and shares again over the rest, and pays nobody when every share is dust', async () => {
+    // 1000 over 20: dave's 100 is below 200; over the other 18, 333 each and 1 left for alice.
+    const rows = [row(ALICE, 6, '334'), row(BOB, 6, '333'), row(ERIN, 6, '333')];
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=200')).toMatchObject({ payouts: rows, payoutsHash: hashOf(rows) });
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=1001')).toMatchObject({ payouts: [], payoutsHash: sha('[]') });
+    expect(await ok(demo, '/v1/payouts?from=1&to=100&amount=1000')).toMatchObject({ payouts: [], payoutsHash: sha('[]') });
+  });
+
+  it('keeps amounts exact far beyond 2^53', async () => {
+    const big = (10n ** 30n + 7n).toString();
+    const t = await ok<Table>(demo, `/v1/payouts?from=440&to=445&amount=${big}&weight=age`);
+    expect(t.payouts.reduce((s, r) => s + BigInt(r.amount), 0n)).toBe(10n ** 30n + 7n);
+    expect(t.payouts.map((r) => r.amount)).toEqual(['300000000000000000000000000003', '300000000000000000000000000002', '100000000000000000000000000000', '300000000000000000000000000002']);
+  });
+
+  it('refuses a bad amount, weight or minPayout, and mixing in the membership listing\'s minAge', async () => {
+    for (const amount of ['0', '-5', '1.5', 'abc', '1e9', '']) await fails(demo, `/v1/payouts?from=440&to=445&amount=${amount}`, 400, 'bad_request', /^querystring\/amount must/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&weight=height', 400, 'bad_request', /^querystring\/weight must be equal to one of the allowed values/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=-1', 400, 'bad_request', /^querystring\/minPayout must match pattern/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&minAge=3', 400, 'bad_request', /^querystring\/minAge does not apply with amount/);
+    await fails(demo, '/v1/payouts?from=440&to=445&weight=age', 400, 'bad_request', /^querystring\/weight needs amount/);
+    await fails(demo, '/v1/payouts?from=440&to=445&minPayout=5', 400, 'bad_request', /^querystring\/minPayout needs amount/);
+    await fails(demo, '/v1/payouts?from=445&to=440&amount=1000', 400, 'bad_request', /^from \(445\) must not be above to \(440\)$/);
+    await fails(demo, '/v1/payouts?from=445&to=451&amount=1000', 400, 'bad_request', /^querystring\/to 451 is above the index tip 450$/);
   });
 });
 

@@ -209,7 +209,39 @@ export const payoutsQuery = {
   type: 'object',
   additionalProperties: false,
   required: ['from', 'to'],
-  properties: { from: height, to: height, minAge: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'minimum age at `from`, in blocks' } },
+  properties: {
+    from: height,
+    to: height,
+    minAge: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'without `amount`: minimum age at `from`, in blocks (default 0)' },
+    amount: { type: 'string', pattern: '^[0-9]{1,40}$', description: 'total to pay, base units (a decimal string above 0): answers the payout table of docs/spec.md §2.10' },
+    weight: { type: 'string', enum: ['uptime', 'age'], description: 'with `amount`: how live heights are weighted (default uptime)' },
+    minPayout: { type: 'string', pattern: '^[0-9]{1,40}$', description: 'with `amount`: shares below this many base units are dust (default 546)' },
+  },
+} as const;
+
+export const payoutTableResponse = {
+  $id: 'PayoutTable',
+  type: 'object',
+  required: ['from', 'to', 'amount', 'weight', 'payouts', 'payoutsHash'],
+  properties: {
+    from: { type: 'integer' },
+    to: { type: 'integer' },
+    amount: { type: 'string', description: 'base units, decimal' },
+    weight: { type: 'string', enum: ['uptime', 'age'] },
+    payouts: {
+      type: 'array',
+      description: 'recipients in FIRST_SEEN order of their earliest registration live in the window',
+      items: {
+        type: 'object',
+        required: ['stakeScript', 'address', 'weight', 'amount'],
+        properties: {
+          stakeScript: { type: 'string' }, address: { type: ['string', 'null'] }, weight: { type: 'integer' },
+          amount: { type: 'string', description: 'base units, decimal' },
+        },
+      },
+    },
+    payoutsHash: { ...hex64, description: 'SHA256 of the minified [{stakeScript, weight, amount}] table (docs/spec.md §2.10)' },
+  },
 } as const;
 
 export const payoutsResponse = {
@@ -289,5 +321,5 @@ export const emptyQuery = { type: 'object', additionalProperties: false, propert
 /** The named response shapes, in dependency order, for `app.addSchema`. */
 export const SHARED_SCHEMAS = [
   errorSchema, exportNodeSchema, listedNodeSchema, rejectedSchema, exportSchema, statusSchema, nodesResponse, historyEntrySchema,
-  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, utxosResponse, activeResponse,
+  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, payoutTableResponse, utxosResponse, activeResponse,
 ] as const;
