@@ -171,7 +171,7 @@ const byAddress = (a: string): ExportJson['nodes'][number] => expected.nodes.fin
 describe('GET /v1/status and /v1/root', () => {
   it('status reports the network, params hash, params, tip, counts by status and schema version of a static index', async () => {
     expect(await ok(demo, '/v1/status')).toEqual({
-      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
+      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 2,
       params: paramsToJson(BUILTIN_NETWORKS.regtest!),
       tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following', lastNodeContact: null,
       counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,

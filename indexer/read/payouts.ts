@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { scriptToAddress } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
-import { eventHistories, QueryError, replay, requireTip } from './queries.js';
+import { K, OPEN, parse } from '../store/layout.js';
+import { QueryError, requireTip, rowBatches } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 
 /*
@@ -79,25 +80,34 @@ function ageWeight(first: number, s: number, e: number, period: number): number 
 
 /**
  * Every stake script live at one or more heights of from..to, with its
- * weight, in FIRST_SEEN order of its earliest registration live in the window.
+ * weight, in FIRST_SEEN order of its earliest registration live in the
+ * window. One range scan of the lifetime rows: only registrations that ended
+ * after `from` (or have not ended) are read, whatever the chain's history.
  */
 export async function payoutRecipients(db: ReadDB, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Promise<Recipient[]> {
-  const out: Recipient[] = [];
-  for await (const [script, events] of eventHistories(db)) {
-    if (events[0]!.height > to) continue;
-    let w = 0;
-    let first: { height: number; index: number } | null = null;
-    for (const r of replay(script, events, to)) {
+  const byScript = new Map<string, Recipient>();
+  for await (const rows of rowBatches(db, K.lifetimesEndingAfter(from))) {
+    for (const [k, script] of rows) {
+      const r = parse.lifetime(k);
       // Live from the end of its first block until the block it ended in (§2.4): that block's end removes it.
       const s = Math.max(from, r.firstHeight);
-      const e = r.endedHeight === null ? to : Math.min(to, r.endedHeight - 1);
+      const e = r.endedHeight === OPEN ? to : Math.min(to, r.endedHeight - 1);
       if (s > e) continue;
-      w += weight === 'uptime' ? e - s + 1 : ageWeight(r.firstHeight, s, e, params.expiryBlocks);
-      first ??= { height: r.firstHeight, index: r.firstIndex };
+      const w = weight === 'uptime' ? e - s + 1 : ageWeight(r.firstHeight, s, e, params.expiryBlocks);
+      const key = script.toString('latin1');
+      const seen = byScript.get(key);
+      if (seen === undefined) {
+        byScript.set(key, { stakeScript: script, weight: w, firstHeight: r.firstHeight, firstIndex: r.firstIndex });
+        continue;
+      }
+      seen.weight += w;
+      if (r.firstHeight < seen.firstHeight || (r.firstHeight === seen.firstHeight && r.firstIndex < seen.firstIndex)) {
+        seen.firstHeight = r.firstHeight;
+        seen.firstIndex = r.firstIndex;
+      }
     }
-    if (first !== null) out.push({ stakeScript: script, weight: w, firstHeight: first.height, firstIndex: first.index });
   }
-  return out.sort((a, b) => a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex);
+  return [...byScript.values()].sort((a, b) => a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex);
 }
 
 /**
