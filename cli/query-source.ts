@@ -27,7 +27,7 @@ export interface RootAt {
 
 export interface QuerySource {
   readonly params: NetworkParams;
-  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }>;
+  nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }>;
   node(script: Buffer): Promise<NodeInfo>;
   explain(txidRpcHex: string): Promise<Explanation[]>;
   root(height?: number): Promise<RootAt>;
@@ -46,8 +46,8 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
 class DbQuerySource implements QuerySource {
   constructor(private readonly db: DB, readonly params: NetworkParams) {}
 
-  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
-    return listNodes(this.db, this.params, { status, at });
+  nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+    return listNodes(this.db, this.params, { status, at, expiringWithin });
   }
 
   node(script: Buffer): Promise<NodeInfo> {
@@ -93,7 +93,7 @@ class ApiQuerySource implements QuerySource {
     return r;
   }
 
-  async nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+  async nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }> {
     // Pages are separate requests: if a block arrives between two of them, start over.
     for (let attempt = 0; attempt < 5; attempt++) {
       const nodes: ListedNode[] = [];
@@ -103,6 +103,7 @@ class ApiQuerySource implements QuerySource {
       do {
         const q = new URLSearchParams({ status, limit: '1000' });
         if (at !== undefined) q.set('at', String(at));
+        if (expiringWithin !== undefined) q.set('expiringWithin', String(expiringWithin));
         if (cursor !== null) q.set('cursor', cursor);
         const path = `/v1/nodes?${q.toString()}`;
         const page = await this.must(path);

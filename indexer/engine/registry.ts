@@ -114,6 +114,13 @@ export class RegistryWriter {
     }
   }
 
+  /** The block's header time, for estimating when registrations expire (renewal forecasts). */
+  blockTime(time: number): void {
+    const v = Buffer.allocUnsafe(4);
+    v.writeUInt32LE(time >>> 0, 0);
+    this.write(K.blockTime(this.height), v, null);
+  }
+
   stakeBalance(script: Buffer, balance: bigint): void {
     const v = Buffer.allocUnsafe(8);
     v.writeBigUInt64LE(balance, 0);

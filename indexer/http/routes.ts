@@ -139,7 +139,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     };
   }));
 
-  app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string } }>('/v1/nodes', {
+  app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string; expiringWithin?: number } }>('/v1/nodes', {
     schema: { operationId: 'listNodes', summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.ref(S.nodesResponse), ...heavyErrors } },
   }, async (req) => {
     const page = (r: ReadDB): ReturnType<typeof pageNodes> => heightsAtMostTip(r, { at: req.query.at }).then(() => pageNodes(r, params, req.query));

@@ -44,8 +44,15 @@ export const exportNodeSchema = { $id: 'ExportNode', ...exportNodeFields } as co
 
 const listedNodeFields = {
   ...exportNodeFields,
-  required: [...exportNodeFields.required, 'age'],
-  properties: { ...exportNodeFields.properties, age: { type: 'integer', description: 'blocks since firstHeight' } },
+  required: [...exportNodeFields.required, 'age', 'blocksUntilExpiry', 'expiresAt', 'renewBy', 'stakeMargin'],
+  properties: {
+    ...exportNodeFields.properties,
+    age: { type: 'integer', description: 'blocks since firstHeight' },
+    blocksUntilExpiry: { ...nullableInt, description: 'expiryHeight − height while active, else null' },
+    expiresAt: { ...nullableInt, description: 'estimated unix time of block expiryHeight (median interval of the last 144 blocks); null once ended' },
+    renewBy: { ...nullableInt, description: 'the last height whose renewal keeps the node live without a gap (expiryHeight − 1); null once ended' },
+    stakeMargin: { type: 'string', description: 'balance − minStake, base units, decimal (negative below the stake)' },
+  },
 } as const;
 
 export const listedNodeSchema = { $id: 'ListedNode', ...listedNodeFields } as const;
@@ -108,6 +115,7 @@ export const nodesQuery = {
     at: height,
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     cursor: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' },
+    expiringWithin: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'only active nodes that expire within this many blocks (blocksUntilExpiry ≤ N)' },
   },
 } as const;
 
@@ -151,8 +159,8 @@ export const nodeResponse = {
     balance: { type: 'string' },
     registration: {
       type: ['object', 'null'],
-      required: [...listedNodeFields.required, 'blocksUntilExpiry'],
-      properties: { ...listedNodeFields.properties, blocksUntilExpiry: nullableInt },
+      required: listedNodeFields.required,
+      properties: listedNodeFields.properties,
     },
     history: historySchema,
   },

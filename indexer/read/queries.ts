@@ -4,6 +4,7 @@ import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
+import { clockAt, forecast, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
 
@@ -291,7 +292,7 @@ export interface NodeInfo {
   height: number;
   stakeScript: string;
   balance: string;
-  registration: (ExportNode & { age: number; blocksUntilExpiry: number | null }) | null;
+  registration: (ExportNode & { age: number } & Forecast) | null;
   history: HistoryEntry[];
 }
 
@@ -309,7 +310,7 @@ export async function nodeInfo(db: ReadDB, params: NetworkParams, script: Buffer
     registration: cur ? {
       ...exportNode(cur, balance, params),
       age: tip.height - cur.firstHeight,
-      blocksUntilExpiry: cur.status === 'active' ? cur.expiryHeight - tip.height : null,
+      ...forecast(cur, balance, await clockAt(db, tip.height), params),
     } : null,
     history: events.map((e) => ({
       event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,

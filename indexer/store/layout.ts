@@ -23,6 +23,7 @@ export const P = {
   rejected: 0x6a, // 'j' + u32be h + u32be txIndex + u32be vout -> txid | reason byte
   stakeBalance: 0x42, // 'B' + u16be len + script + u32be h -> u64le balance at end of block h
   firstSeen: 0x66, // 'f' + regId                -> script: every script's current registration, FIRST_SEEN order
+  blockTime: 0x74, // 't' + u32be h              -> u32le header time of block h
   lifetime: 0x6c, // 'l' + u32be endedHeight + regId -> script: every registration by the block it ended in (OPEN while live)
 } as const;
 
@@ -121,6 +122,9 @@ export const K = {
   },
   stakeBalancesOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeBalance, script, 0)),
   firstSeen: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.firstSeen), id]),
+  blockTime: (h: number): Buffer => withHeight(P.blockTime, h),
+  /** Header times of blocks from..to, both included. */
+  blockTimes: (from: number, to: number): { gte: Buffer; lte: Buffer } => ({ gte: withHeight(P.blockTime, from), lte: withHeight(P.blockTime, to) }),
   lifetime: (endedHeight: number, id: RegId): Buffer => Buffer.concat([withHeight(P.lifetime, endedHeight), id]),
   /** Lifetime rows of registrations that ended after block `height` or are still open: those live at `height` or later. */
   lifetimesEndingAfter: (height: number): { gte: Buffer; lt: Buffer } =>
