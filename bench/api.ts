@@ -7,7 +7,8 @@
  * feeding synthetic blocks straight to connectBlock, starts `nodereg serve`
  * as its own process pinned to CPU 0, and loads it with autocannon from this
  * process, pinned to the other CPUs: random single lookups, then random
- * pages of GET /v1/nodes?limit=100.
+ * pages of GET /v1/nodes?limit=100. Then the past-height reads of §4, each
+ * timed alone: a payout table over 1000 blocks and a page of nodes?at=.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,7 +25,7 @@ import { encodeCarrier } from '../script/carrier.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
-const BUILD_VERSION = 1;
+const BUILD_VERSION = 4;
 const PER_BLOCK = 1000;
 const STAKE = 4_250_000_000n;
 const FEE = 1000n;
@@ -108,8 +109,54 @@ async function buildIndex(dbDir: string, n: number, say: (m: string) => void): P
         say(`  ${Math.min(n, first + PER_BLOCK)} registrations`);
       }
     }
+    await extendHistory(state, prev, n, say);
   } finally {
     await db.close();
+  }
+}
+
+/** The chain's last height: long enough after the registrations for a payout window of PAYOUT_SPAN blocks. */
+const LAST_HEIGHT = 1250;
+const PAYOUT_FROM = 200;
+const PAYOUT_SPAN = 1000;
+
+/**
+ * A history for the past-height reads: in the 100 blocks after the
+ * registrations, every even-numbered stake renews (in step with its
+ * registration block, so each is still live); in the next 100, every stake
+ * numbered 1 mod 4 registers again after expiring; then blocks holding only
+ * a coinbase up to LAST_HEIGHT.
+ */
+async function extendHistory(state: ChainState, last: ScannedBlock, n: number, say: (m: string) => void): Promise<void> {
+  let prev = last;
+  const blocks = Math.ceil(n / PER_BLOCK);
+  const coinOf = (i: number): { prevTxid: Buffer; prevVout: number } => ({ prevTxid: sha256(`api-bench-newnode-${i}`), prevVout: 0 });
+  for (let height = heightOf(n - 1) + 1; height <= LAST_HEIGHT; height++) {
+    const time = T0 + 600 * height;
+    const txs: ScannedTx[] = [coinbase(height, [{ value: 5_000_000_000n, script: stakeScript(-1) }])];
+    const k = height - heightOf(n - 1) - 1;
+    const renewing = k < blocks;
+    const again = !renewing && k < 2 * blocks;
+    const batch = renewing ? k : k - blocks;
+    for (let i = batch * PER_BLOCK; (renewing || again) && i < Math.min(n, (batch + 1) * PER_BLOCK); i++) {
+      if (renewing ? i % 2 !== 0 : i % 4 !== 1) continue;
+      const script = stakeScript(i);
+      const announcement = renewing
+        ? encodeCarrier({ kind: 'renewal', stakeScript: script, timestamp: time, prevTxid: sha256(`api-bench-newnode-${i}`) })
+        : encodeCarrier({ kind: 'newnode', stakeScript: script, timestamp: time });
+      txs.push({
+        index: txs.length, txid: sha256(`api-bench-${renewing ? 'renewal' : 'again'}-${i}`), coinbase: false, inputs: [coinOf(i)],
+        outputs: [{ value: STAKE - 2n * FEE, script }, { value: 0n, script: announcement }],
+      });
+    }
+    prev = block(height, prev.hash, txs);
+    const summary = await connectBlock(state, prev, height);
+    const accepted = summary.events.filter((e) => e.type === 'registered' || e.type === 'renewed').length;
+    if (accepted !== txs.length - 1) throw new Error(`block ${height}: ${accepted} of ${txs.length - 1} announcements accepted`);
+    if (height % 50 === 0 || height === LAST_HEIGHT) {
+      await state.flush();
+      say(`  history to height ${height}`);
+    }
   }
 }
 
@@ -170,6 +217,39 @@ async function measure(autocannon: Autocannon, base: string, paths: () => string
 
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
+const PAST_TARGET_MS = 1000;
+
+/** The server's own CPU seconds so far, from its Prometheus metrics (prom-client's default process metrics). */
+async function serverCpuSeconds(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = /^process_cpu_seconds_total (\S+)$/m.exec(text);
+  if (!m) throw new Error('the server\'s /metrics has no process_cpu_seconds_total');
+  return Number(m[1]);
+}
+
+/**
+ * One expensive read at a time, `runs` times: the median and slowest wall
+ * time of the whole answer, and the server's median CPU time for it (on a
+ * machine other processes keep busy, closer to what the read costs).
+ */
+async function timeAlone(base: string, path: string, runs: number): Promise<{ path: string; medianMs: number; maxMs: number; serverCpuMs: number; bytes: number }> {
+  const ms: number[] = [];
+  const cpu: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < runs; i++) {
+    const cpuBefore = await serverCpuSeconds(base);
+    const started = process.hrtime.bigint();
+    const res = await fetch(base + path);
+    const body = await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`GET ${path}: HTTP ${res.status} ${Buffer.from(body).toString().slice(0, 200)}`);
+    ms.push(Number(process.hrtime.bigint() - started) / 1e6);
+    cpu.push((await serverCpuSeconds(base) - cpuBefore) * 1000);
+    bytes = body.byteLength;
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { path, medianMs: round(median(ms), 0), maxMs: round(Math.max(...ms), 0), serverCpuMs: round(median(cpu), 0), bytes };
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const say = (m: string): void => {
@@ -208,6 +288,13 @@ async function main(): Promise<void> {
     await measure(autocannon, base, pick(addresses), a, 2);
     const lookup = await measure(autocannon, base, pick(addresses), a, a.duration);
     const page = await measure(autocannon, base, pick(pages), a, a.duration);
+    const window = `from=${PAYOUT_FROM}&to=${PAYOUT_FROM + PAYOUT_SPAN - 1}`;
+    const past = [
+      await timeAlone(base, `/v1/payouts?${window}&amount=5000000000000`, 5),
+      await timeAlone(base, `/v1/payouts?${window}&amount=5000000000000&weight=age`, 5),
+      await timeAlone(base, `/v1/payouts?${window}`, 3),
+      await timeAlone(base, '/v1/nodes?at=150&limit=1000', 3),
+    ];
     const meets = lookup.reqPerSec >= TARGET_RPS && lookup.p99Ms < TARGET_P99_MS && lookup.errors === 0 && lookup.non2xx === 0;
     const rows = [
       ['route', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'target', 'req/s ÷ target', 'p99 ÷ target'],
@@ -215,6 +302,9 @@ async function main(): Promise<void> {
         `≥ ${TARGET_RPS} req/s, p99 < ${TARGET_P99_MS} ms`, String(round(lookup.reqPerSec / TARGET_RPS)), String(round(lookup.p99Ms / TARGET_P99_MS))],
       ['GET /v1/nodes?limit=100', String(page.reqPerSec), String(page.p50Ms), String(page.p99Ms), String(page.errors + page.non2xx), '(none)', '', ''],
     ];
+    for (const p of past) {
+      rows.push([`GET ${p.path}`, '', String(p.medianMs), `max ${p.maxMs}`, `server CPU ${p.serverCpuMs} ms`, `< ${PAST_TARGET_MS} ms alone`, '', String(round(p.maxMs / PAST_TARGET_MS))]);
+    }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
     process.stdout.write(`single lookups ${meets ? 'meet' : 'MISS'} the docs/spec.md §4 target (${a.registrations} registrations, server on ${pin ? 'one core' : `${cpus} cores`})\n`);
@@ -222,7 +312,7 @@ async function main(): Promise<void> {
       process.stdout.write(JSON.stringify({
         registrations: a.registrations, connections: a.connections, durationSec: a.duration, pinnedToOneCore: pin, buildSeconds: built?.seconds ?? null,
         lookup: { ...lookup, reqRatio: round(lookup.reqPerSec / TARGET_RPS), p99Ratio: round(lookup.p99Ms / TARGET_P99_MS) },
-        page, targetReqPerSec: TARGET_RPS, targetP99Ms: TARGET_P99_MS, meetsTarget: meets,
+        page, past, pastTargetMs: PAST_TARGET_MS, targetReqPerSec: TARGET_RPS, targetP99Ms: TARGET_P99_MS, meetsTarget: meets,
       }) + '\n');
     }
   } finally {

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { indexCommand } from './commands/index.js';
+import { payoutsCommand } from './commands/payouts.js';
 import { queryCommands } from './commands/query.js';
 import { recountCommand } from './commands/recount.js';
 import { scriptCommand } from './commands/script.js';
@@ -31,6 +32,7 @@ async function main(argv: string[]): Promise<void> {
     .command(recountCommand)
     .command(indexCommand)
     .command(queryCommands)
+    .command(payoutsCommand)
     .command(verifyCommand)
     .command(checkCommand)
     .command(snapshotCommand)

@@ -3,6 +3,7 @@ import {
   blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
   type ExportJson, type Explanation, type NodeInfo,
 } from '../indexer/read/queries.js';
+import { payoutTable, type PayoutRequest, type PayoutTable } from '../indexer/read/payouts.js';
 import type { DB } from '../indexer/store/store.js';
 import type { NetworkParams } from '../script/params.js';
 import { UserError, type NetworkArgs } from './common.js';
@@ -26,11 +27,12 @@ export interface RootAt {
 
 export interface QuerySource {
   readonly params: NetworkParams;
-  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }>;
+  nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }>;
   node(script: Buffer): Promise<NodeInfo>;
   explain(txidRpcHex: string): Promise<Explanation[]>;
   root(height?: number): Promise<RootAt>;
   export(height?: number): Promise<ExportJson>;
+  payouts(req: PayoutRequest): Promise<PayoutTable>;
   close(): Promise<void>;
 }
 
@@ -44,8 +46,8 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
 class DbQuerySource implements QuerySource {
   constructor(private readonly db: DB, readonly params: NetworkParams) {}
 
-  nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
-    return listNodes(this.db, this.params, { status, at });
+  nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+    return listNodes(this.db, this.params, { status, at, expiringWithin });
   }
 
   node(script: Buffer): Promise<NodeInfo> {
@@ -63,6 +65,10 @@ class DbQuerySource implements QuerySource {
 
   export(height?: number): Promise<ExportJson> {
     return exportAt(this.db, this.params, height);
+  }
+
+  payouts(req: PayoutRequest): Promise<PayoutTable> {
+    return payoutTable(this.db, this.params, req);
   }
 
   async close(): Promise<void> {
@@ -87,7 +93,7 @@ class ApiQuerySource implements QuerySource {
     return r;
   }
 
-  async nodes(status: StatusFilter, at?: number): Promise<{ height: number; nodes: ListedNode[] }> {
+  async nodes(status: StatusFilter, at?: number, expiringWithin?: number): Promise<{ height: number; nodes: ListedNode[] }> {
     // Pages are separate requests: if a block arrives between two of them, start over.
     for (let attempt = 0; attempt < 5; attempt++) {
       const nodes: ListedNode[] = [];
@@ -97,6 +103,7 @@ class ApiQuerySource implements QuerySource {
       do {
         const q = new URLSearchParams({ status, limit: '1000' });
         if (at !== undefined) q.set('at', String(at));
+        if (expiringWithin !== undefined) q.set('expiringWithin', String(expiringWithin));
         if (cursor !== null) q.set('cursor', cursor);
         const path = `/v1/nodes?${q.toString()}`;
         const page = await this.must(path);
@@ -138,6 +145,15 @@ class ApiQuerySource implements QuerySource {
     const r = await this.must(path);
     if (!Number.isSafeInteger(r.height) || !Array.isArray(r.nodes) || !Array.isArray(r.rejected)) throw this.api.unexpected(path);
     return r as unknown as ExportJson;
+  }
+
+  async payouts(req: PayoutRequest): Promise<PayoutTable> {
+    const q = new URLSearchParams({ from: String(req.from), to: String(req.to), amount: req.amount.toString(), weight: req.weight ?? 'uptime' });
+    if (req.minPayout !== undefined) q.set('minPayout', req.minPayout.toString());
+    const path = `/v1/payouts?${q.toString()}`;
+    const r = await this.must(path);
+    if (typeof r.amount !== 'string' || !Array.isArray(r.payouts) || typeof r.payoutsHash !== 'string') throw this.api.unexpected(path);
+    return r as unknown as PayoutTable;
   }
 
   async close(): Promise<void> {

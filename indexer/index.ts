@@ -22,3 +22,4 @@ export { RegistryRoot, serializeRootElement, type RootElement } from '../script/
 export { MuHash3072 } from '../script/muhash.js';
 export type { ReasonCode, DecodeReason, ContextReason } from '../script/reasons.js';
 export { listNodes, pageNodes, payouts, countByStatus, type ListedNode, type NodePage, type StatusFilter, type Payee } from './read/listing.js';
+export { payoutTable, payoutsHash, type PayoutTable, type PayoutRow, type PayoutRequest, type PayoutWeight } from './read/payouts.js';

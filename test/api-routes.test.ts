@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
@@ -15,6 +16,7 @@ import { connectBlock } from '../indexer/engine/connect.js';
 import { countByStatus, summarize } from '../indexer/read/listing.js';
 import { recount } from '../indexer/engine/recount.js';
 import { registrationsAt } from '../indexer/read/queries.js';
+import { isLive } from '../script/interpreter.js';
 import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
@@ -164,13 +166,22 @@ async function fails(s: Served, url: string, status: number, error: string, mess
   expect(body).toEqual({ error, message: expect.stringMatching(message) });
 }
 
-const withAge = (h: number) => (n: ExportJson['nodes'][number]) => ({ ...n, age: h - n.firstHeight });
+/** Demo block h's header time: 600 s apart from block 1 (1700000000) on. */
+const demoTime = (h: number): number => 1_700_000_000 + (h - 1) * 600;
+/** What a node answer adds to an export node at height h of the demo: age and the forecasts of docs/spec.md §2.11. */
+const withAge = (h: number) => (n: ExportJson['nodes'][number]) => {
+  const active = n.status === 'active';
+  return {
+    ...n, age: h - n.firstHeight, blocksUntilExpiry: active ? n.expiryHeight - h : null, expiresAt: active ? demoTime(h) + (n.expiryHeight - h) * 600 : null,
+    renewBy: active ? n.expiryHeight - 1 : null, stakeMargin: (BigInt(n.balance) - regtest.minStake).toString(),
+  };
+};
 const byAddress = (a: string): ExportJson['nodes'][number] => expected.nodes.find((n) => n.address === a)!;
 
 describe('GET /v1/status and /v1/root', () => {
   it('status reports the network, params hash, params, tip, counts by status and schema version of a static index', async () => {
     expect(await ok(demo, '/v1/status')).toEqual({
-      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
+      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 2,
       params: paramsToJson(BUILTIN_NETWORKS.regtest!),
       tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following', lastNodeContact: null,
       counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,
@@ -251,7 +262,7 @@ describe('GET /v1/nodes', () => {
     expect(await ok(demo, '/v1/nodes?at=100&status=all')).toEqual({ height: 100, nodes: [], nextCursor: null });
     expect(await ok(demo, '/v1/nodes?at=245')).toEqual({
       height: 245, nextCursor: null,
-      nodes: [{ ...byAddress(CAROL), status: 'active', endedHeight: null, balance: '4499999000', age: 143 }],
+      nodes: [withAge(245)({ ...byAddress(CAROL), status: 'active', endedHeight: null, balance: '4499999000' })],
     });
     for (const h of [246, 440, 442]) {
       const ex = await ok<ExportJson>(demo, `/v1/export?height=${h}`);
@@ -272,7 +283,7 @@ describe('GET /v1/nodes', () => {
 describe('GET /v1/nodes/{stake} and its history', () => {
   it('shows the current registration, balance, age, renewals, blocks until expiry and history, by address or script hex', async () => {
     const alice = {
-      height: 450, stakeScript: byAddress(ALICE).stakeScript, balance: '4599996000', registration: { ...byAddress(ALICE), age: 18, blocksUntilExpiry: 137 },
+      height: 450, stakeScript: byAddress(ALICE).stakeScript, balance: '4599996000', registration: withAge(450)(byAddress(ALICE)),
       history: [
         { event: 'registered', height: 432, txid: '4fcd425b4bc59cc7815ed2e5352aa59434d3825e08390170c3ed7757fb271616', registration: '432:1', timestamp: 1700258600, expiryHeight: 576 },
         { event: 'renewed', height: 435, txid: '2d4577ef5cfad92c03e8255e58030ac3c420fc484a3d6301f44eaad3d024be51', registration: '432:1', timestamp: 1700260400, expiryHeight: 579 },
@@ -283,7 +294,7 @@ describe('GET /v1/nodes/{stake} and its history', () => {
     expect(await ok(demo, `/v1/nodes/${byAddress(ALICE).stakeScript}`)).toEqual(alice);
     expect(await ok(demo, `/v1/nodes/${byAddress(ALICE).stakeScript.toUpperCase()}`)).toEqual(alice);
     expect(await ok(demo, `/v1/nodes/${CAROL}`)).toEqual({
-      height: 450, stakeScript: byAddress(CAROL).stakeScript, balance: '4499998000', registration: { ...byAddress(CAROL), age: 348, blocksUntilExpiry: null },
+      height: 450, stakeScript: byAddress(CAROL).stakeScript, balance: '4499998000', registration: withAge(450)(byAddress(CAROL)),
       history: [
         { event: 'registered', height: 102, txid: byAddress(CAROL).firstTxid, registration: '102:1', timestamp: 1700060600, expiryHeight: 246 },
         { event: 'expired', height: 246, txid: null, registration: '102:1', timestamp: 1700060600, expiryHeight: 246 },
@@ -402,6 +413,82 @@ describe('GET /v1/payouts', () => {
     expect(await payees(rereg, 'from=115&to=118')).toEqual([[alice, 3, 1]]);
     expect(await payees(rereg, 'from=117&to=118&minAge=2')).toEqual([[alice, 3, 1]]);
     expect(await payees(rereg, 'from=117&to=118&minAge=3')).toEqual([]);
+  });
+});
+
+describe('GET /v1/payouts with amount: the payout table of docs/spec.md §2.10', () => {
+  interface Table { from: number; to: number; amount: string; weight: string; payouts: Array<{ stakeScript: string; address: string; weight: number; amount: string }>; payoutsHash: string }
+  const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+  const row = (address: string, weight: number, amount: string): { stakeScript: string; address: string; weight: number; amount: string } =>
+    ({ stakeScript: byAddress(address).stakeScript, address, weight, amount });
+  const hashOf = (rows: Table['payouts']): string => sha(`[${rows.map((r) => `{"stakeScript":"${r.stakeScript}","weight":${r.weight},"amount":"${r.amount}"}`).join(',')}]`);
+  const BOB = expected.nodes[2]!.address!;
+  const ERIN = expected.nodes[4]!.address!;
+
+  it('weighs each node by its live heights, floors the shares and gives the remainder to the first in FIRST_SEEN order', async () => {
+    // 440..445: dave lapsed at the end of 442, so he was live at 440 and 441 only; W = 6 + 6 + 2 + 6 = 20.
+    const rows = [row(ALICE, 6, '300001'), row(BOB, 6, '300001'), row(DAVE, 2, '100001'), row(ERIN, 6, '300000')];
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000003')).toEqual({ from: 440, to: 445, amount: '1000003', weight: 'uptime', payouts: rows, payoutsHash: hashOf(rows) });
+  });
+
+  it('drops dust and shares again over the rest, and pays nobody when every share is dust', async () => {
+    // 1000 over 20: dave's 100 is below 200; over the other 18, 333 each and 1 left for alice.
+    const rows = [row(ALICE, 6, '334'), row(BOB, 6, '333'), row(ERIN, 6, '333')];
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=200')).toMatchObject({ payouts: rows, payoutsHash: hashOf(rows) });
+    expect(await ok(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=1001')).toMatchObject({ payouts: [], payoutsHash: sha('[]') });
+    expect(await ok(demo, '/v1/payouts?from=1&to=100&amount=1000')).toMatchObject({ payouts: [], payoutsHash: sha('[]') });
+  });
+
+  it('keeps amounts exact far beyond 2^53', async () => {
+    const big = (10n ** 30n + 7n).toString();
+    const t = await ok<Table>(demo, `/v1/payouts?from=440&to=445&amount=${big}&weight=age`);
+    expect(t.payouts.reduce((s, r) => s + BigInt(r.amount), 0n)).toBe(10n ** 30n + 7n);
+    expect(t.payouts.map((r) => r.amount)).toEqual(['300000000000000000000000000003', '300000000000000000000000000002', '100000000000000000000000000000', '300000000000000000000000000002']);
+  });
+
+  it('refuses a bad amount, weight or minPayout, and mixing in the membership listing\'s minAge', async () => {
+    for (const amount of ['0', '-5', '1.5', 'abc', '1e9', '']) await fails(demo, `/v1/payouts?from=440&to=445&amount=${amount}`, 400, 'bad_request', /^querystring\/amount must/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&weight=height', 400, 'bad_request', /^querystring\/weight must be equal to one of the allowed values/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&minPayout=-1', 400, 'bad_request', /^querystring\/minPayout must match pattern/);
+    await fails(demo, '/v1/payouts?from=440&to=445&amount=1000&minAge=3', 400, 'bad_request', /^querystring\/minAge does not apply with amount/);
+    await fails(demo, '/v1/payouts?from=440&to=445&weight=age', 400, 'bad_request', /^querystring\/weight needs amount/);
+    await fails(demo, '/v1/payouts?from=440&to=445&minPayout=5', 400, 'bad_request', /^querystring\/minPayout needs amount/);
+    await fails(demo, '/v1/payouts?from=445&to=440&amount=1000', 400, 'bad_request', /^from \(445\) must not be above to \(440\)$/);
+    await fails(demo, '/v1/payouts?from=445&to=451&amount=1000', 400, 'bad_request', /^querystring\/to 451 is above the index tip 450$/);
+  });
+});
+
+describe('renewal forecasts on node answers (docs/spec.md §2.11)', () => {
+  interface Listed { address: string; status: string; expiryHeight: number; balance: string; blocksUntilExpiry: number | null; expiresAt: number | null; renewBy: number | null; stakeMargin: string }
+  // Demo blocks are 600 s apart from block 1 (1700000000) on; block 1 jumps 12 years past genesis, which the median ignores.
+  const timeOf = demoTime;
+  const margin = (balance: string): string => (BigInt(balance) - regtest.minStake).toString();
+
+  it('dates the expiry by the median block interval, names the last block to renew in, and gives the margin above minStake', async () => {
+    const node = await ok<{ registration: Listed }>(demo, `/v1/nodes/${ALICE}`);
+    expect(node.registration).toMatchObject({ expiryHeight: 587, blocksUntilExpiry: 137, renewBy: 586, expiresAt: timeOf(450) + 137 * 600, stakeMargin: margin(node.registration.balance) });
+    const all = await ok<{ nodes: Listed[] }>(demo, '/v1/nodes?status=all');
+    expect(all.nodes.find((n) => n.address === ALICE)).toEqual(node.registration);
+    for (const n of all.nodes.filter((m) => m.status !== 'active')) {
+      expect(n).toMatchObject({ blocksUntilExpiry: null, expiresAt: null, renewBy: null, stakeMargin: margin(n.balance) });
+    }
+    expect(all.nodes.find((n) => n.address === DAVE)!.stakeMargin).toMatch(/^-\d+$/);
+  });
+
+  it('renewBy is the last height at which the interpreter still finds the registration live', () => {
+    const view = { tipTxid: Buffer.alloc(32), timestamp: 1, expiryHeight: 587, ended: false };
+    expect([isLive(view, 586), isLive(view, 587)]).toEqual([true, false]);
+  });
+
+  it('expiringWithin keeps the active nodes expiring within N blocks, at the tip and at a past height', async () => {
+    const within = async (q: string): Promise<string[]> => (await ok<{ nodes: Listed[] }>(demo, `/v1/nodes?${q}`)).nodes.map((n) => n.address);
+    const ERIN = expected.nodes[4]!.address!;
+    expect(await within('expiringWithin=136')).toEqual([]);
+    expect(await within('expiringWithin=137')).toEqual([ALICE]);
+    expect(await within('expiringWithin=139&status=all')).toEqual([ALICE, ERIN]);
+    const past = await ok<{ nodes: Listed[] }>(demo, '/v1/nodes?at=110&expiringWithin=136');
+    expect(past.nodes).toEqual([expect.objectContaining({ address: CAROL, blocksUntilExpiry: 136, renewBy: 245, expiresAt: timeOf(110) + 136 * 600 })]);
+    await fails(demo, '/v1/nodes?expiringWithin=-1', 400, 'bad_request', /^querystring\/expiringWithin must be >= 0$/);
   });
 });
 
@@ -554,7 +641,7 @@ describe('bad input', () => {
       const name = /[?&]([a-z_]+)=[^&]*$/.exec(url)![1]!;
       await fails(demo, url, 400, 'bad_request', new RegExp(`^querystring/${name} is not a parameter of this route \\(it takes `));
     }
-    await fails(demo, '/v1/nodes?stauts=active', 400, 'bad_request', /^querystring\/stauts is not a parameter of this route \(it takes status, at, limit, cursor\)$/);
+    await fails(demo, '/v1/nodes?stauts=active', 400, 'bad_request', /^querystring\/stauts is not a parameter of this route \(it takes status, at, limit, cursor, expiringWithin\)$/);
     await fails(demo, '/v1/status?x=1', 400, 'bad_request', /\(it takes none\)$/);
   });
 

@@ -65,6 +65,8 @@ describe('query commands with --api print what they print with --db', () => {
       ['node', first.address], ['node', first.address, '--json'], ['node', ended!.address, '--json'],
       ['explain', first.tipTxid], ['explain', first.tipTxid, '--json'],
       ['root'], ['root', '--json'], ['root', '--height', '100', '--json'],
+      ['nodes', '--expiring-within', '200', '--json'],
+      ['payouts', '--from', '100', '--to', '450', '--amount', '123456789', '--weight', 'age', '--json'], ['payouts', '--from', '430', '--to', '450', '--amount', '99999', '--min-payout', '20000'],
     ];
     for (const args of cases) {
       const viaDb = nodereg([...args, '--db', copy]);

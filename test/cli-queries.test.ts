@@ -57,6 +57,21 @@ describe('queries on a kept index', () => {
     expect(plain.stdout).toMatch(/status\s+active, expires at 258 \(in 142 blocks\)/);
   });
 
+  it('nodes --expiring-within lists the active nodes expiring within that many blocks, with their forecasts', () => {
+    const within = (n: number): Array<{ address: string; blocksUntilExpiry: number; renewBy: number }> =>
+      json<{ nodes: Array<{ address: string; blocksUntilExpiry: number; renewBy: number }> }>(['nodes', '--db', db, '--expiring-within', String(n), '--json']).nodes;
+    expect(within(141)).toEqual([]);
+    expect(within(142)).toEqual([expect.objectContaining({ address: STAKE, blocksUntilExpiry: 142, renewBy: 257 })]);
+    expect(nodereg(['node', STAKE, '--db', db]).stdout).toMatch(/^renew by   height 257 \(expires about \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)$/m);
+  });
+
+  it('payouts prints the table, its total and its payoutsHash', () => {
+    const res = nodereg(['payouts', '--db', db, '--from', '113', '--to', '116', '--amount', '1000']);
+    expect(res.status).toBe(0);
+    expect(res.stdout).toMatch(new RegExp(`^1  ${STAKE}  4 +1000 +0\\.00001$`, 'm'));
+    expect(res.stdout).toMatch(/^total {7}1000 base units to 1 recipient\(s\)\npayoutsHash [0-9a-f]{64}$/m);
+  });
+
   it('explain says accepted, rejected with the reason, or that a transaction has no announcement (exit 1)', () => {
     expect(nodereg(['explain', NEWNODE_TXID, '--db', db]).stdout).toMatch(/OP_NEWNODE accepted at height 113/);
     expect(nodereg(['explain', REJECTED_TXID, '--db', db]).stdout).toMatch(/rejected at height 115: TIMESTAMP_IN_FUTURE/);
@@ -93,6 +108,17 @@ describe('bad input to queries', () => {
 
   it('a height above the tip is a clear error', () => {
     fails(['export', '--db', db, '--height', '500'], 1, /above the index tip 116/);
+    fails(['payouts', '--db', db, '--from', '100', '--to', '500', '--amount', '1000'], 1, /^nodereg: to 500 is above the index tip 116\n$/);
+  });
+
+  it('payouts refuses a reversed window, a non-positive or fractional amount, an unknown weight and a bad min-payout as usage errors', () => {
+    const base = ['payouts', '--db', db, '--from', '100', '--to', '110'];
+    fails(['payouts', '--db', db, '--from', '110', '--to', '100', '--amount', '1000'], 2, /^nodereg: --from 110 is above --to 100/);
+    for (const amount of ['0', '-5', '1.5', '1e9', 'ten']) fails([...base, '--amount', amount], 2, /^nodereg: --amount must be a whole number of base units above 0/);
+    fails([...base, '--amount', '1000', '--weight', 'height'], 2, /Invalid values|Choices/);
+    fails([...base, '--amount', '1000', '--min-payout', '-1'], 2, /^nodereg: --min-payout must be a whole number/);
+    fails([...base], 2, /Missing required argument: amount/);
+    fails([...base, '--amount', '1000', '--from', '1.5'], 2, /--from must be a whole height/);
   });
 
   it('a missing index, a non-LevelDB directory and a foreign LevelDB are refused with the remedy', async () => {

@@ -221,7 +221,8 @@ describe('status warnings', () => {
     height: 500, stakeScript: '', balance, history: [],
     registration: {
       stakeScript: '', address: 'x', status: 'active', firstHeight: 400, firstTxid: txidA, tipHeight: 450, tipTxid: txidB,
-      timestamp: NOW, renewals: 1, expiryHeight: 594, endedHeight: null, balance, age: 100, blocksUntilExpiry: 94, ...over,
+      timestamp: NOW, renewals: 1, expiryHeight: 594, endedHeight: null, balance, age: 100, blocksUntilExpiry: 94,
+      expiresAt: null, renewBy: 593, stakeMargin: (BigInt(balance) - PARAMS.minStake).toString(), ...over,
     },
   });
 

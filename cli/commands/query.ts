@@ -37,7 +37,7 @@ const heightCheck = (name: string) => (a: Record<string, unknown>): true => {
   return true;
 };
 
-interface NodesArgs extends DbArgs { status: 'active' | 'expired' | 'lapsed' | 'all'; at?: number }
+interface NodesArgs extends DbArgs { status: 'active' | 'expired' | 'lapsed' | 'all'; at?: number; expiringWithin?: number }
 
 const nodes: CommandModule = {
   command: 'nodes',
@@ -45,15 +45,19 @@ const nodes: CommandModule = {
   builder: (y) => dbOptions(y)
     .option('status', { choices: ['active', 'expired', 'lapsed', 'all'] as const, default: 'active' as const, describe: 'which registrations' })
     .option('at', { type: 'number', describe: 'as of this past height (rebuilt from the event history)' })
+    .option('expiring-within', { type: 'number', describe: 'only active nodes that expire within this many blocks: the ones to renew' })
     .check(heightCheck('at'))
+    .check(heightCheck('expiring-within'))
     .example('$0 nodes --db ./index --status all --at 150', 'the registry as it stood at height 150')
+    .example('$0 nodes --db ./index --expiring-within 144', 'the nodes whose registration runs out within a day of 10-minute blocks')
     .example('$0 nodes --api http://127.0.0.1:8080', 'ask the running daemon that holds the index'),
   handler: (argv) => {
     const a = argv as unknown as NodesArgs;
     return withIndex(a, async (source) => {
-      const { height: h, nodes: list } = await source.nodes(a.status, a.at);
-      if (a.json) printJson({ height: h, status: a.status, nodes: list });
-      else process.stdout.write(`height ${h}, ${list.length} ${a.status === 'all' ? '' : a.status + ' '}registration(s)\n\n${nodesTable(list, h)}\n`);
+      const { height: h, nodes: list } = await source.nodes(a.status, a.at, a.expiringWithin);
+      const within = a.expiringWithin === undefined ? '' : ` expiring within ${a.expiringWithin} blocks`;
+      if (a.json) printJson({ height: h, status: a.status, ...(a.expiringWithin === undefined ? {} : { expiringWithin: a.expiringWithin }), nodes: list });
+      else process.stdout.write(`height ${h}, ${list.length} ${a.status === 'all' ? '' : a.status + ' '}registration(s)${within}\n\n${nodesTable(list, h)}\n`);
     });
   },
 };
@@ -90,7 +94,8 @@ const node: CommandModule = {
         `stake      ${current.address ?? current.stakeScript}`,
         `status     ${current.status}${current.status === 'active' ? `, expires at ${current.expiryHeight} (in ${current.blocksUntilExpiry} blocks)` : `, ended at ${current.endedHeight}`}`,
         `age        ${current.age} blocks since ${current.firstHeight}, ${current.renewals} renewal(s)`,
-        `balance    ${coins(balance)}`,
+        `balance    ${coins(balance)} (${BigInt(current.stakeMargin) < 0n ? 'below' : 'above'} minStake by ${coins(BigInt(current.stakeMargin) < 0n ? -BigInt(current.stakeMargin) : BigInt(current.stakeMargin))})`,
+        ...(current.renewBy === null ? [] : [`renew by   height ${current.renewBy}${current.expiresAt === null ? '' : ` (expires about ${new Date(current.expiresAt * 1000).toISOString().replace(/\.000Z$/, 'Z')})`}`]),
         `tip        ${current.tipTxid} (height ${current.tipHeight}, timestamp ${current.timestamp})`,
         '',
         table(['event', 'height', 'txid', 'registration'], history.map((h) => [h.event, String(h.height), h.txid ?? '(end of block)', h.registration])),

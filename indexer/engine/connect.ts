@@ -100,6 +100,7 @@ export async function connectBlock(state: ChainState, block: ScannedBlock, heigh
     }
   }
   endOfBlock(state, writer, height, touched);
+  writer.blockTime(block.time);
 
   state.putRow(K.blockHash(height), Buffer.from(block.hash));
   state.putRow(K.heightState(height), state.heightState());

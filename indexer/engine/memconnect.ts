@@ -130,6 +130,7 @@ export function connectInMemory(state: ChainState, mem: MemoryUtxo, bytes: Buffe
 
   const byKey = new Map([...touched].map((id) => [mem.key(id), id]));
   endOfBlock(state, writer, height, [...byKey.keys()], (sk) => scripts.balance(byKey.get(sk)!));
+  writer.blockTime(header.time);
 
   state.putRow(K.blockHash(height), Buffer.from(header.hash));
   state.putRow(K.heightState(height), state.heightState());

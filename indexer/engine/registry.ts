@@ -3,7 +3,7 @@ import type { RegistrationView } from '../../script/interpreter.js';
 import type { ReasonCode } from '../../script/reasons.js';
 import type { RootElement } from '../../script/root.js';
 import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected } from '../store/codec.js';
-import { K, regId } from '../store/layout.js';
+import { K, OPEN, regId } from '../store/layout.js';
 import { bkey, unbkey, type ChainState } from '../store/state.js';
 import type { EventKind, Registration } from '../types.js';
 
@@ -55,6 +55,7 @@ export class RegistryWriter {
     this.write(K.firstSeen(id), script, null);
     this.write(K.registration(id), encodeRegistration(reg), null);
     this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
+    this.write(K.lifetime(OPEN, id), script, null);
     this.event(reg, 'registered', txIndex, txid);
     this.state.root.insert(rootElement(reg));
     this.state.current.set(sk, idk);
@@ -78,10 +79,12 @@ export class RegistryWriter {
 
   /** Ends an open registration at the end of this block. */
   end(idk: string, how: 'expired' | 'lapsed'): void {
-    const { reg } = this.update(idk, (r) => {
+    const { reg, id } = this.update(idk, (r) => {
       r.status = how;
       r.endedHeight = this.height;
     });
+    this.write(K.lifetime(OPEN, id), null, reg.stakeScript);
+    this.write(K.lifetime(this.height, id), reg.stakeScript, null);
     this.event(reg, how, END_OF_BLOCK, null);
   }
 
@@ -109,6 +112,13 @@ export class RegistryWriter {
       this.write(K.rejected(h, txIndex, vout), encodeRejected(txid, reason), null);
       this.events.push({ type: 'rejected', txid: Buffer.from(txid), vout, reason, stakeScript: a ? Buffer.from(a.stakeScript) : null });
     }
+  }
+
+  /** The block's header time, for estimating when registrations expire (renewal forecasts). */
+  blockTime(time: number): void {
+    const v = Buffer.allocUnsafe(4);
+    v.writeUInt32LE(time >>> 0, 0);
+    this.write(K.blockTime(this.height), v, null);
   }
 
   stakeBalance(script: Buffer, balance: bigint): void {

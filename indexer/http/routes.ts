@@ -9,6 +9,7 @@ import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/lis
 import {
   blockHashAt, explainTx, exportAt, nodeInfo, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
 } from '../read/queries.js';
+import { payoutTable, type PayoutRequest } from '../read/payouts.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
 import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
@@ -81,6 +82,25 @@ async function heightsAtMostTip(r: ReadDB, query: Record<string, number | undefi
   return tip;
 }
 
+interface PayoutsQuery { from: number; to: number; minAge?: number; amount?: string; weight?: 'uptime' | 'age'; minPayout?: string }
+
+/**
+ * A table request (`amount` given) or null for the older membership listing;
+ * each kind's parameters are refused with the other's, never ignored.
+ */
+function payoutTableRequest(q: PayoutsQuery): PayoutRequest | null {
+  if (q.amount === undefined) {
+    const extra = q.weight !== undefined ? 'weight' : q.minPayout !== undefined ? 'minPayout' : null;
+    if (extra) throw new HttpError(400, 'bad_request', `querystring/${extra} needs amount (the total to pay, in base units)`);
+    return null;
+  }
+  if (q.minAge !== undefined) throw new HttpError(400, 'bad_request', 'querystring/minAge does not apply with amount: the payout table pays every node live in the window by its weight');
+  if (q.from > q.to) throw new HttpError(400, 'bad_request', `from (${q.from}) must not be above to (${q.to})`);
+  const amount = BigInt(q.amount);
+  if (amount === 0n) throw new HttpError(400, 'bad_request', 'querystring/amount must be above 0 base units');
+  return { from: q.from, to: q.to, amount, weight: q.weight ?? 'uptime', minPayout: q.minPayout === undefined ? undefined : BigInt(q.minPayout) };
+}
+
 /** Whether an If-None-Match header names `etag` (weak comparison, as for GET). */
 function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
@@ -119,7 +139,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     };
   }));
 
-  app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string } }>('/v1/nodes', {
+  app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string; expiringWithin?: number } }>('/v1/nodes', {
     schema: { operationId: 'listNodes', summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.ref(S.nodesResponse), ...heavyErrors } },
   }, async (req) => {
     const page = (r: ReadDB): ReturnType<typeof pageNodes> => heightsAtMostTip(r, { at: req.query.at }).then(() => pageNodes(r, params, req.query));
@@ -192,12 +212,22 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     return reply.header('content-encoding', 'gzip').send(await gzip(text));
   });
 
-  app.get<{ Querystring: { from: number; to: number; minAge: number } }>('/v1/payouts', {
-    schema: { operationId: 'getPayouts', summary: 'Nodes live with one registration at the end of every block from `from` to `to`', querystring: S.payoutsQuery, response: { 200: S.ref(S.payoutsResponse), ...heavyErrors } },
-  }, async (req) => heavy.run(() => read(async (r) => {
-    await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
-    return payouts(r, params, req.query.from, req.query.to, req.query.minAge);
-  })));
+  app.get<{ Querystring: PayoutsQuery }>('/v1/payouts', {
+    schema: {
+      operationId: 'getPayouts',
+      summary: 'With `amount`: the payout table of docs/spec.md §2.10 over heights `from`..`to`. Without: the nodes live with one registration at the end of every block from `from` to `to`',
+      querystring: S.payoutsQuery, response: { 200: { anyOf: [S.ref(S.payoutTableResponse), S.ref(S.payoutsResponse)] }, ...heavyErrors },
+    },
+  }, async (req, reply) => {
+    const q = req.query;
+    const table = payoutTableRequest(q);
+    const answer = await heavy.run(() => read(async (r) => {
+      await heightsAtMostTip(r, { from: q.from, to: q.to });
+      return table ? payoutTable(r, params, table) : payouts(r, params, q.from, q.to, q.minAge ?? 0);
+    }));
+    // A table of 100 000 rows is megabytes: native JSON, rather than matching it against each anyOf branch first.
+    return table ? reply.type('application/json; charset=utf-8').send(JSON.stringify(answer)) : answer;
+  });
 
   app.get<{ Querystring: { from?: number; to?: number; points: number } }>('/v1/history/active', {
     schema: { operationId: 'getActiveHistory', summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.ref(S.activeResponse), ...errors } },

@@ -44,8 +44,15 @@ export const exportNodeSchema = { $id: 'ExportNode', ...exportNodeFields } as co
 
 const listedNodeFields = {
   ...exportNodeFields,
-  required: [...exportNodeFields.required, 'age'],
-  properties: { ...exportNodeFields.properties, age: { type: 'integer', description: 'blocks since firstHeight' } },
+  required: [...exportNodeFields.required, 'age', 'blocksUntilExpiry', 'expiresAt', 'renewBy', 'stakeMargin'],
+  properties: {
+    ...exportNodeFields.properties,
+    age: { type: 'integer', description: 'blocks since firstHeight' },
+    blocksUntilExpiry: { ...nullableInt, description: 'expiryHeight − height while active, else null' },
+    expiresAt: { ...nullableInt, description: 'estimated unix time of block expiryHeight (median interval of the last 144 blocks); null once ended' },
+    renewBy: { ...nullableInt, description: 'the last height whose renewal keeps the node live without a gap (expiryHeight − 1); null once ended' },
+    stakeMargin: { type: 'string', description: 'balance − minStake, base units, decimal (negative below the stake)' },
+  },
 } as const;
 
 export const listedNodeSchema = { $id: 'ListedNode', ...listedNodeFields } as const;
@@ -108,6 +115,7 @@ export const nodesQuery = {
     at: height,
     limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
     cursor: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' },
+    expiringWithin: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'only active nodes that expire within this many blocks (blocksUntilExpiry ≤ N)' },
   },
 } as const;
 
@@ -151,8 +159,8 @@ export const nodeResponse = {
     balance: { type: 'string' },
     registration: {
       type: ['object', 'null'],
-      required: [...listedNodeFields.required, 'blocksUntilExpiry'],
-      properties: { ...listedNodeFields.properties, blocksUntilExpiry: nullableInt },
+      required: listedNodeFields.required,
+      properties: listedNodeFields.properties,
     },
     history: historySchema,
   },
@@ -209,7 +217,39 @@ export const payoutsQuery = {
   type: 'object',
   additionalProperties: false,
   required: ['from', 'to'],
-  properties: { from: height, to: height, minAge: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0, description: 'minimum age at `from`, in blocks' } },
+  properties: {
+    from: height,
+    to: height,
+    minAge: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'without `amount`: minimum age at `from`, in blocks (default 0)' },
+    amount: { type: 'string', pattern: '^[0-9]{1,40}$', description: 'total to pay, base units (a decimal string above 0): answers the payout table of docs/spec.md §2.10' },
+    weight: { type: 'string', enum: ['uptime', 'age'], description: 'with `amount`: how live heights are weighted (default uptime)' },
+    minPayout: { type: 'string', pattern: '^[0-9]{1,40}$', description: 'with `amount`: shares below this many base units are dust (default 546)' },
+  },
+} as const;
+
+export const payoutTableResponse = {
+  $id: 'PayoutTable',
+  type: 'object',
+  required: ['from', 'to', 'amount', 'weight', 'payouts', 'payoutsHash'],
+  properties: {
+    from: { type: 'integer' },
+    to: { type: 'integer' },
+    amount: { type: 'string', description: 'base units, decimal' },
+    weight: { type: 'string', enum: ['uptime', 'age'] },
+    payouts: {
+      type: 'array',
+      description: 'recipients in FIRST_SEEN order of their earliest registration live in the window',
+      items: {
+        type: 'object',
+        required: ['stakeScript', 'address', 'weight', 'amount'],
+        properties: {
+          stakeScript: { type: 'string' }, address: { type: ['string', 'null'] }, weight: { type: 'integer' },
+          amount: { type: 'string', description: 'base units, decimal' },
+        },
+      },
+    },
+    payoutsHash: { ...hex64, description: 'SHA256 of the minified [{stakeScript, weight, amount}] table (docs/spec.md §2.10)' },
+  },
 } as const;
 
 export const payoutsResponse = {
@@ -289,5 +329,5 @@ export const emptyQuery = { type: 'object', additionalProperties: false, propert
 /** The named response shapes, in dependency order, for `app.addSchema`. */
 export const SHARED_SCHEMAS = [
   errorSchema, exportNodeSchema, listedNodeSchema, rejectedSchema, exportSchema, statusSchema, nodesResponse, historyEntrySchema,
-  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, utxosResponse, activeResponse,
+  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, payoutTableResponse, utxosResponse, activeResponse,
 ] as const;

@@ -4,12 +4,13 @@ import { K, P, parse } from '../store/layout.js';
 import {
   balanceNow, eventHistories, exportNode, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
+import { clockAt, forecast, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration, RegStatus } from '../types.js';
 
 export type StatusFilter = RegStatus | 'all';
 
-export interface ListedNode extends ExportNode {
+export interface ListedNode extends ExportNode, Forecast {
   age: number;
 }
 
@@ -42,7 +43,7 @@ const after = (r: Registration, c: { firstHeight: number; firstIndex: number }):
  */
 export async function pageNodes(
   db: ReadDB, params: NetworkParams,
-  opts: { status?: StatusFilter; at?: number; limit?: number; cursor?: string } = {},
+  opts: { status?: StatusFilter; at?: number; limit?: number; cursor?: string; expiringWithin?: number } = {},
 ): Promise<NodePage> {
   const tip = await requireTip(db);
   const h = await resolveHeight(db, opts.at);
@@ -54,6 +55,7 @@ export async function pageNodes(
   const take = (r: Registration): boolean => {
     if (from && !after(r, from)) return true;
     if (status !== 'all' && r.status !== status) return true;
+    if (opts.expiringWithin !== undefined && !(r.status === 'active' && r.expiryHeight - h <= opts.expiringWithin)) return true;
     if (picked.length === limit) {
       more = true;
       return false;
@@ -71,9 +73,10 @@ export async function pageNodes(
     for (const r of await registrationsAt(db, h)) if (!take(r)) break;
   }
   const nodes: ListedNode[] = [];
+  const clock = await clockAt(db, h);
   for (const r of picked) {
     const balance = h === tip.height ? await balanceNow(db, r.stakeScript) : await stakeBalanceAt(db, r.stakeScript, h);
-    nodes.push({ ...exportNode(r, balance, params), age: h - r.firstHeight });
+    nodes.push({ ...exportNode(r, balance, params), age: h - r.firstHeight, ...forecast(r, balance, clock, params) });
   }
   return { height: h, nodes, nextCursor: more && picked.length > 0 ? encodeCursor(picked[picked.length - 1]!) : null };
 }
@@ -83,7 +86,7 @@ function u32be(n: number): number[] {
 }
 
 /** Every registration (all statuses) as of `at`, in FIRST_SEEN order: `pageNodes` without paging. */
-export async function listNodes(db: ReadDB, params: NetworkParams, opts: { status?: StatusFilter; at?: number } = {}): Promise<{ height: number; nodes: ListedNode[] }> {
+export async function listNodes(db: ReadDB, params: NetworkParams, opts: { status?: StatusFilter; at?: number; expiringWithin?: number } = {}): Promise<{ height: number; nodes: ListedNode[] }> {
   const page = await pageNodes(db, params, { ...opts, limit: Number.MAX_SAFE_INTEGER });
   return { height: page.height, nodes: page.nodes };
 }

@@ -4,6 +4,7 @@ import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
+import { clockAt, forecast, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
 
@@ -168,18 +169,41 @@ export async function registrationsAt(db: ReadDB, height: number): Promise<Regis
   return out.sort(byFirstSeen);
 }
 
+type Row = [Buffer, Buffer];
+type Batched = AsyncIterable<Row> & { nextv?: (size: number) => Promise<Row[]>; close?: () => Promise<void> };
+
+/**
+ * The rows of a range a thousand at a time: LevelDB iterators hand out
+ * batches (`nextv`), which saves a promise per row on scans of every stake's
+ * history. Falls back to row by row for a reader without them.
+ */
+export async function* rowBatches(db: ReadDB, range: { gte: Buffer; lt: Buffer }): AsyncGenerator<Row[]> {
+  const it = db.iterator(range) as Batched;
+  if (typeof it.nextv !== 'function') {
+    for await (const row of it) yield [row];
+    return;
+  }
+  try {
+    for (let rows = await it.nextv(1000); rows.length > 0; rows = await it.nextv(1000)) yield rows;
+  } finally {
+    await it.close?.();
+  }
+}
+
 /** Every stake script's whole event history, one script at a time, in one scan of the event rows (grouped by script). */
 export async function* eventHistories(db: ReadDB): AsyncGenerator<[Buffer, RegistryEvent[]]> {
   let script: Buffer | null = null;
   let events: RegistryEvent[] = [];
-  for await (const [k, v] of db.iterator(K.all(P.event))) {
-    const e = parse.event(k);
-    if (script === null || !script.equals(e.script)) {
-      if (script !== null) yield [script, events];
-      script = Buffer.from(e.script);
-      events = [];
+  for await (const rows of rowBatches(db, K.all(P.event))) {
+    for (const [k, v] of rows) {
+      const e = parse.event(k);
+      if (script === null || !script.equals(e.script)) {
+        if (script !== null) yield [script, events];
+        script = Buffer.from(e.script);
+        events = [];
+      }
+      events.push(decodeEvent(e.height, e.txIndex, e.kind, v));
     }
-    events.push(decodeEvent(e.height, e.txIndex, e.kind, v));
   }
   if (script !== null) yield [script, events];
 }
@@ -268,7 +292,7 @@ export interface NodeInfo {
   height: number;
   stakeScript: string;
   balance: string;
-  registration: (ExportNode & { age: number; blocksUntilExpiry: number | null }) | null;
+  registration: (ExportNode & { age: number } & Forecast) | null;
   history: HistoryEntry[];
 }
 
@@ -286,7 +310,7 @@ export async function nodeInfo(db: ReadDB, params: NetworkParams, script: Buffer
     registration: cur ? {
       ...exportNode(cur, balance, params),
       age: tip.height - cur.firstHeight,
-      blocksUntilExpiry: cur.status === 'active' ? cur.expiryHeight - tip.height : null,
+      ...forecast(cur, balance, await clockAt(db, tip.height), params),
     } : null,
     history: events.map((e) => ({
       event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,

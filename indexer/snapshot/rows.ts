@@ -37,6 +37,8 @@ export const SNAPSHOT_ROWS: Readonly<Record<keyof typeof P, RowPolicy>> = {
   stakeBalance: 'history',
   firstSeen: 'state',
   webhook: 'local',
+  blockTime: 'history',
+  lifetime: 'state',
 };
 
 /** The meta row a loaded index gets: where its undo data begins (docs/schema.md). */

@@ -4,7 +4,7 @@
  * order is numeric order, and variable-length scripts are length-prefixed so
  * that one script's range never contains another's.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export const P = {
   meta: 0x4d, // 'M' + name                      -> utf8 value
@@ -24,7 +24,12 @@ export const P = {
   stakeBalance: 0x42, // 'B' + u16be len + script + u32be h -> u64le balance at end of block h
   firstSeen: 0x66, // 'f' + regId                -> script: every script's current registration, FIRST_SEEN order
   webhook: 0x57, // 'W' + sub-key                -> webhook delivery state (W below); written only by indexer/notify/
+  blockTime: 0x74, // 't' + u32be h              -> u32le header time of block h
+  lifetime: 0x6c, // 'l' + u32be endedHeight + regId -> script: every registration by the block it ended in (OPEN while live)
 } as const;
+
+/** The `l` rows' end height of a registration that has not ended. */
+export const OPEN = 0xffffffff;
 
 /** The second byte of a webhook row ('W' + one of these). */
 export const W = {
@@ -135,6 +140,13 @@ export const K = {
   },
   stakeBalancesOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeBalance, script, 0)),
   firstSeen: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.firstSeen), id]),
+  blockTime: (h: number): Buffer => withHeight(P.blockTime, h),
+  /** Header times of blocks from..to, both included. */
+  blockTimes: (from: number, to: number): { gte: Buffer; lte: Buffer } => ({ gte: withHeight(P.blockTime, from), lte: withHeight(P.blockTime, to) }),
+  lifetime: (endedHeight: number, id: RegId): Buffer => Buffer.concat([withHeight(P.lifetime, endedHeight), id]),
+  /** Lifetime rows of registrations that ended after block `height` or are still open: those live at `height` or later. */
+  lifetimesEndingAfter: (height: number): { gte: Buffer; lt: Buffer } =>
+    ({ gte: withHeight(P.lifetime, Math.min(height + 1, OPEN)), lt: Buffer.of(P.lifetime + 1) }),
   /** FIRST_SEEN rows after registration `id` (every row when null), in order. */
   firstSeenAfter: (id: RegId | null): { gt?: Buffer; gte?: Buffer; lt: Buffer } =>
     id === null ? K.all(P.firstSeen) : { gt: K.firstSeen(id), lt: Buffer.of(P.firstSeen + 1) },
@@ -164,6 +176,8 @@ export const parse = {
   current: (k: Buffer): { script: Buffer } => ({ script: k.subarray(1) }),
   expiry: (k: Buffer): { expiryHeight: number; id: RegId } => ({ expiryHeight: k.readUInt32BE(1), id: k.subarray(5) }),
   firstSeen: (k: Buffer): { id: RegId } => ({ id: k.subarray(1) }),
+  lifetime: (k: Buffer): { endedHeight: number; firstHeight: number; firstIndex: number } =>
+    ({ endedHeight: k.readUInt32BE(1), firstHeight: k.readUInt32BE(5), firstIndex: k.readUInt32BE(9) }),
   event: (k: Buffer): { script: Buffer; height: number; txIndex: number; kind: number } => {
     const at = 3 + k.readUInt16BE(1);
     return { script: k.subarray(3, at), height: k.readUInt32BE(at), txIndex: k.readUInt32BE(at + 4), kind: k[at + 8]! };

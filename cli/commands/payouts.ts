@@ -1,0 +1,79 @@
+import type { CommandModule } from 'yargs';
+import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type PayoutWeight } from '../../indexer/read/payouts.js';
+import { printJson, UsageError, withJson, withNetwork } from '../common.js';
+import { coins, table } from '../format.js';
+import { asUserError } from '../index-access.js';
+import { openQuerySource, type SourceArgs } from '../query-source.js';
+
+interface PayoutsArgs extends SourceArgs {
+  json: boolean;
+  from: number;
+  to: number;
+  amount: string;
+  weight: PayoutWeight;
+  minPayout: string;
+}
+
+const wholeHeight = (name: string, v: unknown): void => {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new UsageError(`--${name} must be a whole height ≥ 0, got ${String(v)}`);
+};
+
+/** Flags checked before the index is opened: every mistake here is a usage error (exit 2). */
+function request(a: PayoutsArgs): { from: number; to: number; amount: bigint; weight: PayoutWeight; minPayout: bigint } {
+  wholeHeight('from', a.from);
+  wholeHeight('to', a.to);
+  if (a.from > a.to) throw new UsageError(`--from ${a.from} is above --to ${a.to}: the window is from..to, both included`);
+  const amount = parseAmount(String(a.amount));
+  if (amount === null || amount === 0n) throw new UsageError(`--amount must be a whole number of base units above 0 (e.g. 100000000 for 1 coin), got "${String(a.amount)}"`);
+  const minPayout = parseAmount(String(a.minPayout));
+  if (minPayout === null) throw new UsageError(`--min-payout must be a whole number of base units ≥ 0, got "${String(a.minPayout)}"`);
+  return { from: a.from, to: a.to, amount, weight: a.weight, minPayout };
+}
+
+function readable(t: PayoutTable, minPayout: bigint): string {
+  const paid = t.payouts.reduce((sum, r) => sum + BigInt(r.amount), 0n);
+  return [
+    `heights ${t.from}..${t.to} (${t.to - t.from + 1} blocks), ${t.amount} base units (${coins(t.amount)} coins) by ${t.weight}, dust below ${minPayout}`,
+    '',
+    t.payouts.length === 0 ? '(nobody to pay: no node was live in the window, or every share was dust)'
+      : table(['#', 'address / stake script', 'weight', 'amount', 'coins'],
+        t.payouts.map((r, i) => [String(i + 1), r.address ?? r.stakeScript, String(r.weight), r.amount, coins(r.amount)])),
+    '',
+    `total       ${paid} base units to ${t.payouts.length} recipient(s)`,
+    `payoutsHash ${t.payoutsHash}`,
+  ].join('\n') + '\n';
+}
+
+export const payoutsCommand: CommandModule = {
+  command: 'payouts',
+  describe: 'the payout table (docs/spec.md §2.10): an amount shared by the nodes live over a window of heights',
+  builder: (y) => withJson(withNetwork(y))
+    .option('from', { type: 'number', demandOption: true, describe: 'first height of the window' })
+    .option('to', { type: 'number', demandOption: true, describe: 'last height of the window (included)' })
+    .option('amount', { type: 'string', demandOption: true, describe: 'total to pay, in base units' })
+    .option('weight', { choices: PAYOUT_WEIGHTS, default: 'uptime' as const, describe: 'uptime: one per live height; age: more per height for older registrations' })
+    .option('min-payout', { type: 'string', default: DEFAULT_MIN_PAYOUT.toString(), describe: 'shares below this many base units are dropped and the rest shared again' })
+    .option('db', { type: 'string', describe: 'index directory (when no daemon holds it)' })
+    .option('api', { type: 'string', describe: 'or the read API of a running daemon, e.g. http://127.0.0.1:8080' })
+    .conflicts('db', 'api')
+    .check((a) => {
+      if (a.db === undefined && a.api === undefined) throw new Error('give --db <dir>, or --api <url> of a running daemon');
+      return true;
+    })
+    .example('$0 payouts --db ./index --from 1000 --to 1999 --amount 5000000000', 'share 50 coins over the nodes live in blocks 1000..1999')
+    .example('$0 payouts --api http://127.0.0.1:8080 --from 1000 --to 1999 --amount 5000000000 --weight age --json', 'the same by node age, as JSON with its payoutsHash'),
+  handler: async (argv) => {
+    const a = argv as unknown as PayoutsArgs;
+    const req = request(a);
+    const source = await openQuerySource(a);
+    try {
+      const t = await source.payouts(req);
+      if (a.json) printJson(t);
+      else process.stdout.write(readable(t, req.minPayout));
+    } catch (err) {
+      throw asUserError(err, a.db);
+    } finally {
+      await source.close();
+    }
+  },
+};
