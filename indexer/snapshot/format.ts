@@ -117,13 +117,19 @@ export function parseHeader(raw: Buffer, file: string): SnapshotHeader {
   return o as unknown as SnapshotHeader;
 }
 
+/** Frames one row into `b` at `at`; returns the offset after it. */
+export function writeRow(b: Buffer, at: number, key: Uint8Array, value: Uint8Array): number {
+  b.writeUInt32LE(key.length, at);
+  b.writeUInt32LE(value.length, at + 4);
+  b.set(key, at + 8);
+  b.set(value, at + 8 + key.length);
+  return at + 8 + key.length + value.length;
+}
+
 /** Frames one row. */
 export function encodeRow(key: Buffer, value: Buffer): Buffer {
   const b = Buffer.allocUnsafe(8 + key.length + value.length);
-  b.writeUInt32LE(key.length, 0);
-  b.writeUInt32LE(value.length, 4);
-  key.copy(b, 8);
-  value.copy(b, 8 + key.length);
+  writeRow(b, 0, key, value);
   return b;
 }
 
