@@ -134,12 +134,24 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
   const auth = `Basic ${Buffer.from(`x:${apiKey}`).toString('base64')}`;
   let nextId = 0;
 
+  const post = (body: string): Promise<Response> => fetch(url, {
+    method: 'POST',
+    headers: { Authorization: auth, 'Content-Type': 'application/json' },
+    body,
+  });
   const rpc = async <T>(method: string, params: readonly unknown[] = []): Promise<T> => {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { Authorization: auth, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ method, params, id: ++nextId }),
-    });
+    const body0 = JSON.stringify({ method, params, id: ++nextId });
+    let res: Response;
+    try {
+      res = await post(body0);
+    } catch (err) {
+      // bcoin closes idle keep-alive sockets; a request written onto one that
+      // is closing fails before bcoin reads it ("other side closed"). Nothing
+      // was processed, so sending it once more on a new socket is safe.
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      if (code !== 'UND_ERR_SOCKET' && code !== 'ECONNRESET') throw err;
+      res = await post(body0);
+    }
     const text = await res.text();
     let body: { result?: unknown; error?: { code?: number; message?: string } | null };
     try {
