@@ -4,7 +4,8 @@
  * order is numeric order, and variable-length scripts are length-prefixed so
  * that one script's range never contains another's.
  */
-export const SCHEMA_VERSION = 1;
+/** 2: the per-height state ('S') holds the proof root (docs/spec.md §2.9). */
+export const SCHEMA_VERSION = 2;
 
 export const P = {
   meta: 0x4d, // 'M' + name                      -> utf8 value
