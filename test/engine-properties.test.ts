@@ -84,7 +84,7 @@ describe('state engine properties', () => {
 
   it('the stored root and proof root at every height equal those of the registrations the export reports live', async () => {
     const { RegistryRoot } = await import('../script/root.js');
-    const { ProofTree, proofKey, proofValue } = await import('../script/prooftree.js');
+    const { ProofTree, proofLeaf } = await import('../script/prooftree.js');
     const { registrationsAt, proofRootAt } = await import('../indexer/read/queries.js');
     const { rootElement } = await import('../indexer/engine/registry.js');
     const idx = await tempIndex(TEST_PARAMS);
@@ -98,7 +98,8 @@ describe('state engine properties', () => {
         for (const r of await registrationsAt(idx.db, h)) {
           if (r.status === 'active') {
             root.insert(rootElement(r));
-            tree.insert(proofKey(r.stakeScript), proofValue(rootElement(r)));
+            const leaf = proofLeaf(rootElement(r));
+            tree.insert(leaf.key, leaf.value);
             sawActive = true;
           }
         }

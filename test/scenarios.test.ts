@@ -12,7 +12,7 @@ import { recount } from '../indexer/engine/recount.js';
 import { openStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { RegistryRoot } from '../script/root.js';
-import { ProofTree, proofKey, proofValue } from '../script/prooftree.js';
+import { ProofTree, proofLeaf } from '../script/prooftree.js';
 import {
   OP_NEWNODE, carrier, carrierAround, newNode, push, renewal, scriptBytes, timestampBytes,
 } from '../fixtures/generator/announce.js';
@@ -125,7 +125,8 @@ function proofRootOfActive(json: ExportJson): string {
       stakeScript: Buffer.from(n.stakeScript, 'hex'), firstHeight: n.firstHeight, firstTxid: internal(n.firstTxid),
       tipHeight: n.tipHeight, tipTxid: internal(n.tipTxid), timestamp: n.timestamp, renewals: n.renewals,
     };
-    tree.insert(proofKey(e.stakeScript), proofValue(e));
+    const leaf = proofLeaf(e);
+    tree.insert(leaf.key, leaf.value);
   }
   return tree.rootHex();
 }

@@ -1,7 +1,7 @@
 import type { Announcement } from '../../script/carrier.js';
 import type { RegistrationView } from '../../script/interpreter.js';
 import type { ReasonCode } from '../../script/reasons.js';
-import { proofKey, proofValue } from '../../script/prooftree.js';
+import { proofLeaf } from '../../script/prooftree.js';
 import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected, rootElement } from '../store/codec.js';
 import { K, regId } from '../store/layout.js';
 import { bkey, unbkey, type ChainState } from '../store/state.js';
@@ -106,7 +106,8 @@ export class RegistryWriter {
   private goLive(reg: Registration): void {
     const e = rootElement(reg);
     this.state.root.insert(e);
-    this.state.proofTree.insert(proofKey(reg.stakeScript), proofValue(e));
+    const leaf = proofLeaf(e);
+    this.state.proofTree.insert(leaf.key, leaf.value);
   }
 
   /**
@@ -117,9 +118,8 @@ export class RegistryWriter {
   private leaveLive(reg: Registration): void {
     const e = rootElement(reg);
     this.state.root.remove(e);
-    const key = proofKey(reg.stakeScript);
-    const leaf = this.state.proofTree.get(key);
-    if (leaf !== null && Buffer.from(leaf).equals(proofValue(e))) this.state.proofTree.remove(key);
+    const { key, value } = proofLeaf(e);
+    if (this.state.proofTree.get(key) === value) this.state.proofTree.remove(key);
   }
 
   outcome(txid: Buffer, txIndex: number, vout: number, a: Announcement | null, reason: ReasonCode | null): void {

@@ -1,5 +1,5 @@
 import { MuHash3072 } from '../../script/muhash.js';
-import { proofKey, proofValue, ProofTree } from '../../script/prooftree.js';
+import { proofLeaf, ProofTree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import { rootElement } from '../engine/registry.js';
 import { utxoElement } from '../engine/utxohash.js';
@@ -94,7 +94,7 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
   // The proof root (docs/spec.md §2.9) over the same live registrations, both ways.
   const storedProof = await proofRootAt(db, h);
   const treeOf = (regs: Iterable<Registration>): ProofTree =>
-    ProofTree.from([...regs].filter((r) => r.status === 'active').map((r) => ({ key: proofKey(r.stakeScript), value: proofValue(rootElement(r)) })));
+    ProofTree.from([...regs].filter((r) => r.status === 'active').map((r) => proofLeaf(rootElement(r))));
   for (const [what, regs, n] of [
     ['proof root from the registration rows', rows.values(), active],
     ['proof root from the event history', replayed, replayed.filter((r) => r.status === 'active').length],

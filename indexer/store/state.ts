@@ -1,6 +1,6 @@
 import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
-import { proofKey, proofValue, ProofTree } from '../../script/prooftree.js';
+import { proofLeaf, ProofTree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import {
   decodeAmount, decodeCoin, decodeHeightState, decodeRegistration, encodeAmount, encodeCoin, encodeHeightState, encodeTip, rootElement,
@@ -105,7 +105,7 @@ export class ChainState {
     });
     // The tree is not stored, only its root: it is rebuilt from the live
     // registrations, which is one hash per tree node.
-    this.proofTree = ProofTree.from([...this.open.values()].map((r) => ({ key: proofKey(r.stakeScript), value: proofValue(rootElement(r)) })));
+    this.proofTree = ProofTree.from([...this.open.values()].map((r) => proofLeaf(rootElement(r))));
   }
 
   trackOpen(id: string, reg: Registration): void {
