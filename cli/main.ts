@@ -10,6 +10,7 @@ import { verifyCommand } from './commands/verify.js';
 import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
 import { keyCommand } from './commands/key.js';
 import { checkCommand } from './commands/check.js';
+import { diffCommand, proofCommand } from './commands/proof.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -30,6 +31,8 @@ async function main(argv: string[]): Promise<void> {
     .command(queryCommands)
     .command(verifyCommand)
     .command(checkCommand)
+    .command(proofCommand)
+    .command(diffCommand)
     .command(announceCommand)
     .command(renewCommand)
     .command(broadcastCommand)
