@@ -1,47 +1,13 @@
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { proofKey, proofOf, ProofTree, type Hash32 } from '../script/prooftree.js';
 import { verifyProof } from '../script/verifyproof.js';
-
-/*
- * An independent proof tree, straight from docs/spec.md §2.9 and sharing no
- * code with script/: the subtree hash is computed recursively over the
- * leaves sorted by key, and a proof walks the same recursion.
- */
-const sha = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
-const ZERO = Buffer.alloc(32);
-const bitOf = (k: Buffer, i: number): number => (k[Math.floor(i / 8)]! >> (7 - (i % 8))) & 1;
-interface RefLeaf { key: Buffer; value: Buffer }
-
-function refHash(sorted: RefLeaf[], depth: number): Buffer {
-  if (sorted.length === 0) return ZERO;
-  if (sorted.length === 1) return sha(Buffer.of(0), sorted[0]!.key, sorted[0]!.value);
-  const cut = sorted.findIndex((l) => bitOf(l.key, depth) === 1);
-  const left = cut < 0 ? sorted : sorted.slice(0, cut);
-  const right = cut < 0 ? [] : sorted.slice(cut);
-  return sha(Buffer.of(1), refHash(left, depth + 1), refHash(right, depth + 1));
-}
-
-function refProof(sorted: RefLeaf[], key: Buffer): { siblings: string[]; end: RefLeaf | null } {
-  const siblings: string[] = [];
-  let set = sorted;
-  for (let d = 0; set.length > 1; d++) {
-    const mine = set.filter((l) => bitOf(l.key, d) === bitOf(key, d));
-    siblings.push(refHash(set.filter((l) => bitOf(l.key, d) !== bitOf(key, d)), d + 1).toString('hex'));
-    set = mine;
-  }
-  return { siblings, end: set[0] ?? null };
-}
+import { refHash, refProof, sha, sortLeaves as sortList, type RefLeaf } from './helpers/reftree.js';
 
 /** The test's own §2.6 element: compactSize(len) ‖ script ‖ 84 bytes of fields (random here). */
 const elementOf = (script: Buffer, fields: Buffer): Buffer => Buffer.concat([Buffer.of(script.length), script, fields]);
 /** The tree's own form of a leaf: latin1 strings. */
 const latin = (l: RefLeaf): { key: Hash32; value: Hash32 } => ({ key: l.key.toString('latin1'), value: l.value.toString('latin1') });
-const sortLeaves = (m: Map<string, RefLeaf>): RefLeaf[] => [...m.values()].sort((a, b) => Buffer.compare(a.key, b.key));
+const sortLeaves = (m: Map<string, RefLeaf>): RefLeaf[] => sortList(m.values());
 
 const arbScript = fc.uint8Array({ minLength: 22, maxLength: 34 }).map((b) => Buffer.from(b));
 const arbFields = fc.uint8Array({ minLength: 84, maxLength: 84 }).map((b) => Buffer.from(b));
