@@ -19,6 +19,7 @@ import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/pa
 import { fixturePath } from './helpers/blocksdir.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
+import { refHash, refLeaves } from './helpers/reftree.js';
 import { chainOf, TEST_PARAMS } from './helpers/synthetic.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
@@ -170,7 +171,7 @@ const byAddress = (a: string): ExportJson['nodes'][number] => expected.nodes.fin
 describe('GET /v1/status and /v1/root', () => {
   it('status reports the network, params hash, params, tip, counts by status and schema version of a static index', async () => {
     expect(await ok(demo, '/v1/status')).toEqual({
-      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 1,
+      network: 'regtest', paramsHash: '16eba027faa28db9aa9468dbb6f2d042784760d5871f23227b80a7613643765f', schemaVersion: 2,
       params: paramsToJson(BUILTIN_NETWORKS.regtest!),
       tip: { height: 450, hash: expected.tip }, nodeTip: null, sync: 'not-following', lastNodeContact: null,
       counts: { active: 3, expired: 1, lapsed: 1 }, utxoMuhash: null,
@@ -182,13 +183,16 @@ describe('GET /v1/status and /v1/root', () => {
       tip: { height: 116, hash: coreNode.heights['116']!.hash }, counts: { active: 1, expired: 0, lapsed: 0 }, utxoMuhash: coreNode.heights['116']!.utxoMuhash,
     });
     for (const h of [0, 57, 113, 116]) {
-      const root = await ok<{ root: string }>(core, `/v1/root?height=${h}`);
-      expect(root).toEqual({ height: h, tip: coreNode.heights[String(h)]!.hash, root: h < 113 ? EMPTY_ROOT : root.root, utxoMuhash: coreNode.heights[String(h)]!.utxoMuhash });
+      const root = await ok<{ root: string; proofRoot: string }>(core, `/v1/root?height=${h}`);
+      expect(root).toEqual({
+        height: h, tip: coreNode.heights[String(h)]!.hash, root: h < 113 ? EMPTY_ROOT : root.root, proofRoot: h < 113 ? '00'.repeat(32) : root.proofRoot,
+        utxoMuhash: coreNode.heights[String(h)]!.utxoMuhash,
+      });
     }
   });
 
   it('root defaults to the tip and equals the export\'s root at every height asked', async () => {
-    expect(await ok(demo, '/v1/root')).toEqual({ height: 450, tip: expected.tip, root: expected.root, utxoMuhash: null });
+    expect(await ok(demo, '/v1/root')).toEqual({ height: 450, tip: expected.tip, root: expected.root, proofRoot: refHash(refLeaves(expected.nodes)).toString('hex'), utxoMuhash: null });
     expect(await ok(demo, '/v1/root?height=0')).toMatchObject({ height: 0, root: EMPTY_ROOT, tip: regtest.genesisHash });
     for (const h of [102, 245, 246, 300, 442]) {
       const ex = await ok<ExportJson>(demo, `/v1/export?height=${h}`);
@@ -453,7 +457,7 @@ describe('the API description and the dashboard', () => {
     const doc = await ok<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(demo, '/v1/openapi.json');
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts',
+      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts', '/v1/proof/{stake}',
       '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/status', '/v1/tx/{txid}',
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {
