@@ -2,7 +2,7 @@ import { proofLeaf, proofOf, ProofTree } from '../../script/prooftree.js';
 import type { NetworkParams } from '../../script/params.js';
 import { RegistryRoot, serializeRootElement, type RootElement } from '../../script/root.js';
 import type { ProofJson } from '../../script/verifyproof.js';
-import { decodeRegistration, rootElement } from '../store/codec.js';
+import { CorruptRecordError, decodeRegistration, rootElement } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
   blockHashAt, exportNode, proofRootAt, registrationsAt, requireTip, resolveHeight, rootAt, stakeBalancesAt, type ExportNode,
@@ -28,7 +28,7 @@ export async function liveAt(db: ReadDB, height: number): Promise<Registration[]
   for await (const k of db.keys(K.all(P.expiry))) ids.push(Buffer.from(parse.expiry(k).id));
   const rows = await db.getMany(ids.map((id) => K.registration(id)));
   return rows.map((raw, i) => {
-    if (raw === undefined) throw new Error(`index inconsistent: pending expiry without registration ${ids[i]!.toString('hex')}`);
+    if (raw === undefined) throw new CorruptRecordError(`pending expiry (registration ${ids[i]!.toString('hex')} is missing)`);
     return decodeRegistration(raw);
   });
 }
@@ -54,7 +54,7 @@ export async function proofAt(db: ReadDB, script: Buffer, height?: number): Prom
   const mine = live.find((r) => r.stakeScript.equals(script));
   const proof = proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
   const stored = await proofRootAt(db, h);
-  if (proof.proofRoot !== stored) throw new Error(`index inconsistent: the live set at height ${h} has proof root ${proof.proofRoot}, but ${stored} is stored; run "nodereg check"`);
+  if (proof.proofRoot !== stored) throw new CorruptRecordError(`per-height state (height ${h}: its live set has proof root ${proof.proofRoot}, but ${stored} is stored)`);
   return proof;
 }
 
