@@ -2,10 +2,9 @@ import { proofLeaf, proofOf, ProofTree } from '../../script/prooftree.js';
 import type { NetworkParams } from '../../script/params.js';
 import { RegistryRoot, serializeRootElement, type RootElement } from '../../script/root.js';
 import type { ProofJson } from '../../script/verifyproof.js';
-import { CorruptRecordError, decodeRegistration, rootElement } from '../store/codec.js';
-import { K, P, parse } from '../store/layout.js';
+import { CorruptRecordError, rootElement } from '../store/codec.js';
 import {
-  blockHashAt, exportNode, proofRootAt, registrationsAt, requireTip, resolveHeight, rootAt, stakeBalancesAt, type ExportNode,
+  blockHashAt, exportNode, proofRootAt, registrationsAt, resolveHeight, rootAt, stakeBalancesAt, type ExportNode,
 } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration } from '../types.js';
@@ -13,24 +12,19 @@ import type { Registration } from '../types.js';
 /*
  * Proofs of one registration against the proof root (docs/spec.md §2.9) and
  * diffs between the live sets of two heights. The tree is not stored: it is
- * built from the live set of the height asked about, read from the open
- * registrations at the tip and replayed from the event history below it.
+ * built from the live set of the height asked about, replayed from the event
+ * history.
  */
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
-/** The registrations live at `height` (after its end-of-block processing), one per stake. */
+/**
+ * The registrations live at `height` (after its end-of-block processing), one
+ * per stake. Replayed from the event history at the tip too: one scan of the
+ * event rows measured faster than reading every open registration's row.
+ */
 export async function liveAt(db: ReadDB, height: number): Promise<Registration[]> {
-  const tip = await requireTip(db);
-  if (height !== tip.height) return (await registrationsAt(db, height)).filter((r) => r.status === 'active');
-  // At the tip the open registrations are exactly the live ones, one read each.
-  const ids: Buffer[] = [];
-  for await (const k of db.keys(K.all(P.expiry))) ids.push(Buffer.from(parse.expiry(k).id));
-  const rows = await db.getMany(ids.map((id) => K.registration(id)));
-  return rows.map((raw, i) => {
-    if (raw === undefined) throw new CorruptRecordError(`pending expiry (registration ${ids[i]!.toString('hex')} is missing)`);
-    return decodeRegistration(raw);
-  });
+  return (await registrationsAt(db, height)).filter((r) => r.status === 'active');
 }
 
 /** The proof tree of a live set. */
