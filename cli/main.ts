@@ -14,6 +14,7 @@ import { checkCommand } from './commands/check.js';
 import { mirrorCommand } from './commands/mirror.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { compareCommand } from './commands/compare.js';
+import { diffCommand, proofCommand } from './commands/proof.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<void> {
     .command(checkCommand)
     .command(snapshotCommand)
     .command(compareCommand)
+    .command(proofCommand)
+    .command(diffCommand)
     .command(announceCommand)
     .command(renewCommand)
     .command(broadcastCommand)

@@ -1,9 +1,11 @@
 import { listNodes, type ListedNode, type StatusFilter } from '../indexer/read/listing.js';
 import {
-  blockHashAt, explainTx, exportAt, nodeInfo, resolveHeight, rootAt, utxoHashAt,
+  blockHashAt, explainTx, exportAt, nodeInfo, proofRootAt, resolveHeight, rootAt, utxoHashAt,
   type ExportJson, type Explanation, type NodeInfo,
 } from '../indexer/read/queries.js';
 import { payoutTable, type PayoutRequest, type PayoutTable } from '../indexer/read/payouts.js';
+import { diffBetween, proofAt, type DiffJson } from '../indexer/read/proofs.js';
+import type { ProofJson } from '../script/verifyproof.js';
 import type { DB } from '../indexer/store/store.js';
 import type { NetworkParams } from '../script/params.js';
 import { UserError, type NetworkArgs } from './common.js';
@@ -22,6 +24,7 @@ export interface RootAt {
   /** Block hash, RPC hex. */
   tip: string;
   root: string;
+  proofRoot: string;
   utxoMuhash: string | null;
 }
 
@@ -33,6 +36,8 @@ export interface QuerySource {
   root(height?: number): Promise<RootAt>;
   export(height?: number): Promise<ExportJson>;
   payouts(req: PayoutRequest): Promise<PayoutTable>;
+  proof(script: Buffer, height?: number): Promise<ProofJson>;
+  diff(from: number, to: number): Promise<DiffJson>;
   close(): Promise<void>;
 }
 
@@ -60,7 +65,7 @@ class DbQuerySource implements QuerySource {
 
   async root(height?: number): Promise<RootAt> {
     const h = await resolveHeight(this.db, height);
-    return { height: h, tip: rpcHex(await blockHashAt(this.db, h)), root: await rootAt(this.db, h), utxoMuhash: await utxoHashAt(this.db, h) };
+    return { height: h, tip: rpcHex(await blockHashAt(this.db, h)), root: await rootAt(this.db, h), proofRoot: await proofRootAt(this.db, h), utxoMuhash: await utxoHashAt(this.db, h) };
   }
 
   export(height?: number): Promise<ExportJson> {
@@ -69,6 +74,16 @@ class DbQuerySource implements QuerySource {
 
   payouts(req: PayoutRequest): Promise<PayoutTable> {
     return payoutTable(this.db, this.params, req);
+  }
+
+  proof(script: Buffer, height?: number): Promise<ProofJson> {
+    return proofAt(this.db, script, height);
+  }
+
+  async diff(from: number, to: number): Promise<DiffJson> {
+    await resolveHeight(this.db, from);
+    await resolveHeight(this.db, to);
+    return diffBetween(this.db, this.params, from, to);
   }
 
   async close(): Promise<void> {
@@ -134,10 +149,25 @@ class ApiQuerySource implements QuerySource {
   async root(height?: number): Promise<RootAt> {
     const path = `/v1/root${height === undefined ? '' : `?height=${height}`}`;
     const r = await this.must(path);
-    if (!Number.isSafeInteger(r.height) || typeof r.tip !== 'string' || typeof r.root !== 'string' || !(r.utxoMuhash === null || typeof r.utxoMuhash === 'string')) {
+    if (!Number.isSafeInteger(r.height) || typeof r.tip !== 'string' || typeof r.root !== 'string' || typeof r.proofRoot !== 'string' || !(r.utxoMuhash === null || typeof r.utxoMuhash === 'string')) {
       throw this.api.unexpected(path);
     }
-    return { height: r.height as number, tip: r.tip, root: r.root, utxoMuhash: r.utxoMuhash as string | null };
+    return { height: r.height as number, tip: r.tip, root: r.root, proofRoot: r.proofRoot, utxoMuhash: r.utxoMuhash as string | null };
+  }
+
+  async proof(script: Buffer, height?: number): Promise<ProofJson> {
+    // The proof is checked by whoever reads it (nodereg proof verify); here only its shape matters.
+    const path = `/v1/proof/${script.toString('hex')}${height === undefined ? '' : `?height=${height}`}`;
+    const r = await this.must(path);
+    if (typeof r.proofRoot !== 'string' || !Array.isArray(r.siblings) || typeof r.included !== 'boolean') throw this.api.unexpected(path);
+    return r as unknown as ProofJson;
+  }
+
+  async diff(from: number, to: number): Promise<DiffJson> {
+    const path = `/v1/diff?from=${from}&to=${to}`;
+    const r = await this.must(path);
+    if (!isObject(r.from) || !isObject(r.to) || !Array.isArray(r.added) || !Array.isArray(r.removed) || !Array.isArray(r.changed)) throw this.api.unexpected(path);
+    return r as unknown as DiffJson;
   }
 
   async export(height?: number): Promise<ExportJson> {

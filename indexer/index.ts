@@ -20,6 +20,8 @@ export { BUILTIN_NETWORKS, loadParamsFile, parseParams, paramsHash, type Network
 export { addressToScript, scriptToAddress, parseStake } from '../script/address.js';
 export { RegistryRoot, serializeRootElement, type RootElement } from '../script/root.js';
 export { MuHash3072 } from '../script/muhash.js';
+export { verifyProof, type ProofJson, type ProofVerdict } from '../script/verifyproof.js';
+export { ProofTree, proofKey, proofLeaf, proofOf, type TreePath, type Hash32 } from '../script/prooftree.js';
 export type { ReasonCode, DecodeReason, ContextReason } from '../script/reasons.js';
 export { listNodes, pageNodes, payouts, countByStatus, type ListedNode, type NodePage, type StatusFilter, type Payee } from './read/listing.js';
 export { payoutTable, payoutsHash, type PayoutTable, type PayoutRow, type PayoutRequest, type PayoutWeight } from './read/payouts.js';

@@ -21,6 +21,7 @@ import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/pa
 import { fixturePath } from './helpers/blocksdir.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
+import { refHash, refLeaves } from './helpers/reftree.js';
 import { chainOf, TEST_PARAMS } from './helpers/synthetic.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
@@ -193,17 +194,20 @@ describe('GET /v1/status and /v1/root', () => {
       tip: { height: 116, hash: coreNode.heights['116']!.hash }, counts: { active: 1, expired: 0, lapsed: 0 }, utxoMuhash: coreNode.heights['116']!.utxoMuhash,
     });
     for (const h of [0, 57, 113, 116]) {
-      const root = await ok<{ root: string }>(core, `/v1/root?height=${h}`);
-      expect(root).toEqual({ height: h, tip: coreNode.heights[String(h)]!.hash, root: h < 113 ? EMPTY_ROOT : root.root, utxoMuhash: coreNode.heights[String(h)]!.utxoMuhash });
+      const root = await ok<{ root: string; proofRoot: string }>(core, `/v1/root?height=${h}`);
+      expect(root).toEqual({
+        height: h, tip: coreNode.heights[String(h)]!.hash, root: h < 113 ? EMPTY_ROOT : root.root, proofRoot: h < 113 ? '00'.repeat(32) : root.proofRoot,
+        utxoMuhash: coreNode.heights[String(h)]!.utxoMuhash,
+      });
     }
   });
 
   it('root defaults to the tip and equals the export\'s root at every height asked', async () => {
-    expect(await ok(demo, '/v1/root')).toEqual({ height: 450, tip: expected.tip, root: expected.root, utxoMuhash: null });
+    expect(await ok(demo, '/v1/root')).toEqual({ height: 450, tip: expected.tip, root: expected.root, proofRoot: refHash(refLeaves(expected.nodes)).toString('hex'), utxoMuhash: null });
     expect(await ok(demo, '/v1/root?height=0')).toMatchObject({ height: 0, root: EMPTY_ROOT, tip: regtest.genesisHash });
     for (const h of [102, 245, 246, 300, 442]) {
       const ex = await ok<ExportJson>(demo, `/v1/export?height=${h}`);
-      expect(await ok(demo, `/v1/root?height=${h}`)).toEqual({ height: h, tip: ex.tip, root: ex.root, utxoMuhash: null });
+      expect(await ok(demo, `/v1/root?height=${h}`)).toEqual({ height: h, tip: ex.tip, root: ex.root, proofRoot: refHash(refLeaves(ex.nodes)).toString('hex'), utxoMuhash: null });
     }
     expect((await ok<{ root: string }>(demo, '/v1/root?height=245')).root).toBe('dec39e382de3427b45a426758aac37784e097e5f2b002661d5bc0c3d5553d6a5');
   });
@@ -540,7 +544,7 @@ describe('the API description and the dashboard', () => {
     const doc = await ok<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(demo, '/v1/openapi.json');
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts',
+      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts', '/v1/proof/{stake}',
       '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/status', '/v1/tx/{txid}',
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {

@@ -2,7 +2,7 @@ import { nodereg } from './helpers/cli.js';
 
 const COMMANDS = [
   'script encode', 'script decode', 'recount', 'index', 'nodes', 'node', 'explain', 'root', 'export', 'utxo-hash', 'payouts',
-  'verify', 'check', 'snapshot create', 'snapshot load', 'compare', 'serve', 'announce', 'renew', 'broadcast', 'status', 'key new', 'key addresses',
+  'verify', 'check', 'snapshot create', 'snapshot load', 'compare', 'serve', 'announce', 'renew', 'broadcast', 'status', 'key new', 'key addresses', 'proof', 'proof verify', 'diff',
 ];
 
 describe('--help', () => {
@@ -31,7 +31,7 @@ describe('--help', () => {
       expect(out).toMatch(/--network, --chain/);
       expect(out).toMatch(/--conf +config file of option=value lines, as bitcoin\.conf/);
     }
-    for (const cmd of ['nodes', 'node x', 'explain x', 'root', 'export', 'utxo-hash', 'payouts']) expect(nodereg([...cmd.split(' '), '--help']).stdout).toMatch(/--api/);
+    for (const cmd of ['nodes', 'node x', 'explain x', 'root', 'export', 'utxo-hash', 'payouts', 'proof x', 'diff']) expect(nodereg([...cmd.split(' '), '--help']).stdout).toMatch(/--api/);
   });
 
   it('an unknown command is a usage error with exit status 2', () => {

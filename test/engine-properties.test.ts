@@ -82,9 +82,10 @@ describe('state engine properties', () => {
     }), { numRuns: 15 });
   });
 
-  it('the stored root at every height equals the root of the registrations the export reports live', async () => {
+  it('the stored root and proof root at every height equal those of the registrations the export reports live', async () => {
     const { RegistryRoot } = await import('../script/root.js');
-    const { registrationsAt } = await import('../indexer/read/queries.js');
+    const { ProofTree, proofLeaf } = await import('../script/prooftree.js');
+    const { registrationsAt, proofRootAt } = await import('../indexer/read/queries.js');
     const { rootElement } = await import('../indexer/engine/registry.js');
     const idx = await tempIndex(TEST_PARAMS);
     try {
@@ -93,13 +94,17 @@ describe('state engine properties', () => {
       let sawActive = false;
       for (let h = 0; h < blocks.length; h++) {
         const root = new RegistryRoot();
+        const tree = new ProofTree();
         for (const r of await registrationsAt(idx.db, h)) {
           if (r.status === 'active') {
             root.insert(rootElement(r));
+            const leaf = proofLeaf(rootElement(r));
+            tree.insert(leaf.key, leaf.value);
             sawActive = true;
           }
         }
         expect(await rootAt(idx.db, h)).toBe(root.finalize());
+        expect(await proofRootAt(idx.db, h)).toBe(tree.rootHex());
       }
       expect(sawActive).toBe(true);
     } finally {

@@ -23,13 +23,21 @@ describe('the published package', () => {
     const res = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(res.status).toBe(0);
     const paths = (JSON.parse(res.stdout) as Packed[])[0]!.files.map((f) => f.path);
-    for (const needed of ['dist/cli/main.js', 'dist/indexer/index.js', 'dist/indexer/index.d.ts', 'dist/indexer/chain/chainworker.js', 'package.json', 'README.md', 'docs/operations.md']) {
+    for (const needed of ['dist/cli/main.js', 'dist/indexer/index.js', 'dist/indexer/index.d.ts', 'dist/indexer/chain/chainworker.js', 'dist/script/verifyproof.js', 'package.json', 'README.md', 'docs/operations.md']) {
       expect(paths).toContain(needed);
     }
     expect(paths.some((p) => p.startsWith('fixtures/params/'))).toBe(true);
     const unwanted = paths.filter((p) => /^(dist\/)?(bench|test|fixtures\/generator|fixtures\/chains)\//.test(p) || p.startsWith('dist/fixtures/') || p.startsWith('tools/'));
     expect(unwanted).toEqual([]);
   }, 180_000);
+
+  it('serves the proof verifier on its own as nodereg/verify', () => {
+    const proof = JSON.stringify((JSON.parse(readFileSync(join(ROOT, 'fixtures/proofs/proofs.json'), 'utf8')) as { valid: Array<{ proof: unknown }> }).valid[3]!.proof);
+    const script = `import('nodereg/verify').then((m) => console.log(JSON.stringify(m.verifyProof(${proof}))))`;
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(res.stderr).toBe('');
+    expect(JSON.parse(res.stdout)).toEqual({ valid: true, included: true });
+  });
 
   it('declares the Node versions every production dependency accepts, and this Node is one of them', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };

@@ -7,11 +7,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Transaction } from 'bitcoinjs-lib';
-import { exportAt, outcomesOf, type ExportJson, type ExportNode } from '../indexer/read/queries.js';
+import { exportAt, outcomesOf, proofRootAt, type ExportJson, type ExportNode } from '../indexer/read/queries.js';
 import { recount } from '../indexer/engine/recount.js';
 import { openStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { RegistryRoot } from '../script/root.js';
+import { ProofTree, proofLeaf } from '../script/prooftree.js';
 import {
   OP_NEWNODE, carrier, carrierAround, newNode, push, renewal, scriptBytes, timestampBytes,
 } from '../fixtures/generator/announce.js';
@@ -113,6 +114,21 @@ function rootOfActive(json: ExportJson): string {
     });
   }
   return root.finalize();
+}
+
+/** The proof root (docs/spec.md §2.9) of the export's live nodes, built afresh. */
+function proofRootOfActive(json: ExportJson): string {
+  const tree = new ProofTree();
+  for (const n of json.nodes) {
+    if (n.status !== 'active') continue;
+    const e = {
+      stakeScript: Buffer.from(n.stakeScript, 'hex'), firstHeight: n.firstHeight, firstTxid: internal(n.firstTxid),
+      tipHeight: n.tipHeight, tipTxid: internal(n.tipTxid), timestamp: n.timestamp, renewals: n.renewals,
+    };
+    const leaf = proofLeaf(e);
+    tree.insert(leaf.key, leaf.value);
+  }
+  return tree.rootHex();
 }
 
 /** A dummy-signed regtest chain whose miner already has a dozen mature block rewards. */
@@ -340,6 +356,8 @@ describe('expiry and re-registration', () => {
       status: 'active', firstHeight: expiry, firstTxid: txidOf(zedAgain), renewals: 0, expiryHeight: expiry + EXPIRY, endedHeight: null,
     });
     expect(at.root).toBe(rootOfActive(at));
+    // The proof tree holds one leaf per stake: the old registration ending must not take the new one's leaf with it.
+    expect(await withDb(ix.dbPath, (db) => proofRootAt(db, expiry))).toBe(proofRootOfActive(at));
     const history = parseJson<{ history: Array<{ event: string; height: number; txid: string | null; registration: string }> }>(
       ['node', hex(zed.script), '--db', ix.dbPath, '--json']).history;
     expect(history.map((e) => [e.event, e.height, e.txid])).toEqual([

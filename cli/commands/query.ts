@@ -6,10 +6,10 @@ import { coins, nodesTable, table } from '../format.js';
 import { asUserError } from '../index-access.js';
 import { openQuerySource, type QuerySource, type SourceArgs } from '../query-source.js';
 
-interface DbArgs extends SourceArgs { json: boolean }
+export interface DbArgs extends SourceArgs { json: boolean }
 
 /** Opens --db or --api, runs `fn`, closes it, and turns expected failures into one-line errors. */
-async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void>): Promise<void> {
+export async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void>): Promise<void> {
   const source = await openQuerySource(args);
   try {
     await fn(source);
@@ -20,7 +20,7 @@ async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void
   }
 }
 
-function dbOptions(y: Argv): Argv {
+export function dbOptions(y: Argv): Argv {
   return withJson(withNetwork(y))
     .option('db', { type: 'string', describe: 'index directory (when no daemon holds it)' })
     .option('api', { type: 'string', describe: 'or the read API of a running daemon, e.g. http://127.0.0.1:8080' })
@@ -31,7 +31,7 @@ function dbOptions(y: Argv): Argv {
     });
 }
 
-const heightCheck = (name: string) => (a: Record<string, unknown>): true => {
+export const heightCheck = (name: string) => (a: Record<string, unknown>): true => {
   const v = a[name];
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) throw new Error(`--${name} must be a whole number ≥ 0`);
   return true;
@@ -141,14 +141,15 @@ interface HeightArgs extends DbArgs { height?: number }
 
 const root: CommandModule = {
   command: 'root',
-  describe: 'the 32-byte registry root at the tip or a past height',
+  describe: 'the 32-byte registry root at the tip or a past height (--json adds the proof root)',
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
+    .example('$0 root --db ./index --json', 'height, tip hash, registry root and proof root (docs/proofs.md)')
     .example('$0 root --db ./index --height 400', 'compare with anyone else\'s recount at height 400'),
   handler: (argv) => {
     const a = argv as unknown as HeightArgs;
     return withIndex(a, async (source) => {
       const r = await source.root(a.height);
-      if (a.json) printJson({ height: r.height, tip: r.tip, root: r.root });
+      if (a.json) printJson({ height: r.height, tip: r.tip, root: r.root, proofRoot: r.proofRoot });
       else process.stdout.write(r.root + '\n');
     });
   },

@@ -1,8 +1,8 @@
 import type { Announcement } from '../../script/carrier.js';
 import type { RegistrationView } from '../../script/interpreter.js';
 import type { ReasonCode } from '../../script/reasons.js';
-import type { RootElement } from '../../script/root.js';
-import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected } from '../store/codec.js';
+import { proofLeaf } from '../../script/prooftree.js';
+import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected, rootElement } from '../store/codec.js';
 import { K, OPEN, regId } from '../store/layout.js';
 import { bkey, unbkey, type ChainState } from '../store/state.js';
 import type { EventKind, Registration } from '../types.js';
@@ -57,7 +57,7 @@ export class RegistryWriter {
     this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
     this.write(K.lifetime(OPEN, id), script, null);
     this.event(reg, 'registered', txIndex, txid);
-    this.state.root.insert(rootElement(reg));
+    this.goLive(reg);
     this.state.current.set(sk, idk);
     this.state.trackOpen(idk, reg);
   }
@@ -73,7 +73,7 @@ export class RegistryWriter {
     });
     this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
     this.event(reg, 'renewed', txIndex, txid);
-    this.state.root.insert(rootElement(reg));
+    this.goLive(reg);
     this.state.trackOpen(idk, reg);
   }
 
@@ -96,13 +96,33 @@ export class RegistryWriter {
   private update(idk: string, change: (reg: Registration) => void): { reg: Registration; id: Buffer } {
     const reg = this.state.open.get(idk)!;
     const id = unbkey(idk);
-    this.state.root.remove(rootElement(reg));
+    this.leaveLive(reg);
     this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
     const before = encodeRegistration(reg);
     this.state.untrackOpen(idk, reg);
     change(reg);
     this.write(K.registration(id), encodeRegistration(reg), before);
     return { reg, id };
+  }
+
+  /** A registration's element joins both commitments to the live set: the registry root and the proof tree. */
+  private goLive(reg: Registration): void {
+    const e = rootElement(reg);
+    this.state.root.insert(e);
+    const leaf = proofLeaf(e);
+    this.state.proofTree.insert(leaf.key, leaf.value);
+  }
+
+  /**
+   * A registration's element leaves both commitments. The tree holds one leaf
+   * per script, so a registration that ends in the block that replaced it
+   * (an OP_NEWNODE at its expiry height) leaves its successor's leaf alone.
+   */
+  private leaveLive(reg: Registration): void {
+    const e = rootElement(reg);
+    this.state.root.remove(e);
+    const { key, value } = proofLeaf(e);
+    if (this.state.proofTree.get(key) === value) this.state.proofTree.remove(key);
   }
 
   outcome(txid: Buffer, txIndex: number, vout: number, a: Announcement | null, reason: ReasonCode | null): void {
@@ -137,10 +157,4 @@ export class RegistryWriter {
   }
 }
 
-/** The registry root's element for a registration (docs/spec.md §2.6). */
-export function rootElement(r: Registration): RootElement {
-  return {
-    stakeScript: r.stakeScript, firstHeight: r.firstHeight, firstTxid: r.firstTxid,
-    tipHeight: r.tipHeight, tipTxid: r.tipTxid, timestamp: r.timestamp, renewals: r.renewals,
-  };
-}
+export { rootElement };

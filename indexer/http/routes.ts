@@ -7,9 +7,10 @@ import type { Indexer } from '../api.js';
 import { SCHEMA_VERSION } from '../store/layout.js';
 import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/listing.js';
 import {
-  blockHashAt, explainTx, exportAt, nodeInfo, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
+  blockHashAt, explainTx, exportAt, nodeInfo, proofRootAt, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
 } from '../read/queries.js';
 import { payoutTable, type PayoutRequest } from '../read/payouts.js';
+import { diffBetween, proofAt } from '../read/proofs.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
 import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
@@ -189,8 +190,26 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }, async (req) => read(async (r) => {
     await heightsAtMostTip(r, { height: req.query.height });
     const h = await resolveHeight(r, req.query.height);
-    return { height: h, tip: rpcHex(await blockHashAt(r, h)), root: await rootAt(r, h), utxoMuhash: await utxoHashAt(r, h) };
+    return { height: h, tip: rpcHex(await blockHashAt(r, h)), root: await rootAt(r, h), proofRoot: await proofRootAt(r, h), utxoMuhash: await utxoHashAt(r, h) };
   }));
+
+  app.get<{ Params: { stake: string }; Querystring: { height?: number } }>('/v1/proof/:stake', {
+    schema: { operationId: 'getProof', summary: 'A proof that a stake is live at a height, or that it is not, against the proof root', params: S.stakeParams, querystring: S.heightQuery, response: { 200: S.ref(S.proofResponse), ...heavyErrors } },
+  }, async (req) => {
+    const script = stake(req.params.stake, params);
+    // Every proof builds the tree of its height's live set: one hash per tree node.
+    return heavy.run(() => read(async (r) => {
+      await heightsAtMostTip(r, { height: req.query.height });
+      return proofAt(r, script, req.query.height);
+    }));
+  });
+
+  app.get<{ Querystring: { from: number; to: number } }>('/v1/diff', {
+    schema: { operationId: 'getDiff', summary: 'What changed in the live set between two heights, with both heights\' roots', querystring: S.diffQuery, response: { 200: S.ref(S.diffResponse), ...heavyErrors } },
+  }, async (req) => heavy.run(() => read(async (r) => {
+    await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
+    return diffBetween(r, params, req.query.from, req.query.to);
+  })));
 
   app.get<{ Querystring: { height?: number } }>('/v1/export', {
     schema: { operationId: 'getExport', summary: 'The interchange JSON of docs/spec.md §2.7, as of a height', querystring: S.heightQuery, response: { 200: S.ref(S.exportSchema), 304: { description: 'Not modified: the If-None-Match ETag is current', type: 'null' }, ...heavyErrors } },

@@ -209,8 +209,56 @@ export const heightQuery = {
 export const rootResponse = {
   $id: 'Root',
   type: 'object',
-  required: ['height', 'tip', 'root', 'utxoMuhash'],
-  properties: { height: { type: 'integer' }, tip: hex64, root: hex64, utxoMuhash: { type: ['string', 'null'] } },
+  required: ['height', 'tip', 'root', 'proofRoot', 'utxoMuhash'],
+  properties: {
+    height: { type: 'integer' }, tip: hex64, root: hex64,
+    proofRoot: { ...hex64, description: 'root of the proof tree (docs/spec.md §2.9)' }, utxoMuhash: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const proofResponse = {
+  $id: 'Proof',
+  type: 'object',
+  description: 'A proof that a stake is live at a height, or that it is not (docs/spec.md §2.9); check it with verifyProof (nodereg/verify)',
+  required: ['height', 'tip', 'proofRoot', 'stakeScript', 'key', 'included', 'element', 'siblings', 'other'],
+  properties: {
+    height: { type: 'integer' }, tip: hex64, proofRoot: hex64,
+    stakeScript: { type: 'string', description: 'output script, hex' },
+    key: { ...hex64, description: 'SHA256(stakeScript)' },
+    included: { type: 'boolean' },
+    element: { type: ['string', 'null'], description: 'the registration as its root element (docs/spec.md §2.6), hex; null when excluded' },
+    siblings: { type: 'array', items: hex64, description: 'sibling hashes along the key\'s path, top first' },
+    other: {
+      type: ['object', 'null'], description: 'the other leaf where an exclusion\'s path ends, or null',
+      required: ['key', 'valueHash'], properties: { key: hex64, valueHash: hex64 },
+    },
+  },
+} as const;
+
+export const diffQuery = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['from', 'to'],
+  properties: { from: height, to: height },
+} as const;
+
+const diffEnd = {
+  type: 'object',
+  required: ['height', 'tip', 'root', 'proofRoot'],
+  properties: { height: { type: 'integer' }, tip: hex64, root: hex64, proofRoot: hex64 },
+} as const;
+
+export const diffResponse = {
+  $id: 'Diff',
+  type: 'object',
+  required: ['from', 'to', 'added', 'removed', 'changed'],
+  properties: {
+    from: diffEnd,
+    to: diffEnd,
+    added: { type: 'array', items: ref(exportNodeSchema), description: 'live at `to`, not at `from`' },
+    removed: { type: 'array', items: { type: 'string' }, description: 'stake scripts (hex) live at `from`, not at `to`' },
+    changed: { type: 'array', items: ref(exportNodeSchema), description: 'live at both, with another root element at `to`' },
+  },
 } as const;
 
 export const payoutsQuery = {
@@ -329,5 +377,5 @@ export const emptyQuery = { type: 'object', additionalProperties: false, propert
 /** The named response shapes, in dependency order, for `app.addSchema`. */
 export const SHARED_SCHEMAS = [
   errorSchema, exportNodeSchema, listedNodeSchema, rejectedSchema, exportSchema, statusSchema, nodesResponse, historyEntrySchema,
-  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, payoutTableResponse, utxosResponse, activeResponse,
+  nodeResponse, historyResponse, txResponse, rootResponse, payoutsResponse, payoutTableResponse, utxosResponse, activeResponse, proofResponse, diffResponse,
 ] as const;

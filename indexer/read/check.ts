@@ -1,10 +1,11 @@
 import { MuHash3072 } from '../../script/muhash.js';
+import { proofLeaf, ProofTree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import { rootElement } from '../engine/registry.js';
 import { utxoElement } from '../engine/utxohash.js';
 import { decodeCoin, decodeRegistration } from '../store/codec.js';
 import { K, P } from '../store/layout.js';
-import { blockHashAt, registrationsAt, requireTip, rootAt, utxoHashAt } from './queries.js';
+import { blockHashAt, proofRootAt, registrationsAt, requireTip, rootAt, utxoHashAt } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration } from '../types.js';
 
@@ -90,8 +91,18 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
     if (derived !== storedRoot) mismatch ??= `the ${what} (${n} live) is ${derived}, but the root stored for height ${h} is ${storedRoot}`;
   }
 
-  // Hook: once the proof tree (docs/spec.md) is stored per height, re-derive
-  // its root from the same live registrations here and push a third item.
+  // The proof root (docs/spec.md §2.9) over the same live registrations, both ways.
+  const storedProof = await proofRootAt(db, h);
+  const treeOf = (regs: Iterable<Registration>): ProofTree =>
+    ProofTree.from([...regs].filter((r) => r.status === 'active').map((r) => proofLeaf(rootElement(r))));
+  for (const [what, regs, n] of [
+    ['proof root from the registration rows', rows.values(), active],
+    ['proof root from the event history', replayed, replayed.filter((r) => r.status === 'active').length],
+  ] as const) {
+    const derived = treeOf(regs).rootHex();
+    items.push({ what, stored: storedProof, derived, ok: derived === storedProof, rows: n });
+    if (derived !== storedProof) mismatch ??= `the ${what} (${n} live) is ${derived}, but the proof root stored for height ${h} is ${storedProof}`;
+  }
 
   const storedUtxo = await utxoHashAt(db, h);
   if (storedUtxo !== null) {

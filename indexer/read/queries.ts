@@ -2,7 +2,7 @@ import { scriptToAddress } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
-import { decodeAmount, decodeCoin, decodeEvent, decodeOutcome, decodeRejected, decodeTip } from '../store/codec.js';
+import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, type HeightState } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import { clockAt, forecast, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
@@ -78,11 +78,20 @@ export async function blockHashAt(db: ReadDB, height: number): Promise<Buffer> {
   return h;
 }
 
-/** The registry root at a height, from its stored accumulator. */
-export async function rootAt(db: ReadDB, height: number): Promise<string> {
+async function heightStateAt(db: ReadDB, height: number): Promise<HeightState> {
   const s = await db.get(K.heightState(height));
   if (s === undefined) throw new QueryError(`no registry state stored for height ${height}`);
-  return RegistryRoot.deserialize(s.subarray(0, 768)).finalize();
+  return decodeHeightState(s);
+}
+
+/** The registry root at a height, from its stored accumulator. */
+export async function rootAt(db: ReadDB, height: number): Promise<string> {
+  return RegistryRoot.deserialize((await heightStateAt(db, height)).registry).finalize();
+}
+
+/** The proof root (docs/spec.md §2.9) stored for a height, lowercase hex. */
+export async function proofRootAt(db: ReadDB, height: number): Promise<string> {
+  return (await heightStateAt(db, height)).proofRoot.toString('hex');
 }
 
 /** A stake script's history, oldest first, with the key fields parsed. */
@@ -273,10 +282,8 @@ export async function outcomesOf(db: ReadDB, txid: Uint8Array): Promise<Outcome[
  * when the index was built without `--utxo-hash`.
  */
 export async function utxoHashAt(db: ReadDB, height: number): Promise<string | null> {
-  const s = await db.get(K.heightState(height));
-  if (s === undefined) throw new QueryError(`no state stored for height ${height}`);
-  if (s.length < 1536) return null;
-  return MuHash3072.deserialize(s.subarray(768, 1536)).finalize().reverse().toString('hex');
+  const { utxo } = await heightStateAt(db, height);
+  return utxo === null ? null : MuHash3072.deserialize(utxo).finalize().reverse().toString('hex');
 }
 
 export interface HistoryEntry {

@@ -1,4 +1,5 @@
 import { reasonFromByte, reasonToByte, type ReasonCode } from '../../script/reasons.js';
+import type { RootElement } from '../../script/root.js';
 import type { Coin, EventKind, Outcome, RegStatus, Registration, RegistryEvent, Tip } from '../types.js';
 
 /*
@@ -159,4 +160,41 @@ export function decodeRejected(raw: Uint8Array): { txid: Buffer; reason: ReasonC
   const b = Buffer.from(raw);
   if (b.length !== 33) throw new CorruptRecordError('rejected');
   return { txid: b.subarray(0, 32), reason: reasonFromByte(b[32]!) };
+}
+
+/** The root element (docs/spec.md §2.6) of a registration: what both the registry root and the proof tree commit to. */
+export function rootElement(r: Registration): RootElement {
+  return {
+    stakeScript: r.stakeScript, firstHeight: r.firstHeight, firstTxid: r.firstTxid,
+    tipHeight: r.tipHeight, tipTxid: r.tipTxid, timestamp: r.timestamp, renewals: r.renewals,
+  };
+}
+
+/** What is stored per height under 'S'. */
+export interface HeightState {
+  /** The registry root's MuHash state (768 bytes). */
+  readonly registry: Buffer;
+  /** The proof tree's root (32 bytes, docs/spec.md §2.9). */
+  readonly proofRoot: Buffer;
+  /** The UTXO-set MuHash state (768 bytes), when the index keeps one. */
+  readonly utxo: Buffer | null;
+}
+
+const MUHASH_STATE = 768;
+const PROOF_ROOT = 32;
+
+/** `registry(768) ‖ proofRoot(32) ‖ [utxo(768)]`. */
+export function encodeHeightState(s: HeightState): Buffer {
+  return Buffer.concat(s.utxo ? [s.registry, s.proofRoot, s.utxo] : [s.registry, s.proofRoot]);
+}
+
+export function decodeHeightState(raw: Uint8Array): HeightState {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const base = MUHASH_STATE + PROOF_ROOT;
+  if (b.length !== base && b.length !== base + MUHASH_STATE) throw new CorruptRecordError('per-height state');
+  return {
+    registry: b.subarray(0, MUHASH_STATE),
+    proofRoot: b.subarray(MUHASH_STATE, base),
+    utxo: b.length > base ? b.subarray(base) : null,
+  };
 }

@@ -4,6 +4,7 @@
  * order is numeric order, and variable-length scripts are length-prefixed so
  * that one script's range never contains another's.
  */
+/** 2: the lifetime ('l') and block-time ('t') rows, and the proof root in the per-height state ('S', docs/spec.md §2.9). */
 export const SCHEMA_VERSION = 2;
 
 export const P = {

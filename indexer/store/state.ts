@@ -1,8 +1,9 @@
 import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
+import { proofLeaf, ProofTree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import {
-  decodeAmount, decodeCoin, decodeRegistration, encodeAmount, encodeCoin, encodeTip,
+  decodeAmount, decodeCoin, decodeHeightState, decodeRegistration, encodeAmount, encodeCoin, encodeHeightState, encodeTip, rootElement,
 } from './codec.js';
 import { K, P, parse } from './layout.js';
 import { readTip, type DB } from './store.js';
@@ -53,6 +54,8 @@ export class ChainState {
   /** The tip the database holds: what readers see. Moves only in `load` and `flush`. */
   committedTip: Tip | null = null;
   root = new RegistryRoot();
+  /** The proof tree over the live registrations (docs/spec.md §2.9): the open ones, one per script. */
+  proofTree = new ProofTree();
   /** Core-compatible UTXO-set MuHash, when the index keeps one (`--utxo-hash`). */
   utxoHash: MuHash3072 | null = null;
   readonly coins = new Map<string, CoinEntry>();
@@ -85,10 +88,11 @@ export class ChainState {
     this.cachedBytes = 0;
     this.tip = await readTip(this.db);
     this.committedTip = this.tip;
-    const state = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
-    this.root = state ? RegistryRoot.deserialize(state.subarray(0, 768)) : new RegistryRoot();
+    const raw = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
+    const state = raw === undefined ? undefined : decodeHeightState(raw);
+    this.root = state ? RegistryRoot.deserialize(state.registry) : new RegistryRoot();
     const withUtxo = (await this.db.get(K.meta('utxoHash')))?.toString() === '1';
-    this.utxoHash = !withUtxo ? null : state && state.length >= 1536 ? MuHash3072.deserialize(state.subarray(768, 1536)) : new MuHash3072();
+    this.utxoHash = !withUtxo ? null : state?.utxo ? MuHash3072.deserialize(state.utxo) : new MuHash3072();
     for await (const [k, v] of this.db.iterator(K.all(P.current))) {
       this.current.set(bkey(parse.current(k).script), bkey(v));
     }
@@ -99,6 +103,9 @@ export class ChainState {
       if (raw === undefined) throw new Error(`index inconsistent: pending expiry without registration ${ids[i]!.toString('hex')}`);
       this.trackOpen(bkey(ids[i]!), decodeRegistration(raw));
     });
+    // The tree is not stored, only its root: it is rebuilt from the live
+    // registrations, which is one hash per tree node.
+    this.proofTree = ProofTree.from([...this.open.values()].map((r) => proofLeaf(rootElement(r))));
   }
 
   trackOpen(id: string, reg: Registration): void {
@@ -181,10 +188,9 @@ export class ChainState {
     this.cachedBytes += ROW_COST + key.length + (value?.length ?? 0);
   }
 
-  /** The per-height accumulators stored under 'S': registry root, then the UTXO hash if kept. */
+  /** The per-height accumulators stored under 'S': registry root, proof root, then the UTXO hash if kept. */
   heightState(): Buffer {
-    const reg = this.root.serialize();
-    return this.utxoHash ? Buffer.concat([reg, this.utxoHash.serialize()]) : reg;
+    return encodeHeightState({ registry: this.root.serialize(), proofRoot: Buffer.from(this.proofTree.root()), utxo: this.utxoHash?.serialize() ?? null });
   }
 
   /** Rough size of the caches, for deciding when to flush. */

@@ -1,0 +1,137 @@
+import { proofLeaf, proofOf, ProofTree } from '../../script/prooftree.js';
+import type { NetworkParams } from '../../script/params.js';
+import { RegistryRoot, serializeRootElement, type RootElement } from '../../script/root.js';
+import type { ProofJson } from '../../script/verifyproof.js';
+import { CorruptRecordError, rootElement } from '../store/codec.js';
+import {
+  blockHashAt, exportNode, proofRootAt, registrationsAt, resolveHeight, rootAt, stakeBalancesAt, type ExportNode,
+} from './queries.js';
+import type { ReadDB } from './snapshot.js';
+import type { Registration } from '../types.js';
+
+/*
+ * Proofs of one registration against the proof root (docs/spec.md §2.9) and
+ * diffs between the live sets of two heights. The tree is not stored: it is
+ * built from the live set of the height asked about, replayed from the event
+ * history.
+ */
+
+const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+/**
+ * The registrations live at `height` (after its end-of-block processing), one
+ * per stake. Replayed from the event history at the tip too: one scan of the
+ * event rows measured faster than reading every open registration's row.
+ */
+export async function liveAt(db: ReadDB, height: number): Promise<Registration[]> {
+  return (await registrationsAt(db, height)).filter((r) => r.status === 'active');
+}
+
+/** The proof tree of a live set. */
+export function treeOf(live: Iterable<Registration>): ProofTree {
+  const t = new ProofTree();
+  for (const r of live) {
+    const leaf = proofLeaf(rootElement(r));
+    t.insert(leaf.key, leaf.value);
+  }
+  return t;
+}
+
+/**
+ * The proof (docs/spec.md §2.9 JSON form) that `script` is live at `height`
+ * (default: the tip), or that it is not: an exclusion is an answer too.
+ */
+export async function proofAt(db: ReadDB, script: Buffer, height?: number): Promise<ProofJson> {
+  const h = await resolveHeight(db, height);
+  const live = await liveAt(db, h);
+  const tree = treeOf(live);
+  const mine = live.find((r) => r.stakeScript.equals(script));
+  const proof = proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
+  const stored = await proofRootAt(db, h);
+  if (proof.proofRoot !== stored) throw new CorruptRecordError(`per-height state (height ${h}: its live set has proof root ${proof.proofRoot}, but ${stored} is stored)`);
+  return proof;
+}
+
+/** One side of a diff: a height and the commitments to its live set. */
+export interface DiffEnd {
+  height: number;
+  tip: string;
+  root: string;
+  proofRoot: string;
+}
+
+export interface DiffJson {
+  from: DiffEnd;
+  to: DiffEnd;
+  /** Live at `to` and not at `from`, as at `to`. */
+  added: ExportNode[];
+  /** Stake scripts (hex) live at `from` and not at `to`. */
+  removed: string[];
+  /** Live at both, with another root element at `to` (renewed, or registered anew), as at `to`. */
+  changed: ExportNode[];
+}
+
+async function endAt(db: ReadDB, h: number): Promise<DiffEnd> {
+  return { height: h, tip: rpcHex(await blockHashAt(db, h)), root: await rootAt(db, h), proofRoot: await proofRootAt(db, h) };
+}
+
+const elementHex = (r: Registration): string => serializeRootElement(rootElement(r)).toString('hex');
+
+/** What changed in the live set between two heights, in FIRST_SEEN order of `to`. */
+export async function diffBetween(db: ReadDB, params: NetworkParams, from: number, to: number): Promise<DiffJson> {
+  const before = new Map((await liveAt(db, from)).map((r) => [r.stakeScript.toString('hex'), r]));
+  const after = (await registrationsAt(db, to)).filter((r) => r.status === 'active');
+  const balances = await stakeBalancesAt(db, to);
+  const node = (r: Registration): ExportNode => exportNode(r, balances.get(r.stakeScript.toString('latin1')) ?? 0n, params);
+  const added: ExportNode[] = [];
+  const changed: ExportNode[] = [];
+  const stillLive = new Set<string>();
+  for (const r of after) {
+    const s = r.stakeScript.toString('hex');
+    const old = before.get(s);
+    stillLive.add(s);
+    if (old === undefined) added.push(node(r));
+    else if (elementHex(old) !== elementHex(r)) changed.push(node(r));
+  }
+  const removed = [...before.keys()].filter((s) => !stillLive.has(s)).sort();
+  return { from: await endAt(db, from), to: await endAt(db, to), added, removed, changed };
+}
+
+/** The root element of a node of the interchange format (docs/spec.md §2.7). */
+export function nodeElement(n: Pick<ExportNode, 'stakeScript' | 'firstHeight' | 'firstTxid' | 'tipHeight' | 'tipTxid' | 'timestamp' | 'renewals'>): RootElement {
+  return {
+    stakeScript: Buffer.from(n.stakeScript, 'hex'), firstHeight: n.firstHeight, firstTxid: Buffer.from(n.firstTxid, 'hex').reverse(),
+    tipHeight: n.tipHeight, tipTxid: Buffer.from(n.tipTxid, 'hex').reverse(), timestamp: n.timestamp, renewals: n.renewals,
+  };
+}
+
+/**
+ * Applies a diff to the live nodes of its `from` height, as a client holding
+ * them would, and says whether the result has `to`'s registry root and proof
+ * root; null when it does, else what differs.
+ */
+export function checkDiff(liveFrom: readonly ExportNode[], diff: DiffJson): string | null {
+  const set = new Map(liveFrom.map((n) => [n.stakeScript, n]));
+  for (const s of diff.removed) if (!set.delete(s)) return `the diff removes ${s}, which is not live at ${diff.from.height}`;
+  for (const n of diff.added) {
+    if (set.has(n.stakeScript)) return `the diff adds ${n.stakeScript}, which is already live at ${diff.from.height}`;
+    set.set(n.stakeScript, n);
+  }
+  for (const n of diff.changed) {
+    if (!set.has(n.stakeScript)) return `the diff changes ${n.stakeScript}, which is not live at ${diff.from.height}`;
+    set.set(n.stakeScript, n);
+  }
+  const root = new RegistryRoot();
+  const tree = new ProofTree();
+  for (const n of set.values()) {
+    const e = nodeElement(n);
+    root.insert(e);
+    const leaf = proofLeaf(e);
+    tree.insert(leaf.key, leaf.value);
+  }
+  const r = root.finalize();
+  const p = tree.rootHex();
+  if (r !== diff.to.root) return `the registry root after applying the diff is ${r}, not ${diff.to.root}`;
+  if (p !== diff.to.proofRoot) return `the proof root after applying the diff is ${p}, not ${diff.to.proofRoot}`;
+  return null;
+}
