@@ -16,8 +16,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectBlock } from '../indexer/engine/connect.js';
-import type { ScannedBlock, ScannedTx } from '../indexer/chain/scanner.js';
+import { REGTEST_GENESIS_HEX } from '../fixtures/generator/block.js';
+import { rawOf, type RawSynthBlock } from '../fixtures/generator/scanned.js';
+import { MemoryUtxo } from '../indexer/engine/coinview.js';
+import { connectBlock, type BlockSummary } from '../indexer/engine/connect.js';
+import { blockTxCount, scanHeader, walkTxidsInto, type ScannedBlock, type ScannedTx } from '../indexer/chain/scanner.js';
 import { ChainState } from '../indexer/store/state.js';
 import { openStore } from '../indexer/store/store.js';
 import { scriptToAddress } from '../script/address.js';
@@ -59,9 +62,10 @@ const stakeScript = (i: number): Buffer => Buffer.concat([Buffer.of(0x00, 0x14),
 const heightOf = (i: number): number => 2 + Math.floor(i / PER_BLOCK);
 const positionOf = (i: number): number => 1 + (i % PER_BLOCK);
 
-function block(height: number, prevHash: Buffer, txs: ScannedTx[]): ScannedBlock {
+/** A block to serialize with `rawOf`, which sets its parent and hash. */
+function block(height: number, txs: ScannedTx[]): ScannedBlock {
   return {
-    hash: sha256(`api-bench-block-${height}`), header: Buffer.alloc(80), prevHash, merkleRoot: Buffer.alloc(32),
+    hash: Buffer.alloc(32), header: Buffer.alloc(80), prevHash: Buffer.alloc(32), merkleRoot: Buffer.alloc(32),
     time: T0 + 600 * height, bits: 0x207fffff, txs,
   };
 }
@@ -74,7 +78,7 @@ const coinbase = (height: number, outputs: ScannedTx['outputs']): ScannedTx => (
  * An index with `n` active registrations: block 1 funds n stake scripts in
  * its coinbase; blocks 2, 3, … each carry 1000 OP_NEWNODE transactions, each
  * spending one stake's coin back to itself. Synthetic blocks need no proof
- * of work: connectBlock checks only that each block extends the tip.
+ * of work: the engine checks only that each block extends the tip.
  */
 async function buildIndex(dbDir: string, n: number, say: (m: string) => void): Promise<void> {
   rmSync(dbDir, { recursive: true, force: true });
@@ -82,12 +86,19 @@ async function buildIndex(dbDir: string, n: number, say: (m: string) => void): P
   try {
     const state = new ChainState(db, params);
     await state.load();
-    const genesis = Buffer.from(params.genesisHash, 'hex').reverse();
-    await connectBlock(state, { ...block(0, Buffer.alloc(32), []), hash: genesis }, 0);
+    const view = new MemoryUtxo(false, []);
+    const connect = async (bytes: Buffer, txids: Buffer, height: number): Promise<ReturnType<typeof connectBlock>> => {
+      await view.prefetch(db, bytes, txids);
+      return connectBlock(state, view, bytes, txids, height);
+    };
+    const genesis = Buffer.from(REGTEST_GENESIS_HEX, 'hex');
+    const genesisTxids = Buffer.allocUnsafe(blockTxCount(genesis) * 32);
+    walkTxidsInto(genesis, genesisTxids, 0, null);
+    await connect(genesis, genesisTxids, 0);
     const fund = coinbase(1, Array.from({ length: n }, (_, i) => ({ value: STAKE, script: stakeScript(i) })));
-    let prev = block(1, genesis, [fund]);
-    await connectBlock(state, prev, 1);
-    await state.flush();
+    let prev = rawOf(block(1, [fund]), scanHeader(genesis).hash);
+    await connect(prev.bytes, prev.txids, 1);
+    await view.spill(state);
     for (let first = 0; first < n; first += PER_BLOCK) {
       const height = heightOf(first);
       const time = T0 + 600 * height;
@@ -100,16 +111,16 @@ async function buildIndex(dbDir: string, n: number, say: (m: string) => void): P
           outputs: [{ value: STAKE - FEE, script }, { value: 0n, script: encodeCarrier({ kind: 'newnode', stakeScript: script, timestamp: time }) }],
         });
       }
-      prev = block(height, prev.hash, txs);
-      const summary = await connectBlock(state, prev, height);
+      prev = rawOf(block(height, txs), prev.hash);
+      const summary = await connect(prev.bytes, prev.txids, height);
       const accepted = summary.events.filter((e) => e.type === 'registered').length;
       if (accepted !== txs.length - 1) throw new Error(`block ${height}: ${accepted} of ${txs.length - 1} registrations accepted`);
       if (height % 10 === 0 || first + PER_BLOCK >= n) {
-        await state.flush();
+        await view.spill(state);
         say(`  ${Math.min(n, first + PER_BLOCK)} registrations`);
       }
     }
-    await extendHistory(state, prev, n, say);
+    await extendHistory(prev, n, connect, async () => view.spill(state), say);
   } finally {
     await db.close();
   }
@@ -127,7 +138,10 @@ const PAYOUT_SPAN = 1000;
  * numbered 1 mod 4 registers again after expiring; then blocks holding only
  * a coinbase up to LAST_HEIGHT.
  */
-async function extendHistory(state: ChainState, last: ScannedBlock, n: number, say: (m: string) => void): Promise<void> {
+async function extendHistory(
+  last: RawSynthBlock, n: number, connect: (bytes: Buffer, txids: Buffer, height: number) => Promise<BlockSummary>,
+  commit: () => Promise<void>, say: (m: string) => void,
+): Promise<void> {
   let prev = last;
   const blocks = Math.ceil(n / PER_BLOCK);
   const coinOf = (i: number): { prevTxid: Buffer; prevVout: number } => ({ prevTxid: sha256(`api-bench-newnode-${i}`), prevVout: 0 });
@@ -149,12 +163,12 @@ async function extendHistory(state: ChainState, last: ScannedBlock, n: number, s
         outputs: [{ value: STAKE - 2n * FEE, script }, { value: 0n, script: announcement }],
       });
     }
-    prev = block(height, prev.hash, txs);
-    const summary = await connectBlock(state, prev, height);
+    prev = rawOf(block(height, txs), prev.hash);
+    const summary = await connect(prev.bytes, prev.txids, height);
     const accepted = summary.events.filter((e) => e.type === 'registered' || e.type === 'renewed').length;
     if (accepted !== txs.length - 1) throw new Error(`block ${height}: ${accepted} of ${txs.length - 1} announcements accepted`);
     if (height % 50 === 0 || height === LAST_HEIGHT) {
-      await state.flush();
+      await commit();
       say(`  history to height ${height}`);
     }
   }

@@ -35,7 +35,7 @@ export interface IndexerOptions {
   readonly pruneUndoDepth?: number;
   /** Keep Core's UTXO-set MuHash per height (new indexes only). */
   readonly utxoHash?: boolean;
-  /** Memory budget in MiB (default DEFAULT_MEMORY_MIB, 256): how much the write-back cache may hold between flushes during catch-up. */
+  /** Memory budget in MiB (default DEFAULT_MEMORY_MIB, 256): how much the coin view may hold between commits during catch-up (`--memory-mib` of `nodereg index`). */
   readonly memoryMiB?: number;
 }
 
@@ -219,7 +219,7 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
       state, rpc, zmq: zmq ?? undefined, log,
       pollIntervalMs: options.pollIntervalMs ?? (zmq ? 30_000 : 5000),
       pruneUndoDepth: options.pruneUndoDepth,
-      cacheBytes: memoryPlan(options.memoryMiB).cacheBytes,
+      memoryBytes: memoryPlan(options.memoryMiB).tableBytes,
     });
     indexer = new Indexer(db, params, follower, zmq);
     return indexer;

@@ -43,6 +43,15 @@ export function isLive(reg: RegistrationView, height: number): boolean {
   return !reg.ended && height < reg.expiryHeight;
 }
 
+/**
+ * Whether a stake script's balance carries a registration: at least
+ * minStake. The stake check of an announcement (INSUFFICIENT_STAKE, after
+ * its transaction) and the lapse at the end of each block both ask this.
+ */
+export function hasStake(balance: bigint, params: NetworkParams): boolean {
+  return balance >= params.minStake;
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -60,7 +69,7 @@ export function interpret(a: Announcement, ctx: InterpretContext, params: Networ
   if (a.timestamp > ctx.blockTime + params.futureTolerance) return reject('TIMESTAMP_IN_FUTURE');
   if (a.timestamp < ctx.blockTime - params.staleWindow) return reject('TIMESTAMP_STALE');
   if (!ctx.spendsScript(a.stakeScript)) return reject('NOT_OWNER');
-  if (ctx.balanceAfter(a.stakeScript) < params.minStake) return reject('INSUFFICIENT_STAKE');
+  if (!hasStake(ctx.balanceAfter(a.stakeScript), params)) return reject('INSUFFICIENT_STAKE');
   const reg = ctx.registration(a.stakeScript);
   if (a.kind === 'newnode') {
     return reg !== null && isLive(reg, ctx.height) ? reject('ALREADY_REGISTERED') : ACCEPTED;

@@ -88,6 +88,8 @@ export function elementToNum(data: Uint8Array): bigint {
 export class MuHash3072 {
   private num = 1n;
   private den = 1n;
+  /** The last serialization and the state it was of: most blocks store an unchanged state again. */
+  private saved: { readonly num: bigint; readonly den: bigint; readonly bytes: Buffer } | null = null;
 
   /** Adds one element (its raw bytes, hashed via {@link elementToNum}). */
   insert(data: Uint8Array): this {
@@ -147,7 +149,11 @@ export class MuHash3072 {
    * reorg without replaying elements. Values are always reduced mod p.
    */
   serialize(): Buffer {
-    return Buffer.concat([toLE(this.num), toLE(this.den)]);
+    const s = this.saved;
+    if (s !== null && s.num === this.num && s.den === this.den) return Buffer.from(s.bytes);
+    const bytes = Buffer.concat([toLE(this.num), toLE(this.den)]);
+    this.saved = { num: this.num, den: this.den, bytes };
+    return Buffer.from(bytes);
   }
 
   /**

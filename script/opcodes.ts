@@ -15,6 +15,15 @@ export const OP_CHECKSIG = 0xac;
 export const OP_NEWNODE = 0xc0;
 export const OP_RENEWAL = 0xc1;
 
+/**
+ * Whether the output script `b[s..e)` stays out of the UTXO set: it starts
+ * with OP_RETURN, so it can never be spent and its value is burned
+ * (docs/spec.md §2.8). Every engine and the chain pass ask this one function.
+ */
+export function isUnspendable(b: Uint8Array, s: number, e: number): boolean {
+  return e > s && b[s] === OP_RETURN;
+}
+
 /** A parsed script op. `data` is set for every op that pushes (OP_0..OP_16 too). */
 export interface ScriptOp {
   readonly opcode: number;

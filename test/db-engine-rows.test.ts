@@ -2,23 +2,35 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
+import { BlockReader } from '../indexer/chain/blkfiles.js';
 import { loadBestChain } from '../indexer/chain/chain.js';
+import { scanBlock } from '../indexer/chain/scanner.js';
+import { MemoryUtxo } from '../indexer/engine/coinview.js';
 import { disconnectTip } from '../indexer/engine/disconnect.js';
 import { recount, type RecountOptions } from '../indexer/engine/recount.js';
+import { utxoElement } from '../indexer/engine/utxohash.js';
+import { utxoHashAt } from '../indexer/read/queries.js';
+import { encodeCoin } from '../indexer/store/codec.js';
+import { K, P } from '../indexer/store/layout.js';
 import { ChainState } from '../indexer/store/state.js';
+import type { DB } from '../indexer/store/store.js';
+import { MuHash3072 } from '../script/muhash.js';
 import { BUILTIN_NETWORKS, parseParams, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { ROOT } from './helpers/cli.js';
 import { dump, tempIndex } from './helpers/db.js';
 
 /*
- * A kept index (`recount --db`, resumed recounts, --utxo-hash) is now written
- * by the coin view (memconnect.ts over coinview.ts). These tests hold it to
- * the rows the old database engine (connect.ts) writes: every coin, script
- * → outpoint row, balance, registry row, per-height row, undo record and the
- * tip, byte for byte, under budgets that spill after every block or every
- * few blocks; and the undo records it writes must disconnect to exactly the
- * index of a shorter recount.
+ * A kept index (`recount --db`, resumed recounts, --utxo-hash) is written by
+ * the one engine (connect.ts over the coin view), whose coins and balances
+ * move between typed-array tables and the database as the memory budget
+ * says. These tests hold its rows to what must not depend on that: every row
+ * (coins, script → outpoint rows, balances, registry, per-height rows, undo
+ * records, the tip) is byte for byte the same whether the view spills after
+ * every block, every few blocks or never; the coin, script-index and balance
+ * rows and the UTXO hash equal an independent replay of the chain; resuming
+ * changes nothing; and the undo records disconnect to exactly the index of a
+ * shorter recount.
  */
 
 const regtest = BUILTIN_NETWORKS.regtest!;
@@ -40,49 +52,109 @@ const CHAINS: Array<[string, () => { blocksDir: string; params: NetworkParams }]
 ];
 
 /** The rows of an index recounted by `runs` one after the other (a later one resumes the earlier). */
-async function rowsOf(blocksDir: string, params: NetworkParams, utxoHash: boolean, runs: Run[], then?: (state: ChainState) => Promise<void>): Promise<string[]> {
+async function rowsOf(blocksDir: string, params: NetworkParams, utxoHash: boolean, runs: Run[], then?: (db: DB) => Promise<void>): Promise<string[]> {
   const idx = await tempIndex(params, { utxoHash });
   try {
     for (const run of runs) {
       const result = await recount({ blocksDir, params, db: idx.db, ...run });
       expect(result.stopped).toBe(false);
     }
-    if (then) {
-      const state = new ChainState(idx.db, params);
-      await state.load();
-      await then(state);
-    }
+    await then?.(idx.db);
     return await dump(idx.db);
   } finally {
     await idx.close();
   }
 }
 
-const VIEWS: Record<string, Run> = {
-  'the default budget': { keptEngine: 'view' },
-  'a budget that spills after every block': { keptEngine: 'view', memoryBytes: 0 },
-  'a budget that spills every few blocks': { keptEngine: 'view', memoryBytes: 96 * 1024 },
+/** The default budget: these chains fit, so the view never spills before the last commit. */
+const NEVER: Run = {};
+const BUDGETS: Record<string, Run> = {
+  'a budget that spills after every block': { memoryBytes: 0 },
+  'a budget that spills every few blocks': { memoryBytes: 96 * 1024 },
 };
 
+/**
+ * The coin ('u'), script → outpoint ('o') and balance ('b') rows of the
+ * chain's UTXO set at its tip, and Core's UTXO-set hash of it, from a replay
+ * that shares nothing with the engine but the row encodings: scanned
+ * transactions and one Map of coins.
+ */
+async function replayed(blocksDir: string, params: NetworkParams): Promise<{ rows: string[]; utxoHash: string }> {
+  const chain = await loadBestChain(blocksDir, params);
+  const reader = new BlockReader(chain.xorKey);
+  const coins = new Map<string, { txid: Buffer; vout: number; value: bigint; height: number; coinbase: boolean; script: Buffer }>();
+  try {
+    for (let h = 1; h < chain.blocks.length; h++) {
+      for (const tx of scanBlock(reader.read(chain.blocks[h]!)).txs) {
+        if (!tx.coinbase) for (const i of tx.inputs) expect(coins.delete(`${i.prevTxid.toString('hex')}:${i.prevVout}`)).toBe(true);
+        tx.outputs.forEach((o, vout) => {
+          if (o.script[0] === 0x6a) return;
+          coins.set(`${tx.txid.toString('hex')}:${vout}`, { txid: Buffer.from(tx.txid), vout, value: o.value, height: h, coinbase: tx.coinbase, script: Buffer.from(o.script) });
+        });
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  const rows: string[] = [];
+  const balances = new Map<string, bigint>();
+  const hash = new MuHash3072();
+  for (const c of coins.values()) {
+    const op = Buffer.alloc(36);
+    c.txid.copy(op);
+    op.writeUInt32BE(c.vout, 32);
+    rows.push(`${K.coin(op).toString('hex')}=${encodeCoin(c).toString('hex')}`);
+    rows.push(`${K.scriptCoin(c.script, op).toString('hex')}=`);
+    balances.set(c.script.toString('hex'), (balances.get(c.script.toString('hex')) ?? 0n) + c.value);
+    const el = utxoElement(c.txid, c.vout, c);
+    if (el) hash.insert(el);
+  }
+  for (const [script, value] of balances) {
+    if (value === 0n) continue;
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(value);
+    rows.push(`${K.balance(Buffer.from(script, 'hex')).toString('hex')}=${v.toString('hex')}`);
+  }
+  return { rows: rows.sort(), utxoHash: hash.finalize().reverse().toString('hex') };
+}
+
+const COIN_PREFIXES = [P.coin, P.scriptCoin, P.balance].map((p) => Buffer.of(p).toString('hex'));
+
 describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
-  it.each([false, true])('is written row for row as the old database engine writes it (--utxo-hash: %s)', async (utxoHash) => {
+  it.each([false, true])('is written row for row the same under every memory budget (--utxo-hash: %s)', async (utxoHash) => {
     const { blocksDir, params } = chainOf();
-    const reference = await rowsOf(blocksDir, params, utxoHash, [{ keptEngine: 'database' }]);
+    const reference = await rowsOf(blocksDir, params, utxoHash, [NEVER]);
     expect(reference.some((r) => r.startsWith('55'))).toBe(true); // 'U': undo records are there to compare
     expect(reference.some((r) => r.startsWith('6f'))).toBe(true); // 'o': script → outpoint rows too
-    for (const [name, run] of Object.entries(VIEWS)) {
+    for (const [name, run] of Object.entries(BUDGETS)) {
       const got = await rowsOf(blocksDir, params, utxoHash, [run]);
-      expect({ view: name, rows: got }).toEqual({ view: name, rows: reference });
+      expect({ budget: name, rows: got }).toEqual({ budget: name, rows: reference });
+    }
+  }, 600_000);
+
+  it('holds exactly the coins, script index, balances and UTXO hash of an independent replay of the chain', async () => {
+    const { blocksDir, params } = chainOf();
+    const want = await replayed(blocksDir, params);
+    expect(want.rows.length).toBeGreaterThan(0);
+    for (const run of [NEVER, BUDGETS['a budget that spills after every block']!]) {
+      let hash: string | null = null;
+      const rows = await rowsOf(blocksDir, params, true, [run], async (db) => {
+        const state = new ChainState(db, params);
+        await state.load();
+        hash = await utxoHashAt(db, state.tip!.height);
+      });
+      expect(rows.filter((r) => COIN_PREFIXES.includes(r.slice(0, 2)))).toEqual(want.rows);
+      expect(hash).toBe(want.utxoHash);
     }
   }, 600_000);
 
   it('resumed from a shorter recount, ends in the same rows as one uninterrupted run', async () => {
     const { blocksDir, params } = chainOf();
-    const reference = await rowsOf(blocksDir, params, true, [{ keptEngine: 'database' }]);
+    const reference = await rowsOf(blocksDir, params, true, [NEVER]);
     const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
-    for (const [name, run] of Object.entries(VIEWS)) {
+    for (const [name, run] of Object.entries({ 'the default budget': NEVER, ...BUDGETS })) {
       const got = await rowsOf(blocksDir, params, true, [{ ...run, height: Math.floor(top / 3) }, { ...run, height: Math.floor((2 * top) / 3) }, run]);
-      expect({ view: name, rows: got }).toEqual({ view: name, rows: reference });
+      expect({ budget: name, rows: got }).toEqual({ budget: name, rows: reference });
     }
   }, 600_000);
 
@@ -90,12 +162,16 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
     const { blocksDir, params } = chainOf();
     const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
     const back = Math.min(12, top);
-    const shorter = await rowsOf(blocksDir, params, true, [{ keptEngine: 'database', height: top - back }]);
-    for (const [name, run] of Object.entries(VIEWS)) {
-      const got = await rowsOf(blocksDir, params, true, [run], async (state) => {
-        for (let i = 0; i < back; i++) await disconnectTip(state);
+    const shorter = await rowsOf(blocksDir, params, true, [{ height: top - back }]);
+    for (const [name, run] of Object.entries({ 'the default budget': NEVER, ...BUDGETS })) {
+      const got = await rowsOf(blocksDir, params, true, [run], async (db) => {
+        const state = new ChainState(db, params);
+        await state.load();
+        const view = new MemoryUtxo(false, []);
+        await view.resume(state);
+        for (let i = 0; i < back; i++) await disconnectTip(state, view);
       });
-      expect({ view: name, rows: got }).toEqual({ view: name, rows: shorter });
+      expect({ budget: name, rows: got }).toEqual({ budget: name, rows: shorter });
     }
   }, 600_000);
 });

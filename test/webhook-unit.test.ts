@@ -19,10 +19,9 @@ import { Receiver } from './helpers/receiver.js';
 import { webhookOptions } from '../cli/commands/index-webhooks.js';
 import { UsageError, UserError } from '../cli/common.js';
 import { writeFileSync } from 'node:fs';
-import { connectBlock } from '../indexer/engine/connect.js';
 import { registrationsAt } from '../indexer/read/queries.js';
-import { tempIndex } from './helpers/db.js';
-import { chainOf, TEST_PARAMS } from './helpers/synthetic.js';
+import { connectRaw, tempIndex } from './helpers/db.js';
+import { chainOf, rawChainOf, TEST_PARAMS } from './helpers/synthetic.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 let dir: string;
@@ -70,11 +69,12 @@ describe('expiring, against a replay of every registration at every height', () 
     let found = 0;
     await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 1, max: TEST_PARAMS.expiryBlocks - 1 }), async (seed, window) => {
       const blocks = chainOf(30, seed);
-      const idx = await tempIndex(TEST_PARAMS);
+      const { raw, params } = rawChainOf(blocks);
+      const idx = await tempIndex(params);
       try {
         for (let h = 0; h < blocks.length; h++) {
-          await connectBlock(idx.state, blocks[h]!.block, h);
-          await idx.state.flush();
+          await connectRaw(idx, raw[h]!, h);
+          await idx.view.spill(idx.state);
         }
         await withSnapshot(idx.db, async (r) => {
           const tip = blocks.length - 1;

@@ -53,7 +53,7 @@ export const indexCommand: CommandModule = {
       .option('poll-interval', { type: 'number', describe: 'ms between best-block polls (default 5000, or 30000 with --zmq)' })
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'keep Core\'s UTXO-set MuHash per height (new index only)' })
-      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the write-back cache during catch-up takes a tenth of it (the default keeps the daemon under 512 MiB RSS)' })
+      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, describe: 'memory budget, MiB: the coin view holds coins and balances up to it during catch-up, then commits (the default keeps the daemon under 512 MiB RSS)' })
       .option('postgres', { type: 'string', describe: 'also mirror the registry into PostgreSQL at this URL, one transaction per block (docs/operations.md, "Scaling out")' })
       .option('postgres-rebuild', { type: 'boolean', default: false, describe: 'with --postgres: empty a mirror of another network, params or chain instead of refusing it' })
       .option('webhook', { type: 'string', describe: 'POST each registry event as JSON to this http(s) URL (docs/api.md, Webhooks)' })

@@ -2,6 +2,7 @@ import type { Transaction } from 'bitcoinjs-lib';
 import type { Explanation, NodeInfo } from '../../indexer/read/queries.js';
 import { scriptToAddress } from '../../script/address.js';
 import type { Announcement } from '../../script/carrier.js';
+import { hasStake } from '../../script/interpreter.js';
 import type { NetworkParams } from '../../script/params.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import { coins } from '../format.js';
@@ -130,7 +131,7 @@ export function assess(info: NodeInfo, params: NetworkParams, warnBlocks: number
     warnings.push(`the registration of ${label} expires in ${r.blocksUntilExpiry} block(s), at height ${r.expiryHeight}: renew it now with "nodereg renew --stake ${label}"`);
   }
   const lowBalance = balance < params.minStake + (params.minStake * LOW_BALANCE_PERCENT) / 100n;
-  if (balance < params.minStake) {
+  if (!hasStake(balance, params)) {
     warnings.push(`the stake balance ${coins(balance)} is below the minimum ${coins(params.minStake)}: send at least ${coins(params.minStake - balance)} to ${label}`);
   } else if (lowBalance) {
     warnings.push(`the stake balance ${coins(balance)} is within ${LOW_BALANCE_PERCENT}% of the minimum ${coins(params.minStake)}: fees will make the node lapse; top up ${label}`);

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { isUnspendable } from '../../script/opcodes.js';
 
 /**
  * A block's bytes do not follow Bitcoin's serialization. Raised by the scanner
@@ -249,7 +250,7 @@ function parseTx(c: Cursor, index: number, v: TxVisitor | null, hash = true, onO
     c.pos += 8;
     const s = c.skipVarBytes('script of output #');
     if (v !== null) v.output(b, i, valueAt, s, c.pos);
-    if (s === c.pos || b[s] !== 0x6a) c.spendable++;
+    if (!isUnspendable(b, s, c.pos)) c.spendable++;
     else if (onOpReturn !== null) onOpReturn(b.subarray(s, c.pos), index, i);
   }
   const bodyEnd = c.pos;
@@ -427,7 +428,8 @@ class Collector implements TxVisitor {
  * txids are not computed (the chain pass has them).
  */
 export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
-  scanHeader(bytes);
+  // Only the header's length matters here: hashing it is the caller's business.
+  if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
   for (let i = 0; i < n; i++) {

@@ -1,13 +1,30 @@
+import { isUnspendable } from '../../script/opcodes.js';
 import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { visitBlock } from '../chain/scanner.js';
 import { decodeAmount, decodeCoin, encodeAmount, encodeCoin } from '../store/codec.js';
 import { K } from '../store/layout.js';
 import type { ChainState, RowSink } from '../store/state.js';
 import type { DB } from '../store/store.js';
+import type { Coin } from '../types.js';
+import type { CoinOp } from '../store/undo.js';
 import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
 
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/**
+ * Up to this many keys are read with LevelDB's synchronous get on the main
+ * thread: a live block needs a handful, and a `getMany` round trip through
+ * the thread pool costs far more than reading them (most of the follower's
+ * time per small block went there). Larger sets still go in one `getMany`.
+ */
+const SYNC_READS = 64;
+
+async function readMany(db: DB, keys: Buffer[]): Promise<Array<Buffer | undefined>> {
+  if (keys.length === 0) return [];
+  if (keys.length > SYNC_READS) return db.getMany(keys);
+  return keys.map((k) => db.getSync(k));
+}
 
 /** A coin read from the database for the block about to be connected. */
 interface LoadedCoin {
@@ -124,14 +141,9 @@ export class MemoryUtxo {
     if (!this.spilled) return;
     const created = new Set<string>();
     for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
-    const { coins, scripts, onlyStakes } = this;
+    const { coins, onlyStakes } = this;
     const outpoints: Buffer[] = [];
-    const wanted = new Map<string, Buffer>();
-    const want = (s: Uint8Array): void => {
-      if (scripts.find(s, 0, s.length) >= 0) return;
-      const k = latin1(s);
-      if (!wanted.has(k)) wanted.set(k, Buffer.from(s));
-    };
+    const scripts: Uint8Array[] = [];
     visitBlock(bytes, {
       input(b, at, coinbase) {
         if (coinbase) return;
@@ -143,17 +155,34 @@ export class MemoryUtxo {
         outpoints.push(op);
       },
       output(b, _vout, _valueAt, s, e) {
-        if (e > s && b[s] === 0x6a) {
+        if (isUnspendable(b, s, e)) {
           const script = b.subarray(s, e);
           const a = isAttempt(script) ? detectAnnouncement(script) : null;
-          if (a?.ok) want(a.announcement.stakeScript);
+          if (a?.ok) scripts.push(a.announcement.stakeScript);
           return;
         }
-        if (!onlyStakes) want(b.subarray(s, e));
+        if (!onlyStakes) scripts.push(b.subarray(s, e));
       },
       txEnd() {},
     });
-    const raws = outpoints.length === 0 ? [] : await db.getMany(outpoints.map((op) => K.coin(op)));
+    await this.readThrough(db, outpoints, scripts);
+  }
+
+  /**
+   * Reads the database coins at `outpoints` that the tables do not hold (for
+   * `spendLoaded`; a missing one stays missing) and the balances of `scripts`
+   * and of those coins' scripts that the tables do not know.
+   */
+  private async readThrough(db: DB, outpoints: Buffer[], scripts: Iterable<Uint8Array>): Promise<void> {
+    const table = this.scripts;
+    const wanted = new Map<string, Buffer>();
+    const want = (s: Uint8Array): void => {
+      if (table.find(s, 0, s.length) >= 0) return;
+      const k = latin1(s);
+      if (!wanted.has(k)) wanted.set(k, Buffer.from(s));
+    };
+    for (const s of scripts) want(s);
+    const raws = await readMany(db, outpoints.map((op) => K.coin(op)));
     const found: Array<{ outpoint: Buffer; script: Buffer; value: bigint; code: number }> = [];
     raws.forEach((raw, i) => {
       if (raw === undefined) return;
@@ -163,11 +192,11 @@ export class MemoryUtxo {
     });
     if (wanted.size > 0) {
       const list = [...wanted.values()];
-      const values = await db.getMany(list.map((s) => K.balance(s)));
+      const values = await readMany(db, list.map((s) => K.balance(s)));
       list.forEach((s, i) => {
-        const id = scripts.intern(s, 0, s.length);
+        const id = table.intern(s, 0, s.length);
         const raw = values[i];
-        scripts.setBalance(id, raw === undefined ? 0n : decodeAmount(raw));
+        table.setBalance(id, raw === undefined ? 0n : decodeAmount(raw));
       });
     }
     for (const c of found) {
@@ -196,6 +225,68 @@ export class MemoryUtxo {
     this.hi = c.hi;
     this.code = c.code;
     return true;
+  }
+
+  /**
+   * Reads what replaying an undo record needs (disconnect.ts): the coins the
+   * block created and the coins it spent, wherever the database still holds
+   * them, and the balances of every script involved.
+   */
+  async prefetchUndo(db: DB, ops: readonly CoinOp[]): Promise<void> {
+    this.loaded.clear();
+    const outpoints = ops.map((op) => op.outpoint).filter((op) => !this.coins.has(op, 0, op.readUInt32BE(32)));
+    await this.readThrough(db, outpoints, ops.flatMap((op) => (op.added ? [] : [op.coin.script])));
+  }
+
+  /**
+   * Takes back a coin the disconnected block created, from the tables or the
+   * database, with its value off its script's balance. False when the view
+   * has no such coin.
+   */
+  uncreate(outpoint: Buffer): boolean {
+    const vout = outpoint.readUInt32BE(32);
+    let id: number;
+    let lo: number;
+    let hi: number;
+    if (this.coins.spend(outpoint, 0, vout)) {
+      ({ script: id, lo, hi } = this.coins);
+    } else if (this.spendLoaded(outpoint, 0, vout)) {
+      ({ script: id, lo, hi } = this);
+    } else {
+      return false;
+    }
+    this.scripts.add(id, lo, hi, -1);
+    this.scripts.touchedAt[id] = 1;
+    return true;
+  }
+
+  /**
+   * Puts back a coin the disconnected block spent, with its value on its
+   * script's balance. False when that outpoint is unspent already.
+   */
+  unspend(outpoint: Buffer, coin: Coin): boolean {
+    const vout = outpoint.readUInt32BE(32);
+    if (this.coins.has(outpoint, 0, vout) || this.loaded.has(outpoint.toString('latin1'))) return false;
+    const id = this.scripts.intern(coin.script, 0, coin.script.length);
+    const lo = Number(coin.value & 0xffffffffn);
+    const hi = Number(coin.value >> 32n);
+    this.coins.add(outpoint, 0, vout, id, lo, hi, coin.height * 2 + (coin.coinbase ? 1 : 0));
+    this.scripts.add(id, lo, hi, 1);
+    this.scripts.touchedAt[id] = 1;
+    return true;
+  }
+
+  /**
+   * Forgets everything held since the last spill and starts over from the
+   * database (after `ChainState.load`): a connect that failed half-way, or a
+   * disconnect that changed which scripts are registered.
+   */
+  async reload(state: ChainState): Promise<void> {
+    this.coins.clear();
+    this.scripts = new ScriptTable();
+    this.spentFromDb = [];
+    this.loaded.clear();
+    await this.resume(state);
   }
 
   /**
@@ -245,12 +336,13 @@ export class MemoryUtxo {
    */
   async finish(state: ChainState): Promise<void> {
     if (this.spilled || !state.throwaway) return this.spill(state);
-    for (let id = 0; id < this.scripts.count; id++) {
-      if (this.scripts.stake[id] !== 1) continue;
-      const value = this.scripts.balance(id);
-      if (value !== 0n) state.balances.set(this.key(id), { value, dirty: true });
-    }
-    await state.flush();
+    await state.flush((sink) => {
+      for (let id = 0; id < this.scripts.count; id++) {
+        if (this.scripts.stake[id] !== 1) continue;
+        const value = this.scripts.balance(id);
+        if (value !== 0n) sink.put(K.balance(this.scripts.bytes(id)), encodeAmount(value));
+      }
+    });
   }
 }
 

@@ -1,11 +1,13 @@
+import { isUnspendable } from '../../script/opcodes.js';
 import { detectAnnouncement, isAttempt, type Attempt } from '../../script/carrier.js';
-import { interpret, judgeAttempts, type InterpretContext } from '../../script/interpreter.js';
-import { K, outpoint } from '../store/layout.js';
+import { hasStake, interpret, judgeAttempts, type InterpretContext } from '../../script/interpreter.js';
+import { K } from '../store/layout.js';
 import { RegistryWriter, type BlockEvent } from './registry.js';
-import type { ScannedBlock, ScannedTx } from '../chain/scanner.js';
-import { bkey, type ChainState } from '../store/state.js';
+import { scanHeader, visitBlock, type BlockVisitor, type ScannedHeader } from '../chain/scanner.js';
+import type { ChainState } from '../store/state.js';
 import type { Coin } from '../types.js';
 import { encodeUndo, type CoinOp } from '../store/undo.js';
+import type { MemoryUtxo } from './coinview.js';
 import { utxoElement } from './utxohash.js';
 
 /** The block does not extend the tip, or spends an output the index has never seen. */
@@ -16,14 +18,6 @@ export class ChainMismatchError extends Error {
   }
 }
 
-export interface ConnectOptions {
-  /**
-   * Fast mode: only coins paying these scripts are tracked. Inputs spending
-   * anything else are skipped instead of being reported as unknown.
-   */
-  readonly onlyScripts?: ReadonlySet<string>;
-}
-
 export interface BlockSummary {
   readonly height: number;
   readonly hash: Buffer;
@@ -32,85 +26,149 @@ export interface BlockSummary {
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
-const isOpReturn = (s: Uint8Array): boolean => s.length > 0 && s[0] === 0x6a;
+
+const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 
 /**
- * Applies one block to the state (docs/spec.md §3): for each transaction, spend
- * its inputs, add its outputs, then judge its announcement attempts; then
- * expire, then lapse, and record the root, the undo record and the new tip.
- * Nothing is written to disk here: the caller flushes the state.
+ * Applies one block to the state and the coin view (docs/spec.md §3): for
+ * each transaction, spend its inputs, add its outputs, then judge its
+ * announcement attempts; then expire, then lapse, and record the root, the
+ * undo record and the new tip. Every mode connects through here: recounts
+ * (temporary, kept, --fast, speculative) with the txids of the chain pass,
+ * the live follower with those it computes from the node's bytes. The view
+ * must have read through the block first (`MemoryUtxo.prefetch`), which keeps
+ * this synchronous. Nothing is written to disk: the caller commits
+ * (`MemoryUtxo.spill`), and until then readers see the previous tip.
+ *
+ * A kept index also gets the block's undo record (the coins in the order the
+ * block spent and created them, as `disconnectTip` replays it) and, when it
+ * keeps one, the UTXO-set hash moves with every coin.
  */
-export async function connectBlock(state: ChainState, block: ScannedBlock, height: number, opts: ConnectOptions = {}): Promise<BlockSummary> {
-  checkLinks(state, block, height);
+export function connectBlock(state: ChainState, mem: MemoryUtxo, bytes: Buffer, txids: Buffer, height: number): BlockSummary {
+  const header = scanHeader(bytes);
+  checkLinks(state, header, height);
   const writer = new RegistryWriter(state, height);
-  const coinOps: CoinOp[] = [];
-  const only = opts.onlyScripts;
-  // Core never puts the genesis coinbase in the UTXO set: it cannot be spent.
-  const txs = height === 0 ? [] : block.txs;
+  const { coins, scripts } = mem;
+  const only = mem.onlyStakes;
+  const touched = new Set<number>();
+  const stamp = height + 1;
+  // Script ids the current transaction's inputs spent: spent[0..nSpent). A
+  // counter, because truncating an array for each of a million transactions costs.
+  const spent: number[] = [];
+  let nSpent = 0;
+  let attempts: Array<{ vout: number; attempt: Attempt }> | null = null;
+  let tx = 0;
+  // The stored coin's height·2 + coinbase of the current transaction's outputs (the first is the coinbase).
+  let code = height * 2 + 1;
+  // Undo and the UTXO hash need each coin as an object; a temporary recount without the hash skips both.
+  const coinOps: CoinOp[] | null = state.throwaway ? null : [];
+  const hash = state.utxoHash;
+  const record = coinOps !== null || hash !== null;
+  const outpointOf = (b: Uint8Array, at: number, vout: number): Buffer => {
+    const op = Buffer.allocUnsafe(36);
+    op.set(b.subarray(at, at + 32), 0);
+    op.writeUInt32BE(vout, 32);
+    return op;
+  };
+  const coinOf = (id: number, lo: number, hi: number, c: number): Coin => ({
+    value: (BigInt(hi) << 32n) | BigInt(lo), height: c >>> 1, coinbase: (c & 1) === 1, script: Buffer.from(scripts.bytes(id)),
+  });
 
-  await prefetch(state, txs, only);
-
-  const touched = new Set<string>();
-  for (const tx of txs) {
-    const spentScripts: Buffer[] = [];
-    if (!tx.coinbase) {
-      for (const input of tx.inputs) {
-        const op = outpoint(input.prevTxid, input.prevVout);
-        const coin = state.spendCoin(bkey(op));
-        if (coin === undefined) {
-          if (only) continue;
-          throw new ChainMismatchError(`block ${height} (${rpcHex(block.hash)}) spends ${rpcHex(input.prevTxid)}:${input.prevVout}, an output the index does not have: the chain data is incomplete or corrupt`);
-        }
-        const sk = bkey(coin.script);
-        state.addBalance(sk, -coin.value);
-        if (state.utxoHash) {
-          const el = utxoElement(input.prevTxid, input.prevVout, coin);
-          if (el) state.utxoHash.remove(el);
-        }
-        touched.add(sk);
-        spentScripts.push(coin.script);
-        coinOps.push({ added: false, outpoint: op, coin });
+  const visitor: BlockVisitor = {
+    input(b, at, coinbase) {
+      if (coinbase) return;
+      const vout = u32(b, at + 32);
+      let id: number;
+      let lo: number;
+      let hi: number;
+      let c: number;
+      if (coins.spend(b, at, vout)) {
+        id = coins.script;
+        lo = coins.lo;
+        hi = coins.hi;
+        c = coins.code;
+      } else if (mem.spendLoaded(b, at, vout)) {
+        id = mem.script;
+        lo = mem.lo;
+        hi = mem.hi;
+        c = mem.code;
+      } else {
+        if (only) return;
+        throw new ChainMismatchError(`block ${height} (${rpcHex(header.hash)}) spends ${rpcHex(b.subarray(at, at + 32))}:${vout}, an output the index does not have: the chain data is incomplete or corrupt`);
       }
-    }
-    const attempts: Array<{ vout: number; attempt: Attempt }> = [];
-    tx.outputs.forEach((out, vout) => {
-      if (isOpReturn(out.script)) {
-        if (isAttempt(out.script)) attempts.push({ vout, attempt: detectAnnouncement(out.script)! });
+      scripts.add(id, lo, hi, -1);
+      if (record) {
+        const coin = coinOf(id, lo, hi, c);
+        if (hash !== null) {
+          const el = utxoElement(b.subarray(at, at + 32), vout, coin);
+          if (el) hash.remove(el);
+        }
+        coinOps?.push({ added: false, outpoint: outpointOf(b, at, vout), coin });
+      }
+      scripts.touchedAt[id] = stamp;
+      if (scripts.stake[id] === 1) touched.add(id);
+      spent[nSpent++] = id;
+    },
+    output(b, vout, valueAt, s, e) {
+      if (isUnspendable(b, s, e)) {
+        const script = b.subarray(s, e);
+        if (isAttempt(script)) (attempts ??= []).push({ vout, attempt: detectAnnouncement(script)! });
         return;
       }
-      const sk = bkey(out.script);
-      if (only && !only.has(sk)) return;
-      const op = outpoint(tx.txid, vout);
-      const coin: Coin = { value: out.value, height, coinbase: tx.coinbase, script: Buffer.from(out.script) };
-      state.addCoin(bkey(op), coin);
-      state.addBalance(sk, out.value);
-      if (state.utxoHash) {
-        const el = utxoElement(tx.txid, vout, coin);
-        if (el) state.utxoHash.insert(el);
+      const id = only ? scripts.find(b, s, e) : scripts.intern(b, s, e);
+      if (id < 0) return;
+      const lo = u32(b, valueAt);
+      const hi = u32(b, valueAt + 4);
+      coins.add(txids, tx * 32, vout, id, lo, hi, code);
+      scripts.add(id, lo, hi, 1);
+      if (record) {
+        if (hash !== null) {
+          const el = utxoElement(txids.subarray(tx * 32, tx * 32 + 32), vout, coinOf(id, lo, hi, code));
+          if (el) hash.insert(el);
+        }
+        coinOps?.push({ added: true, outpoint: outpointOf(txids, tx * 32, vout) });
       }
-      touched.add(sk);
-      coinOps.push({ added: true, outpoint: op });
-    });
-    if (attempts.length > 0) {
-      judge(state, writer, {
-        txid: tx.txid, index: tx.index, coinbase: tx.coinbase,
-        spendsScript: (s) => spentScripts.some((x) => x.equals(s)),
-        balanceAfter: (s) => state.balance(bkey(s)),
-      }, height, block.time, attempts);
-    }
-  }
-  endOfBlock(state, writer, height, touched);
-  writer.blockTime(block.time);
+      scripts.touchedAt[id] = stamp;
+      if (scripts.stake[id] === 1) touched.add(id);
+    },
+    txEnd(index, coinbase) {
+      code = height * 2;
+      if (attempts !== null) {
+        const spentIds = spent.slice(0, nSpent);
+        judge(state, writer, {
+          txid: txids.subarray(index * 32, index * 32 + 32),
+          index,
+          coinbase,
+          spendsScript: (s) => spentIds.includes(scripts.find(s, 0, s.length)),
+          balanceAfter: (s) => mem.balanceOf(s),
+        }, height, header.time, attempts);
+        for (const { attempt } of attempts) if (attempt.ok) mem.markRegistered(state, attempt.announcement.stakeScript, stamp, touched);
+      }
+      attempts = null;
+      nSpent = 0;
+      tx = index + 1;
+    },
+  };
+  // Core never puts the genesis coinbase in the UTXO set: it cannot be spent.
+  const txCount = height === 0 ? visitBlock(bytes, { input() {}, output() {}, txEnd() {} }) : visitBlock(bytes, visitor);
+  if (txids.length !== txCount * 32) throw new ChainMismatchError(`block ${height} has ${txCount} transactions but ${txids.length / 32} txids were given`);
 
-  state.putRow(K.blockHash(height), Buffer.from(block.hash));
+  const byKey = new Map([...touched].map((id) => [mem.key(id), id]));
+  endOfBlock(state, writer, height, [...byKey.keys()], (sk) => scripts.balance(byKey.get(sk)!));
+  writer.blockTime(header.time);
+
+  state.putRow(K.blockHash(height), Buffer.from(header.hash));
   state.putRow(K.heightState(height), state.heightState());
-  const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
-  if (!state.throwaway) state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
-  state.tip = { height, hash: Buffer.from(block.hash) };
-  return { height, hash: Buffer.from(block.hash), txCount: block.txs.length, events: writer.events };
+  if (coinOps !== null) {
+    const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
+    state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
+  }
+  state.tip = { height, hash: Buffer.from(header.hash) };
+  return { height, hash: Buffer.from(header.hash), txCount, events: writer.events };
 }
 
-export function checkLinks(state: ChainState, block: ScannedBlock, height: number): void {
+/** Throws ChainMismatchError unless the block with this header is the next one on the state's tip (or the network's genesis). */
+function checkLinks(state: ChainState, block: ScannedHeader, height: number): void {
   if (height === 0) {
     if (state.tip !== null) throw new ChainMismatchError('genesis connected onto a non-empty index');
     if (rpcHex(block.hash) !== state.params.genesisHash) {
@@ -123,39 +181,8 @@ export function checkLinks(state: ChainState, block: ScannedBlock, height: numbe
   }
 }
 
-/** Two round trips per block: the coins being spent, then the balances they and the new outputs touch. */
-async function prefetch(state: ChainState, txs: ScannedTx[], only: ReadonlySet<string> | undefined): Promise<void> {
-  const created = new Set<string>();
-  for (const tx of txs) created.add(bkey(tx.txid));
-  const ops: string[] = [];
-  for (const tx of txs) {
-    if (tx.coinbase) continue;
-    for (const input of tx.inputs) {
-      if (!created.has(bkey(input.prevTxid))) ops.push(bkey(outpoint(input.prevTxid, input.prevVout)));
-    }
-  }
-  await state.loadCoins(ops);
-  const scripts = new Set<string>();
-  for (const op of ops) {
-    const e = state.coins.get(op);
-    if (e) scripts.add(bkey(e.coin.script));
-  }
-  for (const tx of txs) {
-    for (const out of tx.outputs) {
-      if (isOpReturn(out.script)) {
-        const a = isAttempt(out.script) ? detectAnnouncement(out.script) : null;
-        if (a?.ok) scripts.add(bkey(a.announcement.stakeScript));
-        continue;
-      }
-      const sk = bkey(out.script);
-      if (!only || only.has(sk)) scripts.add(sk);
-    }
-  }
-  await state.loadBalances([...scripts]);
-}
-
 /** The transaction whose announcement attempts are judged, and what it did to the coins. */
-export interface JudgedTx {
+interface JudgedTx {
   readonly txid: Buffer;
   readonly index: number;
   readonly coinbase: boolean;
@@ -166,7 +193,7 @@ export interface JudgedTx {
 }
 
 /** Runs a transaction's announcement attempts against the registry and records each outcome. */
-export function judge(
+function judge(
   state: ChainState, writer: RegistryWriter, tx: JudgedTx, height: number, blockTime: number,
   attempts: Array<{ vout: number; attempt: Attempt }>,
 ): void {
@@ -198,15 +225,15 @@ export function judge(
  * End-of-block processing: expiries, then lapses among the scripts whose
  * balance the block touched, then the balance history of registered scripts.
  */
-export function endOfBlock(
-  state: ChainState, writer: RegistryWriter, height: number, touched: Iterable<string>, balanceOf: (sk: string) => bigint = (sk) => state.balance(sk),
+function endOfBlock(
+  state: ChainState, writer: RegistryWriter, height: number, touched: Iterable<string>, balanceOf: (sk: string) => bigint,
 ): void {
   const expiring = state.expiring.get(height);
   if (expiring) for (const id of [...expiring].sort()) writer.end(id, 'expired');
   const lapsing: string[] = [];
   for (const sk of touched) {
     const id = state.current.get(sk);
-    if (id !== undefined && state.open.has(id) && balanceOf(sk) < state.params.minStake) lapsing.push(id);
+    if (id !== undefined && state.open.has(id) && !hasStake(balanceOf(sk), state.params)) lapsing.push(id);
   }
   for (const id of lapsing.sort()) writer.end(id, 'lapsed');
   for (const sk of touched) {

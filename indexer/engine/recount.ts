@@ -6,8 +6,7 @@ import { disconnectTip } from './disconnect.js';
 import { K } from '../store/layout.js';
 import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
-import { connectInMemory } from './memconnect.js';
-import { blockTxCount, scanBlock, scanHeader, walkTxidsInto } from '../chain/scanner.js';
+import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
 import { ChainState } from '../store/state.js';
 import type { DB } from '../store/store.js';
@@ -51,13 +50,8 @@ export interface RecountOptions {
    */
   readonly beforeRewind?: (tipHeight: number, forkHeight: number) => void;
   /**
-   * Which engine writes a kept index (--db, or --utxo-hash): 'view', the
-   * coin view temporary recounts use (connectInMemory over coinview.ts), or
-   * 'database', connectBlock over ChainState's write-back cache. Both write
-   * the same rows (test/db-engine-rows.test.ts). The view is about twice as
-   * fast on a 1M-transaction chain, but its spills peaked near 1 GiB at the
-   * default budget where the database engine stays near 520 MiB, so
-   * 'database' remains the default until the view's spills are bounded.
+   * @deprecated Ignored: every recount, kept or temporary, now connects
+   * through the coin view (connect.ts over coinview.ts), the only engine.
    */
   readonly keptEngine?: 'view' | 'database';
   /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
@@ -81,9 +75,6 @@ export class RecountError extends Error {
   }
 }
 
-/** Flush threshold of the database engine (--db, --utxo-hash): a tenth of the default budget (budget.ts). */
-export const DEFAULT_CACHE_BYTES = memoryPlan().cacheBytes;
-
 /** Coin table budget of a throwaway recount: about four million coins between spills. */
 export const DEFAULT_MEMORY_BYTES = memoryPlan().tableBytes;
 
@@ -97,6 +88,9 @@ export const DEFAULT_MEMORY_BYTES = memoryPlan().tableBytes;
 export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let state = new ChainState(opts.db, opts.params, opts.throwaway);
   await state.load();
+  if (opts.fast && (!opts.throwaway || state.utxoHash !== null)) {
+    throw new RecountError('--fast keeps only the coins of announced stakes, so it needs a temporary index without a UTXO hash');
+  }
   const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   const inMemory = opts.throwaway === true && state.tip === null && state.utxoHash === null;
   // A full in-memory recount of the whole chain starts connecting while the
@@ -141,48 +135,22 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
     while (fork >= 0 && !(await opts.db.get(K.blockHash(fork)))?.equals(chain.blocks[fork]!.hash)) fork--;
     if (fork < Math.min(state.tip.height, target)) opts.beforeRewind(state.tip.height, fork);
   }
-  while (state.tip !== null) {
-    const h = state.tip.height;
-    const stored = await opts.db.get(K.blockHash(h));
-    if (h <= target && stored !== undefined && stored.equals(chain.blocks[h]!.hash)) break;
-    await disconnectTip(state);
+  if (state.tip !== null) {
+    const view = new MemoryUtxo(false, []);
+    await view.resume(state);
+    while (state.tip !== null) {
+      const h = state.tip.height;
+      const stored = await opts.db.get(K.blockHash(h));
+      if (h <= target && stored !== undefined && stored.equals(chain.blocks[h]!.hash)) break;
+      await disconnectTip(state, view);
+    }
   }
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
 
-  // A temporary recount goes through the coin view; a kept index only when
-  // asked (keptEngine), and never with --fast, whose partial UTXO set the
-  // view does not write.
-  if (inMemory || (!opts.fast && opts.keptEngine === 'view')) {
-    const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
-    const done = await recountInMemory(opts, state, chain, target, limit, null, start);
-    return { ...done, resumedFrom, chain };
-  }
-
-  const reader = new BlockReader(chain.xorKey);
-  const onlyScripts = opts.fast ? stakeScriptsOf(chain, Math.max(1, start), target) : undefined;
-  const budget = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
-  let txs = 0;
-  let stopped = false;
-  try {
-    for (let h = start; h <= target; h++) {
-      if (opts.shouldStop?.()) {
-        stopped = true;
-        break;
-      }
-      const entry = chain.blocks[h]!;
-      const block = scanBlock(reader.read(entry), entry.txids ?? undefined);
-      if (!block.hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
-      const summary = await connectBlock(state, block, h, { onlyScripts });
-      txs += summary.txCount;
-      opts.onBlock?.(summary);
-      if (state.cacheBytes > budget) await state.flush();
-    }
-    await state.flush();
-  } finally {
-    reader.close();
-  }
-  return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), resumedFrom, stopped, chain };
+  const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
+  const done = await recountInMemory(opts, state, chain, target, limit, null, start);
+  return { ...done, resumedFrom, chain };
 }
 
 /** Pass 1 of a fast recount: the stake scripts the chain pass found in blocks `from..to` (latin1). */
@@ -220,7 +188,7 @@ async function recountInMemory(
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const txids = entry.txids ?? txidsOf(bytes);
       await mem.prefetch(opts.db, bytes, txids);
-      const summary = connectInMemory(state, mem, bytes, txids, h);
+      const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
       if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);

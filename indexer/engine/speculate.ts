@@ -1,7 +1,7 @@
 import { BlockReader } from '../chain/blkfiles.js';
 import type { BestChain, SeenBlock } from '../chain/chain.js';
 import { MemoryUtxo } from './coinview.js';
-import { connectInMemory } from './memconnect.js';
+import { connectBlock } from './connect.js';
 import type { ChainState } from '../store/state.js';
 
 /** Blocks kept waiting for their parent before speculation gives up. */
@@ -64,7 +64,7 @@ export class Speculator {
 
   private connect(block: SeenBlock): void {
     try {
-      const summary = connectInMemory(this.state, this.mem, this.reader.read(block.loc), block.txids, this.height + 1);
+      const summary = connectBlock(this.state, this.mem, this.reader.read(block.loc), block.txids, this.height + 1);
       this.txs += summary.txCount;
     } catch (err) {
       // The normal recount will meet the same block only if it is on the chosen chain, and report it then.

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { memoryPlan } from '../engine/budget.js';
+import { MemoryUtxo } from '../engine/coinview.js';
 import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/connect.js';
 import { disconnectTip } from '../engine/disconnect.js';
 import { K } from '../store/layout.js';
 import { silent, type LogFn } from '../log.js';
 import { fetchBlocks } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
-import { merkleRoot } from '../chain/pow.js';
-import { BlockParseError, scanBlock } from '../chain/scanner.js';
+import { merkleTreeOf } from '../chain/pow.js';
+import { BlockParseError, blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import type { ChainState } from '../store/state.js';
 import type { Tip } from '../types.js';
 import type { ZmqListener, ZmqWake } from './zmq.js';
@@ -39,9 +40,15 @@ export interface FollowerOptions {
   readonly log?: LogFn;
   /** Keep undo data only for the last N blocks (default: every block, so any reorg can be undone). */
   readonly pruneUndoDepth?: number;
-  /** During catch-up, flush at least this often (ms) or when the cache holds this many bytes. */
+  /**
+   * During catch-up, commit at least this often (ms, default 2000) and every
+   * `flushBlocks` blocks (default 1000), so a crash loses little and readers
+   * see progress; at the node's tip every block is committed.
+   */
   readonly flushIntervalMs?: number;
-  readonly cacheBytes?: number;
+  readonly flushBlocks?: number;
+  /** The coin view's budget in bytes (default: the default memory budget's, budget.ts): past it, catch-up commits. */
+  readonly memoryBytes?: number;
   /** getblock requests kept in flight during catch-up. */
   readonly fetchDepth?: number;
 }
@@ -72,6 +79,9 @@ export class Follower extends EventEmitter<FollowerEvents> {
   private wakePending = false;
   private contacted = false;
   private nodeTip: { height: number; hash: string } | null = null;
+  /** Coins and balances: read through from the database, committed with the state (engine/coinview.ts). */
+  private readonly view = new MemoryUtxo(false, []);
+  private viewReady = false;
   private readonly log: LogFn;
   private readonly onWake = (w: ZmqWake): void => {
     if (w.reason !== 'block') this.log('warn', 'zmq notifications may have been lost; resyncing', { reason: w.reason, detail: w.detail });
@@ -141,8 +151,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
       }
     } finally {
       this.opts.zmq?.off('wake', this.onWake);
-      // After a fatal error the cache may hold a half-applied block: never write it.
-      if (clean) await this.opts.state.flush();
+      // After a fatal error the view may hold a half-applied block: never write it.
+      if (clean && this.viewReady) await this.view.spill(this.opts.state);
     }
   }
 
@@ -188,6 +198,10 @@ export class Follower extends EventEmitter<FollowerEvents> {
   /** One pass: reconcile with the node's best chain. Returns true when the index ends at the node's tip. */
   async syncOnce(): Promise<boolean> {
     const state = this.opts.state;
+    if (!this.viewReady) {
+      await this.view.resume(state);
+      this.viewReady = true;
+    }
     const info = await this.opts.rpc.getBlockchainInfo();
     if (!this.contacted) {
       this.contacted = true;
@@ -234,7 +248,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
     this.log('warn', 'reorg: disconnecting blocks the node no longer has', { depth, forkHeight: h, oldTip: oldTip.hash });
     while (state.tip!.height > h) {
       try {
-        await disconnectTip(state);
+        await disconnectTip(state, this.view);
       } catch (err) {
         throw new FollowerError(`cannot undo block ${state.tip!.height} for a reorg of depth ${depth}: ${(err as Error).message}. The index holds no undo data that deep: --prune-undo was too small, or the index was loaded from a snapshot ("nodereg snapshot load"), which carries undo data only for its last blocks. Rebuild it: "nodereg recount --db <new dir> --blocks-dir …", or load a snapshot made above the fork (docs/snapshots.md)`);
       }
@@ -244,17 +258,19 @@ export class Follower extends EventEmitter<FollowerEvents> {
 
   private async catchUp(nodeHeight: number): Promise<void> {
     const state = this.opts.state;
+    const view = this.view;
     const from = state.tip === null ? 0 : state.tip.height + 1;
     if (from > nodeHeight) return;
     const started = Date.now();
     let lastFlush = Date.now();
     let lastProgress = 0;
     const flushMs = this.opts.flushIntervalMs ?? 2000;
-    const budget = this.opts.cacheBytes ?? memoryPlan().cacheBytes;
-    // Blocks connected since the last flush: announced only once the flush makes them readable.
+    const flushBlocks = this.opts.flushBlocks ?? 1000;
+    const budget = this.opts.memoryBytes ?? memoryPlan().tableBytes;
+    // Blocks connected since the last commit: announced only once the commit makes them readable.
     let pending: BlockSummary[] = [];
     const commit = async (): Promise<void> => {
-      await state.flush();
+      await view.spill(state);
       lastFlush = Date.now();
       const done = pending;
       pending = [];
@@ -262,25 +278,31 @@ export class Follower extends EventEmitter<FollowerEvents> {
     };
     for await (const fetched of fetchBlocks(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
       if (this.stopping) break;
-      const block = scanBlock(fetched.raw);
-      if (rpcHex(block.hash) !== fetched.hash) {
-        throw new BlockParseError(`the node returned block ${rpcHex(block.hash)} for hash ${fetched.hash}`, 0);
+      const raw = fetched.raw;
+      const header = scanHeader(raw);
+      if (rpcHex(header.hash) !== fetched.hash) {
+        throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
       }
-      if (!merkleRoot(block.txs.map((t) => t.txid)).equals(block.merkleRoot)) {
+      const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
+      const { txs } = walkTxidsInto(raw, txids, 0, null);
+      if (txs === 0 || !merkleTreeOf(txids, txs).root.equals(header.merkleRoot)) {
         throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
       }
-      if (state.tip !== null && !block.prevHash.equals(state.tip.hash)) {
+      if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
         this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
         break;
       }
       let summary: BlockSummary;
       try {
-        summary = await connectBlock(state, block, fetched.height);
+        await view.prefetch(state.db, raw, txids);
+        summary = connectBlock(state, view, raw, txids, fetched.height);
       } catch (err) {
-        // The cache may hold part of this block: go back to the last flushed state
-        // (the blocks connected since were never announced, and will be fetched again).
+        // The view and the state may hold part of this block: go back to the last
+        // committed state (the blocks connected since were never announced, and
+        // will be fetched again).
         pending = [];
         await state.load();
+        await view.reload(state);
         if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
         throw err;
       }
@@ -288,7 +310,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
       if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
       const behind = nodeHeight - fetched.height;
       pending.push(summary);
-      if (behind === 0 || Date.now() - lastFlush > flushMs || state.cacheBytes > budget) await commit();
+      if (behind === 0 || pending.length >= flushBlocks || Date.now() - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commit();
       this.emit('connected', summary);
       if (behind > 0 && Date.now() - lastProgress > 1000) {
         lastProgress = Date.now();

@@ -3,32 +3,16 @@ import { MuHash3072 } from '../../script/muhash.js';
 import { proofLeaf, ProofTree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import {
-  decodeAmount, decodeCoin, decodeHeightState, decodeRegistration, encodeAmount, encodeCoin, encodeHeightState, encodeTip, rootElement,
+  decodeHeightState, decodeRegistration, encodeHeightState, encodeTip, rootElement,
 } from './codec.js';
 import { K, P, parse } from './layout.js';
 import { readTip, type DB } from './store.js';
-import type { Coin, Registration, Tip } from '../types.js';
-
-/** A coin in the write-back cache. `fresh`: not in the database (created since the last flush). */
-export interface CoinEntry {
-  coin: Coin;
-  fresh: boolean;
-  spent: boolean;
-  dirty: boolean;
-}
-
-interface BalanceEntry {
-  value: bigint;
-  dirty: boolean;
-}
+import type { Registration, Tip } from '../types.js';
 
 /*
- * What one cached entry costs in the JS heap, measured roughly (key string,
- * entry objects, Buffer headers, Map slot), not just the bytes it stores.
- * They keep `--cache-mib` close to the memory a flush interval really uses.
+ * What one cached row costs in the JS heap, measured roughly (key string,
+ * Buffer headers, Map slot), not just the bytes it stores.
  */
-const COIN_COST = 360;
-const BALANCE_COST = 180;
 const ROW_COST = 200;
 
 /** Where a flush's extra writers put their rows: the flush's own atomic batch. */
@@ -42,11 +26,13 @@ export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffse
 export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 /**
- * The indexer's working state: a write-back cache over the database, plus the
- * in-memory registry index (every script ever registered, and every
- * registration not yet ended). Nothing reaches the database except through
- * `flush`, which writes the caches, the undo records and the tip in one atomic
- * batch — so a crash at any instant resumes from the last flushed tip.
+ * The indexer's working state: the registry rows, undo records and per-height
+ * rows written since the last flush, the in-memory registry index (every
+ * script ever registered, and every registration not yet ended), the roots
+ * and the tip. Coins and balances live in the coin view (engine/coinview.ts),
+ * which hands them to `flush`. Nothing reaches the database except through
+ * `flush`, which writes everything with the tip in one atomic batch — so a
+ * crash at any instant resumes from the last flushed tip.
  */
 export class ChainState {
   /** The tip of the state in memory, ahead of the database until the next flush. */
@@ -58,8 +44,6 @@ export class ChainState {
   proofTree = new ProofTree();
   /** Core-compatible UTXO-set MuHash, when the index keeps one (`--utxo-hash`). */
   utxoHash: MuHash3072 | null = null;
-  readonly coins = new Map<string, CoinEntry>();
-  readonly balances = new Map<string, BalanceEntry>();
   /** Dirty rows other than coins and balances, by key; null = delete. */
   readonly rows = new Map<string, Buffer | null>();
   /** Script → id of its current registration (ended or not): mirrors the 'r' rows. */
@@ -79,8 +63,6 @@ export class ChainState {
 
   /** Loads the tip, the root at the tip and the registry index from the database. */
   async load(): Promise<void> {
-    this.coins.clear();
-    this.balances.clear();
     this.rows.clear();
     this.current.clear();
     this.open.clear();
@@ -122,67 +104,6 @@ export class ChainState {
     if (set && set.size === 0) this.expiring.delete(reg.expiryHeight);
   }
 
-  /** Brings the coins for these outpoints (36-byte keys) into the cache. Missing ones stay missing. */
-  async loadCoins(outpoints: string[]): Promise<void> {
-    const missing = outpoints.filter((k) => !this.coins.has(k));
-    if (missing.length === 0) return;
-    const values = await this.db.getMany(missing.map((k) => K.coin(unbkey(k))));
-    values.forEach((raw, i) => {
-      if (raw === undefined) return;
-      const coin = decodeCoin(raw);
-      this.coins.set(missing[i]!, { coin, fresh: false, spent: false, dirty: false });
-      this.cachedBytes += COIN_COST + coin.script.length;
-    });
-  }
-
-  async loadBalances(scripts: string[]): Promise<void> {
-    const missing = scripts.filter((k) => !this.balances.has(k));
-    if (missing.length === 0) return;
-    const values = await this.db.getMany(missing.map((k) => K.balance(unbkey(k))));
-    values.forEach((raw, i) => {
-      this.balances.set(missing[i]!, { value: raw === undefined ? 0n : decodeAmount(raw), dirty: false });
-      this.cachedBytes += BALANCE_COST + missing[i]!.length;
-    });
-  }
-
-  addCoin(op: string, coin: Coin): void {
-    const prev = this.coins.get(op);
-    // A coin that replaces a spent-but-unflushed one must still be written.
-    this.coins.set(op, { coin, fresh: prev === undefined, spent: false, dirty: true });
-    this.cachedBytes += COIN_COST + coin.script.length;
-  }
-
-  /** Marks a cached coin spent; returns it, or undefined if the outpoint is unknown. */
-  spendCoin(op: string): Coin | undefined {
-    const e = this.coins.get(op);
-    if (!e || e.spent) return undefined;
-    if (e.fresh) this.coins.delete(op);
-    else {
-      e.spent = true;
-      e.dirty = true;
-    }
-    return e.coin;
-  }
-
-  /** Puts back a coin on disconnect (it was spent by the block being undone). */
-  restoreCoin(op: string, coin: Coin): void {
-    this.coins.set(op, { coin, fresh: false, spent: false, dirty: true });
-  }
-
-  balance(script: string): bigint {
-    const e = this.balances.get(script);
-    if (!e) throw new Error('balance read before it was loaded');
-    return e.value;
-  }
-
-  addBalance(script: string, delta: bigint): void {
-    const e = this.balances.get(script);
-    if (!e) throw new Error('balance changed before it was loaded');
-    e.value += delta;
-    e.dirty = true;
-    if (e.value < 0n) throw new Error('negative balance: the index is inconsistent');
-  }
-
   putRow(key: Buffer, value: Buffer | null): void {
     this.rows.set(bkey(key), value);
     this.cachedBytes += ROW_COST + key.length + (value?.length ?? 0);
@@ -193,40 +114,22 @@ export class ChainState {
     return encodeHeightState({ registry: this.root.serialize(), proofRoot: Buffer.from(this.proofTree.root()), utxo: this.utxoHash?.serialize() ?? null });
   }
 
-  /** Rough size of the caches, for deciding when to flush. */
+  /** Rough size of the cached rows, for deciding when to flush. */
   get cacheBytes(): number {
     return this.cachedBytes;
   }
 
   /**
-   * Writes everything cached since the last flush, together with the tip, in
-   * one atomic batch, then empties the caches. `extra` adds rows held outside
-   * this cache (the coin tables' spill) to the same batch, so the coins and
-   * the registry on disk always belong to the same tip.
+   * Writes every row cached since the last flush, together with the tip, in
+   * one atomic batch, then empties the cache. `extra` adds rows held outside
+   * this cache (the coin view's coins and balances) to the same batch, so the
+   * coins and the registry on disk always belong to the same tip.
    */
   async flush(extra?: (sink: RowSink) => void): Promise<void> {
     // A chained batch hands each operation to LevelDB's native write batch as
     // it is added, so a large flush never holds an array of every operation
     // in the JS heap; it is still written atomically by one write().
     const batch = this.db.batch();
-    const empty = Buffer.alloc(0);
-    for (const [op, e] of this.coins) {
-      if (!e.dirty) continue;
-      const outpoint = unbkey(op);
-      if (e.spent) {
-        batch.del(K.coin(outpoint));
-        if (!this.throwaway) batch.del(K.scriptCoin(e.coin.script, outpoint));
-      } else {
-        batch.put(K.coin(outpoint), encodeCoin(e.coin));
-        if (!this.throwaway) batch.put(K.scriptCoin(e.coin.script, outpoint), empty);
-      }
-    }
-    for (const [script, e] of this.balances) {
-      if (!e.dirty) continue;
-      const key = K.balance(unbkey(script));
-      if (e.value === 0n) batch.del(key);
-      else batch.put(key, encodeAmount(e.value));
-    }
     for (const [k, v] of this.rows) {
       if (v === null) batch.del(unbkey(k));
       else batch.put(unbkey(k), v);
@@ -236,8 +139,6 @@ export class ChainState {
     else batch.del(K.tip());
     await batch.write({ sync: !this.throwaway });
     this.committedTip = this.tip;
-    this.coins.clear();
-    this.balances.clear();
     this.rows.clear();
     this.cachedBytes = 0;
   }

@@ -2,22 +2,39 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
+import { MemoryUtxo } from '../../indexer/engine/coinview.js';
+import { connectBlock, type BlockSummary } from '../../indexer/engine/connect.js';
 import { ChainState } from '../../indexer/store/state.js';
 import { openStore, type DB } from '../../indexer/store/store.js';
 
+export interface TempIndex {
+  readonly db: DB;
+  readonly state: ChainState;
+  /** The coin view the engine connects through; `view.spill(state)` commits. */
+  readonly view: MemoryUtxo;
+  readonly dir: string;
+  close(): Promise<void>;
+}
+
 /** A fresh index in a temporary directory; `close()` removes it. */
-export async function tempIndex(params: NetworkParams, opts: { utxoHash?: boolean } = {}): Promise<{ db: DB; state: ChainState; dir: string; close: () => Promise<void> }> {
+export async function tempIndex(params: NetworkParams, opts: { utxoHash?: boolean } = {}): Promise<TempIndex> {
   const dir = mkdtempSync(join(tmpdir(), 'nodereg-test-'));
   const db = await openStore(join(dir, 'db'), params, { create: true, utxoHash: opts.utxoHash });
   const state = new ChainState(db, params);
   await state.load();
   return {
-    db, state, dir,
+    db, state, dir, view: new MemoryUtxo(false, []),
     close: async () => {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Connects one serialized block as every mode does: the view reads through, then the engine connects. Nothing is committed. */
+export async function connectRaw(idx: Pick<TempIndex, 'state' | 'view'>, block: { bytes: Buffer; txids: Buffer }, height: number): Promise<BlockSummary> {
+  await idx.view.prefetch(idx.state.db, block.bytes, block.txids);
+  return connectBlock(idx.state, idx.view, block.bytes, block.txids, height);
 }
 
 /** Every row of the database, as hex pairs, for byte-for-byte comparisons. */

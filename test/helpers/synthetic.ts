@@ -2,13 +2,17 @@
  * Synthetic blocks for state-engine tests: already-scanned blocks (no proof
  * of work, random txids) built from a seeded PRNG, so properties can explore
  * thousands of chains quickly. Real serialized chains come from
- * fixtures/generator; this only feeds connectBlock/disconnectTip.
+ * fixtures/generator; these are serialized (`rawChainOf`) to feed
+ * connectBlock/disconnectTip.
  */
 import { createHash } from 'node:crypto';
 import { prng } from '../../fixtures/generator/random.js';
+import { rawOf, type RawSynthBlock } from '../../fixtures/generator/scanned.js';
 import { encodeCarrier, type Announcement } from '../../script/carrier.js';
 import { BUILTIN_NETWORKS, type NetworkParams } from '../../script/params.js';
 import type { ScannedBlock, ScannedTx } from '../../indexer/chain/scanner.js';
+
+export { rawOf, type RawSynthBlock };
 
 export const TEST_PARAMS: NetworkParams = {
   ...BUILTIN_NETWORKS.regtest!,
@@ -103,51 +107,6 @@ export function chainOf(n: number, seed: number, from: SynthBlock = genesis()): 
   const out = [from];
   for (let i = 0; i < n; i++) out.push(nextBlock(out[out.length - 1]!, rand));
   return out;
-}
-
-/** A synthetic block serialized for the coin view (memconnect.ts), which reads bytes and takes txids from the chain pass. */
-export interface RawSynthBlock { bytes: Buffer; txids: Buffer; hash: Buffer }
-
-const varint = (n: number): Buffer => {
-  if (n < 0xfd) return Buffer.of(n);
-  const b = Buffer.alloc(3);
-  b[0] = 0xfd;
-  b.writeUInt16LE(n, 1);
-  return b;
-};
-
-/**
- * Serializes `block` on top of `prevHash` (the serialized parent's hash): a
- * real header, so its hash is the header's double SHA-256, not the synthetic
- * one; the synthetic txids are passed beside the bytes as the chain pass would.
- */
-export function rawOf(block: ScannedBlock, prevHash: Buffer): RawSynthBlock {
-  const parts: Buffer[] = [];
-  const header = Buffer.alloc(80);
-  header.writeUInt32LE(1, 0);
-  prevHash.copy(header, 4);
-  header.writeUInt32LE(block.time, 68);
-  header.writeUInt32LE(block.bits, 72);
-  parts.push(header, varint(block.txs.length));
-  for (const tx of block.txs) {
-    const v = Buffer.alloc(4);
-    v.writeUInt32LE(1, 0);
-    parts.push(v, varint(tx.inputs.length));
-    for (const i of tx.inputs) {
-      const vout = Buffer.alloc(4);
-      vout.writeUInt32LE(i.prevVout, 0);
-      parts.push(Buffer.from(i.prevTxid), vout, Buffer.of(0), Buffer.alloc(4, 0xff));
-    }
-    parts.push(varint(tx.outputs.length));
-    for (const o of tx.outputs) {
-      const value = Buffer.alloc(8);
-      value.writeBigUInt64LE(o.value, 0);
-      parts.push(value, varint(o.script.length), Buffer.from(o.script));
-    }
-    parts.push(Buffer.alloc(4));
-  }
-  const hash = createHash('sha256').update(createHash('sha256').update(header).digest()).digest();
-  return { bytes: Buffer.concat(parts), txids: Buffer.concat(block.txs.map((t) => Buffer.from(t.txid))), hash };
 }
 
 /** The chain's blocks serialized one on the other, and params whose genesis is the first of them. */
