@@ -18,8 +18,6 @@ import { diffCommand, proofCommand } from './commands/proof.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
-import { CorruptRecordError } from '../indexer/store/codec.js';
-import { runtimeFault } from '../indexer/store/faults.js';
 
 /**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
@@ -63,7 +61,7 @@ async function main(argv: string[]): Promise<void> {
     .parseAsync();
 }
 
-main(hideBin(process.argv)).catch((err: unknown) => {
+main(hideBin(process.argv)).catch(async (err: unknown) => {
   if (err instanceof UsageError) {
     process.stderr.write(`nodereg: ${redact(err.message)}\nRun with --help for usage and examples.\n`);
     process.exit(2);
@@ -73,6 +71,8 @@ main(hideBin(process.argv)).catch((err: unknown) => {
     process.exit(1);
   }
   // Storage faults that reached here without a command naming its --db: still the user's to fix, not a bug.
+  // Imported only now: keeps the store's modules off every command's start-up.
+  const [{ CorruptRecordError }, { runtimeFault }] = await Promise.all([import('../indexer/store/codec.js'), import('../indexer/store/faults.js')]);
   const fault = err instanceof CorruptRecordError ? err : runtimeFault('the --db directory', err);
   if (fault) {
     process.stderr.write(`nodereg: ${redact(fault.message)}\n`);

@@ -1,4 +1,5 @@
-import { address as btcAddress } from 'bitcoinjs-lib';
+// The address module alone: the whole library costs every CLI start-up a tenth of a second.
+import * as btcAddress from 'bitcoinjs-lib/src/address';
 import type { NetworkParams } from './params.js';
 import { stakeTemplate } from './templates.js';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { carrier, newNode } from '../fixtures/generator/announce.js';
 import { demo } from '../fixtures/generator/scenarios.js';
-import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { bcoinSnapshot, startBcoin, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, submitAll } from './helpers/chains.js';
 import { CLI, nodereg, ROOT } from './helpers/cli.js';
 
@@ -12,6 +12,13 @@ const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo'
 
 let dir: string;
 let node: BcoinNode;
+/** The whole demo chain on disk once: the cases that start from it each get a node on a copy. */
+let wholeDemo: BcoinSnapshot;
+
+beforeAll(async () => {
+  wholeDemo = await bcoinSnapshot((n) => submitAll(n, demo().bestChain().slice(1)));
+}, 300_000);
+afterAll(() => wholeDemo?.remove());
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-follow-'));
@@ -28,9 +35,9 @@ const exportOf = (db: string): unknown => JSON.parse(nodereg(['export', '--db', 
 
 describe('nodereg index against a real bcoin node', () => {
   it('catches up with submitted fixture blocks and equals the recount of the same chain', async () => {
-    node = await startBcoin();
+    node = await wholeDemo.start();
     const c = demo();
-    await submitAll(node, c.bestChain().slice(1));
+    expect(await node.rpc('getbestblockhash')).toBe(c.tip.hash);
     const db = join(dir, 'db');
     const res = indexUntilSynced(node, db, ['--utxo-hash']);
     expect(res.stderr).toBe('');
@@ -43,9 +50,9 @@ describe('nodereg index against a real bcoin node', () => {
   });
 
   it('follows newly mined blocks and a real reorg from a longer competing branch, ending equal to a recount of the final chain', async () => {
-    node = await startBcoin();
+    node = await wholeDemo.start();
     const c = demo();
-    await submitAll(node, c.bestChain().slice(1));
+    expect(await node.rpc('getbestblockhash')).toBe(c.tip.hash);
     const db = join(dir, 'db');
     expect(indexUntilSynced(node, db).status).toBe(0);
 
@@ -121,9 +128,9 @@ describe('nodereg index against a real bcoin node', () => {
 
 describe('--prune-undo', () => {
   it('keeps undo data only for the last N blocks, follows a shallower reorg, and stops clearly on a deeper one', async () => {
-    node = await startBcoin();
+    node = await wholeDemo.start();
     const c = demo();
-    await submitAll(node, c.bestChain().slice(1));
+    expect(await node.rpc('getbestblockhash')).toBe(c.tip.hash);
     const db = join(dir, 'db');
     expect(indexUntilSynced(node, db, ['--prune-undo', '6']).status).toBe(0);
     const { Level } = await import('level');

@@ -1,8 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { checkIndex } from '../../indexer/read/check.js';
-import { rebuildHint } from '../../indexer/store/faults.js';
 import { printJson, withJson, withNetwork, type NetworkArgs } from '../common.js';
-import { asUserError, openIndexForRead } from '../index-access.js';
 
 interface CheckArgs extends NetworkArgs { db: string; json: boolean }
 
@@ -10,6 +7,10 @@ interface CheckArgs extends NetworkArgs { db: string; json: boolean }
 export const CHECK_MISMATCH = 3;
 
 async function run(args: CheckArgs): Promise<void> {
+  // Imported here, not at the top: keeps the store off other commands' start-up.
+  const [{ checkIndex }, { rebuildHint }, { asUserError, openIndexForRead }] = await Promise.all([
+    import('../../indexer/read/check.js'), import('../../indexer/store/faults.js'), import('../index-access.js'),
+  ]);
   const { db } = await openIndexForRead(args.db, args, true);
   let report;
   try {

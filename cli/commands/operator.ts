@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { withJson, withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
-import { checkFeeRate } from '../operator/node.js';
+import { checkFeeRate } from '../operator/feerate.js';
 import { looksLikeWif } from '../operator/wif.js';
 import type { BroadcastArgs, OperatorArgs, StatusArgs } from './operator-run.js';
 

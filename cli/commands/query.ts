@@ -3,13 +3,14 @@ import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import { hexArg, printJson, UsageError, UserError, withJson, withNetwork } from '../common.js';
 import { coins, nodesTable, table } from '../format.js';
-import { asUserError } from '../index-access.js';
-import { openQuerySource, type QuerySource, type SourceArgs } from '../query-source.js';
+import type { QuerySource, SourceArgs } from '../query-source.js';
 
 export interface DbArgs extends SourceArgs { json: boolean }
 
 /** Opens --db or --api, runs `fn`, closes it, and turns expected failures into one-line errors. */
 export async function withIndex(args: DbArgs, fn: (source: QuerySource) => Promise<void>): Promise<void> {
+  // Imported here, not at the top: keeps the store off other commands' start-up.
+  const [{ asUserError }, { openQuerySource }] = await Promise.all([import('../index-access.js'), import('../query-source.js')]);
   const source = await openQuerySource(args);
   try {
     await fn(source);

@@ -1,36 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { BlkFileError } from '../../indexer/chain/blkfiles.js';
-import { ChainError } from '../../indexer/chain/chain.js';
-import { DEFAULT_THREADS } from '../../indexer/chain/chainpass.js';
-import { ChainMismatchError } from '../../indexer/engine/connect.js';
-import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
-import { recount, RecountError } from '../../indexer/engine/recount.js';
-import { DEFAULT_MEMORY_MIB, memoryPlan } from '../../indexer/engine/budget.js';
-import { BlockParseError } from '../../indexer/chain/scanner.js';
-import { openIndexStore, resetStore } from '../../indexer/store/store.js';
-import { networkFrom, printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
-import { resolveBlocksDir, withDatadir, type DatadirArgs } from '../datadir.js';
-import { summary } from '../format.js';
-import { asUserError, paramsFor } from '../index-access.js';
-import { Progress } from '../progress.js';
+import { DEFAULT_THREADS } from '../../indexer/chain/threads.js';
+import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
+import { withJson, withNetwork } from '../common.js';
+import { withDatadir } from '../datadir.js';
+import type { RecountArgs } from './recount-run.js';
 
-interface RecountArgs extends NetworkArgs, DatadirArgs {
-  blocksDir?: string;
-  height?: number;
-  json: boolean;
-  db?: string;
-  cacheMib?: number;
-  memoryMib: number;
-  threads?: number;
-  utxoHash: boolean;
-  fast: boolean;
-  stats: boolean;
-  all: boolean;
-  reset: boolean;
-}
+// Imported when the command runs: keeps the engine off other commands' start-up.
+const run = (): Promise<typeof import('./recount-run.js')> => import('./recount-run.js');
 
 /** Nodes the human-readable output lists unless --all is given. */
 export const NODES_SHOWN = 20;
@@ -45,109 +21,6 @@ export function interruptedLine(height: number, target: number, temporary: boole
     : `run the same command again to resume from height ${height}`;
   const where = height < 0 ? 'before the first block was connected' : `at height ${height} of ${target}`;
   return `interrupted ${where}; ${how}`;
-}
-
-/** How many blocks a resumed recount may disconnect before the index is taken to be of another chain. */
-const MAX_REWIND = 100;
-
-async function run(args: RecountArgs): Promise<void> {
-  // The datadir layout needs the network named on the command line; an index
-  // that remembers its params is checked against them when it opens.
-  const blocksDir = resolveBlocksDir(args, networkFrom(args));
-  const temp = args.db === undefined ? mkdtempSync(join(tmpdir(), 'nodereg-recount-')) : null;
-  const dbPath = args.db ?? join(temp!, 'db');
-  const progress = new Progress();
-  const started = Date.now();
-  let stop = false;
-  const onSignal = (): void => {
-    // A second Ctrl-C does not wait for the recount to reach a safe point: a
-    // kept index resumes from its last flush exactly as after a kill.
-    if (stop) {
-      progress.stop();
-      process.stderr.write('interrupted again: stopping at once\n');
-      if (temp) rmSync(temp, { recursive: true, force: true });
-      process.exit(130);
-    }
-    stop = true;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    if (args.reset && args.db !== undefined) await resetStore(dbPath);
-    const { params: given, fallback } = temp ? { params: networkFrom(args), fallback: undefined } : paramsFor(dbPath, args);
-    const { db, params } = await openIndexStore(dbPath, given, { create: true, utxoHash: args.utxoHash, fallback });
-    try {
-      let target = 0;
-      let reading = false;
-      const result = await recount({
-        blocksDir,
-        params,
-        db,
-        height: args.height,
-        // The deprecated --cache-mib, once the database engine's flush threshold, bounds the coin view's spills now.
-        memoryBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).tableBytes,
-        cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
-        threads: args.threads,
-        shouldStop: () => stop,
-        fast: args.fast,
-        throwaway: temp !== null,
-        beforeRewind: (tip, fork) => {
-          if (fork > 0 && tip - fork <= MAX_REWIND) return;
-          progress.stop();
-          throw new UserError(`the index at ${dbPath} was built from another chain: its block at height ${fork + 1} is not in this blocks directory's best chain`
-            + ` (they agree only up to height ${fork}, ${tip - fork} blocks below the index's tip); pass --reset to wipe it and recount from scratch, or use another --db`);
-        },
-        onWarning: (m) => progress.note(`warning: ${m}`),
-        onChainProgress: (done, total) => {
-          // The first report already counts the bytes of the first chunk.
-          if (!reading) progress.start('reading blocks ', total, 'bytes');
-          reading = true;
-          progress.update(done);
-        },
-        onChainLoaded: (chain, start, t) => {
-          target = t;
-          progress.start('connecting     ', t + 1, 'blocks');
-          progress.update(start);
-          void chain;
-        },
-        onBlock: (s) => progress.update(s.height + 1),
-      });
-      progress.stop();
-      if (result.stopped) {
-        process.stderr.write(interruptedLine(result.height, target, temp !== null) + '\n');
-        process.exitCode = 130;
-        return;
-      }
-      if (args.stats) {
-        const ru = process.resourceUsage();
-        process.stderr.write(JSON.stringify({
-          stats: true, blocks: result.blocks, txs: result.txs, seconds: (Date.now() - started) / 1000,
-          maxRssMiB: Math.round(ru.maxRSS / 1024), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6,
-        }) + '\n');
-      }
-      const out = await exportAt(db, params, result.height);
-      const utxo = args.utxoHash ? await utxoHashAt(db, result.height) : null;
-      if (args.json) printJson(utxo === null ? out : { ...out, utxoMuhash: utxo });
-      else process.stdout.write(summary(out, utxo, args.all ? Infinity : NODES_SHOWN) + '\n');
-    } finally {
-      progress.stop();
-      await db.close();
-    }
-  } catch (err) {
-    if (err instanceof RecountError || err instanceof BlkFileError || err instanceof ChainError
-      || err instanceof ChainMismatchError || err instanceof BlockParseError) {
-      throw new UserError(err.message);
-    }
-    const mapped = asUserError(err, args.db ?? dbPath);
-    if (temp && mapped instanceof UserError && /^no space left/.test(mapped.message)) {
-      throw new UserError(`no space left on the device holding the temporary index (${temp}); free space there, set TMPDIR to a larger disk, or pass --db <dir>, and run the command again`);
-    }
-    throw mapped;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (temp) rmSync(temp, { recursive: true, force: true });
-  }
 }
 
 export const recountCommand: CommandModule = {
@@ -177,5 +50,5 @@ export const recountCommand: CommandModule = {
       })
       .example('$0 recount --network regtest --blocks-dir fixtures/chains/demo/blocks', 'recount the bundled demo chain')
       .example('$0 recount --blocks-dir ~/.bitcoin/blocks --json > registry.json', 'the interchange JSON of a mainnet node'),
-  handler: (argv) => run(argv as unknown as RecountArgs),
+  handler: async (argv) => (await run()).run(argv as unknown as RecountArgs),
 };

@@ -1,8 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { blockHashAt, requireTip, utxoHashAt } from '../../indexer/read/queries.js';
-import { MUHASH_UNSUPPORTED, RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
-import { asUserError, openIndexForRead } from '../index-access.js';
 import { resolveRpc, withDatadir, type RpcFlags } from '../datadir.js';
 
 interface VerifyArgs extends NetworkArgs, RpcFlags {
@@ -24,6 +21,10 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
  * registry are exactly the node's.
  */
 async function run(args: VerifyArgs): Promise<void> {
+  // Imported here, not at the top: keeps the store and the RPC client off other commands' start-up.
+  const [{ blockHashAt, requireTip, utxoHashAt }, { MUHASH_UNSUPPORTED, RpcClient, RpcError }, { asUserError, openIndexForRead }] = await Promise.all([
+    import('../../indexer/read/queries.js'), import('../../indexer/node/rpc.js'), import('../index-access.js'),
+  ]);
   const { db, params } = await openIndexForRead(args.db, args);
   let verdict: Verdict;
   try {

@@ -5,6 +5,9 @@ import type { NetworkParams } from '../../script/params.js';
 import { UsageError, UserError } from '../common.js';
 import { resolveRpc, type RpcFlags } from '../datadir.js';
 import type { StakeCoin } from './build.js';
+import { checkFeeRate, MAX_FEE_RATE } from './feerate.js';
+
+export { checkFeeRate, MAX_FEE_RATE };
 
 /*
  * What the operator commands ask the node: the chain it is on, a fee rate,
@@ -16,8 +19,6 @@ export interface RpcArgs extends RpcFlags {
   rpcTimeout?: number;
 }
 
-/** Fee rate bounds (sat/vB). An announcement needs no priority, so anything above the cap is a typo. */
-export const MAX_FEE_RATE = 1000;
 /** Used when neither --fee-rate nor the node's estimatesmartfee gives a rate (regtest, a fresh node). */
 export const DEFAULT_FEE_RATE = 2;
 /** The confirmation target asked of estimatesmartfee. */
@@ -62,14 +63,6 @@ export async function checkChain(rpc: RpcClient, params: NetworkParams): Promise
   const genesis = await rpc.getBlockHash(0);
   if (genesis !== params.genesisHash) {
     throw new UserError(`the node at ${rpc.url} is on another chain (genesis ${genesis.slice(0, 16)}…) than ${params.name}: check --rpc and --network/--params`);
-  }
-}
-
-/** Validates a --fee-rate value. */
-export function checkFeeRate(rate: number): void {
-  if (!Number.isFinite(rate) || rate <= 0) throw new UsageError(`--fee-rate must be a positive number of sat/vB, got ${rate}`);
-  if (rate > MAX_FEE_RATE) {
-    throw new UsageError(`--fee-rate ${rate} sat/vB is absurd (the limit is ${MAX_FEE_RATE} sat/vB); an announcement needs no priority`);
   }
 }
 

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { BlkFileError, readRegularFile, regularFileSize } from './blkread.js';
 import { deobfuscate, incompleteWarning, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
 import type { ChunkRequest } from './chainworker.js';
+import { DEFAULT_THREADS } from './threads.js';
 import { analyzeChunk, type ChunkResult, type RecordInfo } from './records.js';
 
 /** One analysed record and its txids (a view into its chunk's buffer). */
@@ -30,8 +30,8 @@ export interface ChainPassOptions {
   shouldStop?: () => boolean;
 }
 
-/** Parse-and-hash threads by default: one per core, at most four. */
-export const DEFAULT_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+// Here for the recount command's help, which must not load the chain pass to print it.
+export { DEFAULT_THREADS } from './threads.js';
 
 /** Records are handed to threads in runs of about this many bytes. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
