@@ -87,6 +87,7 @@ async function run(args: RecountArgs): Promise<void> {
         // The deprecated --cache-mib, once the database engine's flush threshold, bounds the coin view's spills now.
         memoryBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).tableBytes,
         cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
+        keepTxidBytes: memoryPlan(args.memoryMib).txidBytes,
         threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,
@@ -163,7 +164,7 @@ export const recountCommand: CommandModule = {
       .option('reset', { type: 'boolean', default: false, describe: 'with --db: wipe the index first and recount from scratch (needed when it was built from another chain)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
-      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB: the coin tables take all of it and spill into the index when full (0: after every block); with --db or --utxo-hash the write-back cache takes a tenth. The default keeps a recount under 512 MiB RSS' })
+      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB, shared by LevelDB, the kept txids and the coin view, which spills into the index before its share is full (0: after every block). The default aims to keep a recount under 512 MiB RSS' })
       .option('cache-mib', { type: 'number', hidden: true, deprecated: 'use --memory-mib', describe: 'the memory filled before a flush, MiB (overrides --memory-mib)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {

@@ -51,16 +51,14 @@ export interface RecountOptions {
    */
   readonly beforeRewind?: (tipHeight: number, forkHeight: number) => void;
   /**
-   * Which engine writes a kept index (--db, or --utxo-hash): 'view', the
-   * coin view temporary recounts use (connectInMemory over coinview.ts), or
-   * 'database', connectBlock over ChainState's write-back cache. Both write
-   * the same rows (test/db-engine-rows.test.ts). The view is about twice as
-   * fast on a 1M-transaction chain, but its spills peaked near 1 GiB at the
-   * default budget where the database engine stays near 520 MiB, so
-   * 'database' remains the default until the view's spills are bounded.
+   * Which engine writes a kept index (--db, or --utxo-hash): 'view' (the
+   * default), the coin view every recount uses (connectInMemory over
+   * coinview.ts), or 'database', connectBlock over ChainState's write-back
+   * cache, kept only until the follower moves onto the view. Both write the
+   * same rows (test/db-engine-rows.test.ts).
    */
   readonly keptEngine?: 'view' | 'database';
-  /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
+  /** Txids the chain pass keeps for the connect pass, in bytes (default: the default budget's share, budget.ts); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
 }
 
@@ -109,7 +107,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes,
+      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes ?? memoryPlan().txidBytes,
       onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
@@ -150,10 +148,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   const start = state.tip === null ? 0 : state.tip.height + 1;
   opts.onChainLoaded?.(chain, start, target);
 
-  // A temporary recount goes through the coin view; a kept index only when
-  // asked (keptEngine), and never with --fast, whose partial UTXO set the
-  // view does not write.
-  if (inMemory || (!opts.fast && opts.keptEngine === 'view')) {
+  if (opts.keptEngine !== 'database') {
     const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
     const done = await recountInMemory(opts, state, chain, target, limit, null, start);
     return { ...done, resumedFrom, chain };
@@ -203,13 +198,13 @@ async function recountInMemory(
   let spendable = 0;
   for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
   const stakes = stakeScriptsOf(chain, 0, target);
-  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit)));
+  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit, !state.throwaway)));
   if (state.tip !== null && spec === null) await mem.resume(state);
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
-    if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
+    if (mem.footprint(state) > limit) await mem.spill(state);
     for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
@@ -219,11 +214,13 @@ async function recountInMemory(
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const txids = entry.txids ?? txidsOf(bytes);
+      // Done with: its memory goes to the view (the budget counted it for the chain pass).
+      entry.txids = null;
       await mem.prefetch(opts.db, bytes, txids);
       const summary = connectInMemory(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
-      if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
+      if (mem.footprint(state) > limit) await mem.spill(state);
     }
   } finally {
     reader.close();
