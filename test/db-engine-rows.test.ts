@@ -148,6 +148,17 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
     }
   }, 600_000);
 
+  it('is never written by --fast, which keeps only the stakes\' coins: the recount refuses before writing a row', async () => {
+    const { blocksDir, params } = chainOf();
+    const idx = await tempIndex(params);
+    try {
+      await expect(recount({ blocksDir, params, db: idx.db, fast: true })).rejects.toThrow(/--fast keeps only the coins of announced stakes/);
+      expect((await dump(idx.db)).filter((r) => !r.startsWith('4d'))).toEqual([]); // only the 'M' meta rows
+    } finally {
+      await idx.close();
+    }
+  });
+
   it('resumed from a shorter recount, ends in the same rows as one uninterrupted run', async () => {
     const { blocksDir, params } = chainOf();
     const reference = await rowsOf(blocksDir, params, true, [NEVER]);

@@ -73,6 +73,7 @@ export async function run(args: RecountArgs): Promise<void> {
         // The deprecated --cache-mib, once the database engine's flush threshold, bounds the coin view's spills now.
         memoryBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).tableBytes,
         cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
+        keepTxidBytes: memoryPlan(args.memoryMib).txidBytes,
         threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,

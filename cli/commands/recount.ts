@@ -36,7 +36,7 @@ export const recountCommand: CommandModule = {
       .option('reset', { type: 'boolean', default: false, describe: 'with --db: wipe the index first and recount from scratch (needed when it was built from another chain)' })
       .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
       .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
-      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB: the coin tables take all of it and spill into the index when full (0: after every block). The default keeps a recount under 512 MiB RSS' })
+      .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB, shared by LevelDB, the kept txids and the coin view, which spills into the index before its share is full (0: after every block). The default aims to keep a recount under 512 MiB RSS' })
       .option('cache-mib', { type: 'number', hidden: true, deprecated: 'use --memory-mib', describe: 'the memory filled before a flush, MiB (overrides --memory-mib)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
       .check((a) => {

@@ -6,22 +6,68 @@ export const DEFAULT_MEMORY_MIB = 256;
 
 const MIB = 1024 * 1024;
 
+/**
+ * LevelDB's memtable size (store.ts opens every index with it). LevelDB
+ * holds up to two: the one being filled and the one being compacted to disk.
+ */
+export const LEVEL_WRITE_BUFFER_BYTES = 16 * MIB;
+
+/** LevelDB's block cache (its default, which store.ts keeps). */
+export const LEVEL_BLOCK_CACHE_BYTES = 8 * MIB;
+
+/** What LevelDB itself holds at most besides the batch being written (see `BATCH_BYTES_PER_ROW`). */
+export const LEVEL_BYTES = 2 * LEVEL_WRITE_BUFFER_BYTES + LEVEL_BLOCK_CACHE_BYTES;
+
+/**
+ * What a spill briefly adds to the memory it empties: the native write
+ * batch grows by doubling (so holds up to twice its content), then LevelDB
+ * copies the whole batch into its memtable, with a skiplist node per row,
+ * before any of it reaches a table file; and the previous spill's memtable
+ * may still be waiting for its compaction. Measured: a batch of 500 000
+ * coins with their script-index rows (about 135 bytes of keys and values per
+ * coin, two rows) raised RSS by 170 bytes per coin when built and by another
+ * 190 when written. Counted: four times the content plus 30 bytes a row.
+ */
+export const BATCH_COPIES = 4;
+export const BATCH_BYTES_PER_ROW = 30;
+
+/**
+ * A temporary index is never resumed, so its spills need not be atomic: they
+ * go in batches of about this many bytes, which bounds what they add.
+ */
+export const CHUNK_BYTES = 4 * MIB;
+
 export interface MemoryPlan {
-  /** The coin tables of a temporary recount: they spill into the index when full. */
+  /**
+   * The coin view: its tables, the rows it holds for the next flush (undo,
+   * registry), and the batch that flush builds. It spills before the sum
+   * passes this (coinview.ts `footprint`).
+   */
   readonly tableBytes: number;
-  /** The database engine's write-back cache (a kept index, the live follower): flushed when it estimates this much. */
+  /** The database engine's write-back cache (the live follower): flushed when it estimates this much. */
   readonly cacheBytes: number;
+  /** Txids the chain pass keeps for the connect pass; past this, blocks are hashed again. */
+  readonly txidBytes: number;
 }
 
 /**
- * How a budget of `mib` MiB is spent. The coin tables are typed arrays whose
- * size is exact, so they get all of it. The write-back cache holds a JS
- * object per coin and row whose real heap cost (with the garbage a flush
- * leaves and LevelDB's own buffers while it writes the batch) is several
- * times its estimate: it gets a tenth. At the default that is the 24 MiB the
- * database engine was tuned with, which keeps a 1M-transaction recount and a
- * catching-up daemon under 512 MiB of RSS.
+ * How a budget of `mib` MiB is spent. LevelDB's memtables and block cache
+ * come first (their size is fixed by store.ts), a quarter goes to the txids
+ * the chain pass keeps, and the coin view gets the rest, counting everything
+ * it holds between spills and the batch a spill writes. At the default that
+ * keeps every recount under 512 MiB of RSS, whatever the chain's size: the
+ * rest is Node itself and the chain's block index. A budget below LevelDB's
+ * share leaves the view nothing: it spills after every block.
+ *
+ * The database engine's write-back cache holds a JS object per coin and row
+ * whose real heap cost is several times its estimate: it gets a tenth.
  */
 export function memoryPlan(mib: number = DEFAULT_MEMORY_MIB): MemoryPlan {
-  return { tableBytes: Math.floor(mib * MIB), cacheBytes: Math.max(1, Math.floor((mib * MIB) / 10)) };
+  const total = Math.floor(mib * MIB);
+  const txidBytes = Math.floor(total / 4);
+  return {
+    tableBytes: Math.max(0, total - LEVEL_BYTES - txidBytes),
+    cacheBytes: Math.max(1, Math.floor(total / 10)),
+    txidBytes,
+  };
 }

@@ -3,10 +3,11 @@ import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { visitBlock } from '../chain/scanner.js';
 import { decodeAmount, decodeCoin, encodeAmount, encodeCoin } from '../store/codec.js';
 import { K } from '../store/layout.js';
-import type { ChainState, RowSink } from '../store/state.js';
+import type { ChainState } from '../store/state.js';
 import type { DB } from '../store/store.js';
 import type { Coin } from '../types.js';
 import type { CoinOp } from '../store/undo.js';
+import { BATCH_BYTES_PER_ROW, BATCH_COPIES, CHUNK_BYTES } from './budget.js';
 import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
 
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
@@ -25,6 +26,18 @@ async function readMany(db: DB, keys: Buffer[]): Promise<Array<Buffer | undefine
   if (keys.length > SYNC_READS) return db.getMany(keys);
   return keys.map((k) => db.getSync(k));
 }
+/*
+ * Bytes of the rows a spill writes, with scripts taken as long as a taproot
+ * output's (34) so that common chains are overestimated: a coin ('u' row,
+ * 37-byte key, 12 bytes + script), its script-index row in a kept index
+ * ('o', 39 + script, empty), a balance ('b', 3 + script, 8).
+ */
+const SCRIPT_BYTES = 34;
+const COIN_ROW = 37 + 12 + SCRIPT_BYTES;
+const SCRIPT_ROW = 39 + SCRIPT_BYTES;
+const BALANCE_ROW = 3 + SCRIPT_BYTES + 8;
+/** What a coin read from the database and spent costs in the heap until the next spill deletes it. */
+const LOADED_COST = 200;
 
 /** A coin read from the database for the block about to be connected. */
 interface LoadedCoin {
@@ -102,6 +115,30 @@ export class MemoryUtxo {
   /** What the budget counts: the tables as sized for what they hold now. */
   get usedBytes(): number {
     return this.coins.usedBytes + this.scripts.byteSize;
+  }
+
+  /** Most coins one block has added to the table: the room the next block may need. */
+  private blockCoins = 0;
+  private lastCount = 0;
+
+  /**
+   * What the budget counts (budget.ts): everything the view and the state
+   * hold until the next spill — the coin table as allocated, or as it must
+   * grow for one more block, the script table, the database coins spent and
+   * the rows waiting for the flush — plus what the spill would briefly add
+   * (the batch and LevelDB's copy of it). A kept index's spill is one atomic
+   * batch of every coin; a temporary one's goes in chunks of bounded size.
+   */
+  footprint(state: ChainState): number {
+    const { coins, scripts } = this;
+    this.blockCoins = Math.max(this.blockCoins, coins.count - this.lastCount);
+    this.lastCount = coins.count;
+    const table = Math.max(coins.byteSize, coinTableBytes(coins.count + this.blockCoins));
+    const held = table + scripts.byteSize + this.spentFromDb.length * LOADED_COST + state.cacheBytes;
+    if (state.throwaway) return held + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
+    const rows = 2 * coins.count + 2 * this.spentFromDb.length + scripts.count;
+    const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + this.spentFromDb.length * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
+    return held + BATCH_COPIES * bytes + BATCH_BYTES_PER_ROW * rows;
   }
 
   /** Latin1 key of a script id, as the registry indexes scripts. */
@@ -293,38 +330,71 @@ export class MemoryUtxo {
    * Flushes the state with every coin of the tables, the database coins spent
    * since the last spill and every changed balance in the same atomic batch,
    * then empties the coin table and keeps only the stake scripts' balances.
+   * A temporary index is never resumed, so there atomicity buys nothing: its
+   * coins go first, in batches of CHUNK_BYTES, and the state's flush after.
    */
   async spill(state: ChainState): Promise<void> {
-    // A fast recount's tables hold only coins paying stakes, few enough to
-    // stay: they never reach the database (its UTXO set is partial anyway),
-    // and every other input can be skipped without a read.
-    if (this.onlyStakes) return state.flush();
-    await state.flush((sink) => this.writeTo(sink, !state.throwaway));
+    // A fast temporary recount's tables hold only coins paying stakes, few
+    // enough to stay: they never reach the database (its UTXO set is partial
+    // anyway), and every other input can be skipped without a read. A kept
+    // index gets them, so that it resumes like any other.
+    if (this.onlyStakes && state.throwaway) return state.flush();
+    if (state.throwaway) {
+      let batch = state.db.batch();
+      let bytes = 0;
+      for (const [key, value] of this.rows(false)) {
+        if (value === null) batch.del(key);
+        else batch.put(key, value);
+        bytes += key.length + (value?.length ?? 0) + BATCH_BYTES_PER_ROW;
+        if (bytes < CHUNK_BYTES) continue;
+        await batch.write();
+        batch = state.db.batch();
+        bytes = 0;
+      }
+      await batch.write();
+      await state.flush();
+    } else {
+      await state.flush((sink) => {
+        for (const [key, value] of this.rows(true)) {
+          if (value === null) sink.del(key);
+          else sink.put(key, value);
+        }
+      });
+    }
     this.coins.clear();
+    this.lastCount = 0;
     this.spentFromDb = [];
     this.scripts = this.scripts.retain((id) => this.scripts.stake[id] === 1);
     this.spilled = true;
   }
 
-  /** `byScript`: a kept index also keeps the script → outpoints rows ('o') in step with the coins. */
-  private writeTo(sink: RowSink, byScript: boolean): void {
+  /**
+   * The rows of a spill, null for a deletion. `byScript`: a kept index also
+   * keeps the script → outpoints rows ('o') in step with the coins.
+   */
+  private *rows(byScript: boolean): Generator<[Buffer, Buffer | null]> {
     const empty = Buffer.alloc(0);
     for (const c of this.spentFromDb) {
-      sink.del(K.coin(c.outpoint));
-      if (byScript) sink.del(K.scriptCoin(c.script, c.outpoint));
+      yield [K.coin(c.outpoint), null];
+      if (byScript) yield [K.scriptCoin(c.script, c.outpoint), null];
     }
     const { scripts } = this;
-    this.coins.each((op, script, lo, hi, code) => {
-      const value = (BigInt(hi) << 32n) | BigInt(lo);
-      const bytes = scripts.bytes(script);
-      sink.put(K.coin(op), encodeCoin({ value, height: code >>> 1, coinbase: (code & 1) === 1, script: bytes }));
-      if (byScript) sink.put(K.scriptCoin(bytes, op), empty);
-    });
+    const out: Array<[Buffer, Buffer | null]> = [];
+    // `each` calls back synchronously; a block of its coins at a time keeps the generator flat.
+    for (let from = 0; from < this.coins.slots; from += 4096) {
+      out.length = 0;
+      this.coins.each((op, script, lo, hi, code) => {
+        const value = (BigInt(hi) << 32n) | BigInt(lo);
+        const bytes = scripts.bytes(script);
+        out.push([K.coin(op), encodeCoin({ value, height: code >>> 1, coinbase: (code & 1) === 1, script: bytes })]);
+        if (byScript) out.push([K.scriptCoin(bytes, op), empty]);
+      }, from, from + 4096);
+      yield* out;
+    }
     for (let id = 0; id < scripts.count; id++) {
       if (scripts.touchedAt[id] === 0) continue;
       const v = scripts.balance(id);
-      if (v === 0n) sink.del(K.balance(scripts.bytes(id)));
-      else sink.put(K.balance(scripts.bytes(id)), encodeAmount(v));
+      yield [K.balance(scripts.bytes(id)), v === 0n ? null : encodeAmount(v)];
     }
   }
 
@@ -346,9 +416,13 @@ export class MemoryUtxo {
   }
 }
 
-/** How many coins a table may hold while staying within `bytes`. */
-export function coinsWithin(bytes: number): number {
+/**
+ * How many coins a table may hold while the view stays within `bytes`
+ * (`footprint`): for a kept index, with the batch that spills them.
+ */
+export function coinsWithin(bytes: number, kept = false): number {
+  const spill = kept ? BATCH_COPIES * (COIN_ROW + SCRIPT_ROW) + 2 * BATCH_BYTES_PER_ROW : 0;
   let n = 1024;
-  while (coinTableBytes(n * 2) <= bytes) n *= 2;
+  while (coinTableBytes(n * 2) + n * 2 * spill <= bytes) n *= 2;
   return n;
 }

@@ -327,11 +327,16 @@ export class CoinTable {
     }
   }
 
-  /** Calls `fn` for every coin with its outpoint (txid | u32be vout, one reused buffer). */
-  each(fn: (outpoint: Buffer, script: number, lo: number, hi: number, code: number) => void): void {
+  /** Slots in the table: `each` takes a range of them. */
+  get slots(): number {
+    return this.tags.length;
+  }
+
+  /** Calls `fn` for every coin in slots [from, to) with its outpoint (txid | u32be vout, one reused buffer). */
+  each(fn: (outpoint: Buffer, script: number, lo: number, hi: number, code: number) => void, from = 0, to = this.tags.length): void {
     const op = Buffer.allocUnsafe(36);
     const w = this.w;
-    for (let i = 0; i < this.tags.length; i++) {
+    for (let i = from; i < Math.min(to, this.tags.length); i++) {
       if (this.tags[i] === 0) continue;
       const o = i * STRIDE;
       for (let k = 0; k < 8; k++) op.writeUInt32LE(w[o + k]!, 4 * k);

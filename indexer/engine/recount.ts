@@ -54,7 +54,7 @@ export interface RecountOptions {
    * through the coin view (connect.ts over coinview.ts), the only engine.
    */
   readonly keptEngine?: 'view' | 'database';
-  /** Txids the chain pass keeps for the connect pass, in bytes (default TXID_KEEP_BYTES); past it blocks are hashed again. */
+  /** Txids the chain pass keeps for the connect pass, in bytes (default: the default budget's share, budget.ts); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
 }
 
@@ -103,7 +103,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes,
+      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes ?? memoryPlan().txidBytes,
       onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
@@ -171,13 +171,13 @@ async function recountInMemory(
   let spendable = 0;
   for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
   const stakes = stakeScriptsOf(chain, 0, target);
-  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit)));
+  const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit, !state.throwaway)));
   if (state.tip !== null && spec === null) await mem.resume(state);
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
-    if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
+    if (mem.footprint(state) > limit) await mem.spill(state);
     for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
@@ -187,11 +187,13 @@ async function recountInMemory(
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const txids = entry.txids ?? txidsOf(bytes);
+      // Done with: its memory goes to the view (the budget counted it for the chain pass).
+      entry.txids = null;
       await mem.prefetch(opts.db, bytes, txids);
       const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
-      if (mem.usedBytes + state.cacheBytes > limit) await mem.spill(state);
+      if (mem.footprint(state) > limit) await mem.spill(state);
     }
   } finally {
     reader.close();

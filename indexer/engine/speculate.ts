@@ -76,7 +76,7 @@ export class Speculator {
     this.keys.push(block.key);
     this.connected.add(block.key);
     // Spilling must wait until the bet is checked: the recount goes on from here, spilling as it needs.
-    if (this.mem.usedBytes + this.state.cacheBytes > this.limit) this.stop('the memory limit');
+    if (this.mem.footprint(this.state) > this.limit) this.stop('the memory limit');
   }
 
   private stop(why: string): void {
