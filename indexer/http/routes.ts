@@ -285,7 +285,9 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
 
   app.get('/metrics', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
     void reply.type(ctx.metrics.registry.contentType);
-    return ctx.metrics.registry.metrics();
+    // prom-client writes an undefined value (the event-loop lag before its
+    // first sample) as "Nan"; the text format spells it "NaN".
+    return (await ctx.metrics.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   });
 
   registerHealth(app, db, ctx.indexer);
