@@ -21,6 +21,7 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   zmq?: string;
   db: string;
   serve?: string;
+  explorerUrl?: string;
   accessLog: boolean;
   untilSynced: boolean;
   pollInterval?: number;
@@ -133,7 +134,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
     const { host, port } = parseListen(args.serve);
     // Loaded on demand: fastify is only needed when serving.
     const { buildServer } = await import('../../indexer/http/server.js');
-    server = await buildServer({ db: ix.db, params, indexer: ix, log, accessLog: args.accessLog });
+    server = await buildServer({ db: ix.db, params, indexer: ix, log, accessLog: args.accessLog, explorerUrl: args.explorerUrl ?? null });
     if (hooks) {
       const counters = hooks.counters;
       (await import('../../indexer/http/metrics.js')).webhookMetrics(server.metrics, () => counters);

@@ -5,6 +5,7 @@ import { withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
 import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
 import type { IndexArgs } from './index-run.js';
+import { explorerUrlProblem } from '../../indexer/http/explorer-url.js';
 import { checkPostgresUrl } from './mirror.js';
 
 /* `nodereg index`: its flags and their checks; the work is in index-run.ts. */
@@ -49,6 +50,8 @@ export const indexCommand: CommandModule = {
       .option('db', { type: 'string', demandOption: true, describe: 'index directory (created if missing)' })
       .option('serve', { type: 'string', describe: 'also serve the read API on host:port' })
       .option('access-log', { type: 'boolean', default: false, describe: 'with --serve: log each HTTP request as one JSON line on stderr' })
+      .option('explorer-url', { type: 'string', describe: 'with --serve: the dashboard links each txid here, {txid} standing for it (https://…/tx/{txid})' })
+      .implies('explorer-url', 'serve')
       .option('until-synced', { type: 'boolean', default: false, describe: 'exit 0 once caught up with the node' })
       .option('poll-interval', { type: 'number', describe: 'ms between best-block polls (default 5000, or 30000 with --zmq)' })
       .option('prune-undo', { type: 'number', describe: 'keep undo data only for the last N blocks (default: all blocks)' })
@@ -75,6 +78,8 @@ export const indexCommand: CommandModule = {
         checkPostgresUrl(a.postgres);
         if (a.zmq !== undefined && !/^(tcp|ipc):\/\/\S+$/.test(String(a.zmq))) throw new Error(`--zmq must be an endpoint such as tcp://127.0.0.1:28332, got "${String(a.zmq)}"`);
         checkWebhookFlags(a);
+        const explorer = a['explorer-url'] === undefined ? null : explorerUrlProblem(String(a['explorer-url']));
+        if (explorer) throw new Error(explorer);
         return true;
       })
       .example('$0 index --zmq tcp://127.0.0.1:28332 --db ./index', 'follow the local mainnet bitcoind (cookie and port from ~/.bitcoin)')

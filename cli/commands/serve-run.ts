@@ -13,6 +13,7 @@ export interface ServeArgs extends NetworkArgs {
   listen: string;
   cors?: string[];
   accessLog: boolean;
+  explorerUrl?: string;
   logLevel: LogLevel;
   logJson: boolean;
 }
@@ -22,7 +23,7 @@ export async function runServe(args: ServeArgs): Promise<void> {
   const log = createLogger({ level: args.logLevel, json: args.logJson });
   const { db, params } = await openIndexForRead(args.db, args);
   const { buildServer } = await import('../../indexer/http/server.js');
-  const server = await buildServer({ db, params, corsOrigin: args.cors, log, accessLog: args.accessLog });
+  const server = await buildServer({ db, params, corsOrigin: args.cors, log, accessLog: args.accessLog, explorerUrl: args.explorerUrl ?? null });
   let address: string;
   try {
     address = await server.listen(host, port);

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
+import { explorerUrlProblem } from '../../indexer/http/explorer-url.js';
 import { UsageError, withNetwork } from '../common.js';
 import type { ServeArgs } from './serve-run.js';
 
@@ -25,8 +26,16 @@ export const serveCommand: CommandModule = {
       .option('listen', { type: 'string', default: '127.0.0.1:8080', describe: 'host:port; bind 0.0.0.0 explicitly to expose it' })
       .option('cors', { type: 'string', array: true, describe: 'allow these browser origins (CORS is off by default)' })
       .option('access-log', { type: 'boolean', default: false, describe: 'log each HTTP request as one JSON line on stderr' })
+      .option('explorer-url', { type: 'string', describe: 'the dashboard links each txid here, {txid} standing for it (https://…/tx/{txid})' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel })
       .option('log-json', { type: 'boolean', default: false })
-      .example('$0 serve --db ./index --listen 127.0.0.1:8080', 'then open http://127.0.0.1:8080/'),
+      .check((a) => {
+        if (Array.isArray(a['explorer-url'])) throw new Error('--explorer-url was given more than once; give it once');
+        const problem = a['explorer-url'] === undefined ? null : explorerUrlProblem(String(a['explorer-url']));
+        if (problem) throw new Error(problem);
+        return true;
+      })
+      .example('$0 serve --db ./index --listen 127.0.0.1:8080', 'then open http://127.0.0.1:8080/')
+      .example('$0 serve --db ./index --explorer-url \'https://mempool.space/tx/{txid}\'', 'link the dashboard\'s txids to an explorer'),
   handler: async (argv) => (await run()).runServe(argv as unknown as ServeArgs),
 };

@@ -9,6 +9,9 @@ import type { DB } from '../store/store.js';
 import { HttpError } from './errors.js';
 import { EventHub } from './events.js';
 import { Metrics } from './metrics.js';
+import { registerDashboard } from './dashboard-routes.js';
+import { explorerUrlProblem } from './explorer-url.js';
+import { EXPLORE_SCHEMAS, registerExploreRoutes } from './explore-routes.js';
 import { registerRoutes } from './routes.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { TipSummary } from './summary.js';
@@ -28,6 +31,8 @@ export interface MountOptions {
   readonly maxHeavyRequests?: number;
   /** The path prefix the routes are mounted under ('' at the root); the dashboard is served only at the root. */
   readonly prefix?: string;
+  /** The dashboard's link for a transaction, `{txid}` standing for its id (`--explorer-url`); no links when absent. */
+  readonly explorerUrl?: string | null;
 }
 
 export interface MountedApi {
@@ -51,12 +56,14 @@ const ALLOW = 'GET, HEAD';
 export async function mountApi(app: FastifyInstance, opts: MountOptions): Promise<MountedApi> {
   const log = opts.log ?? silent;
   const prefix = opts.prefix ?? '';
+  const explorerProblem = opts.explorerUrl ? explorerUrlProblem(opts.explorerUrl) : null;
+  if (explorerProblem) throw new Error(explorerProblem);
   const events = new EventHub(opts.eventRetention, undefined, opts.firstEventId);
   const summary = new TipSummary();
   const metrics = new Metrics(opts.db, opts.indexer ?? null, summary, events);
   if (opts.indexer) events.follow(opts.indexer);
 
-  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  for (const schema of [...SHARED_SCHEMAS, ...EXPLORE_SCHEMAS]) app.addSchema(schema);
   await app.register(swagger, {
     // Components are named by their $id (Status, Export, …) rather than def-0, def-1.
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
@@ -118,7 +125,9 @@ export async function mountApi(app: FastifyInstance, opts: MountOptions): Promis
 
   // After the method check (so only a real preflight reaches it) and the error handler (so its route uses ours).
   if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
-  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2, dashboard: prefix === '' });
+  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
+  registerExploreRoutes(app, opts.db, opts.params);
+  if (prefix === '') registerDashboard(app, opts.params.name, opts.explorerUrl ?? null);
 
 
   const heartbeat = setInterval(() => events.heartbeat(), 15_000);

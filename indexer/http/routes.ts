@@ -13,7 +13,6 @@ import { payoutTable, type PayoutRequest } from '../read/payouts.js';
 import { diffBetween, proofAt } from '../read/proofs.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
-import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
 import type { EventHub, ResumeFrom } from './events.js';
 import { registerHealth, syncState } from './health.js';
 import type { Metrics } from './metrics.js';
@@ -54,14 +53,11 @@ interface Ctx {
   summary: TipSummary;
   /** How many expensive reads may run at once. */
   maxHeavy: number;
-  /** Serve the dashboard (its page uses root paths, so only when mounted at the root). */
-  dashboard: boolean;
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema) };
 const heavyErrors = { ...errors, 503: S.ref(S.errorSchema) };
-const CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; frame-ancestors 'none'";
 
 const gzip = promisify(gzipCb);
 
@@ -293,17 +289,4 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   registerHealth(app, db, ctx.indexer);
 
   app.get('/v1/openapi.json', { schema: { hide: true, querystring: S.emptyQuery } }, async () => app.swagger());
-
-  if (ctx.dashboard) {
-    app.get('/', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-      void reply.type('text/html; charset=utf-8').header('content-security-policy', CSP);
-      return dashboardHtml(params.name);
-    });
-
-    app.get('/dashboard.js', { schema: { hide: true, querystring: S.emptyQuery } }, async (_req, reply) => {
-      void reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache');
-      return DASHBOARD_JS;
-    });
-  }
-
 }
