@@ -16,6 +16,7 @@ import { countByStatus, summarize } from '../indexer/read/listing.js';
 import { recount } from '../indexer/engine/recount.js';
 import { registrationsAt } from '../indexer/read/queries.js';
 import { isLive } from '../script/interpreter.js';
+import { REASON_TEXT, type ReasonCode } from '../script/reasons.js';
 import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
@@ -538,13 +539,69 @@ describe('GET /v1/history/active', () => {
   });
 });
 
+describe('the explorer routes: search, balances over time, rejected announcements', () => {
+  type Listed = ExportJson['nodes'][number];
+  it('searches every registration by part of its address or script, any case, up to limit', async () => {
+    const alice = byAddress(ALICE);
+    expect((await ok<{ nodes: Listed[]; more: boolean }>(demo, '/v1/search?q=QW08GD26')).nodes.map((n) => n.address)).toEqual([ALICE]);
+    const byScript = await ok<{ nodes: Listed[]; more: boolean }>(demo, `/v1/search?q=${alice.stakeScript.slice(6, 30)}`);
+    expect(byScript).toEqual({ height: 450, nodes: [expect.objectContaining({ ...alice, age: 450 - alice.firstHeight })], more: false });
+    const bech32 = expected.nodes.filter((n) => n.address!.startsWith('bcrt1'));
+    expect(bech32.length).toBeGreaterThan(2);
+    const two = await ok<{ nodes: Listed[]; more: boolean }>(demo, '/v1/search?q=bcrt1&limit=2');
+    expect([two.nodes.map((n) => n.address), two.more]).toEqual([bech32.slice(0, 2).map((n) => n.address), true]);
+    const all = await ok<{ nodes: Listed[]; more: boolean }>(demo, '/v1/search?q=bcrt1');
+    expect([all.nodes.map((n) => n.address), all.more]).toEqual([bech32.map((n) => n.address), false]);
+    expect(await ok(demo, '/v1/search?q=nothing-like-it')).toEqual({ height: 450, nodes: [], more: false });
+    await fails(demo, '/v1/search?q=', 400, 'bad_request', /q must NOT have fewer than 1 characters/);
+    await fails(demo, '/v1/search', 400, 'bad_request', /must have required property 'q'/);
+  });
+
+  it('gives a stake\'s balance at the end of each block that changed it, oldest first, the latest ones under limit', async () => {
+    const { points, truncated, stakeScript } = await ok<{ points: Array<{ height: number; balance: string }>; truncated: boolean; stakeScript: string }>(demo, `/v1/nodes/${ALICE}/balances`);
+    expect([stakeScript, truncated]).toEqual([byAddress(ALICE).stakeScript, false]);
+    expect(points.length).toBeGreaterThan(1);
+    for (let i = 1; i < points.length; i++) expect(points[i]!.height).toBeGreaterThan(points[i - 1]!.height);
+    expect(points.at(-1)!.balance).toBe(byAddress(ALICE).balance);
+    for (const p of points) {
+      const at = (await ok<ExportJson>(demo, `/v1/export?height=${p.height}`)).nodes.find((n) => n.address === ALICE);
+      expect({ h: p.height, balance: at?.balance }).toEqual({ h: p.height, balance: p.balance });
+    }
+    expect(await ok(demo, `/v1/nodes/${ALICE}/balances?limit=1`)).toEqual({ height: 450, stakeScript, points: points.slice(-1), truncated: true });
+    await fails(demo, `/v1/nodes/${MAINNET_ADDRESS}/balances`, 400, 'bad_address', /another network/);
+  });
+
+  it('pages the rejected attempts newest first, each with its reason text, filtered by reason', async () => {
+    type Rejected = { txid: string; height: number; vout: number; kind: string | null; reason: string; reasonText: string };
+    const newestFirst = [...expected.rejected].reverse();
+    const seen: Rejected[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { rejected: Rejected[]; nextCursor: string | null } = await ok(demo, `/v1/rejected?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(page.rejected.length).toBeLessThanOrEqual(7);
+      seen.push(...page.rejected);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen.map(({ txid, height, vout, reason }) => ({ txid, height, vout, reason }))).toEqual(newestFirst);
+    for (const r of seen) expect(r.reasonText).toBe(REASON_TEXT[r.reason as ReasonCode]);
+    const tx = seen.find((r) => r.reason === 'NOT_TIP')!;
+    expect(tx.kind).toBe('renewal');
+    expect(seen.find((r) => r.reason === 'MALFORMED_CARRIER')!.kind).toBeNull();
+    const multiple = await ok<{ rejected: Rejected[] }>(demo, '/v1/rejected?reason=MULTIPLE_ANNOUNCEMENTS');
+    expect(multiple.rejected).toEqual(seen.filter((r) => r.reason === 'MULTIPLE_ANNOUNCEMENTS'));
+    expect(multiple.rejected).toHaveLength(2);
+    await fails(demo, '/v1/rejected?reason=NOPE', 400, 'bad_request', /reason must be equal to one of the allowed values/);
+    await fails(demo, '/v1/rejected?cursor=abc', 400, 'bad_request', /cursor "abc" is not one this server handed out/);
+  });
+});
+
 describe('the API description and the dashboard', () => {
   it('serves an OpenAPI document generated from the route schemas, GET only', async () => {
     const doc = await ok<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(demo, '/v1/openapi.json');
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/history', '/v1/payouts', '/v1/proof/{stake}',
-      '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/status', '/v1/tx/{txid}',
+      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/balances', '/v1/nodes/{stake}/history', '/v1/payouts', '/v1/proof/{stake}',
+      '/v1/rejected', '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/search', '/v1/status', '/v1/tx/{txid}',
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {
       expect({ path, methods: Object.keys(ops) }).toEqual({ path, methods: ['get'] });
@@ -640,6 +697,7 @@ describe('bad input', () => {
       '/v1/status?x=1', '/v1/nodes?foo=1', `/v1/nodes/${ALICE}?x=1`, `/v1/nodes/${ALICE}/history?x=1`, `/v1/scripts/${ALICE}/utxos?x=1`,
       `/v1/tx/${'00'.repeat(32)}?x=1`, '/v1/root?h=1', '/v1/export?at=1', '/v1/payouts?from=1&to=2&min_age=1', '/v1/history/active?n=3',
       '/v1/events?since=1', '/metrics?x=1', '/v1/openapi.json?x=1', '/?x=1', '/dashboard.js?v=2', '/health/live?x=1', '/health/ready?x=1',
+      '/common.js?v=1', '/node.js?v=1', `/node/${ALICE}?x=1`, '/v1/search?q=a&x=1', `/v1/nodes/${ALICE}/balances?x=1`, '/v1/rejected?x=1',
     ]) {
       const name = /[?&]([a-z_]+)=[^&]*$/.exec(url)![1]!;
       await fails(demo, url, 400, 'bad_request', new RegExp(`^querystring/${name} is not a parameter of this route \\(it takes `));
@@ -770,6 +828,9 @@ describe('defaults and limits', () => {
     const help = await noderegAsync(['serve', '--help']);
     expect(help.stdout).toMatch(/--listen\s+host:port; bind 0\.0\.0\.0 explicitly to expose it\s+\[string\] \[default: "127\.0\.0\.1:8080"\]/);
     expect(help.stdout).toMatch(/--cors\s+allow these browser origins \(CORS is off by default\)/);
+    expect(help.stdout).toMatch(/--explorer-url\s+the dashboard links each txid here/);
+    const bad = await noderegAsync(['serve', '--db', join(dir, 'never-made'), '--explorer-url', 'javascript:alert(1)//{txid}']);
+    expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--explorer-url must be an http:\/\/ or https:\/\/ URL/)]);
   });
 
   it('on a real socket, huge headers get a 431 and a client too slow to send its headers is cut off', async () => {
