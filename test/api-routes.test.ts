@@ -554,6 +554,7 @@ describe('the explorer routes: search, balances over time, rejected announcement
     expect([all.nodes.map((n) => n.address), all.more]).toEqual([bech32.map((n) => n.address), false]);
     expect(await ok(demo, '/v1/search?q=nothing-like-it')).toEqual({ height: 450, nodes: [], more: false });
     await fails(demo, '/v1/search?q=', 400, 'bad_request', /q must NOT have fewer than 1 characters/);
+    await fails(demo, '/v1/search?q=%20%20', 400, 'bad_request', /q must not be only spaces/);
     await fails(demo, '/v1/search', 400, 'bad_request', /must have required property 'q'/);
   });
 

@@ -81,10 +81,22 @@ const rejectedResponse = {
 
 export const EXPLORE_SCHEMAS = [searchResponse, balancesResponse, rejectedResponse];
 
+/** Searches running at once; more get a 503 (a search may read every registration). */
+const MAX_SEARCHES = 2;
+
 export function registerExploreRoutes(app: FastifyInstance, db: DB, params: NetworkParams): void {
+  let searching = 0;
   app.get<{ Querystring: { q: string; limit: number } }>('/v1/search', {
-    schema: { operationId: 'searchNodes', summary: 'Registrations whose address or stake script contains a text, across the whole registry', querystring: searchQuery, response: { 200: S.ref(searchResponse), ...errors } },
-  }, async (req) => withSnapshot(db, (r) => searchNodes(r, params, req.query.q, req.query.limit)));
+    schema: { operationId: 'searchNodes', summary: 'Registrations whose address or stake script contains a text, across the whole registry', querystring: searchQuery, response: { 200: S.ref(searchResponse), ...errors, 503: S.ref(S.errorSchema) } },
+  }, async (req) => {
+    if (searching >= MAX_SEARCHES) throw new HttpError(503, 'busy', `${MAX_SEARCHES} searches are already running; retry in a moment`);
+    searching++;
+    try {
+      return await withSnapshot(db, (r) => searchNodes(r, params, req.query.q, req.query.limit));
+    } finally {
+      searching--;
+    }
+  });
 
   app.get<{ Params: { stake: string }; Querystring: { limit: number } }>('/v1/nodes/:stake/balances', {
     schema: { operationId: 'getNodeBalances', summary: 'A stake\'s balance at the end of each block that changed it while registered', params: S.stakeParams, querystring: balancesQuery, response: { 200: S.ref(balancesResponse), ...errors } },

@@ -17,6 +17,30 @@ import type { ReadDB } from './snapshot.js';
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
 /**
+ * Lowercased addresses by script (latin1), per network: rendering an
+ * address is most of a search's cost, and a script's address never
+ * changes. Bounded: cleared when it would pass MAX_ADDRESSES entries.
+ */
+const MAX_ADDRESSES = 250_000;
+const addressCache = new Map<string, Map<string, string>>();
+
+function lowerAddress(script: Buffer, params: NetworkParams): string {
+  let byScript = addressCache.get(params.name);
+  if (!byScript) addressCache.set(params.name, (byScript = new Map()));
+  const key = script.toString('latin1');
+  let a = byScript.get(key);
+  if (a === undefined) {
+    if (byScript.size >= MAX_ADDRESSES) byScript.clear();
+    a = scriptToAddress(script, params)?.toLowerCase() ?? '';
+    byScript.set(key, a);
+  }
+  return a;
+}
+
+/** Rows read between two yields to the event loop, so a long search never holds it. */
+const YIELD_EVERY = 2000;
+
+/**
  * The registrations (current one per stake, FIRST_SEEN order) whose address
  * or script hex contains `query`, case-insensitively; at most `limit`.
  * One pass over the FIRST_SEEN rows: the scan stops once `limit` + 1 are found.
@@ -24,17 +48,18 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
 export async function searchNodes(db: ReadDB, params: NetworkParams, query: string, limit: number): Promise<{ height: number; nodes: ListedNode[]; more: boolean }> {
   const tip = await requireTip(db);
   const q = query.trim().toLowerCase();
-  if (q === '') throw new QueryError('querystring/q must not be empty');
+  if (q === '') throw new QueryError('querystring/q must not be only spaces');
   const hits: Buffer[] = [];
   let more = false;
+  let read = 0;
   for await (const [k, script] of db.iterator(K.all(P.firstSeen))) {
-    const address = scriptToAddress(script, params);
-    if (!script.toString('hex').includes(q) && !(address !== null && address.toLowerCase().includes(q))) continue;
+    if (++read % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!script.toString('hex').includes(q) && !lowerAddress(script, params).includes(q)) continue;
     if (hits.length === limit) {
       more = true;
       break;
     }
-    hits.push(parse.firstSeen(k).id);
+    hits.push(Buffer.from(parse.firstSeen(k).id));
   }
   const clock = await clockAt(db, tip.height);
   const nodes: ListedNode[] = [];
