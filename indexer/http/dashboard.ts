@@ -88,7 +88,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
     return NR.getJson('/v1/history/active?points=200').then(function (r) {
       if (r.status !== 200) { $('chart').textContent = r.body.message; return; }
       var pts = r.body.points.map(function (p) { return { x: p.height, y: p.active }; });
-      NR.stepChart($('chart'), pts, { label: 'active registrations by block height', whole: true, minMax: 1, yLabel: 'active' });
+      NR.stepChart($('chart'), pts, { label: 'active registrations by block height', zero: true, whole: true, minMax: 1, yLabel: 'active' });
     });
   }
 

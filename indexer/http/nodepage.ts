@@ -53,7 +53,6 @@ export const NODE_JS = String.raw`'use strict';
     text('node-message', '');
     $('node-status').replaceChildren(NR.badge(n.status));
     $('facts').replaceChildren(
-      fact('status', NR.badge(n.status)),
       fact('stake script', el('span', { class: 'mono' }, [n.stakeScript]), null, true),
       fact('balance', NR.coins(r.body.balance)),
       fact('stake margin (balance − minimum stake)', NR.coins(n.stakeMargin), 'fact-margin'),
@@ -83,10 +82,10 @@ export const NODE_JS = String.raw`'use strict';
     if (pts.length === 0) { text('balance-note', 'no balance change recorded while registered'); $('balance-chart').replaceChildren(); return; }
     var min = Number(status.params.minStake) / 1e8;
     NR.stepChart($('balance-chart'), pts, {
-      label: 'balance in coins by block height', toX: status.tip ? status.tip.height : 0, minMax: min, left: 52,
+      label: 'balance in coins by block height', toX: status.tip ? status.tip.height : 0, left: 52,
       yLabel: 'coins', refLine: min, refLabel: 'minimum stake ' + min
     });
-    text('balance-note', pts.length + ' balance change' + (pts.length === 1 ? '' : 's') + ' while registered' + (r.body.truncated ? ' (the latest shown)' : '') + '; the dashed line is the minimum stake.');
+    text('balance-note', pts.length + ' balance change' + (pts.length === 1 ? '' : 's') + ' recorded since the stake first registered' + (r.body.truncated ? ' (the latest shown)' : '') + '; the dashed line is the minimum stake.');
   }
 
   function load() {

@@ -143,20 +143,25 @@ window.NR = (function () {
 
   /**
    * A step line over block heights: x is the height axis (ticks at round
-   * heights), y the value axis from 0 (ticks up to the first round value at
-   * or above the highest). No markers on the line; each value is held until
+   * heights), y the value axis (from 0 with opts.zero, else around the
+   * values; round ticks beyond both ends). No markers on the line; each value is held until
    * the next point. points: [{x: height, y: number}]. The drawing is as wide
    * as its container, so its labels keep their size on a phone.
    */
   function stepChart(container, points, opts) {
     var W = Math.max(300, Math.round(container.clientWidth || 720)), H = 230, L = opts.left || 44, R = 14, T = opts.yLabel ? 26 : 14, B = 38;
     var first = points[0].x, last = Math.max(points[points.length - 1].x, opts.toX || 0);
-    var max = Math.max(opts.minMax || 0, Math.max.apply(null, points.map(function (p) { return p.y; })));
-    var yt = ticks(0, max, 4, opts.whole);
-    if (yt.values[yt.values.length - 1] < max) yt.values.push(Math.round((yt.values[yt.values.length - 1] + yt.step) * 1e8) / 1e8);
-    var top = yt.values[yt.values.length - 1];
+    var ys = points.map(function (p) { return p.y; }).concat(opts.refLine === undefined ? [] : [opts.refLine]);
+    var max = Math.max(opts.minMax || 0, Math.max.apply(null, ys));
+    // From 0 for counts; around the values (and the reference line) for amounts, so a change shows.
+    var lo = opts.zero ? 0 : Math.min.apply(null, ys);
+    var pad = opts.zero ? 0 : ((max - lo) || Math.abs(max) * 0.05 || 1) * 0.15;
+    var yt = ticks(Math.max(0, lo - pad), max + pad, 4, opts.whole);
+    while (yt.values[0] > Math.max(0, lo - pad) + 1e-9) yt.values.unshift(Math.round((yt.values[0] - yt.step) * 1e8) / 1e8);
+    while (yt.values[yt.values.length - 1] < max + pad - 1e-9) yt.values.push(Math.round((yt.values[yt.values.length - 1] + yt.step) * 1e8) / 1e8);
+    var bottom = yt.values[0], top = yt.values[yt.values.length - 1];
     var x = function (h) { return L + (last === first ? 0 : (h - first) / (last - first)) * (W - L - R); };
-    var y = function (n) { return H - B - (top === 0 ? 0 : n / top) * (H - T - B); };
+    var y = function (n) { return H - B - (top === bottom ? 0 : (n - bottom) / (top - bottom)) * (H - T - B); };
     var parts = [];
     points.forEach(function (p, i) {
       if (i > 0) parts.push(x(p.x).toFixed(1) + ',' + y(points[i - 1].y).toFixed(1));
@@ -169,7 +174,7 @@ window.NR = (function () {
     ]);
     var yAxis = el('g', { svg: 1, class: 'y-axis' });
     yt.values.forEach(function (v) {
-      yAxis.appendChild(el('line', { svg: 1, x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: v === 0 ? '#9aa4b1' : '#eceef1' }));
+      yAxis.appendChild(el('line', { svg: 1, x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: v === bottom ? '#9aa4b1' : '#eceef1' }));
       yAxis.appendChild(el('text', { svg: 1, x: L - 6, y: y(v) + 4, 'text-anchor': 'end', 'data-value': v }, [String(v)]));
     });
     var xAxis = el('g', { svg: 1, class: 'x-axis' }, [el('line', { svg: 1, x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: '#9aa4b1' })]);
