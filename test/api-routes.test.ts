@@ -592,6 +592,23 @@ describe('the explorer routes: search, balances over time, rejected announcement
     expect(multiple.rejected).toEqual(seen.filter((r) => r.reason === 'MULTIPLE_ANNOUNCEMENTS'));
     expect(multiple.rejected).toHaveLength(2);
     await fails(demo, '/v1/rejected?reason=NOPE', 400, 'bad_request', /reason must be equal to one of the allowed values/);
+
+    // By stake: each decoded attempt is listed under the stake it names. The registered stakes' lists
+    // hold every decoded attempt but the demo's three that name a stake which never registered.
+    const byStake: Rejected[] = [];
+    for (const n of expected.nodes) {
+      const mine = await ok<{ recorded: boolean; stakeScript: string; rejected: Rejected[] }>(demo, `/v1/nodes/${n.address}/rejected`);
+      expect([mine.recorded, mine.stakeScript]).toEqual([true, n.stakeScript]);
+      for (let i = 1; i < mine.rejected.length; i++) expect(mine.rejected[i]!.height).toBeGreaterThanOrEqual(mine.rejected[i - 1]!.height);
+      byStake.push(...mine.rejected);
+    }
+    const key = (r: Rejected): string => `${r.txid}:${r.vout}`;
+    const decoded = seen.filter((r) => r.kind !== null);
+    expect(new Set(byStake.map(key)).size).toBe(byStake.length);
+    expect(decoded.filter((r) => !byStake.some((b) => key(b) === key(r))).map((r) => r.reason).sort()).toEqual(['COINBASE', 'TIMESTAMP_STALE', 'UNKNOWN_NODE']);
+    expect(byStake.every((b) => decoded.some((r) => key(r) === key(b) && r.reason === b.reason))).toBe(true);
+    expect((await ok<{ rejected: Rejected[] }>(demo, `/v1/nodes/${ALICE}/rejected`)).rejected.map((r) => r.reason)).toEqual(['ALREADY_REGISTERED']);
+    await fails(demo, `/v1/nodes/${MAINNET_ADDRESS}/rejected`, 400, 'bad_address', /another network/);
     await fails(demo, '/v1/rejected?cursor=abc', 400, 'bad_request', /cursor "abc" is not one this server handed out/);
   });
 });
@@ -601,7 +618,7 @@ describe('the API description and the dashboard', () => {
     const doc = await ok<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }>(demo, '/v1/openapi.json');
     expect(doc.openapi).toBe('3.0.3');
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/balances', '/v1/nodes/{stake}/history', '/v1/payouts', '/v1/proof/{stake}',
+      '/v1/diff', '/v1/events', '/v1/export', '/v1/history/active', '/v1/nodes', '/v1/nodes/{stake}', '/v1/nodes/{stake}/balances', '/v1/nodes/{stake}/history', '/v1/nodes/{stake}/rejected', '/v1/payouts', '/v1/proof/{stake}',
       '/v1/rejected', '/v1/root', '/v1/scripts/{stake}/utxos', '/v1/search', '/v1/status', '/v1/tx/{txid}',
     ]);
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -698,7 +715,7 @@ describe('bad input', () => {
       '/v1/status?x=1', '/v1/nodes?foo=1', `/v1/nodes/${ALICE}?x=1`, `/v1/nodes/${ALICE}/history?x=1`, `/v1/scripts/${ALICE}/utxos?x=1`,
       `/v1/tx/${'00'.repeat(32)}?x=1`, '/v1/root?h=1', '/v1/export?at=1', '/v1/payouts?from=1&to=2&min_age=1', '/v1/history/active?n=3',
       '/v1/events?since=1', '/metrics?x=1', '/v1/openapi.json?x=1', '/?x=1', '/dashboard.js?v=2', '/health/live?x=1', '/health/ready?x=1',
-      '/common.js?v=1', '/node.js?v=1', `/node/${ALICE}?x=1`, '/v1/search?q=a&x=1', `/v1/nodes/${ALICE}/balances?x=1`, '/v1/rejected?x=1',
+      '/common.js?v=1', '/node.js?v=1', `/node/${ALICE}?x=1`, '/v1/search?q=a&x=1', `/v1/nodes/${ALICE}/balances?x=1`, `/v1/nodes/${ALICE}/rejected?x=1`, '/v1/rejected?x=1',
     ]) {
       const name = /[?&]([a-z_]+)=[^&]*$/.exec(url)![1]!;
       await fails(demo, url, 400, 'bad_request', new RegExp(`^querystring/${name} is not a parameter of this route \\(it takes `));

@@ -42,6 +42,17 @@ const shot = async (name: string): Promise<void> => {
   await page.screenshot({ path: file, fullPage: true });
   expect(statSync(file).size).toBeGreaterThan(10_000);
 };
+/** A node page's history table as the API has it: events and the rejections that named the stake, by height, expiry and lapse last in a block. */
+async function historyRows(stake: string): Promise<string[][]> {
+  const { history } = await api<{ history: HistoryEntry[] }>(`/v1/nodes/${stake}/history`);
+  const { recorded, rejected } = await api<{ recorded: boolean; rejected: RejectedAttempt[] }>(`/v1/nodes/${stake}/rejected`);
+  expect(recorded).toBe(true);
+  const rows = [
+    ...history.map((h) => ({ height: h.height, late: h.event === 'expired' || h.event === 'lapsed' ? 1 : 0, row: [String(h.height), h.event, h.txid ?? '—', `registration ${h.registration}, expiry height ${h.expiryHeight}`] })),
+    ...rejected.map((a) => ({ height: a.height, late: 0, row: [String(a.height), 'rejected', a.txid, `${a.reason} ${a.reasonText}`] })),
+  ];
+  return rows.sort((a, b) => a.height - b.height || a.late - b.late).map((r) => r.row);
+}
 const ready = (): Promise<unknown> => page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
 const cells = (selector: string): Promise<string[][]> =>
   page.$$eval(`${selector} tbody tr`, (trs) => trs.map((tr) => Array.from(tr.children, (td) => (td.textContent ?? '').trim())));
@@ -189,9 +200,12 @@ describe('the dashboard in headless Chromium', () => {
     const info = await api<{ registration: ListedNode; history: HistoryEntry[]; balance: string }>(`/v1/nodes/${alice.address}`);
     expect(info.history.map((h) => h.event)).toEqual(['registered', 'renewed', 'renewed']);
     expect(await page.textContent('#node-address')).toBe(alice.address);
-    expect(await cells('#history')).toEqual(info.history.map((h) => [String(h.height), h.event, h.txid ?? '—', h.registration, String(h.expiryHeight)]));
+    const rows = await historyRows(alice.address!);
+    expect(rows.map((r) => r[1])).toEqual(['registered', 'renewed', 'rejected', 'renewed']);
+    expect(rows[2]![3]).toMatch(/^ALREADY_REGISTERED the stake already has a live registration/);
+    expect(await cells('#history')).toEqual(rows);
     expect(await page.$$eval('#history a.txid', (as) => as.map((a) => a.getAttribute('href'))))
-      .toEqual(info.history.map((h) => EXPLORER.replace('{txid}', h.txid!)));
+      .toEqual(rows.map((r) => EXPLORER.replace('{txid}', r[2]!)));
     const r = info.registration;
     expect(await page.textContent('#fact-blocks dd')).toBe(String(r.blocksUntilExpiry));
     expect(await page.textContent('#fact-renew dd')).toBe(String(r.renewBy));
@@ -216,11 +230,13 @@ describe('the dashboard in headless Chromium', () => {
     await ready();
     const info = await api<{ history: HistoryEntry[] }>(`/v1/nodes/${dave.address}/history`);
     expect(info.history.map((h) => h.event)).toEqual(['registered', 'renewed', 'lapsed']);
-    expect(await cells('#history')).toEqual(info.history.map((h) => [String(h.height), h.event, h.txid ?? '—', h.registration, String(h.expiryHeight)]));
+    const rows = await historyRows(dave.address!);
+    expect(rows.map((r) => r[1])).toEqual(['registered', 'renewed', 'rejected', 'rejected', 'lapsed']);
+    expect(await cells('#history')).toEqual(rows);
     expect(await page.textContent('#fact-ended dd')).toBe(String(dave.endedHeight));
     expect(await page.textContent('#fact-blocks dd')).toBe('—');
     expect(await page.$$('a.txid')).toHaveLength(0);
-    expect(await page.$$eval('#history .txid', (ts) => ts.map((t) => t.textContent))).toEqual(info.history.filter((h) => h.txid).map((h) => h.txid));
+    expect(await page.$$eval('#history .txid', (ts) => ts.map((t) => t.textContent))).toEqual(rows.map((r) => r[2]).filter((t) => t !== '—'));
   });
 
   it('lists rejected announcements with reason text, and filters them by reason', async () => {

@@ -130,6 +130,8 @@ export class RegistryWriter {
     this.write(K.outcome(txid, vout), encodeOutcome({ height: h, txIndex, vout, kind: a?.kind ?? null, reason }), null);
     if (reason !== null) {
       this.write(K.rejected(h, txIndex, vout), encodeRejected(txid, reason), null);
+      // A decoded attempt names its stake: kept by stake too, for the stake's own history.
+      if (a) this.write(K.stakeRejected(a.stakeScript, h, txIndex, vout), encodeRejected(txid, reason), null);
       this.events.push({ type: 'rejected', txid: Buffer.from(txid), vout, reason, stakeScript: a ? Buffer.from(a.stakeScript) : null });
     }
   }

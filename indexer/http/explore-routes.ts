@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { AddressError, parseStake } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { REASON_CODES } from '../../script/reasons.js';
-import { balanceHistory, rejectedPage, searchNodes } from '../read/explore.js';
+import { balanceHistory, rejectedPage, searchNodes, stakeRejections } from '../read/explore.js';
 import { withSnapshot } from '../read/snapshot.js';
 import type { DB } from '../store/store.js';
 import { HttpError } from './errors.js';
@@ -79,7 +79,26 @@ const rejectedResponse = {
   },
 } as const;
 
-export const EXPLORE_SCHEMAS = [searchResponse, balancesResponse, rejectedResponse];
+const stakeRejectedResponse = {
+  $id: 'StakeRejections', type: 'object', required: ['height', 'stakeScript', 'recorded', 'rejected'],
+  properties: {
+    height: { type: 'integer' },
+    stakeScript: { type: 'string' },
+    recorded: { type: 'boolean', description: 'false for an index created before rejections were kept by stake: the list may miss some' },
+    rejected: rejectedResponse.properties.rejected,
+  },
+} as const;
+
+export const EXPLORE_SCHEMAS = [searchResponse, balancesResponse, rejectedResponse, stakeRejectedResponse];
+
+function stakeScript(input: string, params: NetworkParams): Buffer {
+  try {
+    return parseStake(input, params);
+  } catch (err) {
+    if (err instanceof AddressError) throw new HttpError(400, 'bad_address', `params/stake: ${err.message}`);
+    throw err;
+  }
+}
 
 /** Searches running at once; more get a 503 (a search may read every registration). */
 const MAX_SEARCHES = 2;
@@ -101,15 +120,17 @@ export function registerExploreRoutes(app: FastifyInstance, db: DB, params: Netw
   app.get<{ Params: { stake: string }; Querystring: { limit: number } }>('/v1/nodes/:stake/balances', {
     schema: { operationId: 'getNodeBalances', summary: 'A stake\'s balance at the end of each block that changed it while registered', params: S.stakeParams, querystring: balancesQuery, response: { 200: S.ref(balancesResponse), ...errors } },
   }, async (req) => {
-    let script: Buffer;
-    try {
-      script = parseStake(req.params.stake, params);
-    } catch (err) {
-      if (err instanceof AddressError) throw new HttpError(400, 'bad_address', `params/stake: ${err.message}`);
-      throw err;
-    }
+    const script = stakeScript(req.params.stake, params);
     const answer = await withSnapshot(db, (r) => balanceHistory(r, script, req.query.limit));
     return { height: answer.height, stakeScript: script.toString('hex'), points: answer.points, truncated: answer.truncated };
+  });
+
+  app.get<{ Params: { stake: string } }>('/v1/nodes/:stake/rejected', {
+    schema: { operationId: 'getNodeRejections', summary: 'The rejected announcement attempts that named a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(stakeRejectedResponse), ...errors } },
+  }, async (req) => {
+    const script = stakeScript(req.params.stake, params);
+    const answer = await withSnapshot(db, (r) => stakeRejections(r, script));
+    return { height: answer.height, stakeScript: script.toString('hex'), recorded: answer.recorded, rejected: answer.rejected };
   });
 
   app.get<{ Querystring: { reason?: string; limit: number; cursor?: string } }>('/v1/rejected', {

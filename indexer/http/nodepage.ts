@@ -16,10 +16,10 @@ const BODY = `
 </section>
 <section aria-labelledby="h-balance"><h2 id="h-balance">Balance over time</h2><div id="balance-chart"></div><p id="balance-note" class="note"></p></section>
 <section aria-labelledby="h-history"><h2 id="h-history">History</h2>
-<div class="table-wrap"><table id="history"><caption class="sr-only">every event of every registration of this stake, oldest first</caption>
-<thead><tr><th scope="col" class="num">height</th><th scope="col">event</th><th scope="col">transaction</th><th scope="col" class="opt">registration</th><th scope="col" class="num opt">expiry height</th></tr></thead>
+<div class="table-wrap"><table id="history"><caption class="sr-only">every event of every registration of this stake, and the rejected attempts that named it, oldest first</caption>
+<thead><tr><th scope="col" class="num">height</th><th scope="col">event</th><th scope="col">transaction</th><th scope="col">details</th></tr></thead>
 <tbody></tbody></table></div>
-<p class="note">Rejected attempts are recorded by transaction, not by stake, so they are not listed here: see <a href="/#rejected">rejected announcements</a>, with each reason explained.</p>
+<p class="note" id="history-note"></p>
 </section>`;
 
 export function nodePageHtml(network: string, explorerUrl: string | null = null): string {
@@ -66,14 +66,31 @@ export const NODE_JS = String.raw`'use strict';
       fact('first transaction', NR.txLink(n.firstTxid), null, true),
       fact('latest announcement', NR.txLink(n.tipTxid), null, true)
     );
+    return true;
+  }
+
+  /** Events and rejections by height; within a block, end-of-block expiry and lapse last. */
+  function showHistory(history, rejected) {
+    var late = { expired: 1, lapsed: 1 };
+    var rows = history.map(function (h) { return { height: h.height, late: late[h.event] ? 1 : 0, event: h };
+    }).concat(rejected.map(function (a) { return { height: a.height, late: 0, rejected: a }; }));
+    rows.forEach(function (x, i) { x.i = i; });
+    rows.sort(function (a, b) { return a.height - b.height || a.late - b.late || a.i - b.i; });
     var body = $('history').tBodies[0];
-    body.replaceChildren.apply(body, r.body.history.map(function (h) {
+    body.replaceChildren.apply(body, rows.map(function (x) {
+      if (x.rejected) {
+        var a = x.rejected;
+        return el('tr', { 'data-event': 'rejected' }, [
+          td([String(a.height)], 'num'), td([NR.badge('rejected')]), td([NR.txLink(a.txid)], 'addr'),
+          td([el('span', { class: 'mono' }, [a.reason]), ' ', el('span', { class: 'muted' }, [a.reasonText])]),
+        ]);
+      }
+      var h = x.event;
       return el('tr', { 'data-event': h.event }, [
         td([String(h.height)], 'num'), td([NR.badge(h.event)]), td([NR.txLink(h.txid)], 'addr'),
-        td([h.registration], 'opt mono'), td([String(h.expiryHeight)], 'num opt'),
+        td(['registration ' + h.registration + ', expiry height ' + h.expiryHeight]),
       ]);
     }));
-    return true;
   }
 
   function showBalances(r, status) {
@@ -92,7 +109,14 @@ export const NODE_JS = String.raw`'use strict';
     return NR.loadStatus().then(function (status) {
       return NR.getJson(path).then(function (r) {
         if (!showNode(r)) return;
-        return NR.getJson(path + '/balances').then(function (b) { showBalances(b, status); });
+        return Promise.all([NR.getJson(path + '/balances'), NR.getJson(path + '/rejected')]).then(function (more) {
+          showBalances(more[0], status);
+          var rej = more[1].status === 200 ? more[1].body : { recorded: false, rejected: [] };
+          showHistory(r.body.history, rej.rejected);
+          text('history-note', rej.recorded
+            ? 'Rejected attempts are those that named this stake; an attempt too malformed to name one is listed only under rejected announcements.'
+            : 'This index was created before rejected attempts were kept by stake, so some may be missing here; rebuilding the index lists them all.');
+        });
       });
     });
   }

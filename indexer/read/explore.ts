@@ -3,6 +3,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { REASON_CODES, REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import { decodeOutcome, decodeRegistration, decodeRejected } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
+import { STAKE_REJECTIONS_META } from '../store/store.js';
 import { clockAt, forecast } from './forecast.js';
 import type { ListedNode } from './listing.js';
 import { balanceNow, exportNode, QueryError, requireTip } from './queries.js';
@@ -147,4 +148,23 @@ export async function rejectedPage(
     last = Buffer.from(k);
   }
   return { height: tip.height, rejected: out, nextCursor: more && last ? encodeCursor(last) : null };
+}
+
+/**
+ * The rejected attempts that named `script` as their stake, in chain order
+ * ('J' rows). `recorded` is false for an index created before those rows
+ * were kept: its list may then miss attempts.
+ */
+export async function stakeRejections(db: ReadDB, script: Uint8Array): Promise<{ height: number; recorded: boolean; rejected: RejectedAttempt[] }> {
+  const tip = await requireTip(db);
+  const recorded = (await db.get(K.meta(STAKE_REJECTIONS_META))) !== undefined;
+  const out: RejectedAttempt[] = [];
+  for await (const [k, v] of db.iterator(K.stakeRejectedOf(script))) {
+    const { txid, reason } = decodeRejected(v);
+    const at = parse.stakeRejected(k);
+    const outcome = await db.get(K.outcome(txid, at.vout));
+    const kind = outcome === undefined ? null : decodeOutcome(at.vout, outcome).kind;
+    out.push({ txid: rpcHex(txid), height: at.height, vout: at.vout, kind, reason, reasonText: REASON_TEXT[reason] });
+  }
+  return { height: tip.height, recorded, rejected: out };
 }

@@ -39,6 +39,7 @@ export const SNAPSHOT_ROWS: Readonly<Record<keyof typeof P, RowPolicy>> = {
   webhook: 'local',
   blockTime: 'history',
   lifetime: 'state',
+  stakeRejected: 'history',
 };
 
 /** The meta row a loaded index gets: where its undo data begins (docs/schema.md). */

@@ -27,6 +27,7 @@ export const P = {
   webhook: 0x57, // 'W' + sub-key                -> webhook delivery state (W below); written only by indexer/notify/
   blockTime: 0x74, // 't' + u32be h              -> u32le header time of block h
   lifetime: 0x6c, // 'l' + u32be endedHeight + regId -> script: every registration by the block it ended in (OPEN while live)
+  stakeRejected: 0x4a, // 'J' + u16be len + script + u32be h + u32be txIndex + u32be vout -> txid | reason byte: rejected attempts that named the script
 } as const;
 
 /** The `l` rows' end height of a registration that has not ended. */
@@ -151,6 +152,16 @@ export const K = {
   /** FIRST_SEEN rows after registration `id` (every row when null), in order. */
   firstSeenAfter: (id: RegId | null): { gt?: Buffer; gte?: Buffer; lt: Buffer } =>
     id === null ? K.all(P.firstSeen) : { gt: K.firstSeen(id), lt: Buffer.of(P.firstSeen + 1) },
+  stakeRejected: (script: Uint8Array, h: number, txIndex: number, vout: number): Buffer => {
+    const b = scriptPrefixed(P.stakeRejected, script, 12);
+    const at = 3 + script.length;
+    b.writeUInt32BE(h, at);
+    b.writeUInt32BE(txIndex, at + 4);
+    b.writeUInt32BE(vout, at + 8);
+    return b;
+  },
+  /** The 'J' rows of one script, in chain order. */
+  stakeRejectedOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.stakeRejected, script, 0)),
   /** Rejected rows of blocks up to `height`, in (height, txIndex, vout) order. */
   rejectedUpTo: (height: number): { gte: Buffer; lt: Buffer } =>
     height >= 0xffffffff ? K.all(P.rejected) : { gte: Buffer.of(P.rejected), lt: withHeight(P.rejected, height + 1) },
@@ -188,6 +199,10 @@ export const parse = {
     return { script: k.subarray(3, at), height: k.readUInt32BE(at) };
   },
   rejected: (k: Buffer): { height: number; txIndex: number; vout: number } => ({ height: k.readUInt32BE(1), txIndex: k.readUInt32BE(5), vout: k.readUInt32BE(9) }),
+  stakeRejected: (k: Buffer): { script: Buffer; height: number; txIndex: number; vout: number } => {
+    const at = 3 + k.readUInt16BE(1);
+    return { script: k.subarray(3, at), height: k.readUInt32BE(at), txIndex: k.readUInt32BE(at + 4), vout: k.readUInt32BE(at + 8) };
+  },
   webhookBlock: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(2) }),
   webhookSeq: (k: Buffer): { seq: number } => ({ seq: Number(k.readBigUInt64BE(2)) }),
   outcome: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),

@@ -158,6 +158,9 @@ export async function openIndexStore(
   }
 }
 
+/** Meta row present in an index that has kept rejected attempts by stake ('J' rows) since its creation. */
+export const STAKE_REJECTIONS_META = 'stakeRejections';
+
 async function checkMeta(db: DB, path: string, given: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams }): Promise<NetworkParams> {
   const schema = await readMeta(db, 'schema');
   if (schema === undefined) {
@@ -175,6 +178,8 @@ async function checkMeta(db: DB, path: string, given: NetworkParams | null, opts
       { type: 'put', key: K.meta('paramsHash'), value: Buffer.from(paramsHash(params)) },
       { type: 'put', key: K.meta('params'), value: Buffer.from(JSON.stringify(paramsToJson(params))) },
       { type: 'put', key: K.meta('utxoHash'), value: Buffer.from(opts.utxoHash ? '1' : '0') },
+      // Written at creation only: an index made before the 'J' rows existed lacks some of them.
+      { type: 'put', key: K.meta(STAKE_REJECTIONS_META), value: Buffer.from('1') },
     ], { sync: true });
     return params;
   }
