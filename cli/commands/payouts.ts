@@ -17,8 +17,12 @@ interface PayoutsArgs extends SourceArgs {
   payFrom?: string;
 }
 
-/** The flags that only mean something with --pay-from. */
-const PAYMENT_FLAGS = ['fee-rate', 'psbt', 'utxos', 'key-file', 'broadcast', 'rpc', 'rpc-user', 'rpc-password', 'rpc-cookie', 'datadir'] as const;
+/**
+ * The flags that only mean something with --pay-from. The node's and the
+ * key's flags are not among them: nodereg.conf and NODEREG_* may set them
+ * for every command.
+ */
+const PAYMENT_FLAGS = ['psbt', 'utxos', 'broadcast'] as const;
 /** Fee rates above this (sat/vB) are taken for a typo: a payout needs no priority. */
 const MAX_PAY_FEE_RATE = 1000;
 
