@@ -14,14 +14,17 @@ import fc from 'fast-check';
 import { Psbt, Transaction } from 'bitcoinjs-lib';
 import { deriveKey, makeAccount, type Account, type AccountType } from '../fixtures/generator/keys.js';
 import { UserError } from '../cli/common.js';
+import { addressToScript } from '../script/address.js';
 import { parseWif, toNetwork } from '../cli/operator/keys.js';
 import { dustThreshold, planPayment, type PayerCoin, type PayRow, type PlanRequest } from '../cli/payment/plan.js';
 import { buildPaymentPsbt, payerSpend, psbtFiles } from '../cli/payment/psbt.js';
 import { readUtxosFile } from '../cli/payment/utxos.js';
+import { buildServer } from '../indexer/http/server.js';
 import { payoutTable } from '../indexer/read/payouts.js';
+import { utxosOf } from '../indexer/read/queries.js';
 import { openStore } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
 
 const PARAMS = BUILTIN_NETWORKS.regtest!;
 const NETWORK = toNetwork(PARAMS);
@@ -271,6 +274,33 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     const again = nodereg([...base(), '--psbt', out, '--max-outputs', '2', '--utxos', utxos([{ value: '900000' }, { value: '800000' }])]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/pay-1\.psbt.* already exist\(s\): remove them or choose another --psbt/);
+  });
+
+  it('spends the payer\'s coins as the index holds them, the same through --db and through --api', async () => {
+    // Alice's stake in the demo chain: a P2WPKH address holding coins.
+    const alice = 'bcrt1qw08gd26j454qfj0986nae4pemvk8uu8d454g2g';
+    const args = ['payouts', '--network', 'regtest', '--from', '440', '--to', '445', '--amount', '1000003', '--pay-from', alice, '--fee-rate', '2', '--json'];
+    const viaDb = nodereg([...args, '--db', db, '--psbt', join(dir, 'db.psbt')]);
+    if (viaDb.status !== 0) throw new Error(viaDb.stderr);
+    const store = await openStore(db, PARAMS, { create: false });
+    const server = await buildServer({ db: store, params: PARAMS });
+    let viaApi;
+    let coins;
+    try {
+      coins = (await utxosOf(store, addressToScript(alice, PARAMS))).map((c) => `${c.txid}:${c.vout}`);
+      viaApi = await noderegAsync([...args, '--api', await server.listen('127.0.0.1', 0), '--psbt', join(dir, 'api.psbt')]);
+    } finally {
+      await server.close();
+      await store.close();
+    }
+    if (viaApi.status !== 0) throw new Error(viaApi.stderr);
+    type Out = { payment: { transactions: Array<{ file: string; psbt: string }> } };
+    const [a, b] = [JSON.parse(viaDb.stdout) as Out, JSON.parse(viaApi.stdout) as Out];
+    const strip = (o: Out): unknown => ({ ...o, payment: { ...o.payment, transactions: o.payment.transactions.map((t) => ({ ...t, file: null })) } });
+    expect(strip(b)).toEqual(strip(a));
+    const spent = Psbt.fromBase64(a.payment.transactions[0]!.psbt).txInputs.map((i) => `${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`);
+    expect(spent.length).toBeGreaterThan(0);
+    for (const op of spent) expect(coins).toContain(op);
   });
 
   it('refuses a key file that others can read, and writes nothing', () => {
