@@ -112,8 +112,16 @@ async function withPrevTxs(plans: TxPlan[], spend: PayerSpend, rpc: RpcClient | 
       + 'give --rpc <node> so they are read from its blocks, or add "prevTx" (hex) to each entry of --utxos');
   }
   const found = await fetchPrevTxs(rpc, missing.filter((c) => c.height >= 0));
-  for (const c of missing) if (c.height < 0) found.set(c.txid, await rawTransaction(rpc, c.txid));
-  return plans.map((p) => ({ ...p, inputs: p.inputs.map((c) => (c.prevTx ? c : { ...c, prevTx: found.get(c.txid)! })) }));
+  for (const c of missing) {
+    if (c.height >= 0 || found.has(c.txid)) continue;
+    try {
+      found.set(c.txid, await rawTransaction(rpc, c.txid));
+    } catch (err) {
+      // Only legacy inputs cannot do without it; a segwit v0 input still has its witnessUtxo.
+      if (needsPrevTx(spend.kind) || !(err instanceof UserError)) throw err;
+    }
+  }
+  return plans.map((p) => ({ ...p, inputs: p.inputs.map((c) => (c.prevTx ? c : { ...c, ...(found.has(c.txid) ? { prevTx: found.get(c.txid)! } : {}) })) }));
 }
 
 function writePsbt(file: string, base64: string): void {
