@@ -5,8 +5,9 @@ import type { QuerySource, RootAt } from './query-source.js';
 
 /*
  * Finding the first height at which indexers disagree. Each party answers
- * with its block hash and registry root at a height; two parties agree at h
- * when both are equal. Agreement is assumed to hold up to some height and
+ * with its block hash, registry root (§2.6) and proof root (§2.9) at a
+ * height; two parties agree at h when all three are equal, so a wrong proof
+ * root is found as surely as a wrong registry root. Agreement is assumed to hold up to some height and
  * not after (a shared chain prefix and a shared history): the bisection then
  * finds that height with about log2(tip) questions per party.
  */
@@ -20,7 +21,11 @@ export interface PartyRoot {
   readonly label: string;
   readonly tip: string;
   readonly root: string;
+  readonly proofRoot: string;
 }
+
+/** What the parties' answers differ in at a height. */
+export type Differing = 'block' | 'root' | 'proofRoot';
 
 export interface Difference {
   readonly stakeScript: string;
@@ -34,8 +39,10 @@ export type Comparison =
     result: 'divergence';
     /** The first height at which some party disagrees. */
     height: number;
-    /** 'chain': their blocks differ there; 'registry': same block, different roots. */
-    kind: 'chain' | 'registry';
+    /** 'chain': their blocks differ there; 'registry': same block, different registry roots; 'proof': same block and registry root, different proof roots. */
+    kind: 'chain' | 'registry' | 'proof';
+    /** Which of the answers differ between some two parties there. */
+    differs: Differing[];
     parties: PartyRoot[];
     /** Registrations whose export differs between parties at `height`. */
     differences: Difference[];
@@ -43,7 +50,16 @@ export type Comparison =
     commonTip: number;
   };
 
-const agree = (rs: RootAt[]): boolean => rs.every((r) => r.tip === rs[0]!.tip && r.root === rs[0]!.root);
+/** The answers that differ between some two of `rs`. */
+function differing(rs: RootAt[]): Differing[] {
+  const out: Differing[] = [];
+  if (rs.some((r) => r.tip !== rs[0]!.tip)) out.push('block');
+  if (rs.some((r) => r.root !== rs[0]!.root)) out.push('root');
+  if (rs.some((r) => r.proofRoot !== rs[0]!.proofRoot)) out.push('proofRoot');
+  return out;
+}
+
+const agree = (rs: RootAt[]): boolean => differing(rs).length === 0;
 
 /** Compares every party at their common heights; see the module comment. */
 export async function compareParties(parties: readonly Party[]): Promise<Comparison> {
@@ -64,7 +80,7 @@ export async function compareParties(parties: readonly Party[]): Promise<Compari
     }
     return rs;
   };
-  const named = (rs: RootAt[]): PartyRoot[] => rs.map((r, i) => ({ label: parties[i]!.label, tip: r.tip, root: r.root }));
+  const named = (rs: RootAt[]): PartyRoot[] => rs.map((r, i) => ({ label: parties[i]!.label, tip: r.tip, root: r.root, proofRoot: r.proofRoot }));
   if (agree(await at(commonTip))) return { result: 'agree', height: commonTip, parties: named(await at(commonTip)) };
   // Invariant: all agree at lo (or lo = -1), some disagree at hi.
   let lo = -1;
@@ -75,8 +91,9 @@ export async function compareParties(parties: readonly Party[]): Promise<Compari
     else hi = mid;
   }
   const roots = await at(hi);
-  const kind = roots.every((r) => r.tip === roots[0]!.tip) ? 'registry' : 'chain';
-  return { result: 'divergence', height: hi, kind, parties: named(roots), differences: await differencesAt(parties, hi), commonTip };
+  const differs = differing(roots);
+  const kind = differs.includes('block') ? 'chain' : differs.includes('root') ? 'registry' : 'proof';
+  return { result: 'divergence', height: hi, kind, differs, parties: named(roots), differences: await differencesAt(parties, hi), commonTip };
 }
 
 /** The registrations on which the parties' exports at `height` differ, in stake script order. */

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { NetworkParams } from '../script/params.js';
 import { CorruptRecordError } from '../indexer/store/codec.js';
-import { runtimeFault } from '../indexer/store/faults.js';
-import { openIndexStore, StoreError, type DB } from '../indexer/store/store.js';
-import { QueryError } from '../indexer/read/queries.js';
+import { runtimeFault, StoreError } from '../indexer/store/faults.js';
+import type { DB } from '../indexer/store/store.js';
+import { QueryError } from '../indexer/read/errors.js';
 import { networkFrom, UserError, type NetworkArgs } from './common.js';
 
 /**
@@ -29,6 +29,7 @@ export async function indexParams(path: string, args: NetworkArgs): Promise<Netw
   if (params !== null) return params;
   let opened: { db: DB; params: NetworkParams };
   try {
+    const { openIndexStore } = await import('../indexer/store/store.js');
     opened = await openIndexStore(path, null, { create: true, fallback });
   } catch (err) {
     throw asUserError(err, path);
@@ -44,6 +45,8 @@ export async function indexParams(path: string, args: NetworkArgs): Promise<Netw
 export async function openIndexForRead(path: string, args: NetworkArgs, checkAllTables = false): Promise<{ db: DB; params: NetworkParams }> {
   try {
     const params = args.network || args.params ? networkFrom(args) : null;
+    // Loaded here rather than at the top: LevelDB's binding stays off the start-up of commands that never open an index.
+    const { openIndexStore } = await import('../indexer/store/store.js');
     return await openIndexStore(path, params, { create: false, checkAllTables, lockedHint: 'stop that process, or ask it over its HTTP API (--api)' });
   } catch (err) {
     throw asUserError(err, path);

@@ -94,6 +94,19 @@ class DbQuerySource implements QuerySource {
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** The payout table from a daemon's `GET /v1/payouts`, its shape checked. */
+export async function apiPayouts(api: ApiSource, req: PayoutRequest): Promise<PayoutTable> {
+  const q = new URLSearchParams({ from: String(req.from), to: String(req.to), amount: req.amount.toString(), weight: req.weight ?? 'uptime' });
+  if (req.minPayout !== undefined) q.set('minPayout', req.minPayout.toString());
+  const path = `/v1/payouts?${q.toString()}`;
+  const r = await api.get(path);
+  if (!isObject(r)) throw r === null ? new UserError(`${api.label} has no /v1/payouts: is --api a nodereg read API?`) : api.unexpected(path);
+  const rowOk = (x: unknown): boolean => isObject(x) && typeof x.stakeScript === 'string' && /^([0-9a-f]{2})+$/.test(x.stakeScript)
+    && typeof x.amount === 'string' && /^\d+$/.test(x.amount) && Number.isSafeInteger(x.weight);
+  if (typeof r.amount !== 'string' || !Array.isArray(r.payouts) || typeof r.payoutsHash !== 'string' || !r.payouts.every(rowOk)) throw api.unexpected(path);
+  return r as unknown as PayoutTable;
+}
+
 /** Reads through the daemon's HTTP routes (docs/api.md). */
 class ApiQuerySource implements QuerySource {
   constructor(private readonly api: ApiSource) {}
@@ -177,13 +190,8 @@ class ApiQuerySource implements QuerySource {
     return r as unknown as ExportJson;
   }
 
-  async payouts(req: PayoutRequest): Promise<PayoutTable> {
-    const q = new URLSearchParams({ from: String(req.from), to: String(req.to), amount: req.amount.toString(), weight: req.weight ?? 'uptime' });
-    if (req.minPayout !== undefined) q.set('minPayout', req.minPayout.toString());
-    const path = `/v1/payouts?${q.toString()}`;
-    const r = await this.must(path);
-    if (typeof r.amount !== 'string' || !Array.isArray(r.payouts) || typeof r.payoutsHash !== 'string') throw this.api.unexpected(path);
-    return r as unknown as PayoutTable;
+  payouts(req: PayoutRequest): Promise<PayoutTable> {
+    return apiPayouts(this.api, req);
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,5 @@
 import { pino, type DestinationStream } from 'pino';
+import { LEVEL_RANK as RANK, LOG_LEVELS, type LogLevel } from './loglevel.js';
 import { redact } from './redact.js';
 
 /**
@@ -13,12 +14,10 @@ import { redact } from './redact.js';
  * warning or error repeated faster than a person can read is throttled to a
  * burst per interval plus one line with the count.
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export { LOG_LEVELS, type LogLevel };
 export type LogFields = Record<string, unknown>;
 export type LogFn = (level: LogLevel, msg: string, fields?: LogFields) => void;
 
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-export const LOG_LEVELS = Object.keys(RANK) as LogLevel[];
 
 export interface LoggerOptions {
   level?: LogLevel;

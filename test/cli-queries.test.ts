@@ -85,7 +85,7 @@ describe('queries on a kept index', () => {
 
   it('root --height prints the stored root, equal to the export\'s', () => {
     const ex = json<{ root: string }>(['export', '--db', db, '--height', '114']);
-    expect(nodereg(['root', '--db', db, '--height', '114']).stdout.trim()).toBe(ex.root);
+    expect(nodereg(['root', '--db', db, '--height', '114']).stdout).toBe(`registry root  ${ex.root}\nproof root     ${JSON.parse(nodereg(['root', '--db', db, '--height', '114', '--json']).stdout).proofRoot}\n`);
   });
 });
 

@@ -11,6 +11,7 @@ import type { ApiServer } from '../indexer/http/server.js';
 import { openIndexStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { K } from '../indexer/store/layout.js';
+import { decodeHeightState, encodeHeightState } from '../indexer/store/codec.js';
 import { nodereg, noderegAsync } from './helpers/cli.js';
 
 /*
@@ -89,7 +90,8 @@ interface Divergence {
   height: number;
   kind: string;
   commonTip: number;
-  parties: Array<{ label: string; tip: string; root: string }>;
+  differs: string[];
+  parties: Array<{ label: string; tip: string; root: string; proofRoot: string }>;
   differences: Array<{ stakeScript: string; nodes: Array<{ status: string; firstHeight: number } | null> }>;
 }
 
@@ -98,7 +100,7 @@ describe('nodereg compare', () => {
     const res = await noderegAsync(['compare', '--db', mainDb, '--peer', mainPeer]);
     expect(res.stderr).toBe('');
     expect(res.status).toBe(0);
-    expect(res.stdout).toMatch(new RegExp(`^agree: all 2 parties hold the same block and registry root at height ${setup.main.height}\\n`));
+    expect(res.stdout).toMatch(new RegExp(`^agree: all 2 parties hold the same block, registry root and proof root at height ${setup.main.height}\\n`));
   }, 60_000);
 
   it('reports the height at which two chains fork, each party\'s root there and the registrations that differ (exit 3)', async () => {
@@ -106,7 +108,7 @@ describe('nodereg compare', () => {
     expect(res.status).toBe(3);
     const out = JSON.parse(res.stdout) as Divergence;
     const first = setup.fork + 1;
-    expect(out).toMatchObject({ result: 'divergence', height: first, kind: 'chain', commonTip: setup.side.height });
+    expect(out).toMatchObject({ result: 'divergence', height: first, kind: 'chain', differs: ['block', 'root', 'proofRoot'], commonTip: setup.side.height });
     expect(out.parties.map((p) => p.tip)).toEqual([setup.main.blockAt(first).hash, setup.main.blockAt(first).hash, setup.side.blockAt(first).hash]);
     expect(out.parties[0]!.root).toBe(out.parties[1]!.root);
     expect(out.parties[2]!.root).not.toBe(out.parties[0]!.root);
@@ -130,7 +132,30 @@ describe('nodereg compare', () => {
     await db.close();
     const res = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer, '--json']);
     expect(res.status).toBe(3);
-    expect(JSON.parse(res.stdout)).toMatchObject({ result: 'divergence', height: setup.main.height, kind: 'registry', differences: [] });
+    expect(JSON.parse(res.stdout)).toMatchObject({ result: 'divergence', height: setup.main.height, kind: 'registry', differs: ['root', 'proofRoot'], differences: [] });
+  }, 60_000);
+
+  it('finds a proof root that alone is wrong, at the first height it is stored wrong, and says that only the proof root differs', async () => {
+    // A copy whose proof roots from the fork height on are flipped in one bit, with the blocks and registry roots left right.
+    const bad = join(dir, 'bad-proof');
+    cpSync(mainDb, bad, { recursive: true });
+    const { db } = await openIndexStore(bad, null, { create: false });
+    for (let h = setup.fork; h <= setup.main.height; h++) {
+      const s = decodeHeightState((await db.get(K.heightState(h)))!);
+      const proofRoot = Buffer.from(s.proofRoot);
+      proofRoot[0]! ^= 1;
+      await db.put(K.heightState(h), encodeHeightState({ ...s, proofRoot }));
+    }
+    await db.close();
+    const res = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer, '--json']);
+    expect(res.status).toBe(3);
+    const out = JSON.parse(res.stdout) as Divergence;
+    expect(out).toMatchObject({ result: 'divergence', height: setup.fork, kind: 'proof', differs: ['proofRoot'], differences: [] });
+    expect(out.parties[0]!.root).toBe(out.parties[1]!.root);
+    expect(out.parties[0]!.proofRoot).not.toBe(out.parties[1]!.proofRoot);
+    const text = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer]);
+    expect(text.status).toBe(3);
+    expect(text.stdout).toMatch(/\n {2}differs: proof root\n {2}same block and registry root, different proof roots/);
   }, 60_000);
 
   it('says clearly when a peer cannot be reached (exit 1)', async () => {

@@ -69,7 +69,7 @@ async function exportAndRoot(db: string): Promise<{ export: unknown; root: strin
   const exp = await noderegAsync(['export', '--db', db]);
   const root = await noderegAsync(['root', '--db', db]);
   expect([exp.status, root.status, exp.stderr + root.stderr]).toEqual([0, 0, '']);
-  return { export: JSON.parse(exp.stdout) as unknown, root: root.stdout.trim() };
+  return { export: JSON.parse(exp.stdout) as unknown, root: /^registry root {2}([0-9a-f]{64})$/m.exec(root.stdout)?.[1] ?? root.stdout };
 }
 
 const chain: ChainBuilder = demo();

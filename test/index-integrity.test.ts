@@ -126,10 +126,10 @@ describe('nodereg check', () => {
   it('passes on a sound index, in text and JSON', () => {
     const res = nodereg(['check', '--db', db]);
     expect(res.status).toBe(0);
-    expect(res.stdout).toMatch(/^ok: at height 450 .*registry root from the registration rows \(3\), registry root from the event history \(3\), proof root from the registration rows \(3\), proof root from the event history \(3\)\n$/);
+    expect(res.stdout).toMatch(/^ok: at height 450 .*registry root from the registration rows \(3\), registry root from the event history \(3\), proof root from the registration rows \(3\), proof root from the event history \(3\), lifetime rows from the registration rows \(\d+\), block-time rows, one per block \(451\)\n$/);
     const json = JSON.parse(nodereg(['check', '--db', db, '--json']).stdout) as { result: string; checks: Array<{ ok: boolean; stored: string }> };
     expect(json.result).toBe('ok');
-    expect(json.checks.map((c) => c.ok)).toEqual([true, true, true, true]);
+    expect(json.checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true]);
     expect(json.checks[0]!.stored).toBe((JSON.parse(exported) as { root: string }).root);
   }, 120_000);
 
@@ -152,8 +152,53 @@ describe('nodereg check', () => {
     expect(res.stdout).toMatch(new RegExp(`^MISMATCH: registration ${flipped} of stake [0-9a-f]+ at height 450: tip txid [0-9a-f]{64} in its row, [0-9a-f]{64} from its event history; rebuild it with "nodereg recount --db .* --reset[^\\n]*\\n$`));
     const json = JSON.parse(nodereg(['check', '--db', target, '--json']).stdout) as { result: string; checks: Array<{ what: string; ok: boolean }> };
     expect(json.result).toBe('mismatch');
-    expect(json.checks.filter((c) => c.what.includes('registration rows')).map((c) => c.ok)).toEqual([false, false]);
+    expect(json.checks.filter((c) => c.what.includes('root from the registration rows')).map((c) => c.ok)).toEqual([false, false]);
     expect(json.checks.filter((c) => c.what.includes('event history')).map((c) => c.ok)).toEqual([true, true]);
+  }, 120_000);
+
+  it('re-derives the lifetime rows from the registration rows, and finds one moved to another end height, one rewritten and one missing', async () => {
+    const level = new Level<Buffer, Buffer>(copyOf('lifetime-rows'), { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const rows: Array<[Buffer, Buffer]> = [];
+    for await (const row of level.iterator(K.all(P.lifetime))) rows.push(row);
+    await level.close();
+    expect(rows.length).toBeGreaterThan(2);
+    const name = (k: Buffer): string => `registration ${k.readUInt32BE(5)}:${k.readUInt32BE(9)}`;
+    let copies = 0;
+    const tampered = async (change: (l: Level<Buffer, Buffer>) => Promise<void>): Promise<string> => {
+      const copy = copyOf(`lifetime-${copies++}`);
+      const l = new Level<Buffer, Buffer>(copy, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await change(l);
+      await l.close();
+      const res = nodereg(['check', '--db', copy]);
+      expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 3, stderr: '' });
+      return res.stdout;
+    };
+    const [k0, v0] = rows[0]!;
+    const moved = Buffer.from(k0);
+    moved.writeUInt32BE(k0.readUInt32BE(1) === 0xffffffff ? 0xfffffffe : k0.readUInt32BE(1) + 1, 1);
+    expect(await tampered(async (l) => l.batch([{ type: 'del', key: k0 }, { type: 'put', key: moved, value: v0 }])))
+      .toMatch(new RegExp(`^MISMATCH: the lifetime rows from the registration rows: the lifetime row of ${name(k0)} \\(ended (never|\\d+)\\) has no registration row to match it;`));
+    const [k1, v1] = rows[1]!;
+    const other = Buffer.from(v1);
+    other[other.length - 1]! ^= 0x01;
+    expect(await tampered(async (l) => l.put(k1, other))).toMatch(new RegExp(`^MISMATCH: the lifetime rows from the registration rows: the lifetime row of ${name(k1)} .* names stake ${other.toString('hex')}, but its registration row ${v1.toString('hex')};`));
+    const [k2] = rows[2]!;
+    expect(await tampered(async (l) => l.del(k2))).toMatch(new RegExp(`^MISMATCH: the lifetime rows from the registration rows: the lifetime row of ${name(k2)} .* is missing, though its registration row says so;`));
+  }, 120_000);
+
+  it('finds a missing block-time row and one above the tip', async () => {
+    const target = copyOf('blocktime');
+    const level = new Level<Buffer, Buffer>(target, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await level.del(K.blockTime(200));
+    await level.close();
+    expect(nodereg(['check', '--db', target]).stdout).toMatch(/^MISMATCH: the block-time rows, one per block: the block-time row of height 200 is missing;/);
+    const above = copyOf('blocktime-above');
+    const l = new Level<Buffer, Buffer>(above, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await l.put(K.blockTime(451), Buffer.alloc(4));
+    await l.close();
+    const res = nodereg(['check', '--db', above]);
+    expect(res.status).toBe(3);
+    expect(res.stdout).toMatch(/^MISMATCH: the block-time rows, one per block: there is a block-time row for height 451, above the tip 450;/);
   }, 120_000);
 
   it('re-derives the UTXO-set hash of an index that keeps one, and finds a rewritten coin', async () => {

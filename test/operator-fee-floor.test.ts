@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Account } from '../fixtures/generator/keys.js';
 import { nodereg } from './helpers/cli.js';
-import { json, RegtestLab, SEGWIT_HEIGHT } from './helpers/operator.js';
+import { expectOneLineError, json, RegtestLab, SEGWIT_HEIGHT } from './helpers/operator.js';
 
 /*
  * A node whose relay floor is far above the CLI's default rate, as on a fresh
@@ -85,5 +87,12 @@ describe('operator fees against a node that enforces a floor of 100 sat/vB', () 
     const res = nodereg(['renew', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...lab.common(), '--fee-rate', '150', '--dry-run', '--json']);
     if (res.status !== 0) throw new Error(`renew failed (${res.status}):\n${res.stderr}\n${res.stdout}`);
     expect(json<Announced>(res)).toMatchObject({ feeRate: 150, feeSource: '--fee-rate', feeWhy: 'as given; the node\'s floor is 100 sat/vB (mempoolminfee)' });
+  });
+
+  it('payouts --pay-from refuses a --fee-rate below the node\'s floor rather than raise it, and writes nothing', () => {
+    const file = join(lab.dir, 'low.psbt');
+    const res = nodereg(['payouts', ...lab.common(), '--from', '1', '--to', '2', '--amount', '100000', '--pay-from', control.address, '--fee-rate', '5', '--psbt', file]);
+    expectOneLineError(res, /--fee-rate 5 sat\/vB is below the node's floor of 100 sat\/vB \(mempoolminfee \(getmempoolinfo\) at http:\/\/127\.0\.0\.1:\d+\/?\): it would refuse the payment; pass --fee-rate 100 or more\n$/);
+    expect(existsSync(file)).toBe(false);
   });
 });

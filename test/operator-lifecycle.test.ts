@@ -4,8 +4,10 @@ import * as ecc from '@bitcoinerlab/secp256k1';
 import { Psbt, Transaction } from 'bitcoinjs-lib';
 import type { Account } from '../fixtures/generator/keys.js';
 import type { SigningInput } from '../fixtures/generator/sign.js';
+import { nodeInfo } from '../indexer/read/queries.js';
+import { openStore } from '../indexer/store/store.js';
 import { nodereg } from './helpers/cli.js';
-import { json, NETWORK, PARAMS_FILE, RegtestLab, SEGWIT_HEIGHT, type CliResult } from './helpers/operator.js';
+import { json, NETWORK, PARAMS, PARAMS_FILE, RegtestLab, SEGWIT_HEIGHT, type CliResult } from './helpers/operator.js';
 
 /*
  * The operator's whole life cycle against a real bcoin regtest node, for each
@@ -205,5 +207,43 @@ describe('an operator on bcoin regtest, from a funded address to an active, rene
     expect(res.stdout).toMatch(/^balance\s+44\.9\d* \(minimum 42\)$/m);
     expect(res.stdout).toMatch(/^expiry\s+height \d+, in \d+ block\(s\)$/m);
     expect(res.stderr).toBe('');
+  });
+
+  it('pays a payout table from a P2PKH payer: PSBTs split by --max-outputs, signed with --key-file, broadcast, mined, and each stake credited exactly its share', async () => {
+    const payer = lab.account('payer', 'p2pkh');
+    // Three coins, one per transaction: the faucet's change is down to about a coin by now.
+    for (let i = 0; i < 3; i++) await lab.fund(payer.script, 30_000_000n);
+    await lab.mine(1);
+    const to = await lab.height();
+    const file = join(lab.dir, 'pay.psbt');
+    // --db with --rpc catches the index up first, so it sees the payer's new coins.
+    const res = nodereg(['payouts', ...lab.common(), '--from', String(to - 2), '--to', String(to), '--amount', '20000000',
+      '--pay-from', payer.address, '--fee-rate', '3', '--psbt', file, '--max-outputs', '2', '--key-file', lab.keyFile(payer), '--broadcast', '--json']);
+    if (res.status !== 0) throw new Error(`payouts failed (${res.status}):\n${res.stderr}`);
+    const out = json<{ payouts: Array<{ stakeScript: string; amount: string }>; payment: { transactions: Array<{ file: string; txid: string; sent: boolean; fee: string; vsize: number }>; totals: { paid: string } } }>(res);
+    // Every stake announced above is live in the window: enough rows for two transactions or more.
+    expect(out.payouts.length).toBeGreaterThanOrEqual(4);
+    expect(out.payment.totals.paid).toBe('20000000');
+    const txs = out.payment.transactions;
+    expect(txs.map((t) => t.file)).toEqual(txs.map((_, i) => join(lab.dir, `pay-${i + 1}.psbt`)));
+    expect(txs).toHaveLength(Math.ceil(out.payouts.length / 2));
+    expect(txs.every((t) => t.sent && BigInt(t.fee) >= BigInt(3 * t.vsize))).toBe(true);
+    expect((await lab.mempool()).sort()).toEqual(txs.map((t) => t.txid).sort());
+
+    const balances = async (): Promise<bigint[]> => {
+      const db = await openStore(lab.db, PARAMS, { create: false });
+      try {
+        return await Promise.all(out.payouts.map(async (r) => BigInt((await nodeInfo(db, PARAMS, Buffer.from(r.stakeScript, 'hex'))).balance)));
+      } finally {
+        await db.close();
+      }
+    };
+    const before = await balances();
+    await lab.mine(1);
+    const block = await lab.blockAt(await lab.height());
+    expect(txs.every((t) => block.transactions!.some((tx) => tx.getId() === t.txid))).toBe(true);
+    status(accounts.p2wpkh!);
+    const after = await balances();
+    expect(after.map((b, i) => b - before[i]!)).toEqual(out.payouts.map((r) => BigInt(r.amount)));
   });
 });

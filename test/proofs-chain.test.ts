@@ -1,6 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { prng } from '../fixtures/generator/random.js';
+import { openIndexStore } from '../indexer/store/store.js';
+import { BUILTIN_NETWORKS } from '../script/params.js';
+import { nodereg, ROOT } from './helpers/cli.js';
 import { disconnectTip } from '../indexer/engine/disconnect.js';
-import { checkDiff, diffBetween, proofAt } from '../indexer/read/proofs.js';
+import { checkDiff, diffBetween, proofAt, treeAt } from '../indexer/read/proofs.js';
 import { exportAt, proofRootAt, type ExportJson } from '../indexer/read/queries.js';
 import { verifyProof } from '../script/verifyproof.js';
 import { connectRaw, tempIndex, type TempIndex } from './helpers/db.js';
@@ -53,6 +59,8 @@ describe('proofs on a chain with reorgs', () => {
         const leaves = refLeaves(ex.nodes);
         const root = refHash(leaves).toString('hex');
         expect(await proofRootAt(idx.db, h)).toBe(root);
+        // Both ways of building a past height's tree: from the registration rows (with later renewals replayed) and from the events.
+        for (const via of ['registrations', 'events'] as const) expect([via, (await treeAt(idx.db, h, via)).rootHex()]).toEqual([via, root]);
         for (const script of SCRIPTS) {
           const proof = await proofAt(idx.db, script, h);
           const node = ex.nodes.find((n) => n.stakeScript === script.toString('hex'));
@@ -99,4 +107,30 @@ describe('proofs on a chain with reorgs', () => {
       await idx.close();
     }
   });
+
+  it('a past height\'s tree is the same from the registration rows and from the events where registrations were renewed after it (demo chain)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nodereg-proofs-demo-'));
+    try {
+      const db = join(dir, 'db');
+      expect(nodereg(['recount', '--network', 'regtest', '--blocks-dir', join(ROOT, 'fixtures', 'chains', 'demo', 'blocks'), '--db', db]).status).toBe(0);
+      const { db: level } = await openIndexStore(db, null, { create: false });
+      try {
+        const regtest = BUILTIN_NETWORKS.regtest!;
+        const now = new Map((await exportAt(level, regtest)).nodes.map((n) => [`${n.firstHeight}:${n.firstTxid}`, n]));
+        let renewedLater = 0;
+        for (let h = 100; h <= 450; h++) {
+          const stored = await proofRootAt(level, h);
+          for (const via of ['registrations', 'events'] as const) expect([h, via, (await treeAt(level, h, via)).rootHex()]).toEqual([h, via, stored]);
+          const live = (await exportAt(level, regtest, h)).nodes.filter((n) => n.status === 'active');
+          if (live.some((n) => now.get(`${n.firstHeight}:${n.firstTxid}`)!.tipHeight > h)) renewedLater++;
+        }
+        // The registration rows hold later states at these heights: the replayed ones must be the ones in the tree.
+        expect(renewedLater).toBeGreaterThan(5);
+      } finally {
+        await level.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -22,14 +22,18 @@ function describeNode(n: ExportNode | null): string {
 
 function text(c: Comparison): string {
   const width = Math.max(...c.parties.map((p) => p.label.length));
-  const rows = c.parties.map((p) => `  ${p.label.padEnd(width)}  block ${p.tip}  root ${p.root}`);
-  if (c.result === 'agree') return [`agree: all ${c.parties.length} parties hold the same block and registry root at height ${c.height}`, ...rows].join('\n') + '\n';
+  const rows = c.parties.map((p) => `  ${p.label.padEnd(width)}  block ${p.tip}  root ${p.root}  proof root ${p.proofRoot}`);
+  if (c.result === 'agree') return [`agree: all ${c.parties.length} parties hold the same block, registry root and proof root at height ${c.height}`, ...rows].join('\n') + '\n';
+  const names = { block: 'block', root: 'registry root', proofRoot: 'proof root' } as const;
   const lines = [
     `DIVERGENCE at height ${c.height}: the first height at which the parties disagree${c.height > 0 ? ` (all agree at ${c.height - 1})` : ''}`,
     ...rows,
+    `  differs: ${c.differs.map((d) => names[d]).join(', ')}`,
     c.kind === 'chain'
       ? '  their blocks differ here: the parties follow different chains from this height'
-      : '  same block, different registry roots: at least one indexer is wrong (run "nodereg check" on each, or rebuild one)',
+      : c.kind === 'registry'
+        ? '  same block, different registry roots: at least one indexer is wrong (run "nodereg check" on each, or rebuild one)'
+        : '  same block and registry root, different proof roots: at least one indexer\'s proof tree is wrong (run "nodereg check" on each, or rebuild one)',
   ];
   if (c.differences.length === 0) {
     lines.push(`  their exports at height ${c.height} list the same registrations`);
@@ -68,7 +72,7 @@ async function run(args: CompareArgs): Promise<void> {
 
 export const compareCommand: CommandModule = {
   command: 'compare',
-  describe: 'compare registry roots with other indexers and find the first height at which they disagree',
+  describe: 'compare registry roots and proof roots with other indexers and find the first height at which they disagree',
   builder: (y: Argv) =>
     withJson(withNetwork(y))
       .option('peer', { type: 'string', array: true, demandOption: true, describe: 'read API of another indexer, e.g. http://203.0.113.5:8080 (repeatable)' })

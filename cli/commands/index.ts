@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
+import { LOG_LEVELS, type LogLevel } from '../../indexer/loglevel.js';
 import { redact } from '../../indexer/redact.js';
 import { withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';

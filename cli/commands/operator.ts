@@ -15,7 +15,7 @@ import type { BroadcastArgs, OperatorArgs, StatusArgs } from './operator-run.js'
 const run = (): Promise<typeof import('./operator-run.js')> => import('./operator-run.js');
 
 /** Refuses what must never be on a command line, without echoing it. */
-function refuseSecrets(a: Record<string, unknown>, positionals: number): true {
+export function refuseSecrets(a: Record<string, unknown>, positionals: number): true {
   if (a.wif !== undefined) {
     throw new Error('a private key is never accepted as a command-line argument (it stays in shell history and shows in ps): put the WIF in a file with mode 600 and pass --key-file, or set NODEREG_WIF');
   }
@@ -42,7 +42,7 @@ function sourceOptions<T>(y: Argv<T>, required: boolean): Argv<T> {
     }) as unknown as Argv<T>;
 }
 
-function rpcOptions<T>(y: Argv<T>, byDefault: boolean): Argv<T> {
+export function rpcOptions<T>(y: Argv<T>, byDefault: boolean): Argv<T> {
   return withDatadir(y)
     .option('rpc', { type: 'string', describe: byDefault ? 'node RPC URL (default: http://127.0.0.1 on the chain\'s standard port)' : 'node RPC URL: catch up with this node first' })
     .option('rpc-user', { type: 'string', describe: 'RPC user (with --rpc-password or NODEREG_RPC_PASSWORD)' })

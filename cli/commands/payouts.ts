@@ -3,7 +3,9 @@ import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type
 import { printJson, UsageError, withJson, withNetwork } from '../common.js';
 import { coins, table } from '../format.js';
 import { asUserError } from '../index-access.js';
+import type { PayArgs } from '../payment/run.js';
 import { openQuerySource, type SourceArgs } from '../query-source.js';
+import { refuseSecrets, rpcOptions } from './operator.js';
 
 interface PayoutsArgs extends SourceArgs {
   json: boolean;
@@ -12,6 +14,32 @@ interface PayoutsArgs extends SourceArgs {
   amount: string;
   weight: PayoutWeight;
   minPayout: string;
+  payFrom?: string;
+}
+
+/**
+ * The flags that only mean something with --pay-from. The node's and the
+ * key's flags are not among them: nodereg.conf and NODEREG_* may set them
+ * for every command.
+ */
+const PAYMENT_FLAGS = ['psbt', 'utxos', 'broadcast'] as const;
+/** Fee rates above this (sat/vB) are taken for a typo: a payout needs no priority. */
+const MAX_PAY_FEE_RATE = 1000;
+
+function checkPayment(a: Record<string, unknown>): true {
+  refuseSecrets(a, 1);
+  if (a.payFrom === undefined) {
+    const stray = PAYMENT_FLAGS.filter((f) => f === 'broadcast' ? a[f] === true : a[f] !== undefined);
+    if (stray.length > 0) throw new Error(`${stray.map((f) => `--${f}`).join(', ')} go(es) with --pay-from <address>: they build the payment transaction`);
+    return true;
+  }
+  const rate = a['fee-rate'] as number | undefined;
+  if (rate === undefined) throw new Error('--pay-from needs --fee-rate <sat/vB>');
+  if (!Number.isFinite(rate) || rate <= 0 || rate > MAX_PAY_FEE_RATE) throw new Error(`--fee-rate must be a positive number of sat/vB up to ${MAX_PAY_FEE_RATE}, got ${rate}`);
+  if (a.psbt === undefined) throw new Error('--pay-from needs --psbt <file>: where the payment\'s PSBT(s) are written');
+  const max = a['max-outputs'] as number;
+  if (!Number.isSafeInteger(max) || max < 1) throw new Error(`--max-outputs must be a whole number ≥ 1, got ${max}`);
+  return true;
 }
 
 const wholeHeight = (name: string, v: unknown): void => {
@@ -47,7 +75,8 @@ function readable(t: PayoutTable, minPayout: bigint): string {
 export const payoutsCommand: CommandModule = {
   command: 'payouts',
   describe: 'the payout table (docs/spec.md §2.10): an amount shared by the nodes live over a window of heights',
-  builder: (y) => withJson(withNetwork(y))
+  // Unknown flags stay errors, but stray positionals reach refuseSecrets, which does not echo a pasted key.
+  builder: (y) => rpcOptions(withJson(withNetwork(y.strict(false).strictOptions(true))), false)
     .option('from', { type: 'number', demandOption: true, describe: 'first height of the window' })
     .option('to', { type: 'number', demandOption: true, describe: 'last height of the window (included)' })
     .option('amount', { type: 'string', demandOption: true, describe: 'total to pay, in base units' })
@@ -55,16 +84,29 @@ export const payoutsCommand: CommandModule = {
     .option('min-payout', { type: 'string', default: DEFAULT_MIN_PAYOUT.toString(), describe: 'shares below this many base units are dropped and the rest shared again' })
     .option('db', { type: 'string', describe: 'index directory (when no daemon holds it)' })
     .option('api', { type: 'string', describe: 'or the read API of a running daemon, e.g. http://127.0.0.1:8080' })
+    .option('pay-from', { type: 'string', describe: 'build the payment: PSBT(s) spending this address\'s coins that pay every row to its stake script' })
+    .option('fee-rate', { type: 'number', describe: 'with --pay-from: sat/vB (refused below the node\'s floor when a node is given)' })
+    .option('psbt', { type: 'string', describe: 'with --pay-from: the PSBT file (base64); several are out-1.psbt, out-2.psbt…' })
+    .option('max-outputs', { type: 'number', default: 1000, describe: 'with --pay-from: rows per transaction; more rows make more PSBTs' })
+    .option('utxos', { type: 'string', describe: 'with --pay-from: the payer\'s coins from this JSON file instead of the index (listunspent output works)' })
+    .option('key-file', { type: 'string', describe: 'with --pay-from: sign with the payer\'s WIF key in this file, mode 600 (or NODEREG_WIF)' })
+    .option('wif', { type: 'string', hidden: true })
+    .option('broadcast', { type: 'boolean', default: false, describe: 'with --key-file: send the signed transactions to the node (--rpc)' })
     .conflicts('db', 'api')
     .check((a) => {
       if (a.db === undefined && a.api === undefined) throw new Error('give --db <dir>, or --api <url> of a running daemon');
-      return true;
+      return checkPayment(a);
     })
     .example('$0 payouts --db ./index --from 1000 --to 1999 --amount 5000000000', 'share 50 coins over the nodes live in blocks 1000..1999')
-    .example('$0 payouts --api http://127.0.0.1:8080 --from 1000 --to 1999 --amount 5000000000 --weight age --json', 'the same by node age, as JSON with its payoutsHash'),
+    .example('$0 payouts --api http://127.0.0.1:8080 --from 1000 --to 1999 --amount 5000000000 --weight age --json', 'the same by node age, as JSON with its payoutsHash')
+    .example('$0 payouts --db ./index --from 1000 --to 1999 --amount 5000000000 --pay-from bc1q... --fee-rate 5 --psbt pay.psbt --rpc http://127.0.0.1:8332', 'write the PSBT that pays the table, for the payer\'s wallet to sign'),
   handler: async (argv) => {
     const a = argv as unknown as PayoutsArgs;
     const req = request(a);
+    if (a.payFrom !== undefined) {
+      const { runPayment } = await import('../payment/run.js');
+      return runPayment(a as unknown as PayArgs, req, (t) => process.stdout.write(readable(t, req.minPayout)));
+    }
     const source = await openQuerySource(a);
     try {
       const t = await source.payouts(req);

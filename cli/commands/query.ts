@@ -142,7 +142,7 @@ interface HeightArgs extends DbArgs { height?: number }
 
 const root: CommandModule = {
   command: 'root',
-  describe: 'the 32-byte registry root at the tip or a past height (--json adds the proof root)',
+  describe: 'the registry root (spec §2.6) and proof root (§2.9) at the tip or a past height',
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
     .example('$0 root --db ./index --json', 'height, tip hash, registry root and proof root (docs/proofs.md)')
     .example('$0 root --db ./index --height 400', 'compare with anyone else\'s recount at height 400'),
@@ -151,7 +151,7 @@ const root: CommandModule = {
     return withIndex(a, async (source) => {
       const r = await source.root(a.height);
       if (a.json) printJson({ height: r.height, tip: r.tip, root: r.root, proofRoot: r.proofRoot });
-      else process.stdout.write(r.root + '\n');
+      else process.stdout.write(`registry root  ${r.root}\nproof root     ${r.proofRoot}\n`);
     });
   },
 };

@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { LOG_LEVELS, type LogLevel } from '../../indexer/log.js';
+import { LOG_LEVELS, type LogLevel } from '../../indexer/loglevel.js';
 import { explorerUrlProblem } from '../../indexer/http/explorer-url.js';
 import { UsageError, withNetwork } from '../common.js';
 import type { ServeArgs } from './serve-run.js';

@@ -4,7 +4,8 @@ import { RegistryRoot } from '../../script/root.js';
 import { rootElement } from '../engine/registry.js';
 import { utxoElement } from '../engine/utxohash.js';
 import { decodeCoin, decodeRegistration } from '../store/codec.js';
-import { K, P } from '../store/layout.js';
+import { createHash } from 'node:crypto';
+import { K, OPEN, P, parse, regId } from '../store/layout.js';
 import { blockHashAt, proofRootAt, registrationsAt, requireTip, rootAt, utxoHashAt } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration } from '../types.js';
@@ -14,7 +15,9 @@ import type { Registration } from '../types.js';
  * rows it summarises and compared at the tip. Table checksums are verified
  * when the index is opened (store/tablecheck.ts); this catches what a
  * checksum cannot: a row that was written wrong, or rewritten, with valid
- * checksums around it.
+ * checksums around it. The derived index rows are checked too: the lifetime
+ * rows ('l') against the registration rows, and the block-time rows ('t'),
+ * which nothing else stored repeats, for one well-formed row per block.
  */
 
 export interface CheckItem {
@@ -104,6 +107,13 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
     if (derived !== storedProof) mismatch ??= `the ${what} (${n} live) is ${derived}, but the proof root stored for height ${h} is ${storedProof}`;
   }
 
+  const lifetimes = await checkLifetimes(db, rows.values());
+  items.push(lifetimes.item);
+  mismatch ??= lifetimes.mismatch;
+  const times = await checkBlockTimes(db, h);
+  items.push(times.item);
+  mismatch ??= times.mismatch;
+
   const storedUtxo = await utxoHashAt(db, h);
   if (storedUtxo !== null) {
     const m = new MuHash3072();
@@ -119,4 +129,71 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
     if (derived !== storedUtxo) mismatch ??= `the ${what} (${coins} coins) is ${derived}, but the hash stored for height ${h} is ${storedUtxo}`;
   }
   return { height: h, tip: rpcHex(await blockHashAt(db, h)), items, mismatch };
+}
+
+/** SHA-256 over rows (key ‖ value, length-prefixed) in key order: one line for a report instead of a set. */
+function digestOf(rows: Iterable<[Buffer, Buffer]>): string {
+  const d = createHash('sha256');
+  const len = Buffer.alloc(4);
+  for (const [k, v] of rows) {
+    len.writeUInt32BE(k.length);
+    d.update(len).update(k);
+    len.writeUInt32BE(v.length);
+    d.update(len).update(v);
+  }
+  return d.digest('hex');
+}
+
+const lifetimeName = (k: Buffer): string => {
+  const l = parse.lifetime(k);
+  return `the lifetime row of registration ${l.firstHeight}:${l.firstIndex} (ended ${l.endedHeight === OPEN ? 'never' : l.endedHeight})`;
+};
+
+/**
+ * The lifetime rows ('l', docs/schema.md) re-derived from the registration
+ * rows: one per registration, under the block it ended in (OPEN while
+ * live), holding its stake script.
+ */
+async function checkLifetimes(db: ReadDB, regs: Iterable<Registration>): Promise<{ item: CheckItem; mismatch: string | null }> {
+  const expected = new Map<string, [Buffer, Buffer]>();
+  for (const r of regs) {
+    const k = K.lifetime(r.endedHeight ?? OPEN, regId(r.firstHeight, r.firstIndex));
+    expected.set(k.toString('latin1'), [k, Buffer.from(r.stakeScript)]);
+  }
+  const stored: Array<[Buffer, Buffer]> = [];
+  let mismatch: string | null = null;
+  for await (const [k, v] of db.iterator(K.all(P.lifetime))) {
+    stored.push([k, v]);
+    const want = expected.get(k.toString('latin1'));
+    if (want === undefined) mismatch ??= `${lifetimeName(k)} has no registration row to match it`;
+    else if (!want[1].equals(v)) mismatch ??= `${lifetimeName(k)} names stake ${v.toString('hex')}, but its registration row ${want[1].toString('hex')}`;
+  }
+  const storedKeys = new Set(stored.map(([k]) => k.toString('latin1')));
+  for (const [key, [k]] of expected) if (!storedKeys.has(key)) mismatch ??= `${lifetimeName(k)} is missing, though its registration row says so`;
+  const derivedRows = [...expected.values()].sort(([a], [b]) => Buffer.compare(a, b));
+  const what = 'lifetime rows from the registration rows';
+  const item = { what, stored: digestOf(stored), derived: digestOf(derivedRows), ok: mismatch === null, rows: stored.length };
+  return { item, mismatch: mismatch === null ? null : `the ${what}: ${mismatch}` };
+}
+
+/**
+ * The block-time rows ('t'): a header's time is stored nowhere else, so only
+ * their shape can be checked: one 4-byte row for each block 0..tip, none
+ * above it.
+ */
+async function checkBlockTimes(db: ReadDB, tip: number): Promise<{ item: CheckItem; mismatch: string | null }> {
+  let next = 0;
+  let mismatch: string | null = null;
+  let rows = 0;
+  for await (const [k, v] of db.iterator(K.all(P.blockTime))) {
+    rows++;
+    const h = parse.height(k).height;
+    if (k.length !== 5 || v.length !== 4) mismatch ??= `the block-time row of height ${h} is malformed (key ${k.length} bytes, value ${v.length}; 5 and 4 expected)`;
+    else if (h > tip) mismatch ??= `there is a block-time row for height ${h}, above the tip ${tip}`;
+    else if (h !== next) mismatch ??= `the block-time row of height ${next} is missing`;
+    next = h + 1;
+  }
+  if (next <= tip) mismatch ??= `the block-time rows stop at height ${next - 1}, below the tip ${tip}`;
+  const what = 'block-time rows, one per block';
+  return { item: { what, stored: `${rows} rows`, derived: `${tip + 1} blocks`, ok: mismatch === null, rows }, mismatch: mismatch === null ? null : `the ${what}: ${mismatch}` };
 }

@@ -2,9 +2,10 @@ import { proofLeaf, proofOf, ProofTree } from '../../script/prooftree.js';
 import type { NetworkParams } from '../../script/params.js';
 import { RegistryRoot, serializeRootElement, type RootElement } from '../../script/root.js';
 import type { ProofJson } from '../../script/verifyproof.js';
-import { CorruptRecordError, rootElement } from '../store/codec.js';
+import { CorruptRecordError, decodeEvent, decodeRegistration, rootElement } from '../store/codec.js';
+import { K, P, parse } from '../store/layout.js';
 import {
-  blockHashAt, exportNode, proofRootAt, registrationsAt, resolveHeight, rootAt, stakeBalancesAt, type ExportNode,
+  blockHashAt, eventsOf, exportNode, proofRootAt, registrationsAt, replay, resolveHeight, rootAt, rowBatches, stakeBalancesAt, type ExportNode,
 } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration } from '../types.js';
@@ -13,7 +14,9 @@ import type { Registration } from '../types.js';
  * Proofs of one registration against the proof root (docs/spec.md §2.9) and
  * diffs between the live sets of two heights. The tree is not stored: it is
  * built from the live set of the height asked about, replayed from the event
- * history.
+ * history, and the last tree built is kept in memory under its root, so
+ * further proofs at that height (or at any height with the same live set)
+ * only walk one path.
  */
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
@@ -37,19 +40,130 @@ export function treeOf(live: Iterable<Registration>): ProofTree {
   return t;
 }
 
+/** Above this many registrations renewed after the height asked about, one scan of the event rows is cheaper than reading each one's events. */
+const LATER_RENEWALS = 2000;
+
+/**
+ * The proof tree of the registrations live at `height`: from the registration
+ * rows when few were renewed since, else from the event rows. `via` forces a
+ * way (tests compare the two); 'registrations' then reads any number of
+ * later renewals.
+ */
+export async function treeAt(db: ReadDB, height: number, via?: 'registrations' | 'events'): Promise<ProofTree> {
+  if (via === 'events') return treeFromEvents(db, height);
+  return (await treeFromRegistrations(db, height, via === 'registrations' ? Infinity : LATER_RENEWALS)) ?? treeFromEvents(db, height);
+}
+
+/**
+ * The proof tree at `height` from the registration rows of the registrations
+ * begun by then (one range scan, about one row per live registration): a row
+ * holds its registration's latest state, which is its state at `height`
+ * unless it was renewed later; those few are replayed from their own events.
+ * Null when more than `maxLater` were.
+ */
+async function treeFromRegistrations(db: ReadDB, height: number, maxLater: number): Promise<ProofTree | null> {
+  const tree = new ProofTree();
+  const later: Buffer[] = [];
+  const add = (e: RootElement): void => {
+    const leaf = proofLeaf(e);
+    tree.insert(leaf.key, leaf.value);
+  };
+  for await (const rows of rowBatches(db, K.registrationsBegunBy(height))) {
+    for (const [, v] of rows) {
+      const r = decodeRegistration(v);
+      if (r.endedHeight !== null && r.endedHeight <= height) continue;
+      if (r.tipHeight <= height) add(rootElement(r));
+      else if (later.push(Buffer.from(r.stakeScript)) > maxLater) return null;
+    }
+  }
+  for (const script of later) {
+    const regs = replay(script, await eventsOf(db, script), height);
+    const r = regs[regs.length - 1];
+    if (r === undefined || r.status !== 'active') throw new CorruptRecordError(`registration (stake ${script.toString('hex')}: its row says it was live at height ${height}, its events do not)`);
+    add(rootElement(r));
+  }
+  return tree;
+}
+
+/**
+ * The proof tree at `height` from one scan of the event rows: each script's
+ * events are replayed only as far as its current registration's state at
+ * `height` (docs/spec.md §2.4), with no record built for scripts that are
+ * not live there.
+ */
+async function treeFromEvents(db: ReadDB, height: number): Promise<ProofTree> {
+  const tree = new ProofTree();
+  let script: Buffer | null = null;
+  let live = null as RootElement | null;
+  let ended = false;
+  const flush = (): void => {
+    if (live !== null && !ended) {
+      const leaf = proofLeaf(live);
+      tree.insert(leaf.key, leaf.value);
+    }
+    live = null;
+    ended = false;
+  };
+  for await (const rows of rowBatches(db, K.all(P.event))) {
+    for (const [k, v] of rows) {
+      const at = parse.event(k);
+      if (script === null || !script.equals(at.script)) {
+        flush();
+        script = Buffer.from(at.script);
+      }
+      if (at.height > height) continue;
+      const e = decodeEvent(at.height, at.txIndex, at.kind, v);
+      if (e.kind === 'registered') {
+        live = { stakeScript: script, firstHeight: e.firstHeight, firstTxid: e.txid!, tipHeight: e.height, tipTxid: e.txid!, timestamp: e.timestamp, renewals: 0 };
+        ended = false;
+      } else if (live === null || live.firstHeight !== e.firstHeight) {
+        throw new CorruptRecordError(`event (a ${e.kind} event of stake ${script.toString('hex')} at height ${e.height} for a registration it has not begun)`);
+      } else if (e.kind === 'renewed') {
+        live = { ...live, tipHeight: e.height, tipTxid: e.txid!, timestamp: e.timestamp, renewals: live.renewals + 1 };
+      } else {
+        ended = true;
+      }
+    }
+  }
+  flush();
+  return tree;
+}
+
+/** The last tree built, under its root (hex): a tree is the same whatever index or height it came from when its root is. */
+let lastTree: { root: string; tree: Promise<ProofTree> } | null = null;
+
+/** The tree of the live set at `height`, whose root is stored as `root`: the kept one when it has that root, else built and kept. */
+async function cachedTreeAt(db: ReadDB, height: number, root: string): Promise<ProofTree> {
+  if (lastTree?.root === root) return lastTree.tree;
+  const tree = treeAt(db, height).then((built) => {
+    const derived = built.rootHex();
+    if (derived !== root) throw new CorruptRecordError(`per-height state (height ${height}: its live set has proof root ${derived}, but ${root} is stored)`);
+    return built;
+  });
+  const kept = { root, tree };
+  lastTree = kept;
+  // A tree that could not be built, or has another root, is not kept.
+  tree.catch(() => {
+    if (lastTree === kept) lastTree = null;
+  });
+  return tree;
+}
+
+/** Forgets the kept tree (for measuring the cost of building one, and for tests of both ways of building it). */
+export function forgetProofTree(): void {
+  lastTree = null;
+}
+
 /**
  * The proof (docs/spec.md §2.9 JSON form) that `script` is live at `height`
  * (default: the tip), or that it is not: an exclusion is an answer too.
  */
 export async function proofAt(db: ReadDB, script: Buffer, height?: number): Promise<ProofJson> {
   const h = await resolveHeight(db, height);
-  const live = await liveAt(db, h);
-  const tree = treeOf(live);
-  const mine = live.find((r) => r.stakeScript.equals(script));
-  const proof = proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
-  const stored = await proofRootAt(db, h);
-  if (proof.proofRoot !== stored) throw new CorruptRecordError(`per-height state (height ${h}: its live set has proof root ${proof.proofRoot}, but ${stored} is stored)`);
-  return proof;
+  const tree = await cachedTreeAt(db, h, await proofRootAt(db, h));
+  const regs = replay(script, await eventsOf(db, script), h);
+  const mine = regs.length > 0 && regs[regs.length - 1]!.status === 'active' ? regs[regs.length - 1]! : null;
+  return proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
 }
 
 /** One side of a diff: a height and the commitments to its live set. */

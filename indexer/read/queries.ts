@@ -7,6 +7,7 @@ import { K, P, parse } from '../store/layout.js';
 import { clockAt, forecast, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
+import { QueryError } from './errors.js';
 
 /*
  * Read-only questions about an index. Answers about a past height are
@@ -14,12 +15,7 @@ import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
  * tip and for any height still in the index.
  */
 
-export class QueryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'QueryError';
-  }
-}
+export { QueryError } from './errors.js';
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 

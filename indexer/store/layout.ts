@@ -108,6 +108,9 @@ export const K = {
     return b;
   },
   registration: (id: RegId): Buffer => Buffer.concat([Buffer.of(P.registration), id]),
+  /** Registration rows of the registrations begun in blocks up to `height`, in regId order. */
+  registrationsBegunBy: (height: number): { gte: Buffer; lt: Buffer } =>
+    height >= 0xffffffff ? K.all(P.registration) : { gte: Buffer.of(P.registration), lt: K.registration(regId(height + 1, 0)) },
   expiry: (expiryHeight: number, id: RegId): Buffer => Buffer.concat([withHeight(P.expiry, expiryHeight), id]),
   expiryAt: (expiryHeight: number): { gte: Buffer; lt: Buffer } => rangeOf(withHeight(P.expiry, expiryHeight)),
   event: (script: Uint8Array, h: number, txIndex: number, kind: number): Buffer => {
