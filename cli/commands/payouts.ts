@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type PayoutWeight } from '../../indexer/read/payouts.js';
+import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type PayoutWeight } from '../../indexer/read/payouttypes.js';
 import { printJson, UsageError, withJson, withNetwork } from '../common.js';
 import { coins, table } from '../format.js';
 import { asUserError } from '../index-access.js';

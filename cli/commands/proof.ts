@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { AddressError, parseStake } from '../../script/address.js';
-import { checkDiff } from '../../indexer/read/proofs.js';
 import { verifyProof } from '../../script/verifyproof.js';
 import { printJson, UsageError, UserError } from '../common.js';
 import { dbOptions, heightCheck, withIndex, type DbArgs } from './query.js';
@@ -117,6 +116,7 @@ export const diffCommand: CommandModule = {
         return;
       }
       const live = (await source.export(a.from)).nodes.filter((n) => n.status === 'active');
+      const { checkDiff } = await import('../../indexer/read/proofs.js');
       const mismatch = checkDiff(live, diff);
       const summary = `${diff.added.length} added, ${diff.removed.length} removed, ${diff.changed.length} changed`;
       if (a.json) printJson({ result: mismatch === null ? 'ok' : 'mismatch', from: diff.from, to: diff.to, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, mismatch });

@@ -4,6 +4,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { K, OPEN, parse } from '../store/layout.js';
 import { QueryError, requireTip, rowBatches } from './queries.js';
 import type { ReadDB } from './snapshot.js';
+import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutRequest, type PayoutRow, type PayoutTable, type PayoutWeight } from './payouttypes.js';
 
 /*
  * The payout table of docs/spec.md §2.10: who was live in a window of
@@ -14,36 +15,7 @@ import type { ReadDB } from './snapshot.js';
  * runs, never a loop over heights.
  */
 
-export type PayoutWeight = 'uptime' | 'age';
-export const PAYOUT_WEIGHTS: readonly PayoutWeight[] = ['uptime', 'age'];
-export const DEFAULT_MIN_PAYOUT = 546n;
-
-export interface PayoutRequest {
-  from: number;
-  to: number;
-  /** The total to share, in base units (> 0). */
-  amount: bigint;
-  weight?: PayoutWeight;
-  /** Shares below this are dust (§2.10); default 546. */
-  minPayout?: bigint;
-}
-
-export interface PayoutRow {
-  stakeScript: string;
-  address: string | null;
-  weight: number;
-  /** Base units, decimal. */
-  amount: string;
-}
-
-export interface PayoutTable {
-  from: number;
-  to: number;
-  amount: string;
-  weight: PayoutWeight;
-  payouts: PayoutRow[];
-  payoutsHash: string;
-}
+export { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutRequest, type PayoutRow, type PayoutTable, type PayoutWeight };
 
 /** A recipient before sharing: its weight and where it stands in FIRST_SEEN order. */
 export interface Recipient {
@@ -51,11 +23,6 @@ export interface Recipient {
   weight: number;
   firstHeight: number;
   firstIndex: number;
-}
-
-/** Reads a decimal amount of base units; null unless it is a whole number ≥ 0 (no sign, no exponent). */
-export function parseAmount(text: string): bigint | null {
-  return /^\d{1,40}$/.test(text) ? BigInt(text) : null;
 }
 
 /** ⌊log2(x)⌋ + 1 for x ≥ 1: the number of binary digits of x. */
