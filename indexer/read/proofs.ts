@@ -24,7 +24,12 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
  * event rows measured faster than reading every open registration's row.
  */
 export async function liveAt(db: ReadDB, height: number): Promise<Registration[]> {
-  return (await registrationsAt(db, height)).filter((r) => r.status === 'active');
+  return liveOf(await registrationsAt(db, height));
+}
+
+/** The live ones of the registrations as of a height. */
+export function liveOf(regs: readonly Registration[]): Registration[] {
+  return regs.filter((r) => r.status === 'active');
 }
 
 /** The proof tree of a live set. */
@@ -43,12 +48,14 @@ export function treeOf(live: Iterable<Registration>): ProofTree {
  */
 export async function proofAt(db: ReadDB, script: Buffer, height?: number): Promise<ProofJson> {
   const h = await resolveHeight(db, height);
-  const live = await liveAt(db, h);
-  const tree = treeOf(live);
+  return proofFrom(await liveAt(db, h), { height: h, tip: rpcHex(await blockHashAt(db, h)), proofRoot: await proofRootAt(db, h) }, script);
+}
+
+/** `proofAt` from its rows: the live set of the height, and the height's block hash and stored proof root. */
+export function proofFrom(live: readonly Registration[], at: { height: number; tip: string; proofRoot: string }, script: Buffer): ProofJson {
   const mine = live.find((r) => r.stakeScript.equals(script));
-  const proof = proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
-  const stored = await proofRootAt(db, h);
-  if (proof.proofRoot !== stored) throw new CorruptRecordError(`per-height state (height ${h}: its live set has proof root ${proof.proofRoot}, but ${stored} is stored)`);
+  const proof = proofOf(treeOf(live), { height: at.height, tip: at.tip }, script, mine ? serializeRootElement(rootElement(mine)) : null);
+  if (proof.proofRoot !== at.proofRoot) throw new CorruptRecordError(`per-height state (height ${at.height}: its live set has proof root ${proof.proofRoot}, but ${at.proofRoot} is stored)`);
   return proof;
 }
 
@@ -79,9 +86,18 @@ const elementHex = (r: Registration): string => serializeRootElement(rootElement
 
 /** What changed in the live set between two heights, in FIRST_SEEN order of `to`. */
 export async function diffBetween(db: ReadDB, params: NetworkParams, from: number, to: number): Promise<DiffJson> {
-  const before = new Map((await liveAt(db, from)).map((r) => [r.stakeScript.toString('hex'), r]));
-  const after = (await registrationsAt(db, to)).filter((r) => r.status === 'active');
-  const balances = await stakeBalancesAt(db, to);
+  const ends = { from: await endAt(db, from), to: await endAt(db, to) };
+  return diffOf(await liveAt(db, from), await registrationsAt(db, to), await stakeBalancesAt(db, to), ends, params);
+}
+
+/**
+ * `diffBetween` from its rows: the live set at `from`, the registrations as
+ * of `to` (FIRST_SEEN order), the balances at `to` (latin1 script → balance)
+ * and both heights' commitments.
+ */
+export function diffOf(liveFrom: readonly Registration[], regsTo: readonly Registration[], balances: Map<string, bigint>, ends: { from: DiffEnd; to: DiffEnd }, params: NetworkParams): DiffJson {
+  const before = new Map(liveFrom.map((r) => [r.stakeScript.toString('hex'), r]));
+  const after = liveOf(regsTo);
   const node = (r: Registration): ExportNode => exportNode(r, balances.get(r.stakeScript.toString('latin1')) ?? 0n, params);
   const added: ExportNode[] = [];
   const changed: ExportNode[] = [];
@@ -94,7 +110,7 @@ export async function diffBetween(db: ReadDB, params: NetworkParams, from: numbe
     else if (elementHex(old) !== elementHex(r)) changed.push(node(r));
   }
   const removed = [...before.keys()].filter((s) => !stillLive.has(s)).sort();
-  return { from: await endAt(db, from), to: await endAt(db, to), added, removed, changed };
+  return { from: ends.from, to: ends.to, added, removed, changed };
 }
 
 /** The root element of a node of the interchange format (docs/spec.md §2.7). */
