@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { demo } from '../fixtures/generator/scenarios.js';
+import { connectPostgres } from '../indexer/mirror/connect.js';
+import { prepareMirror } from '../indexer/mirror/sync.js';
 import { changesBetween } from '../indexer/read/changes.js';
 import { exportAt } from '../indexer/read/queries.js';
 import { openIndexStore } from '../indexer/store/store.js';
@@ -25,7 +27,6 @@ let url: string;
 
 const chain = demo();
 const best = chain.bestChain();
-const SHORT = 300;
 
 interface Server {
   child: ChildProcess;
@@ -101,10 +102,9 @@ function stream(base: string): { frames: Array<{ event: string; data: Record<str
 }
 
 let main: string;
-let short: string;
 let pgServer: Server | undefined;
 let dbServer: Server | undefined;
-/** Registry events of blocks SHORT+1..tip as the index holds them, `height kind script` sorted. */
+/** Every registry event as the index holds it, `height kind script`, sorted. */
 let expectedEvents: string[];
 let sample: { stake: string; lapsed: string; never: string; txAccepted: string; txRejected: string; tip: number };
 
@@ -112,12 +112,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-pgserve-'));
   cluster = await startPostgres();
   url = cluster.url();
-  short = await indexOf('short', best.slice(0, SHORT + 1).map((b) => b.raw));
   main = await indexOf('main', best.map((b) => b.raw));
   const { db, params } = await openIndexStore(main, null, { create: false });
   try {
     const e = await exportAt(db, params);
-    const changes = await changesBetween(db, SHORT, e.height);
+    const changes = await changesBetween(db, -1, e.height);
     expectedEvents = changes.flatMap((c) => c.events.map((x) => `${x.event.height} ${x.event.kind} ${x.script.toString('hex')}`)).sort();
     const active = e.nodes.find((n) => n.status === 'active' && n.renewals > 0) ?? e.nodes.find((n) => n.status === 'active')!;
     const ended = e.nodes.find((n) => n.status !== 'active')!;
@@ -130,7 +129,10 @@ beforeAll(async () => {
   } finally {
     await db.close();
   }
-  await mirror(short);
+  // An empty mirror (what a writer makes before its first block), for the server to start on.
+  const c = await connectPostgres(url);
+  await prepareMirror(c, params);
+  await c.end();
 }, 120_000);
 
 afterAll(async () => {
@@ -147,11 +149,11 @@ describe('nodereg serve --postgres', () => {
     // The stream is attached once its first (retry) chunk went out; a bound only against a server that never answers.
     for (let i = 0; i < 500 && (await get(pgServer.base, '/metrics')).body.match(/^nodereg_event_streams 1$/m) === null; i++) await sleep(10);
     await mirror(main);
-    const want = sample.tip - SHORT;
+    const want = sample.tip + 1;
     for (let i = 0; i < 3000 && s.frames.filter((f) => f.event === 'block').length < want; i++) await sleep(10);
     s.close();
     const blocks = s.frames.filter((f) => f.event === 'block').map((f) => f.data.height);
-    expect(blocks).toEqual(Array.from({ length: want }, (_, i) => SHORT + 1 + i));
+    expect(blocks).toEqual(Array.from({ length: want }, (_, i) => i));
     const got = s.frames.filter((f) => ['registered', 'renewed', 'expired', 'lapsed'].includes(f.event))
       .map((f) => `${String(f.data.height)} ${f.event} ${String(f.data.stakeScript)}`).sort();
     expect(got).toEqual(expectedEvents);
@@ -229,6 +231,19 @@ describe('nodereg serve --postgres', () => {
       expect([q, cursor]).toEqual([q, null]);
       if (q === 'status=all&limit=1') expect(pages).toBeGreaterThan(2);
     }
+  });
+
+  it('answers 503 while PostgreSQL is down and serves again once it is back, without a restart', async () => {
+    const before = await get(pgServer!.base, '/v1/status');
+    cluster.halt();
+    try {
+      const down = await get(pgServer!.base, `/v1/nodes/${sample.stake}`);
+      expect([down.status, JSON.parse(down.body)]).toEqual([503, { error: 'postgres_unavailable', message: expect.stringMatching(/^PostgreSQL does not answer .*; retry in a moment$/) }]);
+    } finally {
+      cluster.start();
+    }
+    expect(await get(pgServer!.base, '/v1/status')).toEqual(before);
+    expect(await get(pgServer!.base, `/v1/nodes/${sample.stake}`)).toEqual(await get(dbServer!.base, `/v1/nodes/${sample.stake}`));
   });
 
   it('says in one line that PostgreSQL is not there, or holds no mirror', async () => {

@@ -13,7 +13,7 @@ import { readMeta } from './writer.js';
 
 const internal = (rpcHex: string): Buffer => Buffer.from(rpcHex, 'hex').reverse();
 
-interface EventRow {
+export interface EventRow {
   stake_script: string;
   height: number;
   position: number | null;
@@ -21,11 +21,11 @@ interface EventRow {
   txid: string | null;
   first_height: number;
   first_index: number;
-  timestamp: string;
+  timestamp: string | number;
   expiry_height: number;
 }
 
-const toEvent = (r: EventRow): RegistryEvent => ({
+export const toEvent = (r: EventRow): RegistryEvent => ({
   kind: r.kind, height: r.height, txIndex: r.position ?? END_OF_BLOCK, firstHeight: r.first_height, firstIndex: r.first_index,
   txid: r.txid === null ? null : internal(r.txid), timestamp: Number(r.timestamp), expiryHeight: r.expiry_height,
 });

@@ -10,7 +10,7 @@ import type { DataSource, HeightRoots, RegistryView, TipRef } from '../read/sour
 import { OPEN } from '../store/layout.js';
 import type { Outcome, RegistryEvent } from '../types.js';
 import { PostgresUnavailableError } from './connect.js';
-import { histories, mirrorExportAt, mirrorRegistrationsAt, readMirrorTip, registrationOfRow, type RegistrationRow } from './read.js';
+import { histories, mirrorExportAt, mirrorRegistrationsAt, readMirrorTip, registrationOfRow, toEvent, type EventRow, type RegistrationRow } from './read.js';
 import { MIRROR_SCHEMA_VERSION } from './schema.js';
 import { readMeta } from './writer.js';
 
@@ -24,10 +24,40 @@ import { readMeta } from './writer.js';
 /** Heights of current registrations read per query while paging at the tip. */
 const PAGE_BATCH = 1000;
 
+/**
+ * A pooled connection that opens its read-only REPEATABLE READ transaction
+ * on the first query: an answer of one statement (a node's page) needs none,
+ * as a statement reads one snapshot by itself.
+ */
+class Session {
+  begun = false;
+
+  constructor(readonly raw: pg.ClientBase) {}
+
+  /** The connection, in the transaction. */
+  readonly tx = {
+    query: async (text: string, values?: unknown[]) => {
+      if (!this.begun) {
+        this.begun = true;
+        await this.raw.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      }
+      return this.raw.query(text, values);
+    },
+  } as unknown as pg.ClientBase;
+
+  /** One statement: in the transaction if it is open, else alone. */
+  one<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return (this.begun ? this.tx : this.raw).query<R>(text, values);
+  }
+}
+
 class MirrorView implements RegistryView {
   private tipRead: Promise<TipRef | null> | null = null;
+  private readonly c: pg.ClientBase;
 
-  constructor(private readonly c: pg.ClientBase, private readonly params: NetworkParams) {}
+  constructor(private readonly session: Session, private readonly params: NetworkParams) {
+    this.c = session.tx;
+  }
 
   tip(): Promise<TipRef | null> {
     return (this.tipRead ??= readMirrorTip(this.c));
@@ -72,12 +102,22 @@ class MirrorView implements RegistryView {
     return new Map(rows.map((r) => [r.stake_script, BigInt(r.balance)]));
   }
 
+  /** The hot route in one statement: the tip, the script's events and balance, and the tip's clock. */
   async nodeInfo(script: Buffer): ReturnType<RegistryView['nodeInfo']> {
-    const h = await this.tipHeight();
-    const hex = script.toString('hex');
-    const events = (await histories(this.c, h, hex)).get(hex) ?? [];
-    const balance = (await this.balancesAt([hex], h)).get(hex) ?? 0n;
-    return nodeInfoOf(script, events, balance, await this.clock(h), this.params);
+    const { rows } = await this.session.one<{ tip_height: number | null; tip_hash: string | null; events: EventRow[]; balance: string | null; times: number[] }>(`
+      WITH m AS (SELECT tip_height, tip_hash FROM mirror_meta)
+      SELECT m.tip_height, m.tip_hash,
+        (SELECT coalesce(json_agg(e ORDER BY e.height, coalesce(e.position, 2147483647), e.kind), '[]') FROM (
+          SELECT stake_script, height, position, kind, txid, first_height, first_index, timestamp, expiry_height FROM events
+           WHERE stake_script = $1 AND height <= m.tip_height) e) AS events,
+        (SELECT balance FROM balances WHERE stake_script = $1 AND height <= m.tip_height ORDER BY height DESC LIMIT 1) AS balance,
+        (SELECT coalesce(json_agg(time ORDER BY height), '[]') FROM blocks
+          WHERE height BETWEEN greatest(0, m.tip_height - ${INTERVAL_WINDOW}) AND m.tip_height AND time IS NOT NULL) AS times
+      FROM m`, [script.toString('hex')]);
+    const r = rows[0];
+    const tip = tipOrRefuse(r && r.tip_height !== null ? { height: r.tip_height, hash: r.tip_hash! } : null);
+    this.tipRead ??= Promise.resolve(tip);
+    return nodeInfoOf(script, r!.events.map(toEvent), r!.balance === null ? 0n : BigInt(r!.balance), clockOf(tip.height, r!.times.map(Number)), this.params);
   }
 
   async pageNodes(q: Parameters<RegistryView['pageNodes']>[0]): ReturnType<RegistryView['pageNodes']> {
@@ -159,6 +199,19 @@ class MirrorView implements RegistryView {
   }
 }
 
+/** A connection refused, broken, or closed by a server shutting down (SQLSTATE class 57). */
+function isConnectionLoss(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('57')) return true;
+  return err instanceof Error && !('severity' in err) && /Connection terminated|ECONNRESET|ECONNREFUSED|ENOENT|EPIPE|timeout/i.test(`${code ?? ''} ${err.message}`);
+}
+
+/** What a request gets while PostgreSQL is away: a 503 to retry, as the pool reconnects by itself. */
+function unavailable(err: unknown): HttpError {
+  const why = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
+  return new HttpError(503, 'postgres_unavailable', `PostgreSQL does not answer (${why}); retry in a moment`);
+}
+
 export interface MirrorSource extends DataSource {
   readonly pool: pg.Pool;
   close(): Promise<void>;
@@ -203,18 +256,23 @@ export async function openMirrorSource(url: string, choose: (mirrorNetwork: stri
     kind: 'postgres',
     pool,
     async read(fn) {
-      const c = await pool.connect();
+      const c = await pool.connect().catch((err: unknown) => {
+        throw unavailable(err);
+      });
+      const session = new Session(c);
       let broken = false;
       try {
-        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        const out = await fn(new MirrorView(c, params));
-        await c.query('COMMIT');
+        const out = await fn(new MirrorView(session, params));
+        if (session.begun) await c.query('COMMIT');
         return out;
       } catch (err) {
-        await c.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw err;
+        if (isConnectionLoss(err)) broken = true;
+        else if (session.begun) {
+          await c.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        }
+        throw isConnectionLoss(err) ? unavailable(err) : err;
       } finally {
         c.release(broken);
       }
