@@ -224,7 +224,8 @@ export interface MirrorSource extends DataSource {
  * (null for an empty mirror). `poolSize` connections serve the requests.
  */
 export async function openMirrorSource(url: string, choose: (mirrorNetwork: string | null) => NetworkParams, opts: { poolSize?: number } = {}): Promise<MirrorSource> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000, application_name: 'nodereg-serve' });
+  // No JIT: its compile time (tens of ms) dwarfs the API's statements, which read a few index pages each.
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000, application_name: 'nodereg-serve', options: '-c jit=off' });
   // An idle connection that breaks (PostgreSQL restarted) is dropped by the pool; the next request opens another.
   pool.on('error', () => undefined);
   let client: pg.PoolClient;
