@@ -18,6 +18,7 @@ import { prepareMirror } from '../indexer/mirror/sync.js';
 import { changesBetween } from '../indexer/read/changes.js';
 import { exportAt } from '../indexer/read/queries.js';
 import { openIndexStore } from '../indexer/store/store.js';
+import { reorgBranch } from './helpers/chains.js';
 import { CLI, noderegAsync } from './helpers/cli.js';
 import { startPostgres, type PgCluster } from './helpers/postgres.js';
 
@@ -27,6 +28,8 @@ let url: string;
 
 const chain = demo();
 const best = chain.bestChain();
+// Built before the suite (it forks `chain`): a 12-block branch from 10 below the demo's tip.
+const branch = reorgBranch(chain);
 
 interface Server {
   child: ChildProcess;
@@ -245,6 +248,22 @@ describe('nodereg serve --postgres', () => {
     expect(await get(pgServer!.base, '/v1/status')).toEqual(before);
     expect(await get(pgServer!.base, `/v1/nodes/${sample.stake}`)).toEqual(await get(dbServer!.base, `/v1/nodes/${sample.stake}`));
   });
+
+  it('tells of the mirror\'s rewind as a reorg in /v1/events, then of the new branch\'s blocks', async () => {
+    const reorged = await indexOf('reorged', [chain.genesis.raw, ...chain.blocks().map((b) => b.raw)]);
+    const s = stream(pgServer!.base);
+    for (let i = 0; i < 500 && (await get(pgServer!.base, '/metrics')).body.match(/^nodereg_event_streams 1$/m) === null; i++) await sleep(10);
+    await mirror(reorged);
+    const newTip = branch.bestChain().at(-1)!;
+    for (let i = 0; i < 3000 && !s.frames.some((f) => f.event === 'block' && f.data.height === newTip.height); i++) await sleep(10);
+    s.close();
+    const t = sample.tip;
+    expect(s.frames.filter((f) => f.event === 'reorg' || f.event === 'block')).toEqual([
+      { event: 'reorg', data: { depth: 10, forkHeight: t - 10, oldTip: { height: t, hash: best[t]!.hash } } },
+      ...branch.bestChain().slice(t - 9).map((b) => ({ event: 'block', data: { height: b.height, hash: b.hash, txCount: null } })),
+    ]);
+    expect(s.frames.filter((f) => f.event === 'registered').map((f) => f.data.height)).toEqual([t - 8]);
+  }, 60_000);
 
   it('says in one line that PostgreSQL is not there, or holds no mirror', async () => {
     const nowhere = `postgresql://postgres@localhost/nodereg?host=${encodeURIComponent(join(dir, 'no-server'))}`;
