@@ -1,5 +1,5 @@
 /**
- * `npm run bench:api -- [--registrations 100000] [--duration 10] [--connections 10] [--past-runs 20] [--past-only] [--json] [--cache-dir DIR]`
+ * `npm run bench:api -- [--registrations 100000] [--duration 10] [--connections 10] [--past-runs 20] [--past-only] [--json] [--cache-dir DIR] [--postgres [URL]]`
  *
  * The HTTP read target of docs/spec.md §4: GET /v1/nodes/{address} at
  * p99 < 20 ms and ≥ 3000 req/s on one core, with 100 000 registrations.
@@ -11,6 +11,13 @@
  * timed alone, `--past-runs` times each: payout tables over 1000 blocks,
  * proofs at a past height (a new random stake each time) and a page of
  * nodes?at=, with their median and p99. `--past-only` skips the load runs.
+ *
+ * With `--postgres`, the index is also mirrored into PostgreSQL (a
+ * throwaway cluster, or the empty database at URL) and the single lookups
+ * are measured again from `nodereg serve --postgres`: one process pinned to
+ * CPU 0 as the LevelDB one was, then two processes pinned to CPUs 0 and 1,
+ * each loaded by its own autocannon. Ratios are against the LevelDB figure
+ * of the same run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -39,10 +46,10 @@ const TARGET_RPS = 3000;
 const TARGET_P99_MS = 20;
 const params = BUILTIN_NETWORKS.regtest!;
 
-interface Args { registrations: number; duration: number; connections: number; pastRuns: number; pastOnly: boolean; json: boolean; cacheDir: string }
+interface Args { registrations: number; duration: number; connections: number; pastRuns: number; pastOnly: boolean; json: boolean; cacheDir: string; postgres: string | boolean }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { registrations: 100_000, duration: 10, connections: 10, pastRuns: 20, pastOnly: false, json: false, cacheDir: join(tmpdir(), 'nodereg-bench-api') };
+  const a: Args = { registrations: 100_000, duration: 10, connections: 10, pastRuns: 20, pastOnly: false, json: false, cacheDir: join(tmpdir(), 'nodereg-bench-api'), postgres: false };
   const num = (i: number): number | null => (/^\d+$/.test(argv[i] ?? '') && Number(argv[i]) > 0 ? Number(argv[i]) : null);
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -53,8 +60,9 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--past-runs' && num(i + 1)) a.pastRuns = num(++i)!;
     else if (k === '--past-only') a.pastOnly = true;
     else if (k === '--cache-dir' && argv[i + 1]) a.cacheDir = argv[++i]!;
+    else if (k === '--postgres') a.postgres = /^postgres(ql)?:\/\//.test(argv[i + 1] ?? '') ? argv[++i]! : true;
     else {
-      process.stderr.write(`bench:api: unknown or incomplete argument "${k}"\nusage: npm run bench:api -- [--registrations N] [--duration S] [--connections C] [--past-runs N] [--past-only] [--json] [--cache-dir DIR]\n`);
+      process.stderr.write(`bench:api: unknown or incomplete argument "${k}"\nusage: npm run bench:api -- [--registrations N] [--duration S] [--connections C] [--past-runs N] [--past-only] [--json] [--cache-dir DIR] [--postgres [URL]]\n`);
       process.exit(2);
     }
   }
@@ -198,9 +206,9 @@ async function loadAutocannon(): Promise<Autocannon> {
   }
 }
 
-function startServer(dbDir: string, pin: boolean): Promise<{ child: ChildProcess; base: string }> {
-  const cmd = [CLI, 'serve', '--db', dbDir, '--listen', '127.0.0.1:0', '--log-json'];
-  const child = pin ? spawn('taskset', ['-c', '0', process.execPath, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] })
+function startServer(store: string[], pin: boolean, cpu = 0): Promise<{ child: ChildProcess; base: string }> {
+  const cmd = [CLI, 'serve', ...store, '--listen', '127.0.0.1:0', '--log-json'];
+  const child = pin ? spawn('taskset', ['-c', String(cpu), process.execPath, ...cmd], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(process.execPath, cmd, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   return new Promise((resolve, reject) => {
@@ -312,7 +320,8 @@ async function main(): Promise<void> {
   const pin = cpus > 1 && spawnSync('taskset', ['-V']).status === 0;
   if (pin) spawnSync('taskset', ['-a', '-pc', `1-${cpus - 1}`, String(process.pid)], { stdio: 'ignore' });
   else say('warning: cannot pin the server to one core (no taskset, or one CPU): numbers are for the whole machine');
-  const { child, base } = await startServer(dbDir, pin);
+  const { child, base } = await startServer(['--db', dbDir], pin);
+  let lookupFigure: RouteResult | null = null;
   try {
     say(`server ${base}${pin ? ' pinned to CPU 0 (taskset -c 0)' : ''}; autocannon with ${a.connections} connections, ${a.duration} s per route`);
     let lookup: RouteResult | null = null;
@@ -320,6 +329,7 @@ async function main(): Promise<void> {
     if (!a.pastOnly) {
       await measure(autocannon, base, pick(addresses), a, 2);
       lookup = await measure(autocannon, base, pick(addresses), a, a.duration);
+      lookupFigure = lookup;
       page = await measure(autocannon, base, pick(pages), a, a.duration);
     }
     const window = `from=${PAYOUT_FROM}&to=${PAYOUT_FROM + PAYOUT_SPAN - 1}`;
@@ -366,6 +376,64 @@ async function main(): Promise<void> {
     }
   } finally {
     child.kill('SIGTERM');
+  }
+  if (a.postgres !== false && lookupFigure) await benchPostgres(a, dbDir, lookupFigure, pick(addresses), autocannon, pin, cpus, say);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** The single lookups from the PostgreSQL mirror of the same index: one API process, then two. */
+async function benchPostgres(
+  a: Args, dbDir: string, level: RouteResult, path: () => string, autocannon: Autocannon, pin: boolean, cpus: number, say: (m: string) => void,
+): Promise<void> {
+  const { startPostgres } = await import('./pgcluster.js');
+  const cluster = typeof a.postgres === 'string' ? null : await startPostgres();
+  const url = typeof a.postgres === 'string' ? a.postgres : cluster!.url();
+  try {
+    say(`mirroring the index into PostgreSQL${cluster ? ' (a throwaway cluster)' : ''}`);
+    const started = process.hrtime.bigint();
+    const m = spawnSync(process.execPath, [CLI, 'mirror', '--db', dbDir, '--postgres', url, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (m.status !== 0) throw new Error(`nodereg mirror failed: ${m.stderr}`);
+    const mirrorSeconds = round(Number(process.hrtime.bigint() - started) / 1e9, 1);
+    say(`mirrored in ${mirrorSeconds} s`);
+
+    const one = await startServer(['--postgres', url], pin, 0);
+    let single: RouteResult;
+    try {
+      await measure(autocannon, one.base, path, a, 2);
+      single = await measure(autocannon, one.base, path, a, a.duration);
+    } finally {
+      await stopChild(one.child);
+    }
+    const two = [await startServer(['--postgres', url], pin, 0), await startServer(['--postgres', url], pin, Math.min(1, cpus - 1))];
+    let pair: RouteResult[];
+    try {
+      await Promise.all(two.map((s) => measure(autocannon, s.base, path, a, 2)));
+      pair = await Promise.all(two.map((s) => measure(autocannon, s.base, path, a, a.duration)));
+    } finally {
+      for (const s of two) await stopChild(s.child);
+    }
+    const both = { reqPerSec: pair.reduce((t, r) => t + r.reqPerSec, 0), p99Ms: Math.max(...pair.map((r) => r.p99Ms)), p50Ms: Math.max(...pair.map((r) => r.p50Ms)), errors: pair.reduce((t, r) => t + r.errors + r.non2xx, 0) };
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const rows = [
+      ['GET /v1/nodes/{address}', 'req/s', 'p50 ms', 'p99 ms', 'errors+non2xx', 'req/s ÷ LevelDB', 'p99 ÷ LevelDB'],
+      ['serve --db (1 process)', String(level.reqPerSec), String(level.p50Ms), String(level.p99Ms), String(level.errors + level.non2xx), '1', '1'],
+      ['serve --postgres (1 process)', String(single.reqPerSec), String(single.p50Ms), String(single.p99Ms), String(single.errors + single.non2xx),
+        String(round(single.reqPerSec / level.reqPerSec)), String(round(single.p99Ms / level.p99Ms))],
+      ['serve --postgres (2 processes)', String(both.reqPerSec), String(both.p50Ms), String(both.p99Ms), String(both.errors),
+        String(round(both.reqPerSec / level.reqPerSec)), String(round(both.p99Ms / level.p99Ms))],
+    ];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    process.stdout.write('\n' + rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n') + '\n');
+    process.stdout.write(`PostgreSQL per process: ${round(single.reqPerSec / level.reqPerSec)} of LevelDB's req/s (target ≥ 0.5); 2 processes: ${round(both.reqPerSec / single.reqPerSec)}× one (near-linear is 2×; ${cpus} CPUs shared with PostgreSQL and autocannon); load average ${load}; mirror built in ${mirrorSeconds} s\n`);
+    if (a.json) process.stdout.write(JSON.stringify({ postgres: { mirrorSeconds, level, single, pair, both, perProcessRatio: round(single.reqPerSec / level.reqPerSec), scaling: round(both.reqPerSec / single.reqPerSec), loadavg: load } }) + '\n');
+  } finally {
+    cluster?.stop();
   }
 }
 

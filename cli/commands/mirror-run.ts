@@ -46,6 +46,8 @@ export async function runMirror(args: MirrorArgs): Promise<void> {
       },
     });
     progress.stop();
+    // Fresh statistics after a bulk load, so readers' plans use the indexes before autovacuum gets to it.
+    if (r.applied > 0) await client.query('ANALYZE');
     if (args.json) {
       printJson({ network: params.name, before: r.before, rewoundTo: r.rewoundTo, tip: r.tip, blocks: r.applied });
     } else {

@@ -1,5 +1,9 @@
-import { createLogger, type LogLevel } from '../../indexer/log.js';
-import { UsageError, type NetworkArgs } from '../common.js';
+import { createLogger, type LogFn, type LogLevel } from '../../indexer/log.js';
+import type { ApiServer } from '../../indexer/http/server.js';
+import type { DataSource } from '../../indexer/read/source.js';
+import type { DB } from '../../indexer/store/store.js';
+import type { NetworkParams } from '../../script/params.js';
+import { networkFrom, UsageError, UserError, type NetworkArgs } from '../common.js';
 import { openIndexForRead } from '../index-access.js';
 import { parseListen } from './serve.js';
 
@@ -9,7 +13,9 @@ import { parseListen } from './serve.js';
  */
 
 export interface ServeArgs extends NetworkArgs {
-  db: string;
+  db?: string;
+  postgres?: string;
+  pool: number;
   listen: string;
   cors?: string[];
   accessLog: boolean;
@@ -18,21 +24,62 @@ export interface ServeArgs extends NetworkArgs {
   logJson: boolean;
 }
 
+interface Store {
+  readonly opts: { db: DB } | { source: DataSource };
+  readonly params: NetworkParams;
+  readonly from: Record<string, string>;
+  /** Starts what follows the store (the mirror's notifications). */
+  follow(server: ApiServer, log: LogFn): void;
+  close(): Promise<void>;
+}
+
+async function openIndex(path: string, args: NetworkArgs): Promise<Store> {
+  const { db, params } = await openIndexForRead(path, args);
+  return { opts: { db }, params, from: { db: path }, follow: () => undefined, close: () => db.close() };
+}
+
+async function openMirror(url: string, args: ServeArgs): Promise<Store> {
+  const { openMirrorSource } = await import('../../indexer/mirror/source.js');
+  const { followMirror } = await import('../../indexer/mirror/listen.js');
+  const { describeUrl } = await import('../../indexer/mirror/connect.js');
+  let source;
+  try {
+    // Without --network/--params, the mirror's own network.
+    source = await openMirrorSource(url, (network) => networkFrom(args.network === undefined && args.params === undefined && network ? { network } : args), { poolSize: args.pool });
+  } catch (err) {
+    if (err instanceof Error && (err.name === 'PostgresUnavailableError' || err.name === 'QueryError')) throw new UserError(err.message);
+    throw err;
+  }
+  let listener: { stop(): Promise<void> } | null = null;
+  return {
+    opts: { source }, params: source.params, from: { postgres: describeUrl(url) },
+    follow: (server, log) => {
+      listener = followMirror(url, source.params, server.events, log);
+    },
+    close: async () => {
+      await listener?.stop();
+      await source.close();
+    },
+  };
+}
+
 export async function runServe(args: ServeArgs): Promise<void> {
   const { host, port } = parseListen(args.listen);
   const log = createLogger({ level: args.logLevel, json: args.logJson });
-  const { db, params } = await openIndexForRead(args.db, args);
+  const store = args.postgres !== undefined ? await openMirror(args.postgres, args) : await openIndex(args.db!, args);
+  const params = store.params;
   const { buildServer } = await import('../../indexer/http/server.js');
-  const server = await buildServer({ db, params, corsOrigin: args.cors, log, accessLog: args.accessLog, explorerUrl: args.explorerUrl ?? null });
+  const server = await buildServer({ ...store.opts, params, corsOrigin: args.cors, log, accessLog: args.accessLog, explorerUrl: args.explorerUrl ?? null });
   let address: string;
   try {
     address = await server.listen(host, port);
   } catch (err) {
     await server.close();
-    await db.close();
+    await store.close();
     throw new UsageError(`cannot listen on ${args.listen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  log('info', 'serving the read API', { address, db: args.db, network: params.name });
+  store.follow(server, log);
+  log('info', 'serving the read API', { address, ...store.from, network: params.name });
   await new Promise<void>((resolve) => {
     const stop = (sig: NodeJS.Signals): void => {
       log('info', 'stopping', { signal: sig });
@@ -42,5 +89,5 @@ export async function runServe(args: ServeArgs): Promise<void> {
     process.once('SIGTERM', stop);
   });
   await server.close();
-  await db.close();
+  await store.close();
 }

@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Indexer } from '../api.js';
-import { requireTip } from '../read/queries.js';
-import { withSnapshot } from '../read/snapshot.js';
-import type { DB } from '../store/store.js';
+import type { DataSource } from '../read/source.js';
 
 /** The `sync` field of /v1/status. */
 export type SyncState = 'synced' | 'catching-up' | 'not-following' | 'node-unreachable';
@@ -44,15 +42,13 @@ export function readiness(sync: SyncState, tip: number | null, nodeTip: number |
   return { ...base, ready: true, reason: lag === 0 ? 'synced' : `${lag} blocks behind the node (ready within ${READY_LAG})` };
 }
 
-const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
-
 /** Liveness and readiness probes for orchestrators and load balancers. */
-export function registerHealth(app: FastifyInstance, db: DB, indexer: Indexer | null): void {
+export function registerHealth(app: FastifyInstance, source: DataSource, indexer: Indexer | null): void {
   const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const;
   app.get('/health/live', { schema: { hide: true, querystring: noQuery } }, async () => ({ live: true }));
   app.get('/health/ready', { schema: { hide: true, querystring: noQuery } }, async (_req, reply) => {
-    const tip = await withSnapshot(db, (r) => requireTip(r).catch(() => null));
-    const r = readiness(syncState(indexer, tip ? rpcHex(tip.hash) : null), tip?.height ?? null, indexer?.nodeTip()?.height ?? null);
+    const tip = await source.read((v) => v.tip());
+    const r = readiness(syncState(indexer, tip?.hash ?? null), tip?.height ?? null, indexer?.nodeTip()?.height ?? null);
     return reply.code(r.ready ? 200 : 503).send(r);
   });
 }

@@ -1,8 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Indexer } from '../api.js';
-import { requireTip } from '../read/queries.js';
-import { withSnapshot } from '../read/snapshot.js';
-import type { DB } from '../store/store.js';
+import type { DataSource } from '../read/source.js';
 import type { EventHub } from './events.js';
 import type { TipSummary } from './summary.js';
 
@@ -22,7 +20,7 @@ export class Metrics {
   private readonly reorgs = new Counter({ name: 'nodereg_reorgs_total', help: 'chain reorganisations handled', registers: [this.registry] });
   private readonly rpcErrors = new Counter({ name: 'nodereg_rpc_errors_total', help: 'failed RPC calls (each retry counts)', registers: [this.registry] });
 
-  constructor(private readonly db: DB, indexer: Indexer | null, private readonly summary: TipSummary, events?: EventHub) {
+  constructor(private readonly source: DataSource, indexer: Indexer | null, private readonly summary: TipSummary, events?: EventHub) {
     const self = this;
     if (events) {
       new Gauge({ name: 'nodereg_event_streams', help: 'open /v1/events streams', registers: [this.registry], collect() { this.set(events.clientCount); } });
@@ -42,14 +40,14 @@ export class Metrics {
     new Gauge({
       name: 'nodereg_tip_height', help: 'height of the index tip', registers: [this.registry],
       async collect() {
-        const tip = await withSnapshot(self.db, (r) => requireTip(r).catch(() => null));
+        const tip = await self.source.read((v) => v.tip());
         this.set(tip?.height ?? -1);
       },
     });
     new Gauge({
       name: 'nodereg_registrations', help: 'each stake\'s current registration, by status', labelNames: ['status'], registers: [this.registry],
       async collect() {
-        const { counts } = await withSnapshot(self.db, (r) => self.summary.get(r));
+        const { counts } = await self.source.read((v) => self.summary.get(v));
         for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
       },
     });
@@ -76,7 +74,7 @@ export class Metrics {
         name: 'nodereg_sync_lag_blocks', help: 'blocks the index is behind the followed node (-1 while either tip is unknown)', registers: [this.registry],
         async collect() {
           const node = indexer.nodeTip();
-          const tip = await withSnapshot(self.db, (r) => requireTip(r).catch(() => null));
+          const tip = await self.source.read((v) => v.tip());
           this.set(node && tip ? Math.max(0, node.height - tip.height) : -1);
         },
       });

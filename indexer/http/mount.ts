@@ -5,6 +5,7 @@ import type { NetworkParams } from '../../script/params.js';
 import type { Indexer } from '../api.js';
 import { silent, type LogFn } from '../log.js';
 import { QueryError } from '../read/queries.js';
+import { levelSource, type DataSource } from '../read/source.js';
 import type { DB } from '../store/store.js';
 import { HttpError } from './errors.js';
 import { EventHub } from './events.js';
@@ -17,7 +18,9 @@ import { SHARED_SCHEMAS } from './schemas.js';
 import { TipSummary } from './summary.js';
 
 export interface MountOptions {
-  readonly db: DB;
+  /** The LevelDB index to serve; or give `source` (the PostgreSQL mirror: `nodereg serve --postgres`). */
+  readonly db?: DB;
+  readonly source?: DataSource;
   readonly params: NetworkParams;
   /** The live follower, for `nodereg index --serve` and embedders; null for a static index. */
   readonly indexer?: Indexer | null;
@@ -59,8 +62,10 @@ export async function mountApi(app: FastifyInstance, opts: MountOptions): Promis
   const explorerProblem = opts.explorerUrl ? explorerUrlProblem(opts.explorerUrl) : null;
   if (explorerProblem) throw new Error(explorerProblem);
   const events = new EventHub(opts.eventRetention, undefined, opts.firstEventId);
+  const source = opts.source ?? (opts.db ? levelSource(opts.db, opts.params) : null);
+  if (source === null) throw new Error('mountApi needs an index (db) or a source');
   const summary = new TipSummary();
-  const metrics = new Metrics(opts.db, opts.indexer ?? null, summary, events);
+  const metrics = new Metrics(source, opts.indexer ?? null, summary, events);
   if (opts.indexer) events.follow(opts.indexer);
 
   for (const schema of [...SHARED_SCHEMAS, ...EXPLORE_SCHEMAS]) app.addSchema(schema);
@@ -125,8 +130,8 @@ export async function mountApi(app: FastifyInstance, opts: MountOptions): Promis
 
   // After the method check (so only a real preflight reaches it) and the error handler (so its route uses ours).
   if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
-  registerRoutes(app, { db: opts.db, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
-  registerExploreRoutes(app, opts.db, opts.params);
+  registerRoutes(app, { source, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
+  registerExploreRoutes(app, opts.db ?? null, opts.params);
   if (prefix === '') registerDashboard(app, opts.params.name, opts.explorerUrl ?? null);
 
 

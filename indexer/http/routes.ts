@@ -5,14 +5,11 @@ import { AddressError, parseStake } from '../../script/address.js';
 import { paramsHash, paramsToJson, type NetworkParams } from '../../script/params.js';
 import type { Indexer } from '../api.js';
 import { SCHEMA_VERSION } from '../store/layout.js';
-import { pageNodes, payouts, sampleActive, type StatusFilter } from '../read/listing.js';
-import {
-  blockHashAt, explainTx, exportAt, nodeInfo, proofRootAt, requireTip, resolveHeight, rootAt, utxoHashAt, utxosOf,
-} from '../read/queries.js';
-import { payoutTable, type PayoutRequest } from '../read/payouts.js';
-import { diffBetween, proofAt } from '../read/proofs.js';
-import { withSnapshot, type ReadDB } from '../read/snapshot.js';
-import type { DB } from '../store/store.js';
+import { sampleActive, type StatusFilter } from '../read/listing.js';
+import { heightUpTo, tipOrRefuse } from '../read/queries.js';
+import type { PayoutRequest } from '../read/payouts.js';
+import type { DataSource, RegistryView } from '../read/source.js';
+import { DASHBOARD_JS, dashboardHtml } from './dashboard.js';
 import type { EventHub, ResumeFrom } from './events.js';
 import { registerHealth, syncState } from './health.js';
 import type { Metrics } from './metrics.js';
@@ -45,7 +42,7 @@ class Gate {
 }
 
 interface Ctx {
-  db: DB;
+  source: DataSource;
   params: NetworkParams;
   indexer: Indexer | null;
   events: EventHub;
@@ -55,7 +52,6 @@ interface Ctx {
   maxHeavy: number;
 }
 
-const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema) };
 const heavyErrors = { ...errors, 503: S.ref(S.errorSchema) };
 
@@ -71,8 +67,8 @@ function stake(input: string, params: NetworkParams): Buffer {
 }
 
 /** Refuses, by name, the height parameters above the tip; the snapshot's tip height otherwise. */
-async function heightsAtMostTip(r: ReadDB, query: Record<string, number | undefined>): Promise<number> {
-  const tip = (await requireTip(r)).height;
+async function heightsAtMostTip(r: RegistryView, query: Record<string, number | undefined>): Promise<number> {
+  const tip = tipOrRefuse(await r.tip()).height;
   for (const [name, h] of Object.entries(query)) {
     if (h !== undefined && h > tip) throw new HttpError(400, 'bad_request', `querystring/${name} ${h} is above the index tip ${tip}`);
   }
@@ -115,31 +111,31 @@ function acceptsGzip(header: string | undefined): boolean {
   });
 }
 
-/** Every route of the read API; all read through one snapshot per request. */
+/** Every route of the read API; all read through one view of the source per request. */
 export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
-  const { db, params } = ctx;
-  const read = <T>(fn: Parameters<typeof withSnapshot<T>>[1]): Promise<T> => withSnapshot(db, fn);
+  const { source, params } = ctx;
+  const read = <T>(fn: (r: RegistryView) => Promise<T>): Promise<T> => source.read(fn);
   const hash = paramsHash(params);
   const paramsJson = paramsToJson(params);
   const heavy = new Gate(ctx.maxHeavy);
 
   app.get('/v1/status', { schema: { operationId: 'getStatus', summary: 'Network, params hash, tip, node tip, sync state, counts by status', querystring: S.emptyQuery, response: { 200: S.ref(S.statusSchema), 400: S.ref(S.errorSchema) } } }, async () => read(async (r) => {
-    const tip = await requireTip(r).catch(() => null);
+    const tip = await r.tip();
     const nodeTip = ctx.indexer?.nodeTip() ?? null;
-    const sync = syncState(ctx.indexer, tip ? rpcHex(tip.hash) : null);
+    const sync = syncState(ctx.indexer, tip?.hash ?? null);
     const contact = ctx.indexer?.nodeContact() ?? null;
     return {
       network: params.name, paramsHash: hash, schemaVersion: SCHEMA_VERSION,
       params: paramsJson,
-      tip: tip ? { height: tip.height, hash: rpcHex(tip.hash) } : null,
-      nodeTip, sync, lastNodeContact: contact?.lastAnswer ?? null, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? await utxoHashAt(r, tip.height) : null,
+      tip: tip ? { height: tip.height, hash: tip.hash } : null,
+      nodeTip, sync, lastNodeContact: contact?.lastAnswer ?? null, counts: (await ctx.summary.get(r)).counts, utxoMuhash: tip ? (await r.roots(tip.height)).utxoMuhash : null,
     };
   }));
 
   app.get<{ Querystring: { status: StatusFilter; at?: number; limit: number; cursor?: string; expiringWithin?: number } }>('/v1/nodes', {
     schema: { operationId: 'listNodes', summary: 'The registry in FIRST_SEEN order, filtered by status, as of a height, paged by cursor', querystring: S.nodesQuery, response: { 200: S.ref(S.nodesResponse), ...heavyErrors } },
   }, async (req) => {
-    const page = (r: ReadDB): ReturnType<typeof pageNodes> => heightsAtMostTip(r, { at: req.query.at }).then(() => pageNodes(r, params, req.query));
+    const page = (r: RegistryView): ReturnType<RegistryView['pageNodes']> => heightsAtMostTip(r, { at: req.query.at }).then(() => r.pageNodes(req.query));
     return req.query.at === undefined ? read(page) : heavy.run(() => read(page));
   });
 
@@ -148,7 +144,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
-      const info = await nodeInfo(r, params, script);
+      const info = await r.nodeInfo(script);
       if (!info.registration) throw new HttpError(404, 'not_found', `${req.params.stake} has never been registered`);
       return info;
     });
@@ -159,7 +155,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }, async (req) => {
     const script = stake(req.params.stake, params);
     return read(async (r) => {
-      const info = await nodeInfo(r, params, script);
+      const info = await r.nodeInfo(script);
       if (info.history.length === 0) throw new HttpError(404, 'not_found', `${req.params.stake} has never been registered`);
       return { height: info.height, stakeScript: info.stakeScript, history: info.history };
     });
@@ -169,14 +165,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     schema: { operationId: 'listScriptUtxos', summary: 'The unspent outputs paying a stake script', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(S.utxosResponse), ...errors } },
   }, async (req) => {
     const script = stake(req.params.stake, params);
-    return read(async (r) => ({ height: (await requireTip(r)).height, utxos: await utxosOf(r, script) }));
+    return read(async (r) => ({ height: tipOrRefuse(await r.tip()).height, utxos: await r.utxos(script) }));
   });
 
   app.get<{ Params: { txid: string } }>('/v1/tx/:txid', {
     schema: { operationId: 'getTxOutcomes', summary: 'The outcome of each announcement of a transaction', params: S.txParams, querystring: S.emptyQuery, response: { 200: S.ref(S.txResponse), ...errors } },
   }, async (req) => {
     const txid = req.params.txid.toLowerCase();
-    const announcements = await read((r) => explainTx(r, txid));
+    const announcements = await read((r) => r.explainTx(txid));
     if (announcements.length === 0) throw new HttpError(404, 'not_found', `no announcement of transaction ${txid} is in the index`);
     return { txid, announcements };
   });
@@ -184,9 +180,9 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get<{ Querystring: { height?: number } }>('/v1/root', {
     schema: { operationId: 'getRoot', summary: 'The registry root after a block', querystring: S.heightQuery, response: { 200: S.ref(S.rootResponse), ...errors } },
   }, async (req) => read(async (r) => {
-    await heightsAtMostTip(r, { height: req.query.height });
-    const h = await resolveHeight(r, req.query.height);
-    return { height: h, tip: rpcHex(await blockHashAt(r, h)), root: await rootAt(r, h), proofRoot: await proofRootAt(r, h), utxoMuhash: await utxoHashAt(r, h) };
+    const h = heightUpTo(await heightsAtMostTip(r, { height: req.query.height }), req.query.height);
+    const roots = await r.roots(h);
+    return { height: h, tip: await r.blockHash(h), root: roots.root, proofRoot: roots.proofRoot, utxoMuhash: roots.utxoMuhash };
   }));
 
   app.get<{ Params: { stake: string }; Querystring: { height?: number } }>('/v1/proof/:stake', {
@@ -196,7 +192,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     // Every proof builds the tree of its height's live set: one hash per tree node.
     return heavy.run(() => read(async (r) => {
       await heightsAtMostTip(r, { height: req.query.height });
-      return proofAt(r, script, req.query.height);
+      return r.proof(script, req.query.height);
     }));
   });
 
@@ -204,7 +200,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     schema: { operationId: 'getDiff', summary: 'What changed in the live set between two heights, with both heights\' roots', querystring: S.diffQuery, response: { 200: S.ref(S.diffResponse), ...heavyErrors } },
   }, async (req) => heavy.run(() => read(async (r) => {
     await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
-    return diffBetween(r, params, req.query.from, req.query.to);
+    return r.diff(req.query.from, req.query.to);
   })));
 
   app.get<{ Querystring: { height?: number } }>('/v1/export', {
@@ -212,15 +208,14 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   }, async (req, reply) => {
     // The export at a height is fixed by the chain up to that block, so its hash (with the
     // params) tags it: a client holding the tag gets a 304 without the expensive rebuild.
-    const tagAt = async (r: ReadDB, h: number | undefined): Promise<{ height: number; etag: string }> => {
-      await heightsAtMostTip(r, { height: h });
-      const height = await resolveHeight(r, h);
-      return { height, etag: `W/"${hash.slice(0, 16)}-${height}-${rpcHex(await blockHashAt(r, height))}"` };
+    const tagAt = async (r: RegistryView, h: number | undefined): Promise<{ height: number; etag: string }> => {
+      const height = heightUpTo(await heightsAtMostTip(r, { height: h }), h);
+      return { height, etag: `W/"${hash.slice(0, 16)}-${height}-${await r.blockHash(height)}"` };
     };
     const asked = await read((r) => tagAt(r, req.query.height));
     void reply.header('vary', 'accept-encoding');
     if (etagMatches(req.headers['if-none-match'], asked.etag)) return reply.code(304).header('etag', asked.etag).send();
-    const { json, etag } = await heavy.run(() => read(async (r) => ({ etag: (await tagAt(r, asked.height)).etag, json: await exportAt(r, params, asked.height) })));
+    const { json, etag } = await heavy.run(() => read(async (r) => ({ etag: (await tagAt(r, asked.height)).etag, json: await r.exportAt(asked.height) })));
     const text = reply.serialize(json);
     void reply.header('etag', etag).type('application/json; charset=utf-8');
     if (!acceptsGzip(req.headers['accept-encoding'])) return reply.send(text);
@@ -238,7 +233,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     const table = payoutTableRequest(q);
     const answer = await heavy.run(() => read(async (r) => {
       await heightsAtMostTip(r, { from: q.from, to: q.to });
-      return table ? payoutTable(r, params, table) : payouts(r, params, q.from, q.to, q.minAge ?? 0);
+      return table ? r.payoutTable(table) : r.payouts(q.from, q.to, q.minAge ?? 0);
     }));
     // A table of 100 000 rows is megabytes: native JSON, rather than matching it against each anyOf branch first.
     return table ? reply.type('application/json; charset=utf-8').send(JSON.stringify(answer)) : answer;
@@ -247,8 +242,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
   app.get<{ Querystring: { from?: number; to?: number; points: number } }>('/v1/history/active', {
     schema: { operationId: 'getActiveHistory', summary: 'Active registrations at the end of sampled blocks, for charts', querystring: S.activeQuery, response: { 200: S.ref(S.activeResponse), ...errors } },
   }, async (req) => read(async (r) => {
-    await heightsAtMostTip(r, { from: req.query.from, to: req.query.to });
-    const to = await resolveHeight(r, req.query.to);
+    const to = heightUpTo(await heightsAtMostTip(r, { from: req.query.from, to: req.query.to }), req.query.to);
     const from = req.query.from ?? 0;
     if (from > to) throw new HttpError(400, 'bad_request', `from (${from}) must not be above to (${to})`);
     return { from, to, points: sampleActive((await ctx.summary.get(r)).steps, from, to, req.query.points) };
@@ -286,7 +280,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Ctx): void {
     return (await ctx.metrics.registry.metrics()).replace(/ Nan$/gm, ' NaN');
   });
 
-  registerHealth(app, db, ctx.indexer);
+  registerHealth(app, source, ctx.indexer);
 
   app.get('/v1/openapi.json', { schema: { hide: true, querystring: S.emptyQuery } }, async () => app.swagger());
 }

@@ -1,6 +1,5 @@
-import { requireTip } from '../read/queries.js';
-import { summarize, type RegistrySummary } from '../read/listing.js';
-import type { ReadDB } from '../read/snapshot.js';
+import type { RegistrySummary } from '../read/listing.js';
+import type { RegistryView } from '../read/source.js';
 
 const EMPTY: RegistrySummary = { counts: { active: 0, expired: 0, lapsed: 0 }, steps: [] };
 
@@ -13,13 +12,13 @@ const EMPTY: RegistrySummary = { counts: { active: 0, expired: 0, lapsed: 0 }, s
 export class TipSummary {
   private cached: { tip: string; summary: Promise<RegistrySummary> } | null = null;
 
-  /** The summary as of the tip that `r` (the caller's snapshot) sees. */
-  async get(r: ReadDB): Promise<RegistrySummary> {
-    const tip = await requireTip(r).catch(() => null);
+  /** The summary as of the tip that `r` (the caller's view) sees. */
+  async get(r: RegistryView): Promise<RegistrySummary> {
+    const tip = await r.tip();
     if (tip === null) return EMPTY;
-    const key = tip.hash.toString('hex');
+    const key = tip.hash;
     if (this.cached?.tip !== key) {
-      const summary = summarize(r);
+      const summary = r.summary();
       this.cached = { tip: key, summary };
       summary.catch(() => {
         if (this.cached?.summary === summary) this.cached = null;

@@ -13,7 +13,7 @@ import { readMeta } from './writer.js';
 
 const internal = (rpcHex: string): Buffer => Buffer.from(rpcHex, 'hex').reverse();
 
-interface EventRow {
+export interface EventRow {
   stake_script: string;
   height: number;
   position: number | null;
@@ -21,17 +21,17 @@ interface EventRow {
   txid: string | null;
   first_height: number;
   first_index: number;
-  timestamp: string;
+  timestamp: string | number;
   expiry_height: number;
 }
 
-const toEvent = (r: EventRow): RegistryEvent => ({
+export const toEvent = (r: EventRow): RegistryEvent => ({
   kind: r.kind, height: r.height, txIndex: r.position ?? END_OF_BLOCK, firstHeight: r.first_height, firstIndex: r.first_index,
   txid: r.txid === null ? null : internal(r.txid), timestamp: Number(r.timestamp), expiryHeight: r.expiry_height,
 });
 
 /** The events of every script up to `height`, grouped by script, each in the index's order. */
-async function histories(client: pg.ClientBase, height: number, script?: string): Promise<Map<string, RegistryEvent[]>> {
+export async function histories(client: pg.ClientBase, height: number, script?: string): Promise<Map<string, RegistryEvent[]>> {
   const { rows } = await client.query<EventRow>(
     `SELECT stake_script, height, position, kind, txid, first_height, first_index, timestamp, expiry_height FROM events
       WHERE height <= $1 ${script === undefined ? '' : 'AND stake_script = $2'}
@@ -43,6 +43,26 @@ async function histories(client: pg.ClientBase, height: number, script?: string)
     list.push(toEvent(r));
   }
   return out;
+}
+
+/** The mirror's tip; null while it is empty. */
+export async function readMirrorTip(client: pg.ClientBase): Promise<{ height: number; hash: string } | null> {
+  return (await readMeta(client))?.tip ?? null;
+}
+
+/** A row of the registrations table. */
+export interface RegistrationRow {
+  stake_script: string; address: string | null; status: Registration['status']; first_height: number; first_index: number; first_txid: string;
+  tip_height: number; tip_txid: string; timestamp: string; renewals: number; expiry_height: number; ended_height: number | null; is_current: boolean;
+}
+
+/** A registrations row as the index's Registration. */
+export function registrationOfRow(r: RegistrationRow): Registration {
+  return {
+    stakeScript: Buffer.from(r.stake_script, 'hex'), firstHeight: r.first_height, firstIndex: r.first_index, firstTxid: internal(r.first_txid),
+    tipHeight: r.tip_height, tipTxid: internal(r.tip_txid), timestamp: Number(r.timestamp), renewals: r.renewals,
+    expiryHeight: r.expiry_height, status: r.status, endedHeight: r.ended_height,
+  };
 }
 
 /** The mirror's tip, or a QueryError as the index gives when empty. */

@@ -82,6 +82,25 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX balances_by_height ON balances (height);
   `,
+  // 2: what the API needs to serve from the mirror alone (`nodereg serve --postgres`): each block's header time
+  // and proof root, and every announcement's outcome. Rows mirrored before lack them, so the registry tables are
+  // emptied and the tip unset: the next sync refills them from the index.
+  `
+  ALTER TABLE blocks ADD COLUMN time bigint;
+  CREATE TYPE announcement_kind AS ENUM ('newnode', 'renewal');
+  CREATE TABLE outcomes (
+    txid text NOT NULL,
+    vout integer NOT NULL,
+    height integer NOT NULL,
+    position integer NOT NULL,
+    kind announcement_kind,
+    reason text,
+    PRIMARY KEY (txid, vout)
+  );
+  CREATE INDEX outcomes_by_height ON outcomes (height);
+  TRUNCATE blocks, registrations, events, rejections, balances;
+  UPDATE mirror_meta SET tip_height = NULL, tip_hash = NULL;
+  `,
 ];
 
 /** The highest migration this build knows. */

@@ -32,7 +32,7 @@ export async function readMeta(client: pg.ClientBase): Promise<MirrorMeta | null
 /** Empties the mirror and makes it one of `params` (a new mirror, or `--postgres-rebuild`). */
 export async function resetMirror(client: pg.ClientBase, params: NetworkParams): Promise<void> {
   await inTransaction(client, async () => {
-    await client.query('TRUNCATE blocks, registrations, events, rejections, balances');
+    await client.query('TRUNCATE blocks, registrations, events, rejections, balances, outcomes');
     await client.query('DELETE FROM mirror_meta');
     await client.query('INSERT INTO mirror_meta (network, params_hash) VALUES ($1, $2)', [params.name, paramsHash(params)]);
   });
@@ -83,13 +83,14 @@ async function moveTip(client: pg.ClientBase, tip: { height: number; hash: strin
  */
 export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[], regs: Map<string, Registration[]>, params: NetworkParams): Promise<void> {
   if (blocks.length === 0) return;
-  const b: unknown[][] = [[], [], [], [], []];
+  const b: unknown[][] = Array.from({ length: 6 }, () => []);
   const e: unknown[][] = Array.from({ length: 9 }, () => []);
   const j: unknown[][] = [[], [], [], [], []];
   const s: unknown[][] = [[], [], []];
+  const o: unknown[][] = Array.from({ length: 6 }, () => []);
   const touched = new Set<string>();
   for (const c of blocks) {
-    [c.block.height, c.block.hash, c.block.registryRoot, null, c.block.utxoHash].forEach((v, i) => b[i]!.push(v));
+    [c.block.height, c.block.hash, c.block.registryRoot, c.block.proofRoot, c.block.utxoHash, c.block.time].forEach((v, i) => b[i]!.push(v));
     for (const { script, event: ev } of c.events) {
       touched.add(hex(script));
       [hex(script), ev.height, ev.txIndex === END_OF_BLOCK ? null : ev.txIndex, ev.kind, ev.txid ? Buffer.from(ev.txid).reverse().toString('hex') : null,
@@ -97,17 +98,22 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
     }
     for (const r of c.rejections) [r.height, r.txIndex, r.vout, r.txid, r.reason].forEach((v, i) => j[i]!.push(v));
     for (const x of c.balances) [hex(x.script), x.height, x.balance.toString()].forEach((v, i) => s[i]!.push(v));
+    for (const { txid, outcome: x } of c.outcomes) [txid, x.vout, x.height, x.txIndex, x.kind, x.reason].forEach((v, i) => o[i]!.push(v));
   }
   const last = blocks[blocks.length - 1]!.block;
   await inTransaction(client, async () => {
-    await client.query(`INSERT INTO blocks (height, hash, registry_root, proof_root, utxo_muhash)
-      SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[])`, b);
+    await client.query(`INSERT INTO blocks (height, hash, registry_root, proof_root, utxo_muhash, time)
+      SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])`, b);
     if (e[0]!.length > 0) {
       await client.query(`INSERT INTO events (stake_script, height, position, kind, txid, first_height, first_index, timestamp, expiry_height)
         SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::registry_event[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::int[])`, e);
     }
     if (j[0]!.length > 0) {
       await client.query('INSERT INTO rejections (height, position, vout, txid, reason) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[])', j);
+    }
+    if (o[0]!.length > 0) {
+      await client.query(`INSERT INTO outcomes (txid, vout, height, position, kind, reason)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::announcement_kind[], $6::text[])`, o);
     }
     if (s[0]!.length > 0) await client.query('INSERT INTO balances (stake_script, height, balance) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])', s);
     await putRegistrations(client, [...touched], regs, params);
@@ -127,7 +133,7 @@ export async function scriptsChangedAbove(client: pg.ClientBase, height: number)
  */
 export async function rewindTo(client: pg.ClientBase, height: number, scripts: string[], regs: Map<string, Registration[]>, params: NetworkParams): Promise<void> {
   await inTransaction(client, async () => {
-    for (const table of ['blocks', 'events', 'rejections', 'balances']) await client.query(`DELETE FROM ${table} WHERE height > $1`, [height]);
+    for (const table of ['blocks', 'events', 'rejections', 'balances', 'outcomes']) await client.query(`DELETE FROM ${table} WHERE height > $1`, [height]);
     await putRegistrations(client, scripts, regs, params);
     const { rows } = await client.query<{ hash: string }>('SELECT hash FROM blocks WHERE height = $1', [height]);
     await moveTip(client, rows[0] ? { height, hash: rows[0].hash } : null, 'rewind');

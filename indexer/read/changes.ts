@@ -1,8 +1,8 @@
-import { decodeAmount, decodeEvent, decodeRejected } from '../store/codec.js';
+import { decodeAmount, decodeEvent, decodeOutcome, decodeRejected } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
-import { blockHashAt, eventsOf, replay, rootAt, utxoHashAt } from './queries.js';
+import { blockHashAt, eventsOf, proofRootAt, replay, rootAt, rowBatches, utxoHashAt } from './queries.js';
 import type { ReadDB } from './snapshot.js';
-import type { Registration, RegistryEvent } from '../types.js';
+import type { Outcome, Registration, RegistryEvent } from '../types.js';
 
 /*
  * What each block changed in the registry, read back from the committed rows
@@ -18,7 +18,10 @@ export interface BlockRow {
   /** RPC-order hex, as bitcoind prints it. */
   hash: string;
   registryRoot: string;
+  proofRoot: string;
   utxoHash: string | null;
+  /** The header's time (unix seconds); null in an index without block-time rows. */
+  time: number | null;
 }
 
 export interface ScriptEvent {
@@ -40,15 +43,27 @@ export interface BalanceRow {
   balance: bigint;
 }
 
+export interface OutcomeRow {
+  /** RPC-order hex. */
+  txid: string;
+  outcome: Outcome;
+}
+
 export interface BlockChanges {
   block: BlockRow;
   events: ScriptEvent[];
   rejections: RejectionRow[];
   balances: BalanceRow[];
+  /** Every announcement's outcome, accepted or not. */
+  outcomes: OutcomeRow[];
 }
 
 export async function blockRowAt(db: ReadDB, height: number): Promise<BlockRow> {
-  return { height, hash: rpcHex(await blockHashAt(db, height)), registryRoot: await rootAt(db, height), utxoHash: await utxoHashAt(db, height) };
+  const time = await db.get(K.blockTime(height));
+  return {
+    height, hash: rpcHex(await blockHashAt(db, height)), registryRoot: await rootAt(db, height), proofRoot: await proofRootAt(db, height),
+    utxoHash: await utxoHashAt(db, height), time: time === undefined ? null : time.readUInt32LE(0),
+  };
 }
 
 /** Keys under `prefix` whose height (by `heightOf`) is in (from, to], with their values. */
@@ -70,7 +85,7 @@ async function rowsAbove(db: ReadDB, prefix: number, heightOf: (k: Buffer) => nu
  */
 export async function changesBetween(db: ReadDB, from: number, to: number): Promise<BlockChanges[]> {
   const out: BlockChanges[] = [];
-  for (let h = from + 1; h <= to; h++) out.push({ block: await blockRowAt(db, h), events: [], rejections: [], balances: [] });
+  for (let h = from + 1; h <= to; h++) out.push({ block: await blockRowAt(db, h), events: [], rejections: [], balances: [], outcomes: [] });
   if (out.length === 0) return out;
   const at = (h: number): BlockChanges => out[h - from - 1]!;
   for (const [k, v] of await rowsAbove(db, P.event, (k) => parse.event(k).height, from, to)) {
@@ -80,6 +95,13 @@ export async function changesBetween(db: ReadDB, from: number, to: number): Prom
   for (const [k, v] of await rowsAbove(db, P.stakeBalance, (k) => parse.stakeBalance(k).height, from, to)) {
     const b = parse.stakeBalance(k);
     at(b.height).balances.push({ script: Buffer.from(b.script), height: b.height, balance: decodeAmount(v) });
+  }
+  // Outcomes are keyed by txid; each value holds its height.
+  for await (const rows of rowBatches(db, K.all(P.outcome))) {
+    for (const [k, v] of rows) {
+      const o = decodeOutcome(parse.outcome(k).vout, v);
+      if (o.height > from && o.height <= to) at(o.height).outcomes.push({ txid: rpcHex(parse.outcome(k).txid), outcome: o });
+    }
   }
   for await (const [k, v] of db.iterator({ gte: K.rejected(from + 1, 0, 0), lt: K.rejectedUpTo(to).lt })) {
     const r = parse.rejected(k);

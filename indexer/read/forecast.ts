@@ -40,6 +40,11 @@ export interface Clock {
 export async function clockAt(db: ReadDB, height: number): Promise<Clock> {
   const times: number[] = [];
   for await (const [, v] of db.iterator(K.blockTimes(Math.max(0, height - INTERVAL_WINDOW), height))) times.push(v.readUInt32LE(0));
+  return clockOf(height, times);
+}
+
+/** The clock at `height` from the header times of the blocks of its window, oldest first. */
+export function clockOf(height: number, times: readonly number[]): Clock {
   const last = times.length > 0 ? times[times.length - 1]! : null;
   const gaps = times.slice(1).map((t, i) => t - times[i]!).sort((a, b) => a - b);
   return { height, time: last, interval: gaps.length > 0 ? gaps[Math.floor((gaps.length - 1) / 2)]! : null };

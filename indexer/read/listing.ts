@@ -2,11 +2,11 @@ import type { NetworkParams } from '../../script/params.js';
 import { decodeRegistration } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, eventHistories, exportNode, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, eventHistories, exportNode, heightUpTo, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
-import { clockAt, forecast, type Forecast } from './forecast.js';
+import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
-import type { Registration, RegStatus } from '../types.js';
+import type { Registration, RegistryEvent, RegStatus } from '../types.js';
 
 export type StatusFilter = RegStatus | 'all';
 
@@ -36,48 +36,73 @@ function decodeCursor(cursor: string): { firstHeight: number; firstIndex: number
 const after = (r: Registration, c: { firstHeight: number; firstIndex: number }): boolean =>
   r.firstHeight > c.firstHeight || (r.firstHeight === c.firstHeight && r.firstIndex > c.firstIndex);
 
+export interface PageQuery { status?: StatusFilter; at?: number; limit?: number; cursor?: string; expiringWithin?: number }
+
+type Cursor = { firstHeight: number; firstIndex: number };
+
+/** The rows a page of the registry is made of, from whichever store holds them. */
+export interface PageRows {
+  /**
+   * The registrations as of `height` in FIRST_SEEN order (each script's
+   * current one), from just after `after` if given; read lazily, as the
+   * page stops reading once it is full.
+   */
+  registrations(height: number, after: Cursor | null): AsyncIterable<Registration> | Iterable<Registration>;
+  /** Each script's balance at the end of block `height`. */
+  balances(scripts: Buffer[], height: number): Promise<bigint[]>;
+  clock(height: number): Promise<Clock>;
+}
+
 /**
  * One page of the registry in FIRST_SEEN order. At the tip this walks the
  * FIRST_SEEN index, so a page costs what it returns; a past height is
  * rebuilt from the event history.
  */
-export async function pageNodes(
-  db: ReadDB, params: NetworkParams,
-  opts: { status?: StatusFilter; at?: number; limit?: number; cursor?: string; expiringWithin?: number } = {},
-): Promise<NodePage> {
+export async function pageNodes(db: ReadDB, params: NetworkParams, opts: PageQuery = {}): Promise<NodePage> {
   const tip = await requireTip(db);
-  const h = await resolveHeight(db, opts.at);
+  const rows: PageRows = {
+    async* registrations(h, from) {
+      if (h !== tip.height) {
+        yield* await registrationsAt(db, h);
+        return;
+      }
+      for await (const k of db.keys(K.firstSeenAfter(from ? Buffer.from([...u32be(from.firstHeight), ...u32be(from.firstIndex)]) : null))) {
+        const raw = await db.get(K.registration(parse.firstSeen(k).id));
+        if (raw === undefined) throw new QueryError('index inconsistent: FIRST_SEEN row without its registration');
+        yield decodeRegistration(raw);
+      }
+    },
+    async balances(scripts, h) {
+      const out: bigint[] = [];
+      for (const s of scripts) out.push(h === tip.height ? await balanceNow(db, s) : await stakeBalanceAt(db, s, h));
+      return out;
+    },
+    clock: (h) => clockAt(db, h),
+  };
+  return pageOf(rows, tip.height, params, opts);
+}
+
+/** A page from its rows: the one reading of status, expiringWithin, limit and cursor. */
+export async function pageOf(rows: PageRows, tipHeight: number, params: NetworkParams, opts: PageQuery): Promise<NodePage> {
+  const h = heightUpTo(tipHeight, opts.at);
   const status = opts.status ?? 'active';
   const limit = Math.min(opts.limit ?? 100, MAX_PAGE);
   const from = opts.cursor === undefined ? null : decodeCursor(opts.cursor);
   const picked: Registration[] = [];
   let more = false;
-  const take = (r: Registration): boolean => {
-    if (from && !after(r, from)) return true;
-    if (status !== 'all' && r.status !== status) return true;
-    if (opts.expiringWithin !== undefined && !(r.status === 'active' && r.expiryHeight - h <= opts.expiringWithin)) return true;
+  for await (const r of rows.registrations(h, from)) {
+    if (from && !after(r, from)) continue;
+    if (status !== 'all' && r.status !== status) continue;
+    if (opts.expiringWithin !== undefined && !(r.status === 'active' && r.expiryHeight - h <= opts.expiringWithin)) continue;
     if (picked.length === limit) {
       more = true;
-      return false;
+      break;
     }
     picked.push(r);
-    return true;
-  };
-  if (h === tip.height) {
-    for await (const k of db.keys(K.firstSeenAfter(from ? Buffer.from([...u32be(from.firstHeight), ...u32be(from.firstIndex)]) : null))) {
-      const raw = await db.get(K.registration(parse.firstSeen(k).id));
-      if (raw === undefined) throw new QueryError('index inconsistent: FIRST_SEEN row without its registration');
-      if (!take(decodeRegistration(raw))) break;
-    }
-  } else {
-    for (const r of await registrationsAt(db, h)) if (!take(r)) break;
   }
-  const nodes: ListedNode[] = [];
-  const clock = await clockAt(db, h);
-  for (const r of picked) {
-    const balance = h === tip.height ? await balanceNow(db, r.stakeScript) : await stakeBalanceAt(db, r.stakeScript, h);
-    nodes.push({ ...exportNode(r, balance, params), age: h - r.firstHeight, ...forecast(r, balance, clock, params) });
-  }
+  const clock = await rows.clock(h);
+  const balances = await rows.balances(picked.map((r) => r.stakeScript), h);
+  const nodes = picked.map((r, i): ListedNode => ({ ...exportNode(r, balances[i]!, params), age: h - r.firstHeight, ...forecast(r, balances[i]!, clock, params) }));
   return { height: h, nodes, nextCursor: more && picked.length > 0 ? encodeCursor(picked[picked.length - 1]!) : null };
 }
 
@@ -110,8 +135,13 @@ export interface Payee {
 export async function payouts(db: ReadDB, params: NetworkParams, from: number, to: number, minAge = 0): Promise<{ from: number; to: number; nodes: Payee[] }> {
   if (from > to) throw new QueryError(`from (${from}) must not be above to (${to})`);
   await resolveHeight(db, to);
+  return payeesOf(await registrationsAt(db, to), params, from, to, minAge);
+}
+
+/** `payouts` from the registrations as of `to` (FIRST_SEEN order). */
+export function payeesOf(regs: readonly Registration[], params: NetworkParams, from: number, to: number, minAge: number): { from: number; to: number; nodes: Payee[] } {
   const nodes: Payee[] = [];
-  for (const r of await registrationsAt(db, to)) {
+  for (const r of regs) {
     if (r.status !== 'active' || r.firstHeight > from || from - r.firstHeight < minAge) continue;
     nodes.push({ stakeScript: r.stakeScript.toString('hex'), address: exportNode(r, 0n, params).address, firstHeight: r.firstHeight, age: to - r.firstHeight, renewals: r.renewals });
   }
@@ -151,9 +181,14 @@ export interface RegistrySummary {
  * by the ids the events store). Callers cache it per tip.
  */
 export async function summarize(db: ReadDB): Promise<RegistrySummary> {
+  return summaryOf(eventHistories(db));
+}
+
+/** `summarize` over every script's event history, one script at a time. */
+export async function summaryOf(histories: AsyncIterable<[Buffer, RegistryEvent[]]> | Iterable<[Buffer, RegistryEvent[]]>): Promise<RegistrySummary> {
   const counts: Record<RegStatus, number> = { active: 0, expired: 0, lapsed: 0 };
   const delta = new Map<number, number>();
-  for await (const [script, events] of eventHistories(db)) {
+  for await (const [script, events] of histories) {
     const regs = replay(script, events, Infinity);
     if (regs.length > 0) counts[regs[regs.length - 1]!.status]++;
     for (const e of events) {

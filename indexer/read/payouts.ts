@@ -52,26 +52,39 @@ function ageWeight(first: number, s: number, e: number, period: number): number 
  * after `from` (or have not ended) are read, whatever the chain's history.
  */
 export async function payoutRecipients(db: ReadDB, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Promise<Recipient[]> {
+  async function* lifetimes(): AsyncGenerator<LifetimeRow[]> {
+    for await (const rows of rowBatches(db, K.lifetimesEndingAfter(from))) yield rows.map(([k, script]) => ({ ...parse.lifetime(k), script }));
+  }
+  return recipientsOf(lifetimes(), params, from, to, weight);
+}
+
+/** One registration's lifetime: its id, its script and the block it ended in (OPEN while live). */
+export interface LifetimeRow {
+  firstHeight: number;
+  firstIndex: number;
+  endedHeight: number;
+  script: Buffer;
+}
+
+/** `payoutRecipients` from the lifetimes (in batches) of the registrations that ended after `from` (or have not ended). */
+export async function recipientsOf(lifetimes: AsyncIterable<LifetimeRow[]> | Iterable<LifetimeRow[]>, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Promise<Recipient[]> {
   const byScript = new Map<string, Recipient>();
-  for await (const rows of rowBatches(db, K.lifetimesEndingAfter(from))) {
-    for (const [k, script] of rows) {
-      const r = parse.lifetime(k);
-      // Live from the end of its first block until the block it ended in (§2.4): that block's end removes it.
-      const s = Math.max(from, r.firstHeight);
-      const e = r.endedHeight === OPEN ? to : Math.min(to, r.endedHeight - 1);
-      if (s > e) continue;
-      const w = weight === 'uptime' ? e - s + 1 : ageWeight(r.firstHeight, s, e, params.expiryBlocks);
-      const key = script.toString('latin1');
-      const seen = byScript.get(key);
-      if (seen === undefined) {
-        byScript.set(key, { stakeScript: script, weight: w, firstHeight: r.firstHeight, firstIndex: r.firstIndex });
-        continue;
-      }
-      seen.weight += w;
-      if (r.firstHeight < seen.firstHeight || (r.firstHeight === seen.firstHeight && r.firstIndex < seen.firstIndex)) {
-        seen.firstHeight = r.firstHeight;
-        seen.firstIndex = r.firstIndex;
-      }
+  for await (const batch of lifetimes) for (const r of batch) {
+    // Live from the end of its first block until the block it ended in (§2.4): that block's end removes it.
+    const s = Math.max(from, r.firstHeight);
+    const e = r.endedHeight === OPEN ? to : Math.min(to, r.endedHeight - 1);
+    if (s > e) continue;
+    const w = weight === 'uptime' ? e - s + 1 : ageWeight(r.firstHeight, s, e, params.expiryBlocks);
+    const key = r.script.toString('latin1');
+    const seen = byScript.get(key);
+    if (seen === undefined) {
+      byScript.set(key, { stakeScript: r.script, weight: w, firstHeight: r.firstHeight, firstIndex: r.firstIndex });
+      continue;
+    }
+    seen.weight += w;
+    if (r.firstHeight < seen.firstHeight || (r.firstHeight === seen.firstHeight && r.firstIndex < seen.firstIndex)) {
+      seen.firstHeight = r.firstHeight;
+      seen.firstIndex = r.firstIndex;
     }
   }
   return [...byScript.values()].sort((a, b) => a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex);
@@ -121,10 +134,14 @@ export function payoutsHash(rows: ReadonlyArray<Pick<PayoutRow, 'stakeScript' | 
 
 /** Checks a request against the index: heights in order and at most the tip, a positive amount. */
 async function checkRequest(db: ReadDB, q: PayoutRequest): Promise<void> {
-  const tip = await requireTip(db);
+  checkPayoutRequest((await requireTip(db)).height, q);
+}
+
+/** `checkRequest` against a tip height. */
+export function checkPayoutRequest(tipHeight: number, q: PayoutRequest): void {
   for (const [name, h] of [['from', q.from], ['to', q.to]] as const) {
     if (!Number.isInteger(h) || h < 0) throw new QueryError(`${name} must be a whole number ≥ 0, got ${h}`);
-    if (h > tip.height) throw new QueryError(`${name} ${h} is above the index tip ${tip.height}`);
+    if (h > tipHeight) throw new QueryError(`${name} ${h} is above the index tip ${tipHeight}`);
   }
   if (q.from > q.to) throw new QueryError(`from (${q.from}) must not be above to (${q.to})`);
   if (q.amount <= 0n) throw new QueryError(`amount must be a whole number of base units above 0, got ${q.amount}`);
@@ -134,8 +151,12 @@ async function checkRequest(db: ReadDB, q: PayoutRequest): Promise<void> {
 /** The payout table of docs/spec.md §2.10 for heights from..to. */
 export async function payoutTable(db: ReadDB, params: NetworkParams, q: PayoutRequest): Promise<PayoutTable> {
   await checkRequest(db, q);
+  return tableOf(await payoutRecipients(db, params, q.from, q.to, q.weight ?? 'uptime'), params, q);
+}
+
+/** The table of a checked request from its recipients. */
+export function tableOf(recipients: readonly Recipient[], params: NetworkParams, q: PayoutRequest): PayoutTable {
   const weight = q.weight ?? 'uptime';
-  const recipients = await payoutRecipients(db, params, q.from, q.to, weight);
   const payouts = shareOut(recipients, q.amount, q.minPayout ?? DEFAULT_MIN_PAYOUT).map(({ recipient: r, amount }) => ({
     stakeScript: r.stakeScript.toString('hex'), address: scriptToAddress(r.stakeScript, params), weight: r.weight, amount: amount.toString(),
   }));

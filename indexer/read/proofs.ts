@@ -27,7 +27,12 @@ const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex
  * event rows measured faster than reading every open registration's row.
  */
 export async function liveAt(db: ReadDB, height: number): Promise<Registration[]> {
-  return (await registrationsAt(db, height)).filter((r) => r.status === 'active');
+  return liveOf(await registrationsAt(db, height));
+}
+
+/** The live ones of the registrations as of a height. */
+export function liveOf(regs: readonly Registration[]): Registration[] {
+  return regs.filter((r) => r.status === 'active');
 }
 
 /** The proof tree of a live set. */
@@ -166,6 +171,14 @@ export async function proofAt(db: ReadDB, script: Buffer, height?: number): Prom
   return proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
 }
 
+/** A proof from rows another store read (the PostgreSQL mirror): the live set of the height, and the height's block hash and stored proof root. */
+export function proofFrom(live: readonly Registration[], at: { height: number; tip: string; proofRoot: string }, script: Buffer): ProofJson {
+  const mine = live.find((r) => r.stakeScript.equals(script));
+  const proof = proofOf(treeOf(live), { height: at.height, tip: at.tip }, script, mine ? serializeRootElement(rootElement(mine)) : null);
+  if (proof.proofRoot !== at.proofRoot) throw new CorruptRecordError(`per-height state (height ${at.height}: its live set has proof root ${proof.proofRoot}, but ${at.proofRoot} is stored)`);
+  return proof;
+}
+
 /** One side of a diff: a height and the commitments to its live set. */
 export interface DiffEnd {
   height: number;
@@ -193,9 +206,18 @@ const elementHex = (r: Registration): string => serializeRootElement(rootElement
 
 /** What changed in the live set between two heights, in FIRST_SEEN order of `to`. */
 export async function diffBetween(db: ReadDB, params: NetworkParams, from: number, to: number): Promise<DiffJson> {
-  const before = new Map((await liveAt(db, from)).map((r) => [r.stakeScript.toString('hex'), r]));
-  const after = (await registrationsAt(db, to)).filter((r) => r.status === 'active');
-  const balances = await stakeBalancesAt(db, to);
+  const ends = { from: await endAt(db, from), to: await endAt(db, to) };
+  return diffOf(await liveAt(db, from), await registrationsAt(db, to), await stakeBalancesAt(db, to), ends, params);
+}
+
+/**
+ * `diffBetween` from its rows: the live set at `from`, the registrations as
+ * of `to` (FIRST_SEEN order), the balances at `to` (latin1 script → balance)
+ * and both heights' commitments.
+ */
+export function diffOf(liveFrom: readonly Registration[], regsTo: readonly Registration[], balances: Map<string, bigint>, ends: { from: DiffEnd; to: DiffEnd }, params: NetworkParams): DiffJson {
+  const before = new Map(liveFrom.map((r) => [r.stakeScript.toString('hex'), r]));
+  const after = liveOf(regsTo);
   const node = (r: Registration): ExportNode => exportNode(r, balances.get(r.stakeScript.toString('latin1')) ?? 0n, params);
   const added: ExportNode[] = [];
   const changed: ExportNode[] = [];
@@ -208,7 +230,7 @@ export async function diffBetween(db: ReadDB, params: NetworkParams, from: numbe
     else if (elementHex(old) !== elementHex(r)) changed.push(node(r));
   }
   const removed = [...before.keys()].filter((s) => !stillLive.has(s)).sort();
-  return { from: await endAt(db, from), to: await endAt(db, to), added, removed, changed };
+  return { from: ends.from, to: ends.to, added, removed, changed };
 }
 
 /** The root element of a node of the interchange format (docs/spec.md §2.7). */

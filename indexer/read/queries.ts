@@ -4,7 +4,7 @@ import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, type HeightState } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
-import { clockAt, forecast, type Forecast } from './forecast.js';
+import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
 import { QueryError } from './errors.js';
@@ -54,17 +54,25 @@ export interface ExportJson {
 /** The tip, or a QueryError if the index is empty. */
 export async function requireTip(db: ReadDB): Promise<Tip> {
   const raw = await db.get(K.tip());
-  const tip = raw === undefined ? null : decodeTip(raw);
+  return tipOrRefuse(raw === undefined ? null : decodeTip(raw));
+}
+
+/** A tip, or the QueryError every reader gives for an empty index. */
+export function tipOrRefuse<T>(tip: T | null): T {
   if (tip === null) throw new QueryError('the index is empty; run a recount or the indexer first');
   return tip;
 }
 
 /** Validates `--height`/`--at` against the index. */
 export async function resolveHeight(db: ReadDB, height: number | undefined): Promise<number> {
-  const tip = await requireTip(db);
-  if (height === undefined) return tip.height;
+  return heightUpTo((await requireTip(db)).height, height);
+}
+
+/** `height` checked against a tip (default: the tip itself). */
+export function heightUpTo(tipHeight: number, height: number | undefined): number {
+  if (height === undefined) return tipHeight;
   if (!Number.isInteger(height) || height < 0) throw new QueryError(`height must be a whole number ≥ 0, got ${height}`);
-  if (height > tip.height) throw new QueryError(`height ${height} is above the index tip ${tip.height}`);
+  if (height > tipHeight) throw new QueryError(`height ${height} is above the index tip ${tipHeight}`);
   return height;
 }
 
@@ -302,18 +310,21 @@ export interface NodeInfo {
 /** One stake at the tip: current registration, full history (every registration), balance. */
 export async function nodeInfo(db: ReadDB, params: NetworkParams, script: Buffer): Promise<NodeInfo> {
   const tip = await requireTip(db);
-  const events = await eventsOf(db, script);
-  const regs = replay(script, events, tip.height);
-  const balance = await balanceNow(db, script);
+  return nodeInfoOf(script, await eventsOf(db, script), await balanceNow(db, script), await clockAt(db, tip.height), params);
+}
+
+/** `nodeInfo` from its rows: the stake's events, its balance now, and the clock of the tip. */
+export function nodeInfoOf(script: Buffer, events: RegistryEvent[], balance: bigint, clock: Clock, params: NetworkParams): NodeInfo {
+  const regs = replay(script, events, clock.height);
   const cur = regs[regs.length - 1];
   return {
-    height: tip.height,
+    height: clock.height,
     stakeScript: script.toString('hex'),
     balance: balance.toString(),
     registration: cur ? {
       ...exportNode(cur, balance, params),
-      age: tip.height - cur.firstHeight,
-      ...forecast(cur, balance, await clockAt(db, tip.height), params),
+      age: clock.height - cur.firstHeight,
+      ...forecast(cur, balance, clock, params),
     } : null,
     history: events.map((e) => ({
       event: e.kind, height: e.height, txid: e.txid ? rpcHex(e.txid) : null,
@@ -332,8 +343,11 @@ export interface Explanation {
 
 /** The outcome of each announcement attempt of a transaction (txid in RPC hex). */
 export async function explainTx(db: ReadDB, txidRpcHex: string): Promise<Explanation[]> {
-  const txid = Buffer.from(txidRpcHex, 'hex').reverse();
-  return (await outcomesOf(db, txid)).map((o) => ({ vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason }));
+  return explainOutcomes(await outcomesOf(db, Buffer.from(txidRpcHex, 'hex').reverse()));
+}
+
+export function explainOutcomes(outcomes: readonly Outcome[]): Explanation[] {
+  return outcomes.map((o) => ({ vout: o.vout, height: o.height, kind: o.kind, accepted: o.reason === null, reason: o.reason }));
 }
 
 export interface ScriptUtxo {
