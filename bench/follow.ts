@@ -7,7 +7,8 @@
  * `nodereg index --until-synced` against the same node, and prints the ratio
  * (docs/spec.md §4 asks for at least 0.8). The catch-up is timed by the
  * daemon's own log, from reaching the node to synced; the rate including
- * process start and exit is printed beside it.
+ * process start and exit is printed beside it. BENCH_INDEX_NODE_ARGS passes
+ * node flags to the indexer alone (NODE_OPTIONS refuses --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -99,9 +100,11 @@ async function main(): Promise<void> {
     say(`batched getblock (the indexer's fetcher): ${m} blocks in ${batchedSecs.toFixed(2)} s`);
 
     t = process.hrtime.bigint();
+    // Extra node flags for the indexer only, e.g. BENCH_INDEX_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the catch-up.
+    const indexNodeArgs = (process.env.BENCH_INDEX_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     let log = '';
     const code = await new Promise<number | null>((resolve) => {
-      const ix = spawn(process.execPath, [CLI, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
+      const ix = spawn(process.execPath, [...indexNodeArgs, CLI, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
         '--db', join(dir, 'index'), '--until-synced', '--log-json', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
       ix.stderr.on('data', (d: Buffer) => { log += d.toString(); });
       ix.on('exit', resolve);

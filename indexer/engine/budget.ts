@@ -37,6 +37,14 @@ export const BATCH_BYTES_PER_ROW = 30;
  */
 export const CHUNK_BYTES = 4 * MIB;
 
+/**
+ * The coin view keeps every script's balance across a spill while its script
+ * table is at most this big (a few hundred thousand scripts), so that a
+ * script paid again after a spill is not read back from the database; past
+ * it only the stakes' balances stay. The budget counts the table either way.
+ */
+export const KEEP_SCRIPT_BYTES = 24 * MIB;
+
 export interface MemoryPlan {
   /**
    * The coin view: its tables, the rows it holds for the next flush (undo,

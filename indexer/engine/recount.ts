@@ -178,18 +178,26 @@ async function recountInMemory(
   let stopped = false;
   try {
     if (mem.footprint(state) > limit) await mem.spill(state);
-    for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
-      if (opts.shouldStop?.()) {
-        stopped = true;
-        break;
-      }
+    const load = (h: number): { h: number; bytes: Buffer; txids: Buffer } => {
       const entry = chain.blocks[h]!;
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const txids = entry.txids ?? txidsOf(bytes);
       // Done with: its memory goes to the view (the budget counted it for the chain pass).
       entry.txids = null;
+      return { h, bytes, txids };
+    };
+    let next: { h: number; bytes: Buffer; txids: Buffer } | null = null;
+    for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
+      if (opts.shouldStop?.()) {
+        stopped = true;
+        break;
+      }
+      const { bytes, txids } = next?.h === h ? next : load(h);
       await mem.prefetch(opts.db, bytes, txids);
+      // Once the view reads through, the next block's reads overlap this block's connect (coinview.ts `readAhead`).
+      next = mem.spilled && h < target ? load(h + 1) : null;
+      if (next !== null) mem.readAhead(opts.db, next.bytes, next.txids);
       const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);

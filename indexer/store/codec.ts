@@ -32,6 +32,26 @@ export function decodeCoin(b: Uint8Array): Coin {
   return { value: buf.readBigUInt64LE(0), height: code >>> 1, coinbase: (code & 1) === 1, script: buf.subarray(12) };
 }
 
+/**
+ * A coin row written into `out` from offset 0 (it must hold 12 + script
+ * bytes), from the value's 32-bit words and the stored code (height·2 +
+ * coinbase): the spill's form, without a bigint or an allocation per coin.
+ */
+export function encodeCoinInto(out: Buffer, lo: number, hi: number, code: number, script: Uint8Array): Buffer {
+  out.writeUInt32LE(lo, 0);
+  out.writeUInt32LE(hi, 4);
+  out.writeUInt32LE(code, 8);
+  out.set(script, 12);
+  return out.subarray(0, 12 + script.length);
+}
+
+/** The words `encodeCoinInto` takes, read back from a stored coin; its script is a view from offset `COIN_SCRIPT_AT`. */
+export function coinWords(b: Buffer): { lo: number; hi: number; code: number } {
+  if (b.length < 12) throw new CorruptRecordError('coin');
+  return { lo: b.readUInt32LE(0), hi: b.readUInt32LE(4), code: b.readUInt32LE(8) };
+}
+export const COIN_SCRIPT_AT = 12;
+
 export function encodeAmount(v: bigint): Buffer {
   const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64LE(v, 0);

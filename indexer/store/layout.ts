@@ -181,6 +181,50 @@ export const K = {
 };
 
 /**
+ * Keys of the rows a spill writes by the million, built in one reused buffer
+ * instead of one allocation each. A key is a view valid until the next call:
+ * for a chained batch or a synchronous get, which copy it at once.
+ */
+export class KeyScratch {
+  private buf = Buffer.allocUnsafe(512);
+
+  private room(n: number): Buffer {
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    return this.buf;
+  }
+
+  /** As `K.coin`, from txid `t[at..at+32)` and vout. */
+  coin(t: Uint8Array, at: number, vout: number): Buffer {
+    const b = this.room(37);
+    b[0] = P.coin;
+    b.set(t.subarray(at, at + 32), 1);
+    b.writeUInt32BE(vout, 33);
+    return b.subarray(0, 37);
+  }
+
+  /** As `K.scriptCoin`. */
+  scriptCoin(script: Uint8Array, outpoint: Uint8Array): Buffer {
+    const b = this.room(3 + script.length + 36);
+    b[0] = P.scriptCoin;
+    b.writeUInt16BE(script.length, 1);
+    b.set(script, 3);
+    b.set(outpoint.subarray(0, 36), 3 + script.length);
+    return b.subarray(0, 39 + script.length);
+  }
+
+  /** As `K.balance`. */
+  balance(script: Uint8Array): Buffer {
+    const b = this.room(1 + script.length);
+    b[0] = P.balance;
+    b.set(script, 1);
+    return b.subarray(0, 1 + script.length);
+  }
+}
+
+/** The outpoint (txid | u32be vout) a coin key ('u') names: a view into the key. */
+export const coinKeyOutpoint = (k: Buffer): Buffer => k.subarray(1, 37);
+
+/**
  * The fields of stored keys, read back by byte offset: the only place besides
  * `K` that knows where a key keeps what. Returned buffers are views into the key.
  */
