@@ -119,6 +119,7 @@ export class SetHasher {
       const done = (): void => {
         w.off('message', onMessage);
         w.off('error', onError);
+        w.off('exit', onExit);
         this.pending.delete(job);
         this.idle.push(w);
         this.waiting.shift()?.();
@@ -133,8 +134,10 @@ export class SetHasher {
         done();
         reject(err);
       };
+      const onExit = (code: number): void => onError(new Error(`a UTXO-hash worker exited (code ${code}) in the middle of a batch`));
       w.on('message', onMessage);
       w.on('error', onError);
+      w.on('exit', onExit);
     });
     job.catch(() => undefined);
     this.pending.add(job);
