@@ -83,6 +83,8 @@ export interface SeenBlock {
   loc: BlockLocation;
   /** Its txids, 32 bytes each. */
   txids: Buffer;
+  /** Its bytes, de-obfuscated: a view valid only during the `onBlockSeen` call (read `loc` again later). */
+  bytes: Buffer;
 }
 
 /** Loading was cut short by `shouldStop` (e.g. Ctrl-C during a long read). */
@@ -160,7 +162,7 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
     onProgress: opts.onProgress, onWarning: warn, shouldStop: opts.shouldStop, threads: opts.threads, callerBusy: opts.onBlockSeen !== undefined,
   });
   for await (const records of pass) {
-    for (const { file, info, txids } of records) {
+    for (const { file, info, txids, bytes } of records) {
       if (opts.shouldStop?.()) throw new ChainLoadStopped();
       stats.records++;
       stats.bytes += info.size;
@@ -174,14 +176,14 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
         stats.duplicates++;
         if (known.flaw === null || flaw !== null) continue;
         Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: keep(txids), spendable: info.spendable, stakes: info.stakes });
-        opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids });
+        opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
         continue;
       }
       nodes.set(info.key, {
         key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null ? keep(txids) : null,
         spendable: info.spendable, stakes: info.stakes, bits: info.bits, flaw, parent: null, work: null, reached: false,
       });
-      if (flaw === null) opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids });
+      if (flaw === null) opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
     }
   }
   if (opts.shouldStop?.()) throw new ChainLoadStopped();

@@ -12,6 +12,8 @@ export interface AnalysedRecord {
   file: string;
   info: RecordInfo;
   txids: Buffer;
+  /** The block's bytes, de-obfuscated: a view into the file's buffer, valid only until the generator goes on. */
+  bytes: Buffer;
 }
 
 export interface ChainPassOptions {
@@ -186,7 +188,7 @@ export async function* analyseBlocksDir(dir: string, magic: string | Buffer, opt
             opts.onWarning?.(incompleteWarning(file, info.offset - 8));
             continue;
           }
-          out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32) });
+          out.push({ file, info, txids: r.txids.subarray(info.txidAt, info.txidAt + info.txCount * 32), bytes: buf.subarray(info.offset, info.offset + info.size) });
         }
         yield out;
       }

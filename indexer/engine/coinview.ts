@@ -78,7 +78,7 @@ export class MemoryUtxo {
 
   /** `stakes`: every stake script (latin1) the chain's announcements name. */
   constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
-    this.coins = new CoinTable(Math.min(expectedCoins, 1 << 22));
+    this.coins = CoinTable.forCoins(Math.min(expectedCoins, 1 << 22));
     for (const s of stakes) {
       const b = Buffer.from(s, 'latin1');
       // Interning may grow the id arrays, so take `stake` only afterwards.

@@ -21,13 +21,13 @@ function pow2AtLeast(n: number): number {
 
 /** Script bytes → dense id, with each script's balance in satoshis. */
 export class ScriptTable {
+  /** Open addressing, two words a slot: the script's hash, then its id + 1 (0: empty), so a probe reads one place. */
   private slots: Int32Array;
   private mask: number;
   private arena: Buffer = Buffer.allocUnsafe(1 << 16);
   private used = 0;
   private start = new Uint32Array(1024);
   private len = new Uint32Array(1024);
-  private hashes = new Uint32Array(1024);
   private balances = new Float64Array(1024);
   /** Balances that left the exact range of a double, kept as bigint from then on. */
   private readonly big = new Map<number, bigint>();
@@ -38,7 +38,7 @@ export class ScriptTable {
   count = 0;
 
   constructor() {
-    this.slots = new Int32Array(1024);
+    this.slots = new Int32Array(2 * 1024);
     this.mask = 1023;
   }
 
@@ -61,22 +61,24 @@ export class ScriptTable {
 
   /** The id of the script `b[s..e)`, or -1. */
   find(b: Uint8Array, s: number, e: number): number {
-    const h = ScriptTable.hash(b, s, e);
+    const h = ScriptTable.hash(b, s, e) | 0;
+    const slots = this.slots;
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
-      const v = this.slots[i]!;
+      const v = slots[2 * i + 1]!;
       if (v === 0) return -1;
-      if (this.hashes[v - 1] === h && this.same(v - 1, b, s, e)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, b, s, e)) return v - 1;
     }
   }
 
   /** The id of the script `b[s..e)`, adding it with a zero balance if new. */
   intern(b: Uint8Array, s: number, e: number): number {
-    const h = ScriptTable.hash(b, s, e);
+    const h = ScriptTable.hash(b, s, e) | 0;
+    const slots = this.slots;
     let i = h & this.mask;
     for (; ; i = (i + 1) & this.mask) {
-      const v = this.slots[i]!;
+      const v = slots[2 * i + 1]!;
       if (v === 0) break;
-      if (this.hashes[v - 1] === h && this.same(v - 1, b, s, e)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, b, s, e)) return v - 1;
     }
     const id = this.count++;
     if (id === this.start.length) this.growIds();
@@ -90,11 +92,11 @@ export class ScriptTable {
     this.start[id] = this.used;
     this.len[id] = n;
     this.used += n;
-    this.hashes[id] = h;
     this.balances[id] = 0;
     this.stake[id] = 0;
     this.touchedAt[id] = 0;
-    this.slots[i] = id + 1;
+    slots[2 * i] = h;
+    slots[2 * i + 1] = id + 1;
     if (this.count > (this.mask + 1) * LOAD) this.rehash();
     return id;
   }
@@ -108,7 +110,6 @@ export class ScriptTable {
     };
     this.start = grow(this.start, (k) => new Uint32Array(k));
     this.len = grow(this.len, (k) => new Uint32Array(k));
-    this.hashes = grow(this.hashes, (k) => new Uint32Array(k));
     this.balances = grow(this.balances, (k) => new Float64Array(k));
     this.stake = grow(this.stake, (k) => new Uint8Array(k));
     this.touchedAt = grow(this.touchedAt, (k) => new Uint32Array(k));
@@ -116,12 +117,16 @@ export class ScriptTable {
 
   private rehash(): void {
     const cap = (this.mask + 1) * 2;
-    const slots = new Int32Array(cap);
+    const slots = new Int32Array(2 * cap);
     const mask = cap - 1;
-    for (let id = 0; id < this.count; id++) {
-      let i = this.hashes[id]! & mask;
-      while (slots[i] !== 0) i = (i + 1) & mask;
-      slots[i] = id + 1;
+    const old = this.slots;
+    for (let j = 0; j < old.length; j += 2) {
+      const v = old[j + 1]!;
+      if (v === 0) continue;
+      let i = old[j]! & mask;
+      while (slots[2 * i + 1] !== 0) i = (i + 1) & mask;
+      slots[2 * i] = old[j]!;
+      slots[2 * i + 1] = v;
     }
     this.slots = slots;
     this.mask = mask;
@@ -136,7 +141,7 @@ export class ScriptTable {
   add(id: number, lo: number, hi: number, sign: 1 | -1): void {
     if (hi < HI_SAFE) {
       const v = this.balances[id]! + sign * (hi * TWO_32 + lo);
-      if (v >= 0 && v <= MAX_SAFE && !this.big.has(id)) {
+      if (v >= 0 && v <= MAX_SAFE && (this.big.size === 0 || !this.big.has(id))) {
         this.balances[id] = v;
         return;
       }
@@ -179,7 +184,7 @@ export class ScriptTable {
   }
 
   get byteSize(): number {
-    return this.slots.byteLength + this.arena.length + this.start.length * 25;
+    return this.slots.byteLength + this.arena.length + this.start.length * 21;
   }
 }
 
@@ -207,6 +212,11 @@ export function coinTableBytes(n: number): number {
 
 /** Outpoint → (script id, value): the unspent coins, with linear probing and backward-shift deletion. */
 export class CoinTable {
+  /** A table that holds `n` coins without growing. */
+  static forCoins(n: number): CoinTable {
+    return new CoinTable(Math.ceil(n / LOAD) + 1);
+  }
+
   private w: Uint32Array;
   private tags: Uint32Array;
   private mask: number;
@@ -303,7 +313,10 @@ export class CoinTable {
       const stays = gap <= i ? home > gap && home <= i : home > gap || home <= i;
       if (stays) continue;
       tags[gap] = g;
-      w.copyWithin(gap * STRIDE, i * STRIDE, i * STRIDE + STRIDE);
+      // By hand: 13 words copy faster than a call into copyWithin.
+      const to = gap * STRIDE;
+      const from = i * STRIDE;
+      for (let k = 0; k < STRIDE; k++) w[to + k] = w[from + k]!;
       gap = i;
     }
     tags[gap] = 0;

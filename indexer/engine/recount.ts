@@ -3,7 +3,9 @@ import { BlockReader, readXorKey } from '../chain/blkfiles.js';
 import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.js';
 import { connectBlock, type BlockSummary } from './connect.js';
 import { disconnectTip } from './disconnect.js';
-import { K } from '../store/layout.js';
+import { K, P, parse } from '../store/layout.js';
+import { decodeCoin } from '../store/codec.js';
+import { SetHasher } from './sethash.js';
 import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
@@ -91,6 +93,17 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (opts.fast && (!opts.throwaway || state.utxoHash !== null)) {
     throw new RecountError('--fast keeps only the coins of announced stakes, so it needs a temporary index without a UTXO hash');
   }
+  // A temporary index is read at its tip only: rather than moving the UTXO
+  // hash with every coin created and spent, it hashes the set at the tip once
+  // (hashSetAtTip), and the heights below keep none.
+  const setHash = opts.throwaway === true && state.tip === null && state.utxoHash !== null;
+  const fresh = async (): Promise<ChainState> => {
+    const s = new ChainState(opts.db, opts.params, opts.throwaway);
+    await s.load();
+    if (setHash) s.utxoHash = null;
+    return s;
+  };
+  if (setHash) state.utxoHash = null;
   const memoryLimit = opts.memoryBytes ?? DEFAULT_MEMORY_BYTES;
   const inMemory = opts.throwaway === true && state.tip === null && state.utxoHash === null;
   // A full in-memory recount of the whole chain starts connecting while the
@@ -121,13 +134,12 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
 
   if (spec !== null && spec.matches(chain, target)) {
     opts.onChainLoaded?.(chain, spec.height + 1, target);
-    const done = await recountInMemory(opts, state, chain, target, memoryLimit, spec);
+    const done = await recountInMemory(opts, state, chain, target, memoryLimit, spec, 0, setHash);
     return { ...done, resumedFrom: null, chain };
   }
   if (spec !== null && spec.height >= 0) {
     // The bet did not hold (nothing was written yet): start again from an empty state.
-    state = new ChainState(opts.db, opts.params, opts.throwaway);
-    await state.load();
+    state = await fresh();
   }
   const resumedFrom = state.tip?.height ?? null;
   if (opts.beforeRewind && state.tip !== null) {
@@ -149,7 +161,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   opts.onChainLoaded?.(chain, start, target);
 
   const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
-  const done = await recountInMemory(opts, state, chain, target, limit, null, start);
+  const done = await recountInMemory(opts, state, chain, target, limit, null, start, setHash);
   return { ...done, resumedFrom, chain };
 }
 
@@ -166,7 +178,7 @@ function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string>
  * `limit`. An index that already holds blocks is continued from the database.
  */
 async function recountInMemory(
-  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, start = 0,
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, start = 0, setHash = false,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   let spendable = 0;
   for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
@@ -207,7 +219,41 @@ async function recountInMemory(
     reader.close();
   }
   await mem.finish(state);
+  if (setHash && !stopped && state.tip !== null) await hashSetAtTip(state, mem, opts.threads);
   return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), stopped };
+}
+
+/**
+ * Computes the UTXO hash of the set at the tip from its coins (sethash.ts),
+ * in worker threads, and stores it in the tip's per-height row: after the
+ * last flush the coins are in the coin table, or, once it has spilled, all
+ * in the database.
+ */
+async function hashSetAtTip(state: ChainState, mem: MemoryUtxo, threads?: number): Promise<void> {
+  const hasher = new SetHasher(threads);
+  try {
+    if (mem.spilled) {
+      let n = 0;
+      for await (const [k, v] of state.db.iterator(K.all(P.coin))) {
+        const { txid, vout } = parse.coin(k);
+        const c = decodeCoin(v);
+        hasher.put(txid, vout, c.height * 2 + (c.coinbase ? 1 : 0), Number(c.value & 0xffffffffn), Number(c.value >> 32n), c.script);
+        if (++n % 1024 === 0) await hasher.ready();
+      }
+    } else {
+      const { coins, scripts } = mem;
+      for (let from = 0; from < coins.slots; from += 4096) {
+        coins.each((op, script, lo, hi, code) => hasher.put(op, op.readUInt32BE(32), code, lo, hi, scripts.bytes(script)), from, from + 4096);
+        await hasher.ready();
+      }
+    }
+  } catch (err) {
+    await hasher.close();
+    throw err;
+  }
+  state.utxoHash = await hasher.finish();
+  state.putRow(K.heightState(state.tip!.height), state.heightState());
+  await state.flush();
 }
 
 function txidsOf(bytes: Buffer): Buffer {

@@ -1,6 +1,6 @@
 import { BlockReader } from '../chain/blkfiles.js';
 import type { BestChain, SeenBlock } from '../chain/chain.js';
-import { MemoryUtxo } from './coinview.js';
+import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { connectBlock } from './connect.js';
 import type { ChainState } from '../store/state.js';
 
@@ -21,7 +21,12 @@ const MAX_WAITING = 4096;
  * database until then.
  */
 export class Speculator {
-  readonly mem = new MemoryUtxo(false, []);
+  /**
+   * Sized for half the coins the budget allows (a table as large as it
+   * allows leaves too little room for the rows the state gathers until the
+   * bet is checked): growing a large table from small rehashes it again and again.
+   */
+  readonly mem: MemoryUtxo;
   /** Height of the last block connected, -1 before genesis. */
   height = -1;
   txs = 0;
@@ -42,6 +47,7 @@ export class Speculator {
     private readonly limit: number,
   ) {
     this.reader = new BlockReader(xorKey);
+    this.mem = new MemoryUtxo(false, [], coinsWithin(limit) / 2);
   }
 
   /** The chain pass met `block`: connect it if it extends the tip, else park it until its parent comes. */
@@ -55,16 +61,19 @@ export class Speculator {
       return;
     }
     let next: SeenBlock | undefined = block;
+    // The block in hand is connected from the chain pass's buffer; those that waited for it are read again.
+    let bytes: Buffer | null = block.bytes;
     while (next !== undefined && this.stopped === null) {
-      this.connect(next);
+      this.connect(next, bytes ?? this.reader.read(next.loc));
+      bytes = null;
       next = this.waiting.get(next.key);
       if (next !== undefined) this.waiting.delete(next.prevKey);
     }
   }
 
-  private connect(block: SeenBlock): void {
+  private connect(block: SeenBlock, bytes: Buffer): void {
     try {
-      const summary = connectBlock(this.state, this.mem, this.reader.read(block.loc), block.txids, this.height + 1);
+      const summary = connectBlock(this.state, this.mem, bytes, block.txids, this.height + 1);
       this.txs += summary.txCount;
     } catch (err) {
       // The normal recount will meet the same block only if it is on the chosen chain, and report it then.

@@ -252,6 +252,7 @@ export const parse = {
   },
   webhookBlock: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(2) }),
   webhookSeq: (k: Buffer): { seq: number } => ({ seq: Number(k.readBigUInt64BE(2)) }),
+  coin: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
   outcome: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
   scriptCoin: (k: Buffer): { script: Buffer; outpoint: Buffer } => {
     const at = 3 + k.readUInt16BE(1);
