@@ -101,7 +101,8 @@ describe('a snapshot round trip', () => {
     expect(out.header).toMatchObject({ network: 'regtest', height: 450, proofRoot: srcRoot.proofRoot, undoBlocks: 12 });
     expect(out.checks.map((c) => c.what)).toEqual([
       'registry root from the registration rows', 'registry root from the event history',
-      'proof root from the registration rows', 'proof root from the event history', 'UTXO-set MuHash from the coin rows',
+      'proof root from the registration rows', 'proof root from the event history',
+      'lifetime rows from the registration rows', 'block-time rows, one per block', 'UTXO-set MuHash from the coin rows',
     ]);
     expect(out.node).toBeNull();
     const heights = [450, 443, 442, 300, 246, 150, 0];
