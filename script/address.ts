@@ -1,5 +1,6 @@
 // The address module alone: the whole library costs every CLI start-up a tenth of a second.
 import * as btcAddress from 'bitcoinjs-lib/src/address';
+import { segwitAddress } from './bech32.js';
 import type { NetworkParams } from './params.js';
 import { stakeTemplate } from './templates.js';
 
@@ -12,16 +13,26 @@ export function scriptToAddress(script: Uint8Array, params: NetworkParams): stri
   const t = stakeTemplate(script);
   try {
     switch (t) {
-      case 'p2pkh': return btcAddress.toBase58Check(script.subarray(3, 23), params.pubKeyHash);
-      case 'p2sh': return btcAddress.toBase58Check(script.subarray(2, 22), params.scriptHash);
+      case 'p2pkh': return flat(btcAddress.toBase58Check(script.subarray(3, 23), params.pubKeyHash));
+      case 'p2sh': return flat(btcAddress.toBase58Check(script.subarray(2, 22), params.scriptHash));
       case 'p2wpkh':
-      case 'p2wsh': return btcAddress.toBech32(script.subarray(2), 0, params.bech32);
-      case 'p2tr': return btcAddress.toBech32(script.subarray(2), 1, params.bech32);
+      case 'p2wsh': return segwitAddress(params.bech32, 0, script.subarray(2));
+      case 'p2tr': return segwitAddress(params.bech32, 1, script.subarray(2));
       default: return null;
     }
   } catch {
     return null;
   }
+}
+
+/**
+ * The same ASCII text as one flat string. The base58 encoder builds an
+ * address a character at a time with `+=`, which V8 keeps as a chain of some
+ * thirty concatenation nodes (about a kilobyte) until something reads the
+ * text: a table or export holding 100 000 of them would carry 100 MB.
+ */
+function flat(text: string): string {
+  return Buffer.from(text, 'latin1').toString('latin1');
 }
 
 /** An address that does not belong to the chain, or is not an address at all. */

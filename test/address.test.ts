@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import * as btcAddress from 'bitcoinjs-lib/src/address';
 import { AddressError, addressToScript, looksLikeWif, parseStake, scriptToAddress } from '../script/address.js';
+import { segwitAddress } from '../script/bech32.js';
 import { BUILTIN_NETWORKS, loadParamsFile, type NetworkParams } from '../script/params.js';
 
 interface AddressTable {
@@ -40,6 +43,41 @@ describe('stake scripts and addresses (fixtures/script/address.json)', () => {
 
   test.each(table.malformed)('refuses $description with an AddressError', ({ network, address }) => {
     expect(() => addressToScript(address, NETWORKS[network]!)).toThrow(AddressError);
+  });
+});
+
+describe('segwit addresses written out (script/bech32.ts)', () => {
+  /** bitcoinjs-lib's rendering, or null where it refuses. */
+  const library = (hrp: string, version: number, program: Uint8Array): string | null => {
+    try {
+      return btcAddress.toBech32(Buffer.from(program), version, hrp);
+    } catch {
+      return null;
+    }
+  };
+
+  test('equal bitcoinjs-lib\'s bech32 (version 0) and bech32m (1..16) on random programs and prefixes', () => {
+    const hrp = fc.oneof(fc.constantFrom('bc', 'tb', 'bcrt', 'rb', 'BCRT'), fc.string({ minLength: 1, maxLength: 85, unit: fc.integer({ min: 30, max: 130 }).map((c) => String.fromCharCode(c)) }));
+    fc.assert(fc.property(hrp, fc.integer({ min: 0, max: 16 }), fc.uint8Array({ minLength: 0, maxLength: 60 }), (h, version, program) => {
+      expect(segwitAddress(h, version, program)).toBe(library(h, version, program));
+    }), { numRuns: 2000 });
+  });
+
+  test('renders up to 90 characters and refuses one more, as the library does', () => {
+    const program = new Uint8Array(40).fill(7);
+    const longest = segwitAddress('a'.repeat(18), 1, program);
+    expect(longest).toHaveLength(90);
+    expect(longest).toBe(library('a'.repeat(18), 1, program));
+    expect(segwitAddress('a'.repeat(19), 1, program)).toBeNull();
+    expect(library('a'.repeat(19), 1, program)).toBeNull();
+  });
+
+  test('the BIP 173 and BIP 350 examples', () => {
+    expect(segwitAddress('bc', 0, bytes('751e76e8199196d454941c45d1b3a323f1433bd6'))).toBe('bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4');
+    expect(segwitAddress('tb', 0, bytes('1863143c14c5166804bd19203356da136c985678cd4d27a1b8c6329604903262')))
+      .toBe('tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7');
+    expect(segwitAddress('bc', 1, bytes('79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798')))
+      .toBe('bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0');
   });
 });
 

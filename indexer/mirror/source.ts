@@ -187,9 +187,9 @@ class MirrorView implements RegistryView {
     const { rows } = await this.c.query<{ first_height: number; first_index: number; ended_height: number | null; stake_script: string }>(
       'SELECT first_height, first_index, ended_height, stake_script FROM registrations WHERE ended_height IS NULL OR ended_height > $1', [q.from]);
     const lifetimes: LifetimeRow[] = rows.map((r) => ({
-      firstHeight: r.first_height, firstIndex: r.first_index, endedHeight: r.ended_height ?? OPEN, script: Buffer.from(r.stake_script, 'hex'),
+      firstHeight: r.first_height, firstIndex: r.first_index, endedHeight: r.ended_height ?? OPEN, script: r.stake_script,
     }));
-    return tableOf(await recipientsOf([lifetimes], this.params, q.from, q.to, q.weight ?? 'uptime'), this.params, q);
+    return tableOf(recipientsOf(lifetimes, this.params, q.from, q.to, q.weight ?? 'uptime'), this.params, q);
   }
 
   async payouts(from: number, to: number, minAge: number): ReturnType<RegistryView['payouts']> {

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { scriptToAddress } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { K, OPEN, parse } from '../store/layout.js';
 import { QueryError, requireTip, rowBatches } from './queries.js';
 import type { ReadDB } from './snapshot.js';
+import { payoutsHash, shareOut } from './payoutshares.js';
 import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutRequest, type PayoutRow, type PayoutTable, type PayoutWeight } from './payouttypes.js';
 
 /*
@@ -15,11 +15,17 @@ import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutRequest, ty
  * runs, never a loop over heights.
  */
 
+export { payoutsHash, shareOut };
 export { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutRequest, type PayoutRow, type PayoutTable, type PayoutWeight };
 
-/** A recipient before sharing: its weight and where it stands in FIRST_SEEN order. */
+/**
+ * A recipient before sharing: its stake script (hex), its weight and where it
+ * stands in FIRST_SEEN order. The script stays hex from the scan to the table:
+ * it is the map key, the table's `stakeScript` and the hashed text at once, so
+ * a table of 100 000 rows keeps no Buffer per row alive.
+ */
 export interface Recipient {
-  stakeScript: Buffer;
+  stakeScript: string;
   weight: number;
   firstHeight: number;
   firstIndex: number;
@@ -45,6 +51,47 @@ function ageWeight(first: number, s: number, e: number, period: number): number 
   return total;
 }
 
+/** One registration's lifetime: its id, its stake script (hex) and the block it ended in (OPEN while live). */
+export interface LifetimeRow {
+  firstHeight: number;
+  firstIndex: number;
+  endedHeight: number;
+  script: string;
+}
+
+/**
+ * Sums the weights of the registrations live in from..to by stake script,
+ * one lifetime at a time, whichever store the lifetimes come from.
+ */
+class RecipientTally {
+  private readonly byScript = new Map<string, Recipient>();
+
+  constructor(private readonly from: number, private readonly to: number, private readonly weight: PayoutWeight, private readonly period: number) {}
+
+  add(firstHeight: number, firstIndex: number, endedHeight: number, script: string): void {
+    // Live from the end of its first block until the block it ended in (§2.4): that block's end removes it.
+    const s = Math.max(this.from, firstHeight);
+    const e = endedHeight === OPEN ? this.to : Math.min(this.to, endedHeight - 1);
+    if (s > e) return;
+    const w = this.weight === 'uptime' ? e - s + 1 : ageWeight(firstHeight, s, e, this.period);
+    const seen = this.byScript.get(script);
+    if (seen === undefined) {
+      this.byScript.set(script, { stakeScript: script, weight: w, firstHeight, firstIndex });
+      return;
+    }
+    seen.weight += w;
+    if (firstHeight < seen.firstHeight || (firstHeight === seen.firstHeight && firstIndex < seen.firstIndex)) {
+      seen.firstHeight = firstHeight;
+      seen.firstIndex = firstIndex;
+    }
+  }
+
+  /** The recipients in FIRST_SEEN order of their earliest registration live in the window. */
+  recipients(): Recipient[] {
+    return [...this.byScript.values()].sort((a, b) => a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex);
+  }
+}
+
 /**
  * Every stake script live at one or more heights of from..to, with its
  * weight, in FIRST_SEEN order of its earliest registration live in the
@@ -52,84 +99,21 @@ function ageWeight(first: number, s: number, e: number, period: number): number 
  * after `from` (or have not ended) are read, whatever the chain's history.
  */
 export async function payoutRecipients(db: ReadDB, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Promise<Recipient[]> {
-  async function* lifetimes(): AsyncGenerator<LifetimeRow[]> {
-    for await (const rows of rowBatches(db, K.lifetimesEndingAfter(from))) yield rows.map(([k, script]) => ({ ...parse.lifetime(k), script }));
-  }
-  return recipientsOf(lifetimes(), params, from, to, weight);
-}
-
-/** One registration's lifetime: its id, its script and the block it ended in (OPEN while live). */
-export interface LifetimeRow {
-  firstHeight: number;
-  firstIndex: number;
-  endedHeight: number;
-  script: Buffer;
-}
-
-/** `payoutRecipients` from the lifetimes (in batches) of the registrations that ended after `from` (or have not ended). */
-export async function recipientsOf(lifetimes: AsyncIterable<LifetimeRow[]> | Iterable<LifetimeRow[]>, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Promise<Recipient[]> {
-  const byScript = new Map<string, Recipient>();
-  for await (const batch of lifetimes) for (const r of batch) {
-    // Live from the end of its first block until the block it ended in (§2.4): that block's end removes it.
-    const s = Math.max(from, r.firstHeight);
-    const e = r.endedHeight === OPEN ? to : Math.min(to, r.endedHeight - 1);
-    if (s > e) continue;
-    const w = weight === 'uptime' ? e - s + 1 : ageWeight(r.firstHeight, s, e, params.expiryBlocks);
-    const key = r.script.toString('latin1');
-    const seen = byScript.get(key);
-    if (seen === undefined) {
-      byScript.set(key, { stakeScript: r.script, weight: w, firstHeight: r.firstHeight, firstIndex: r.firstIndex });
-      continue;
-    }
-    seen.weight += w;
-    if (r.firstHeight < seen.firstHeight || (r.firstHeight === seen.firstHeight && r.firstIndex < seen.firstIndex)) {
-      seen.firstHeight = r.firstHeight;
-      seen.firstIndex = r.firstIndex;
+  const tally = new RecipientTally(from, to, weight, params.expiryBlocks);
+  for await (const rows of rowBatches(db, K.lifetimesEndingAfter(from))) {
+    for (const [k, script] of rows) {
+      const { endedHeight, firstHeight, firstIndex } = parse.lifetime(k);
+      tally.add(firstHeight, firstIndex, endedHeight, script.toString('hex'));
     }
   }
-  return [...byScript.values()].sort((a, b) => a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex);
+  return tally.recipients();
 }
 
-/**
- * Shares `amount` over `recipients` (already in FIRST_SEEN order) by §2.10:
- * floor shares by weight, dust dropped and the rest shared again until no
- * share is below `minPayout`, then the remainder one base unit each to the
- * first recipients. Returns the kept recipients with their amounts.
- */
-export function shareOut(recipients: readonly Recipient[], amount: bigint, minPayout: bigint): Array<{ recipient: Recipient; amount: bigint }> {
-  let kept = recipients.map((recipient) => ({ recipient, w: BigInt(recipient.weight), share: 0n }));
-  for (;;) {
-    let total = 0n;
-    for (const k of kept) total += k.w;
-    let dust = false;
-    for (const k of kept) {
-      k.share = (amount * k.w) / total;
-      if (k.share < minPayout) dust = true;
-    }
-    if (!dust) break;
-    kept = kept.filter((k) => k.share >= minPayout);
-  }
-  let remainder = amount;
-  for (const k of kept) remainder -= k.share;
-  return kept.map((k) => {
-    const extra = remainder > 0n ? 1n : 0n;
-    remainder -= extra;
-    return { recipient: k.recipient, amount: k.share + extra };
-  });
-}
-
-/**
- * SHA256 of the minified table of §2.10: `[{"stakeScript":…,"weight":…,"amount":…},…]`,
- * those members in that order, no address. Hashed a thousand rows at a time
- * rather than as one string of megabytes.
- */
-export function payoutsHash(rows: ReadonlyArray<Pick<PayoutRow, 'stakeScript' | 'weight' | 'amount'>>): string {
-  const hash = createHash('sha256').update('[');
-  for (let i = 0; i < rows.length; i += 1000) {
-    const part = rows.slice(i, i + 1000).map((r) => JSON.stringify({ stakeScript: r.stakeScript, weight: r.weight, amount: r.amount })).join(',');
-    hash.update(i === 0 ? part : `,${part}`, 'utf8');
-  }
-  return hash.update(']').digest('hex');
+/** `payoutRecipients` from the lifetimes of the registrations that ended after `from` (or have not ended). */
+export function recipientsOf(lifetimes: Iterable<LifetimeRow>, params: NetworkParams, from: number, to: number, weight: PayoutWeight): Recipient[] {
+  const tally = new RecipientTally(from, to, weight, params.expiryBlocks);
+  for (const r of lifetimes) tally.add(r.firstHeight, r.firstIndex, r.endedHeight, r.script);
+  return tally.recipients();
 }
 
 /** Checks a request against the index: heights in order and at most the tip, a positive amount. */
@@ -157,8 +141,8 @@ export async function payoutTable(db: ReadDB, params: NetworkParams, q: PayoutRe
 /** The table of a checked request from its recipients. */
 export function tableOf(recipients: readonly Recipient[], params: NetworkParams, q: PayoutRequest): PayoutTable {
   const weight = q.weight ?? 'uptime';
-  const payouts = shareOut(recipients, q.amount, q.minPayout ?? DEFAULT_MIN_PAYOUT).map(({ recipient: r, amount }) => ({
-    stakeScript: r.stakeScript.toString('hex'), address: scriptToAddress(r.stakeScript, params), weight: r.weight, amount: amount.toString(),
+  const payouts = shareOut(recipients, q.amount, q.minPayout ?? DEFAULT_MIN_PAYOUT).map(({ recipient: r, amount }): PayoutRow => ({
+    stakeScript: r.stakeScript, address: scriptToAddress(Buffer.from(r.stakeScript, 'hex'), params), weight: r.weight, amount,
   }));
   return { from: q.from, to: q.to, amount: q.amount.toString(), weight, payouts, payoutsHash: payoutsHash(payouts) };
 }
