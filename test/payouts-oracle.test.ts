@@ -19,7 +19,9 @@ import { ACCOUNT_TYPES, type Account } from '../fixtures/generator/keys.js';
 import { fixtureLayout } from '../fixtures/generator/output.js';
 import { prng } from '../fixtures/generator/random.js';
 import { payTo } from '../fixtures/generator/wallet.js';
-import { payoutTable } from '../indexer/read/payouts.js';
+import fc from 'fast-check';
+import { payoutTableJson, payoutTableJsonPieces } from '../indexer/read/payoutjson.js';
+import { payoutTable, shareOut } from '../indexer/read/payouts.js';
 import { exportAt, type ExportJson } from '../indexer/read/queries.js';
 import { K } from '../indexer/store/layout.js';
 import { openStore } from '../indexer/store/store.js';
@@ -247,5 +249,49 @@ describe('nodereg payouts --json equals an independent §2.10 oracle', () => {
     await db.close();
     const res = nodereg(['payouts', '--db', dbDir, '--from', '0', '--to', '0', '--amount', '1000']);
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 1, stderr: expect.stringMatching(/^nodereg: the index at .* has schema version 1, but this nodereg uses 2; delete the directory and rebuild it/) });
+  });
+});
+
+/** §2.10's shares in BigInts throughout, as the oracle above does them: the reference for shareOut's Number shortcut. */
+function bigShares(weights: number[], amount: bigint, minPayout: bigint): Array<[number, string]> {
+  let kept = weights.map((w, i) => ({ i, w: BigInt(w) }));
+  let shares: bigint[] = [];
+  for (;;) {
+    const total = kept.reduce((t, k) => t + k.w, 0n);
+    shares = kept.map((k) => (total === 0n ? 0n : (amount * k.w) / total));
+    if (shares.every((x) => x >= minPayout)) break;
+    kept = kept.filter((_, j) => shares[j]! >= minPayout);
+  }
+  let remainder = amount - shares.reduce((t, x) => t + x, 0n);
+  return kept.map((k, j) => {
+    const extra = remainder > 0n ? 1n : 0n;
+    remainder -= extra;
+    return [k.i, (shares[j]! + extra).toString()];
+  });
+}
+
+describe('payout arithmetic and JSON beyond what the chains above reach', () => {
+  it('shares equal BigInt arithmetic for amounts and weights on both sides of 2^53', () => {
+    const near = (x: bigint): fc.Arbitrary<bigint> => fc.bigInt({ min: x - 5000n, max: x + 5000n });
+    const amount = fc.oneof(fc.bigInt({ min: 1n, max: 10n ** 6n }), near(2n ** 53n), fc.bigInt({ min: 1n, max: 10n ** 30n }));
+    const weight = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 2 ** 20, max: 2 ** 27 }), fc.integer({ min: 1, max: 2 ** 31 }));
+    fc.assert(fc.property(fc.array(weight, { minLength: 1, maxLength: 60 }), amount, fc.bigInt({ min: 0n, max: 10n ** 7n }), (weights, a, minPayout) => {
+      const got = shareOut(weights.map((weight, i) => ({ weight, i })), a, minPayout).map((s) => [s.recipient.i, s.amount]);
+      expect(got).toEqual(bigShares(weights, a, minPayout));
+    }), { numRuns: 3000 });
+  });
+
+  it('the table JSON written in pieces is JSON.stringify of the table, minified and indented, across piece boundaries', () => {
+    for (const n of [0, 1, 399, 400, 401, 1234]) {
+      const table = {
+        from: 7, to: 1006, amount: '123456789012345678901', weight: 'age' as const,
+        payouts: Array.from({ length: n }, (_, i) => ({ stakeScript: `0014${i.toString(16).padStart(40, '0')}`, address: i % 3 === 0 ? null : `bcrt1q${i}`, weight: i + 1, amount: String(1000 + i) })),
+        payoutsHash: 'ab'.repeat(32),
+      };
+      for (const indent of [0, 2] as const) {
+        expect(payoutTableJson(table, indent).toString()).toBe(JSON.stringify(table, null, indent));
+        expect(Buffer.concat(payoutTableJsonPieces(table, indent)).equals(payoutTableJson(table, indent))).toBe(true);
+      }
+    }
   });
 });
