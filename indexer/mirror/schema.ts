@@ -101,6 +101,19 @@ export const MIGRATIONS: readonly string[] = [
   TRUNCATE blocks, registrations, events, rejections, balances;
   UPDATE mirror_meta SET tip_height = NULL, tip_hash = NULL;
   `,
+  // 3: the explorer views (search, a stake's balances and rejected attempts, the rejected list) from the mirror alone:
+  // each rejection's stake script (the index's 'J' rows), whether the index keeps those, and indexes for the pages.
+  // A rejection mirrored before does not say its stake, and nothing in PostgreSQL does: the tables are emptied and
+  // the tip unset, as in 2, and the next sync refills them from the index.
+  `
+  ALTER TABLE rejections ADD COLUMN stake_script text;
+  CREATE INDEX rejections_by_script ON rejections (stake_script, height, position, vout) WHERE stake_script IS NOT NULL;
+  CREATE INDEX rejections_by_reason ON rejections (reason, height, position, vout);
+  CREATE INDEX registrations_current_first_seen ON registrations (first_height, first_index) WHERE is_current;
+  ALTER TABLE mirror_meta ADD COLUMN stake_rejections boolean NOT NULL DEFAULT false;
+  TRUNCATE blocks, registrations, events, rejections, balances, outcomes;
+  UPDATE mirror_meta SET tip_height = NULL, tip_hash = NULL;
+  `,
 ];
 
 /** The highest migration this build knows. */

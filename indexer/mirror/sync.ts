@@ -5,7 +5,7 @@ import { blockHashAt } from '../read/queries.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import { decodeTip } from '../store/codec.js';
 import { K } from '../store/layout.js';
-import type { DB } from '../store/store.js';
+import { STAKE_REJECTIONS_META, type DB } from '../store/store.js';
 import type { Registration } from '../types.js';
 import { migrate } from './schema.js';
 import { applyBlocks, mirrorHashes, readMeta, resetMirror, rewindTo, scriptsChangedAbove } from './writer.js';
@@ -118,6 +118,7 @@ export async function syncMirror(client: pg.ClientBase, db: DB, params: NetworkP
     const indexTip = raw === undefined ? null : decodeTip(raw);
     if (indexTip === null) return { before: before?.height ?? null, rewoundTo: null, tip: before, applied: 0 };
     const target = indexTip.height;
+    const stakeRejections = (await snap.get(K.meta(STAKE_REJECTIONS_META))) !== undefined;
 
     let from = before === null ? -1 : before.height;
     let rewoundTo: number | null = null;
@@ -140,7 +141,7 @@ export async function syncMirror(client: pg.ClientBase, db: DB, params: NetworkP
         const chunk = changes.slice(i, i + opts.blocksPerTx);
         const last = chunk[chunk.length - 1]!.block;
         const touched = new Set(chunk.flatMap((c) => c.events.map((e) => e.script.toString('hex'))));
-        await applyBlocks(client, chunk, await registrationsOf(snap, touched, last.height), params);
+        await applyBlocks(client, chunk, await registrationsOf(snap, touched, last.height), params, stakeRejections);
         applied += chunk.length;
         tip = { height: last.height, hash: last.hash };
         opts.onProgress?.(last.height, target);

@@ -79,13 +79,16 @@ async function moveTip(client: pg.ClientBase, tip: { height: number; hash: strin
 /**
  * Applies consecutive blocks in one transaction: their rows, the
  * registrations of every script they touched as of the last block (`regs`),
- * and the tip.
+ * and the tip. `stakeRejections`: the index keeps the rejections by stake
+ * for all its blocks (its `stakeRejections` meta row).
  */
-export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[], regs: Map<string, Registration[]>, params: NetworkParams): Promise<void> {
+export async function applyBlocks(
+  client: pg.ClientBase, blocks: BlockChanges[], regs: Map<string, Registration[]>, params: NetworkParams, stakeRejections: boolean,
+): Promise<void> {
   if (blocks.length === 0) return;
   const b: unknown[][] = Array.from({ length: 6 }, () => []);
   const e: unknown[][] = Array.from({ length: 9 }, () => []);
-  const j: unknown[][] = [[], [], [], [], []];
+  const j: unknown[][] = Array.from({ length: 6 }, () => []);
   const s: unknown[][] = [[], [], []];
   const o: unknown[][] = Array.from({ length: 6 }, () => []);
   const touched = new Set<string>();
@@ -96,7 +99,7 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
       [hex(script), ev.height, ev.txIndex === END_OF_BLOCK ? null : ev.txIndex, ev.kind, ev.txid ? Buffer.from(ev.txid).reverse().toString('hex') : null,
         ev.firstHeight, ev.firstIndex, String(ev.timestamp), ev.expiryHeight].forEach((v, i) => e[i]!.push(v));
     }
-    for (const r of c.rejections) [r.height, r.txIndex, r.vout, r.txid, r.reason].forEach((v, i) => j[i]!.push(v));
+    for (const r of c.rejections) [r.height, r.txIndex, r.vout, r.txid, r.reason, r.stakeScript].forEach((v, i) => j[i]!.push(v));
     for (const x of c.balances) [hex(x.script), x.height, x.balance.toString()].forEach((v, i) => s[i]!.push(v));
     for (const { txid, outcome: x } of c.outcomes) [txid, x.vout, x.height, x.txIndex, x.kind, x.reason].forEach((v, i) => o[i]!.push(v));
   }
@@ -109,7 +112,8 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
         SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::registry_event[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::int[])`, e);
     }
     if (j[0]!.length > 0) {
-      await client.query('INSERT INTO rejections (height, position, vout, txid, reason) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[])', j);
+      await client.query(`INSERT INTO rejections (height, position, vout, txid, reason, stake_script)
+        SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[])`, j);
     }
     if (o[0]!.length > 0) {
       await client.query(`INSERT INTO outcomes (txid, vout, height, position, kind, reason)
@@ -117,6 +121,7 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
     }
     if (s[0]!.length > 0) await client.query('INSERT INTO balances (stake_script, height, balance) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])', s);
     await putRegistrations(client, [...touched], regs, params);
+    await client.query('UPDATE mirror_meta SET stake_rejections = $1 WHERE stake_rejections IS DISTINCT FROM $1', [stakeRejections]);
     await moveTip(client, { height: last.height, hash: last.hash }, 'block');
   });
 }

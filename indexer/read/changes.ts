@@ -35,6 +35,8 @@ export interface RejectionRow {
   vout: number;
   txid: string;
   reason: string;
+  /** The stake the attempt named (hex; its 'J' row), or null: too malformed to name one, or an index without 'J' rows then. */
+  stakeScript: string | null;
 }
 
 export interface BalanceRow {
@@ -103,10 +105,17 @@ export async function changesBetween(db: ReadDB, from: number, to: number): Prom
       if (o.height > from && o.height <= to) at(o.height).outcomes.push({ txid: rpcHex(parse.outcome(k).txid), outcome: o });
     }
   }
+  // Keyed by script: the stake each rejection named, by where the rejection sits.
+  const stakes = new Map<string, string>();
+  for (const [k] of await rowsAbove(db, P.stakeRejected, (k) => parse.stakeRejected(k).height, from, to)) {
+    const j = parse.stakeRejected(k);
+    stakes.set(`${j.height}:${j.txIndex}:${j.vout}`, j.script.toString('hex'));
+  }
   for await (const [k, v] of db.iterator({ gte: K.rejected(from + 1, 0, 0), lt: K.rejectedUpTo(to).lt })) {
     const r = parse.rejected(k);
     const { txid, reason } = decodeRejected(v);
-    at(r.height).rejections.push({ height: r.height, txIndex: r.txIndex, vout: r.vout, txid: rpcHex(txid), reason });
+    const stakeScript = stakes.get(`${r.height}:${r.txIndex}:${r.vout}`) ?? null;
+    at(r.height).rejections.push({ height: r.height, txIndex: r.txIndex, vout: r.vout, txid: rpcHex(txid), reason, stakeScript });
   }
   return out;
 }
