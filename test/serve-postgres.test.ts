@@ -17,7 +17,9 @@ import { connectPostgres } from '../indexer/mirror/connect.js';
 import { prepareMirror } from '../indexer/mirror/sync.js';
 import { changesBetween } from '../indexer/read/changes.js';
 import { exportAt } from '../indexer/read/queries.js';
-import { openIndexStore } from '../indexer/store/store.js';
+import { decodeCoin } from '../indexer/store/codec.js';
+import { K, P } from '../indexer/store/layout.js';
+import { openIndexStore, type DB } from '../indexer/store/store.js';
 import { reorgBranch } from './helpers/chains.js';
 import { CLI, noderegAsync } from './helpers/cli.js';
 import { startPostgres, type PgCluster } from './helpers/postgres.js';
@@ -104,6 +106,13 @@ function stream(base: string): { frames: Array<{ event: string; data: Record<str
   return { frames, close: () => ac.abort() };
 }
 
+/** The script (hex) of every unspent output of the index. */
+async function coinScripts(db: DB): Promise<string[]> {
+  const out: string[] = [];
+  for await (const v of db.values(K.all(P.coin))) out.push(decodeCoin(v).script.toString('hex'));
+  return out;
+}
+
 function mostCommon(xs: string[]): string {
   const n = new Map<string, number>();
   for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
@@ -119,6 +128,8 @@ let sample: {
   stake: string; lapsed: string; never: string; txAccepted: string; txRejected: string; tip: number;
   /** A stake some rejected attempt named, the most common reason, and how many rejections there are. */
   rejectedStake: string; reason: string; rejections: number;
+  /** The script (hex) with the most unspent outputs. */
+  funded: string;
 };
 
 beforeAll(async () => {
@@ -139,6 +150,7 @@ beforeAll(async () => {
       never: '5120' + '11'.repeat(32),
       txAccepted: active.tipTxid, txRejected: e.rejected[0]!.txid, tip: e.height,
       rejectedStake: '', reason: mostCommon(e.rejected.map((r) => r.reason)), rejections: e.rejected.length,
+      funded: mostCommon(await coinScripts(db)),
     };
     const named = changes.flatMap((c) => c.rejections).find((r) => r.stakeScript !== null);
     if (!named) throw new Error('the demo chain has no rejection that names a stake');
@@ -204,6 +216,10 @@ describe('nodereg serve --postgres', () => {
       ],
       '/v1/history/active': ['/v1/history/active', `/v1/history/active?from=${mid}&to=${t}&points=7`, `/v1/history/active?from=${t}&to=${mid}`, '/v1/history/active?points=-1'],
       '/v1/events': ['/v1/events?lastEventId=x', '/v1/events?foo=1'],
+      '/v1/scripts/{stake}/utxos': [
+        `/v1/scripts/${sample.stake}/utxos`, `/v1/scripts/${sample.lapsed}/utxos`, `/v1/scripts/${sample.never}/utxos`, `/v1/scripts/${sample.funded}/utxos`,
+        `/v1/scripts/${sample.stake}/utxos?x=1`, '/v1/scripts/zz/utxos',
+      ],
       '/v1/search': [
         '/v1/search?q=a', '/v1/search?q=5120', '/v1/search?q=BCRT1', '/v1/search?q=bcrt1&limit=2', `/v1/search?q=${sample.stake.slice(-12).toUpperCase()}`, '/v1/search?q=0&limit=2', `/v1/search?q=${sample.never}`,
         '/v1/search?q=%20%20', '/v1/search', '/v1/search?q=a&limit=0', `/v1/search?q=${'a'.repeat(121)}`,
@@ -222,9 +238,7 @@ describe('nodereg serve --postgres', () => {
         `/v1/rejected?cursor=${Buffer.from('4294967296:0:0').toString('base64url')}`, '/v1/rejected?limit=1001',
       ],
     };
-    // Served from the index only: the mirror holds no coins (docs/api.md).
-    const indexOnly = new Set(['/v1/scripts/{stake}/utxos']);
-    expect(Object.keys(spec.paths).filter((p) => !(p in cases) && !indexOnly.has(p))).toEqual([]);
+    expect(Object.keys(spec.paths).filter((p) => !(p in cases))).toEqual([]);
     const extra = ['/health/live', '/health/ready', '/', '/dashboard.js', '/nope', '/v1/nodes/x/y/z'];
     let compared = 0;
     const differing: unknown[] = [];
@@ -240,16 +254,13 @@ describe('nodereg serve --postgres', () => {
     expect([...statuses].sort()).toEqual([200, 400, 404]);
     expect(compared).toBeGreaterThan(60);
 
-    // The one route the mirror cannot answer says so.
-    const utxos = await get(pgServer!.base, `/v1/scripts/${sample.stake}/utxos`);
-    expect([utxos.status, JSON.parse(utxos.body)]).toEqual([501, { error: 'not_in_mirror', message: expect.stringMatching(/holds no unspent outputs/) }]);
-    expect((await get(dbServer.base, `/v1/scripts/${sample.stake}/utxos`)).status).toBe(200);
     // The explorer views' cases reach answers with rows in them.
     const body = async (path: string): Promise<Record<string, unknown[]>> => JSON.parse((await get(pgServer!.base, path)).body) as Record<string, unknown[]>;
     expect(await body('/v1/search?q=bcrt1&limit=2')).toMatchObject({ nodes: [expect.anything(), expect.anything()], more: true });
     expect((await body(`/v1/nodes/${sample.stake}/balances?limit=2`)).points!.length).toBe(2);
     expect((await body(`/v1/nodes/${sample.rejectedStake}/rejected`)).rejected!.length).toBeGreaterThan(0);
     expect((await body(`/v1/rejected?reason=${sample.reason}`)).rejected!.length).toBeGreaterThan(0);
+    expect((await body(`/v1/scripts/${sample.funded}/utxos`)).utxos!.length).toBeGreaterThan(1);
     // An ETag from one server is current on the other.
     const tag = (await get(dbServer.base, '/v1/export')).etag!;
     expect((await get(pgServer!.base, '/v1/export', { 'if-none-match': tag })).status).toBe(304);

@@ -7,7 +7,7 @@ import { clockOf, INTERVAL_WINDOW } from '../read/forecast.js';
 import { pageOf, payeesOf, summaryOf, type PageRows } from '../read/listing.js';
 import { checkPayoutRequest, recipientsOf, tableOf, type LifetimeRow } from '../read/payouts.js';
 import { diffOf, liveOf, proofFrom, type DiffEnd } from '../read/proofs.js';
-import { explainOutcomes, heightUpTo, nodeInfoOf, QueryError, tipOrRefuse } from '../read/queries.js';
+import { explainOutcomes, heightUpTo, nodeInfoOf, QueryError, scriptUtxo, tipOrRefuse } from '../read/queries.js';
 import type { DataSource, HeightRoots, RegistryView, TipRef } from '../read/source.js';
 import { OPEN } from '../store/layout.js';
 import type { Outcome, RegistryEvent } from '../types.js';
@@ -154,8 +154,15 @@ class MirrorView implements RegistryView {
     return pageOf(rows, tip, this.params, q);
   }
 
-  async utxos(): ReturnType<RegistryView['utxos']> {
-    throw new HttpError(501, 'not_in_mirror', 'the PostgreSQL mirror holds no unspent outputs; ask a server of the LevelDB index (nodereg serve --db or index --serve) for /v1/scripts/{stake}/utxos');
+  async utxos(script: Buffer): ReturnType<RegistryView['utxos']> {
+    const tip = await this.tipHeight();
+    const { rows: [meta] } = await this.c.query<{ coins_height: number | null }>('SELECT coins_height FROM mirror_meta');
+    if (meta?.coins_height !== tip) {
+      throw new HttpError(503, 'coins_loading', 'the mirror is loading its coins (after a long catch-up or a deep reorg); retry in a moment');
+    }
+    const { rows } = await this.c.query<{ outpoint: Buffer; value: string; height: number; coinbase: boolean }>(
+      'SELECT outpoint, value, height, coinbase FROM coins WHERE script = $1 AND spent_height IS NULL ORDER BY outpoint', [script.toString('hex')]);
+    return rows.map((r) => scriptUtxo(r.outpoint, { value: BigInt(r.value), height: r.height, coinbase: r.coinbase }));
   }
 
   async explainTx(txid: string): ReturnType<RegistryView['explainTx']> {

@@ -2,14 +2,15 @@
  * Comparing a PostgreSQL mirror with the LevelDB index it mirrors: the
  * export at every height (registrations, balances, rejections, root and
  * block hash), the registrations table row by row, the rows the explorer
- * views read (each stake's balance history and rejections) and the tips.
+ * views read (each stake's balance history and rejections), the unspent
+ * coins and the tips.
  */
 import { isDeepStrictEqual } from 'node:util';
 import pg from 'pg';
 import { exportAt, exportNode, registeredScripts, replay, eventsOf, requireTip } from '../../indexer/read/queries.js';
 import { mirrorExportAt, mirrorRegistrationRows } from '../../indexer/mirror/read.js';
 import { readMeta } from '../../indexer/mirror/writer.js';
-import { decodeAmount, decodeRejected } from '../../indexer/store/codec.js';
+import { decodeAmount, decodeCoin, decodeRejected } from '../../indexer/store/codec.js';
 import { K, P, parse } from '../../indexer/store/layout.js';
 import { openIndexStore, STAKE_REJECTIONS_META } from '../../indexer/store/store.js';
 
@@ -20,7 +21,7 @@ export interface MirrorComparison {
   differing: Array<{ height: number; index: unknown; mirror: unknown }>;
   /** The registrations table against every registration the index replays at its tip. */
   registrationsEqual: boolean;
-  /** The mirror's tables (or meta) whose rows differ from the index's: 'balances', 'rejections by stake', 'stake_rejections'. */
+  /** The mirror's tables (or meta) whose rows differ from the index's: 'balances', 'rejections by stake', 'stake_rejections', 'coins', 'coins_height'. */
   tablesDiffering: string[];
   heightsCompared: number;
 }
@@ -74,6 +75,15 @@ export async function compareMirror(dbPath: string, url: string): Promise<Mirror
     if (!isDeepStrictEqual(mirroredByStake.map((x) => x.r).sort(), byStake.sort())) tablesDiffering.push('rejections by stake');
     const recorded = (await db.get(K.meta(STAKE_REJECTIONS_META))) !== undefined;
     if ((await client.query<{ s: boolean }>('SELECT stake_rejections AS s FROM mirror_meta')).rows[0]?.s !== recorded) tablesDiffering.push('stake_rejections');
+    const coins: string[] = [];
+    for await (const [k, v] of db.iterator(K.all(P.coin))) {
+      const c = decodeCoin(v);
+      coins.push(`${k.subarray(1).toString('hex')} ${c.script.toString('hex')} ${c.value} ${c.height} ${c.coinbase}`);
+    }
+    const mirroredCoins = (await client.query<{ r: string }>(`SELECT encode(outpoint, 'hex') || ' ' || script || ' ' || value || ' ' || height || ' ' || coinbase AS r
+      FROM coins WHERE spent_height IS NULL`)).rows;
+    if (!isDeepStrictEqual(mirroredCoins.map((x) => x.r).sort(), coins.sort())) tablesDiffering.push('coins');
+    if ((await client.query<{ h: number | null }>('SELECT coins_height AS h FROM mirror_meta')).rows[0]?.h !== tip.height) tablesDiffering.push('coins_height');
     return {
       indexTip: { height: tip.height, hash: rpcHex(tip.hash) },
       mirrorTip: meta?.tip ?? null,
