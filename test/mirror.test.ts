@@ -13,7 +13,8 @@ import { demo } from '../fixtures/generator/scenarios.js';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { connectPostgres } from '../indexer/mirror/connect.js';
 import { migrate, MIGRATIONS, MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
-import { MirrorBusyError, prepareMirror } from '../indexer/mirror/sync.js';
+import { MirrorBusyError, prepareMirror, syncMirror } from '../indexer/mirror/sync.js';
+import { openIndexStore } from '../indexer/store/store.js';
 import { NOTIFY_CHANNEL } from '../indexer/mirror/writer.js';
 import { BUILTIN_NETWORKS, paramsHash } from '../script/params.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
@@ -74,6 +75,8 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     // The explorer views' rows are there to compare: rejections by stake, and the index keeps them.
     expect((await sqlRows<{ n: string }>(url, 'SELECT count(*) AS n FROM rejections WHERE stake_script IS NOT NULL'))[0]!.n).not.toBe('0');
     expect(await sqlRows(url, 'SELECT stake_rejections FROM mirror_meta')).toEqual([{ stake_rejections: true }]);
+    // The coins went block by block (from the undo records), keeping every spent one: the tip is below KEEP_SPENT.
+    expect(await sqlRows(url, 'SELECT coins_height, coins_since FROM mirror_meta')).toEqual([{ coins_height: expected.height, coins_since: -1 }]);
     expect(await sqlRows(url, 'SELECT max(version) AS version FROM schema_migrations')).toEqual([{ version: MIRROR_SCHEMA_VERSION }]);
     // Caught up: a second run applies nothing.
     expect((await mirror(main)).json).toMatchObject({ before: expected.height, rewoundTo: null, blocks: 0 });
@@ -153,6 +156,33 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     expect(await sqlRows(old, 'SELECT max(version) AS v FROM schema_migrations')).toEqual([{ v: MIRROR_SCHEMA_VERSION }]);
     const cmp = await compareMirror(main, old);
     expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
+  });
+
+  it('loads the coins whole after a catch-up longer than a window, and again after a rewind below the spent coins it kept', async () => {
+    const whole = await cluster.createDatabase('whole');
+    const c = await connectPostgres(whole);
+    try {
+      await prepareMirror(c, BUILTIN_NETWORKS.regtest!);
+      const sync = async (path: string): Promise<void> => {
+        const { db, params } = await openIndexStore(path, null, { create: false });
+        try {
+          await syncMirror(c, db, params, { blocksPerTx: 64, window: 100 });
+        } finally {
+          await db.close();
+        }
+      };
+      await sync(main);
+      // Loaded at the tip: the spent coins are kept from there on (block by block they would be from -1).
+      expect(await sqlRows(whole, 'SELECT coins_height, coins_since FROM mirror_meta')).toEqual([{ coins_height: expected.height, coins_since: expected.height }]);
+      let cmp = await compareMirror(main, whole);
+      expect([cmp.differing, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], [], cmp.indexTip]);
+      await sync(reorged);
+      cmp = await compareMirror(reorged, whole);
+      expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
+      expect(await sqlRows(whole, 'SELECT coins_since FROM mirror_meta')).toEqual([{ coins_since: cmp.indexTip.height }]);
+    } finally {
+      await c.end();
+    }
   });
 
   it('runs each migration once, refuses a schema newer than this build, and admits one writer at a time', async () => {
