@@ -115,7 +115,8 @@ async function putCoins(client: pg.ClientBase, blocks: BlockChanges[], coins: Bl
 export async function loadCoins(client: pg.ClientBase, coins: AsyncIterable<CoinRow[]>, height: number): Promise<number> {
   let n = 0;
   await inTransaction(client, async () => {
-    await client.query('TRUNCATE coins');
+    // DELETE, not TRUNCATE: a reader's transaction begun before this one must still see the coins it began with.
+    await client.query('DELETE FROM coins');
     for await (const batch of coins) {
       const c: unknown[][] = Array.from({ length: 5 }, () => []);
       for (const x of batch) [x.outpoint, x.script, x.value.toString(), x.height, x.coinbase].forEach((v, j) => c[j]!.push(v));
