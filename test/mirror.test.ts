@@ -12,10 +12,11 @@ import pg from 'pg';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { connectPostgres } from '../indexer/mirror/connect.js';
-import { migrate, MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
-import { MirrorBusyError, prepareMirror } from '../indexer/mirror/sync.js';
+import { migrate, MIGRATIONS, MIRROR_SCHEMA_VERSION } from '../indexer/mirror/schema.js';
+import { MirrorBusyError, prepareMirror, syncMirror } from '../indexer/mirror/sync.js';
+import { openIndexStore } from '../indexer/store/store.js';
 import { NOTIFY_CHANNEL } from '../indexer/mirror/writer.js';
-import { BUILTIN_NETWORKS } from '../script/params.js';
+import { BUILTIN_NETWORKS, paramsHash } from '../script/params.js';
 import { noderegAsync, ROOT } from './helpers/cli.js';
 import { reorgBranch } from './helpers/chains.js';
 import { compareMirror, sqlRows } from './helpers/mirror.js';
@@ -70,7 +71,12 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     const r = await mirror(main, ['--batch', '64']);
     expect(r).toMatchObject({ status: 0, json: { network: 'regtest', before: null, rewoundTo: null, tip: { height: expected.height, hash: expected.tip }, blocks: expected.height + 1 } });
     const cmp = await compareMirror(main, url);
-    expect(cmp).toEqual({ indexTip: cmp.indexTip, mirrorTip: cmp.indexTip, differing: [], registrationsEqual: true, heightsCompared: expected.height + 1 });
+    expect(cmp).toEqual({ indexTip: cmp.indexTip, mirrorTip: cmp.indexTip, differing: [], registrationsEqual: true, tablesDiffering: [], heightsCompared: expected.height + 1 });
+    // The explorer views' rows are there to compare: rejections by stake, and the index keeps them.
+    expect((await sqlRows<{ n: string }>(url, 'SELECT count(*) AS n FROM rejections WHERE stake_script IS NOT NULL'))[0]!.n).not.toBe('0');
+    expect(await sqlRows(url, 'SELECT stake_rejections FROM mirror_meta')).toEqual([{ stake_rejections: true }]);
+    // The coins went block by block (from the undo records), keeping every spent one: the tip is below KEEP_SPENT.
+    expect(await sqlRows(url, 'SELECT coins_height, coins_since FROM mirror_meta')).toEqual([{ coins_height: expected.height, coins_since: -1 }]);
     expect(await sqlRows(url, 'SELECT max(version) AS version FROM schema_migrations')).toEqual([{ version: MIRROR_SCHEMA_VERSION }]);
     // Caught up: a second run applies nothing.
     expect((await mirror(main)).json).toMatchObject({ before: expected.height, rewoundTo: null, blocks: 0 });
@@ -95,6 +101,7 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     const cmp = await compareMirror(reorged, url);
     expect(cmp.differing).toEqual([]);
     expect(cmp.registrationsEqual).toBe(true);
+    expect(cmp.tablesDiffering).toEqual([]);
     expect(cmp.mirrorTip).toEqual(cmp.indexTip);
   });
 
@@ -102,7 +109,7 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     const r = await mirror(short);
     expect(r).toMatchObject({ status: 0, json: { rewoundTo: 300, tip: { height: 300, hash: demoBlocks[300]!.hash }, blocks: 0 } });
     const cmp = await compareMirror(short, url);
-    expect([cmp.differing, cmp.registrationsEqual, cmp.mirrorTip]).toEqual([[], true, cmp.indexTip]);
+    expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
     expect(await sqlRows(url, 'SELECT max(height) AS h FROM blocks')).toEqual([{ h: 300 }]);
   });
 
@@ -114,7 +121,7 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     const rebuilt = await mirror(main, ['--postgres-rebuild']);
     expect(rebuilt).toMatchObject({ status: 0, json: { before: null, blocks: expected.height + 1 } });
     const cmp = await compareMirror(main, url);
-    expect([cmp.differing, cmp.registrationsEqual, cmp.mirrorTip]).toEqual([[], true, cmp.indexTip]);
+    expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
   });
 
   it('says so in one line, exit 1, when PostgreSQL is not there (mirror and index alike)', async () => {
@@ -125,6 +132,57 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     expect([ix.status, ix.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at .*ENOENT/)]);
     const bad = await noderegAsync(['mirror', '--db', main, '--postgres', 'mysql://u:secret@h/db']);
     expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--postgres must be a connection URL .*mysql:\/\/u:\*\*\*@h\/db/)]);
+  });
+
+  it('brings a mirror of schema 2 to this build: emptied by migration 3, refilled by the next catch-up', async () => {
+    const old = await cluster.createDatabase('schema2');
+    const c = await connectPostgres(old);
+    try {
+      // A mirror as schema 2 left it: its tables, a tip and a rejection that does not say its stake.
+      await c.query('CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      for (const v of [1, 2]) {
+        await c.query(MIGRATIONS[v - 1]!);
+        await c.query('INSERT INTO schema_migrations (version) VALUES ($1)', [v]);
+      }
+      await c.query('INSERT INTO mirror_meta (network, params_hash, tip_height, tip_hash) VALUES ($1, $2, 0, $3)', ['regtest', paramsHash(BUILTIN_NETWORKS.regtest!), demoBlocks[0]!.hash]);
+      await c.query("INSERT INTO blocks (height, hash, registry_root) VALUES (0, $1, 'x')", [demoBlocks[0]!.hash]);
+      await c.query("INSERT INTO rejections (height, position, vout, txid, reason) VALUES (0, 1, 0, 'ab', 'BAD_MAGIC')");
+    } finally {
+      await c.end();
+    }
+    const r = await noderegAsync(['mirror', '--db', main, '--postgres', old, '--json']);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ before: null, blocks: expected.height + 1 });
+    expect(await sqlRows(old, 'SELECT max(version) AS v FROM schema_migrations')).toEqual([{ v: MIRROR_SCHEMA_VERSION }]);
+    const cmp = await compareMirror(main, old);
+    expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
+  });
+
+  it('loads the coins whole after a catch-up longer than a window, and again after a rewind below the spent coins it kept', async () => {
+    const whole = await cluster.createDatabase('whole');
+    const c = await connectPostgres(whole);
+    try {
+      await prepareMirror(c, BUILTIN_NETWORKS.regtest!);
+      const sync = async (path: string): Promise<void> => {
+        const { db, params } = await openIndexStore(path, null, { create: false });
+        try {
+          await syncMirror(c, db, params, { blocksPerTx: 64, window: 100 });
+        } finally {
+          await db.close();
+        }
+      };
+      await sync(main);
+      // Loaded at the tip: the spent coins are kept from there on (block by block they would be from -1).
+      expect(await sqlRows(whole, 'SELECT coins_height, coins_since FROM mirror_meta')).toEqual([{ coins_height: expected.height, coins_since: expected.height }]);
+      let cmp = await compareMirror(main, whole);
+      expect([cmp.differing, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], [], cmp.indexTip]);
+      await sync(reorged);
+      cmp = await compareMirror(reorged, whole);
+      expect([cmp.differing, cmp.registrationsEqual, cmp.tablesDiffering, cmp.mirrorTip]).toEqual([[], true, [], cmp.indexTip]);
+      expect(await sqlRows(whole, 'SELECT coins_since FROM mirror_meta')).toEqual([{ coins_since: cmp.indexTip.height }]);
+    } finally {
+      await c.end();
+    }
   });
 
   it('runs each migration once, refuses a schema newer than this build, and admits one writer at a time', async () => {

@@ -17,7 +17,9 @@ import { connectPostgres } from '../indexer/mirror/connect.js';
 import { prepareMirror } from '../indexer/mirror/sync.js';
 import { changesBetween } from '../indexer/read/changes.js';
 import { exportAt } from '../indexer/read/queries.js';
-import { openIndexStore } from '../indexer/store/store.js';
+import { decodeCoin } from '../indexer/store/codec.js';
+import { K, P } from '../indexer/store/layout.js';
+import { openIndexStore, type DB } from '../indexer/store/store.js';
 import { reorgBranch } from './helpers/chains.js';
 import { CLI, noderegAsync } from './helpers/cli.js';
 import { startPostgres, type PgCluster } from './helpers/postgres.js';
@@ -104,12 +106,31 @@ function stream(base: string): { frames: Array<{ event: string; data: Record<str
   return { frames, close: () => ac.abort() };
 }
 
+/** The script (hex) of every unspent output of the index. */
+async function coinScripts(db: DB): Promise<string[]> {
+  const out: string[] = [];
+  for await (const v of db.values(K.all(P.coin))) out.push(decodeCoin(v).script.toString('hex'));
+  return out;
+}
+
+function mostCommon(xs: string[]): string {
+  const n = new Map<string, number>();
+  for (const x of xs) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
 let main: string;
 let pgServer: Server | undefined;
 let dbServer: Server | undefined;
 /** Every registry event as the index holds it, `height kind script`, sorted. */
 let expectedEvents: string[];
-let sample: { stake: string; lapsed: string; never: string; txAccepted: string; txRejected: string; tip: number };
+let sample: {
+  stake: string; lapsed: string; never: string; txAccepted: string; txRejected: string; tip: number;
+  /** A stake some rejected attempt named, the most common reason, and how many rejections there are. */
+  rejectedStake: string; reason: string; rejections: number;
+  /** The script (hex) with the most unspent outputs. */
+  funded: string;
+};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-pgserve-'));
@@ -128,7 +149,12 @@ beforeAll(async () => {
       // A P2TR stake script no announcement ever used.
       never: '5120' + '11'.repeat(32),
       txAccepted: active.tipTxid, txRejected: e.rejected[0]!.txid, tip: e.height,
+      rejectedStake: '', reason: mostCommon(e.rejected.map((r) => r.reason)), rejections: e.rejected.length,
+      funded: mostCommon(await coinScripts(db)),
     };
+    const named = changes.flatMap((c) => c.rejections).find((r) => r.stakeScript !== null);
+    if (!named) throw new Error('the demo chain has no rejection that names a stake');
+    sample.rejectedStake = named.stakeScript!;
   } finally {
     await db.close();
   }
@@ -190,11 +216,29 @@ describe('nodereg serve --postgres', () => {
       ],
       '/v1/history/active': ['/v1/history/active', `/v1/history/active?from=${mid}&to=${t}&points=7`, `/v1/history/active?from=${t}&to=${mid}`, '/v1/history/active?points=-1'],
       '/v1/events': ['/v1/events?lastEventId=x', '/v1/events?foo=1'],
+      '/v1/scripts/{stake}/utxos': [
+        `/v1/scripts/${sample.stake}/utxos`, `/v1/scripts/${sample.lapsed}/utxos`, `/v1/scripts/${sample.never}/utxos`, `/v1/scripts/${sample.funded}/utxos`,
+        `/v1/scripts/${sample.stake}/utxos?x=1`, '/v1/scripts/zz/utxos',
+      ],
+      '/v1/search': [
+        '/v1/search?q=a', '/v1/search?q=5120', '/v1/search?q=BCRT1', '/v1/search?q=bcrt1&limit=2', `/v1/search?q=${sample.stake.slice(-12).toUpperCase()}`, '/v1/search?q=0&limit=2', `/v1/search?q=${sample.never}`,
+        '/v1/search?q=%20%20', '/v1/search', '/v1/search?q=a&limit=0', `/v1/search?q=${'a'.repeat(121)}`,
+      ],
+      '/v1/nodes/{stake}/balances': [
+        `/v1/nodes/${sample.stake}/balances`, `/v1/nodes/${sample.stake}/balances?limit=2`, `/v1/nodes/${sample.lapsed}/balances`,
+        `/v1/nodes/${sample.never}/balances`, `/v1/nodes/${sample.stake}/balances?limit=0`, '/v1/nodes/zz/balances',
+      ],
+      '/v1/nodes/{stake}/rejected': [
+        `/v1/nodes/${sample.rejectedStake}/rejected`, `/v1/nodes/${sample.stake}/rejected`, `/v1/nodes/${sample.never}/rejected`,
+        `/v1/nodes/${sample.stake}/rejected?x=1`, '/v1/nodes/zz/rejected',
+      ],
+      '/v1/rejected': [
+        '/v1/rejected', '/v1/rejected?limit=1', `/v1/rejected?reason=${sample.reason}`, `/v1/rejected?reason=${sample.reason}&limit=1`,
+        '/v1/rejected?reason=NOPE', '/v1/rejected?cursor=bm9wZQ', `/v1/rejected?cursor=${Buffer.from('4294967295:4294967295:4294967295').toString('base64url')}`,
+        `/v1/rejected?cursor=${Buffer.from('4294967296:0:0').toString('base64url')}`, '/v1/rejected?limit=1001',
+      ],
     };
-    // Served from the index only: the mirror holds no coins, nor what the dashboard's explorer views read (docs/api.md).
-    const explorerViews = ['/v1/search', '/v1/nodes/{stake}/balances', '/v1/nodes/{stake}/rejected', '/v1/rejected'];
-    const indexOnly = new Set(['/v1/scripts/{stake}/utxos', ...explorerViews]);
-    expect(Object.keys(spec.paths).filter((p) => !(p in cases) && !indexOnly.has(p))).toEqual([]);
+    expect(Object.keys(spec.paths).filter((p) => !(p in cases))).toEqual([]);
     const extra = ['/health/live', '/health/ready', '/', '/dashboard.js', '/nope', '/v1/nodes/x/y/z'];
     let compared = 0;
     const differing: unknown[] = [];
@@ -210,19 +254,35 @@ describe('nodereg serve --postgres', () => {
     expect([...statuses].sort()).toEqual([200, 400, 404]);
     expect(compared).toBeGreaterThan(60);
 
-    // The one route the mirror cannot answer says so.
-    const utxos = await get(pgServer!.base, `/v1/scripts/${sample.stake}/utxos`);
-    expect([utxos.status, JSON.parse(utxos.body)]).toEqual([501, { error: 'not_in_mirror', message: expect.stringMatching(/holds no unspent outputs/) }]);
-    expect((await get(dbServer.base, `/v1/scripts/${sample.stake}/utxos`)).status).toBe(200);
-    for (const path of ['/v1/search?q=a', `/v1/nodes/${sample.stake}/balances`, `/v1/nodes/${sample.stake}/rejected`, '/v1/rejected']) {
-      const [fromIndex, fromMirror] = [await get(dbServer.base, path), await get(pgServer!.base, path)];
-      expect([path, fromIndex.status]).toEqual([path, 200]);
-      expect([path, fromMirror.status, JSON.parse(fromMirror.body).error]).toEqual([path, 501, 'not_in_mirror']);
-    }
+    // The explorer views' cases reach answers with rows in them.
+    const body = async (path: string): Promise<Record<string, unknown[]>> => JSON.parse((await get(pgServer!.base, path)).body) as Record<string, unknown[]>;
+    expect(await body('/v1/search?q=bcrt1&limit=2')).toMatchObject({ nodes: [expect.anything(), expect.anything()], more: true });
+    expect((await body(`/v1/nodes/${sample.stake}/balances?limit=2`)).points!.length).toBe(2);
+    expect((await body(`/v1/nodes/${sample.rejectedStake}/rejected`)).rejected!.length).toBeGreaterThan(0);
+    expect((await body(`/v1/rejected?reason=${sample.reason}`)).rejected!.length).toBeGreaterThan(0);
+    expect((await body(`/v1/scripts/${sample.funded}/utxos`)).utxos!.length).toBeGreaterThan(1);
     // An ETag from one server is current on the other.
     const tag = (await get(dbServer.base, '/v1/export')).etag!;
     expect((await get(pgServer!.base, '/v1/export', { 'if-none-match': tag })).status).toBe(304);
   }, 60_000);
+
+  it('follows the rejected list\'s cursors to the end identically, of every reason and of one', async () => {
+    for (const q of ['limit=1', 'limit=3', `reason=${sample.reason}&limit=1`]) {
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const path: string = `/v1/rejected?${q}${cursor ? `&cursor=${cursor}` : ''}`;
+        const want: Answer = await get(dbServer!.base, path);
+        const got: Answer = await get(pgServer!.base, path);
+        expect({ path, ...got }).toEqual({ path, ...want });
+        expect(want.status).toBe(200);
+        cursor = (JSON.parse(want.body) as { nextCursor: string | null }).nextCursor;
+        pages++;
+      } while (cursor !== null && pages < 1000);
+      expect([q, cursor]).toEqual([q, null]);
+      if (q === 'limit=1') expect(pages).toBe(sample.rejections);
+    }
+  });
 
   it('follows every page cursor to the end identically, at the tip and at a past height', async () => {
     for (const q of ['status=all&limit=1', `status=all&limit=2&at=${sample.tip - 60}`, 'status=expired&limit=1', 'limit=2']) {

@@ -2,19 +2,17 @@ import type { FastifyInstance } from 'fastify';
 import { AddressError, parseStake } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { REASON_CODES } from '../../script/reasons.js';
-import { balanceHistory, rejectedPage, searchNodes, stakeRejections } from '../read/explore.js';
-import { withSnapshot } from '../read/snapshot.js';
-import type { DB } from '../store/store.js';
+import type { DataSource } from '../read/source.js';
 import { HttpError } from './errors.js';
 import * as S from './schemas.js';
 
 /*
  * The routes the dashboard's explorer views read besides the core API:
  * search across the registry, a stake's balance over time and the rejected
- * announcements. Kept apart from routes.ts; each reads one snapshot.
+ * announcements. Kept apart from routes.ts; each reads one consistent view.
  */
 
-const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema), 501: S.ref(S.errorSchema) };
+const errors = { 400: S.ref(S.errorSchema), 404: S.ref(S.errorSchema) };
 
 const searchQuery = {
   type: 'object', additionalProperties: false, required: ['q'],
@@ -103,17 +101,8 @@ function stakeScript(input: string, params: NetworkParams): Buffer {
 /** Searches running at once; more get a 503 (a search may read every registration). */
 const MAX_SEARCHES = 2;
 
-/**
- * `db` is null when serving from the PostgreSQL mirror, which does not hold
- * what these views read (the 'J' rows, the balance history by stake): every
- * route is still registered, so both servers list the same paths, and answers
- * 501 with where to ask instead.
- */
-export function registerExploreRoutes(app: FastifyInstance, index: DB | null, params: NetworkParams): void {
-  const db = (): DB => {
-    if (index === null) throw new HttpError(501, 'not_in_mirror', 'the PostgreSQL mirror does not serve the explorer views (search, balances, rejected attempts); ask a server of the LevelDB index (nodereg serve --db or index --serve)');
-    return index;
-  };
+/** The explorer views, from whichever store `source` reads: the index or its PostgreSQL mirror. */
+export function registerExploreRoutes(app: FastifyInstance, source: DataSource, params: NetworkParams): void {
   let searching = 0;
   app.get<{ Querystring: { q: string; limit: number } }>('/v1/search', {
     schema: { operationId: 'searchNodes', summary: 'Registrations whose address or stake script contains a text, across the whole registry', querystring: searchQuery, response: { 200: S.ref(searchResponse), ...errors, 503: S.ref(S.errorSchema) } },
@@ -121,7 +110,7 @@ export function registerExploreRoutes(app: FastifyInstance, index: DB | null, pa
     if (searching >= MAX_SEARCHES) throw new HttpError(503, 'busy', `${MAX_SEARCHES} searches are already running; retry in a moment`);
     searching++;
     try {
-      return await withSnapshot(db(), (r) => searchNodes(r, params, req.query.q, req.query.limit));
+      return await source.read((r) => r.search(req.query.q, req.query.limit));
     } finally {
       searching--;
     }
@@ -131,7 +120,7 @@ export function registerExploreRoutes(app: FastifyInstance, index: DB | null, pa
     schema: { operationId: 'getNodeBalances', summary: 'A stake\'s balance at the end of each block that changed it while registered', params: S.stakeParams, querystring: balancesQuery, response: { 200: S.ref(balancesResponse), ...errors } },
   }, async (req) => {
     const script = stakeScript(req.params.stake, params);
-    const answer = await withSnapshot(db(), (r) => balanceHistory(r, script, req.query.limit));
+    const answer = await source.read((r) => r.balanceHistory(script, req.query.limit));
     return { height: answer.height, stakeScript: script.toString('hex'), points: answer.points, truncated: answer.truncated };
   });
 
@@ -139,11 +128,11 @@ export function registerExploreRoutes(app: FastifyInstance, index: DB | null, pa
     schema: { operationId: 'getNodeRejections', summary: 'The rejected announcement attempts that named a stake, oldest first', params: S.stakeParams, querystring: S.emptyQuery, response: { 200: S.ref(stakeRejectedResponse), ...errors } },
   }, async (req) => {
     const script = stakeScript(req.params.stake, params);
-    const answer = await withSnapshot(db(), (r) => stakeRejections(r, script));
+    const answer = await source.read((r) => r.stakeRejections(script));
     return { height: answer.height, stakeScript: script.toString('hex'), recorded: answer.recorded, rejected: answer.rejected };
   });
 
   app.get<{ Querystring: { reason?: string; limit: number; cursor?: string } }>('/v1/rejected', {
     schema: { operationId: 'listRejected', summary: 'Rejected announcement attempts, newest first, optionally of one reason', querystring: rejectedQuery, response: { 200: S.ref(rejectedResponse), ...errors } },
-  }, async (req) => withSnapshot(db(), (r) => rejectedPage(r, req.query)));
+  }, async (req) => source.read((r) => r.rejectedPage(req.query)));
 }

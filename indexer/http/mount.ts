@@ -131,7 +131,7 @@ export async function mountApi(app: FastifyInstance, opts: MountOptions): Promis
   // After the method check (so only a real preflight reaches it) and the error handler (so its route uses ours).
   if (opts.corsOrigin) await app.register(cors, { origin: opts.corsOrigin, methods: ['GET'] });
   registerRoutes(app, { source, params: opts.params, indexer: opts.indexer ?? null, events, metrics, summary, maxHeavy: opts.maxHeavyRequests ?? 2 });
-  registerExploreRoutes(app, opts.db ?? null, opts.params);
+  registerExploreRoutes(app, source, opts.params);
   if (prefix === '') registerDashboard(app, opts.params.name, opts.explorerUrl ?? null);
 
 

@@ -101,6 +101,33 @@ export const MIGRATIONS: readonly string[] = [
   TRUNCATE blocks, registrations, events, rejections, balances;
   UPDATE mirror_meta SET tip_height = NULL, tip_hash = NULL;
   `,
+  // 3: the last routes from the mirror alone. The explorer views (search, a stake's balances and rejected attempts,
+  // the rejected list): each rejection's stake script (the index's 'J' rows), whether the index keeps those, and
+  // indexes for the pages. /v1/scripts/{stake}/utxos: the coins (the index's 'u' rows), with the height that spent
+  // each kept a while so that a rewind can bring it back, and the height the coins stand at (coins_height).
+  // A rejection mirrored before does not say its stake, and nothing in PostgreSQL does: the tables are emptied and
+  // the tip unset, as in 2, and the next sync refills them from the index.
+  `
+  ALTER TABLE rejections ADD COLUMN stake_script text;
+  CREATE INDEX rejections_by_script ON rejections (stake_script, height, position, vout) WHERE stake_script IS NOT NULL;
+  CREATE INDEX rejections_by_reason ON rejections (reason, height, position, vout);
+  CREATE INDEX registrations_current_first_seen ON registrations (first_height, first_index) WHERE is_current;
+  ALTER TABLE mirror_meta ADD COLUMN stake_rejections boolean NOT NULL DEFAULT false;
+  CREATE TABLE coins (
+    outpoint bytea PRIMARY KEY,
+    script text NOT NULL,
+    value bigint NOT NULL,
+    height integer NOT NULL,
+    coinbase boolean NOT NULL,
+    spent_height integer
+  );
+  CREATE INDEX coins_unspent_by_script ON coins (script, outpoint) WHERE spent_height IS NULL;
+  CREATE INDEX coins_by_height ON coins (height);
+  CREATE INDEX coins_by_spent_height ON coins (spent_height) WHERE spent_height IS NOT NULL;
+  ALTER TABLE mirror_meta ADD COLUMN coins_height integer DEFAULT -1, ADD COLUMN coins_since integer NOT NULL DEFAULT -1;
+  TRUNCATE blocks, registrations, events, rejections, balances, outcomes;
+  UPDATE mirror_meta SET tip_height = NULL, tip_hash = NULL;
+  `,
 ];
 
 /** The highest migration this build knows. */

@@ -1,11 +1,13 @@
 import pg from 'pg';
 import { paramsHash, type NetworkParams } from '../../script/params.js';
+import type { ReasonCode } from '../../script/reasons.js';
 import { HttpError } from '../http/errors.js';
+import { balanceHistoryOf, rejectedPageOf, searchOf, stakeRejectionsOf, type RejectedRow } from '../read/explore.js';
 import { clockOf, INTERVAL_WINDOW } from '../read/forecast.js';
 import { pageOf, payeesOf, summaryOf, type PageRows } from '../read/listing.js';
 import { checkPayoutRequest, recipientsOf, tableOf, type LifetimeRow } from '../read/payouts.js';
 import { diffOf, liveOf, proofFrom, type DiffEnd } from '../read/proofs.js';
-import { explainOutcomes, heightUpTo, nodeInfoOf, QueryError, tipOrRefuse } from '../read/queries.js';
+import { explainOutcomes, heightUpTo, nodeInfoOf, QueryError, scriptUtxo, tipOrRefuse } from '../read/queries.js';
 import type { DataSource, HeightRoots, RegistryView, TipRef } from '../read/source.js';
 import { OPEN } from '../store/layout.js';
 import type { Outcome, RegistryEvent } from '../types.js';
@@ -102,6 +104,13 @@ class MirrorView implements RegistryView {
     return new Map(rows.map((r) => [r.stake_script, BigInt(r.balance)]));
   }
 
+  /** `scripts`' balances at the end of block `h`, in their order. */
+  private async balancesOf(scripts: Buffer[], h: number): Promise<bigint[]> {
+    const hex = scripts.map((s) => s.toString('hex'));
+    const got = await this.balancesAt(hex, h);
+    return hex.map((s) => got.get(s) ?? 0n);
+  }
+
   /** The hot route in one statement: the tip, the script's events and balance, and the tip's clock. */
   async nodeInfo(script: Buffer): ReturnType<RegistryView['nodeInfo']> {
     const { rows } = await this.session.one<{ tip_height: number | null; tip_hash: string | null; events: EventRow[]; balance: string | null; times: number[] }>(`
@@ -139,18 +148,21 @@ class MirrorView implements RegistryView {
           from = { firstHeight: batch[batch.length - 1]!.first_height, firstIndex: batch[batch.length - 1]!.first_index };
         }
       },
-      balances: async (scripts, h) => {
-        const hex = scripts.map((s) => s.toString('hex'));
-        const got = await this.balancesAt(hex, h);
-        return hex.map((s) => got.get(s) ?? 0n);
-      },
+      balances: (scripts, h) => this.balancesOf(scripts, h),
       clock: (h) => this.clock(h),
     };
     return pageOf(rows, tip, this.params, q);
   }
 
-  async utxos(): ReturnType<RegistryView['utxos']> {
-    throw new HttpError(501, 'not_in_mirror', 'the PostgreSQL mirror holds no unspent outputs; ask a server of the LevelDB index (nodereg serve --db or index --serve) for /v1/scripts/{stake}/utxos');
+  async utxos(script: Buffer): ReturnType<RegistryView['utxos']> {
+    const tip = await this.tipHeight();
+    const { rows: [meta] } = await this.c.query<{ coins_height: number | null }>('SELECT coins_height FROM mirror_meta');
+    if (meta?.coins_height !== tip) {
+      throw new HttpError(503, 'coins_loading', 'the mirror is loading its coins (after a long catch-up or a deep reorg); retry in a moment');
+    }
+    const { rows } = await this.c.query<{ outpoint: Buffer; value: string; height: number; coinbase: boolean }>(
+      'SELECT outpoint, value, height, coinbase FROM coins WHERE script = $1 AND spent_height IS NULL ORDER BY outpoint', [script.toString('hex')]);
+    return rows.map((r) => scriptUtxo(r.outpoint, { value: BigInt(r.value), height: r.height, coinbase: r.coinbase }));
   }
 
   async explainTx(txid: string): ReturnType<RegistryView['explainTx']> {
@@ -190,6 +202,59 @@ class MirrorView implements RegistryView {
       firstHeight: r.first_height, firstIndex: r.first_index, endedHeight: r.ended_height ?? OPEN, script: r.stake_script,
     }));
     return tableOf(recipientsOf(lifetimes, this.params, q.from, q.to, q.weight ?? 'uptime'), this.params, q);
+  }
+
+  async search(query: string, limit: number): ReturnType<RegistryView['search']> {
+    const tip = await this.tipHeight();
+    const c = this.c;
+    return searchOf<RegistrationRow>({
+      async* candidates() {
+        let from = { firstHeight: -1, firstIndex: -1 };
+        for (;;) {
+          const { rows: batch } = await c.query<RegistrationRow>(
+            `SELECT * FROM registrations WHERE is_current AND (first_height, first_index) > ($1, $2)
+              ORDER BY first_height, first_index LIMIT ${PAGE_BATCH}`, [from.firstHeight, from.firstIndex]);
+          for (const r of batch) yield { script: Buffer.from(r.stake_script, 'hex'), key: r };
+          if (batch.length < PAGE_BATCH) return;
+          from = { firstHeight: batch[batch.length - 1]!.first_height, firstIndex: batch[batch.length - 1]!.first_index };
+        }
+      },
+      registrations: async (rows) => rows.map(registrationOfRow),
+      balances: (scripts, h) => this.balancesOf(scripts, h),
+      clock: (h) => this.clock(h),
+    }, tip, this.params, query, limit);
+  }
+
+  async balanceHistory(script: Buffer, limit: number): ReturnType<RegistryView['balanceHistory']> {
+    const tip = await this.tipHeight();
+    const { rows } = await this.c.query<{ height: number; balance: string }>(
+      'SELECT height, balance FROM balances WHERE stake_script = $1 AND height <= $2 ORDER BY height DESC LIMIT $3', [script.toString('hex'), tip, limit + 1]);
+    return balanceHistoryOf(rows, tip, limit);
+  }
+
+  /** Rejections with their outcome's kind, as the explorer views read them. */
+  private async rejections(where: string, order: string, values: unknown[]): Promise<RejectedRow[]> {
+    const { rows } = await this.c.query<{ height: number; position: number; vout: number; txid: string; reason: ReasonCode; kind: RejectedRow['kind'] }>(
+      `SELECT j.height, j.position, j.vout, j.txid, j.reason, o.kind FROM rejections j LEFT JOIN outcomes o ON o.txid = j.txid AND o.vout = j.vout
+        WHERE ${where} ORDER BY ${order}`, values);
+    return rows.map((r) => ({ height: r.height, txIndex: r.position, vout: r.vout, txid: r.txid, reason: r.reason, kind: r.kind }));
+  }
+
+  async stakeRejections(script: Buffer): ReturnType<RegistryView['stakeRejections']> {
+    const tip = await this.tipHeight();
+    const { rows: [meta] } = await this.c.query<{ stake_rejections: boolean }>('SELECT stake_rejections FROM mirror_meta');
+    const rows = await this.rejections('j.stake_script = $1 AND j.height <= $2', 'j.height, j.position, j.vout', [script.toString('hex'), tip]);
+    return stakeRejectionsOf(rows, tip, meta?.stake_rejections ?? false);
+  }
+
+  async rejectedPage(q: Parameters<RegistryView['rejectedPage']>[0]): ReturnType<RegistryView['rejectedPage']> {
+    const tip = await this.tipHeight();
+    // Cursor parts reach 2^32 - 1, past an integer column: compared as bigint.
+    return rejectedPageOf((before, reason, want) => this.rejections(
+      `j.height <= $1 AND ($2::text IS NULL OR j.reason = $2) AND ($3::bigint IS NULL OR (j.height, j.position, j.vout) < ($3::bigint, $4::bigint, $5::bigint))`,
+      `j.height DESC, j.position DESC, j.vout DESC LIMIT ${want}`,
+      [tip, reason ?? null, before?.height ?? null, before?.txIndex ?? null, before?.vout ?? null],
+    ), tip, q);
   }
 
   async payouts(from: number, to: number, minAge: number): ReturnType<RegistryView['payouts']> {

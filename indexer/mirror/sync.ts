@@ -1,14 +1,14 @@
 import type pg from 'pg';
 import { paramsHash, type NetworkParams } from '../../script/params.js';
-import { changesBetween, registrationsOfAt } from '../read/changes.js';
-import { blockHashAt } from '../read/queries.js';
+import { changesBetween, coinChangesBetween, registrationsOfAt, type CoinRow } from '../read/changes.js';
+import { blockHashAt, rowBatches } from '../read/queries.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
-import { decodeTip } from '../store/codec.js';
-import { K } from '../store/layout.js';
-import type { DB } from '../store/store.js';
+import { decodeCoin, decodeTip } from '../store/codec.js';
+import { K, P } from '../store/layout.js';
+import { STAKE_REJECTIONS_META, type DB } from '../store/store.js';
 import type { Registration } from '../types.js';
 import { migrate } from './schema.js';
-import { applyBlocks, mirrorHashes, readMeta, resetMirror, rewindTo, scriptsChangedAbove } from './writer.js';
+import { applyBlocks, loadCoins, mirrorHashes, readCoinsState, readMeta, resetMirror, rewindTo, scriptsChangedAbove } from './writer.js';
 
 /*
  * Bringing the mirror to the index's committed tip. The mirror is a function
@@ -74,6 +74,8 @@ export interface SyncOptions {
   /** Empty the mirror instead of refusing one that shares no block with the index. */
   readonly rebuild?: boolean;
   readonly onProgress?: (height: number, target: number) => void;
+  /** Heights read per scan of the event and balance rows (WINDOW unless a test asks for less). */
+  readonly window?: number;
 }
 
 export interface SyncResult {
@@ -103,6 +105,16 @@ async function forkPoint(client: pg.ClientBase, snap: ReadDB, top: number): Prom
   return -1;
 }
 
+/** The index's 'u' rows, in batches. */
+async function* coinsOf(snap: ReadDB): AsyncIterable<CoinRow[]> {
+  for await (const rows of rowBatches(snap, K.all(P.coin))) {
+    yield rows.map(([k, v]) => {
+      const coin = decodeCoin(v);
+      return { outpoint: Buffer.from(k.subarray(1)), script: coin.script.toString('hex'), value: coin.value, height: coin.height, coinbase: coin.coinbase };
+    });
+  }
+}
+
 async function registrationsOf(snap: ReadDB, scripts: Iterable<string>, height: number): Promise<Map<string, Registration[]>> {
   const out = new Map<string, Registration[]>();
   for (const s of scripts) out.set(s, await registrationsOfAt(snap, Buffer.from(s, 'hex'), height));
@@ -118,6 +130,7 @@ export async function syncMirror(client: pg.ClientBase, db: DB, params: NetworkP
     const indexTip = raw === undefined ? null : decodeTip(raw);
     if (indexTip === null) return { before: before?.height ?? null, rewoundTo: null, tip: before, applied: 0 };
     const target = indexTip.height;
+    const stakeRejections = (await snap.get(K.meta(STAKE_REJECTIONS_META))) !== undefined;
 
     let from = before === null ? -1 : before.height;
     let rewoundTo: number | null = null;
@@ -134,18 +147,25 @@ export async function syncMirror(client: pg.ClientBase, db: DB, params: NetworkP
 
     let applied = 0;
     let tip = from < 0 ? null : { height: from, hash: rpcHex(await blockHashAt(snap, from)) };
-    for (let lo = from; lo < target; lo = Math.min(lo + WINDOW, target)) {
-      const changes = await changesBetween(snap, lo, Math.min(lo + WINDOW, target));
+    const window = opts.window ?? WINDOW;
+    // Coins go block by block when they stand at `from` and the blocks above fit in one window (each created coin is
+    // then unspent in the snapshot or spent in the window); else they are loaded whole at the end.
+    let coinsByBlock = (await readCoinsState(client)).height === from && target - from <= window;
+    for (let lo = from; lo < target; lo = Math.min(lo + window, target)) {
+      const changes = await changesBetween(snap, lo, Math.min(lo + window, target));
+      const coins = coinsByBlock ? await coinChangesBetween(snap, lo, Math.min(lo + window, target)) : null;
+      coinsByBlock &&= coins !== null;
       for (let i = 0; i < changes.length; i += opts.blocksPerTx) {
         const chunk = changes.slice(i, i + opts.blocksPerTx);
         const last = chunk[chunk.length - 1]!.block;
         const touched = new Set(chunk.flatMap((c) => c.events.map((e) => e.script.toString('hex'))));
-        await applyBlocks(client, chunk, await registrationsOf(snap, touched, last.height), params);
+        await applyBlocks(client, chunk, await registrationsOf(snap, touched, last.height), params, stakeRejections, coins?.slice(i, i + opts.blocksPerTx) ?? null);
         applied += chunk.length;
         tip = { height: last.height, hash: last.hash };
         opts.onProgress?.(last.height, target);
       }
     }
+    if (tip !== null && (await readCoinsState(client)).height !== tip.height) await loadCoins(client, coinsOf(snap), tip.height);
     return { before: before?.height ?? null, rewoundTo, tip, applied };
   });
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { NetworkParams } from '../../script/params.js';
 import { paramsHash } from '../../script/params.js';
-import type { BlockChanges } from '../read/changes.js';
+import type { BlockChanges, BlockCoins, CoinRow } from '../read/changes.js';
 import { exportNode } from '../read/queries.js';
 import { END_OF_BLOCK } from '../store/codec.js';
 import type { Registration } from '../types.js';
@@ -32,7 +32,7 @@ export async function readMeta(client: pg.ClientBase): Promise<MirrorMeta | null
 /** Empties the mirror and makes it one of `params` (a new mirror, or `--postgres-rebuild`). */
 export async function resetMirror(client: pg.ClientBase, params: NetworkParams): Promise<void> {
   await inTransaction(client, async () => {
-    await client.query('TRUNCATE blocks, registrations, events, rejections, balances, outcomes');
+    await client.query('TRUNCATE blocks, registrations, events, rejections, balances, outcomes, coins');
     await client.query('DELETE FROM mirror_meta');
     await client.query('INSERT INTO mirror_meta (network, params_hash) VALUES ($1, $2)', [params.name, paramsHash(params)]);
   });
@@ -76,16 +76,73 @@ async function moveTip(client: pg.ClientBase, tip: { height: number; hash: strin
   await client.query('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, JSON.stringify({ event, height: tip?.height ?? -1, hash: tip?.hash ?? null })]);
 }
 
+/** Blocks a spent coin stays in the coins table, so that a rewind that deep can bring it back. */
+export const KEEP_SPENT = 1000;
+
+/** Where the coins table stands: its height (null while it must be loaded whole) and the height its spent rows are complete above. */
+export async function readCoinsState(client: pg.ClientBase): Promise<{ height: number | null; since: number }> {
+  const { rows } = await client.query<{ coins_height: number | null; coins_since: number }>('SELECT coins_height, coins_since FROM mirror_meta');
+  return { height: rows[0]?.coins_height ?? null, since: rows[0]?.coins_since ?? -1 };
+}
+
+/** The coins each block created and spent, kept in step with the tip; spent rows older than KEEP_SPENT blocks are dropped. */
+async function putCoins(client: pg.ClientBase, blocks: BlockChanges[], coins: BlockCoins[], tip: number): Promise<void> {
+  const c: unknown[][] = Array.from({ length: 5 }, () => []);
+  const s: unknown[][] = [[], []];
+  coins.forEach((b, i) => {
+    for (const x of b.created) [x.outpoint, x.script, x.value.toString(), x.height, x.coinbase].forEach((v, j) => c[j]!.push(v));
+    for (const op of b.spent) [op, blocks[i]!.block.height].forEach((v, j) => s[j]!.push(v));
+  });
+  if (c[0]!.length > 0) {
+    // A txid repeated while its outputs are unspent (before BIP34) overwrites them, as in the index.
+    await client.query(`INSERT INTO coins (outpoint, script, value, height, coinbase) SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::int[], $5::boolean[])
+      ON CONFLICT (outpoint) DO UPDATE SET script = EXCLUDED.script, value = EXCLUDED.value, height = EXCLUDED.height, coinbase = EXCLUDED.coinbase, spent_height = NULL`, c);
+  }
+  if (s[0]!.length > 0) {
+    await client.query(`UPDATE coins SET spent_height = s.h FROM unnest($1::bytea[], $2::int[]) AS s(op, h)
+      WHERE coins.outpoint = s.op AND coins.spent_height IS NULL`, s);
+  }
+  await client.query('DELETE FROM coins WHERE spent_height <= $1', [tip - KEEP_SPENT]);
+  await client.query('UPDATE mirror_meta SET coins_height = $1, coins_since = greatest(coins_since, $2)', [tip, tip - KEEP_SPENT]);
+}
+
+/**
+ * Replaces the coins table by the index's 'u' rows (`coins`, read from a
+ * snapshot at the mirror's tip `height`), in one transaction: after a long
+ * catch-up, a rewind deeper than the spent rows kept, or blocks without an
+ * undo record.
+ */
+export async function loadCoins(client: pg.ClientBase, coins: AsyncIterable<CoinRow[]>, height: number): Promise<number> {
+  let n = 0;
+  await inTransaction(client, async () => {
+    // DELETE, not TRUNCATE: a reader's transaction begun before this one must still see the coins it began with.
+    await client.query('DELETE FROM coins');
+    for await (const batch of coins) {
+      const c: unknown[][] = Array.from({ length: 5 }, () => []);
+      for (const x of batch) [x.outpoint, x.script, x.value.toString(), x.height, x.coinbase].forEach((v, j) => c[j]!.push(v));
+      await client.query('INSERT INTO coins (outpoint, script, value, height, coinbase) SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::int[], $5::boolean[])', c);
+      n += batch.length;
+    }
+    await client.query('UPDATE mirror_meta SET coins_height = $1, coins_since = $1', [height]);
+  });
+  return n;
+}
+
 /**
  * Applies consecutive blocks in one transaction: their rows, the
  * registrations of every script they touched as of the last block (`regs`),
- * and the tip.
+ * and the tip. `stakeRejections`: the index keeps the rejections by stake
+ * for all its blocks (its `stakeRejections` meta row). `coins`: what each
+ * block did to the coins, or null when that is not known (the coins are then
+ * marked to be loaded whole, by `loadCoins`).
  */
-export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[], regs: Map<string, Registration[]>, params: NetworkParams): Promise<void> {
+export async function applyBlocks(
+  client: pg.ClientBase, blocks: BlockChanges[], regs: Map<string, Registration[]>, params: NetworkParams, stakeRejections: boolean, coins: BlockCoins[] | null,
+): Promise<void> {
   if (blocks.length === 0) return;
   const b: unknown[][] = Array.from({ length: 6 }, () => []);
   const e: unknown[][] = Array.from({ length: 9 }, () => []);
-  const j: unknown[][] = [[], [], [], [], []];
+  const j: unknown[][] = Array.from({ length: 6 }, () => []);
   const s: unknown[][] = [[], [], []];
   const o: unknown[][] = Array.from({ length: 6 }, () => []);
   const touched = new Set<string>();
@@ -96,7 +153,7 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
       [hex(script), ev.height, ev.txIndex === END_OF_BLOCK ? null : ev.txIndex, ev.kind, ev.txid ? Buffer.from(ev.txid).reverse().toString('hex') : null,
         ev.firstHeight, ev.firstIndex, String(ev.timestamp), ev.expiryHeight].forEach((v, i) => e[i]!.push(v));
     }
-    for (const r of c.rejections) [r.height, r.txIndex, r.vout, r.txid, r.reason].forEach((v, i) => j[i]!.push(v));
+    for (const r of c.rejections) [r.height, r.txIndex, r.vout, r.txid, r.reason, r.stakeScript].forEach((v, i) => j[i]!.push(v));
     for (const x of c.balances) [hex(x.script), x.height, x.balance.toString()].forEach((v, i) => s[i]!.push(v));
     for (const { txid, outcome: x } of c.outcomes) [txid, x.vout, x.height, x.txIndex, x.kind, x.reason].forEach((v, i) => o[i]!.push(v));
   }
@@ -109,7 +166,8 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
         SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::registry_event[], $5::text[], $6::int[], $7::int[], $8::bigint[], $9::int[])`, e);
     }
     if (j[0]!.length > 0) {
-      await client.query('INSERT INTO rejections (height, position, vout, txid, reason) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[])', j);
+      await client.query(`INSERT INTO rejections (height, position, vout, txid, reason, stake_script)
+        SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::text[], $5::text[], $6::text[])`, j);
     }
     if (o[0]!.length > 0) {
       await client.query(`INSERT INTO outcomes (txid, vout, height, position, kind, reason)
@@ -117,6 +175,9 @@ export async function applyBlocks(client: pg.ClientBase, blocks: BlockChanges[],
     }
     if (s[0]!.length > 0) await client.query('INSERT INTO balances (stake_script, height, balance) SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])', s);
     await putRegistrations(client, [...touched], regs, params);
+    await client.query('UPDATE mirror_meta SET stake_rejections = $1 WHERE stake_rejections IS DISTINCT FROM $1', [stakeRejections]);
+    if (coins === null) await client.query('UPDATE mirror_meta SET coins_height = NULL');
+    else await putCoins(client, blocks, coins, last.height);
     await moveTip(client, { height: last.height, hash: last.hash }, 'block');
   });
 }
@@ -134,6 +195,16 @@ export async function scriptsChangedAbove(client: pg.ClientBase, height: number)
 export async function rewindTo(client: pg.ClientBase, height: number, scripts: string[], regs: Map<string, Registration[]>, params: NetworkParams): Promise<void> {
   await inTransaction(client, async () => {
     for (const table of ['blocks', 'events', 'rejections', 'balances', 'outcomes']) await client.query(`DELETE FROM ${table} WHERE height > $1`, [height]);
+    // The coins go back by height while every coin spent above `height` is still kept; else they are loaded whole after the pass.
+    const coins = await readCoinsState(client);
+    const { rows: [meta] } = await client.query<{ tip_height: number | null }>('SELECT tip_height FROM mirror_meta');
+    if (coins.height !== null && coins.height === meta?.tip_height && height >= coins.since) {
+      await client.query('DELETE FROM coins WHERE height > $1', [height]);
+      await client.query('UPDATE coins SET spent_height = NULL WHERE spent_height > $1', [height]);
+      await client.query('UPDATE mirror_meta SET coins_height = $1', [height]);
+    } else {
+      await client.query('UPDATE mirror_meta SET coins_height = NULL');
+    }
     await putRegistrations(client, scripts, regs, params);
     const { rows } = await client.query<{ hash: string }>('SELECT hash FROM blocks WHERE height = $1', [height]);
     await moveTip(client, rows[0] ? { height, hash: rows[0].hash } : null, 'rewind');

@@ -100,10 +100,15 @@ export async function pageOf(rows: PageRows, tipHeight: number, params: NetworkP
     }
     picked.push(r);
   }
-  const clock = await rows.clock(h);
-  const balances = await rows.balances(picked.map((r) => r.stakeScript), h);
-  const nodes = picked.map((r, i): ListedNode => ({ ...exportNode(r, balances[i]!, params), age: h - r.firstHeight, ...forecast(r, balances[i]!, clock, params) }));
+  const nodes = await listedNodes(rows, picked, h, params);
   return { height: h, nodes, nextCursor: more && picked.length > 0 ? encodeCursor(picked[picked.length - 1]!) : null };
+}
+
+/** Registrations as listed at height `h`: each with its balance, age and renewal forecast. */
+export async function listedNodes(rows: Pick<PageRows, 'balances' | 'clock'>, regs: Registration[], h: number, params: NetworkParams): Promise<ListedNode[]> {
+  const clock = await rows.clock(h);
+  const balances = await rows.balances(regs.map((r) => r.stakeScript), h);
+  return regs.map((r, i): ListedNode => ({ ...exportNode(r, balances[i]!, params), age: h - r.firstHeight, ...forecast(r, balances[i]!, clock, params) }));
 }
 
 function u32be(n: number): number[] {

@@ -363,12 +363,14 @@ export async function utxosOf(db: ReadDB, script: Uint8Array): Promise<ScriptUtx
   const ops: Buffer[] = [];
   for await (const k of db.keys(K.scriptCoinRange(script))) ops.push(parse.scriptCoin(k).outpoint);
   const coins = await db.getMany(ops.map((op) => K.coin(op)));
-  const out: ScriptUtxo[] = [];
-  coins.forEach((raw, i) => {
+  return coins.map((raw, i) => {
     if (raw === undefined) throw new QueryError('index inconsistent: script index names a spent coin');
-    const coin = decodeCoin(raw);
-    const op = ops[i]!;
-    out.push({ txid: rpcHex(op.subarray(0, 32)), vout: op.readUInt32BE(32), value: coin.value.toString(), height: coin.height, coinbase: coin.coinbase });
+    return scriptUtxo(ops[i]!, decodeCoin(raw));
   });
-  return out;
+}
+
+/** An unspent output as the API lists it, from its outpoint (txid in internal order ‖ u32be vout) and coin. */
+export function scriptUtxo(outpoint: Uint8Array, coin: { value: bigint; height: number; coinbase: boolean }): ScriptUtxo {
+  const op = Buffer.from(outpoint);
+  return { txid: rpcHex(op.subarray(0, 32)), vout: op.readUInt32BE(32), value: coin.value.toString(), height: coin.height, coinbase: coin.coinbase };
 }

@@ -1,6 +1,9 @@
 import type { NetworkParams } from '../../script/params.js';
 import type { ProofJson } from '../../script/verifyproof.js';
 import type { DB } from '../store/store.js';
+import {
+  balanceHistory, rejectedPage, searchNodes, stakeRejections, type BalanceHistory, type RejectedPage, type SearchResult, type StakeRejections,
+} from './explore.js';
 import { pageNodes, payouts, summarize, type NodePage, type PageQuery, type Payee, type RegistrySummary } from './listing.js';
 import { payoutTable, type PayoutRequest, type PayoutTable } from './payouts.js';
 import { diffBetween, proofAt, type DiffJson } from './proofs.js';
@@ -46,6 +49,10 @@ export interface RegistryView {
   exportAt(height?: number): Promise<ExportJson>;
   payoutTable(request: PayoutRequest): Promise<PayoutTable>;
   payouts(from: number, to: number, minAge: number): Promise<{ from: number; to: number; nodes: Payee[] }>;
+  search(query: string, limit: number): Promise<SearchResult>;
+  balanceHistory(script: Buffer, limit: number): Promise<BalanceHistory>;
+  stakeRejections(script: Buffer): Promise<StakeRejections>;
+  rejectedPage(query: { reason?: string; limit: number; cursor?: string }): Promise<RejectedPage>;
 }
 
 export interface DataSource {
@@ -80,6 +87,10 @@ export function levelSource(db: DB, params: NetworkParams): DataSource {
       exportAt: (h) => exportAt(r, params, h),
       payoutTable: (q) => payoutTable(r, params, q),
       payouts: (from, to, minAge) => payouts(r, params, from, to, minAge),
+      search: (q, limit) => searchNodes(r, params, q, limit),
+      balanceHistory: (script, limit) => balanceHistory(r, script, limit),
+      stakeRejections: (script) => stakeRejections(r, script),
+      rejectedPage: (q) => rejectedPage(r, q),
     })),
   };
 }
