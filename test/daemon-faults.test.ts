@@ -310,7 +310,8 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       return null;
     });
     const db = join(dir, 'db');
-    const d = daemonVia(proxy, shared, db);
+    // Retries are counted, not timed: the first comes after 10 ms, not the default 250 ms (which add up to about 8 s for five).
+    const d = daemonVia(proxy, shared, db, ['--rpc-backoff-ms', '10']);
     await survivedAndIndexed(d, db);
     expect(proxy.count('http500')).toBe(5 + 1 + 1);
     const retried = d.errors('rpc call failed; retrying');

@@ -44,6 +44,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Where the client's five retries before first contact run out: the count and
+ * the messages are checked, not the default delays (about 8 s in all), so the
+ * first retry comes after 10 ms.
+ */
+const QUICK_RETRIES = ['--rpc-backoff-ms', '10'];
+
 async function listen(server: Server): Promise<string> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -72,9 +79,9 @@ describe('nodereg index against an --rpc that is not a well-behaved node', () =>
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.end('<html><head><title>Welcome to nginx!</title></head><body>It works</body></html>');
     }));
-    daemon = new Daemon(['--network', 'regtest', '--rpc', url, '--db', join(dir, 'html')]);
+    daemon = new Daemon(['--network', 'regtest', '--rpc', url, '--db', join(dir, 'html'), ...QUICK_RETRIES]);
     const html = await failure(daemon);
-    daemon = new Daemon(['--network', 'regtest', '--rpc', await closedUrl(), '--db', join(dir, 'closed')]);
+    daemon = new Daemon(['--network', 'regtest', '--rpc', await closedUrl(), '--db', join(dir, 'closed'), ...QUICK_RETRIES]);
     const closed = await failure(daemon);
     expect(html).toEqual({
       code: 1,
@@ -179,7 +186,7 @@ describe('nodereg index against a ZMQ publisher that sends an oversized frame', 
 describe('secrets of nodereg index', () => {
   it('never shows the password of --rpc http://user:pass@host in a log line or an error message', async () => {
     const url = (await closedUrl()).replace('http://', 'http://operator:s3cr3t-Pa55@');
-    daemon = new Daemon(['--network', 'regtest', '--rpc', url, '--db', join(dir, 'db')]);
+    daemon = new Daemon(['--network', 'regtest', '--rpc', url, '--db', join(dir, 'db'), ...QUICK_RETRIES]);
     const { code } = await daemon.exited;
     const all = JSON.stringify(daemon.lines);
     expect(code).toBe(1);

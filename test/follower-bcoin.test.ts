@@ -112,7 +112,8 @@ describe('nodereg index against a real bcoin node', () => {
   it('reports a wrong URL, wrong credentials and another network\'s node in one line each', async () => {
     node = await startBcoin();
     const db = join(dir, 'db');
-    const wrongUrl = nodereg(['index', '--network', 'regtest', '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--db', db, '--until-synced']);
+    // Nothing answers there: the five retries run out after 10 ms, 20 ms… rather than the default 250 ms, 500 ms… (about 8 s).
+    const wrongUrl = nodereg(['index', '--network', 'regtest', '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--db', db, '--until-synced', '--rpc-backoff-ms', '10']);
     expect(wrongUrl.status).toBe(1);
     expect(wrongUrl.stderr).toMatch(/cannot reach the node at http:\/\/127\.0\.0\.1:1/);
     const badAuth = nodereg(['index', '--network', 'regtest', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', 'wrong', '--db', db, '--until-synced']);

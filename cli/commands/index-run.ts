@@ -31,6 +31,7 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   utxoHash: boolean;
   memoryMib: number;
   rpcTimeout: number;
+  rpcBackoffMs: number;
   rpcMaxResponseMb: number;
   postgres?: string;
   postgresRebuild: boolean;
@@ -84,6 +85,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
         password: node.password ?? process.env.NODEREG_RPC_PASSWORD,
         cookieFile: node.cookieFile,
         timeoutMs: args.rpcTimeout * 1000,
+        backoffMs: args.rpcBackoffMs,
         maxResponseBytes: Math.round(args.rpcMaxResponseMb * 1024 * 1024),
       },
       zmq: args.zmq,

@@ -39,13 +39,36 @@ export class Daemon {
   private readonly waitMs: number;
   private partial = '';
   private raw = '';
+  private connectedMax: number | null = null;
+  /** Woken whenever log lines arrive or the process closes: waits need not poll. */
+  private wake: () => void = () => {};
+  private woken: Promise<void> = this.nextWake();
 
   constructor(args: string[], opts: DaemonOptions = {}) {
     this.waitMs = opts.waitMs ?? 30_000;
     this.child = spawn(process.execPath, [CLI, 'index', ...args, '--log-json'], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => this.take(d));
     // 'close', not 'exit': the last log lines (written just before exiting) have then been read.
-    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => {
+      resolve({ code, signal });
+      this.wake();
+    }));
+  }
+
+  private nextWake(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = () => {
+        this.woken = this.nextWake();
+        resolve();
+      };
+    });
+  }
+
+  /** Resolves when new log lines arrive, the process closes, or `ms` pass. */
+  private async change(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.woken, new Promise<void>((r) => { timer = setTimeout(r, Math.max(0, ms)); })]);
+    clearTimeout(timer);
   }
 
   private take(chunk: string): void {
@@ -53,12 +76,16 @@ export class Daemon {
     const parts = (this.partial + chunk).split('\n');
     this.partial = parts.pop()!;
     for (const p of parts) {
+      let line: LogLine;
       try {
-        this.lines.push(JSON.parse(p) as LogLine);
+        line = JSON.parse(p) as LogLine;
       } catch {
-        this.lines.push({ level: 'raw', msg: p });
+        line = { level: 'raw', msg: p };
       }
+      this.lines.push(line);
+      if (line.msg === 'connected block' && (this.connectedMax === null || (line.height as number) > this.connectedMax)) this.connectedMax = line.height as number;
     }
+    if (parts.length > 0) this.wake();
   }
 
   get alive(): boolean {
@@ -86,9 +113,7 @@ export class Daemon {
 
   /** Highest block the process said it connected (flushed or not). */
   connectedUpTo(): number | null {
-    let h: number | null = null;
-    for (const l of this.lines) if (l.msg === 'connected block' && (h === null || (l.height as number) > h)) h = l.height as number;
-    return h;
+    return this.connectedMax;
   }
 
   /** The last `n` lines of the log, without the per-block ones: for failure messages. */
@@ -102,7 +127,7 @@ export class Daemon {
     while (!this.has(msg, fields)) {
       if (!this.alive) throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before logging ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
       if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${msg} ${JSON.stringify(fields)}:\n${this.tail()}`);
-      await sleep(10);
+      await this.change(end - Date.now() + 1);
     }
   }
 
@@ -111,16 +136,16 @@ export class Daemon {
   }
 
   /**
-   * Polls closely (every 2 ms, to land a kill at a precise moment) until a
-   * line `what` is logged or `what(this)` holds. False if the daemon exits or
-   * `ms` pass first.
+   * Checks as each batch of log lines arrives (to land a kill at a precise
+   * moment) until a line `what` is logged or `what(this)` holds. False if the
+   * daemon exits or `ms` pass first.
    */
   async until(what: string | ((d: Daemon) => boolean), ms: number): Promise<boolean> {
     const end = Date.now() + ms;
     const cond = typeof what === 'string' ? () => this.has(what) : () => what(this);
     while (!cond()) {
       if (!this.alive || Date.now() > end) return false;
-      await sleep(2);
+      await this.change(end - Date.now() + 1);
     }
     return true;
   }
