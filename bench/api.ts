@@ -37,7 +37,7 @@ import { encodeCarrier } from '../script/carrier.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
-const BUILD_VERSION = 4;
+const BUILD_VERSION = 6;
 const PER_BLOCK = 1000;
 const STAKE = 4_250_000_000n;
 const FEE = 1000n;

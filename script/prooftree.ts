@@ -63,6 +63,12 @@ interface Branch {
 
 type Node = Leaf | Branch;
 
+/** What a subtree comes to for the tree above it: nothing, a lone leaf (which may rise), or a branch of two leaves or more. */
+export type Subtree =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'leaf'; readonly key: Hash32; readonly value: Hash32 }
+  | { readonly kind: 'branch'; readonly hash: Hash32 };
+
 /** What a proof needs from the tree: the siblings top first, and the subtree where the key's path ends. */
 export interface TreePath {
   readonly siblings: Hash32[];
@@ -185,6 +191,17 @@ export class ProofTree {
     return this.root().toString('hex');
   }
 
+  /** The subtree at `depth` whose keys share their first `depth` bits with `prefix` (any key), as the tree above it sees it. */
+  subtree(prefix: Hash32, depth: number): Subtree {
+    checkKey(prefix);
+    let node = this.top;
+    let d = 0;
+    while (node !== null && !node.leaf && d < depth) node = node.kids[bitOf(prefix, d++)];
+    if (node === null) return { kind: 'empty' };
+    if (node.leaf) return samePrefix(node.key, prefix, depth) ? { kind: 'leaf', key: node.key, value: node.value } : { kind: 'empty' };
+    return { kind: 'branch', hash: hashOf(node) };
+  }
+
   /** The siblings along `key`'s path and the subtree where it ends (docs/spec.md §2.9 "Proof for key k"). */
   prove(key: Hash32): TreePath {
     checkKey(key);
@@ -209,8 +226,13 @@ const hex = (s: Hash32): string => Buffer.from(s, 'latin1').toString('hex');
  * bytes, or null when it has none; it must agree with the tree.
  */
 export function proofOf(tree: ProofTree, at: { height: number; tip: string }, stakeScript: Uint8Array, element: Uint8Array | null): ProofJson {
+  return proofOfPath(tree.prove(sha256(stakeScript)), tree.root().toString('latin1'), at, stakeScript, element);
+}
+
+/** As `proofOf`, from the key's path and the root (found without a whole tree in memory, as `proveThroughSubtrees` does). */
+export function proofOfPath(path: TreePath, root: Hash32, at: { height: number; tip: string }, stakeScript: Uint8Array, element: Uint8Array | null): ProofJson {
   const key = sha256(stakeScript);
-  const { siblings, terminal } = tree.prove(key);
+  const { siblings, terminal } = path;
   const included = terminal !== null && terminal.key === key;
   if (included !== (element !== null) || (included && terminal.value !== sha256(element!))) {
     throw new Error(`the proof tree and the registrations disagree about stake ${Buffer.from(stakeScript).toString('hex')}`);
@@ -218,7 +240,7 @@ export function proofOf(tree: ProofTree, at: { height: number; tip: string }, st
   return {
     height: at.height,
     tip: at.tip,
-    proofRoot: tree.rootHex(),
+    proofRoot: hex(root),
     stakeScript: Buffer.from(stakeScript).toString('hex'),
     key: hex(key),
     included,
@@ -226,4 +248,59 @@ export function proofOf(tree: ProofTree, at: { height: number; tip: string }, st
     siblings: siblings.map(hex),
     other: terminal === null || included ? null : { key: hex(terminal.key), valueHash: hex(terminal.value) },
   };
+}
+
+/** Whether two keys share their first `bits` bits. */
+function samePrefix(a: Hash32, b: Hash32, bits: number): boolean {
+  for (let i = 0; i < bits; i++) if (bitOf(a, i) !== bitOf(b, i)) return false;
+  return true;
+}
+
+/** The hash a subtree contributes to the branch above it. */
+export function subtreeHash(s: Subtree): Hash32 {
+  return s.kind === 'empty' ? EMPTY : s.kind === 'leaf' ? nodeHash(LEAF_TAG, s.key, s.value) : s.hash;
+}
+
+/** The subtree holding two sibling subtrees: a lone leaf rises past an empty sibling (§2.9). */
+export function joinSubtrees(left: Subtree, right: Subtree): Subtree {
+  if (right.kind === 'empty' && left.kind !== 'branch') return left;
+  if (left.kind === 'empty' && right.kind !== 'branch') return right;
+  return { kind: 'branch', hash: nodeHash(BRANCH_TAG, subtreeHash(left), subtreeHash(right)) };
+}
+
+const sameSubtree = (a: Subtree, b: Subtree): boolean => subtreeHash(a) === subtreeHash(b) && a.kind === b.kind;
+
+/**
+ * The root of a tree given by its 2^`depth` subtrees at `depth` (in key
+ * order), and `key`'s path in it, whose part below `depth` comes from
+ * `own`: a tree of the leaves of the subtree `key` falls in. Throws when
+ * `own` does not have that subtree's summary.
+ */
+export function proveThroughSubtrees(subtrees: readonly Subtree[], depth: number, key: Hash32, own: ProofTree): { root: Hash32; path: TreePath } {
+  checkKey(key);
+  if (depth < 0 || depth > 16 || subtrees.length !== 2 ** depth) throw new RangeError(`expected 2^${depth} subtrees, got ${subtrees.length}`);
+  const levels: Subtree[][] = [];
+  levels[depth] = [...subtrees];
+  for (let d = depth - 1; d >= 0; d--) {
+    const below = levels[d + 1]!;
+    levels[d] = Array.from({ length: 2 ** d }, (_, i) => joinSubtrees(below[2 * i]!, below[2 * i + 1]!));
+  }
+  let idx = 0;
+  for (let d = 0; d < depth; d++) idx = idx * 2 + bitOf(key, d);
+  const mine = subtrees[idx]!;
+  if (!sameSubtree(own.subtree(key, depth), mine)) throw new Error(`the leaves under the first ${depth} bits of key ${hex(key)} do not make the subtree stored for them`);
+  const root = subtreeHash(levels[0]![0]!);
+  const siblings: Hash32[] = [];
+  for (let d = 0; ; d++) {
+    const at = idx >> (depth - d);
+    const node = levels[d]![at]!;
+    if (node.kind === 'empty') return { root, path: { siblings, terminal: null } };
+    if (node.kind === 'leaf') return { root, path: { siblings, terminal: { key: node.key, value: node.value } } };
+    if (d === depth) {
+      const below = own.prove(key);
+      return { root, path: { siblings: siblings.concat(below.siblings.slice(depth)), terminal: below.terminal } };
+    }
+    const bit = bitOf(key, d);
+    siblings.push(subtreeHash(levels[d + 1]![2 * at + 1 - bit]!));
+  }
 }

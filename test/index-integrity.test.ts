@@ -126,10 +126,10 @@ describe('nodereg check', () => {
   it('passes on a sound index, in text and JSON', () => {
     const res = nodereg(['check', '--db', db]);
     expect(res.status).toBe(0);
-    expect(res.stdout).toMatch(/^ok: at height 450 .*registry root from the registration rows \(3\), registry root from the event history \(3\), proof root from the registration rows \(3\), proof root from the event history \(3\), lifetime rows from the registration rows \(\d+\), block-time rows, one per block \(451\)\n$/);
+    expect(res.stdout).toMatch(/^ok: at height 450 .*registry root from the registration rows \(3\), registry root from the event history \(3\), proof root from the registration rows \(3\), proof root from the event history \(3\), proof-tree history \(leaf and subtree rows\) as of the tip \(\d+\), lifetime rows from the registration rows \(\d+\), block-time rows, one per block \(451\)\n$/);
     const json = JSON.parse(nodereg(['check', '--db', db, '--json']).stdout) as { result: string; checks: Array<{ ok: boolean; stored: string }> };
     expect(json.result).toBe('ok');
-    expect(json.checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true]);
+    expect(json.checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true, true]);
     expect(json.checks[0]!.stored).toBe((JSON.parse(exported) as { root: string }).root);
   }, 120_000);
 
@@ -184,6 +184,31 @@ describe('nodereg check', () => {
     expect(await tampered(async (l) => l.put(k1, other))).toMatch(new RegExp(`^MISMATCH: the lifetime rows from the registration rows: the lifetime row of ${name(k1)} .* names stake ${other.toString('hex')}, but its registration row ${v1.toString('hex')};`));
     const [k2] = rows[2]!;
     expect(await tampered(async (l) => l.del(k2))).toMatch(new RegExp(`^MISMATCH: the lifetime rows from the registration rows: the lifetime row of ${name(k2)} .* is missing, though its registration row says so;`));
+  }, 120_000);
+
+  it('compares the proof-tree history at the tip with the tree of the live registrations, and finds a rewritten leaf and a subtree row above the tip', async () => {
+    const leafCopy = copyOf('proof-leaf');
+    const level = new Level<Buffer, Buffer>(leafCopy, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    let key: Buffer | null = null;
+    let value: Buffer | null = null;
+    for await (const [k, v] of level.iterator(K.all(P.proofLeaf))) {
+      if (v.length !== 32) continue;
+      key = Buffer.from(k.subarray(1, 33));
+      value = Buffer.from(v);
+    }
+    expect(key).not.toBeNull();
+    value![0]! ^= 0x01;
+    // A later row for the key, within the chain, that says another leaf.
+    await level.put(K.proofLeaf(key!, 450), value!);
+    await level.close();
+    const res = nodereg(['check', '--db', leafCopy]);
+    expect(res.status).toBe(3);
+    expect(res.stdout).toMatch(new RegExp(`^MISMATCH: the proof-tree history \\(leaf and subtree rows\\) as of the tip: key ${key!.toString('hex')}: its latest leaf row says ${value!.toString('hex')}, the live registrations `));
+    const above = copyOf('proof-subtree-above');
+    const l = new Level<Buffer, Buffer>(above, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await l.put(K.proofSubtree(7, 451), Buffer.of(0));
+    await l.close();
+    expect(nodereg(['check', '--db', above]).stdout).toMatch(/^MISMATCH: the proof-tree history \(leaf and subtree rows\) as of the tip: a subtree row of subtree 7 is for height 451, above the tip 450;/);
   }, 120_000);
 
   it('finds a missing block-time row and one above the tip', async () => {

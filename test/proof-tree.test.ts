@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { proofKey, proofOf, ProofTree, type Hash32 } from '../script/prooftree.js';
+import { proofKey, proofOf, ProofTree, proveThroughSubtrees, type Hash32 } from '../script/prooftree.js';
 import { verifyProof } from '../script/verifyproof.js';
 import { refHash, refProof, sha, sortLeaves as sortList, type RefLeaf } from './helpers/reftree.js';
 
@@ -70,6 +70,31 @@ describe('proof tree', () => {
     expect(tree.prove(keys[1]!.toString('latin1')).siblings).toHaveLength(256);
     for (const k of keys) expect(tree.remove(k.toString('latin1'))).toBe(true);
     expect(tree.rootHex()).toBe('00'.repeat(32));
+  });
+
+  it('gives the same root and paths from the subtrees at a depth and one subtree\'s own leaves as from the whole tree (the stored history\'s way)', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(arbScript, arbFields), { maxLength: 40 }), fc.array(arbScript, { maxLength: 4 }), fc.constantFrom(0, 1, 3, 8), (regs, strangers, depth) => {
+      const leaves = new Map<string, RefLeaf>(regs.map(([script, fields]) => [script.toString('hex'), { key: sha(script), value: sha(elementOf(script, fields)) }]));
+      const sorted = sortLeaves(leaves);
+      const tree = ProofTree.from(sorted.map(latin));
+      const prefixed = (i: number): Hash32 => {
+        const k = Buffer.alloc(32);
+        k.writeUInt16BE(depth === 0 ? 0 : i << (16 - depth), 0);
+        return k.toString('latin1');
+      };
+      const subtrees = Array.from({ length: 2 ** depth }, (_, i) => tree.subtree(prefixed(i), depth));
+      for (const key of [...sorted.map((l) => l.key), ...strangers.map((x) => sha(x))]) {
+        const k = key.toString('latin1');
+        const own = ProofTree.from(sorted.filter((l) => l.key.subarray(0, 2).readUInt16BE(0) >> (16 - depth) === key.readUInt16BE(0) >> (16 - depth)).map(latin));
+        const { root, path } = proveThroughSubtrees(subtrees, depth, k, own);
+        const expected = refProof(sorted, key);
+        expect(Buffer.from(root, 'latin1').toString('hex')).toBe(refHash(sorted, 0).toString('hex'));
+        expect(path.siblings.map((x) => Buffer.from(x, 'latin1').toString('hex'))).toEqual(expected.siblings);
+        expect(path.terminal?.key ?? null).toBe(expected.end === null ? null : expected.end.key.toString('latin1'));
+        // Another subtree's leaves in place of the key's own are refused.
+        if (own.size > 0 && sorted.length > own.size) expect(() => proveThroughSubtrees(subtrees, depth, k, ProofTree.from([]))).toThrow(/do not make the subtree stored/);
+      }
+    }), { numRuns: 150 });
   });
 
   it('keys a stake by SHA256 of its script', () => {

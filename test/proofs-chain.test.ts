@@ -62,7 +62,9 @@ describe('proofs on a chain with reorgs', () => {
         // Both ways of building a past height's tree: from the registration rows (with later renewals replayed) and from the events.
         for (const via of ['registrations', 'events'] as const) expect([via, (await treeAt(idx.db, h, via)).rootHex()]).toEqual([via, root]);
         for (const script of SCRIPTS) {
-          const proof = await proofAt(idx.db, script, h);
+          // From the stored proof-tree history ('k' and 'n' rows), and from a whole tree rebuilt from the registrations.
+          const proof = await proofAt(idx.db, script, h, 'history');
+          expect(await proofAt(idx.db, script, h, 'tree')).toEqual(proof);
           const node = ex.nodes.find((n) => n.stakeScript === script.toString('hex'));
           const live = node?.status === 'active';
           if (live) included++;
@@ -122,6 +124,14 @@ describe('proofs on a chain with reorgs', () => {
           const stored = await proofRootAt(level, h);
           for (const via of ['registrations', 'events'] as const) expect([h, via, (await treeAt(level, h, via)).rootHex()]).toEqual([h, via, stored]);
           const live = (await exportAt(level, regtest, h)).nodes.filter((n) => n.status === 'active');
+          // The proof-tree history a recount writes gives the stored root, and proofs the independent tree confirms.
+          const leaves = refLeaves(live);
+          for (const script of h % 5 !== 0 ? [] : [live[Math.floor(live.length / 2)]?.stakeScript, live[0]?.stakeScript, SCRIPTS[6]!.toString('hex')]) {
+            if (script === undefined) continue;
+            const proof = await proofAt(level, Buffer.from(script, 'hex'), h, 'history');
+            expect([h, proof.proofRoot, proof.siblings]).toEqual([h, stored, refProof(leaves, sha(Buffer.from(script, 'hex'))).siblings]);
+            expect(verifyProof(proof, stored).valid).toBe(true);
+          }
           if (live.some((n) => now.get(`${n.firstHeight}:${n.firstTxid}`)!.tipHeight > h)) renewedLater++;
         }
         // The registration rows hold later states at these heights: the replayed ones must be the ones in the tree.

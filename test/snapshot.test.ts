@@ -10,6 +10,7 @@ import { loadSnapshot, readEnds, SnapshotLoadError } from '../indexer/snapshot/l
 import { checkAgainstNode } from '../indexer/snapshot/nodecheck.js';
 import { createSnapshot } from '../indexer/snapshot/create.js';
 import { blockHashAt, exportAt, rootAt, utxoHashAt } from '../indexer/read/queries.js';
+import { proofAt } from '../indexer/read/proofs.js';
 import { openIndexStore, type DB } from '../indexer/store/store.js';
 import type { NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
@@ -84,10 +85,17 @@ async function withIndex<T>(path: string, fn: (db: DB, params: NetworkParams) =>
   }
 }
 
-/** What the index answers at these heights: exports, roots, UTXO hashes. */
+/** What the index answers at these heights: exports, roots, UTXO hashes, proofs. */
 const answers = (path: string, heights: number[]): Promise<unknown[]> => withIndex(path, async (db, params) => {
   const out: unknown[] = [];
-  for (const h of heights) out.push({ h, export: await exportAt(db, params, h), root: await rootAt(db, h), utxo: await utxoHashAt(db, h) });
+  for (const h of heights) {
+    const ex = await exportAt(db, params, h);
+    // Proofs from the proof-tree history the snapshot carries: of the first node there, and of a stake never seen.
+    const scripts = [...ex.nodes.slice(0, 1).map((n) => Buffer.from(n.stakeScript, 'hex')), Buffer.concat([Buffer.of(0x00, 0x14), Buffer.alloc(20, 0xee)])];
+    const proofs = [];
+    for (const s of scripts) proofs.push(await proofAt(db, s, h, 'history'));
+    out.push({ h, export: ex, root: await rootAt(db, h), utxo: await utxoHashAt(db, h), proofs });
+  }
   return out;
 });
 
@@ -101,7 +109,7 @@ describe('a snapshot round trip', () => {
     expect(out.header).toMatchObject({ network: 'regtest', height: 450, proofRoot: srcRoot.proofRoot, undoBlocks: 12 });
     expect(out.checks.map((c) => c.what)).toEqual([
       'registry root from the registration rows', 'registry root from the event history',
-      'proof root from the registration rows', 'proof root from the event history',
+      'proof root from the registration rows', 'proof root from the event history', 'proof-tree history (leaf and subtree rows) as of the tip',
       'lifetime rows from the registration rows', 'block-time rows, one per block', 'UTXO-set MuHash from the coin rows',
     ]);
     expect(out.node).toBeNull();

@@ -2,8 +2,8 @@ import type { Announcement } from '../../script/carrier.js';
 import type { RegistrationView } from '../../script/interpreter.js';
 import type { ReasonCode } from '../../script/reasons.js';
 import { proofLeaf } from '../../script/prooftree.js';
-import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeRegistration, encodeRejected, rootElement } from '../store/codec.js';
-import { K, OPEN, regId } from '../store/layout.js';
+import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeProofLeaf, encodeRegistration, encodeRejected, encodeSubtree, rootElement } from '../store/codec.js';
+import { K, OPEN, PROOF_SUBTREE_BITS, regId } from '../store/layout.js';
 import { bkey, unbkey, type ChainState } from '../store/state.js';
 import type { EventKind, Registration } from '../types.js';
 
@@ -20,6 +20,8 @@ export type BlockEvent =
 export class RegistryWriter {
   readonly priors = new Map<string, Buffer | null>();
   readonly events: BlockEvent[] = [];
+  /** Proof-tree keys (latin1) whose leaf the block added, changed or removed. */
+  private readonly proofKeys = new Set<string>();
 
   constructor(private readonly state: ChainState, private readonly height: number) {}
 
@@ -111,6 +113,7 @@ export class RegistryWriter {
     this.state.root.insert(e);
     const leaf = proofLeaf(e);
     this.state.proofTree.insert(leaf.key, leaf.value);
+    this.proofKeys.add(leaf.key);
   }
 
   /**
@@ -123,6 +126,25 @@ export class RegistryWriter {
     this.state.root.remove(e);
     const { key, value } = proofLeaf(e);
     if (this.state.proofTree.get(key) === value) this.state.proofTree.remove(key);
+    this.proofKeys.add(key);
+  }
+
+  /**
+   * The proof-tree history of the block ('k' and 'n' rows, docs/schema.md):
+   * each leaf the block touched as it is now, and each subtree at depth
+   * PROOF_SUBTREE_BITS holding one of them, so that a proof at a past height
+   * reads one subtree's leaves and the summaries of the others instead of
+   * rebuilding the whole tree. Called once, after the block's last change.
+   */
+  proofHistory(): void {
+    const tree = this.state.proofTree;
+    const tops = new Map<number, string>();
+    for (const key of this.proofKeys) {
+      const k = Buffer.from(key, 'latin1');
+      this.write(K.proofLeaf(k, this.height), encodeProofLeaf(tree.get(key)), null);
+      tops.set(k[0]!, key);
+    }
+    for (const [top, key] of tops) this.write(K.proofSubtree(top, this.height), encodeSubtree(tree.subtree(key, PROOF_SUBTREE_BITS)), null);
   }
 
   outcome(txid: Buffer, txIndex: number, vout: number, a: Announcement | null, reason: ReasonCode | null): void {

@@ -1,11 +1,12 @@
 import { MuHash3072 } from '../../script/muhash.js';
-import { proofLeaf, ProofTree } from '../../script/prooftree.js';
+import { proofLeaf, ProofTree, type Subtree } from '../../script/prooftree.js';
 import { RegistryRoot } from '../../script/root.js';
 import { rootElement } from '../engine/registry.js';
 import { utxoElement } from '../engine/utxohash.js';
-import { decodeCoin, decodeRegistration } from '../store/codec.js';
+import { decodeCoin, decodeProofLeaf, decodeRegistration, decodeSubtree, encodeSubtree } from '../store/codec.js';
 import { createHash } from 'node:crypto';
-import { K, OPEN, P, parse, regId } from '../store/layout.js';
+import { K, OPEN, P, parse, PROOF_SUBTREE_BITS, regId } from '../store/layout.js';
+import { PROOF_HISTORY_META } from '../store/store.js';
 import { blockHashAt, proofRootAt, registrationsAt, requireTip, rootAt, utxoHashAt } from './queries.js';
 import type { ReadDB } from './snapshot.js';
 import type { Registration } from '../types.js';
@@ -17,7 +18,9 @@ import type { Registration } from '../types.js';
  * checksum cannot: a row that was written wrong, or rewritten, with valid
  * checksums around it. The derived index rows are checked too: the lifetime
  * rows ('l') against the registration rows, and the block-time rows ('t'),
- * which nothing else stored repeats, for one well-formed row per block.
+ * which nothing else stored repeats, for one well-formed row per block. So
+ * is the proof-tree history ('k' and 'n'): as of the tip, its leaves and
+ * subtrees must be those of the tree of the live registration rows.
  */
 
 export interface CheckItem {
@@ -105,6 +108,12 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
     const derived = treeOf(regs).rootHex();
     items.push({ what, stored: storedProof, derived, ok: derived === storedProof, rows: n });
     if (derived !== storedProof) mismatch ??= `the ${what} (${n} live) is ${derived}, but the proof root stored for height ${h} is ${storedProof}`;
+  }
+
+  if ((await db.get(K.meta(PROOF_HISTORY_META))) !== undefined) {
+    const history = await checkProofHistory(db, h, treeOf(rows.values()));
+    items.push(history.item);
+    mismatch ??= history.mismatch;
   }
 
   const lifetimes = await checkLifetimes(db, rows.values());
@@ -197,3 +206,62 @@ async function checkBlockTimes(db: ReadDB, tip: number): Promise<{ item: CheckIt
   const what = 'block-time rows, one per block';
   return { item: { what, stored: `${rows} rows`, derived: `${tip + 1} blocks`, ok: mismatch === null, rows }, mismatch: mismatch === null ? null : `the ${what}: ${mismatch}` };
 }
+
+const hexOf = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
+
+/**
+ * The proof-tree history ('k' and 'n' rows, docs/schema.md) as of the tip:
+ * each key's latest leaf row must be its leaf in `tree` (the tree of the
+ * live registration rows) or empty when it has none, each subtree's latest
+ * row must be that subtree of `tree`, and no row may lie above the tip.
+ */
+async function checkProofHistory(db: ReadDB, tip: number, tree: ProofTree): Promise<{ item: CheckItem; mismatch: string | null }> {
+  let mismatch: string | null = null;
+  let rows = 0;
+  let leaves = 0;
+  let key: string | null = null;
+  let latest: string | null = null;
+  const settle = (): void => {
+    if (key === null) return;
+    const want = tree.get(key);
+    if (want !== latest) mismatch ??= `key ${hexOf(key)}: its latest leaf row says ${latest === null ? 'no leaf' : hexOf(latest)}, the live registrations ${want === null ? 'no leaf' : hexOf(want)}`;
+    if (latest !== null) leaves++;
+  };
+  for await (const [k, v] of db.iterator(K.all(P.proofLeaf))) {
+    rows++;
+    const row = parse.proofLeaf(k);
+    if (row.height > tip) mismatch ??= `a leaf row of key ${row.key.toString('hex')} is for height ${row.height}, above the tip ${tip}`;
+    const name = row.key.toString('latin1');
+    if (name !== key) {
+      settle();
+      key = name;
+    }
+    latest = decodeProofLeaf(v);
+  }
+  settle();
+  if (leaves !== tree.size) mismatch ??= `the leaf rows hold ${leaves} leaves as of the tip, the live registrations ${tree.size}`;
+  const prefix = Buffer.alloc(32);
+  let seen = -1;
+  for await (const [k, v] of db.iterator(K.all(P.proofSubtree))) {
+    rows++;
+    const row = parse.proofSubtree(k);
+    if (row.height > tip) mismatch ??= `a subtree row of subtree ${row.top} is for height ${row.height}, above the tip ${tip}`;
+    for (let top = seen + 1; top <= row.top; top++) {
+      // The first row of each subtree is its latest; one with no rows has never held a leaf.
+      prefix[0] = top;
+      const want = encodeSubtreeHex(tree.subtree(prefix.toString('latin1'), PROOF_SUBTREE_BITS));
+      const got = top === row.top ? encodeSubtreeHex(decodeSubtree(v)) : encodeSubtreeHex({ kind: 'empty' });
+      if (got !== want) mismatch ??= `subtree ${top}: its latest row is ${got}, the tree of the live registrations has ${want}`;
+    }
+    seen = Math.max(seen, row.top);
+  }
+  for (let top = seen + 1; top < 2 ** PROOF_SUBTREE_BITS; top++) {
+    prefix[0] = top;
+    if (tree.subtree(prefix.toString('latin1'), PROOF_SUBTREE_BITS).kind !== 'empty') mismatch ??= `subtree ${top} has no rows, but the live registrations have leaves under it`;
+  }
+  const what = 'proof-tree history (leaf and subtree rows) as of the tip';
+  const item = { what, stored: `${leaves} leaves`, derived: `${tree.size} leaves`, ok: mismatch === null, rows };
+  return { item, mismatch: mismatch === null ? null : `the ${what}: ${mismatch}` };
+}
+
+const encodeSubtreeHex = (t: Subtree): string => encodeSubtree(t).toString('hex');

@@ -1,9 +1,10 @@
-import { proofLeaf, proofOf, ProofTree } from '../../script/prooftree.js';
+import { proofKey, proofLeaf, proofOf, proofOfPath, ProofTree, proveThroughSubtrees, type Hash32, type Subtree } from '../../script/prooftree.js';
 import type { NetworkParams } from '../../script/params.js';
 import { RegistryRoot, serializeRootElement, type RootElement } from '../../script/root.js';
 import type { ProofJson } from '../../script/verifyproof.js';
-import { CorruptRecordError, decodeEvent, decodeRegistration, rootElement } from '../store/codec.js';
-import { K, P, parse } from '../store/layout.js';
+import { CorruptRecordError, decodeEvent, decodeProofLeaf, decodeRegistration, decodeSubtree, rootElement } from '../store/codec.js';
+import { K, P, parse, PROOF_SUBTREE_BITS } from '../store/layout.js';
+import { PROOF_HISTORY_META } from '../store/store.js';
 import {
   blockHashAt, eventsOf, exportNode, proofRootAt, registrationsAt, replay, resolveHeight, rootAt, rowBatches, stakeBalancesAt, type ExportNode,
 } from './queries.js';
@@ -12,11 +13,15 @@ import type { Registration } from '../types.js';
 
 /*
  * Proofs of one registration against the proof root (docs/spec.md §2.9) and
- * diffs between the live sets of two heights. The tree is not stored: it is
- * built from the live set of the height asked about, replayed from the event
- * history, and the last tree built is kept in memory under its root, so
- * further proofs at that height (or at any height with the same live set)
- * only walk one path.
+ * diffs between the live sets of two heights. An index that keeps the
+ * proof-tree history ('k' and 'n' rows, written by the engine on connect)
+ * answers a proof from the summaries of the 256 subtrees under the first
+ * key byte at the height asked about and the leaves then of the one subtree
+ * the key falls in: a few hundred short reads, not the whole tree. Without
+ * that history (an index made before it existed), the tree is rebuilt from
+ * the live set of the height. Either way the last subtrees or tree read are
+ * kept in memory under their root, so further proofs at that height (or at
+ * any height with the same live set) read less or only walk one path.
  */
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
@@ -154,21 +159,88 @@ async function cachedTreeAt(db: ReadDB, height: number, root: string): Promise<P
   return tree;
 }
 
-/** Forgets the kept tree (for measuring the cost of building one, and for tests of both ways of building it). */
+/** Forgets the kept tree and subtrees (for measuring the cost of building them, and for tests of every way of building them). */
 export function forgetProofTree(): void {
   lastTree = null;
+  lastSubtrees = null;
 }
 
 /**
  * The proof (docs/spec.md §2.9 JSON form) that `script` is live at `height`
  * (default: the tip), or that it is not: an exclusion is an answer too.
+ * From the kept tree when it has the height's root; else from the stored
+ * proof-tree history when the index keeps one; else from a tree rebuilt
+ * from the registrations and kept. `via` forces a way (tests compare them).
  */
-export async function proofAt(db: ReadDB, script: Buffer, height?: number): Promise<ProofJson> {
+export async function proofAt(db: ReadDB, script: Buffer, height?: number, via?: 'history' | 'tree'): Promise<ProofJson> {
   const h = await resolveHeight(db, height);
-  const tree = await cachedTreeAt(db, h, await proofRootAt(db, h));
+  const root = await proofRootAt(db, h);
   const regs = replay(script, await eventsOf(db, script), h);
-  const mine = regs.length > 0 && regs[regs.length - 1]!.status === 'active' ? regs[regs.length - 1]! : null;
-  return proofOf(tree, { height: h, tip: rpcHex(await blockHashAt(db, h)) }, script, mine ? serializeRootElement(rootElement(mine)) : null);
+  const mine = regs.length > 0 && regs[regs.length - 1]!.status === 'active' ? serializeRootElement(rootElement(regs[regs.length - 1]!)) : null;
+  const at = { height: h, tip: rpcHex(await blockHashAt(db, h)) };
+  const fromHistory = via === 'history' || (via === undefined && lastTree?.root !== root && (await db.get(K.meta(PROOF_HISTORY_META))) !== undefined);
+  if (fromHistory) {
+    const found = await pathFromHistory(db, h, root, proofKey(script).toString('latin1'));
+    const derived = Buffer.from(found.root, 'latin1').toString('hex');
+    if (derived !== root) {
+      lastSubtrees = null;
+      throw new CorruptRecordError(`proof history (height ${h}: its subtrees make proof root ${derived}, but ${root} is stored)`);
+    }
+    return proofOfPath(found.path, found.root, at, script, mine);
+  }
+  return proofOf(await cachedTreeAt(db, h, root), at, script, mine);
+}
+
+/** The subtrees last read from the proof-tree history, under the root they make: the same whatever height had that root. */
+let lastSubtrees: { root: string; subtrees: Promise<Subtree[]> } | null = null;
+
+/** The state at `height`, whose proof root is stored as `root`, of every subtree at depth PROOF_SUBTREE_BITS: each one's last 'n' row up to then. */
+function subtreesAt(db: ReadDB, height: number, root: string): Promise<Subtree[]> {
+  if (lastSubtrees?.root === root) return lastSubtrees.subtrees;
+  const subtrees = Promise.all(Array.from({ length: 2 ** PROOF_SUBTREE_BITS }, async (_, top): Promise<Subtree> => {
+    for await (const [, v] of db.iterator({ ...K.proofSubtreeUpTo(top, height), limit: 1 })) return decodeSubtree(v);
+    return { kind: 'empty' };
+  }));
+  const kept = { root, subtrees };
+  lastSubtrees = kept;
+  // Dropped when the rows cannot be read, or (by the caller) when they make another root.
+  subtrees.catch(() => {
+    if (lastSubtrees === kept) lastSubtrees = null;
+  });
+  return subtrees;
+}
+
+/**
+ * `key`'s path at `height` from the proof-tree history: the state at
+ * `height` of every subtree at depth PROOF_SUBTREE_BITS (its last 'n' row
+ * up to then), and the leaves then of the one `key` falls in (each of its
+ * keys' last 'k' row up to then).
+ */
+async function pathFromHistory(db: ReadDB, height: number, root: string, key: Hash32): Promise<ReturnType<typeof proveThroughSubtrees>> {
+  const subtrees = await subtreesAt(db, height, root);
+  const own = new ProofTree();
+  let current: Buffer | null = null;
+  let value: Hash32 | null = null;
+  const settle = (): void => {
+    if (current !== null && value !== null) own.insert(current.toString('latin1'), value);
+  };
+  for await (const rows of rowBatches(db, K.proofLeavesUnder(key.charCodeAt(0)))) {
+    for (const [k, v] of rows) {
+      const row = parse.proofLeaf(k);
+      if (current === null || !current.equals(row.key)) {
+        settle();
+        current = Buffer.from(row.key);
+        value = null;
+      }
+      if (row.height <= height) value = decodeProofLeaf(v);
+    }
+  }
+  settle();
+  try {
+    return proveThroughSubtrees(subtrees, PROOF_SUBTREE_BITS, key, own);
+  } catch (err) {
+    throw new CorruptRecordError(`proof history (height ${height}: ${(err as Error).message})`);
+  }
 }
 
 /** A proof from rows another store read (the PostgreSQL mirror): the live set of the height, and the height's block hash and stored proof root. */

@@ -40,6 +40,8 @@ export const SNAPSHOT_ROWS: Readonly<Record<keyof typeof P, RowPolicy>> = {
   blockTime: 'history',
   lifetime: 'state',
   stakeRejected: 'history',
+  proofLeaf: 'history',
+  proofSubtree: 'history',
 };
 
 /** The meta row a loaded index gets: where its undo data begins (docs/schema.md). */

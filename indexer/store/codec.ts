@@ -1,4 +1,5 @@
 import { reasonFromByte, reasonToByte, type ReasonCode } from '../../script/reasons.js';
+import type { Hash32, Subtree } from '../../script/prooftree.js';
 import type { RootElement } from '../../script/root.js';
 import type { Coin, EventKind, Outcome, RegStatus, Registration, RegistryEvent, Tip } from '../types.js';
 
@@ -217,4 +218,29 @@ export function decodeHeightState(raw: Uint8Array): HeightState {
     proofRoot: b.subarray(MUHASH_STATE, base),
     utxo: b.length > base ? b.subarray(base) : null,
   };
+}
+
+/** A proof-tree leaf row ('k'): its value, or empty once the key has no leaf. */
+export function encodeProofLeaf(value: Hash32 | null): Buffer {
+  return value === null ? Buffer.alloc(0) : Buffer.from(value, 'latin1');
+}
+
+export function decodeProofLeaf(raw: Uint8Array): Hash32 | null {
+  if (raw.length !== 0 && raw.length !== 32) throw new CorruptRecordError('proof leaf');
+  return raw.length === 0 ? null : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+}
+
+/** A proof subtree row ('n'): 0 (empty) | 1 ‖ key(32) ‖ value(32) (a lone leaf) | 2 ‖ hash(32) (a branch). */
+export function encodeSubtree(s: Subtree): Buffer {
+  if (s.kind === 'empty') return Buffer.of(0);
+  if (s.kind === 'leaf') return Buffer.concat([Buffer.of(1), Buffer.from(s.key, 'latin1'), Buffer.from(s.value, 'latin1')]);
+  return Buffer.concat([Buffer.of(2), Buffer.from(s.hash, 'latin1')]);
+}
+
+export function decodeSubtree(raw: Uint8Array): Subtree {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (b.length === 1 && b[0] === 0) return { kind: 'empty' };
+  if (b.length === 65 && b[0] === 1) return { kind: 'leaf', key: b.toString('latin1', 1, 33), value: b.toString('latin1', 33, 65) };
+  if (b.length === 33 && b[0] === 2) return { kind: 'branch', hash: b.toString('latin1', 1, 33) };
+  throw new CorruptRecordError('proof subtree');
 }

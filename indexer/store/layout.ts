@@ -28,7 +28,12 @@ export const P = {
   blockTime: 0x74, // 't' + u32be h              -> u32le header time of block h
   lifetime: 0x6c, // 'l' + u32be endedHeight + regId -> script: every registration by the block it ended in (OPEN while live)
   stakeRejected: 0x4a, // 'J' + u16be len + script + u32be h + u32be txIndex + u32be vout -> txid | reason byte: rejected attempts that named the script
+  proofLeaf: 0x6b, // 'k' + key(32) + u32be h    -> value(32), or empty: a proof-tree leaf (§2.9) as it became in block h
+  proofSubtree: 0x6e, // 'n' + u8 top + u32be ~h -> summary (codec): the proof subtree under the key's first byte `top` as it became in block h (~h = 0xffffffff - h: latest first)
 } as const;
+
+/** The proof-tree rows ('k', 'n') cut the tree at this depth: one subtree per value of a key's first byte. */
+export const PROOF_SUBTREE_BITS = 8;
 
 /** The `l` rows' end height of a registration that has not ended. */
 export const OPEN = 0xffffffff;
@@ -176,6 +181,29 @@ export const K = {
   webhookQueued: (): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.webhook, W.queue)),
   webhookFailed: (seq: number): Buffer => webhookKey(W.failed, seq, 8),
   webhookFailures: (): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.webhook, W.failed)),
+  /** `key` is a proof-tree key (SHA256 of a stake script, 32 bytes). */
+  proofLeaf: (key: Uint8Array, h: number): Buffer => {
+    const b = Buffer.allocUnsafe(37);
+    b[0] = P.proofLeaf;
+    b.set(key, 1);
+    b.writeUInt32BE(h, 33);
+    return b;
+  },
+  /** Every 'k' row of the keys whose first byte is `top`, by key then height. */
+  proofLeavesUnder: (top: number): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.proofLeaf, top)),
+  proofSubtree: (top: number, h: number): Buffer => {
+    const b = Buffer.allocUnsafe(6);
+    b[0] = P.proofSubtree;
+    b[1] = top;
+    b.writeUInt32BE(0xffffffff - h, 2);
+    return b;
+  },
+  /**
+   * The 'n' rows of subtree `top` up to block `h`, latest first: the first
+   * is its state at `h`. (Heights are stored inverted because a forward
+   * seek is far cheaper in LevelDB than a reverse one past a range's end.)
+   */
+  proofSubtreeUpTo: (top: number, h: number): { gte: Buffer; lt: Buffer } => ({ gte: K.proofSubtree(top, h), lt: rangeOf(Buffer.of(P.proofSubtree, top)).lt }),
   /** Every key under a one-byte prefix. */
   all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
 };
@@ -250,6 +278,8 @@ export const parse = {
     const at = 3 + k.readUInt16BE(1);
     return { script: k.subarray(3, at), height: k.readUInt32BE(at), txIndex: k.readUInt32BE(at + 4), vout: k.readUInt32BE(at + 8) };
   },
+  proofLeaf: (k: Buffer): { key: Buffer; height: number } => ({ key: k.subarray(1, 33), height: k.readUInt32BE(33) }),
+  proofSubtree: (k: Buffer): { top: number; height: number } => ({ top: k[1]!, height: 0xffffffff - k.readUInt32BE(2) }),
   webhookBlock: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(2) }),
   webhookSeq: (k: Buffer): { seq: number } => ({ seq: Number(k.readBigUInt64BE(2)) }),
   coin: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),

@@ -161,6 +161,9 @@ export async function openIndexStore(
 /** Meta row present in an index that has kept rejected attempts by stake ('J' rows) since its creation. */
 export const STAKE_REJECTIONS_META = 'stakeRejections';
 
+/** Meta row present in an index that has kept the proof-tree history ('k' and 'n' rows) of every block since its creation. */
+export const PROOF_HISTORY_META = 'proofHistory';
+
 async function checkMeta(db: DB, path: string, given: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams }): Promise<NetworkParams> {
   const schema = await readMeta(db, 'schema');
   if (schema === undefined) {
@@ -180,6 +183,7 @@ async function checkMeta(db: DB, path: string, given: NetworkParams | null, opts
       { type: 'put', key: K.meta('utxoHash'), value: Buffer.from(opts.utxoHash ? '1' : '0') },
       // Written at creation only: an index made before the 'J' rows existed lacks some of them.
       { type: 'put', key: K.meta(STAKE_REJECTIONS_META), value: Buffer.from('1') },
+      { type: 'put', key: K.meta(PROOF_HISTORY_META), value: Buffer.from('1') },
     ], { sync: true });
     return params;
   }
