@@ -1,8 +1,11 @@
 // The address module alone: the whole library costs every CLI start-up a tenth of a second.
 import * as btcAddress from 'bitcoinjs-lib/src/address';
 import { segwitAddress } from './bech32.js';
+import { looksLikeWif, shown } from './keyshape.js';
 import type { NetworkParams } from './params.js';
 import { stakeTemplate } from './templates.js';
+
+export { looksLikeWif, shown };
 
 /**
  * Renders a stake script as an address of `params`' chain, or null when the
@@ -47,19 +50,7 @@ function witnessScript(version: number, program: Uint8Array): Buffer {
   return Buffer.concat([Buffer.of(version === 0 ? 0x00 : 0x50 + version, program.length), program]);
 }
 
-/** Base58 WIF: 51 or 52 characters (uncompressed / compressed keys). */
-const WIF_SHAPE = /^[1-9A-HJ-NP-Za-km-z]{51,52}$/;
 const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
-
-/** Whether a value looks like a private key by its shape alone; such values are never echoed. */
-export function looksLikeWif(value: string): boolean {
-  return WIF_SHAPE.test(value.trim());
-}
-
-/** The value as error messages may show it: quoted, unless it may be a private key. */
-export function shown(value: string): string {
-  return looksLikeWif(value) ? 'the value (not shown: it looks like a private key)' : `"${value}"`;
-}
 
 /**
  * Parses an address of `params`' chain into its output script. Only the five
