@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { shown } from '../script/address.js';
+import { shown } from '../script/keyshape.js';
 import { ParamsError, resolveParams, type NetworkParams } from '../script/params.js';
 
 /** A mistake in how the command was called: printed as one line, exit status 2. */

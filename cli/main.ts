@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { indexCommand } from './commands/index.js';
 import { payoutsCommand } from './commands/payouts.js';
@@ -20,11 +20,26 @@ import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
 
 /**
+ * yargs renders a command's whole help text right after its handler starts,
+ * to keep for a later showHelp: some 70 ms of string measuring on every run.
+ * Nothing here shows help once a handler has run (failures go through .fail
+ * below, which prints one line), so the render is left out. Help asked for
+ * with --help, or printed for a usage mistake, is built as before.
+ */
+function withoutHelpAfterRun<T>(y: Argv<T>): Argv<T> {
+  type Usage = { cacheHelpMessage?: () => void };
+  const internal = y as unknown as { getInternalMethods?: () => { getUsageInstance?: () => Usage } };
+  const usage = internal.getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+  return y;
+}
+
+/**
  * Entry point. Exit status: 0 done, 1 a problem the user can fix (the message
  * says how), 2 a usage mistake. Stack traces are kept for real bugs.
  */
 async function main(argv: string[]): Promise<void> {
-  await withEnvAndConfig(yargs(argv), argv)
+  await withEnvAndConfig(withoutHelpAfterRun(yargs(argv)), argv)
     .scriptName('nodereg')
     .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
     .command(scriptCommand)

@@ -1,8 +1,59 @@
-// The address module alone: the whole library costs every CLI start-up a tenth of a second.
-import * as btcAddress from 'bitcoinjs-lib/src/address';
+import { bech32, bech32m } from 'bech32';
+import bs58check from 'bs58check';
 import { segwitAddress } from './bech32.js';
+import { looksLikeWif, shown } from './keyshape.js';
 import type { NetworkParams } from './params.js';
 import { stakeTemplate } from './templates.js';
+
+export { looksLikeWif, shown };
+
+/*
+ * The three codecs of bitcoinjs-lib's address module this file uses, written
+ * over the same two libraries it uses (bech32, bs58check) with its checks and
+ * its messages. Importing that module costs a CLI start about a tenth of a
+ * second (it loads every payment type and a validation library); these cost
+ * a few milliseconds. Exported for test/address.test.ts, which holds them to
+ * the library.
+ */
+export const codecs = {
+  /** A bech32 (witness v0) or bech32m (v1+) address: its version, prefix and program. */
+  fromBech32(address: string): { version: number; prefix: string; data: Uint8Array } {
+    let result: { prefix: string; words: number[] } | undefined;
+    let version: number;
+    try {
+      result = bech32.decode(address);
+    } catch {
+      result = undefined;
+    }
+    if (result) {
+      version = result.words[0]!;
+      if (version !== 0) throw new TypeError(address + ' uses wrong encoding');
+    } else {
+      result = bech32m.decode(address);
+      version = result.words[0]!;
+      if (version === 0) throw new TypeError(address + ' uses wrong encoding');
+    }
+    return { version, prefix: result.prefix, data: Uint8Array.from(bech32.fromWords(result.words.slice(1))) };
+  },
+
+  /** A base58check address: its version byte and 20-byte hash. */
+  fromBase58Check(address: string): { version: number; hash: Uint8Array } {
+    const payload = bs58check.decode(address);
+    if (payload.length < 21) throw new TypeError(address + ' is too short');
+    if (payload.length > 21) throw new TypeError(address + ' is too long');
+    return { version: payload[0]!, hash: payload.slice(1) };
+  },
+
+  /** A 20-byte hash under a version byte, base58check-encoded. */
+  toBase58Check(hash: Uint8Array, version: number): string {
+    if (hash.length !== 20) throw new TypeError(`expected a 20-byte hash, got ${hash.length} bytes`);
+    if (!Number.isInteger(version) || version < 0 || version > 0xff) throw new TypeError(`expected a version byte, got ${version}`);
+    const payload = new Uint8Array(21);
+    payload[0] = version;
+    payload.set(hash, 1);
+    return bs58check.encode(payload);
+  },
+};
 
 /**
  * Renders a stake script as an address of `params`' chain, or null when the
@@ -13,8 +64,8 @@ export function scriptToAddress(script: Uint8Array, params: NetworkParams): stri
   const t = stakeTemplate(script);
   try {
     switch (t) {
-      case 'p2pkh': return flat(btcAddress.toBase58Check(script.subarray(3, 23), params.pubKeyHash));
-      case 'p2sh': return flat(btcAddress.toBase58Check(script.subarray(2, 22), params.scriptHash));
+      case 'p2pkh': return flat(codecs.toBase58Check(script.subarray(3, 23), params.pubKeyHash));
+      case 'p2sh': return flat(codecs.toBase58Check(script.subarray(2, 22), params.scriptHash));
       case 'p2wpkh':
       case 'p2wsh': return segwitAddress(params.bech32, 0, script.subarray(2));
       case 'p2tr': return segwitAddress(params.bech32, 1, script.subarray(2));
@@ -47,19 +98,7 @@ function witnessScript(version: number, program: Uint8Array): Buffer {
   return Buffer.concat([Buffer.of(version === 0 ? 0x00 : 0x50 + version, program.length), program]);
 }
 
-/** Base58 WIF: 51 or 52 characters (uncompressed / compressed keys). */
-const WIF_SHAPE = /^[1-9A-HJ-NP-Za-km-z]{51,52}$/;
 const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
-
-/** Whether a value looks like a private key by its shape alone; such values are never echoed. */
-export function looksLikeWif(value: string): boolean {
-  return WIF_SHAPE.test(value.trim());
-}
-
-/** The value as error messages may show it: quoted, unless it may be a private key. */
-export function shown(value: string): string {
-  return looksLikeWif(value) ? 'the value (not shown: it looks like a private key)' : `"${value}"`;
-}
 
 /**
  * Parses an address of `params`' chain into its output script. Only the five
@@ -71,7 +110,7 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
   if (lower.startsWith(params.bech32 + '1')) {
     let decoded: { version: number; prefix: string; data: Uint8Array };
     try {
-      decoded = btcAddress.fromBech32(addr);
+      decoded = codecs.fromBech32(addr);
     } catch (err) {
       throw new AddressError(`${shown(addr)} is not a valid bech32 address: ${(err as Error).message}`);
     }
@@ -87,7 +126,7 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
   let decoded: { version: number; hash: Uint8Array } | null = null;
   let base58Flaw = '';
   try {
-    decoded = btcAddress.fromBase58Check(addr);
+    decoded = codecs.fromBase58Check(addr);
   } catch (err) {
     base58Flaw = (err as Error).message;
   }
@@ -102,7 +141,7 @@ export function addressToScript(addr: string, params: NetworkParams): Buffer {
   }
   let otherBech32: string | null = null;
   try {
-    otherBech32 = btcAddress.fromBech32(addr).prefix;
+    otherBech32 = codecs.fromBech32(addr).prefix;
   } catch {
     otherBech32 = null;
   }

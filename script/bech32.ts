@@ -1,7 +1,8 @@
 /*
  * Segwit addresses written out: bech32 (BIP 173) for witness version 0,
- * bech32m (BIP 350) above. Decoding stays with bitcoinjs-lib. The encoder is
- * here because a payout table or an export renders an address per row, and
+ * bech32m (BIP 350) above. Decoding stays with the bech32 library (see
+ * address.ts). The encoder is here because a payout table or an export
+ * renders an address per row, and
  * the library's character-by-character `+=` costs more than the rest of such
  * an answer; this one fills a small byte buffer and reads it back as one flat
  * string. test/address.test.ts holds it to the library on random programs.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import * as btcAddress from 'bitcoinjs-lib/src/address';
-import { AddressError, addressToScript, looksLikeWif, parseStake, scriptToAddress } from '../script/address.js';
+import { AddressError, addressToScript, codecs, looksLikeWif, parseStake, scriptToAddress } from '../script/address.js';
 import { segwitAddress } from '../script/bech32.js';
 import { BUILTIN_NETWORKS, loadParamsFile, type NetworkParams } from '../script/params.js';
 
@@ -78,6 +78,45 @@ describe('segwit addresses written out (script/bech32.ts)', () => {
       .toBe('tb1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3q0sl5k7');
     expect(segwitAddress('bc', 1, bytes('79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798')))
       .toBe('bc1p0xlxvlhemja6c4dqv22uapctqupfhlxm9h8z3k2e72q4k9hcz7vqzk5jj0');
+  });
+});
+
+describe('address codecs (script/address.ts) against bitcoinjs-lib\'s address module', () => {
+  /** The value a decoder returns, or the message it throws. */
+  const outcome = (f: () => unknown): unknown => {
+    try {
+      const r = f() as Record<string, unknown>;
+      return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Uint8Array ? hex(v) : v]));
+    } catch (err) {
+      return { threw: (err as Error).message };
+    }
+  };
+  const ALPHABET = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0l1IO';
+  const known = [...table.valid, ...table.wrongNetwork, ...table.malformed].map((r) => r.address);
+  /** A known address with one character replaced, one dropped or one added, or the address itself. */
+  const mutated = fc.tuple(fc.constantFrom(...known), fc.nat(), fc.constantFrom(...ALPHABET), fc.integer({ min: 0, max: 3 })).map(([a, i, c, how]) => {
+    const at = i % (a.length + 1);
+    if (how === 0) return a;
+    if (how === 1) return a.slice(0, at) + c + a.slice(at + 1);
+    if (how === 2) return a.slice(0, at) + a.slice(at + 1);
+    return a.slice(0, at) + c + a.slice(at);
+  });
+
+  test('decode known addresses and one-character changes of them to the same values, or fail with the same messages', () => {
+    fc.assert(fc.property(mutated, (a) => {
+      expect(outcome(() => codecs.fromBech32(a))).toEqual(outcome(() => btcAddress.fromBech32(a)));
+      expect(outcome(() => codecs.fromBase58Check(a))).toEqual(outcome(() => btcAddress.fromBase58Check(a)));
+    }), { numRuns: 3000 });
+  });
+
+  test('encode base58check addresses as the library does for every version byte', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 20, maxLength: 20 }), fc.integer({ min: 0, max: 255 }), (hash, version) => {
+      expect(codecs.toBase58Check(hash, version)).toBe(btcAddress.toBase58Check(hash, version));
+    }), { numRuns: 1000 });
+    expect(() => codecs.toBase58Check(new Uint8Array(19), 0)).toThrow(TypeError);
+    expect(() => btcAddress.toBase58Check(new Uint8Array(19), 0)).toThrow();
+    expect(() => codecs.toBase58Check(new Uint8Array(20), 256)).toThrow(TypeError);
+    expect(() => btcAddress.toBase58Check(new Uint8Array(20), 256)).toThrow();
   });
 });
 

@@ -2,8 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { ExportNode } from '../../indexer/read/queries.js';
 import { compareParties, type Comparison, type Party } from '../compare.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
-import { asUserError } from '../index-access.js';
-import { openQuerySource, type QuerySource } from '../query-source.js';
+import type { QuerySource } from '../query-source.js';
 
 interface CompareArgs extends NetworkArgs {
   peer: string[];
@@ -48,6 +47,8 @@ function text(c: Comparison): string {
 }
 
 async function run(args: CompareArgs): Promise<void> {
+  // Imported here, not at the top: keeps the store and the address code off other commands' start-up.
+  const [{ asUserError }, { openQuerySource }] = await Promise.all([import('../index-access.js'), import('../query-source.js')]);
   const parties: Party[] = [];
   try {
     const own = await openQuerySource(args);

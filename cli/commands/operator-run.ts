@@ -4,10 +4,8 @@ import type { NetworkParams } from '../../script/params.js';
 import { hexArg, networkFrom, printJson, UsageError, UserError, type NetworkArgs } from '../common.js';
 import { coins } from '../format.js';
 import { ApiSource } from '../operator/api-source.js';
-import { execute, prepare, type AnnounceRequest, type Session } from '../operator/announce.js';
-import { judgeForBroadcast, readTransactionArg } from '../operator/broadcast.js';
-import { renewAll, type BulkLine } from '../operator/bulk.js';
-import { loadKey } from '../operator/keys.js';
+import type { AnnounceRequest, Session } from '../operator/announce.js';
+import type { BulkLine } from '../operator/bulk.js';
 import { checkChain, resolveFeeRate, rpcFrom, sendTransaction, type RpcArgs } from '../operator/node.js';
 import { assess, defaultWarnBlocks, outcomeText, registrationText, STATUS_EXIT, summaryJson, warn } from '../operator/report.js';
 import { asOperatorError, DbSource, type IndexSource } from '../operator/sources.js';
@@ -16,8 +14,9 @@ import { looksLikeWif } from '../operator/wif.js';
 
 /*
  * What the operator commands do once their flags have been checked (in
- * operator.ts). Loaded only when one of them runs: it brings in the signing
- * stack (bitcoinjs-lib's PSBTs, ecpair, secp256k1).
+ * operator.ts). Loaded only when one of them runs; the signing stack
+ * (bitcoinjs-lib's PSBTs, ecpair, secp256k1) is imported by the commands that
+ * build or send a transaction, not by `status`.
  */
 
 interface SourceArgs extends NetworkArgs {
@@ -100,6 +99,7 @@ async function printRegistration(s: Session, stake: Buffer, label: string): Prom
 }
 
 export async function runAnnounce(a: OperatorArgs, kind: 'newnode' | 'renewal'): Promise<void> {
+  const [{ execute, prepare }, { loadKey }] = await Promise.all([import('../operator/announce.js'), import('../operator/keys.js')]);
   await withSession(a, async (s) => {
     const stake = stakeArg(a.stake!, s.params);
     const key = loadKey(a.keyFile, s.params);
@@ -133,6 +133,7 @@ export async function runAnnounce(a: OperatorArgs, kind: 'newnode' | 'renewal'):
 }
 
 export async function runRenewAll(a: OperatorArgs): Promise<void> {
+  const { renewAll } = await import('../operator/bulk.js');
   const failed = await withSession(a, async (s) => {
     const feeRate = await resolveFeeRate(s.rpc, a.feeRate);
     await s.source.catchUp(s.rpc);
@@ -158,6 +159,7 @@ export async function runRenewAll(a: OperatorArgs): Promise<void> {
 export interface BroadcastArgs extends OperatorArgs { tx: string }
 
 export async function runBroadcast(a: BroadcastArgs): Promise<void> {
+  const { judgeForBroadcast, readTransactionArg } = await import('../operator/broadcast.js');
   const tx = readTransactionArg(a.tx);
   const txid = tx.getId();
   const source = a.db !== undefined || a.api !== undefined ? await openSource(a) : null;

@@ -3,9 +3,8 @@ import { payoutTableJsonPieces } from '../../indexer/read/payoutjson.js';
 import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type PayoutWeight } from '../../indexer/read/payouttypes.js';
 import { UsageError, withJson, withNetwork } from '../common.js';
 import { coins, table } from '../format.js';
-import { asUserError } from '../index-access.js';
 import type { PayArgs } from '../payment/run.js';
-import { openQuerySource, type SourceArgs } from '../query-source.js';
+import type { SourceArgs } from '../query-source.js';
 import { refuseSecrets, rpcOptions } from './operator.js';
 
 interface PayoutsArgs extends SourceArgs {
@@ -108,6 +107,8 @@ export const payoutsCommand: CommandModule = {
       const { runPayment } = await import('../payment/run.js');
       return runPayment(a as unknown as PayArgs, req, (t) => process.stdout.write(readable(t, req.minPayout)));
     }
+    // Imported here, not at the top: keeps the store and the address code off other commands' start-up.
+    const [{ asUserError }, { openQuerySource }] = await Promise.all([import('../index-access.js'), import('../query-source.js')]);
     const source = await openQuerySource(a);
     try {
       const t = await source.payouts(req);

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
-import { AddressError, parseStake } from '../../script/address.js';
-import { verifyProof } from '../../script/verifyproof.js';
 import { printJson, UsageError, UserError } from '../common.js';
 import { dbOptions, heightCheck, withIndex, type DbArgs } from './query.js';
 
@@ -29,6 +27,8 @@ const show: CommandModule = {
   handler: (argv) => {
     const a = argv as unknown as ProofArgs;
     return withIndex(a, async (source) => {
+      // Imported here, as below: the address code and the hashes stay off other commands' start-up.
+      const { AddressError, parseStake } = await import('../../script/address.js');
       let script: Buffer;
       try {
         script = parseStake(a.stake, source.params);
@@ -71,10 +71,11 @@ const verify: CommandModule = {
     .epilogue(`Exit status: 0 the proof holds; ${INVALID} it does not (one line says why); 1 the input is not a proof; 2 usage error.`)
     .example('$0 proof verify proof.json --root <proof root from "nodereg root --json">', 'check a proof against a root you trust')
     .example('curl -s http://127.0.0.1:8080/v1/proof/bcrt1q... | $0 proof verify -', 'check a served proof against its own root'),
-  handler: (argv) => {
+  handler: async (argv) => {
     const a = argv as unknown as VerifyArgs;
     // yargs hands a lone "-" positional over as an empty string.
     const proof = readProof(a.file === '' ? '-' : a.file);
+    const { verifyProof } = await import('../../script/verifyproof.js');
     const v = verifyProof(proof, a.root);
     if (!v.valid && v.malformed) throw new UserError(`not a proof: ${v.reason}`);
     const p = proof as { stakeScript: string; height: number; proofRoot: string };

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { AddressError, parseStake } from '../../script/address.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import { hexArg, printJson, UsageError, UserError, withJson, withNetwork } from '../common.js';
 import { coins, nodesTable, table } from '../format.js';
@@ -74,6 +73,7 @@ const node: CommandModule = {
   handler: (argv) => {
     const a = argv as unknown as NodeArgs;
     return withIndex(a, async (source) => {
+      const { AddressError, parseStake } = await import('../../script/address.js');
       let script: Buffer;
       try {
         script = parseStake(a.stake, source.params);

@@ -1,80 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
-import { AddressError, parseStake, scriptToAddress } from '../../script/address.js';
-import { toAsm } from '../../script/asm.js';
-import { decodeBody, detectAnnouncement, encodeBody, encodeCarrier, type Announcement, type Attempt } from '../../script/carrier.js';
-import { REASON_TEXT } from '../../script/reasons.js';
-import { MAX_TIMESTAMP } from '../../script/scriptnum.js';
-import { OP_RETURN } from '../../script/opcodes.js';
-import { hexArg, networkFrom, printJson, UsageError, withJson, withNetwork, type NetworkArgs } from '../common.js';
+import { withJson, withNetwork } from '../common.js';
+import type { DecodeArgs, EncodeArgs } from './script-run.js';
 
-const rpcHex = (internal: Uint8Array): string => Buffer.from(internal).reverse().toString('hex');
-
-interface EncodeArgs extends NetworkArgs { stake: string; timestamp: number; prev?: string; json: boolean }
-interface DecodeArgs extends NetworkArgs { hex: string; json: boolean }
-
-function encode(args: EncodeArgs): void {
-  const params = networkFrom(args);
-  let stakeScript: Buffer;
-  try {
-    stakeScript = parseStake(args.stake, params);
-  } catch (err) {
-    if (err instanceof AddressError) throw new UsageError(`--stake: ${err.message}`);
-    throw err;
-  }
-  if (!Number.isSafeInteger(args.timestamp) || args.timestamp < 1 || args.timestamp > MAX_TIMESTAMP) {
-    throw new UsageError(`--timestamp must be a whole number of seconds from 1 to ${MAX_TIMESTAMP}, got ${args.timestamp}`);
-  }
-  let a: Announcement;
-  if (args.prev !== undefined) {
-    const prev = hexArg(args.prev, '--prev');
-    if (prev.length !== 32) throw new UsageError(`--prev must be a 32-byte txid (64 hex digits), got ${prev.length} bytes`);
-    a = { kind: 'renewal', stakeScript, timestamp: args.timestamp, prevTxid: prev.reverse() };
-  } else {
-    a = { kind: 'newnode', stakeScript, timestamp: args.timestamp };
-  }
-  const carrier = encodeCarrier(a);
-  if (args.json) {
-    printJson({ carrier: carrier.toString('hex'), body: encodeBody(a).toString('hex'), asm: toAsm(carrier) });
-  } else {
-    process.stdout.write(carrier.toString('hex') + '\n');
-  }
-}
-
-/** Carriers start with OP_RETURN; anything else is taken as a bare BODY. */
-function decodeInput(bytes: Buffer): Attempt {
-  if (bytes[0] === OP_RETURN) {
-    const attempt = detectAnnouncement(bytes);
-    if (attempt !== null) return attempt;
-  }
-  return decodeBody(bytes);
-}
-
-function decode(args: DecodeArgs): void {
-  const params = networkFrom(args);
-  const attempt = decodeInput(hexArg(args.hex, 'the script'));
-  if (!attempt.ok) {
-    if (args.json) printJson({ ok: false, reason: attempt.reason });
-    else process.stdout.write(`flawed announcement: ${attempt.reason} (${REASON_TEXT[attempt.reason]})\n`);
-    return;
-  }
-  const a = attempt.announcement;
-  const stakeHex = Buffer.from(a.stakeScript).toString('hex');
-  const address = scriptToAddress(a.stakeScript, params);
-  const prevTxid = a.kind === 'renewal' ? rpcHex(a.prevTxid) : null;
-  if (args.json) {
-    printJson({ ok: true, kind: a.kind, stakeScript: stakeHex, address, timestamp: a.timestamp, prevTxid });
-    return;
-  }
-  const when = a.timestamp * 1000 <= 8.64e15 ? new Date(a.timestamp * 1000).toISOString() : 'out of date range';
-  const lines = [
-    `kind       ${a.kind === 'newnode' ? 'OP_NEWNODE' : 'OP_RENEWAL'}`,
-    `stake      ${stakeHex}`,
-    `address    ${address ?? `(no ${params.name} address)`}`,
-    `timestamp  ${a.timestamp} (${when})`,
-  ];
-  if (prevTxid !== null) lines.push(`previous   ${prevTxid}`);
-  process.stdout.write(lines.join('\n') + '\n');
-}
+// Imported when a handler runs: keeps the address code off other commands' start-up.
+const run = (): Promise<typeof import('./script-run.js')> => import('./script-run.js');
 
 export const scriptCommand: CommandModule = {
   command: 'script',
@@ -90,7 +19,7 @@ export const scriptCommand: CommandModule = {
             .option('timestamp', { type: 'number', demandOption: true, describe: 'announcement time, unix seconds' })
             .option('prev', { type: 'string', describe: 'previous announcement txid (RPC hex) for a renewal' })
             .example('$0 script encode --network regtest --stake bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080 --timestamp 1700000000', 'an OP_NEWNODE carrier'),
-        handler: (argv) => encode(argv as unknown as EncodeArgs),
+        handler: async (argv) => (await run()).encode(argv as unknown as EncodeArgs),
       })
       .command({
         command: 'decode <hex>',
@@ -99,7 +28,7 @@ export const scriptCommand: CommandModule = {
           withJson(withNetwork(b))
             .positional('hex', { type: 'string', demandOption: true, describe: 'carrier or BODY, hex' })
             .example('$0 script decode 6a044e5245471d160014751e76e8199196d454941c45d1b3a323f1433bd60400f15365c0 --network regtest --json', 'decode an OP_NEWNODE'),
-        handler: (argv) => decode(argv as unknown as DecodeArgs),
+        handler: async (argv) => (await run()).decode(argv as unknown as DecodeArgs),
       })
       .demandCommand(1, 'choose an action: encode or decode'),
   handler: () => undefined,

@@ -1,4 +1,3 @@
-import { Block } from 'bitcoinjs-lib';
 import { RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { forEachTxid } from '../../indexer/chain/scanner.js';
 import type { NetworkParams } from '../../script/params.js';
@@ -6,6 +5,9 @@ import { UsageError, UserError } from '../common.js';
 import { resolveRpc, type RpcFlags } from '../datadir.js';
 import type { StakeCoin } from './build.js';
 import { checkFeeRate, MAX_FEE_RATE } from './feerate.js';
+
+// Imported when a block is decoded: keeps the library off `status`, which only reads.
+const bitcoinjs = (): Promise<typeof import('bitcoinjs-lib')> => import('bitcoinjs-lib');
 
 export { checkFeeRate, MAX_FEE_RATE };
 
@@ -148,7 +150,7 @@ export async function fetchPrevTxs(rpc: RpcClient, coins: readonly StakeCoin[]):
     set.add(c.txid);
   }
   for (const [height, txids] of byHeight) {
-    const block = Block.fromBuffer(await rpc.getBlockRaw(await rpc.getBlockHash(height)));
+    const block = (await bitcoinjs()).Block.fromBuffer(await rpc.getBlockRaw(await rpc.getBlockHash(height)));
     for (const tx of block.transactions ?? []) {
       const id = tx.getId();
       if (txids.has(id)) out.set(id, Buffer.from(tx.toBuffer()));
