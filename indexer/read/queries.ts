@@ -3,7 +3,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, registrationScript, type HeightState } from '../store/codec.js';
-import { K, P, parse } from '../store/layout.js';
+import { K, P, parse, regId } from '../store/layout.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
@@ -196,16 +196,17 @@ const WALK_LIMIT = 3000;
  * registration rows begun by `height` (kept for every registration, keyed in
  * FIRST_SEEN order) and keeps each one that `replay` of its script's events
  * makes the script's registration at `height`. A reader still asking after
- * WALK_LIMIT rows (a filter few match) gets the rest from one scan of the
+ * `walkLimit` rows (a filter few match) gets the rest from one scan of the
  * event rows instead of a range read per script.
  */
-export async function* registrationsFrom(db: ReadDB, height: number, after: RegPlace | null): AsyncGenerator<Registration> {
-  let from = after === null ? null : regIdOf(after.firstHeight, after.firstIndex);
+export async function* registrationsFrom(db: ReadDB, height: number, after: RegPlace | null, walkLimit = WALK_LIMIT): AsyncGenerator<Registration> {
+  if (after !== null && (after.firstHeight > 0xffffffff || after.firstIndex > 0xffffffff)) return;
+  let from = after === null ? null : regId(after.firstHeight, after.firstIndex);
   let walked = 0;
   let more = false;
   walk: for await (const rows of rowBatches(db, K.registrationsBegunByAfter(height, from))) {
     for (const [k, v] of rows) {
-      if (walked++ === WALK_LIMIT) {
+      if (walked++ >= walkLimit) {
         more = true;
         break walk;
       }
@@ -216,19 +217,11 @@ export async function* registrationsFrom(db: ReadDB, height: number, after: RegP
       if (r !== undefined && r.firstHeight === from.readUInt32BE(0) && r.firstIndex === from.readUInt32BE(4)) yield r;
     }
   }
-  if (!more || from === null) return;
-  const last = { firstHeight: from.readUInt32BE(0), firstIndex: from.readUInt32BE(4) };
+  if (!more) return;
+  const last = from === null ? null : { firstHeight: from.readUInt32BE(0), firstIndex: from.readUInt32BE(4) };
   for (const r of await registrationsAt(db, height)) {
-    if (byFirstSeen(r, last) > 0) yield r;
+    if (last === null || byFirstSeen(r, last) > 0) yield r;
   }
-}
-
-/** A regId from numbers that may not fit (a cursor from outside): wrapped, as the reader filters by the numbers themselves. */
-function regIdOf(firstHeight: number, firstIndex: number): Buffer {
-  const b = Buffer.allocUnsafe(8);
-  b.writeUInt32BE(firstHeight >>> 0, 0);
-  b.writeUInt32BE(firstIndex >>> 0, 4);
-  return b;
 }
 
 type Row = [Buffer, Buffer];
@@ -273,9 +266,11 @@ export async function* eventHistories(db: ReadDB): AsyncGenerator<[Buffer, Regis
 /** Every registered script's balance at the end of block `height` (latin1 script → balance), in one scan. */
 export async function stakeBalancesAt(db: ReadDB, height: number): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
-  for await (const [k, v] of db.iterator(K.all(P.stakeBalance))) {
-    const b = parse.stakeBalance(k);
-    if (b.height <= height) out.set(b.script.toString('latin1'), decodeAmount(v));
+  for await (const rows of rowBatches(db, K.all(P.stakeBalance))) {
+    for (const [k, v] of rows) {
+      const b = parse.stakeBalance(k);
+      if (b.height <= height) out.set(b.script.toString('latin1'), decodeAmount(v));
+    }
   }
   return out;
 }
