@@ -167,6 +167,38 @@ describe('state engine properties', () => {
   });
 });
 
+describe('registrations at a past height, read lazily', () => {
+  it('walking the registration rows gives what the scan of the event rows gives, from any place, falling back to the scan at any point', async () => {
+    const { registrationsAt, registrationsFrom, byFirstSeen } = await import('../indexer/read/queries.js');
+    const { K } = await import('../indexer/store/layout.js');
+    const { raw, params } = rawChainOf(chainOf(60, 424242));
+    const idx = await tempIndex(params);
+    try {
+      await connectAll(idx, raw, 0, TINY);
+      let superseded = 0;
+      for (let h = 0; h < raw.length; h++) {
+        const all = await registrationsAt(idx.db, h);
+        let begun = 0;
+        for await (const _ of idx.db.keys(K.registrationsBegunBy(h))) begun++;
+        superseded = Math.max(superseded, begun - all.length);
+        const places = [null, ...all.filter((_, i) => i % 3 === 0), { firstHeight: h + 1, firstIndex: 0 }];
+        for (const after of places) {
+          const want = after === null ? all : all.filter((r) => byFirstSeen(r, after) > 0);
+          for (const walk of [0, 2, Infinity]) {
+            const got = [];
+            for await (const r of registrationsFrom(idx.db, h, after, walk)) got.push(r);
+            expect(got).toEqual(want);
+          }
+        }
+      }
+      // Some script registered again by a height, so the walk met rows it had to pass over.
+      expect(superseded).toBeGreaterThan(0);
+    } finally {
+      await idx.close();
+    }
+  });
+});
+
 describe('listing at the tip', () => {
   it('pages through the FIRST_SEEN index to exactly the export\'s nodes, in order', async () => {
     const { pageNodes } = await import('../indexer/read/listing.js');

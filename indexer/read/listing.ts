@@ -2,7 +2,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { decodeRegistration } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, eventHistories, exportNode, heightUpTo, QueryError, registrationsAt, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, eventHistories, exportNode, heightUpTo, QueryError, registrationsAt, registrationsFrom, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
@@ -55,15 +55,16 @@ export interface PageRows {
 
 /**
  * One page of the registry in FIRST_SEEN order. At the tip this walks the
- * FIRST_SEEN index, so a page costs what it returns; a past height is
- * rebuilt from the event history.
+ * FIRST_SEEN index, so a page costs what it returns; at a past height it
+ * walks the registration rows begun by then, replaying each one's events
+ * (`registrationsFrom`).
  */
 export async function pageNodes(db: ReadDB, params: NetworkParams, opts: PageQuery = {}): Promise<NodePage> {
   const tip = await requireTip(db);
   const rows: PageRows = {
     async* registrations(h, from) {
       if (h !== tip.height) {
-        yield* await registrationsAt(db, h);
+        yield* registrationsFrom(db, h, from);
         return;
       }
       for await (const k of db.keys(K.firstSeenAfter(from ? Buffer.from([...u32be(from.firstHeight), ...u32be(from.firstIndex)]) : null))) {

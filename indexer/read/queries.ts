@@ -2,8 +2,8 @@ import { scriptToAddress } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
-import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, type HeightState } from '../store/codec.js';
-import { K, P, parse } from '../store/layout.js';
+import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, registrationScript, type HeightState } from '../store/codec.js';
+import { K, P, parse, regId } from '../store/layout.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
@@ -101,9 +101,11 @@ export async function proofRootAt(db: ReadDB, height: number): Promise<string> {
 /** A stake script's history, oldest first, with the key fields parsed. */
 export async function eventsOf(db: ReadDB, script: Uint8Array): Promise<RegistryEvent[]> {
   const out: RegistryEvent[] = [];
-  for await (const [k, v] of db.iterator(K.eventsOf(script))) {
-    const e = parse.event(k);
-    out.push(decodeEvent(e.height, e.txIndex, e.kind, v));
+  for await (const rows of rowBatches(db, K.eventsOf(script))) {
+    for (const [k, v] of rows) {
+      const e = parse.event(k);
+      out.push(decodeEvent(e.height, e.txIndex, e.kind, v));
+    }
   }
   return out;
 }
@@ -158,6 +160,9 @@ export async function balanceNow(db: ReadDB, script: Uint8Array): Promise<bigint
   return v === undefined ? 0n : decodeAmount(v);
 }
 
+/** Where a registration began: its place in FIRST_SEEN order. */
+export type RegPlace = Pick<Registration, 'firstHeight' | 'firstIndex'>;
+
 /** Every script that ever had a registration. */
 export async function registeredScripts(db: ReadDB): Promise<Buffer[]> {
   const out: Buffer[] = [];
@@ -165,7 +170,7 @@ export async function registeredScripts(db: ReadDB): Promise<Buffer[]> {
   return out;
 }
 
-export const byFirstSeen = (a: Registration, b: Registration): number =>
+export const byFirstSeen = (a: RegPlace, b: RegPlace): number =>
   a.firstHeight - b.firstHeight || a.firstIndex - b.firstIndex;
 
 /**
@@ -182,6 +187,43 @@ export async function registrationsAt(db: ReadDB, height: number): Promise<Regis
   return out.sort(byFirstSeen);
 }
 
+/** Rows walked before `registrationsFrom` gives up on reading each one's events and scans them all. */
+const WALK_LIMIT = 3000;
+
+/**
+ * `registrationsAt` read lazily, from just after registration `after`: a
+ * page costs the rows it passes over, not a scan of every script. Walks the
+ * registration rows begun by `height` (kept for every registration, keyed in
+ * FIRST_SEEN order) and keeps each one that `replay` of its script's events
+ * makes the script's registration at `height`. A reader still asking after
+ * `walkLimit` rows (a filter few match) gets the rest from one scan of the
+ * event rows instead of a range read per script.
+ */
+export async function* registrationsFrom(db: ReadDB, height: number, after: RegPlace | null, walkLimit = WALK_LIMIT): AsyncGenerator<Registration> {
+  if (after !== null && (after.firstHeight > 0xffffffff || after.firstIndex > 0xffffffff)) return;
+  let from = after === null ? null : regId(after.firstHeight, after.firstIndex);
+  let walked = 0;
+  let more = false;
+  walk: for await (const rows of rowBatches(db, K.registrationsBegunByAfter(height, from))) {
+    for (const [k, v] of rows) {
+      if (walked++ >= walkLimit) {
+        more = true;
+        break walk;
+      }
+      from = k.subarray(1, 9);
+      const script = registrationScript(v);
+      const regs = replay(script, await eventsOf(db, script), height);
+      const r = regs[regs.length - 1];
+      if (r !== undefined && r.firstHeight === from.readUInt32BE(0) && r.firstIndex === from.readUInt32BE(4)) yield r;
+    }
+  }
+  if (!more) return;
+  const last = from === null ? null : { firstHeight: from.readUInt32BE(0), firstIndex: from.readUInt32BE(4) };
+  for (const r of await registrationsAt(db, height)) {
+    if (last === null || byFirstSeen(r, last) > 0) yield r;
+  }
+}
+
 type Row = [Buffer, Buffer];
 type Batched = AsyncIterable<Row> & { nextv?: (size: number) => Promise<Row[]>; close?: () => Promise<void> };
 
@@ -190,7 +232,7 @@ type Batched = AsyncIterable<Row> & { nextv?: (size: number) => Promise<Row[]>; 
  * batches (`nextv`), which saves a promise per row on scans of every stake's
  * history. Falls back to row by row for a reader without them.
  */
-export async function* rowBatches(db: ReadDB, range: { gte: Buffer; lt: Buffer }): AsyncGenerator<Row[]> {
+export async function* rowBatches(db: ReadDB, range: { gt?: Buffer; gte?: Buffer; lt: Buffer }): AsyncGenerator<Row[]> {
   const it = db.iterator(range) as Batched;
   if (typeof it.nextv !== 'function') {
     for await (const row of it) yield [row];
@@ -224,9 +266,11 @@ export async function* eventHistories(db: ReadDB): AsyncGenerator<[Buffer, Regis
 /** Every registered script's balance at the end of block `height` (latin1 script → balance), in one scan. */
 export async function stakeBalancesAt(db: ReadDB, height: number): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
-  for await (const [k, v] of db.iterator(K.all(P.stakeBalance))) {
-    const b = parse.stakeBalance(k);
-    if (b.height <= height) out.set(b.script.toString('latin1'), decodeAmount(v));
+  for await (const rows of rowBatches(db, K.all(P.stakeBalance))) {
+    for (const [k, v] of rows) {
+      const b = parse.stakeBalance(k);
+      if (b.height <= height) out.set(b.script.toString('latin1'), decodeAmount(v));
+    }
   }
   return out;
 }

@@ -97,6 +97,13 @@ export function encodeRegistration(r: Registration): Buffer {
   return b;
 }
 
+/** The stake script of a registration record, without decoding the rest. */
+export function registrationScript(raw: Uint8Array): Buffer {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (b.length < 2 || b.length !== 2 + b.readUInt16LE(0) + 97) throw new CorruptRecordError('registration');
+  return Buffer.from(b.subarray(2, 2 + b.readUInt16LE(0)));
+}
+
 export function decodeRegistration(raw: Uint8Array): Registration {
   const b = Buffer.from(raw);
   if (b.length < 2) throw new CorruptRecordError('registration');

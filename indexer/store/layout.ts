@@ -116,6 +116,11 @@ export const K = {
   /** Registration rows of the registrations begun in blocks up to `height`, in regId order. */
   registrationsBegunBy: (height: number): { gte: Buffer; lt: Buffer } =>
     height >= 0xffffffff ? K.all(P.registration) : { gte: Buffer.of(P.registration), lt: K.registration(regId(height + 1, 0)) },
+  /** `registrationsBegunBy(height)` from just after registration `id` (every row when null). */
+  registrationsBegunByAfter: (height: number, id: RegId | null): { gt?: Buffer; gte?: Buffer; lt: Buffer } => {
+    const range = K.registrationsBegunBy(height);
+    return id === null ? range : { gt: K.registration(id), lt: range.lt };
+  },
   expiry: (expiryHeight: number, id: RegId): Buffer => Buffer.concat([withHeight(P.expiry, expiryHeight), id]),
   expiryAt: (expiryHeight: number): { gte: Buffer; lt: Buffer } => rangeOf(withHeight(P.expiry, expiryHeight)),
   event: (script: Uint8Array, h: number, txIndex: number, kind: number): Buffer => {
