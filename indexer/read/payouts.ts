@@ -66,16 +66,17 @@ export interface LifetimeRow {
  * keyed by hex text cost more than reading the rows).
  */
 class ScriptTable {
-  private arena = Buffer.allocUnsafe(1 << 16);
+  private arena = Buffer.allocUnsafe(1 << 18);
   private used = 0;
-  private start = new Int32Array(1024);
-  private length = new Int32Array(1024);
-  weight = new Float64Array(1024);
-  firstHeight = new Float64Array(1024);
-  firstIndex = new Float64Array(1024);
+  private start = new Int32Array(1 << 13);
+  private length = new Int32Array(1 << 13);
+  private hash = new Int32Array(1 << 13);
+  weight = new Float64Array(1 << 13);
+  firstHeight = new Float64Array(1 << 13);
+  firstIndex = new Float64Array(1 << 13);
   count = 0;
   /** Entry number + 1 per slot, 0 when free; a power of two at least twice `count`. */
-  private slots = new Int32Array(2048);
+  private slots = new Int32Array(1 << 14);
 
   /** The entry of `script`, added with zero weight if new. */
   entry(script: Uint8Array): number {
@@ -86,12 +87,12 @@ class ScriptTable {
     for (let at = h & mask; ; at = (at + 1) & mask) {
       const e = this.slots[at]! - 1;
       if (e < 0) {
-        const added = this.add(script);
+        const added = this.add(script, h);
         this.slots[at] = added + 1;
         if (this.count * 2 > this.slots.length) this.rehash();
         return added;
       }
-      if (this.length[e] === n && this.same(e, script)) return e;
+      if (this.hash[e] === (h | 0) && this.length[e] === n && this.same(e, script)) return e;
     }
   }
 
@@ -107,7 +108,7 @@ class ScriptTable {
     return true;
   }
 
-  private add(script: Uint8Array): number {
+  private add(script: Uint8Array, hash: number): number {
     const e = this.count++;
     if (e === this.start.length) {
       const grow = <T extends Int32Array | Float64Array>(a: T): T => {
@@ -117,6 +118,7 @@ class ScriptTable {
       };
       this.start = grow(this.start);
       this.length = grow(this.length);
+      this.hash = grow(this.hash);
       this.weight = grow(this.weight);
       this.firstHeight = grow(this.firstHeight);
       this.firstIndex = grow(this.firstIndex);
@@ -129,6 +131,7 @@ class ScriptTable {
     this.arena.set(script, this.used);
     this.start[e] = this.used;
     this.length[e] = script.length;
+    this.hash[e] = hash;
     this.used += script.length;
     this.weight[e] = 0;
     this.firstHeight[e] = Infinity;
@@ -140,15 +143,46 @@ class ScriptTable {
     const slots = new Int32Array(this.slots.length * 2);
     const mask = slots.length - 1;
     for (let e = 0; e < this.count; e++) {
-      const s = this.start[e]!;
-      let h = 0x811c9dc5;
-      for (let i = s; i < s + this.length[e]!; i++) h = Math.imul(h ^ this.arena[i]!, 0x01000193);
-      let at = h & mask;
+      let at = this.hash[e]! & mask;
       while (slots[at] !== 0) at = (at + 1) & mask;
       slots[at] = e + 1;
     }
     this.slots = slots;
   }
+}
+
+/**
+ * The entries 0..count-1 in (firstHeight, firstIndex) order: counted into one
+ * bucket per height, then each bucket (the few registrations of one block)
+ * put in order by position. Linear in the entries and the span of heights,
+ * where a comparison sort of 100 000 entries cost more than the scan.
+ */
+function firstSeenOrder(firstHeight: Float64Array, firstIndex: Float64Array, count: number): Int32Array {
+  const order = new Int32Array(count);
+  if (count === 0) return order;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < count; i++) {
+    lo = Math.min(lo, firstHeight[i]!);
+    hi = Math.max(hi, firstHeight[i]!);
+  }
+  const at = new Int32Array(hi - lo + 2);
+  for (let i = 0; i < count; i++) at[firstHeight[i]! - lo + 1]!++;
+  for (let b = 1; b < at.length; b++) at[b]! += at[b - 1]!;
+  for (let i = 0; i < count; i++) order[at[firstHeight[i]! - lo]!++] = i;
+  // Each bucket now ends where the next begins: order it by position (an insertion sort; buckets are small).
+  for (let b = 0, begin = 0; b < at.length - 1; begin = at[b]!, b++) {
+    for (let k = begin + 1; k < at[b]!; k++) {
+      const e = order[k]!;
+      let j = k - 1;
+      while (j >= begin && firstIndex[order[j]!]! > firstIndex[e]!) {
+        order[j + 1] = order[j]!;
+        j--;
+      }
+      order[j + 1] = e;
+    }
+  }
+  return order;
 }
 
 /**
@@ -178,9 +212,13 @@ class RecipientTally {
   /** The recipients in FIRST_SEEN order of their earliest registration live in the window. */
   recipients(): Recipient[] {
     const t = this.table;
-    const order = Array.from({ length: t.count }, (_, i) => i);
-    order.sort((a, b) => t.firstHeight[a]! - t.firstHeight[b]! || t.firstIndex[a]! - t.firstIndex[b]!);
-    return order.map((i) => ({ stakeScript: t.hex(i), weight: t.weight[i]!, firstHeight: t.firstHeight[i]!, firstIndex: t.firstIndex[i]! }));
+    const order = firstSeenOrder(t.firstHeight, t.firstIndex, t.count);
+    const out: Recipient[] = new Array(t.count);
+    for (let k = 0; k < t.count; k++) {
+      const i = order[k]!;
+      out[k] = { stakeScript: t.hex(i), weight: t.weight[i]!, firstHeight: t.firstHeight[i]!, firstIndex: t.firstIndex[i]! };
+    }
+    return out;
   }
 }
 
