@@ -2,7 +2,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { decodeRegistration } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, eventHistories, exportNode, heightUpTo, QueryError, registrationsAt, registrationsFrom, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, eventHistories, exportNode, heightUpTo, liveRegistrationsAt, QueryError, registrationsAt, registrationsFrom, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
@@ -141,7 +141,7 @@ export interface Payee {
 export async function payouts(db: ReadDB, params: NetworkParams, from: number, to: number, minAge = 0): Promise<{ from: number; to: number; nodes: Payee[] }> {
   if (from > to) throw new QueryError(`from (${from}) must not be above to (${to})`);
   await resolveHeight(db, to);
-  return payeesOf(await registrationsAt(db, to), params, from, to, minAge);
+  return payeesOf(await liveRegistrationsAt(db, to, from), params, from, to, minAge);
 }
 
 /** `payouts` from the registrations as of `to` (FIRST_SEEN order). */

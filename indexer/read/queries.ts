@@ -2,7 +2,7 @@ import { scriptToAddress } from '../../script/address.js';
 import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
-import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRejected, decodeTip, registrationScript, type HeightState } from '../store/codec.js';
+import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRegistration, decodeRejected, decodeTip, registrationScript, type HeightState } from '../store/codec.js';
 import { K, P, parse, regId } from '../store/layout.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
@@ -224,6 +224,41 @@ export async function* registrationsFrom(db: ReadDB, height: number, after: RegP
   }
 }
 
+/**
+ * The registrations live at the end of block `height` that began in a block
+ * up to `begunBy`, in FIRST_SEEN order, each as it stood at `height`: the
+ * live part of `registrationsAt(db, height)` (a stake has one registration
+ * at a time), found from the lifetime rows of the registrations not ended by
+ * then instead of a replay of every stake's history. A registration renewed
+ * after `height` is replayed from its own events; the rest are their stored
+ * rows, which nothing after `height` changed but the end.
+ */
+export async function liveRegistrationsAt(db: ReadDB, height: number, begunBy: number): Promise<Registration[]> {
+  const ids: Buffer[] = [];
+  for await (const rows of rowBatches(db, K.lifetimesEndingAfter(height))) {
+    for (const [k] of rows) {
+      const l = parse.lifetime(k);
+      if (l.firstHeight <= begunBy && l.firstHeight <= height) ids.push(regId(l.firstHeight, l.firstIndex));
+    }
+  }
+  const out: Registration[] = [];
+  for (let i = 0; i < ids.length; i += 1000) {
+    const raws = await db.getMany(ids.slice(i, i + 1000).map((id) => K.registration(id)));
+    for (const raw of raws) {
+      if (raw === undefined) throw new QueryError('index inconsistent: a lifetime row without its registration');
+      const r = decodeRegistration(raw);
+      if (r.tipHeight <= height) {
+        out.push({ ...r, status: 'active', endedHeight: null });
+        continue;
+      }
+      const then = replay(r.stakeScript, await eventsOf(db, r.stakeScript), height).find((x) => x.firstHeight === r.firstHeight && x.firstIndex === r.firstIndex);
+      if (then === undefined) throw new QueryError('index inconsistent: a live registration missing from its events');
+      out.push(then);
+    }
+  }
+  return out.sort(byFirstSeen);
+}
+
 type Row = [Buffer, Buffer];
 type Batched = AsyncIterable<Row> & { nextv?: (size: number) => Promise<Row[]>; close?: () => Promise<void> };
 
@@ -232,14 +267,14 @@ type Batched = AsyncIterable<Row> & { nextv?: (size: number) => Promise<Row[]>; 
  * batches (`nextv`), which saves a promise per row on scans of every stake's
  * history. Falls back to row by row for a reader without them.
  */
-export async function* rowBatches(db: ReadDB, range: { gt?: Buffer; gte?: Buffer; lt: Buffer }): AsyncGenerator<Row[]> {
+export async function* rowBatches(db: ReadDB, range: { gt?: Buffer; gte?: Buffer; lt: Buffer }, size = 1000): AsyncGenerator<Row[]> {
   const it = db.iterator(range) as Batched;
   if (typeof it.nextv !== 'function') {
     for await (const row of it) yield [row];
     return;
   }
   try {
-    for (let rows = await it.nextv(1000); rows.length > 0; rows = await it.nextv(1000)) yield rows;
+    for (let rows = await it.nextv(size); rows.length > 0; rows = await it.nextv(size)) yield rows;
   } finally {
     await it.close?.();
   }
