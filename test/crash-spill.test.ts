@@ -7,15 +7,16 @@
  * state).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { prng } from '../fixtures/generator/random.js';
 import { benchChain } from '../bench/chain.js';
 import { CLI, nodereg } from './helpers/cli.js';
+import { cliTip, flushedTip } from './helpers/tip.js';
 import { readFileSync } from 'node:fs';
 import { dump } from './helpers/db.js';
-import { openStore, readTip } from '../indexer/store/store.js';
+import { openStore } from '../indexer/store/store.js';
 import { parseParams, type NetworkParams } from '../script/params.js';
 
 const KILLS = 8;
@@ -49,32 +50,7 @@ function runCli(args: string[], killAfterMs: number | null): Promise<{ status: n
   });
 }
 
-function tipOf(db: string): number | null {
-  const res = nodereg(['root', '--db', db, ...paramsArgs, '--json']);
-  if (res.status === 0) return (JSON.parse(res.stdout) as { height: number }).height;
-  expect(res.stderr).toMatch(/^nodereg: (the index is empty|no index at|the index at .* is empty)/);
-  return null;
-}
 
-/**
- * The flushed tip read in this process, as `root` reads it, without starting a
- * CLI per kill; an index that cannot be opened or has no tip yet is handed to
- * the CLI (tipOf), which must say so.
- */
-async function flushedTip(db: string): Promise<number | null> {
-  if (existsSync(join(db, 'CURRENT'))) {
-    const store = await openStore(db, params, { create: false }).catch(() => null);
-    if (store !== null) {
-      try {
-        const tip = await readTip(store);
-        if (tip !== null) return tip.height;
-      } finally {
-        await store.close();
-      }
-    }
-  }
-  return tipOf(db);
-}
 
 let tmp: string;
 beforeAll(() => {
@@ -93,7 +69,7 @@ describe('SIGKILL during the spills of a recount --db with a tiny memory budget'
     const reference = join(tmp, 'reference');
     const clean = await runCli(recountArgs(reference), null);
     expect({ status: clean.status, stderr: clean.stderr }).toEqual({ status: 0, stderr: '' });
-    const target = tipOf(reference)!;
+    const target = cliTip(reference, paramsArgs)!;
 
     const db = join(tmp, 'killed');
     const rand = prng(0x5b111);
@@ -106,7 +82,7 @@ describe('SIGKILL during the spills of a recount --db with a tiny memory budget'
       const left = tip === null ? 1 : (target - tip) / target;
       const afterMs = Math.round(clean.ms * (0.2 + 0.6 * left) * rand());
       const res = await runCli(recountArgs(db), afterMs);
-      const after = await flushedTip(db);
+      const after = await flushedTip(db, params, paramsArgs);
       // What was flushed is never lost.
       if (tip !== null) expect(after).not.toBeNull();
       if (tip !== null) expect(after!).toBeGreaterThanOrEqual(tip);

@@ -17,9 +17,10 @@ import { prng } from '../fixtures/generator/random.js';
 import { payTo } from '../fixtures/generator/wallet.js';
 import { interruptedLine } from '../cli/commands/recount.js';
 import { recount } from '../indexer/engine/recount.js';
-import { openIndexStore, openStore, readTip } from '../indexer/store/store.js';
+import { openIndexStore } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { CLI, nodereg } from './helpers/cli.js';
+import { cliTip, flushedTip } from './helpers/tip.js';
 import { differingRows } from './helpers/db.js';
 
 const COIN = 100_000_000n;
@@ -149,35 +150,7 @@ async function flushesSeen(db: string, n: number, alive: () => boolean): Promise
   }
 }
 
-/** The index tip as `nodereg root --json` reports it, or null while the index is empty or not created. */
-function tipOf(db: string): number | null {
-  const res = nodereg(['root', '--db', db, '--json']);
-  if (res.status === 0) return (JSON.parse(res.stdout) as { height: number }).height;
-  expect(res.status).toBe(1);
-  expect(res.stderr).toMatch(/^nodereg: (the index is empty|no index at|the index at .* is empty)/);
-  expect(res.stderr).not.toMatch(/\n\s+at /);
-  return null;
-}
 
-/**
- * The flushed tip read in this process, as the CLI's `root` reads it, without
- * starting a CLI per kill; an index that cannot be opened or has no tip yet
- * is handed to the CLI (tipOf), which must say so.
- */
-async function flushedTip(db: string): Promise<number | null> {
-  if (existsSync(join(db, 'CURRENT'))) {
-    const store = await openStore(db, BUILTIN_NETWORKS.regtest!, { create: false }).catch(() => null);
-    if (store !== null) {
-      try {
-        const tip = await readTip(store);
-        if (tip !== null) return tip.height;
-      } finally {
-        await store.close();
-      }
-    }
-  }
-  return tipOf(db);
-}
 
 let tmp: string;
 let blocksDir: string;
@@ -260,7 +233,7 @@ describe('crash safety of recount --db', () => {
       });
       const killed = run.signal === 'SIGKILL';
       if (!killed) expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
-      const after = await flushedTip(db);
+      const after = await flushedTip(db, BUILTIN_NETWORKS.regtest!);
       // Flushed progress is never lost.
       if (tip !== null) expect(after).toBeGreaterThanOrEqual(tip);
       log.push({ at, phase: phase === 'connecting' ? `after flush ${flushes}` : phase, before: tip, after, killed });
@@ -295,7 +268,7 @@ describe('crash safety of recount --db', () => {
     expect(m).not.toBeNull();
     expect(Number(m![2])).toBe(target);
     expect(m![3]).toBe(m![1]);
-    expect(tipOf(db)).toBe(Number(m![1]));
+    expect(cliTip(db)).toBe(Number(m![1]));
     expect(run.stdout).toBe('');
 
     const rerun = await runCli([...completeArgs(db), '--json']);
@@ -315,7 +288,7 @@ describe('crash safety of recount --db', () => {
     await store.close();
     expect(asked).toBeGreaterThan(0);
     expect(result).toMatchObject({ stopped: true, height: -1, blocks: 0, chain: null });
-    expect(tipOf(db)).toBeNull();
+    expect(cliTip(db)).toBeNull();
     const line = interruptedLine(result.height, 0, false);
     expect(line).toBe('interrupted before the first block was connected; run the same command again to start over');
     expect(interruptedLine(120, 450, false)).toBe('interrupted at height 120 of 450; run the same command again to resume from height 120');

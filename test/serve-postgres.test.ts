@@ -122,6 +122,26 @@ function mostCommon(xs: string[]): string {
 let main: string;
 let pgServer: Server | undefined;
 let dbServer: Server | undefined;
+
+/**
+ * Follows a listing's `nextCursor` to its end on both servers, each page
+ * asked of both and required identical and 200; returns the page count.
+ */
+async function followCursors(route: string, query: string): Promise<number> {
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const path: string = `${route}?${query}${cursor ? `&cursor=${cursor}` : ''}`;
+    const want: Answer = await get(dbServer!.base, path);
+    const got: Answer = await get(pgServer!.base, path);
+    expect({ path, ...got }).toEqual({ path, ...want });
+    expect(want.status).toBe(200);
+    cursor = (JSON.parse(want.body) as { nextCursor: string | null }).nextCursor;
+    pages++;
+  } while (cursor !== null && pages < 1000);
+  expect([query, cursor]).toEqual([query, null]);
+  return pages;
+}
 /** Every registry event as the index holds it, `height kind script`, sorted. */
 let expectedEvents: string[];
 let sample: {
@@ -268,36 +288,14 @@ describe('nodereg serve --postgres', () => {
 
   it('follows the rejected list\'s cursors to the end identically, of every reason and of one', async () => {
     for (const q of ['limit=1', 'limit=3', `reason=${sample.reason}&limit=1`]) {
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const path: string = `/v1/rejected?${q}${cursor ? `&cursor=${cursor}` : ''}`;
-        const want: Answer = await get(dbServer!.base, path);
-        const got: Answer = await get(pgServer!.base, path);
-        expect({ path, ...got }).toEqual({ path, ...want });
-        expect(want.status).toBe(200);
-        cursor = (JSON.parse(want.body) as { nextCursor: string | null }).nextCursor;
-        pages++;
-      } while (cursor !== null && pages < 1000);
-      expect([q, cursor]).toEqual([q, null]);
+      const pages = await followCursors('/v1/rejected', q);
       if (q === 'limit=1') expect(pages).toBe(sample.rejections);
     }
   });
 
   it('follows every page cursor to the end identically, at the tip and at a past height', async () => {
     for (const q of ['status=all&limit=1', `status=all&limit=2&at=${sample.tip - 60}`, 'status=expired&limit=1', 'limit=2']) {
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const path: string = `/v1/nodes?${q}${cursor ? `&cursor=${cursor}` : ''}`;
-        const want: Answer = await get(dbServer!.base, path);
-        const got: Answer = await get(pgServer!.base, path);
-        expect({ path, ...got }).toEqual({ path, ...want });
-        expect(want.status).toBe(200);
-        cursor = (JSON.parse(want.body) as { nextCursor: string | null }).nextCursor;
-        pages++;
-      } while (cursor !== null && pages < 1000);
-      expect([q, cursor]).toEqual([q, null]);
+      const pages = await followCursors('/v1/nodes', q);
       if (q === 'status=all&limit=1') expect(pages).toBeGreaterThan(2);
     }
   });

@@ -72,6 +72,15 @@ function withHeight(prefix: number, h: number): Buffer {
   return b;
 }
 
+/** `prefix`, a 32-byte hash (a txid or a proof-tree key), then a big-endian u32. */
+function hashThenU32(prefix: number, hash: Uint8Array, n: number): Buffer {
+  const b = Buffer.allocUnsafe(37);
+  b[0] = prefix;
+  b.set(hash, 1);
+  b.writeUInt32BE(n, 33);
+  return b;
+}
+
 function scriptPrefixed(prefix: number, script: Uint8Array, extra: number): Buffer {
   const b = Buffer.allocUnsafe(3 + script.length + extra);
   b[0] = prefix;
@@ -132,13 +141,7 @@ export const K = {
     return b;
   },
   eventsOf: (script: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(scriptPrefixed(P.event, script, 0)),
-  outcome: (txid: Uint8Array, vout: number): Buffer => {
-    const b = Buffer.allocUnsafe(37);
-    b[0] = P.outcome;
-    b.set(txid, 1);
-    b.writeUInt32BE(vout, 33);
-    return b;
-  },
+  outcome: (txid: Uint8Array, vout: number): Buffer => hashThenU32(P.outcome, txid, vout),
   outcomesOf: (txid: Uint8Array): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.concat([Buffer.of(P.outcome), txid])),
   rejected: (h: number, txIndex: number, vout: number): Buffer => {
     const b = Buffer.allocUnsafe(13);
@@ -187,13 +190,7 @@ export const K = {
   webhookFailed: (seq: number): Buffer => webhookKey(W.failed, seq, 8),
   webhookFailures: (): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.webhook, W.failed)),
   /** `key` is a proof-tree key (SHA256 of a stake script, 32 bytes). */
-  proofLeaf: (key: Uint8Array, h: number): Buffer => {
-    const b = Buffer.allocUnsafe(37);
-    b[0] = P.proofLeaf;
-    b.set(key, 1);
-    b.writeUInt32BE(h, 33);
-    return b;
-  },
+  proofLeaf: (key: Uint8Array, h: number): Buffer => hashThenU32(P.proofLeaf, key, h),
   /** Every 'k' row of the keys whose first byte is `top`, by key then height. */
   proofLeavesUnder: (top: number): { gte: Buffer; lt: Buffer } => rangeOf(Buffer.of(P.proofLeaf, top)),
   proofSubtree: (top: number, h: number): Buffer => {
