@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import { Parser } from 'yargs/helpers';
 import { UsageError, UserError } from './common.js';
 import { home } from './datadir.js';
+import { nearestOption, OPTION_NAMES } from './optionnames.js';
 
 /*
  * Options from the environment and from a config file, the way yargs does it:
@@ -30,13 +31,20 @@ export function defaultConfPath(args: string[], env: NodeJS.ProcessEnv = process
   return candidates.find((p) => existsSync(p));
 }
 
+/** One `option=value` line of a config file, with its line number (from 1). */
+export interface ConfigLine {
+  readonly key: string;
+  readonly value: string;
+  readonly line: number;
+}
+
 /**
- * Parses a config file: one `option=value` per line (long option names
- * without dashes, e.g. `rpc-cookie=/home/me/.bitcoin/.cookie`), `#` comments,
- * blank lines ignored; an option given twice becomes a list (as --cors takes).
+ * Reads a config file's lines: one `option=value` per line (long option
+ * names without dashes, e.g. `rpc-cookie=/home/me/.bitcoin/.cookie`), `#`
+ * comments, blank lines ignored.
  */
-export function parseConfig(text: string, path: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+export function configLines(text: string, path: string): ConfigLine[] {
+  const out: ConfigLine[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
     if (line === '') return;
@@ -48,14 +56,44 @@ export function parseConfig(text: string, path: string): Record<string, string |
         ? `${path} line ${i + 1}: a private key never goes in the config file; use key-file=<file> (mode 600)`
         : `${path} line ${i + 1}: "${key}" cannot be set from a config file`);
     }
+    out.push({ key, value, line: i + 1 });
+  });
+  return out;
+}
+
+/** Parses a config file (see `configLines`); an option given twice becomes a list (as --cors takes). */
+export function parseConfig(text: string, path: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const { key, value } of configLines(text, path)) {
     const prev = out[key];
     out[key] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
-  });
+  }
+  return out;
+}
+
+/**
+ * One warning per key of the file that no nodereg command takes: a key
+ * another command takes is skipped quietly (one file serves every command),
+ * but one that nothing takes is most likely a misspelling, as bitcoind warns
+ * about unknown settings in bitcoin.conf.
+ */
+export function unknownKeyWarnings(lines: readonly ConfigLine[], path: string): string[] {
+  const known = new Set(OPTION_NAMES);
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const { key, line } of lines) {
+    if (known.has(key) || seen.has(key)) continue;
+    seen.add(key);
+    const near = nearestOption(key);
+    out.push(`${path} line ${line}: "${key}" is not an option of any nodereg command, so it is ignored${near === null ? '' : ` (did you mean "${near}"?)`}`);
+  }
   return out;
 }
 
 /** yargs re-wraps what the loader throws; this keeps the original so the exit code stays 1. */
 let configFailure: UserError | null = null;
+/** Config files whose unknown keys were already warned about in this run. */
+const warnedAbout = new Set<string>();
 /** The file as read, for booleans written bitcoin.conf's way (see below). */
 let configRead: Record<string, string | string[]> = {};
 
@@ -67,6 +105,10 @@ function loadConfig(path: string): Record<string, string | string[]> {
     } catch (err) {
       throw new UserError(`cannot read the config file ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'}): check --conf`);
     }
+    const lines = configLines(text, path);
+    // yargs loads the file again for the command's own options: warn once.
+    if (!warnedAbout.has(path)) for (const w of unknownKeyWarnings(lines, path)) process.stderr.write(`nodereg: warning: ${w}\n`);
+    warnedAbout.add(path);
     configRead = parseConfig(text, path);
     return configRead;
   } catch (err) {

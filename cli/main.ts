@@ -1,20 +1,7 @@
 #!/usr/bin/env node
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { indexCommand } from './commands/index.js';
-import { payoutsCommand } from './commands/payouts.js';
-import { queryCommands } from './commands/query.js';
-import { recountCommand } from './commands/recount.js';
-import { scriptCommand } from './commands/script.js';
-import { serveCommand } from './commands/serve.js';
-import { verifyCommand } from './commands/verify.js';
-import { announceCommand, broadcastCommand, renewCommand, statusCommand } from './commands/operator.js';
-import { keyCommand } from './commands/key.js';
-import { checkCommand } from './commands/check.js';
-import { mirrorCommand } from './commands/mirror.js';
-import { snapshotCommand } from './commands/snapshot.js';
-import { compareCommand } from './commands/compare.js';
-import { diffCommand, proofCommand } from './commands/proof.js';
+import { COMMANDS } from './commands/all.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
 import { redact } from '../indexer/redact.js';
@@ -42,24 +29,7 @@ async function main(argv: string[]): Promise<void> {
   await withEnvAndConfig(withoutHelpAfterRun(yargs(argv)), argv)
     .scriptName('nodereg')
     .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
-    .command(scriptCommand)
-    .command(recountCommand)
-    .command(indexCommand)
-    .command(queryCommands)
-    .command(payoutsCommand)
-    .command(verifyCommand)
-    .command(checkCommand)
-    .command(snapshotCommand)
-    .command(compareCommand)
-    .command(proofCommand)
-    .command(diffCommand)
-    .command(announceCommand)
-    .command(renewCommand)
-    .command(broadcastCommand)
-    .command(statusCommand)
-    .command(keyCommand)
-    .command(serveCommand)
-    .command(mirrorCommand)
+    .command([...COMMANDS])
     .demandCommand(1, 'choose a command (see --help)')
     .strict()
     .recommendCommands()

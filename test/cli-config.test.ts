@@ -1,7 +1,10 @@
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../cli/config.js';
+import yargs from 'yargs';
+import { COMMANDS } from '../cli/commands/all.js';
+import { configLines, parseConfig, unknownKeyWarnings } from '../cli/config.js';
+import { nearestOption, OPTION_NAMES } from '../cli/optionnames.js';
 import { resolveBlocksDir, resolveRpc } from '../cli/datadir.js';
 import { BUILTIN_NETWORKS, loadParamsFile } from '../script/params.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
@@ -169,6 +172,61 @@ describe('the command line, NODEREG_* variables and nodereg.conf', () => {
     expect(parseConfig('# c\n cors = http://a \ncors=http://b\nrpc-user=u # trailing\nrpc-password=p#q\n', 'f')).toEqual({
       cors: ['http://a', 'http://b'], 'rpc-user': 'u', 'rpc-password': 'p#q',
     });
+  });
+});
+
+describe('config file keys that no command takes', () => {
+  /** Every option name and alias of every command and subcommand, found by letting yargs build each one. */
+  async function everyOption(): Promise<Set<string>> {
+    const names = new Set<string>(['conf']);
+    class Built extends Error {}
+    const visit = async (path: string[]): Promise<string[]> => {
+      let subcommands: string[] = [];
+      const y = yargs(path).exitProcess(false).fail(() => undefined).help().version().command([...COMMANDS]);
+      y.middleware(((_argv: unknown, yi: { getOptions(): { key: Record<string, unknown>; alias: Record<string, string[]> }; getInternalMethods(): { getCommandInstance(): { getCommands(): string[] } } }) => {
+        const o = yi.getOptions();
+        for (const k of Object.keys(o.key)) names.add(k);
+        for (const [k, v] of Object.entries(o.alias)) [k, ...v].forEach((n) => names.add(n));
+        subcommands = yi.getInternalMethods().getCommandInstance().getCommands();
+        throw new Built();
+      }) as never, true);
+      try {
+        await y.parseAsync();
+      } catch (err) {
+        if (!(err instanceof Built)) throw err;
+      }
+      return subcommands;
+    };
+    const top = await visit([]);
+    expect(top.length).toBeGreaterThan(15);
+    const queue = top.map((c) => [c]);
+    for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
+      for (const sub of await visit(path)) if (!top.includes(sub)) queue.push([...path, sub]);
+    }
+    return names;
+  }
+
+  it('knows exactly the options the commands define (cli/optionnames.ts)', async () => {
+    const found = await everyOption();
+    // Options only a subcommand has (snapshot load, key create, proof verify) are reached too.
+    expect(found.has('key-dir')).toBe(true);
+    expect([...found].sort()).toEqual([...OPTION_NAMES].sort());
+  });
+
+  it('warns once per unknown key, suggests the nearest option, and still runs; a key of another command passes quietly', () => {
+    const conf = join(dir, 'typo.conf');
+    writeFileSync(conf, `chain=regtest\nrpc-pasword=x\ndatadir=${datadir}\ncors=http://a\nfrobnicate=1\nrpc-pasword=y\n`);
+    const res = run(['recount', '--conf', conf, '--json']);
+    expect(res.status).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ network: 'regtest', height: 450 });
+    expect(res.stderr.trimEnd().split('\n')).toEqual([
+      `nodereg: warning: ${conf} line 2: "rpc-pasword" is not an option of any nodereg command, so it is ignored (did you mean "rpc-password"?)`,
+      `nodereg: warning: ${conf} line 5: "frobnicate" is not an option of any nodereg command, so it is ignored`,
+    ]);
+    expect(unknownKeyWarnings(configLines('cors=a\nblocks-dirr=b\n', 'f'), 'f')).toEqual([
+      'f line 2: "blocks-dirr" is not an option of any nodereg command, so it is ignored (did you mean "blocks-dir"?)',
+    ]);
+    expect(nearestOption('zzzzzz')).toBeNull();
   });
 });
 

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +7,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { RpcClient } from '../indexer/node/rpc.js';
 import { encodePrefix, encodeRow, encodeTrailerHead, END_ROW, RowReader, sha256, SnapshotFileError, TRAILER_BYTES, type SnapshotHeader } from '../indexer/snapshot/format.js';
-import { loadSnapshot, readEnds, SnapshotLoadError } from '../indexer/snapshot/load.js';
+import { loadSnapshot, readEnds, SnapshotLoadError, SnapshotLoadInterrupted } from '../indexer/snapshot/load.js';
 import { checkAgainstNode } from '../indexer/snapshot/nodecheck.js';
 import { createSnapshot } from '../indexer/snapshot/create.js';
 import { blockHashAt, exportAt, rootAt, utxoHashAt } from '../indexer/read/queries.js';
@@ -221,6 +222,46 @@ describe('snapshot load refuses a target it would overwrite', () => {
     expect(out.status).toBe(1);
     expect(out.stderr).toMatch(/exists; give a new file name/);
   }, 60_000);
+});
+
+describe('a load that is stopped or was killed leaves nothing behind', () => {
+  it('stops through its signal (Ctrl-C in the CLI) while reading rows, and removes its directory', async () => {
+    const target = fresh();
+    const stop = new AbortController();
+    const err = await loadSnapshot(file, target, { signal: stop.signal, onProgress: () => stop.abort() }).then(() => null, (e: Error) => e);
+    expect(err).toBeInstanceOf(SnapshotLoadInterrupted);
+    expect(existsSync(target)).toBe(false);
+    expect(leftovers()).toEqual([]);
+    // Stopped while the node is asked, after every row was read: the same.
+    const late = new AbortController();
+    const err2 = await loadSnapshot(file, fresh(), { signal: late.signal, beforeCommit: async () => late.abort() }).then(() => null, (e: Error) => e);
+    expect(err2).toBeInstanceOf(SnapshotLoadInterrupted);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('removes what a killed load into the same --db left, but not the directory of a load still running', async () => {
+    const target = fresh();
+    const name = target.split('/').pop()!;
+    // A process that has exited: its pid no longer runs.
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const running = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const stale = join(dir, `.${name}.loading-${dead}`);
+      const live = join(dir, `.${name}.loading-${running.pid}`);
+      const other = join(dir, `.someone-else.loading-${dead}`);
+      for (const d of [stale, live, other]) {
+        mkdirSync(d);
+        writeFileSync(join(d, 'CURRENT'), 'x');
+      }
+      expect((await loadSnapshot(file, target)).header.height).toBe(450);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+      expect(existsSync(other)).toBe(true);
+      for (const d of [live, other]) rmSync(d, { recursive: true });
+    } finally {
+      running.kill('SIGKILL');
+    }
+  });
 });
 
 /**

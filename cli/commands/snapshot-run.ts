@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { RpcClient, RpcError } from '../../indexer/node/rpc.js';
 import { createSnapshot } from '../../indexer/snapshot/create.js';
 import { SnapshotFileError } from '../../indexer/snapshot/format.js';
-import { loadSnapshot, SnapshotLoadError } from '../../indexer/snapshot/load.js';
+import { loadSnapshot, SnapshotLoadError, SnapshotLoadInterrupted } from '../../indexer/snapshot/load.js';
 import { checkAgainstNode, type NodeCheck } from '../../indexer/snapshot/nodecheck.js';
 import { firstUndoHeight } from '../../indexer/snapshot/rows.js';
 import { printJson, UserError, type NetworkArgs } from '../common.js';
@@ -74,11 +74,25 @@ export async function runLoad(args: LoadArgs): Promise<void> {
   const flags = nodeOf(args);
   let node: NodeCheck | null = null;
   const progress = new Progress();
+  // Ctrl-C or SIGTERM stops the load and removes its directory; a second one exits at once
+  // (what it leaves beside --db, the next load removes).
+  const stop = new AbortController();
+  const onSignal = (): void => {
+    if (stop.signal.aborted) {
+      progress.stop();
+      process.stderr.write('interrupted again: stopping at once\n');
+      process.exit(130);
+    }
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let result;
   try {
     const total = statSync(args.file, { throwIfNoEntry: false })?.size ?? 1;
     progress.start('load', total, 'bytes');
     result = await loadSnapshot(args.file, args.db, {
+      signal: stop.signal,
       onProgress: (n) => progress.update(n),
       beforeCommit: flags === null ? undefined : async (_db, header, params) => {
         progress.stop();
@@ -91,9 +105,17 @@ export async function runLoad(args: LoadArgs): Promise<void> {
       },
     });
   } catch (err) {
+    if (err instanceof SnapshotLoadInterrupted) {
+      progress.stop();
+      process.stderr.write(`interrupted: nothing was loaded into ${args.db}; run the same command again to load the snapshot\n`);
+      process.exitCode = 130;
+      return;
+    }
     throw asUser(err, args.db);
   } finally {
     progress.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   const { header } = result;
   const checked = node as NodeCheck | null;

@@ -32,6 +32,40 @@ export interface LoadOptions {
    * target's name; it throws to refuse the snapshot.
    */
   readonly beforeCommit?: (db: DB, header: SnapshotHeader, params: NetworkParams) => Promise<void>;
+  /** Stops the load (Ctrl-C): it throws `SnapshotLoadInterrupted`, and nothing is left behind. */
+  readonly signal?: AbortSignal;
+}
+
+/** The load was stopped through its signal; the half-loaded directory was removed. */
+export class SnapshotLoadInterrupted extends Error {
+  constructor() {
+    super('the snapshot load was interrupted; nothing was loaded');
+    this.name = 'SnapshotLoadInterrupted';
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Removes what killed loads into `target` left beside it: `.<name>.loading-<pid>`
+ * directories whose process is gone. One whose process still runs is another
+ * load in progress and is left alone.
+ */
+function removeStaleLoads(parent: string, name: string): void {
+  const prefix = `.${name}.loading-`;
+  for (const entry of readdirSync(parent)) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = entry.slice(prefix.length);
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid || alive(Number(pid))) continue;
+    rmSync(join(parent, entry), { recursive: true, force: true });
+  }
 }
 
 export interface LoadResult {
@@ -98,13 +132,21 @@ export async function loadSnapshot(file: string, target: string, opts: LoadOptio
   const { header } = ends;
   const parent = dirname(resolve(target));
   mkdirSync(parent, { recursive: true });
+  removeStaleLoads(parent, basename(resolve(target)));
   const temp = join(parent, `.${basename(resolve(target))}.loading-${process.pid}`);
   rmSync(temp, { recursive: true, force: true });
+  const stopped = (): void => {
+    if (opts.signal?.aborted) throw new SnapshotLoadInterrupted();
+  };
   let db: DB | null = new Level<Buffer, Buffer>(temp, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: true, errorIfExists: true });
   let committed = false;
   try {
     await db.open();
-    const rows = await streamRows(file, ends, db, opts.onProgress);
+    const rows = await streamRows(file, ends, db, opts.onProgress, opts.signal).catch((err: unknown) => {
+      stopped();
+      throw err;
+    });
+    stopped();
     await db.close();
     db = null;
     const opened = await openIndexStore(temp, null, { create: false });
@@ -113,7 +155,9 @@ export async function loadSnapshot(file: string, target: string, opts: LoadOptio
       throw damaged(file, `its rows are of network "${opened.params.name}" (params ${paramsHash(opened.params).slice(0, 12)}…), its header says "${header.network}" (${header.paramsHash.slice(0, 12)}…)`);
     }
     const checks = await recompute(db, header, file);
+    stopped();
     await opts.beforeCommit?.(db, header, opened.params);
+    stopped();
     await db.put(K.meta(SNAPSHOT_META), Buffer.from(JSON.stringify({ height: header.height, tip: header.tip, undoFrom: Math.max(0, firstUndoHeight(header.height, header.undoBlocks)) })), { sync: true });
     await db.close();
     db = null;
@@ -132,7 +176,7 @@ const damaged = (file: string, why: string): SnapshotLoadError =>
   new SnapshotLoadError(`the snapshot ${file} does not hold what its header says: ${why}; it is damaged or was altered, so fetch it from another source`);
 
 /** Streams the body into `db`, checking the whole-file digest at the end. */
-async function streamRows(file: string, ends: ReturnType<typeof readEnds>, db: DB, onProgress?: LoadOptions['onProgress']): Promise<number> {
+async function streamRows(file: string, ends: ReturnType<typeof readEnds>, db: DB, onProgress?: LoadOptions['onProgress'], signal?: AbortSignal): Promise<number> {
   const { header, trailer } = ends;
   const hash = sha256().update(ends.prefix);
   let read = ends.prefixBytes;
@@ -169,7 +213,7 @@ async function streamRows(file: string, ends: ReturnType<typeof readEnds>, db: D
   };
   const end = ends.size - TRAILER_BYTES - 1;
   try {
-    await pipeline(createReadStream(file, { start: ends.prefixBytes, end: Math.max(end, ends.prefixBytes - 1) }), tap, createGunzip(), write);
+    await pipeline(createReadStream(file, { start: ends.prefixBytes, end: Math.max(end, ends.prefixBytes - 1) }), tap, createGunzip(), write, { signal });
   } catch (err) {
     if (err instanceof SnapshotFileError || err instanceof SnapshotLoadError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
