@@ -287,6 +287,11 @@ describe('the dashboard in headless Chromium', () => {
       expect(m.overflow).toBe(0);
     }
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    // A reason code wraps only after an underscore: each of its words stays on one line.
+    await page.waitForFunction(() => document.querySelectorAll('#rejected-table .reason').length > 0);
+    const words = await page.$$eval('.reason .word', (ws) => ws.map((w) => ({ text: w.textContent, lines: w.getClientRects().length })));
+    expect(words.length).toBeGreaterThan(1);
+    expect(words.filter((w) => w.lines !== 1)).toEqual([]);
     await shot('dashboard-390.png');
 
     const { nodes } = await api<{ nodes: ListedNode[] }>('/v1/nodes?status=all');

@@ -158,7 +158,7 @@ export const DASHBOARD_JS = String.raw`'use strict';
       var rows = r.body.rejected.map(function (a) {
         return el('tr', { 'data-reason': a.reason }, [
           td([String(a.height)], 'num'), td([NR.txLink(a.txid)], 'addr'), td([String(a.vout)], 'num opt'), td([a.kind || 'undecodable'], 'opt'),
-          td([NR.badge('rejected'), ' ', el('span', { class: 'mono' }, [a.reason]), el('div', { class: 'muted' }, [a.reasonText])]),
+          td([NR.badge('rejected'), ' ', NR.reason(a.reason), el('div', { class: 'muted' }, [a.reasonText])]),
         ]);
       });
       body.replaceChildren.apply(body, rows);

@@ -82,7 +82,7 @@ export const NODE_JS = String.raw`'use strict';
         var a = x.rejected;
         return el('tr', { 'data-event': 'rejected' }, [
           td([String(a.height)], 'num'), td([NR.badge('rejected')]), td([NR.txLink(a.txid)], 'addr'),
-          td([el('span', { class: 'mono' }, [a.reason]), ' ', el('span', { class: 'muted' }, [a.reasonText])]),
+          td([NR.reason(a.reason), ' ', el('span', { class: 'muted' }, [a.reasonText])]),
         ]);
       }
       var h = x.event;

@@ -26,6 +26,7 @@ main{max-width:1100px;margin:0 auto;padding:1em}
 section{background:#fff;border:1px solid #dde1e6;border-radius:8px;padding:.8em 1em;margin-bottom:1em;min-width:0}
 h2{font-size:1.02em;margin:0 0 .6em}
 .mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.93em;overflow-wrap:anywhere}
+.reason{overflow-wrap:normal}.reason .word{display:inline-block}
 .muted{color:#5f6b7a}
 .counts{display:flex;gap:.8em}
 .count{flex:1;text-align:center;padding:.4em;border-radius:6px;background:#f0f2f5}
@@ -65,7 +66,8 @@ svg text{font-size:11px;fill:#5f6b7a}
   .opt{display:none}
   th,td{padding:.3em .3em}
   th,th.num{white-space:normal}
-  td.addr{min-width:8em}
+  td.addr{min-width:7em}
+  .reason{font-size:.85em}
   header nav{margin-left:0}
 }
 `;
@@ -128,6 +130,15 @@ window.NR = (function () {
   }
   function nodeHref(n) { return '/node/' + encodeURIComponent(n.address || n.stakeScript); }
   function badge(word) { return el('span', { class: 'badge ' + word }, [word]); }
+  /** A reason code: it may wrap after an underscore, never inside a word (each word is one unbreakable box). */
+  function reason(code) {
+    var parts = [];
+    String(code).split('_').forEach(function (w, i, all) {
+      parts.push(el('span', { class: 'word' }, [w + (i < all.length - 1 ? '_' : '')]));
+      if (i < all.length - 1) parts.push(el('wbr'));
+    });
+    return el('span', { class: 'mono reason' }, parts);
+  }
   function dash(v) { return v === null || v === undefined ? '—' : String(v); }
 
   /** About 'count' round steps (1, 2 or 5 × 10^k; whole numbers when 'whole') within lo..hi, and the step. */
@@ -237,7 +248,7 @@ window.NR = (function () {
     ['block', 'reorg', 'reset'].forEach(function (t) { es.addEventListener(t, soon); });
   }
 
-  return { $: $, getJson: getJson, text: text, coins: coins, el: el, td: td, txLink: txLink, nodeHref: nodeHref, badge: badge, dash: dash,
+  return { $: $, getJson: getJson, text: text, coins: coins, el: el, td: td, txLink: txLink, nodeHref: nodeHref, badge: badge, reason: reason, dash: dash,
     stepChart: stepChart, loadStatus: loadStatus, follow: follow, explorer: explorer };
 })();
 `;
