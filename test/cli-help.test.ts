@@ -1,4 +1,21 @@
+import type { SpawnSyncReturns } from 'node:child_process';
 import { nodereg } from './helpers/cli.js';
+
+/**
+ * `nodereg <args> --help`, run once per distinct command line: help depends
+ * on nothing but the arguments, so the tests that read the same command's
+ * help share one run of the CLI instead of starting it again.
+ */
+const helpRuns = new Map<string, SpawnSyncReturns<string>>();
+function help(args: string[]): SpawnSyncReturns<string> {
+  const key = JSON.stringify(args);
+  let res = helpRuns.get(key);
+  if (res === undefined) {
+    res = nodereg([...args, '--help']);
+    helpRuns.set(key, res);
+  }
+  return res;
+}
 
 const COMMANDS = [
   'script encode', 'script decode', 'recount', 'index', 'nodes', 'node', 'explain', 'root', 'export', 'utxo-hash', 'payouts',
@@ -7,18 +24,18 @@ const COMMANDS = [
 
 describe('--help', () => {
   it.each(COMMANDS)('of "%s" exits 0 and shows at least one example', (cmd) => {
-    const res = nodereg([...cmd.split(' '), '--help']);
+    const res = help(cmd.split(' '));
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/^Examples:\n\s+nodereg /m);
   });
 
   it('of the top level lists every command', () => {
-    const res = nodereg(['--help']);
+    const res = help([]);
     for (const cmd of new Set(COMMANDS.map((c) => c.split(' ')[0]))) expect(res.stdout).toContain(`nodereg ${cmd}`);
   });
 
   it('of status documents its exit codes for cron and monitoring', () => {
-    const out = nodereg(['status', '--help']).stdout;
+    const out = help(['status']).stdout;
     expect(out).toMatch(/^ {2}0 {2}active, and not expiring within --warn-blocks$/m);
     expect(out).toMatch(/^ {2}3 {2}a warning: expires within --warn-blocks, or the stake balance is within 5% of minStake/m);
     expect(out).toMatch(/^ {2}4 {2}not live: expired, lapsed, or never registered$/m);
@@ -26,12 +43,12 @@ describe('--help', () => {
 
   it('shows --datadir, --chain and --conf where they apply', () => {
     for (const cmd of ['index', 'recount', 'verify', 'announce', 'renew', 'status']) {
-      const out = nodereg([cmd, '--help']).stdout;
+      const out = help([cmd]).stdout;
       expect(out).toMatch(/--datadir/);
       expect(out).toMatch(/--network, --chain/);
       expect(out).toMatch(/--conf +config file of option=value lines, as bitcoin\.conf/);
     }
-    for (const cmd of ['nodes', 'node x', 'explain x', 'root', 'export', 'utxo-hash', 'payouts', 'proof x', 'diff']) expect(nodereg([...cmd.split(' '), '--help']).stdout).toMatch(/--api/);
+    for (const cmd of ['nodes', 'node x', 'explain x', 'root', 'export', 'utxo-hash', 'payouts', 'proof x', 'diff']) expect(help(cmd.split(' ')).stdout).toMatch(/--api/);
   });
 
   it('an unknown command is a usage error with exit status 2', () => {

@@ -172,12 +172,15 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
     };
 
     const MAX_ROUNDS = 16;
+    const KILLS_PER_ROUND = 2;
     const isMidReorg = (k: { after: number; oldTip: number; newTip: number }): boolean => k.after < k.oldTip && k.after < k.newTip;
     const kills: Array<{ round: number; oldTip: number; newTip: number; delay: string; after: number; branch: string; disconnecting: boolean; done: boolean }> = [];
     let current = a;
     let rounds = 0;
-    // At least 6 rounds; more while fewer than 14 kills, or fewer than 6 of them mid-reorg, have landed.
-    for (let round = 0; round < MAX_ROUNDS && (round < 6 || kills.length < 14 || kills.filter(isMidReorg).length < 6); round++) {
+    // At least 6 rounds; more while fewer than 12 kills, or fewer than 6 of them mid-reorg, have landed.
+    // Two kills a round: a run almost never gets through before its kill, so a round's kills are
+    // its cap, and more rounds (each a reorg of its own) explore more than more kills of one reorg.
+    for (let round = 0; round < MAX_ROUNDS && (round < 6 || kills.length < 12 || kills.filter(isMidReorg).length < 6); round++) {
       rounds++;
       const next = current === a ? b : a;
       const oldTip = current.tip;
@@ -187,8 +190,8 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
       const onNext = new Set(next.chainBlocks().map((x) => x.hash));
       const onOld = new Set(current.chainBlocks().map((x) => x.hash));
 
-      // Kill until one run gets through, then finish; at most 4 kills a round.
-      for (let k = 0; k < 4; k++) {
+      // Kill until one run gets through, then finish; at most 2 kills a round.
+      for (let k = 0; k < KILLS_PER_ROUND; k++) {
         const d = new Daemon(indexArgs(db, ['--poll-interval', '50']));
         let delay: string;
         if (rand() < 0.2) {
