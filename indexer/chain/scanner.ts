@@ -458,3 +458,22 @@ export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
   checkEnd(c);
   return n;
 }
+
+/**
+ * Like `visitBlock`, and after each transaction for which `wantTxid(index)`
+ * (asked after its outputs, before `txEnd`) says so, writes its txid into
+ * `out` at 32 × index. For sweeps that need the txids of a few transactions.
+ */
+export function visitBlockTxids(bytes: Buffer, v: BlockVisitor, wantTxid: (index: number) => boolean, out: Buffer): number {
+  if (bytes.length < HEADER_SIZE) scanHeader(bytes);
+  const c = new Cursor(bytes);
+  const n = txCount(c);
+  if (n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
+  for (let i = 0; i < n; i++) {
+    parseTx(c, i, v, false);
+    if (wantTxid(i)) putDigest(out, i * 32, txidLatin1(c));
+    v.txEnd(i, c.coinbase);
+  }
+  checkEnd(c);
+  return n;
+}
