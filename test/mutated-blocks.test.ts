@@ -109,6 +109,7 @@ const ENGINES: Record<string, Engine> = {
   'database, temporary, --fast': { throwaway: true, fast: true, memoryBytes: 0 },
   'memory (full)': { throwaway: true },
   'memory, --fast': { throwaway: true, fast: true },
+  'memory, --fast, no kept txids (swept)': { throwaway: true, fast: true, keepTxidBytes: 0 },
   'memory, no kept txids': { throwaway: true, keepTxidBytes: 0 },
 };
 

@@ -40,6 +40,7 @@ const ENGINES: Record<string, Engine> = {
   'memory, spilling every block': { throwaway: true, memoryBytes: 0 },
   'memory, spilling every few blocks': { throwaway: true, memoryBytes: 96 * 1024 },
   'memory, --fast, spilling every block': { throwaway: true, fast: true, memoryBytes: 0 },
+  'memory, --fast, no kept txids (swept)': { throwaway: true, fast: true, keepTxidBytes: 0 },
   'memory, no kept txids, spilling every few blocks': { throwaway: true, keepTxidBytes: 0, memoryBytes: 96 * 1024 },
 };
 

@@ -162,6 +162,32 @@ describe('rejecting malformed blocks', () => {
     expect(() => scanBlock(block)).toThrow(/superfluous witness flag in tx 0/);
   });
 
+  test('hashing a segwit transaction in place leaves every byte of the block as it was', () => {
+    const { bytes, block } = blocks.find((b) => b.note === 'Includes witness data') ?? blocks[0];
+    const before = Buffer.from(bytes);
+    const ids = scanBlock(bytes).txs.map((tx) => rpc(tx.txid));
+    expect(bytes.equals(before)).toBe(true);
+    expect(ids).toEqual((bitcoin.Block.fromHex(block).transactions ?? []).map((tx) => tx.getId()));
+  });
+
+  test('a segwit transaction whose witnesses take under 4 bytes hashes to its txid and is left intact', () => {
+    // One input whose witness is a single empty item (2 bytes: count 1, length 0), so the
+    // locktime starts 2 bytes after the outputs end and the in-place hash overlaps it.
+    const tx = Buffer.concat([
+      Buffer.from('02000000' + '0001' + '01', 'hex'), Buffer.alloc(32, 7), Buffer.from('03000000' + '00' + 'feffffff', 'hex'),
+      Buffer.from('01' + 'e803000000000000' + '01' + '51', 'hex'), Buffer.from('0100', 'hex'), Buffer.from('a1b2c3d4', 'hex'),
+    ]);
+    const block = Buffer.concat([blocks[0].bytes.subarray(0, 80), Buffer.from([1]), tx]);
+    const before = Buffer.from(block);
+    const scanned = scanBlock(block);
+    expect(block.equals(before)).toBe(true);
+    expect(rpc(scanned.txs[0].txid)).toBe(bitcoin.Transaction.fromBuffer(tx).getId());
+    const ids: string[] = [];
+    forEachTxid(block, (id) => ids.push(rpc(id)));
+    expect(ids).toEqual([rpc(scanned.txs[0].txid)]);
+    expect(block.equals(before)).toBe(true);
+  });
+
   test('an empty transaction (zero flag byte) parses as Core reads it: no inputs, no outputs', () => {
     const tx = Buffer.from('01000000' + '00' + '00' + '00000000', 'hex');
     const scanned = scanBlock(Buffer.concat([blocks[0].bytes.subarray(0, 80), Buffer.from([1]), tx]));

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { BlkFileError, readRegularFile, regularFileSize } from './blkread.js';
 import { deobfuscate, incompleteWarning, listBlkFiles, magicOf, readXorKey, splitRecords } from './blkfiles.js';
 import type { ChunkRequest } from './chainworker.js';
 import { DEFAULT_THREADS } from './threads.js';
+import { WorkerPool } from './pool.js';
 import { analyzeChunk, type ChunkResult, type RecordInfo } from './records.js';
 
 /** One analysed record and its txids (a view into its chunk's buffer). */
@@ -38,68 +38,25 @@ export { DEFAULT_THREADS } from './threads.js';
 /** Records are handed to threads in runs of about this many bytes. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
-const WORKER_URL = new URL('./chainworker.js', import.meta.url);
+export const WORKER_URL = new URL('./chainworker.js', import.meta.url);
 
-interface Job {
-  req: ChunkRequest;
-  resolve: (r: ChunkResult) => void;
-  reject: (e: unknown) => void;
-}
-
-/** A few worker threads, each taking the next queued chunk when it is free. */
+/** The chain pass's requests to the pool: analyse a run of records of a shared file buffer. */
 class ChunkPool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly queue: Job[] = [];
-  private readonly busy = new Map<Worker, Job>();
-  private failure: unknown = null;
+  private readonly pool: WorkerPool;
   private nextId = 0;
 
   constructor(threads: number) {
-    for (let i = 0; i < threads; i++) {
-      const w = new Worker(WORKER_URL);
-      w.on('message', (m: { id: number; infos: RecordInfo[]; txids: ArrayBuffer }) => {
-        const job = this.busy.get(w);
-        this.busy.delete(w);
-        this.idle.push(w);
-        job?.resolve({ infos: m.infos, txids: Buffer.from(m.txids) });
-        this.dispatch();
-      });
-      w.on('error', (err) => this.fail(err));
-      w.on('exit', (code) => {
-        if (this.busy.has(w)) this.fail(new Error(`a chain-pass worker exited (code ${code}) in the middle of a chunk`));
-      });
-      this.all.push(w);
-      this.idle.push(w);
-    }
+    this.pool = new WorkerPool(WORKER_URL, threads);
   }
 
-  run(file: SharedArrayBuffer, ranges: number[]): Promise<ChunkResult> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ req: { id: this.nextId++, file, ranges }, resolve, reject });
-      this.dispatch();
-    });
+  async run(file: SharedArrayBuffer, ranges: number[]): Promise<ChunkResult> {
+    const req: ChunkRequest = { kind: 'chunk', id: this.nextId++, file, ranges };
+    const m = await this.pool.run<{ infos: RecordInfo[]; txids: ArrayBuffer }>(req);
+    return { infos: m.infos, txids: Buffer.from(m.txids) };
   }
 
-  private dispatch(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop()!;
-      const job = this.queue.shift()!;
-      this.busy.set(w, job);
-      w.postMessage(job.req);
-    }
-  }
-
-  private fail(err: unknown): void {
-    this.failure ??= err;
-    for (const job of [...this.busy.values(), ...this.queue]) job.reject(this.failure);
-    this.busy.clear();
-    this.queue.length = 0;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 
@@ -108,7 +65,7 @@ class ChunkPool {
  * is not there (the TypeScript sources run directly, as under the test
  * runner) the chain pass stays on the calling thread, with identical results.
  */
-function workersAvailable(): boolean {
+export function workersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 

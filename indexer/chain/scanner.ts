@@ -78,6 +78,16 @@ function sha256d(data: Buffer): Buffer {
 const inner = Buffer.alloc(32);
 
 /**
+ * Writes a 32-character latin1 string (a digest) into `out` at `at`. A loop
+ * over `charCodeAt` measured about 45 ns cheaper per digest than
+ * `Buffer.write(s, at, 32, 'latin1')`, whose argument checks and native call
+ * cost more than the copy.
+ */
+export function putDigest(out: Uint8Array, at: number, s: string): void {
+  for (let k = 0; k < 32; k++) out[at + k] = s.charCodeAt(k);
+}
+
+/**
  * Double SHA-256 as a latin1 string (one char per byte). Node accepts any
  * buffer encoding for the digest, though its typings list only the text
  * ones. A string costs far less to make than a native-backed Buffer, so the
@@ -85,16 +95,9 @@ const inner = Buffer.alloc(32);
  * buffer: 0.47 µs per call instead of 0.83 µs with a Buffer in between.
  */
 export function sha256dLatin1(data: Uint8Array): string {
-  inner.write(hash('sha256', data, 'latin1' as 'hex'), 0, 32, 'latin1');
+  putDigest(inner, 0, hash('sha256', data, 'latin1' as 'hex'));
   return hash('sha256', inner, 'latin1' as 'hex');
 }
-
-/**
- * Reused to gather the non-witness ranges of a segwit transaction. Copying
- * into one scratch buffer and hashing once measured faster than feeding three
- * ranges to an incremental `createHash`.
- */
-let scratch = Buffer.allocUnsafe(1 << 16);
 
 /**
  * Bounds-checked reading position over one block. Reads use direct indexing
@@ -270,26 +273,42 @@ function parseTx(c: Cursor, index: number, v: TxVisitor | null, hash = true, onO
   c.bodyStart = bodyStart;
   c.bodyEnd = bodyEnd;
   c.segwit = segwit;
-  return hash ? sha256d(txidBytes(c)) : NO_TXID;
+  return hash ? Buffer.from(txidLatin1(c), 'latin1') : NO_TXID;
 }
 
 /**
- * The bytes a txid hashes for the transaction `parseTx` just walked: a view
- * of the block for a legacy transaction; for a segwit one, the version, body
- * and locktime gathered in the scratch buffer (valid until the next call).
+ * The txid, as a latin1 string, of the transaction `parseTx` just walked. A
+ * legacy transaction is hashed where it lies. A segwit one is hashed where it
+ * lies too, for a moment made contiguous: its version is written over the 4
+ * bytes before the body (the version's last two bytes, the marker and the
+ * flag) and its locktime over the 4 bytes after it (the start of the
+ * witnesses, or of the locktime itself), and the 8 bytes are put back before
+ * returning. Copying each body into a scratch buffer instead cost more than
+ * a tenth of the chain pass (the copy out of a SharedArrayBuffer is slow).
+ * The block's bytes therefore must be writable and not read elsewhere during
+ * the call; every caller owns its block buffer for the walk.
  */
-function txidBytes(c: Cursor): Buffer {
+function txidLatin1(c: Cursor): string {
   const b = c.buf;
-  if (!c.segwit) return b.subarray(c.txStart, c.pos);
-  const len = 4 + (c.bodyEnd - c.bodyStart) + 4;
-  if (scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, scratch.length * 2));
-  const s = scratch;
+  if (!c.segwit) return sha256dLatin1(b.subarray(c.txStart, c.pos));
   const t = c.txStart;
+  const f = c.bodyStart - 4;
+  const e = c.bodyEnd;
   const l = c.pos - 4;
-  s[0] = b[t]; s[1] = b[t + 1]; s[2] = b[t + 2]; s[3] = b[t + 3];
-  b.copy(s, 4, c.bodyStart, c.bodyEnd);
-  s[len - 4] = b[l]; s[len - 3] = b[l + 1]; s[len - 2] = b[l + 2]; s[len - 1] = b[l + 3];
-  return s.subarray(0, len);
+  const v0 = b[t], v1 = b[t + 1], v2 = b[t + 2], v3 = b[t + 3];
+  const l0 = b[l], l1 = b[l + 1], l2 = b[l + 2], l3 = b[l + 3];
+  const f0 = b[f], f1 = b[f + 1], f2 = b[f + 2], f3 = b[f + 3];
+  const e0 = b[e], e1 = b[e + 1], e2 = b[e + 2], e3 = b[e + 3];
+  b[f] = v0; b[f + 1] = v1; b[f + 2] = v2; b[f + 3] = v3;
+  b[e] = l0; b[e + 1] = l1; b[e + 2] = l2; b[e + 3] = l3;
+  // Every saved byte was read before either write, so putting both ranges
+  // back restores the block even where the second overlaps the locktime.
+  try {
+    return sha256dLatin1(b.subarray(f, e + 4));
+  } finally {
+    b[f] = f0; b[f + 1] = f1; b[f + 2] = f2; b[f + 3] = f3;
+    b[e] = e0; b[e + 1] = e1; b[e + 2] = e2; b[e + 3] = e3;
+  }
 }
 
 /**
@@ -382,7 +401,7 @@ export function walkTxidsInto(bytes: Buffer, out: Buffer, at: number, onOpReturn
   if (at + n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
   for (let i = 0; i < n; i++) {
     parseTx(c, i, null, false, onOpReturn);
-    out.write(sha256dLatin1(txidBytes(c)), at + i * 32, 32, 'latin1');
+    putDigest(out, at + i * 32, txidLatin1(c));
   }
   checkEnd(c);
   return { txs: n, spendable: c.spendable };
@@ -434,6 +453,25 @@ export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
   const n = txCount(c);
   for (let i = 0; i < n; i++) {
     parseTx(c, i, v, false);
+    v.txEnd(i, c.coinbase);
+  }
+  checkEnd(c);
+  return n;
+}
+
+/**
+ * Like `visitBlock`, and after each transaction for which `wantTxid(index)`
+ * (asked after its outputs, before `txEnd`) says so, writes its txid into
+ * `out` at 32 × index. For sweeps that need the txids of a few transactions.
+ */
+export function visitBlockTxids(bytes: Buffer, v: BlockVisitor, wantTxid: (index: number) => boolean, out: Buffer): number {
+  if (bytes.length < HEADER_SIZE) scanHeader(bytes);
+  const c = new Cursor(bytes);
+  const n = txCount(c);
+  if (n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
+  for (let i = 0; i < n; i++) {
+    parseTx(c, i, v, false);
+    if (wantTxid(i)) putDigest(out, i * 32, txidLatin1(c));
     v.txEnd(i, c.coinbase);
   }
   checkEnd(c);

@@ -10,6 +10,8 @@ import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
+import { OutputSweeps } from '../chain/stakesweep.js';
+import { DEFAULT_THREADS } from '../chain/threads.js';
 import { ChainState } from '../store/state.js';
 import type { DB } from '../store/store.js';
 
@@ -185,16 +187,20 @@ async function recountInMemory(
   const stakes = stakeScriptsOf(chain, 0, target);
   const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit, !state.throwaway)));
   if (state.tip !== null && spec === null) await mem.resume(state);
+  // The blocks whose txids the chain pass did not keep: a fast recount has
+  // threads hash, ahead of the connect, only the few it needs (stakesweep.ts).
+  const unkept = opts.fast ? chain.blocks.slice(start, target + 1).filter((e) => e.txids === null) : [];
+  const sweeps = unkept.length > 0 ? new OutputSweeps(unkept, chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS) : null;
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
   try {
     if (mem.footprint(state) > limit) await mem.spill(state);
-    const load = (h: number): { h: number; bytes: Buffer; txids: Buffer } => {
+    const load = async (h: number): Promise<{ h: number; bytes: Buffer; txids: Buffer }> => {
       const entry = chain.blocks[h]!;
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
-      const txids = entry.txids ?? txidsOf(bytes);
+      const txids = entry.txids ?? (sweeps?.has(h) ? await sweeps.txidsOf(h) : txidsOf(bytes));
       // Done with: its memory goes to the view (the budget counted it for the chain pass).
       entry.txids = null;
       return { h, bytes, txids };
@@ -205,10 +211,10 @@ async function recountInMemory(
         stopped = true;
         break;
       }
-      const { bytes, txids } = next?.h === h ? next : load(h);
+      const { bytes, txids } = next?.h === h ? next : await load(h);
       await mem.prefetch(opts.db, bytes, txids);
       // Once the view reads through, the next block's reads overlap this block's connect (coinview.ts `readAhead`).
-      next = mem.spilled && h < target ? load(h + 1) : null;
+      next = mem.spilled && h < target ? await load(h + 1) : null;
       if (next !== null) mem.readAhead(opts.db, next.bytes, next.txids);
       const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
@@ -217,6 +223,7 @@ async function recountInMemory(
     }
   } finally {
     reader.close();
+    await sweeps?.close();
   }
   await mem.finish(state);
   if (setHash && !stopped && state.tip !== null) await hashSetAtTip(state, mem, opts.threads);
