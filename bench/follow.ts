@@ -7,15 +7,17 @@
  * `nodereg index --until-synced` against the same node, and prints the ratio
  * (docs/spec.md §4 asks for at least 0.8). The catch-up is timed by the
  * daemon's own log, from reaching the node to synced; the rate including
- * process start and exit is printed beside it. BENCH_INDEX_NODE_ARGS passes
+ * process start and exit is printed beside it. The JSON also gives the CPU
+ * per block of the fetcher, the node and the indexer (on Linux), which the
+ * machine's load skews far less than rates. BENCH_INDEX_NODE_ARGS passes
  * node flags to the indexer alone (NODE_OPTIONS refuses --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { demo } from '../fixtures/generator/scenarios.js';
@@ -25,6 +27,20 @@ import { RpcClient } from '../indexer/node/rpc.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
 const BCOIN = join(dirname(createRequire(import.meta.url).resolve('bcoin/package.json')), 'bin', 'node');
+
+/**
+ * CPU ms (user + system) a process has used so far, from /proc on Linux;
+ * NaN elsewhere or once it has exited. Rates swing with the machine's load;
+ * CPU per block much less, so the JSON carries both.
+ */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
+  } catch {
+    return NaN;
+  }
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -93,9 +109,14 @@ async function main(): Promise<void> {
     say(`raw pipelined getblock (one block per request, 8 in flight): ${n} blocks in ${fetchSecs.toFixed(2)} s`);
     // What the indexer's own fetcher gets: small blocks batched, as in catch-up.
     t = process.hrtime.bigint();
+    const nodeCpu0 = cpuMs(node.pid);
+    const ownCpu0 = process.cpuUsage();
     let m = 0;
     for await (const _ of fetchBlocks(rpc, 0, tip)) m++;
     const batchedSecs = Number(process.hrtime.bigint() - t) / 1e9;
+    const ownCpu = process.cpuUsage(ownCpu0);
+    const fetcherCpuUs = (ownCpu.user + ownCpu.system) / m;
+    const nodeCpuBatchedUs = ((cpuMs(node.pid) - nodeCpu0) * 1000) / m;
     const batchedRate = m / batchedSecs;
     say(`batched getblock (the indexer's fetcher): ${m} blocks in ${batchedSecs.toFixed(2)} s`);
 
@@ -103,10 +124,16 @@ async function main(): Promise<void> {
     // Extra node flags for the indexer only, e.g. BENCH_INDEX_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the catch-up.
     const indexNodeArgs = (process.env.BENCH_INDEX_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     let log = '';
+    // CPU of the indexer and of the node, read as the daemon logs reaching the node and being synced (10 ms ticks).
+    const cpuAt: Record<'start' | 'end', { index: number; node: number } | null> = { start: null, end: null };
     const code = await new Promise<number | null>((resolve) => {
       const ix = spawn(process.execPath, [...indexNodeArgs, CLI, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
         '--db', join(dir, 'index'), '--until-synced', '--log-json', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      ix.stderr.on('data', (d: Buffer) => { log += d.toString(); });
+      ix.stderr.on('data', (d: Buffer) => {
+        log += d.toString();
+        if (cpuAt.start === null && log.includes('"msg":"connected to node"')) cpuAt.start = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
+        if (cpuAt.end === null && log.includes('"msg":"synced with node"')) cpuAt.end = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
+      });
       ix.on('exit', resolve);
     });
     if (code !== 0) throw new Error(`nodereg index exited ${code}: ${log}`);
@@ -122,6 +149,11 @@ async function main(): Promise<void> {
     const wholeRate = (tip + 1) / wholeSecs;
     say(`nodereg index --until-synced: ${tip + 1} blocks caught up in ${indexSecs.toFixed(2)} s (${wholeSecs.toFixed(2)} s with process start and exit)`);
     const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+    const perBlock = (k: 'index' | 'node'): number | null => {
+      const us = cpuAt.start && cpuAt.end ? ((cpuAt.end[k] - cpuAt.start[k]) * 1000) / (tip + 1) : NaN;
+      return Number.isFinite(us) ? Math.round(us) : null;
+    };
+    const orNull = (x: number): number | null => (Number.isFinite(x) ? Math.round(x) : null);
     const ratio = indexRate / fetchRate;
     process.stdout.write(`raw fetch ${fetchRate.toFixed(0)} blocks/s, index ${indexRate.toFixed(0)} blocks/s, ratio ${ratio.toFixed(3)} (target ≥ 0.8)\n`
       + `  against batched fetching (${batchedRate.toFixed(0)} blocks/s): ${(indexRate / batchedRate).toFixed(3)}; `
@@ -131,6 +163,12 @@ async function main(): Promise<void> {
         fetchBlocksPerSec: Math.round(fetchRate), indexBlocksPerSec: Math.round(indexRate), ratio: r3(ratio),
         batchedFetchBlocksPerSec: Math.round(batchedRate), batchedRatio: r3(indexRate / batchedRate),
         wholeProcessBlocksPerSec: Math.round(wholeRate), wholeProcessRatio: r3(wholeRate / fetchRate),
+        // CPU µs per block: of this process's batched fetcher, of the node serving it, of the indexer
+        // and of the node during the catch-up (null where /proc is not there).
+        cpuUsPerBlock: {
+          fetcher: orNull(fetcherCpuUs), nodeWhileBatched: orNull(nodeCpuBatchedUs), index: perBlock('index'), nodeWhileIndexing: perBlock('node'),
+        },
+        load: loadavg().map((x) => Math.round(x * 100) / 100),
       }) + '\n');
     }
   } finally {

@@ -42,9 +42,10 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   expiringWindow?: number;
 }
 
-function describeEvents(ix: Indexer, log: LogFn): void {
+function describeEvents(ix: Indexer, log: LogFn, level: LogLevel): void {
   // Logged when applied in memory, not when flushed: the log shows the work as it happens.
-  ix.follower.on('connected', (b) => log('debug', 'connected block', { height: b.height, hash: Buffer.from(b.hash).reverse().toString('hex'), txs: b.txCount }));
+  // Only listened to at debug level: building the line costs time on every block of a catch-up.
+  if (level === 'debug') ix.follower.on('connected', (b) => log('debug', 'connected block', { height: b.height, hash: Buffer.from(b.hash).reverse().toString('hex'), txs: b.txCount }));
   ix.on('reorg', (r) => log('warn', 'reorg done', { depth: r.depth, forkHeight: r.forkHeight, oldTip: r.oldTip.hash }));
   for (const kind of ['registered', 'renewed', 'expired', 'lapsed'] as const) {
     ix.on(kind, (c) => log('info', kind, { height: c.height, stakeScript: c.stakeScript, txid: c.txid }));
@@ -98,7 +99,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
   } catch (err) {
     throw asUserError(err, args.db);
   }
-  describeEvents(ix, log);
+  describeEvents(ix, log, args.logLevel);
   let mirror: MirrorFollower | null = null;
   if (args.postgres) {
     // Loaded on demand: pg is only needed when mirroring.

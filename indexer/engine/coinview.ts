@@ -95,7 +95,8 @@ export class MemoryUtxo {
    * to the tables, so never prefetched) are read now.
    */
   async resume(state: ChainState): Promise<void> {
-    this.spilled = true;
+    // A database that was never committed holds no coin: nothing to read through before the first spill.
+    this.spilled = state.committedTip !== null;
     this.ahead = null;
     this.epoch++;
     for (const key of state.current.keys()) {

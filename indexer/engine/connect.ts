@@ -44,8 +44,11 @@ const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b
  * block spent and created them, as `disconnectTip` replays it) and, when it
  * keeps one, the UTXO-set hash moves with every coin.
  */
-export function connectBlock(state: ChainState, mem: MemoryUtxo, bytes: Buffer, txids: Buffer, height: number): BlockSummary {
-  const header = scanHeader(bytes);
+export function connectBlock(
+  state: ChainState, mem: MemoryUtxo, bytes: Buffer, txids: Buffer, height: number, scanned?: ScannedHeader,
+): BlockSummary {
+  // `scanned`: the caller's scanHeader(bytes), which spares hashing the header again.
+  const header = scanned ?? scanHeader(bytes);
   checkLinks(state, header, height);
   const writer = new RegistryWriter(state, height);
   const { coins, scripts } = mem;

@@ -30,6 +30,20 @@ export async function* fetchBlocks(
   toHeight: number,
   opts: { depth?: number; batchSize?: number } = {},
 ): AsyncGenerator<FetchedBlock> {
+  for await (const group of fetchGroups(rpc, fromHeight, toHeight, opts)) yield* group;
+}
+
+/**
+ * `fetchBlocks` a request's worth at a time (one block to MAX_GROUP, in
+ * height order): a consumer that handles blocks synchronously then awaits
+ * once per request rather than once per block.
+ */
+export async function* fetchGroups(
+  rpc: RpcClient,
+  fromHeight: number,
+  toHeight: number,
+  opts: { depth?: number; batchSize?: number } = {},
+): AsyncGenerator<FetchedBlock[]> {
   const depth = opts.depth ?? 8;
   const batchSize = opts.batchSize ?? 100;
   if (!isHeight(fromHeight) || !Number.isSafeInteger(toHeight)) throw new RangeError(`bad height range ${fromHeight}..${toHeight}`);
@@ -81,7 +95,7 @@ export async function* fetchBlocks(
       seenBlocks += blocks.length;
       group = Math.max(1, Math.min(MAX_GROUP, Math.floor(GROUP_BYTES / Math.max(1, seenBytes / seenBlocks))));
       if (next <= toHeight) launch();
-      yield* blocks;
+      yield blocks;
     }
   } finally {
     abort.abort(new Error('fetchBlocks stopped'));

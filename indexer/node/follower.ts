@@ -5,7 +5,7 @@ import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/c
 import { disconnectTip } from '../engine/disconnect.js';
 import { K } from '../store/layout.js';
 import { silent, type LogFn } from '../log.js';
-import { fetchBlocks } from './fetch.js';
+import { fetchGroups } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
 import { merkleTreeOf } from '../chain/pow.js';
 import { BlockParseError, blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
@@ -276,47 +276,50 @@ export class Follower extends EventEmitter<FollowerEvents> {
       pending = [];
       for (const s of done) this.emit('block', s);
     };
-    for await (const fetched of fetchBlocks(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
-      if (this.stopping) break;
-      const raw = fetched.raw;
-      const header = scanHeader(raw);
-      if (rpcHex(header.hash) !== fetched.hash) {
-        throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
-      }
-      const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
-      const { txs } = walkTxidsInto(raw, txids, 0, null);
-      if (txs === 0 || !merkleTreeOf(txids, txs).root.equals(header.merkleRoot)) {
-        throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
-      }
-      if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
-        this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
-        break;
-      }
-      let summary: BlockSummary;
-      try {
-        await view.prefetch(state.db, raw, txids);
-        summary = connectBlock(state, view, raw, txids, fetched.height);
-      } catch (err) {
-        // The view and the state may hold part of this block: go back to the last
-        // committed state (the blocks connected since were never announced, and
-        // will be fetched again).
-        pending = [];
-        await state.load();
-        await view.reload(state);
-        if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
-        throw err;
-      }
-      const prune = this.opts.pruneUndoDepth;
-      if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
-      const behind = nodeHeight - fetched.height;
-      pending.push(summary);
-      if (behind === 0 || pending.length >= flushBlocks || Date.now() - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commit();
-      this.emit('connected', summary);
-      if (behind > 0 && Date.now() - lastProgress > 1000) {
-        lastProgress = Date.now();
-        const secs = (Date.now() - started) / 1000;
-        const rate = (fetched.height - from + 1) / Math.max(secs, 0.001);
-        this.emit('progress', { height: fetched.height, nodeHeight, blocksPerSec: rate });
+    // A request's worth of blocks at a time: one await per group, not per block.
+    fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
+      for (const fetched of group) {
+        if (this.stopping) break fetching;
+        const raw = fetched.raw;
+        const header = scanHeader(raw);
+        if (rpcHex(header.hash) !== fetched.hash) {
+          throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
+        }
+        const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
+        const { txs } = walkTxidsInto(raw, txids, 0, null);
+        if (txs === 0 || !merkleTreeOf(txids, txs).root.equals(header.merkleRoot)) {
+          throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
+        }
+        if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
+          this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
+          break fetching;
+        }
+        let summary: BlockSummary;
+        try {
+          await view.prefetch(state.db, raw, txids);
+          summary = connectBlock(state, view, raw, txids, fetched.height, header);
+        } catch (err) {
+          // The view and the state may hold part of this block: go back to the last
+          // committed state (the blocks connected since were never announced, and
+          // will be fetched again).
+          pending = [];
+          await state.load();
+          await view.reload(state);
+          if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
+          throw err;
+        }
+        const prune = this.opts.pruneUndoDepth;
+        if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
+        const behind = nodeHeight - fetched.height;
+        pending.push(summary);
+        const now = Date.now();
+        if (behind === 0 || pending.length >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commit();
+        this.emit('connected', summary);
+        if (behind > 0 && now - lastProgress > 1000) {
+          lastProgress = now;
+          const rate = (fetched.height - from + 1) / Math.max((now - started) / 1000, 0.001);
+          this.emit('progress', { height: fetched.height, nodeHeight, blocksPerSec: rate });
+        }
       }
     }
     await commit();
