@@ -50,6 +50,8 @@ interface Request {
   readonly batch: boolean;
   /** 1 for the first request of this method, 2 for the second… */
   readonly nth: number;
+  /** Which HTTP request of the run carries it (1, 2, …): the calls of one batch share it. */
+  readonly request: number;
 }
 
 type Script = (r: Request) => Fault | null;
@@ -121,7 +123,7 @@ class FaultyRpcProxy {
     for (const [i, item] of items.entries()) {
       const nth = (this.seen.get(item.method) ?? 0) + 1;
       this.seen.set(item.method, nth);
-      const f = this.script({ method: item.method, params: item.params ?? [], batch: Array.isArray(parsed), nth });
+      const f = this.script({ method: item.method, params: item.params ?? [], batch: Array.isArray(parsed), nth, request: this.requests });
       if (f === null) continue;
       if (BLOCK_FAULTS.has(f)) {
         if (item.method === 'getblock') blockFaults.set(i, f);
@@ -323,12 +325,21 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   }, TEST_MS);
 
   it('abandons calls that the fake RPC server leaves hanging past --rpc-timeout 1, and retries them', async () => {
+    let stuckMidBody: number | null = null;
+    let silent = false;
     proxy = await FaultyRpcProxy.start(shared, (r) => {
       if (r.method === 'getblockchaininfo' && r.nth === 1) return 'hang';
       if (r.method === 'getblockhash' && r.batch && r.nth === 3) return 'hangBody';
-      // Two getblock requests in flight at once, one silent, one stuck mid-body.
-      if (r.method === 'getblock' && r.nth === 200) return 'hangBody';
-      if (r.method === 'getblock' && r.nth === 201) return 'hang';
+      // Two getblock requests in flight at once, one silent, one stuck mid-body: the request
+      // that carries the 200th getblock, and the next request (however the client batched them).
+      if (r.method === 'getblock' && r.nth >= 200 && stuckMidBody === null) {
+        stuckMidBody = r.request;
+        return 'hangBody';
+      }
+      if (r.method === 'getblock' && stuckMidBody !== null && r.request > stuckMidBody && !silent) {
+        silent = true;
+        return 'hang';
+      }
       return null;
     });
     const db = join(dir, 'db');
