@@ -56,6 +56,13 @@ export class MemoryUtxo {
   /** The database holds coins or balances the tables do not: blocks must be prefetched. */
   spilled = false;
   /**
+   * Every script with a balance in the database is in the script table (a
+   * recount from an empty index that has kept all its scripts across
+   * spills): a script the table lacks has no balance yet, so blocks need
+   * only their coins read, not their scripts' balances.
+   */
+  private allScripts: boolean;
+  /**
    * Database coins spent since the last spill, deleted by the next one:
    * their outpoints (36 bytes each) and script ids, `spentCount` of them.
    */
@@ -79,6 +86,7 @@ export class MemoryUtxo {
   /** `stakes`: every stake script (latin1) the chain's announcements name. */
   constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
     this.coins = CoinTable.forCoins(Math.min(expectedCoins, 1 << 22));
+    this.allScripts = !onlyStakes;
     for (const s of stakes) {
       const b = Buffer.from(s, 'latin1');
       // Interning may grow the id arrays, so take `stake` only afterwards.
@@ -96,6 +104,7 @@ export class MemoryUtxo {
    */
   async resume(state: ChainState): Promise<void> {
     this.spilled = true;
+    this.allScripts = false;
     this.ahead = null;
     this.epoch++;
     for (const key of state.current.keys()) {
@@ -215,34 +224,36 @@ export class MemoryUtxo {
     this.ahead = { bytes, epoch: this.epoch, reads };
   }
 
-  /** The block's inputs the tables may lack (not created by the block itself) and the scripts whose balances it moves. */
+  /**
+   * The block's inputs the tables may lack (not created by the block itself)
+   * and the scripts whose balances it moves; none of those while the table
+   * holds every script with a stored balance (`allScripts`).
+   */
   private wants(bytes: Buffer, txids: Buffer): { outpoints: Buffer[]; scripts: Uint8Array[] } {
     const created = new Set<string>();
     for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
     const { coins, onlyStakes } = this;
     const outpoints: Buffer[] = [];
     const scripts: Uint8Array[] = [];
-    visitBlock(bytes, {
-      input(b, at, coinbase) {
-        if (coinbase) return;
-        const vout = u32(b, at + 32);
-        if (coins.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
-        const op = Buffer.allocUnsafe(36);
-        b.copy(op, 0, at, at + 32);
-        op.writeUInt32BE(vout, 32);
-        outpoints.push(op);
-      },
-      output(b, _vout, _valueAt, s, e) {
-        if (isUnspendable(b, s, e)) {
-          const script = b.subarray(s, e);
-          const a = isAttempt(script) ? detectAnnouncement(script) : null;
-          if (a?.ok) scripts.push(a.announcement.stakeScript);
-          return;
-        }
-        if (!onlyStakes) scripts.push(b.subarray(s, e));
-      },
-      txEnd() {},
-    });
+    const input = (b: Buffer, at: number, coinbase: boolean): void => {
+      if (coinbase) return;
+      const vout = u32(b, at + 32);
+      if (coins.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
+      const op = Buffer.allocUnsafe(36);
+      b.copy(op, 0, at, at + 32);
+      op.writeUInt32BE(vout, 32);
+      outpoints.push(op);
+    };
+    const output = (b: Buffer, _vout: number, _valueAt: number, s: number, e: number): void => {
+      if (isUnspendable(b, s, e)) {
+        const script = b.subarray(s, e);
+        const a = isAttempt(script) ? detectAnnouncement(script) : null;
+        if (a?.ok) scripts.push(a.announcement.stakeScript);
+        return;
+      }
+      if (!onlyStakes) scripts.push(b.subarray(s, e));
+    };
+    visitBlock(bytes, { input, output: this.allScripts ? () => undefined : output, txEnd() {} });
     return { outpoints, scripts };
   }
 
@@ -441,8 +452,12 @@ export class MemoryUtxo {
     this.spentCount = 0;
     const { scripts } = this;
     // Balances stay while they are few enough: most scripts are paid again soon, and each miss is a read.
-    if (scripts.byteSize <= this.keepScriptBytes) scripts.touchedAt.fill(0);
-    else this.scripts = scripts.retain((id) => scripts.stake[id] === 1);
+    if (scripts.byteSize <= this.keepScriptBytes) {
+      scripts.touchedAt.fill(0);
+    } else {
+      this.scripts = scripts.retain((id) => scripts.stake[id] === 1);
+      this.allScripts = false;
+    }
     this.spilled = true;
   }
 
