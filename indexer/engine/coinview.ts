@@ -51,7 +51,16 @@ const SPENT_COST = 40;
  * and keeps them in memory when it spills (see `spill`).
  */
 export class MemoryUtxo {
-  readonly coins: CoinTable;
+  coins: CoinTable;
+  /**
+   * The coins of the last spill made by `spillBehind`, whose write may still
+   * be running (`writing`): read like database coins (a spend is a delete for
+   * the next spill) until that spill, which waits for the write first.
+   */
+  private frozen: CoinTable | null = null;
+  private writing: Promise<void> | null = null;
+  /** An emptied table for the next `spillBehind` to connect into. */
+  private spare: CoinTable | null = null;
   scripts = new ScriptTable();
   /** The database holds coins or balances the tables do not: blocks must be prefetched. */
   spilled = false;
@@ -145,7 +154,7 @@ export class MemoryUtxo {
     this.lastCount = coins.count;
     const table = Math.max(coins.byteSize, coinTableBytes(coins.count + this.blockCoins));
     const spent = this.spentCount;
-    const held = table + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
+    const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) return held + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
     const rows = 2 * coins.count + 2 * spent + scripts.count;
     const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + spent * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
@@ -232,13 +241,13 @@ export class MemoryUtxo {
   private wants(bytes: Buffer, txids: Buffer): { outpoints: Buffer[]; scripts: Uint8Array[] } {
     const created = new Set<string>();
     for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
-    const { coins, onlyStakes } = this;
+    const { coins, onlyStakes, frozen } = this;
     const outpoints: Buffer[] = [];
     const scripts: Uint8Array[] = [];
     const input = (b: Buffer, at: number, coinbase: boolean): void => {
       if (coinbase) return;
       const vout = u32(b, at + 32);
-      if (coins.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
+      if (coins.has(b, at, vout) || frozen?.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
       const op = Buffer.allocUnsafe(36);
       b.copy(op, 0, at, at + 32);
       op.writeUInt32BE(vout, 32);
@@ -341,11 +350,16 @@ export class MemoryUtxo {
 
   /**
    * Spends txid `b[at..at+32)`:vout from the coins `prefetch` read from the
-   * database; false when it has no such coin. Fills script/lo/hi.
+   * database or those of a spill being written; false when neither has such
+   * a coin. Fills script/lo/hi/code.
    */
   spendLoaded(b: Uint8Array, at: number, vout: number): boolean {
-    const loaded = this.loaded;
-    if (loaded.count === 0 || !loaded.spend(b, at, vout)) return false;
+    // The block's coins read from the database, else those of a spill still being written.
+    let loaded: CoinTable | null = this.loaded;
+    if (loaded.count === 0 || !loaded.spend(b, at, vout)) {
+      loaded = this.frozen;
+      if (loaded === null || loaded.count === 0 || !loaded.spend(b, at, vout)) return false;
+    }
     this.spentFromDb(b, at, vout, loaded.script);
     this.script = loaded.script;
     this.lo = loaded.lo;
@@ -410,6 +424,7 @@ export class MemoryUtxo {
    * disconnect that changed which scripts are registered.
    */
   async reload(state: ChainState): Promise<void> {
+    await this.settle();
     this.coins.clear();
     this.scripts = new ScriptTable();
     this.epoch++;
@@ -426,6 +441,7 @@ export class MemoryUtxo {
    * coins go first, in batches of CHUNK_BYTES, and the state's flush after.
    */
   async spill(state: ChainState): Promise<void> {
+    await this.settle();
     // A fast temporary recount's tables hold only coins paying stakes, few
     // enough to stay: they never reach the database (its UTXO set is partial
     // anyway), and every other input can be skipped without a read. A kept
@@ -459,6 +475,51 @@ export class MemoryUtxo {
       this.allScripts = false;
     }
     this.spilled = true;
+  }
+
+  /**
+   * A kept index's spill that lets connecting go on while LevelDB writes it:
+   * the batch (coins, deletes, balances, the state's rows and tip) is built
+   * now, exactly as `spill` builds it, and written while the caller connects
+   * the next blocks into an empty table, the spilled coins staying readable
+   * (`frozen`) until the next spill, which waits for this write before
+   * building its own. Nothing reaches the database but whole batches, in
+   * order, so a crash resumes from the last one written, as with `spill`.
+   * Only while the script table keeps every balance: a script it dropped
+   * could have its balance in the batch being written, and be read before it lands.
+   */
+  async spillBehind(state: ChainState): Promise<void> {
+    if (state.throwaway || this.scripts.byteSize > this.keepScriptBytes) return this.spill(state);
+    await this.settle();
+    const write = state.flushBehind((sink) => {
+      for (const _ of this.rows({ sink, bytes: 0 }, true));
+    });
+    write.catch(() => undefined); // taken by `settle`
+    this.writing = write;
+    this.frozen = this.coins;
+    this.coins = this.spare ?? CoinTable.forCoins(Math.max(1024, this.frozen.count));
+    this.spare = null;
+    this.epoch++;
+    this.lastCount = 0;
+    this.spentCount = 0;
+    this.scripts.touchedAt.fill(0);
+    this.spilled = true;
+  }
+
+  /** Waits for the write `spillBehind` started, then forgets its coins (the database holds them now). */
+  private async settle(): Promise<void> {
+    const write = this.writing;
+    if (write !== null) {
+      this.writing = null;
+      await write;
+    }
+    if (this.frozen !== null) {
+      // Kept, emptied, for the next `spillBehind` to connect into.
+      this.frozen.clear();
+      this.spare = this.frozen;
+      this.frozen = null;
+      this.epoch++;
+    }
   }
 
   /**
