@@ -13,6 +13,7 @@ import { utxoHashAt } from '../indexer/read/queries.js';
 import { encodeCoin } from '../indexer/store/codec.js';
 import { K, P } from '../indexer/store/layout.js';
 import { ChainState } from '../indexer/store/state.js';
+import { decodeUndo, encodeUndo, UndoWriter, type UndoRecord } from '../indexer/store/undo.js';
 import type { DB } from '../indexer/store/store.js';
 import { MuHash3072 } from '../script/muhash.js';
 import { BUILTIN_NETWORKS, parseParams, type NetworkParams } from '../script/params.js';
@@ -185,4 +186,39 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
       expect({ budget: name, rows: got }).toEqual({ budget: name, rows: shorter });
     }
   }, 600_000);
+});
+
+describe('the undo writer', () => {
+  it('writes the bytes encodeUndo writes for the same record, and they decode back to it', () => {
+    const w = new UndoWriter();
+    const txids = Buffer.alloc(64 * 32);
+    for (let i = 0; i < txids.length; i++) txids[i] = (i * 131 + 7) & 0xff;
+    for (const n of [0, 1, 5, 1500]) {
+      // Reused: a record of 1500 coins grows the writer's buffer past its start.
+      w.start();
+      const coinOps: UndoRecord['coinOps'][number][] = [];
+      for (let i = 0; i < n; i++) {
+        const tx = i % 64;
+        const vout = i * 977;
+        const op = Buffer.alloc(36);
+        txids.copy(op, 0, tx * 32, tx * 32 + 32);
+        op.writeUInt32BE(vout, 32);
+        if (i % 3 === 0) {
+          w.added(txids, tx * 32, vout);
+          coinOps.push({ added: true, outpoint: op });
+        } else {
+          const script = Buffer.alloc(i % 41, i & 0xff);
+          const lo = (i * 2654435761) >>> 0;
+          const hi = i % 5 === 0 ? 0x1fffff : i & 0xff;
+          const code = (i * 2) + (i % 2);
+          w.spent(txids, tx * 32, vout, lo, hi, code, script);
+          coinOps.push({ added: false, outpoint: op, coin: { value: (BigInt(hi) << 32n) | BigInt(lo), height: code >>> 1, coinbase: (code & 1) === 1, script } });
+        }
+      }
+      const kv = n === 0 ? [] : [{ key: Buffer.from('r\x01ab', 'latin1'), prior: null }, { key: Buffer.from('g12'), prior: Buffer.alloc(n % 300, 9) }];
+      const got = w.finish(kv);
+      expect(got.equals(encodeUndo({ coinOps, kv }))).toBe(true);
+      expect(decodeUndo(got)).toEqual({ coinOps, kv });
+    }
+  });
 });

@@ -51,10 +51,26 @@ const SPENT_COST = 40;
  * and keeps them in memory when it spills (see `spill`).
  */
 export class MemoryUtxo {
-  readonly coins: CoinTable;
+  coins: CoinTable;
+  /**
+   * The coins of the last spill made by `spillBehind`, whose write may still
+   * be running (`writing`): read like database coins (a spend is a delete for
+   * the next spill) until that spill, which waits for the write first.
+   */
+  private frozen: CoinTable | null = null;
+  private writing: Promise<void> | null = null;
+  /** An emptied table for the next `spillBehind` to connect into. */
+  private spare: CoinTable | null = null;
   scripts = new ScriptTable();
   /** The database holds coins or balances the tables do not: blocks must be prefetched. */
   spilled = false;
+  /**
+   * Every script with a balance in the database is in the script table (a
+   * recount from an empty index that has kept all its scripts across
+   * spills): a script the table lacks has no balance yet, so blocks need
+   * only their coins read, not their scripts' balances.
+   */
+  private allScripts: boolean;
   /**
    * Database coins spent since the last spill, deleted by the next one:
    * their outpoints (36 bytes each) and script ids, `spentCount` of them.
@@ -79,6 +95,7 @@ export class MemoryUtxo {
   /** `stakes`: every stake script (latin1) the chain's announcements name. */
   constructor(readonly onlyStakes: boolean, stakes: Iterable<string>, expectedCoins = 1024) {
     this.coins = CoinTable.forCoins(Math.min(expectedCoins, 1 << 22));
+    this.allScripts = !onlyStakes;
     for (const s of stakes) {
       const b = Buffer.from(s, 'latin1');
       // Interning may grow the id arrays, so take `stake` only afterwards.
@@ -97,6 +114,8 @@ export class MemoryUtxo {
   async resume(state: ChainState): Promise<void> {
     // A database that was never committed holds no coin: nothing to read through before the first spill.
     this.spilled = state.committedTip !== null;
+    // Balances an earlier run stored are not in the script table: read them through.
+    if (this.spilled) this.allScripts = false;
     this.ahead = null;
     this.epoch++;
     for (const key of state.current.keys()) {
@@ -137,7 +156,7 @@ export class MemoryUtxo {
     this.lastCount = coins.count;
     const table = Math.max(coins.byteSize, coinTableBytes(coins.count + this.blockCoins));
     const spent = this.spentCount;
-    const held = table + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
+    const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) return held + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
     const rows = 2 * coins.count + 2 * spent + scripts.count;
     const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + spent * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
@@ -216,34 +235,36 @@ export class MemoryUtxo {
     this.ahead = { bytes, epoch: this.epoch, reads };
   }
 
-  /** The block's inputs the tables may lack (not created by the block itself) and the scripts whose balances it moves. */
+  /**
+   * The block's inputs the tables may lack (not created by the block itself)
+   * and the scripts whose balances it moves; none of those while the table
+   * holds every script with a stored balance (`allScripts`).
+   */
   private wants(bytes: Buffer, txids: Buffer): { outpoints: Buffer[]; scripts: Uint8Array[] } {
     const created = new Set<string>();
     for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
-    const { coins, onlyStakes } = this;
+    const { coins, onlyStakes, frozen } = this;
     const outpoints: Buffer[] = [];
     const scripts: Uint8Array[] = [];
-    visitBlock(bytes, {
-      input(b, at, coinbase) {
-        if (coinbase) return;
-        const vout = u32(b, at + 32);
-        if (coins.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
-        const op = Buffer.allocUnsafe(36);
-        b.copy(op, 0, at, at + 32);
-        op.writeUInt32BE(vout, 32);
-        outpoints.push(op);
-      },
-      output(b, _vout, _valueAt, s, e) {
-        if (isUnspendable(b, s, e)) {
-          const script = b.subarray(s, e);
-          const a = isAttempt(script) ? detectAnnouncement(script) : null;
-          if (a?.ok) scripts.push(a.announcement.stakeScript);
-          return;
-        }
-        if (!onlyStakes) scripts.push(b.subarray(s, e));
-      },
-      txEnd() {},
-    });
+    const input = (b: Buffer, at: number, coinbase: boolean): void => {
+      if (coinbase) return;
+      const vout = u32(b, at + 32);
+      if (coins.has(b, at, vout) || frozen?.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
+      const op = Buffer.allocUnsafe(36);
+      b.copy(op, 0, at, at + 32);
+      op.writeUInt32BE(vout, 32);
+      outpoints.push(op);
+    };
+    const output = (b: Buffer, _vout: number, _valueAt: number, s: number, e: number): void => {
+      if (isUnspendable(b, s, e)) {
+        const script = b.subarray(s, e);
+        const a = isAttempt(script) ? detectAnnouncement(script) : null;
+        if (a?.ok) scripts.push(a.announcement.stakeScript);
+        return;
+      }
+      if (!onlyStakes) scripts.push(b.subarray(s, e));
+    };
+    visitBlock(bytes, { input, output: this.allScripts ? () => undefined : output, txEnd() {} });
     return { outpoints, scripts };
   }
 
@@ -331,11 +352,16 @@ export class MemoryUtxo {
 
   /**
    * Spends txid `b[at..at+32)`:vout from the coins `prefetch` read from the
-   * database; false when it has no such coin. Fills script/lo/hi.
+   * database or those of a spill being written; false when neither has such
+   * a coin. Fills script/lo/hi/code.
    */
   spendLoaded(b: Uint8Array, at: number, vout: number): boolean {
-    const loaded = this.loaded;
-    if (loaded.count === 0 || !loaded.spend(b, at, vout)) return false;
+    // The block's coins read from the database, else those of a spill still being written.
+    let loaded: CoinTable | null = this.loaded;
+    if (loaded.count === 0 || !loaded.spend(b, at, vout)) {
+      loaded = this.frozen;
+      if (loaded === null || loaded.count === 0 || !loaded.spend(b, at, vout)) return false;
+    }
     this.spentFromDb(b, at, vout, loaded.script);
     this.script = loaded.script;
     this.lo = loaded.lo;
@@ -400,6 +426,7 @@ export class MemoryUtxo {
    * disconnect that changed which scripts are registered.
    */
   async reload(state: ChainState): Promise<void> {
+    await this.settle();
     this.coins.clear();
     this.scripts = new ScriptTable();
     this.epoch++;
@@ -416,6 +443,7 @@ export class MemoryUtxo {
    * coins go first, in batches of CHUNK_BYTES, and the state's flush after.
    */
   async spill(state: ChainState): Promise<void> {
+    await this.settle();
     // A fast temporary recount's tables hold only coins paying stakes, few
     // enough to stay: they never reach the database (its UTXO set is partial
     // anyway), and every other input can be skipped without a read. A kept
@@ -442,9 +470,58 @@ export class MemoryUtxo {
     this.spentCount = 0;
     const { scripts } = this;
     // Balances stay while they are few enough: most scripts are paid again soon, and each miss is a read.
-    if (scripts.byteSize <= this.keepScriptBytes) scripts.touchedAt.fill(0);
-    else this.scripts = scripts.retain((id) => scripts.stake[id] === 1);
+    if (scripts.byteSize <= this.keepScriptBytes) {
+      scripts.touchedAt.fill(0);
+    } else {
+      this.scripts = scripts.retain((id) => scripts.stake[id] === 1);
+      this.allScripts = false;
+    }
     this.spilled = true;
+  }
+
+  /**
+   * A kept index's spill that lets connecting go on while LevelDB writes it:
+   * the batch (coins, deletes, balances, the state's rows and tip) is built
+   * now, exactly as `spill` builds it, and written while the caller connects
+   * the next blocks into an empty table, the spilled coins staying readable
+   * (`frozen`) until the next spill, which waits for this write before
+   * building its own. Nothing reaches the database but whole batches, in
+   * order, so a crash resumes from the last one written, as with `spill`.
+   * Only while the script table keeps every balance: a script it dropped
+   * could have its balance in the batch being written, and be read before it lands.
+   */
+  async spillBehind(state: ChainState): Promise<void> {
+    if (state.throwaway || this.scripts.byteSize > this.keepScriptBytes) return this.spill(state);
+    await this.settle();
+    const write = state.flushBehind((sink) => {
+      for (const _ of this.rows({ sink, bytes: 0 }, true));
+    });
+    write.catch(() => undefined); // taken by `settle`
+    this.writing = write;
+    this.frozen = this.coins;
+    this.coins = this.spare ?? CoinTable.forCoins(Math.max(1024, this.frozen.count));
+    this.spare = null;
+    this.epoch++;
+    this.lastCount = 0;
+    this.spentCount = 0;
+    this.scripts.touchedAt.fill(0);
+    this.spilled = true;
+  }
+
+  /** Waits for the write `spillBehind` started, then forgets its coins (the database holds them now). */
+  private async settle(): Promise<void> {
+    const write = this.writing;
+    if (write !== null) {
+      this.writing = null;
+      await write;
+    }
+    if (this.frozen !== null) {
+      // Kept, emptied, for the next `spillBehind` to connect into.
+      this.frozen.clear();
+      this.spare = this.frozen;
+      this.frozen = null;
+      this.epoch++;
+    }
   }
 
   /**

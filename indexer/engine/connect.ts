@@ -6,7 +6,7 @@ import { RegistryWriter, type BlockEvent } from './registry.js';
 import { scanHeader, visitBlock, type BlockVisitor, type ScannedHeader } from '../chain/scanner.js';
 import type { ChainState } from '../store/state.js';
 import type { Coin } from '../types.js';
-import { encodeUndo, type CoinOp } from '../store/undo.js';
+import { UndoWriter } from '../store/undo.js';
 import type { MemoryUtxo } from './coinview.js';
 import { utxoElement } from './utxohash.js';
 
@@ -28,6 +28,9 @@ export interface BlockSummary {
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+
+/** The undo record under construction: connects run one at a time, so one writer serves them all. */
+const undoScratch = new UndoWriter();
 
 /**
  * Applies one block to the state and the coin view (docs/spec.md §3): for
@@ -63,16 +66,9 @@ export function connectBlock(
   let tx = 0;
   // The stored coin's height·2 + coinbase of the current transaction's outputs (the first is the coinbase).
   let code = height * 2 + 1;
-  // Undo and the UTXO hash need each coin as an object; a temporary recount without the hash skips both.
-  const coinOps: CoinOp[] | null = state.throwaway ? null : [];
+  // A kept index records every coin moved for the undo record; a temporary one skips it.
+  const undo = state.throwaway ? null : undoScratch.start();
   const hash = state.utxoHash;
-  const record = coinOps !== null || hash !== null;
-  const outpointOf = (b: Uint8Array, at: number, vout: number): Buffer => {
-    const op = Buffer.allocUnsafe(36);
-    op.set(b.subarray(at, at + 32), 0);
-    op.writeUInt32BE(vout, 32);
-    return op;
-  };
   const coinOf = (id: number, lo: number, hi: number, c: number): Coin => ({
     value: (BigInt(hi) << 32n) | BigInt(lo), height: c >>> 1, coinbase: (c & 1) === 1, script: Buffer.from(scripts.bytes(id)),
   });
@@ -100,14 +96,11 @@ export function connectBlock(
         throw new ChainMismatchError(`block ${height} (${rpcHex(header.hash)}) spends ${rpcHex(b.subarray(at, at + 32))}:${vout}, an output the index does not have: the chain data is incomplete or corrupt`);
       }
       scripts.add(id, lo, hi, -1);
-      if (record) {
-        const coin = coinOf(id, lo, hi, c);
-        if (hash !== null) {
-          const el = utxoElement(b.subarray(at, at + 32), vout, coin);
-          if (el) hash.remove(el);
-        }
-        coinOps?.push({ added: false, outpoint: outpointOf(b, at, vout), coin });
+      if (hash !== null) {
+        const el = utxoElement(b.subarray(at, at + 32), vout, coinOf(id, lo, hi, c));
+        if (el) hash.remove(el);
       }
+      undo?.spent(b, at, vout, lo, hi, c, scripts.bytes(id));
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
       spent[nSpent++] = id;
@@ -124,13 +117,11 @@ export function connectBlock(
       const hi = u32(b, valueAt + 4);
       coins.add(txids, tx * 32, vout, id, lo, hi, code);
       scripts.add(id, lo, hi, 1);
-      if (record) {
-        if (hash !== null) {
-          const el = utxoElement(txids.subarray(tx * 32, tx * 32 + 32), vout, coinOf(id, lo, hi, code));
-          if (el) hash.insert(el);
-        }
-        coinOps?.push({ added: true, outpoint: outpointOf(txids, tx * 32, vout) });
+      if (hash !== null) {
+        const el = utxoElement(txids.subarray(tx * 32, tx * 32 + 32), vout, coinOf(id, lo, hi, code));
+        if (el) hash.insert(el);
       }
+      undo?.added(txids, tx * 32, vout);
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
     },
@@ -164,9 +155,9 @@ export function connectBlock(
 
   state.putRow(K.blockHash(height), Buffer.from(header.hash));
   state.putRow(K.heightState(height), state.heightState());
-  if (coinOps !== null) {
+  if (undo !== null) {
     const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
-    state.putRow(K.undo(height), encodeUndo({ coinOps, kv }));
+    state.putRow(K.undo(height), undo.finish(kv));
   }
   state.tip = { height, hash: Buffer.from(header.hash) };
   return { height, hash: Buffer.from(header.hash), txCount, events: writer.events };

@@ -219,7 +219,8 @@ async function recountInMemory(
       const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
-      if (mem.footprint(state) > limit) await mem.spill(state);
+      // A kept index goes on connecting while the spill is written (coinview.ts `spillBehind`).
+      if (mem.footprint(state) > limit) await mem.spillBehind(state);
     }
   } finally {
     reader.close();

@@ -126,6 +126,30 @@ export class ChainState {
    * coins and the registry on disk always belong to the same tip.
    */
   async flush(extra?: (sink: RowSink) => void): Promise<void> {
+    const { batch, tip } = this.batchOf(extra);
+    await batch.write({ sync: !this.throwaway });
+    this.committedTip = tip;
+    this.rows.clear();
+    this.cachedBytes = 0;
+  }
+
+  /**
+   * As `flush`, but returns once the batch is built and the cache emptied,
+   * with the write still running: rows added meanwhile belong to the next
+   * flush. `committedTip` moves when the returned promise resolves, after
+   * the write; the next flush must not start before then.
+   */
+  flushBehind(extra?: (sink: RowSink) => void): Promise<void> {
+    const { batch, tip } = this.batchOf(extra);
+    this.rows.clear();
+    this.cachedBytes = 0;
+    return batch.write({ sync: !this.throwaway }).then(() => {
+      this.committedTip = tip;
+    });
+  }
+
+  /** The batch a flush writes: the cached rows, `extra`'s and the tip. */
+  private batchOf(extra?: (sink: RowSink) => void): { batch: ReturnType<DB['batch']>; tip: Tip | null } {
     // A chained batch hands each operation to LevelDB's native write batch as
     // it is added, so a large flush never holds an array of every operation
     // in the JS heap; it is still written atomically by one write().
@@ -135,11 +159,9 @@ export class ChainState {
       else batch.put(unbkey(k), v);
     }
     extra?.(batch);
-    if (this.tip) batch.put(K.tip(), encodeTip(this.tip));
+    const tip = this.tip;
+    if (tip) batch.put(K.tip(), encodeTip(tip));
     else batch.del(K.tip());
-    await batch.write({ sync: !this.throwaway });
-    this.committedTip = this.tip;
-    this.rows.clear();
-    this.cachedBytes = 0;
+    return { batch, tip };
   }
 }

@@ -17,6 +17,83 @@ export interface UndoRecord {
   readonly kv: Array<{ readonly key: Buffer; readonly prior: Buffer | null }>;
 }
 
+/**
+ * Builds an undo record in `encodeUndo`'s bytes straight from the connect's
+ * words, without a CoinOp or bigint per coin: `start`, then `added` and
+ * `spent` in the order the block moves its coins, then `finish` with the
+ * registry rows' priors. One writer is reused block after block; `finish`
+ * returns a copy of exactly the record's bytes.
+ */
+export class UndoWriter {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 4;
+  private ops = 0;
+
+  start(): this {
+    this.at = 4;
+    this.ops = 0;
+    return this;
+  }
+
+  private room(n: number): Buffer {
+    if (this.at + n > this.buf.length) {
+      const b = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+      this.buf.copy(b, 0, 0, this.at);
+      this.buf = b;
+    }
+    return this.buf;
+  }
+
+  /** The block created txid `t[at..at+32)`:vout. */
+  added(t: Uint8Array, at: number, vout: number): void {
+    const b = this.room(37);
+    const p = this.at;
+    b[p] = 1;
+    b.set(t.subarray(at, at + 32), p + 1);
+    b.writeUInt32BE(vout, p + 33);
+    this.at = p + 37;
+    this.ops++;
+  }
+
+  /** The block spent txid `t[at..at+32)`:vout, a coin of value hi·2³² + lo, stored code (height·2 + coinbase) and script. */
+  spent(t: Uint8Array, at: number, vout: number, lo: number, hi: number, code: number, script: Uint8Array): void {
+    const b = this.room(53 + script.length);
+    const p = this.at;
+    b[p] = 0;
+    b.set(t.subarray(at, at + 32), p + 1);
+    b.writeUInt32BE(vout, p + 33);
+    b.writeUInt32LE(12 + script.length, p + 37);
+    b.writeUInt32LE(lo, p + 41);
+    b.writeUInt32LE(hi, p + 45);
+    b.writeUInt32LE(code, p + 49);
+    b.set(script, p + 53);
+    this.at = p + 53 + script.length;
+    this.ops++;
+  }
+
+  finish(kv: UndoRecord['kv']): Buffer {
+    this.buf.writeUInt32LE(this.ops, 0);
+    let n = 4;
+    for (const { key, prior } of kv) n += 2 + key.length + 1 + (prior ? 4 + prior.length : 0);
+    const b = this.room(n);
+    let p = b.writeUInt32LE(kv.length, this.at);
+    for (const { key, prior } of kv) {
+      p = b.writeUInt16LE(key.length, p);
+      b.set(key, p);
+      p += key.length;
+      b[p++] = prior ? 1 : 0;
+      if (prior) {
+        p = b.writeUInt32LE(prior.length, p);
+        b.set(prior, p);
+        p += prior.length;
+      }
+    }
+    const out = Buffer.allocUnsafe(p);
+    b.copy(out, 0, 0, p);
+    return out;
+  }
+}
+
 export function encodeUndo(u: UndoRecord): Buffer {
   const parts: Buffer[] = [];
   const head = Buffer.allocUnsafe(4);
