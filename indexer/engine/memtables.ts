@@ -21,10 +21,15 @@ function pow2AtLeast(n: number): number {
 
 /** Script bytes → dense id, with each script's balance in satoshis. */
 export class ScriptTable {
-  /** Open addressing, two words a slot: the script's hash, then its id + 1 (0: empty), so a probe reads one place. */
+  /**
+   * Open addressing, two words a slot: the script's hash, then where its
+   * entry starts in `words` + 1 (0: empty). An entry is the script's id, its
+   * length in bytes, then its bytes: a lookup reads the slot and one entry,
+   * mostly one cache line each, and not the per-id arrays.
+   */
   private slots: Int32Array;
   private mask: number;
-  /** Every script's bytes, each from a word boundary (`start`, in words) and zero-padded to whole words. */
+  /** Every script's entry (id, length, then its bytes zero-padded to whole words); `start` points at the bytes. */
   private words = new Int32Array(1 << 14);
   private used = 0;
   /** The script `hash` last read, as words. */
@@ -71,12 +76,12 @@ export class ScriptTable {
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  /** Whether script `id` is the one `hash` last copied into `key`, `n` bytes long. */
-  private same(id: number, n: number): boolean {
-    if (this.len[id] !== n) return false;
+  /** Whether the entry at `at` holds the script `hash` last copied into `key`, `n` bytes long. */
+  private same(at: number, n: number): boolean {
     const a = this.words;
+    if (a[at + 1] !== n) return false;
     const key = this.key;
-    const o = this.start[id]!;
+    const o = at + 2;
     for (let k = 0, m = (n + 3) >>> 2; k < m; k++) if (a[o + k] !== key[k]) return false;
     return true;
   }
@@ -89,7 +94,7 @@ export class ScriptTable {
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
       const v = slots[2 * i + 1]!;
       if (v === 0) return -1;
-      if (slots[2 * i] === h && this.same(v - 1, n)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, n)) return this.words[v - 1]!;
     }
   }
 
@@ -102,25 +107,29 @@ export class ScriptTable {
     for (; ; i = (i + 1) & this.mask) {
       const v = slots[2 * i + 1]!;
       if (v === 0) break;
-      if (slots[2 * i] === h && this.same(v - 1, n)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, n)) return this.words[v - 1]!;
     }
     const id = this.count++;
     if (id === this.start.length) this.growIds();
-    const m = (n + 3) >>> 2;
+    const m = 2 + ((n + 3) >>> 2);
     if (this.used + m > this.words.length) {
       const bigger = new Int32Array(Math.max(this.words.length * 2, this.used + m));
       bigger.set(this.words.subarray(0, this.used));
       this.words = bigger;
     }
-    for (let k = 0; k < m; k++) this.words[this.used + k] = this.key[k]!;
-    this.start[id] = this.used;
+    const at = this.used;
+    const words = this.words;
+    words[at] = id;
+    words[at + 1] = n;
+    for (let k = 0; k < m - 2; k++) words[at + 2 + k] = this.key[k]!;
+    this.start[id] = at + 2;
     this.len[id] = n;
     this.used += m;
     this.balances[id] = 0;
     this.stake[id] = 0;
     this.touchedAt[id] = 0;
     slots[2 * i] = h;
-    slots[2 * i + 1] = id + 1;
+    slots[2 * i + 1] = at + 1;
     if (this.count > (this.mask + 1) * LOAD) this.rehash();
     return id;
   }
