@@ -59,6 +59,22 @@ describe('CoinTable (the in-memory UTXO set)', () => {
     expect(table.script).toBe(9);
   });
 
+  it('adds from a block\'s txid list whether or not its bytes sit on a word boundary', () => {
+    const list = Buffer.concat(Array.from({ length: 6 }, (_, i) => txid(i)));
+    for (const shift of [0, 1, 2, 3, 4]) {
+      const backing = Buffer.alloc(shift + list.length);
+      list.copy(backing, shift);
+      const txids = backing.subarray(shift);
+      const table = new CoinTable();
+      for (let i = 0; i < 6; i++) table.add(txids, 32 * i, i, i, 100 + i, 0, 2 * i);
+      for (let i = 5; i >= 0; i--) {
+        expect(table.spend(txid(i), 0, i + 1)).toBe(false);
+        expect(table.spend(txid(i), 0, i)).toBe(true);
+        expect([table.script, table.lo, table.code]).toEqual([i, 100 + i, 2 * i]);
+      }
+    }
+  });
+
   it('sizes itself as its estimate says', () => {
     const table = new CoinTable();
     for (let i = 0; i < 5000; i++) table.add(txid(i), 0, 0, 0, 1, 0, 0);

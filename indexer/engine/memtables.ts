@@ -21,11 +21,19 @@ function pow2AtLeast(n: number): number {
 
 /** Script bytes → dense id, with each script's balance in satoshis. */
 export class ScriptTable {
-  /** Open addressing, two words a slot: the script's hash, then its id + 1 (0: empty), so a probe reads one place. */
+  /**
+   * Open addressing, two words a slot: the script's hash, then where its
+   * entry starts in `words` + 1 (0: empty). An entry is the script's id, its
+   * length in bytes, then its bytes: a lookup reads the slot and one entry,
+   * mostly one cache line each, and not the per-id arrays.
+   */
   private slots: Int32Array;
   private mask: number;
-  private arena: Buffer = Buffer.allocUnsafe(1 << 16);
+  /** Every script's entry (id, length, then its bytes zero-padded to whole words); `start` points at the bytes. */
+  private words = new Int32Array(1 << 14);
   private used = 0;
+  /** The script `hash` last read, as words. */
+  private key = new Int32Array(64);
   private start = new Uint32Array(1024);
   private len = new Uint32Array(1024);
   private balances = new Float64Array(1024);
@@ -42,61 +50,86 @@ export class ScriptTable {
     this.mask = 1023;
   }
 
-  private static hash(b: Uint8Array, s: number, e: number): number {
-    let h = Math.imul(e - s, 0x9e3779b1);
+  /**
+   * Hashes `b[s..e)` and copies it into `key` as little-endian words (the
+   * last one zero-padded), so that `same` compares words of two typed arrays
+   * instead of bytes of a block buffer.
+   */
+  private hash(b: Uint8Array, s: number, e: number): number {
+    const n = e - s;
+    if (n > 4 * this.key.length) this.key = new Int32Array(2 * Math.ceil(n / 4));
+    const key = this.key;
+    let h = Math.imul(n, 0x9e3779b1);
     let p = s;
-    for (; p + 4 <= e; p += 4) h = Math.imul(h ^ u32(b, p), 0x85ebca6b) ^ (h >>> 13);
-    for (; p < e; p++) h = Math.imul(h ^ b[p]!, 0xc2b2ae35);
+    let k = 0;
+    for (; p + 4 <= e; p += 4) {
+      const x = b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24);
+      key[k++] = x;
+      h = Math.imul(h ^ x, 0x85ebca6b) ^ (h >>> 13);
+    }
+    if (p < e) {
+      let x = 0;
+      for (let q = 0; p < e; p++, q += 8) x |= b[p]! << q;
+      key[k] = x;
+      h = Math.imul(h ^ x, 0xc2b2ae35);
+    }
     return (h ^ (h >>> 16)) >>> 0;
   }
 
-  private same(id: number, b: Uint8Array, s: number, e: number): boolean {
-    const n = e - s;
-    if (this.len[id] !== n) return false;
-    const a = this.arena;
-    const o = this.start[id]!;
-    for (let i = 0; i < n; i++) if (a[o + i] !== b[s + i]) return false;
+  /** Whether the entry at `at` holds the script `hash` last copied into `key`, `n` bytes long. */
+  private same(at: number, n: number): boolean {
+    const a = this.words;
+    if (a[at + 1] !== n) return false;
+    const key = this.key;
+    const o = at + 2;
+    for (let k = 0, m = (n + 3) >>> 2; k < m; k++) if (a[o + k] !== key[k]) return false;
     return true;
   }
 
   /** The id of the script `b[s..e)`, or -1. */
   find(b: Uint8Array, s: number, e: number): number {
-    const h = ScriptTable.hash(b, s, e) | 0;
+    const h = this.hash(b, s, e) | 0;
+    const n = e - s;
     const slots = this.slots;
     for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
       const v = slots[2 * i + 1]!;
       if (v === 0) return -1;
-      if (slots[2 * i] === h && this.same(v - 1, b, s, e)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, n)) return this.words[v - 1]!;
     }
   }
 
   /** The id of the script `b[s..e)`, adding it with a zero balance if new. */
   intern(b: Uint8Array, s: number, e: number): number {
-    const h = ScriptTable.hash(b, s, e) | 0;
+    const h = this.hash(b, s, e) | 0;
+    const n = e - s;
     const slots = this.slots;
     let i = h & this.mask;
     for (; ; i = (i + 1) & this.mask) {
       const v = slots[2 * i + 1]!;
       if (v === 0) break;
-      if (slots[2 * i] === h && this.same(v - 1, b, s, e)) return v - 1;
+      if (slots[2 * i] === h && this.same(v - 1, n)) return this.words[v - 1]!;
     }
     const id = this.count++;
     if (id === this.start.length) this.growIds();
-    const n = e - s;
-    if (this.used + n > this.arena.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + n));
-      this.arena.copy(bigger, 0, 0, this.used);
-      this.arena = bigger;
+    const m = 2 + ((n + 3) >>> 2);
+    if (this.used + m > this.words.length) {
+      const bigger = new Int32Array(Math.max(this.words.length * 2, this.used + m));
+      bigger.set(this.words.subarray(0, this.used));
+      this.words = bigger;
     }
-    this.arena.set(b.subarray(s, e), this.used);
-    this.start[id] = this.used;
+    const at = this.used;
+    const words = this.words;
+    words[at] = id;
+    words[at + 1] = n;
+    for (let k = 0; k < m - 2; k++) words[at + 2 + k] = this.key[k]!;
+    this.start[id] = at + 2;
     this.len[id] = n;
-    this.used += n;
+    this.used += m;
     this.balances[id] = 0;
     this.stake[id] = 0;
     this.touchedAt[id] = 0;
     slots[2 * i] = h;
-    slots[2 * i + 1] = id + 1;
+    slots[2 * i + 1] = at + 1;
     if (this.count > (this.mask + 1) * LOAD) this.rehash();
     return id;
   }
@@ -134,7 +167,7 @@ export class ScriptTable {
 
   /** The script's bytes, a view valid until the next `intern`. */
   bytes(id: number): Buffer {
-    return this.arena.subarray(this.start[id], this.start[id]! + this.len[id]!);
+    return Buffer.from(this.words.buffer, this.words.byteOffset + 4 * this.start[id]!, this.len[id]!);
   }
 
   /** Adds `sign` × (hi·2³² + lo) to the balance of `id`. */
@@ -184,7 +217,7 @@ export class ScriptTable {
   }
 
   get byteSize(): number {
-    return this.slots.byteLength + this.arena.length + this.start.length * 21;
+    return this.slots.byteLength + this.words.byteLength + this.start.length * 21;
   }
 }
 
@@ -204,6 +237,8 @@ const LO = 10;
 const HI = 11;
 const CODE = 12;
 const TAG_BIT = 0x8000_0000;
+/** Txids are copied a word at a time from an aligned view where the host reads words as `u32` does. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Bytes a CoinTable holding `n` coins occupies at most. */
 export function coinTableBytes(n: number): number {
@@ -226,6 +261,10 @@ export class CoinTable {
   lo = 0;
   hi = 0;
   code = 0;
+
+  /** The txids buffer `add` last saw, and a word view of it when it is aligned (else null). */
+  private lastTxids: Uint8Array | null = null;
+  private txidWords: Uint32Array | null = null;
 
   constructor(capacity = 1024) {
     const cap = pow2AtLeast(capacity);
@@ -263,13 +302,25 @@ export class CoinTable {
     return this.find(t, tp, vout) >= 0;
   }
 
+  /** A word view of `t` when its bytes sit at a word boundary (txids from the chain pass do), else null. */
+  private wordsOf(t: Uint8Array): Uint32Array | null {
+    if (t !== this.lastTxids) {
+      this.lastTxids = t;
+      this.txidWords = LITTLE_ENDIAN && t.byteOffset % 4 === 0 && t.byteLength % 4 === 0
+        ? new Uint32Array(t.buffer, t.byteOffset, t.byteLength / 4)
+        : null;
+    }
+    return this.txidWords;
+  }
+
   /** Adds (or, for a repeated txid, overwrites) the coin txid:vout. `code`: height·2 + coinbase. */
   add(t: Uint8Array, tp: number, vout: number, script: number, lo: number, hi: number, code: number): void {
     if (this.count + 1 > (this.mask + 1) * LOAD) this.grow();
     const w = this.w;
     const tags = this.tags;
     const mask = this.mask;
-    const tag = CoinTable.tagOf(u32(t, tp), vout);
+    const words = (tp & 3) === 0 ? this.wordsOf(t) : null;
+    const tag = CoinTable.tagOf(words !== null ? words[tp >>> 2]! : u32(t, tp), vout);
     let o: number;
     // One probe run: it ends at the same coin, to overwrite, or at the empty slot to fill.
     for (let i = tag & mask; ; i = (i + 1) & mask) {
@@ -277,7 +328,12 @@ export class CoinTable {
       o = i * STRIDE;
       if (g === 0) {
         tags[i] = tag;
-        for (let k = 0; k < 8; k++) w[o + k] = u32(t, tp + 4 * k);
+        if (words !== null) {
+          const q = tp >>> 2;
+          for (let k = 0; k < 8; k++) w[o + k] = words[q + k]!;
+        } else {
+          for (let k = 0; k < 8; k++) w[o + k] = u32(t, tp + 4 * k);
+        }
         w[o + VOUT] = vout;
         this.count++;
         break;
