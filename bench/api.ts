@@ -66,8 +66,15 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     }
   }
+  if (a.registrations > MAX_REGISTRATIONS) {
+    process.stderr.write(`bench:api: --registrations ${a.registrations} is too many: at most ${MAX_REGISTRATIONS}, because the history renews each registration before it expires (regtest's expiry is ${params.expiryBlocks} blocks, and ${PER_BLOCK} registrations fill a block)\n`);
+    process.exit(2);
+  }
   return a;
 }
+
+/** The renewals of extendHistory come one registration block's span after their registrations: that span must end before they expire. */
+const MAX_REGISTRATIONS = (params.expiryBlocks - 1) * PER_BLOCK;
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 const stakeScript = (i: number): Buffer => Buffer.concat([Buffer.of(0x00, 0x14), sha256(`api-bench-stake-${i}`).subarray(0, 20)]);
@@ -144,11 +151,11 @@ const PAYOUT_FROM = 200;
 const PAYOUT_SPAN = 1000;
 
 /**
- * A history for the past-height reads: in the 100 blocks after the
- * registrations, every even-numbered stake renews (in step with its
- * registration block, so each is still live); in the next 100, every stake
- * numbered 1 mod 4 registers again after expiring; then blocks holding only
- * a coinbase up to LAST_HEIGHT.
+ * A history for the past-height reads: in as many blocks after the
+ * registrations as they took (100 for 100 000), every even-numbered stake
+ * renews (in step with its registration block, so each is still live); in
+ * as many blocks again, once each has expired, every stake numbered 1 mod 4
+ * registers again; then blocks holding only a coinbase up to LAST_HEIGHT.
  */
 async function extendHistory(
   last: RawSynthBlock, n: number, connect: (bytes: Buffer, txids: Buffer, height: number) => Promise<BlockSummary>,
@@ -157,13 +164,17 @@ async function extendHistory(
   let prev = last;
   const blocks = Math.ceil(n / PER_BLOCK);
   const coinOf = (i: number): { prevTxid: Buffer; prevVout: number } => ({ prevTxid: sha256(`api-bench-newnode-${i}`), prevVout: 0 });
+  // A stake registers again only once its first registration has expired:
+  // blocks + againFrom blocks after it. With fewer than expiryBlocks / 2
+  // registration blocks, a gap of empty blocks comes before the second round.
+  const againFrom = Math.max(blocks, params.expiryBlocks - blocks);
   for (let height = heightOf(n - 1) + 1; height <= LAST_HEIGHT; height++) {
     const time = T0 + 600 * height;
     const txs: ScannedTx[] = [coinbase(height, [{ value: 5_000_000_000n, script: stakeScript(-1) }])];
     const k = height - heightOf(n - 1) - 1;
     const renewing = k < blocks;
-    const again = !renewing && k < 2 * blocks;
-    const batch = renewing ? k : k - blocks;
+    const again = k >= againFrom && k < againFrom + blocks;
+    const batch = renewing ? k : k - againFrom;
     for (let i = batch * PER_BLOCK; (renewing || again) && i < Math.min(n, (batch + 1) * PER_BLOCK); i++) {
       if (renewing ? i % 2 !== 0 : i % 4 !== 1) continue;
       const script = stakeScript(i);
