@@ -21,6 +21,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
 import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
+import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
@@ -42,7 +43,8 @@ type Fault =
   | 'blockTrailing' // getblock: a byte too many
   | 'blockHeaderFlipped' // getblock: a header byte changed, so the block hashes differently
   | 'blockNotHex' // getblock: a result that is not hex
-  | 'blockInputAltered'; // getblock: an input's outpoint changed; the header (and so the hash) untouched
+  | 'blockInputAltered' // getblock: an input's outpoint changed; the header (and so the hash) untouched
+  | 'blockMutated'; // getblock: the last transaction repeated (odd count), so hash and merkle root still match
 
 interface Request {
   readonly method: string;
@@ -56,7 +58,7 @@ interface Request {
 
 type Script = (r: Request) => Fault | null;
 
-const BLOCK_FAULTS: ReadonlySet<Fault> = new Set(['blockTruncated', 'blockTrailing', 'blockHeaderFlipped', 'blockNotHex', 'blockInputAltered']);
+const BLOCK_FAULTS: ReadonlySet<Fault> = new Set(['blockTruncated', 'blockTrailing', 'blockHeaderFlipped', 'blockNotHex', 'blockInputAltered', 'blockMutated']);
 
 class FaultyRpcProxy {
   /** Faults injected so far, by kind. */
@@ -218,6 +220,15 @@ function corruptBlockAnswer(text: string, fault: Fault): string {
       if (tx.coinbase) throw new Error('blockInputAltered needs a block with a spending transaction');
       raw[tx.inputs[0]!.prevTxid.byteOffset - raw.byteOffset] ^= 0xff;
       json.result = raw.toString('hex');
+      break;
+    }
+    case 'blockMutated': {
+      // CVE-2012-2459: with an odd count, a repeated last transaction leaves the merkle root as it was.
+      const block = Block.fromBuffer(raw);
+      const txs = block.transactions!;
+      if (txs.length < 3 || txs.length % 2 === 0) throw new Error('blockMutated needs a block with an odd number of transactions, at least 3');
+      block.transactions = [...txs, txs[txs.length - 1]!];
+      json.result = block.toHex();
       break;
     }
     default:
@@ -405,15 +416,25 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
     expect(failures.map((l) => l.retryInMs)).toEqual([500, 500, 500]);
   }, TEST_MS);
 
-  it('never lets a block from the fake RPC server whose transactions do not match its header into the index, and leaves the database usable', async () => {
+  it('never lets a block from the fake RPC server whose transactions do not match its header, or repeat some under the same root, into the index, and leaves the database usable', async () => {
     // A block with a spending transaction after another one: altering the last one's outpoint
     // keeps the block parseable and its hash right, but its merkle root no longer matches.
     const victim = blocks.find((b) => b.txids.length >= 3)!;
+    // A mutated copy keeps hash and root; its repeated transaction would spend coins already spent.
+    const odd = blocks.find((b) => b.txids.length >= 3 && b.txids.length % 2 === 1)!;
     let altered = false;
+    let mutated = false;
     proxy = await FaultyRpcProxy.start(shared, (r) => {
-      if (r.method !== 'getblock' || altered || r.params[0] !== victim.hash) return null;
-      altered = true;
-      return 'blockInputAltered';
+      if (r.method !== 'getblock') return null;
+      if (!altered && r.params[0] === victim.hash) {
+        altered = true;
+        return 'blockInputAltered';
+      }
+      if (!mutated && r.params[0] === odd.hash) {
+        mutated = true;
+        return 'blockMutated';
+      }
+      return null;
     });
     const db = join(dir, 'db');
     const d = daemonVia(proxy, shared, db);
@@ -427,8 +448,8 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
     daemon = clean;
     const cleanExit = await clean.exited;
     const indexEqualsRecount = cleanExit.code === 0 ? isDeepStrictEqual(await exportOf(db), reference) : clean.tail(3);
-    expect({ victim: victim.height, altered, outcome, cleanExit, indexEqualsRecount })
-      .toEqual({ victim: victim.height, altered: true, outcome: 'synced', cleanExit: { code: 0, signal: null }, indexEqualsRecount: true });
+    expect({ victim: victim.height, altered, mutated, outcome, cleanExit, indexEqualsRecount })
+      .toEqual({ victim: victim.height, altered: true, mutated: true, outcome: 'synced', cleanExit: { code: 0, signal: null }, indexEqualsRecount: true });
   }, TEST_MS);
 
   it('survives a seeded random mix of every transient fault from the fake RPC server while the chain grows and reorganises', async () => {

@@ -287,8 +287,14 @@ export class Follower extends EventEmitter<FollowerEvents> {
         }
         const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
         const { txs } = walkTxidsInto(raw, txids, 0, null);
-        if (txs === 0 || !merkleTreeOf(txids, txs).root.equals(header.merkleRoot)) {
+        const tree = txs === 0 ? null : merkleTreeOf(txids, txs);
+        if (tree === null || !tree.root.equals(header.merkleRoot)) {
           throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
+        }
+        // A node never keeps such a copy in its chain (same hash, transactions
+        // repeated): one that arrives was made on the way, and is fetched again.
+        if (tree.mutated) {
+          throw new BlockParseError(`block ${fetched.hash} from the node repeats transactions under the same merkle root (a mutated copy, CVE-2012-2459)`, 0);
         }
         if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
           this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
