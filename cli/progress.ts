@@ -1,4 +1,9 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
+
+// cli-progress is loaded only for a bar that is drawn (on a terminal): piped
+// and scripted runs, the most frequent, skip its start-up cost.
+const require = createRequire(import.meta.url);
 
 /** What a bar counts: file bytes (shown in MiB or GiB) or blocks. */
 export type ProgressUnit = 'bytes' | 'blocks';
@@ -31,8 +36,9 @@ export function progressText(value: number, total: number, unit: ProgressUnit, s
  * printed with `note` goes above the bar, which is then drawn again.
  */
 export class Progress {
-  private bar: cliProgress.SingleBar | null = null;
+  private bar: CliProgress.SingleBar | null = null;
   private readonly enabled: boolean;
+  private lib: typeof CliProgress | null = null;
   private started = 0;
   private current: { label: string; total: number; unit: ProgressUnit; value: number } | null = null;
 
@@ -76,6 +82,7 @@ export class Progress {
   private draw(): void {
     if (!this.enabled || this.current === null) return;
     const { label, total, value } = this.current;
+    const cliProgress = this.lib ??= require('cli-progress') as typeof CliProgress;
     this.bar = new cliProgress.SingleBar({
       stream: process.stderr,
       format: `${label} [{bar}] {percentage}% | {counts} | ETA {eta_formatted}`,

@@ -23,10 +23,12 @@ const COMMANDS = [
 ];
 
 describe('--help', () => {
-  it.each(COMMANDS)('of "%s" exits 0 and shows at least one example', (cmd) => {
+  it.each(COMMANDS)('of "%s" exits 0 and shows at least one example, of that command', (cmd) => {
     const res = help(cmd.split(' '));
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/^Examples:\n\s+nodereg /m);
+    // A command's options come from its module, imported when it runs (commands/all.ts): its own examples show the right one was.
+    expect(res.stdout.split(/^Examples:\n/m)[1]).toMatch(new RegExp(`^\\s+nodereg ${cmd}[ \n]`));
   });
 
   it('of the top level lists every command', () => {

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { printJson, withJson, withNetwork, type NetworkArgs } from '../common.js';
 
 interface CheckArgs extends NetworkArgs { db: string; json: boolean }
@@ -33,8 +34,7 @@ async function run(args: CheckArgs): Promise<void> {
 }
 
 export const checkCommand: CommandModule = {
-  command: 'check',
-  describe: 'check an index: table checksums, and the stored roots re-derived from its rows',
+  ...LISTED.check,
   builder: (y: Argv) =>
     withJson(withNetwork(y))
       .option('db', { type: 'string', demandOption: true, describe: 'index directory' })

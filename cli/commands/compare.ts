@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import type { ExportNode } from '../../indexer/read/queries.js';
 import { compareParties, type Comparison, type Party } from '../compare.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
@@ -72,8 +73,7 @@ async function run(args: CompareArgs): Promise<void> {
 }
 
 export const compareCommand: CommandModule = {
-  command: 'compare',
-  describe: 'compare registry roots and proof roots with other indexers and find the first height at which they disagree',
+  ...LISTED.compare,
   builder: (y: Argv) =>
     withJson(withNetwork(y))
       .option('peer', { type: 'string', array: true, demandOption: true, describe: 'read API of another indexer, e.g. http://203.0.113.5:8080 (repeatable)' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { LOG_LEVELS, type LogLevel } from '../../indexer/loglevel.js';
 import { redact } from '../../indexer/redact.js';
 import { withNetwork } from '../common.js';
@@ -36,8 +37,7 @@ function checkWebhookFlags(a: Record<string, unknown>): void {
 }
 
 export const indexCommand: CommandModule = {
-  command: 'index',
-  describe: 'follow a node over JSON-RPC (woken by ZMQ) and keep the index at its tip',
+  ...LISTED.index,
   builder: (y: Argv) =>
     withDatadir(withNetwork(y))
       .option('rpc', { type: 'string', describe: 'node RPC URL (default: http://127.0.0.1 on the --chain\'s standard port)' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { withJson, withNetwork } from '../common.js';
 import type { KeyArgs } from './key-run.js';
 
@@ -29,8 +30,7 @@ const addresses: CommandModule = {
 };
 
 export const keyCommand: CommandModule = {
-  command: 'key <command>',
-  describe: 'create a stake key file, or list the addresses one controls',
+  ...LISTED.key,
   builder: (y: Argv) => y.command(create).command(addresses).demandCommand(1),
   handler: () => undefined,
 };

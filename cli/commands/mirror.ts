@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { redact } from '../../indexer/redact.js';
 import { withJson, withNetwork } from '../common.js';
 import type { MirrorArgs } from './mirror-run.js';
@@ -16,8 +17,7 @@ export function checkPostgresUrl(value: unknown): void {
 }
 
 export const mirrorCommand: CommandModule = {
-  command: 'mirror',
-  describe: 'build or catch up the PostgreSQL mirror of an index (rewinding it past a reorg)',
+  ...LISTED.mirror,
   builder: (y: Argv) =>
     withJson(withNetwork(y))
       .option('db', { type: 'string', demandOption: true, describe: 'index directory' })

@@ -99,8 +99,9 @@ async function printRegistration(s: Session, stake: Buffer, label: string): Prom
 }
 
 export async function runAnnounce(a: OperatorArgs, kind: 'newnode' | 'renewal'): Promise<void> {
-  const [{ execute, prepare }, { loadKey }] = await Promise.all([import('../operator/announce.js'), import('../operator/keys.js')]);
   await withSession(a, async (s) => {
+    // The signing stack (bitcoinjs-lib, secp256k1) loads once the index and the node are open and agree on the chain.
+    const [{ execute, prepare }, { loadKey }] = await Promise.all([import('../operator/announce.js'), import('../operator/keys.js')]);
     const stake = stakeArg(a.stake!, s.params);
     const key = loadKey(a.keyFile, s.params);
     if (!key && !a.psbtOut && !a.dryRun) {

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { withJson, withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
 import { checkFeeRate } from '../operator/feerate.js';
@@ -97,8 +98,7 @@ function announceOptions(y: Argv, renew: boolean): Argv {
 }
 
 export const announceCommand: CommandModule = {
-  command: 'announce',
-  describe: 'announce a staked node (OP_NEWNODE), refusing what the indexer would reject',
+  ...LISTED.announce,
   builder: (y) => announceOptions(y, false)
     .example('$0 announce --stake bcrt1q... --key-file stake.wif --rpc http://127.0.0.1:18443 --rpc-cookie ~/.bitcoin/regtest/.cookie --db ./index --wait', 'announce and wait for the registration')
     .example('$0 announce --stake bc1q... --psbt-out announce.psbt --api http://127.0.0.1:8080 --rpc http://127.0.0.1:8332', 'write a PSBT for another signer'),
@@ -106,8 +106,7 @@ export const announceCommand: CommandModule = {
 };
 
 export const renewCommand: CommandModule = {
-  command: 'renew',
-  describe: 'keep a registration alive (OP_RENEWAL), or renew every due one with --all',
+  ...LISTED.renew,
   builder: (y) => announceOptions(y, true)
     .example('$0 renew --stake bcrt1q... --key-file stake.wif --rpc http://127.0.0.1:18443 --db ./index', 'renew one node')
     .example('$0 renew --all --key-dir ~/.nodereg/keys --within 500 --api http://127.0.0.1:8080 --rpc http://127.0.0.1:8332', 'from cron: renew every node that expires soon'),
@@ -119,8 +118,7 @@ export const renewCommand: CommandModule = {
 };
 
 export const broadcastCommand: CommandModule = {
-  command: 'broadcast <tx>',
-  describe: 'finalize and send a signed PSBT, or send a raw transaction (announcements are checked first)',
+  ...LISTED.broadcast,
   builder: (y) => rpcOptions(sourceOptions(y, false), true)
     .positional('tx', { type: 'string', demandOption: true, describe: 'a PSBT file (base64, hex or binary), or a raw transaction in hex' })
     .option('wif', { type: 'string', hidden: true })
@@ -133,8 +131,7 @@ export const broadcastCommand: CommandModule = {
 };
 
 export const statusCommand: CommandModule = {
-  command: 'status',
-  describe: 'a staked node\'s status, age, renewals, balance and expiry, with warnings; the exit code suits cron and monitoring',
+  ...LISTED.status,
   builder: (y) => rpcOptions(sourceOptions(y, true), false)
     .option('stake', { type: 'string', demandOption: true, describe: 'staking address (or its output script in hex)' })
     .option('warn-blocks', { type: 'number', alias: 'warn-within', describe: 'warn when expiry is this many blocks away or fewer (default: 10% of expiryBlocks)' })

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { payoutTableJsonPieces } from '../../indexer/read/payoutjson.js';
 import { DEFAULT_MIN_PAYOUT, parseAmount, PAYOUT_WEIGHTS, type PayoutTable, type PayoutWeight } from '../../indexer/read/payouttypes.js';
 import { UsageError, withJson, withNetwork } from '../common.js';
@@ -73,8 +74,7 @@ function readable(t: PayoutTable, minPayout: bigint): string {
 }
 
 export const payoutsCommand: CommandModule = {
-  command: 'payouts',
-  describe: 'the payout table (docs/spec.md §2.10): an amount shared by the nodes live over a window of heights',
+  ...LISTED.payouts,
   // Unknown flags stay errors, but stray positionals reach refuseSecrets, which does not echo a pasted key.
   builder: (y) => rpcOptions(withJson(withNetwork(y.strict(false).strictOptions(true))), false)
     .option('from', { type: 'number', demandOption: true, describe: 'first height of the window' })

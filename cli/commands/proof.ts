@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { printJson, UsageError, UserError } from '../common.js';
 import { dbOptions, heightCheck, withIndex, type DbArgs } from './query.js';
 
@@ -88,8 +89,7 @@ const verify: CommandModule = {
 };
 
 export const proofCommand: CommandModule = {
-  command: 'proof',
-  describe: 'a proof that a stake is live at a height, or not; "proof verify" checks one',
+  ...LISTED.proof,
   builder: (y: Argv) => y.command(verify).command(show).demandCommand(1),
   handler: () => undefined,
 };
@@ -97,8 +97,7 @@ export const proofCommand: CommandModule = {
 interface DiffArgs extends DbArgs { from: number; to: number; check: boolean }
 
 export const diffCommand: CommandModule = {
-  command: 'diff',
-  describe: 'what changed in the live set between two heights (added, removed, changed), with both heights\' roots',
+  ...LISTED.diff,
   builder: (y: Argv) => dbOptions(y)
     .option('from', { type: 'number', demandOption: true, describe: 'the earlier height' })
     .option('to', { type: 'number', demandOption: true, describe: 'the later height' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { REASON_TEXT, type ReasonCode } from '../../script/reasons.js';
 import { hexArg, printJson, UsageError, UserError, withJson, withNetwork } from '../common.js';
 import { coins, nodesTable, table } from '../format.js';
@@ -40,8 +41,7 @@ export const heightCheck = (name: string) => (a: Record<string, unknown>): true 
 interface NodesArgs extends DbArgs { status: 'active' | 'expired' | 'lapsed' | 'all'; at?: number; expiringWithin?: number }
 
 const nodes: CommandModule = {
-  command: 'nodes',
-  describe: 'list registrations in FIRST_SEEN order',
+  ...LISTED.nodes,
   builder: (y) => dbOptions(y)
     .option('status', { choices: ['active', 'expired', 'lapsed', 'all'] as const, default: 'active' as const, describe: 'which registrations' })
     .option('at', { type: 'number', describe: 'as of this past height (rebuilt from the event history)' })
@@ -65,8 +65,7 @@ const nodes: CommandModule = {
 interface NodeArgs extends DbArgs { stake: string }
 
 const node: CommandModule = {
-  command: 'node <stake>',
-  describe: 'one stake: its current registration, history, balance, age and expiry',
+  ...LISTED.node,
   builder: (y) => dbOptions(y)
     .positional('stake', { type: 'string', demandOption: true, describe: 'staking address or output script hex' })
     .example('$0 node bcrt1q... --db ./index', 'look up one staking address'),
@@ -108,8 +107,7 @@ const node: CommandModule = {
 interface ExplainArgs extends DbArgs { txid: string }
 
 const explain: CommandModule = {
-  command: 'explain <txid>',
-  describe: 'why a transaction\'s announcement was accepted or rejected',
+  ...LISTED.explain,
   builder: (y) => dbOptions(y).positional('txid', { type: 'string', demandOption: true, describe: 'transaction id (RPC hex)' })
     .example('$0 explain 6dc176c7006cd8590131206e6e897e03d43120b95f2654662c711c51c2639831 --db ./index', 'accepted, or the reason code it was rejected with'),
   handler: (argv) => {
@@ -141,8 +139,7 @@ const explain: CommandModule = {
 interface HeightArgs extends DbArgs { height?: number }
 
 const root: CommandModule = {
-  command: 'root',
-  describe: 'the registry root (spec §2.6) and proof root (§2.9) at the tip or a past height',
+  ...LISTED.root,
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
     .example('$0 root --db ./index --json', 'height, tip hash, registry root and proof root (docs/proofs.md)')
     .example('$0 root --db ./index --height 400', 'compare with anyone else\'s recount at height 400'),
@@ -157,8 +154,7 @@ const root: CommandModule = {
 };
 
 const exportCmd: CommandModule = {
-  command: 'export',
-  describe: 'the interchange JSON (docs/spec.md §2.7) at the tip or a past height',
+  ...LISTED.export,
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
     .example('$0 export --db ./index > registry.json', 'the registry as third parties compare it'),
   handler: (argv) => {
@@ -168,8 +164,7 @@ const exportCmd: CommandModule = {
 };
 
 const utxoHash: CommandModule = {
-  command: 'utxo-hash',
-  describe: 'Core-compatible UTXO-set MuHash (as gettxoutsetinfo muhash) at the tip or a past height',
+  ...LISTED.utxoHash,
   builder: (y) => dbOptions(y).option('height', { type: 'number' }).check(heightCheck('height'))
     .example('$0 utxo-hash --db ./index --height 100', 'compare with: bitcoin-cli gettxoutsetinfo muhash 100'),
   handler: (argv) => {

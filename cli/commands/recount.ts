@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { DEFAULT_THREADS } from '../../indexer/chain/threads.js';
 import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
 import { withJson, withNetwork } from '../common.js';
@@ -24,8 +25,7 @@ export function interruptedLine(height: number, target: number, temporary: boole
 }
 
 export const recountCommand: CommandModule = {
-  command: 'recount',
-  describe: 'recount the registry from a bitcoind blocks/ directory and print it with its root',
+  ...LISTED.recount,
   builder: (y: Argv) =>
     withDatadir(withJson(withNetwork(y)))
       .option('blocks-dir', { type: 'string', describe: 'bitcoind blocks/ directory (blk*.dat, optional xor.dat); default: <datadir>/<chain>/blocks' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { withJson, withNetwork } from '../common.js';
 import type { DecodeArgs, EncodeArgs } from './script-run.js';
 
@@ -6,8 +7,7 @@ import type { DecodeArgs, EncodeArgs } from './script-run.js';
 const run = (): Promise<typeof import('./script-run.js')> => import('./script-run.js');
 
 export const scriptCommand: CommandModule = {
-  command: 'script',
-  describe: 'encode or decode an announcement carrier (no chain needed)',
+  ...LISTED.script,
   builder: (y: Argv) =>
     y
       .command({

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { LOG_LEVELS, type LogLevel } from '../../indexer/loglevel.js';
 import { explorerUrlProblem } from '../../indexer/http/explorer-url.js';
 import { UsageError, withNetwork } from '../common.js';
@@ -19,8 +20,7 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 export const serveCommand: CommandModule = {
-  command: 'serve',
-  describe: 'serve the read-only HTTP API (and dashboard) from an index',
+  ...LISTED.serve,
   builder: (y: Argv) =>
     withNetwork(y)
       .option('db', { type: 'string', describe: 'index directory' })

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { redact } from '../../indexer/redact.js';
 import { withJson, withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
@@ -51,8 +52,7 @@ const load: CommandModule = {
 };
 
 export const snapshotCommand: CommandModule = {
-  command: 'snapshot <command>',
-  describe: 'create or load a verifiable snapshot of an index',
+  ...LISTED.snapshot,
   builder: (y: Argv) => y.command(create).command(load).demandCommand(1, 'choose create or load'),
   handler: () => undefined,
 };

@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { LISTED } from './listing.js';
 import { printJson, UserError, withJson, withNetwork, type NetworkArgs } from '../common.js';
 import { resolveRpc, withDatadir, type RpcFlags } from '../datadir.js';
 
@@ -67,8 +68,7 @@ async function run(args: VerifyArgs): Promise<void> {
 }
 
 export const verifyCommand: CommandModule = {
-  command: 'verify',
-  describe: 'compare the index\'s UTXO-set MuHash with the node\'s gettxoutsetinfo muhash',
+  ...LISTED.verify,
   builder: (y: Argv) =>
     withDatadir(withJson(withNetwork(y)))
       .option('rpc', { type: 'string', describe: 'node RPC URL (default: http://127.0.0.1 on the chain\'s standard port)' })

@@ -1,9 +1,8 @@
-import { Follower, FollowerError } from '../../indexer/node/follower.js';
+import type { Follower } from '../../indexer/node/follower.js';
 import {
   explainTx, nodeInfo, requireTip, utxosOf, type Explanation, type NodeInfo, type ScriptUtxo,
 } from '../../indexer/read/queries.js';
 import { RpcError, type RpcClient } from '../../indexer/node/rpc.js';
-import { ChainState } from '../../indexer/store/state.js';
 import type { DB } from '../../indexer/store/store.js';
 import type { NetworkParams } from '../../script/params.js';
 import { UserError, type NetworkArgs } from '../common.js';
@@ -70,9 +69,16 @@ export function stakeState(s: StakeSnapshot): StakeState {
   };
 }
 
+/**
+ * The follower and the engine behind it, imported when an index first catches
+ * up with the node (--db with --rpc): status, announce and renew on an index
+ * alone never load them. A FollowerError can only come after that import.
+ */
+let following: typeof import('../../indexer/node/follower.js') | null = null;
+
 /** Turns node and follower failures into one-line errors. */
 export function asOperatorError(err: unknown): unknown {
-  if (err instanceof RpcError || err instanceof FollowerError) return new UserError(err.message);
+  if (err instanceof RpcError || (following !== null && err instanceof following.FollowerError)) return new UserError(err.message);
   return asUserError(err);
 }
 
@@ -108,6 +114,9 @@ export class DbSource implements IndexSource {
 
   async catchUp(rpc: RpcClient): Promise<IndexTip> {
     if (!this.follower) {
+      const [{ ChainState }, follow] = await Promise.all([import('../../indexer/store/state.js'), import('../../indexer/node/follower.js')]);
+      following = follow;
+      const { Follower } = follow;
       const state = new ChainState(this.db, this.params);
       await state.load();
       this.follower = new Follower({ state, rpc, pollIntervalMs: 1000 });
