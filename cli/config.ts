@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
-import { Parser } from './yargs.js';
+import { Parser } from 'yargs/helpers';
 import { UsageError, UserError } from './common.js';
 import { home } from './datadir.js';
 import { nearestOption, OPTION_NAMES } from './optionnames.js';

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import type { Argv } from 'yargs';
-import yargs, { hideBin } from './yargs.js';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
 import { COMMANDS } from './commands/all.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
