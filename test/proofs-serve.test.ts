@@ -8,7 +8,7 @@ import { checkDiff, type DiffJson } from '../indexer/read/proofs.js';
 import { addressToScript } from '../script/address.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { verifyProof, type ProofJson } from '../script/verifyproof.js';
-import { nodereg, noderegAsync, noderegIn, ROOT } from './helpers/cli.js';
+import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
 import { tempIndex } from './helpers/db.js';
 import { refHash, refLeaves, refProof, sha } from './helpers/reftree.js';
 
@@ -104,14 +104,13 @@ describe('GET /v1/diff', () => {
 
 describe('nodereg proof and diff', () => {
   it('proof prints the proof the API serves; proof verify says valid (0), invalid (3), or not a proof (1)', async () => {
-    // In-process (see noderegIn), but for the runs that read standard input.
-    const res = await noderegIn(['proof', ALICE, '--db', cliDb, '--height', '300']);
+    const res = nodereg(['proof', ALICE, '--db', cliDb, '--height', '300']);
     expect(res.status).toBe(0);
     const proof = JSON.parse(res.stdout) as ProofJson;
     expect(proof).toEqual((await get<ProofJson>(`/v1/proof/${ALICE}?height=300`)).body);
     const file = join(dir, 'proof.json');
     writeFileSync(file, res.stdout);
-    const ok = await noderegIn(['proof', 'verify', file, '--root', proof.proofRoot]);
+    const ok = nodereg(['proof', 'verify', file, '--root', proof.proofRoot]);
     expect([ok.status, ok.stdout]).toEqual([0, `valid: stake ${proof.stakeScript} is ${proof.included ? 'live' : 'not live'} at height 300 under proof root ${proof.proofRoot}\n`]);
 
     const tampered = { ...proof, siblings: proof.siblings.length > 0 ? [proof.siblings[0]!.replace(/^./, (c) => (c === '0' ? '1' : '0')), ...proof.siblings.slice(1)] : ['00'.repeat(32)] };
@@ -123,11 +122,10 @@ describe('nodereg proof and diff', () => {
     expect([notJson.status, notJson.stderr]).toEqual([1, 'nodereg: standard input is not JSON: give the output of "nodereg proof" or of GET /v1/proof\n']);
     const shape = nodereg(['proof', 'verify', '-'], { input: JSON.stringify({ ...proof, siblings: 'x' }) });
     expect([shape.status, shape.stderr]).toEqual([1, 'nodereg: not a proof: "siblings" must be an array of hashes\n']);
-    expect((await noderegIn(['proof', 'verify', file, '--root', 'abc'])).status).toBe(2);
+    expect(nodereg(['proof', 'verify', file, '--root', 'abc']).status).toBe(2);
   });
 
   it('proof --api asks a running daemon; an exclusion is an answer, not an error', async () => {
-    // Spawned: a run in this process would share fetch's pooled sockets, which the synchronous runs above let go stale.
     const res = await noderegAsync(['proof', CAROL, '--api', base]);
     expect(res.status).toBe(0);
     const proof = JSON.parse(res.stdout) as ProofJson;
@@ -136,10 +134,10 @@ describe('nodereg proof and diff', () => {
   });
 
   it('diff --check applies the diff and says the roots match', async () => {
-    const res = await noderegIn(['diff', '--db', cliDb, '--from', '120', '--to', '450', '--check']);
+    const res = nodereg(['diff', '--db', cliDb, '--from', '120', '--to', '450', '--check']);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/^ok: the \d+ nodes live at 120 with the diff \(\d+ added, \d+ removed, \d+ changed\) give the registry root [0-9a-f]{64} and proof root [0-9a-f]{64} of height 450\n$/);
-    const json = JSON.parse((await noderegIn(['diff', '--db', cliDb, '--from', '120', '--to', '450'])).stdout) as DiffJson;
+    const json = JSON.parse(nodereg(['diff', '--db', cliDb, '--from', '120', '--to', '450']).stdout) as DiffJson;
     expect(json.to).toEqual((await get<DiffJson>('/v1/diff?from=120&to=450')).body.to);
     expect(json.to.proofRoot).toBe((await get<{ proofRoot: string }>('/v1/root')).body.proofRoot);
   });
