@@ -19,7 +19,7 @@ import { isLive } from '../script/interpreter.js';
 import { REASON_TEXT, type ReasonCode } from '../script/reasons.js';
 import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
-import { noderegAsync, ROOT } from './helpers/cli.js';
+import { noderegAsync, noderegIn, ROOT } from './helpers/cli.js';
 import { connectRaw, tempIndex } from './helpers/db.js';
 import { refHash, refLeaves } from './helpers/reftree.js';
 import { chainOf, rawChainOf, TEST_PARAMS } from './helpers/synthetic.js';
@@ -97,9 +97,10 @@ beforeAll(async () => {
   const cli = (async () => {
     cliRecount = await noderegAsync(['recount', '--network', 'regtest', '--blocks-dir', DEMO_BLOCKS, '--db', cliDb, '--json']);
     // One at a time: a LevelDB index is locked by the process that has it open.
-    cliExport = await noderegAsync(['export', '--db', cliDb]);
-    cliExport300 = await noderegAsync(['export', '--db', cliDb, '--height', '300']);
-    cliNode = await noderegAsync(['node', ALICE, '--db', cliDb, '--json']);
+    // The queries in-process (see noderegIn), the recount spawned.
+    cliExport = await noderegIn(['export', '--db', cliDb]);
+    cliExport300 = await noderegIn(['export', '--db', cliDb, '--height', '300']);
+    cliNode = await noderegIn(['node', ALICE, '--db', cliDb, '--json']);
   })();
   const c = reregChain();
   writeBlocksDir(join(dir, 'rereg'), storageOrder(c), fixtureLayout(c));
@@ -843,11 +844,11 @@ describe('defaults and limits', () => {
   });
 
   it('`nodereg serve` binds to 127.0.0.1 unless told otherwise, and CORS is opt-in', async () => {
-    const help = await noderegAsync(['serve', '--help']);
+    const help = await noderegIn(['serve', '--help']);
     expect(help.stdout).toMatch(/--listen\s+host:port; bind 0\.0\.0\.0 explicitly to expose it\s+\[string\] \[default: "127\.0\.0\.1:8080"\]/);
     expect(help.stdout).toMatch(/--cors\s+allow these browser origins \(CORS is off by default\)/);
     expect(help.stdout).toMatch(/--explorer-url\s+the dashboard links each txid here/);
-    const bad = await noderegAsync(['serve', '--db', join(dir, 'never-made'), '--explorer-url', 'javascript:alert(1)//{txid}']);
+    const bad = await noderegIn(['serve', '--db', join(dir, 'never-made'), '--explorer-url', 'javascript:alert(1)//{txid}']);
     expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--explorer-url must be an http:\/\/ or https:\/\/ URL/)]);
   });
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, nodereg, noderegAsync, ROOT } from './helpers/cli.js';
+import { CLI, nodereg, noderegAsync, noderegIn, ROOT } from './helpers/cli.js';
 
 /*
  * The query commands against a running daemon (`nodereg serve`) with --api
@@ -52,9 +52,10 @@ afterAll(async () => {
 
 interface Exported { height: number; nodes: Array<{ address: string; tipTxid: string; status: string }> }
 
+// The query commands run in-process (what they print is tested); the index held by the daemon and the recount that builds it spawn the binary.
 describe('query commands with --api print what they print with --db', () => {
   it('for every query command, text and JSON, at the tip and at past heights', async () => {
-    const exported = JSON.parse(nodereg(['export', '--db', copy]).stdout) as Exported;
+    const exported = JSON.parse((await noderegIn(['export', '--db', copy])).stdout) as Exported;
     expect(exported.nodes.length).toBeGreaterThan(0);
     const first = exported.nodes[0]!;
     const ended = exported.nodes.find((n) => n.status !== 'active');
@@ -69,8 +70,8 @@ describe('query commands with --api print what they print with --db', () => {
       ['payouts', '--from', '100', '--to', '450', '--amount', '123456789', '--weight', 'age', '--json'], ['payouts', '--from', '430', '--to', '450', '--amount', '99999', '--min-payout', '20000'],
     ];
     for (const args of cases) {
-      const viaDb = nodereg([...args, '--db', copy]);
-      const viaApi = await noderegAsync([...args, '--api', api]);
+      const viaDb = await noderegIn([...args, '--db', copy]);
+      const viaApi = await noderegIn([...args, '--api', api]);
       expect({ args, status: viaApi.status, stdout: viaApi.stdout, stderr: viaApi.stderr }).toEqual({ args, status: 0, stdout: viaDb.stdout, stderr: '' });
       expect(viaDb.status).toBe(0);
     }
@@ -82,15 +83,15 @@ describe('query commands with --api print what they print with --db', () => {
       ['node', 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080'],
       ['export', '--height', '99999'], ['utxo-hash'],
     ]) {
-      const viaDb = nodereg([...args, '--db', copy]);
-      const viaApi = await noderegAsync([...args, '--api', api]);
+      const viaDb = await noderegIn([...args, '--db', copy]);
+      const viaApi = await noderegIn([...args, '--api', api]);
       expect({ args, status: viaApi.status, stdout: viaApi.stdout }).toEqual({ args, status: 1, stdout: viaDb.stdout });
       expect(viaDb.status).toBe(1);
       expect(viaApi.stderr.split('\n').filter(Boolean)).toHaveLength(args.includes('--json') ? 0 : 1);
     }
-    const above = await noderegAsync(['export', '--height', '99999', '--api', api]);
+    const above = await noderegIn(['export', '--height', '99999', '--api', api]);
     expect(above.stderr).toMatch(/^nodereg: the read API at http:\/\/127\.0\.0\.1:\d+ answered GET \/v1\/export\?height=99999 with HTTP 400: querystring\/height 99999 is above the index tip \d+\n$/);
-    expect((await noderegAsync(['utxo-hash', '--api', api])).stderr).toMatch(/built without --utxo-hash/);
+    expect((await noderegIn(['utxo-hash', '--api', api])).stderr).toMatch(/built without --utxo-hash/);
   }, 120_000);
 
   it('the index held by the daemon is refused with --db, and the error suggests --api', async () => {
@@ -100,13 +101,13 @@ describe('query commands with --api print what they print with --db', () => {
   });
 
   it('needs exactly one of --db and --api, and an API that answers', async () => {
-    const neither = nodereg(['nodes']);
+    const neither = await noderegIn(['nodes']);
     expect(neither.status).toBe(2);
     expect(neither.stderr).toMatch(/give --db <dir>, or --api <url> of a running daemon/);
-    expect(nodereg(['nodes', '--db', copy, '--api', api]).stderr).toMatch(/mutually exclusive/);
-    const closed = await noderegAsync(['root', '--api', 'http://127.0.0.1:1']);
+    expect((await noderegIn(['nodes', '--db', copy, '--api', api])).stderr).toMatch(/mutually exclusive/);
+    const closed = await noderegIn(['root', '--api', 'http://127.0.0.1:1']);
     expect(closed.status).toBe(1);
     expect(closed.stderr).toMatch(/^nodereg: cannot reach the read API at http:\/\/127\.0\.0\.1:1 \(.*\): is "nodereg index --serve" running/);
-    expect(nodereg(['root', '--api', 'ftp://x']).status).toBe(2);
+    expect((await noderegIn(['root', '--api', 'ftp://x'])).status).toBe(2);
   });
 });

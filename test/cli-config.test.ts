@@ -8,7 +8,7 @@ import { nearestOption, OPTION_NAMES } from '../cli/optionnames.js';
 import { resolveBlocksDir, resolveRpc } from '../cli/datadir.js';
 import { BUILTIN_NETWORKS, loadParamsFile } from '../script/params.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
-import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
+import { nodereg, noderegAsync, noderegIn, ROOT, type CliRun } from './helpers/cli.js';
 
 /*
  * Configuration the way bitcoind users expect: --datadir with --chain,
@@ -23,7 +23,9 @@ let dir: string;
 let home: string;
 let datadir: string;
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ HOME: home, ...extra });
-const run = (args: string[], extra: NodeJS.ProcessEnv = {}): ReturnType<typeof nodereg> => nodereg(args, { env: env(extra) });
+/** In-process (see noderegIn): HOME and the variables are set on process.env for the run. The NODEREG_<OPTION> test spawns the binary. */
+const run = (args: string[], extra: NodeJS.ProcessEnv = {}): Promise<CliRun> => noderegIn(args, { env: env(extra) });
+const spawned = (args: string[], extra: NodeJS.ProcessEnv = {}): CliRun => nodereg(args, { env: env(extra) });
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-conf-'));
@@ -88,87 +90,87 @@ describe('--datadir and --chain find the node as bitcoin-cli does', () => {
 
 describe('the command line, NODEREG_* variables and nodereg.conf', () => {
   let expected: string;
-  beforeAll(() => {
-    const res = run(['recount', '--network', 'regtest', '--blocks-dir', join(datadir, 'regtest', 'blocks'), '--json']);
+  beforeAll(async () => {
+    const res = await run(['recount', '--network', 'regtest', '--blocks-dir', join(datadir, 'regtest', 'blocks'), '--json']);
     expect(res.status).toBe(0);
     expected = res.stdout;
   });
 
-  it('recount --chain regtest --datadir reads <datadir>/regtest/blocks; main and test are bitcoind\'s names', () => {
-    expect(run(['recount', '--chain', 'regtest', '--datadir', datadir, '--json']).stdout).toBe(expected);
-    const main = run(['recount', '--chain', 'main', '--datadir', datadir]);
+  it('recount --chain regtest --datadir reads <datadir>/regtest/blocks; main and test are bitcoind\'s names', async () => {
+    expect((await run(['recount', '--chain', 'regtest', '--datadir', datadir, '--json'])).stdout).toBe(expected);
+    const main = await run(['recount', '--chain', 'main', '--datadir', datadir]);
     expect(main.status).toBe(1);
     expect(main.stderr).toContain(join(datadir, 'blocks'));
-    expect(run(['recount', '--chain', 'test', '--datadir', datadir]).stderr).toContain(join(datadir, 'testnet3', 'blocks'));
-    expect(run(['recount', '--chain', 'moon', '--datadir', datadir]).stderr).toMatch(/unknown network "moon"/);
+    expect((await run(['recount', '--chain', 'test', '--datadir', datadir])).stderr).toContain(join(datadir, 'testnet3', 'blocks'));
+    expect((await run(['recount', '--chain', 'moon', '--datadir', datadir])).stderr).toMatch(/unknown network "moon"/);
   });
 
-  it('takes every option from NODEREG_<OPTION>, and the command line wins', () => {
-    expect(run(['recount', '--json'], { NODEREG_CHAIN: 'regtest', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
-    expect(run(['recount', '--chain', 'regtest', '--json'], { NODEREG_CHAIN: 'mainnet', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
+  it('takes every option from NODEREG_<OPTION>, and the command line wins (the spawned binary)', () => {
+    expect(spawned(['recount', '--json'], { NODEREG_CHAIN: 'regtest', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
+    expect(spawned(['recount', '--chain', 'regtest', '--json'], { NODEREG_CHAIN: 'mainnet', NODEREG_DATADIR: datadir }).stdout).toBe(expected);
     const db = join(dir, 'env-db');
-    expect(run(['recount', '--chain', 'regtest', '--datadir', datadir], { NODEREG_DB: db }).status).toBe(0);
-    expect(run(['root', '--json'], { NODEREG_DB: db }).stdout).toMatch(/"height": 450/);
+    expect(spawned(['recount', '--chain', 'regtest', '--datadir', datadir], { NODEREG_DB: db }).status).toBe(0);
+    expect(spawned(['root', '--json'], { NODEREG_DB: db }).stdout).toMatch(/"height": 450/);
   });
 
-  it('reads booleans as true/false, or as 1/0 the way bitcoin.conf writes them', () => {
+  it('reads booleans as true/false, or as 1/0 the way bitcoin.conf writes them', async () => {
     const dd = ['recount', '--chain', 'regtest', '--datadir', datadir];
-    expect(run(dd, { NODEREG_JSON: '1' }).stdout).toBe(expected);
-    expect(run(dd, { NODEREG_JSON: 'true' }).stdout).toBe(expected);
-    expect(run(dd, { NODEREG_JSON: '0' }).stdout).toMatch(/^network\s+regtest$/m);
+    expect((await run(dd, { NODEREG_JSON: '1' })).stdout).toBe(expected);
+    expect((await run(dd, { NODEREG_JSON: 'true' })).stdout).toBe(expected);
+    expect((await run(dd, { NODEREG_JSON: '0' })).stdout).toMatch(/^network\s+regtest$/m);
     const conf = join(dir, 'bool.conf');
     writeFileSync(conf, 'json=1\n');
-    expect(run([...dd, '--conf', conf]).stdout).toBe(expected);
-    expect(run([...dd, '--conf', conf], { NODEREG_JSON: 'false' }).stdout).toMatch(/^network\s+regtest$/m);
+    expect((await run([...dd, '--conf', conf])).stdout).toBe(expected);
+    expect((await run([...dd, '--conf', conf], { NODEREG_JSON: 'false' })).stdout).toMatch(/^network\s+regtest$/m);
   });
 
-  it('ignores NODEREG_ variables of options a command does not have, but not an unknown flag on the command line', () => {
-    const res = run(['script', 'decode', '00', '--json'], { NODEREG_DATADIR: datadir, NODEREG_WIF: 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy', NODEREG_NO_SUCH_OPTION: '1' });
+  it('ignores NODEREG_ variables of options a command does not have, but not an unknown flag on the command line', async () => {
+    const res = await run(['script', 'decode', '00', '--json'], { NODEREG_DATADIR: datadir, NODEREG_WIF: 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy', NODEREG_NO_SUCH_OPTION: '1' });
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(run(['script', 'decode', '00', '--no-such-option', '1']).status).toBe(2);
+    expect((await run(['script', 'decode', '00', '--no-such-option', '1'])).status).toBe(2);
   });
 
-  it('reads ~/.nodereg/nodereg.conf, or <--db>/nodereg.conf before it, or --conf; the environment wins over the file', () => {
+  it('reads ~/.nodereg/nodereg.conf, or <--db>/nodereg.conf before it, or --conf; the environment wins over the file', async () => {
     const conf = join(home, '.nodereg', 'nodereg.conf');
     mkdirSync(join(home, '.nodereg'), { recursive: true });
     writeFileSync(conf, `# like bitcoin.conf\nchain = regtest\ndatadir=${datadir}   # where bitcoind keeps its files\n\n`);
     try {
-      expect(run(['recount', '--json']).stdout).toBe(expected);
-      expect(run(['recount', '--json'], { NODEREG_CHAIN: 'signet' }).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      expect((await run(['recount', '--json'])).stdout).toBe(expected);
+      expect((await run(['recount', '--json'], { NODEREG_CHAIN: 'signet' })).stderr).toContain(join(datadir, 'signet', 'blocks'));
       // An index's own nodereg.conf comes before ~/.nodereg's (env-db was built by the test above).
       const db = join(dir, 'env-db');
-      expect(run(['nodes', '--db', db]).status).toBe(0);
+      expect((await run(['nodes', '--db', db])).status).toBe(0);
       writeFileSync(join(db, 'nodereg.conf'), 'chain=mainnet\n');
-      expect(run(['nodes', '--db', db]).stderr).toMatch(/built for network "regtest"/);
+      expect((await run(['nodes', '--db', db])).stderr).toMatch(/built for network "regtest"/);
       rmSync(join(db, 'nodereg.conf'));
       const other = join(dir, 'other.conf');
       writeFileSync(other, `chain=signet\ndatadir=${datadir}\n`);
-      expect(run(['recount', '--conf', other]).stderr).toContain(join(datadir, 'signet', 'blocks'));
-      expect(run(['recount', '--json'], { NODEREG_CONF: other }).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      expect((await run(['recount', '--conf', other])).stderr).toContain(join(datadir, 'signet', 'blocks'));
+      expect((await run(['recount', '--json'], { NODEREG_CONF: other })).stderr).toContain(join(datadir, 'signet', 'blocks'));
       // One file serves every command: keys a command does not take are ignored.
-      expect(run(['script', 'decode', '00']).status).toBe(0);
+      expect((await run(['script', 'decode', '00'])).status).toBe(0);
     } finally {
       rmSync(conf);
     }
   });
 
-  it('refuses a missing --conf, a line that is not option=value, and a private key in the file, in one line with exit 1', () => {
-    const oneLine = (res: ReturnType<typeof nodereg>, pattern: RegExp): void => {
+  it('refuses a missing --conf, a line that is not option=value, and a private key in the file, in one line with exit 1', async () => {
+    const oneLine = (res: CliRun, pattern: RegExp): void => {
       expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 1, stderr: expect.stringMatching(pattern) });
       expect(res.stderr.trimEnd().split('\n')).toHaveLength(1);
     };
-    oneLine(run(['recount', '--conf', join(dir, 'missing.conf')]), /^nodereg: cannot read the config file \S+missing\.conf \(ENOENT\): check --conf/);
+    oneLine(await run(['recount', '--conf', join(dir, 'missing.conf')]), /^nodereg: cannot read the config file \S+missing\.conf \(ENOENT\): check --conf/);
     const bad = join(dir, 'bad.conf');
     writeFileSync(bad, 'chain=regtest\nthis is not an option\n');
-    oneLine(run(['recount', '--conf', bad]), /^nodereg: \S+bad\.conf line 2: expected option=value/);
+    oneLine(await run(['recount', '--conf', bad]), /^nodereg: \S+bad\.conf line 2: expected option=value/);
     const wif = 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy';
     writeFileSync(bad, `wif=${wif}\n`);
-    const res = run(['status', '--stake', 'x', '--db', dir, '--conf', bad]);
+    const res = await run(['status', '--stake', 'x', '--db', dir, '--conf', bad]);
     oneLine(res, /line 1: a private key never goes in the config file; use key-file=<file>/);
     expect(res.stderr).not.toContain(wif);
   });
 
-  it('parses the bitcoin.conf-like format: comments, spaces around "=", repeated keys as lists', () => {
+  it('parses the bitcoin.conf-like format: comments, spaces around "=", repeated keys as lists', async () => {
     expect(parseConfig('# c\n cors = http://a \ncors=http://b\nrpc-user=u # trailing\nrpc-password=p#q\n', 'f')).toEqual({
       cors: ['http://a', 'http://b'], 'rpc-user': 'u', 'rpc-password': 'p#q',
     });
@@ -213,10 +215,10 @@ describe('config file keys that no command takes', () => {
     expect([...found].sort()).toEqual([...OPTION_NAMES].sort());
   });
 
-  it('warns once per unknown key, suggests the nearest option, and still runs; a key of another command passes quietly', () => {
+  it('warns once per unknown key, suggests the nearest option, and still runs; a key of another command passes quietly', async () => {
     const conf = join(dir, 'typo.conf');
     writeFileSync(conf, `chain=regtest\nrpc-pasword=x\ndatadir=${datadir}\ncors=http://a\nfrobnicate=1\nrpc-pasword=y\n`);
-    const res = run(['recount', '--conf', conf, '--json']);
+    const res = await run(['recount', '--conf', conf, '--json']);
     expect(res.status).toBe(0);
     expect(JSON.parse(res.stdout)).toMatchObject({ network: 'regtest', height: 450 });
     expect(res.stderr.trimEnd().split('\n')).toEqual([

@@ -3,12 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { noderegIn, type CliRun } from './helpers/cli.js';
 
-// Runs the built CLI (`npm test` builds dist/ first).
+// Runs the built CLI (`npm test` builds dist/ first): in-process (see noderegIn), and spawned once as a smoke test.
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BCOIN_PARAMS = join(ROOT, 'fixtures/params/bcoin-regtest.json');
 
-function nodereg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+function spawned(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), ...args], {
     cwd: ROOT,
     encoding: 'utf8',
@@ -16,6 +17,7 @@ function nodereg(...args: string[]): { status: number | null; stdout: string; st
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+const nodereg = (...args: string[]): Promise<CliRun> => noderegIn(args);
 
 interface Row { description: string; hex: string }
 const carriers = JSON.parse(readFileSync(join(ROOT, 'fixtures/script/carrier.json'), 'utf8')) as {
@@ -37,14 +39,14 @@ beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'nodereg-cli-')); });
 afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
 
 describe('nodereg script encode', () => {
-  test('prints the carrier hex of an OP_NEWNODE', () => {
-    const r = nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000');
+  test('prints the carrier hex of an OP_NEWNODE (the spawned binary)', () => {
+    const r = spawned('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000');
     expect(r).toMatchObject({ status: 0, stderr: '' });
     expect(r.stdout).toBe(P2WPKH_NEWNODE.hex + '\n');
   });
 
-  test('prints carrier, body and asm with --json', () => {
-    const r = nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--json');
+  test('prints carrier, body and asm with --json', async () => {
+    const r = await nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--json');
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       carrier: P2WPKH_NEWNODE.hex,
@@ -53,28 +55,28 @@ describe('nodereg script encode', () => {
     });
   });
 
-  test('encodes an OP_RENEWAL when --prev gives the previous txid in RPC hex', () => {
+  test('encodes an OP_RENEWAL when --prev gives the previous txid in RPC hex', async () => {
     const { expected } = P2TR_RENEWAL;
-    const r = nodereg('script', 'encode', '--network', 'mainnet', '--stake', MAINNET_P2TR,
+    const r = await nodereg('script', 'encode', '--network', 'mainnet', '--stake', MAINNET_P2TR,
       '--timestamp', String(expected.timestamp), '--prev', expected.prevTxid!);
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(P2TR_RENEWAL.hex + '\n');
   });
 
-  test('accepts the stake as an output script in hex', () => {
-    const r = nodereg('script', 'encode', '--stake', P2WPKH_NEWNODE.expected.stakeScript, '--timestamp', '1700000000');
+  test('accepts the stake as an output script in hex', async () => {
+    const r = await nodereg('script', 'encode', '--stake', P2WPKH_NEWNODE.expected.stakeScript, '--timestamp', '1700000000');
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe(P2WPKH_NEWNODE.hex);
   });
 
-  test('accepts a bcoin-regtest address with --params', () => {
-    const r = nodereg('script', 'encode', '--params', BCOIN_PARAMS, '--stake', BCOIN_P2WPKH, '--timestamp', '1700000000');
+  test('accepts a bcoin-regtest address with --params', async () => {
+    const r = await nodereg('script', 'encode', '--params', BCOIN_PARAMS, '--stake', BCOIN_P2WPKH, '--timestamp', '1700000000');
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe(P2WPKH_NEWNODE.hex);
   });
 
-  test('--help shows an example', () => {
-    const r = nodereg('script', 'encode', '--help');
+  test('--help shows an example', async () => {
+    const r = await nodereg('script', 'encode', '--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('Examples:');
     expect(r.stdout).toContain('nodereg script encode --network regtest --stake');
@@ -82,16 +84,16 @@ describe('nodereg script encode', () => {
 });
 
 describe('nodereg script decode', () => {
-  test('prints a valid OP_NEWNODE with its address and timestamp', () => {
-    const r = nodereg('script', 'decode', '--network', 'regtest', P2WPKH_NEWNODE.hex);
+  test('prints a valid OP_NEWNODE with its address and timestamp', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'regtest', P2WPKH_NEWNODE.hex);
     expect(r).toMatchObject({ status: 0, stderr: '' });
     expect(r.stdout).toContain('OP_NEWNODE');
     expect(r.stdout).toContain(REGTEST_P2WPKH);
     expect(r.stdout).toContain('1700000000 (2023-11-14T22:13:20.000Z)');
   });
 
-  test('prints an OP_NEWNODE as JSON with --json', () => {
-    const r = nodereg('script', 'decode', '--network', 'regtest', '--json', P2WPKH_NEWNODE.hex);
+  test('prints an OP_NEWNODE as JSON with --json', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'regtest', '--json', P2WPKH_NEWNODE.hex);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       ok: true,
@@ -103,52 +105,52 @@ describe('nodereg script decode', () => {
     });
   });
 
-  test('prints an OP_RENEWAL\'s prevTxid in RPC hex with --json', () => {
-    const r = nodereg('script', 'decode', '--network', 'mainnet', '--json', P2TR_RENEWAL.hex);
+  test('prints an OP_RENEWAL\'s prevTxid in RPC hex with --json', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'mainnet', '--json', P2TR_RENEWAL.hex);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ ok: true, address: MAINNET_P2TR, ...P2TR_RENEWAL.expected });
   });
 
-  test('prints the RPC-order prevTxid in plain output too', () => {
-    const r = nodereg('script', 'decode', '--network', 'mainnet', P2TR_RENEWAL.hex);
+  test('prints the RPC-order prevTxid in plain output too', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'mainnet', P2TR_RENEWAL.hex);
     expect(r.stdout).toContain('OP_RENEWAL');
     expect(r.stdout).toContain(P2TR_RENEWAL.expected.prevTxid!);
   });
 
-  test('decodes a bare BODY', () => {
-    const r = nodereg('script', 'decode', '--network', 'regtest', '--json', BODY_OF(P2WPKH_NEWNODE.hex));
+  test('decodes a bare BODY', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'regtest', '--json', BODY_OF(P2WPKH_NEWNODE.hex));
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, kind: 'newnode', address: REGTEST_P2WPKH });
   });
 
-  test('renders the address of a P2TR key that is not on the curve', () => {
-    const r = nodereg('script', 'decode', '--network', 'mainnet', '--json', OFF_CURVE.hex);
+  test('renders the address of a P2TR key that is not on the curve', async () => {
+    const r = await nodereg('script', 'decode', '--network', 'mainnet', '--json', OFF_CURVE.hex);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).address).toBe('bc1pqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqzs2jkusy');
   });
 
-  test('renders bcoin-regtest addresses with --params', () => {
-    const r = nodereg('script', 'decode', '--params', BCOIN_PARAMS, '--json', P2WPKH_NEWNODE.hex);
+  test('renders bcoin-regtest addresses with --params', async () => {
+    const r = await nodereg('script', 'decode', '--params', BCOIN_PARAMS, '--json', P2WPKH_NEWNODE.hex);
     expect(JSON.parse(r.stdout).address).toBe(BCOIN_P2WPKH);
   });
 
   test.each(['MALFORMED_CARRIER', 'BODY_TOO_LARGE', 'NON_MINIMAL_PUSH', 'UNKNOWN_OPCODE', 'STACK_MISMATCH',
-    'BAD_STAKE_SCRIPT', 'BAD_TIMESTAMP', 'BAD_PREVIOUS'])('reports a %s carrier as {ok:false} and exits 0', (reason) => {
+    'BAD_STAKE_SCRIPT', 'BAD_TIMESTAMP', 'BAD_PREVIOUS'])('reports a %s carrier as {ok:false} and exits 0', async (reason) => {
     const flawed = carriers.invalid.find((r) => r.reason === reason)!;
-    const r = nodereg('script', 'decode', '--json', flawed.hex);
+    const r = await nodereg('script', 'decode', '--json', flawed.hex);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ ok: false, reason });
   });
 
-  test('explains a flawed announcement in plain output and exits 0', () => {
+  test('explains a flawed announcement in plain output and exits 0', async () => {
     const flawed = carriers.invalid.find((r) => r.reason === 'BAD_TIMESTAMP')!;
-    const r = nodereg('script', 'decode', flawed.hex);
+    const r = await nodereg('script', 'decode', flawed.hex);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^flawed announcement: BAD_TIMESTAMP \(.+\)\n$/);
   });
 
-  test('--help shows an example', () => {
-    const r = nodereg('script', 'decode', '--help');
+  test('--help shows an example', async () => {
+    const r = await nodereg('script', 'decode', '--help');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('Examples:');
     expect(r.stdout).toContain('nodereg script decode 6a044e524547');
@@ -156,7 +158,7 @@ describe('nodereg script decode', () => {
 });
 
 describe('usage errors exit 2 with a one-line message', () => {
-  const expectUsageError = (r: ReturnType<typeof nodereg>, pattern: RegExp) => {
+  const expectUsageError = (r: CliRun, pattern: RegExp) => {
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     const [first, ...rest] = r.stderr.trimEnd().split('\n');
@@ -165,17 +167,17 @@ describe('usage errors exit 2 with a one-line message', () => {
     expect(rest.join('\n')).toMatch(/^(Run with --help for usage and examples\.)?$/);
   };
 
-  test('bad hex', () => {
-    expectUsageError(nodereg('script', 'decode', 'zz'), /must be hex/);
-    expectUsageError(nodereg('script', 'decode', '6a0'), /must be hex/);
+  test('bad hex', async () => {
+    expectUsageError(await nodereg('script', 'decode', 'zz'), /must be hex/);
+    expectUsageError(await nodereg('script', 'decode', '6a0'), /must be hex/);
   });
 
-  test('a string shaped like a private key is never echoed, as --stake, as the script to decode or as --prev', () => {
+  test('a string shaped like a private key is never echoed, as --stake, as the script to decode or as --prev', async () => {
     const wif = 'cVt4o7BGAig1UXywgGSmARhxMdzP5qvQsxKkSsc1XEkw3tDTQFpy';
     const runs = [
-      nodereg('script', 'encode', '--network', 'regtest', '--stake', wif, '--timestamp', '1700000000'),
-      nodereg('script', 'decode', wif),
-      nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--prev', wif),
+      await nodereg('script', 'encode', '--network', 'regtest', '--stake', wif, '--timestamp', '1700000000'),
+      await nodereg('script', 'decode', wif),
+      await nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--prev', wif),
     ];
     for (const r of runs) {
       expectUsageError(r, /looks like a private key/);
@@ -183,63 +185,63 @@ describe('usage errors exit 2 with a one-line message', () => {
     }
   });
 
-  test('a stake that is not an address', () => {
-    expectUsageError(nodereg('script', 'encode', '--stake', 'nonsense', '--timestamp', '1700000000'), /--stake: .*not a valid address/);
+  test('a stake that is not an address', async () => {
+    expectUsageError(await nodereg('script', 'encode', '--stake', 'nonsense', '--timestamp', '1700000000'), /--stake: .*not a valid address/);
   });
 
-  test('an address of another network', () => {
+  test('an address of another network', async () => {
     expectUsageError(
-      nodereg('script', 'encode', '--network', 'mainnet', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000'),
+      await nodereg('script', 'encode', '--network', 'mainnet', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000'),
       /--stake: .*--network\/--params/,
     );
   });
 
-  test('missing --stake', () => {
-    expectUsageError(nodereg('script', 'encode', '--timestamp', '1700000000'), /stake/);
+  test('missing --stake', async () => {
+    expectUsageError(await nodereg('script', 'encode', '--timestamp', '1700000000'), /stake/);
   });
 
-  test('a timestamp out of range', () => {
-    expectUsageError(nodereg('script', 'encode', '--stake', REGTEST_P2WPKH, '--network', 'regtest', '--timestamp', '0'), /--timestamp/);
-    expectUsageError(nodereg('script', 'encode', '--stake', REGTEST_P2WPKH, '--network', 'regtest', '--timestamp', 'soon'), /--timestamp/);
+  test('a timestamp out of range', async () => {
+    expectUsageError(await nodereg('script', 'encode', '--stake', REGTEST_P2WPKH, '--network', 'regtest', '--timestamp', '0'), /--timestamp/);
+    expectUsageError(await nodereg('script', 'encode', '--stake', REGTEST_P2WPKH, '--network', 'regtest', '--timestamp', 'soon'), /--timestamp/);
   });
 
-  test('a --prev that is not 32 bytes', () => {
+  test('a --prev that is not 32 bytes', async () => {
     expectUsageError(
-      nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--prev', 'ab'.repeat(31)),
+      await nodereg('script', 'encode', '--network', 'regtest', '--stake', REGTEST_P2WPKH, '--timestamp', '1700000000', '--prev', 'ab'.repeat(31)),
       /--prev must be a 32-byte txid/,
     );
   });
 
-  test('an unknown flag', () => {
-    expectUsageError(nodereg('script', 'decode', P2WPKH_NEWNODE.hex, '--frobnicate'), /Unknown argument: frobnicate/);
+  test('an unknown flag', async () => {
+    expectUsageError(await nodereg('script', 'decode', P2WPKH_NEWNODE.hex, '--frobnicate'), /Unknown argument: frobnicate/);
   });
 
-  test('an unknown network', () => {
-    expectUsageError(nodereg('script', 'decode', '--network', 'mainet', P2WPKH_NEWNODE.hex), /unknown network "mainet"/);
+  test('an unknown network', async () => {
+    expectUsageError(await nodereg('script', 'decode', '--network', 'mainet', P2WPKH_NEWNODE.hex), /unknown network "mainet"/);
   });
 
-  test('a --params file that does not exist', () => {
-    expectUsageError(nodereg('script', 'decode', '--params', join(dir, 'nope.json'), P2WPKH_NEWNODE.hex), /cannot read params file/);
+  test('a --params file that does not exist', async () => {
+    expectUsageError(await nodereg('script', 'decode', '--params', join(dir, 'nope.json'), P2WPKH_NEWNODE.hex), /cannot read params file/);
   });
 
-  test('a --params file that is not JSON', () => {
+  test('a --params file that is not JSON', async () => {
     const path = join(dir, 'broken.json');
     writeFileSync(path, '{');
-    expectUsageError(nodereg('script', 'decode', '--params', path, P2WPKH_NEWNODE.hex), /not valid JSON/);
+    expectUsageError(await nodereg('script', 'decode', '--params', path, P2WPKH_NEWNODE.hex), /not valid JSON/);
   });
 
-  test('a --params file with a bad field', () => {
+  test('a --params file with a bad field', async () => {
     const path = join(dir, 'bad-field.json');
     const good = JSON.parse(readFileSync(BCOIN_PARAMS, 'utf8')) as Record<string, unknown>;
     writeFileSync(path, JSON.stringify({ ...good, magic: 'xyz' }));
-    expectUsageError(nodereg('script', 'decode', '--params', path, P2WPKH_NEWNODE.hex), /field "magic"/);
+    expectUsageError(await nodereg('script', 'decode', '--params', path, P2WPKH_NEWNODE.hex), /field "magic"/);
   });
 
-  test('a missing action', () => {
-    expectUsageError(nodereg('script'), /choose an action: encode or decode/);
+  test('a missing action', async () => {
+    expectUsageError(await nodereg('script'), /choose an action: encode or decode/);
   });
 
-  test('an unknown action', () => {
-    expectUsageError(nodereg('script', 'frob'), /Unknown argument: frob/);
+  test('an unknown action', async () => {
+    expectUsageError(await nodereg('script', 'frob'), /Unknown argument: frob/);
   });
 });

@@ -12,7 +12,7 @@ import { openIndexStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { K } from '../indexer/store/layout.js';
 import { decodeHeightState, encodeHeightState } from '../indexer/store/codec.js';
-import { nodereg, noderegAsync } from './helpers/cli.js';
+import { nodereg, noderegIn } from './helpers/cli.js';
 
 /*
  * `nodereg compare` between indexes of generated chains, the peers served
@@ -95,16 +95,17 @@ interface Divergence {
   differences: Array<{ stakeScript: string; nodes: Array<{ status: string; firstHeight: number } | null> }>;
 }
 
+// compare runs in-process (see noderegIn); the indexes are built by the spawned binary.
 describe('nodereg compare', () => {
   it('finds two indexes of the same chain in agreement at their tip (exit 0)', async () => {
-    const res = await noderegAsync(['compare', '--db', mainDb, '--peer', mainPeer]);
+    const res = await noderegIn(['compare', '--db', mainDb, '--peer', mainPeer]);
     expect(res.stderr).toBe('');
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(new RegExp(`^agree: all 2 parties hold the same block, registry root and proof root at height ${setup.main.height}\\n`));
   }, 60_000);
 
   it('reports the height at which two chains fork, each party\'s root there and the registrations that differ (exit 3)', async () => {
-    const res = await noderegAsync(['compare', '--db', mainDb, '--peer', mainPeer, '--peer', sidePeer, '--json']);
+    const res = await noderegIn(['compare', '--db', mainDb, '--peer', mainPeer, '--peer', sidePeer, '--json']);
     expect(res.status).toBe(3);
     const out = JSON.parse(res.stdout) as Divergence;
     const first = setup.fork + 1;
@@ -117,7 +118,7 @@ describe('nodereg compare', () => {
       [setup.bob]: [{ status: 'active', firstHeight: first }, { status: 'active', firstHeight: first }, null],
       [setup.carol]: [null, null, { status: 'active', firstHeight: first }],
     });
-    const text = await noderegAsync(['compare', '--db', mainDb, '--peer', sidePeer]);
+    const text = await noderegIn(['compare', '--db', mainDb, '--peer', sidePeer]);
     expect(text.status).toBe(3);
     expect(text.stdout).toMatch(new RegExp(`^DIVERGENCE at height ${first}: the first height at which the parties disagree \\(all agree at ${setup.fork}\\)\\n`));
     expect(text.stdout).toMatch(/their blocks differ here: the parties follow different chains from this height\n {2}2 registration\(s\) differ/);
@@ -130,7 +131,7 @@ describe('nodereg compare', () => {
     const { db } = await openIndexStore(bad, null, { create: false });
     await db.put(K.heightState(setup.main.height), (await db.get(K.heightState(setup.fork)))!);
     await db.close();
-    const res = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer, '--json']);
+    const res = await noderegIn(['compare', '--db', bad, '--peer', mainPeer, '--json']);
     expect(res.status).toBe(3);
     expect(JSON.parse(res.stdout)).toMatchObject({ result: 'divergence', height: setup.main.height, kind: 'registry', differs: ['root', 'proofRoot'], differences: [] });
   }, 60_000);
@@ -147,13 +148,13 @@ describe('nodereg compare', () => {
       await db.put(K.heightState(h), encodeHeightState({ ...s, proofRoot }));
     }
     await db.close();
-    const res = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer, '--json']);
+    const res = await noderegIn(['compare', '--db', bad, '--peer', mainPeer, '--json']);
     expect(res.status).toBe(3);
     const out = JSON.parse(res.stdout) as Divergence;
     expect(out).toMatchObject({ result: 'divergence', height: setup.fork, kind: 'proof', differs: ['proofRoot'], differences: [] });
     expect(out.parties[0]!.root).toBe(out.parties[1]!.root);
     expect(out.parties[0]!.proofRoot).not.toBe(out.parties[1]!.proofRoot);
-    const text = await noderegAsync(['compare', '--db', bad, '--peer', mainPeer]);
+    const text = await noderegIn(['compare', '--db', bad, '--peer', mainPeer]);
     expect(text.status).toBe(3);
     expect(text.stdout).toMatch(/\n {2}differs: proof root\n {2}same block and registry root, different proof roots/);
   }, 60_000);
@@ -163,7 +164,7 @@ describe('nodereg compare', () => {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
-    const res = await noderegAsync(['compare', '--db', mainDb, '--peer', sidePeer, '--peer', `http://127.0.0.1:${port}`]);
+    const res = await noderegIn(['compare', '--db', mainDb, '--peer', sidePeer, '--peer', `http://127.0.0.1:${port}`]);
     expect(res.status).toBe(1);
     expect(res.stderr).toBe(`nodereg: cannot reach the read API at http://127.0.0.1:${port} (ECONNREFUSED): is "nodereg index --serve" running, and is --peer right?\n`);
   }, 60_000);

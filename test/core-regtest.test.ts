@@ -5,7 +5,7 @@ import { blockHashAt, exportAt, utxoHashAt } from '../indexer/read/queries.js';
 import { recount } from '../indexer/engine/recount.js';
 import { tempIndex } from './helpers/db.js';
 import { fixturePath } from './helpers/blocksdir.js';
-import { nodereg } from './helpers/cli.js';
+import { nodereg, noderegIn } from './helpers/cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
@@ -37,30 +37,30 @@ describe('recount of the blocks directory written by a real Core-family node', (
     }
   });
 
-  it('prints the node\'s muhash beside the root with recount --height --utxo-hash, for a sample of heights and memory budgets', () => {
+  it('prints the node\'s muhash beside the root with recount --height --utxo-hash, for a sample of heights and memory budgets', async () => {
     // A temporary recount hashes the set at its tip from the coin table, or,
     // with --memory-mib 0 (a spill after every block), from the database;
     // without --height it connects while the chain is read (speculate.ts).
     const runs: Array<[number, string[]]> = [[0, []], [1, ['--memory-mib', '0']], [57, []], [101, ['--memory-mib', '0']], [114, []], [115, ['--memory-mib', '0']], [116, []]];
     for (const [h, extra] of runs) {
       const at = h === 116 ? [] : ['--height', String(h)];
-      const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, ...at, '--utxo-hash', '--json', ...extra]);
+      const res = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, ...at, '--utxo-hash', '--json', ...extra]);
       expect(res.status).toBe(0);
       const out = JSON.parse(res.stdout) as { height: number; tip: string; utxoMuhash: string };
       expect(out).toMatchObject({ height: h, tip: node.heights[h]!.hash, utxoMuhash: node.heights[h]!.utxoMuhash });
     }
   });
 
-  it('answers utxo-hash --height from a kept index at every height', () => {
+  it('answers utxo-hash --height from a kept index at every height', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nodereg-core-'));
     try {
       const db = join(dir, 'db');
       expect(nodereg(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--utxo-hash', '--db', db]).status).toBe(0);
       for (const h of [0, 3, 50, 99, 116]) {
-        const res = nodereg(['utxo-hash', '--db', db, '--height', String(h)]);
+        const res = await noderegIn(['utxo-hash', '--db', db, '--height', String(h)]);
         expect(res.stdout.trim()).toBe(node.heights[h]!.utxoMuhash);
       }
-      const above = nodereg(['utxo-hash', '--db', db, '--height', '117']);
+      const above = await noderegIn(['utxo-hash', '--db', db, '--height', '117']);
       expect(above.status).toBe(1);
       expect(above.stderr).toMatch(/above the index tip 116/);
     } finally {
@@ -68,12 +68,12 @@ describe('recount of the blocks directory written by a real Core-family node', (
     }
   });
 
-  it('refuses utxo-hash on an index built without --utxo-hash, saying how to rebuild', () => {
+  it('refuses utxo-hash on an index built without --utxo-hash, saying how to rebuild', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nodereg-core-'));
     try {
       const db = join(dir, 'db');
       expect(nodereg(['recount', '--network', 'regtest', '--blocks-dir', BLOCKS, '--db', db]).status).toBe(0);
-      const res = nodereg(['utxo-hash', '--db', db]);
+      const res = await noderegIn(['utxo-hash', '--db', db]);
       expect(res.status).toBe(1);
       expect(res.stderr).toMatch(/built without --utxo-hash/);
     } finally {

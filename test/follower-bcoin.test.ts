@@ -6,7 +6,7 @@ import { carrier, newNode } from '../fixtures/generator/announce.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { bcoinSnapshot, startBcoin, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, submitAll } from './helpers/chains.js';
-import { CLI, nodereg, ROOT } from './helpers/cli.js';
+import { CLI, nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as { tip: string };
 
@@ -31,7 +31,8 @@ afterEach(async () => {
 const rpcArgs = (n: BcoinNode): string[] => ['--rpc', n.url, '--rpc-user', 'x', '--rpc-password', n.apiKey];
 const indexUntilSynced = (n: BcoinNode, db: string, extra: string[] = []) =>
   nodereg(['index', '--network', 'regtest', ...rpcArgs(n), '--db', db, '--until-synced', '--log-level', 'warn', ...extra]);
-const exportOf = (db: string): unknown => JSON.parse(nodereg(['export', '--db', db]).stdout) as unknown;
+/** The index's export, read by the CLI in-process (see noderegIn); `index` itself is always the spawned binary. */
+const exportOf = async (db: string): Promise<unknown> => JSON.parse((await noderegIn(['export', '--db', db])).stdout) as unknown;
 
 describe('nodereg index against a real bcoin node', () => {
   it('catches up with submitted fixture blocks and equals the recount of the same chain', async () => {
@@ -42,9 +43,9 @@ describe('nodereg index against a real bcoin node', () => {
     const res = indexUntilSynced(node, db, ['--utxo-hash']);
     expect(res.stderr).toBe('');
     expect(res.status).toBe(0);
-    expect(exportOf(db)).toEqual(expected);
-    expect(exportOf(db)).toEqual(recountOf(c));
-    const utxo = nodereg(['utxo-hash', '--db', db]).stdout.trim();
+    expect(await exportOf(db)).toEqual(expected);
+    expect(await exportOf(db)).toEqual(recountOf(c));
+    const utxo = (await noderegIn(['utxo-hash', '--db', db])).stdout.trim();
     const rec = recountOf(c, ['--utxo-hash']) as { utxoMuhash: string };
     expect(utxo).toBe(rec.utxoMuhash);
   });
@@ -68,7 +69,7 @@ describe('nodereg index against a real bcoin node', () => {
     const res = indexUntilSynced(node, db, ['--log-level', 'warn']);
     expect(res.status).toBe(0);
     expect(res.stderr).toMatch(/reorg.*depth=6/);
-    const after = exportOf(db) as { tip: string; nodes: Array<{ address: string; status: string }> };
+    const after = await exportOf(db) as { tip: string; nodes: Array<{ address: string; status: string }> };
     expect(after.tip).toBe(side.tip.hash);
     expect(after).toEqual(recountOf(side));
     expect(after).not.toEqual(expected);
@@ -106,7 +107,7 @@ describe('nodereg index against a real bcoin node', () => {
     } finally {
       daemon.kill('SIGKILL');
     }
-    expect(exportOf(db)).toEqual(expected);
+    expect(await exportOf(db)).toEqual(expected);
   });
 
   it('reports a wrong URL, wrong credentials and another network\'s node in one line each', async () => {
@@ -149,7 +150,7 @@ describe('--prune-undo', () => {
     await submitAll(node, shallow.chainBlocks().filter((b) => b.height > c.height - 3));
     const ok = indexUntilSynced(node, db, ['--prune-undo', '6']);
     expect(ok.status).toBe(0);
-    expect(exportOf(db)).toEqual(recountOf(shallow));
+    expect(await exportOf(db)).toEqual(recountOf(shallow));
 
     const deep = c.fork(c.height - 12);
     deep.mineEmpty(20);

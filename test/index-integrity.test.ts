@@ -15,7 +15,7 @@ import { exportAt } from '../indexer/read/queries.js';
 import { openStore } from '../indexer/store/store.js';
 import { checkTable } from '../indexer/store/tablecheck.js';
 import { K, P } from '../indexer/store/layout.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 const DEMO = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
 const regtest = BUILTIN_NETWORKS.regtest!;
@@ -32,9 +32,9 @@ const copyOf = (name: string): string => {
 
 const tableOf = (path: string): string => join(path, readdirSync(path).find((n) => n.endsWith('.ldb'))!);
 
-/** One line on stderr, the exit status, and nothing on stdout. */
-function fails(args: string[], status: number, pattern: RegExp): string {
-  const res = nodereg(args);
+/** One line on stderr, the exit status, and nothing on stdout. The CLI runs in-process (see noderegIn); the index is built by the spawned binary. */
+async function fails(args: string[], status: number, pattern: RegExp): Promise<string> {
+  const res = await noderegIn(args);
   expect({ status: res.status, stdout: res.stdout }).toEqual({ status, stdout: '' });
   expect(res.stderr).toMatch(/^nodereg: [^\n]+\n$/);
   expect(res.stderr).toMatch(pattern);
@@ -87,47 +87,47 @@ describe('bit flips in table files', () => {
     expect(refused + same).toBe(148);
   }, 300_000);
 
-  it('a half-written table that LevelDB never listed (a process killed while writing it) is no damage: the open drops it', () => {
+  it('a half-written table that LevelDB never listed (a process killed while writing it) is no damage: the open drops it', async () => {
     const target = copyOf('leftover');
     const bytes = readFileSync(tableOf(target));
     writeFileSync(join(target, '009999.ldb'), bytes.subarray(0, Math.floor(bytes.length / 2)));
-    const res = nodereg(['export', '--db', target]);
+    const res = await noderegIn(['export', '--db', target]);
     expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
     expect(res.stdout).toBe(exported);
     expect(readdirSync(target)).not.toContain('009999.ldb');
   }, 120_000);
 
-  it('the CLI names the file and the remedy, with exit 1, for export and check alike', () => {
+  it('the CLI names the file and the remedy, with exit 1, for export and check alike', async () => {
     const target = copyOf('flip');
     const file = tableOf(target);
     const bytes = readFileSync(file);
     bytes[Math.floor(bytes.length / 3)]! ^= 0x10;
     writeFileSync(file, bytes);
     expect(checkTable(bytes)).toMatch(/checksum mismatch/);
-    fails(['export', '--db', target], 1, /the index at .* is damaged: \d+\.ldb: checksum mismatch in the data block at offset \d+; rebuild it with "nodereg recount --db .* --reset/);
-    fails(['check', '--db', target], 1, /is damaged: .*checksum mismatch/);
+    await fails(['export', '--db', target], 1, /the index at .* is damaged: \d+\.ldb: checksum mismatch in the data block at offset \d+; rebuild it with "nodereg recount --db .* --reset/);
+    await fails(['check', '--db', target], 1, /is damaged: .*checksum mismatch/);
   }, 120_000);
 });
 
 describe('nodereg check', () => {
-  it('reads every table file, even one an earlier open recorded as checked and whose size and times look unchanged', () => {
+  it('reads every table file, even one an earlier open recorded as checked and whose size and times look unchanged', async () => {
     const target = copyOf('stale-record');
-    expect(nodereg(['export', '--db', target]).status).toBe(0);
+    expect((await noderegIn(['export', '--db', target])).status).toBe(0);
     const file = tableOf(target);
     const { atime, mtime } = statSync(file);
     const bytes = readFileSync(file);
     bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
     writeFileSync(file, bytes);
     utimesSync(file, atime, mtime);
-    fails(['check', '--db', target], 1, /is damaged: \d+\.ldb: checksum mismatch/);
+    await fails(['check', '--db', target], 1, /is damaged: \d+\.ldb: checksum mismatch/);
   }, 120_000);
 
 
-  it('passes on a sound index, in text and JSON', () => {
-    const res = nodereg(['check', '--db', db]);
+  it('passes on a sound index, in text and JSON', async () => {
+    const res = await noderegIn(['check', '--db', db]);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/^ok: at height 450 .*registry root from the registration rows \(3\), registry root from the event history \(3\), proof root from the registration rows \(3\), proof root from the event history \(3\), proof-tree history \(leaf and subtree rows\) as of the tip \(\d+\), lifetime rows from the registration rows \(\d+\), block-time rows, one per block \(451\)\n$/);
-    const json = JSON.parse(nodereg(['check', '--db', db, '--json']).stdout) as { result: string; checks: Array<{ ok: boolean; stored: string }> };
+    const json = JSON.parse((await noderegIn(['check', '--db', db, '--json'])).stdout) as { result: string; checks: Array<{ ok: boolean; stored: string }> };
     expect(json.result).toBe('ok');
     expect(json.checks.map((c) => c.ok)).toEqual([true, true, true, true, true, true, true]);
     expect(json.checks[0]!.stored).toBe((JSON.parse(exported) as { root: string }).root);
@@ -147,10 +147,10 @@ describe('nodereg check', () => {
     }
     await level.close();
     expect(flipped).not.toBe('');
-    const res = nodereg(['check', '--db', target]);
+    const res = await noderegIn(['check', '--db', target]);
     expect(res.status).toBe(3);
     expect(res.stdout).toMatch(new RegExp(`^MISMATCH: registration ${flipped} of stake [0-9a-f]+ at height 450: tip txid [0-9a-f]{64} in its row, [0-9a-f]{64} from its event history; rebuild it with "nodereg recount --db .* --reset[^\\n]*\\n$`));
-    const json = JSON.parse(nodereg(['check', '--db', target, '--json']).stdout) as { result: string; checks: Array<{ what: string; ok: boolean }> };
+    const json = JSON.parse((await noderegIn(['check', '--db', target, '--json'])).stdout) as { result: string; checks: Array<{ what: string; ok: boolean }> };
     expect(json.result).toBe('mismatch');
     expect(json.checks.filter((c) => c.what.includes('root from the registration rows')).map((c) => c.ok)).toEqual([false, false]);
     expect(json.checks.filter((c) => c.what.includes('event history')).map((c) => c.ok)).toEqual([true, true]);
@@ -169,7 +169,7 @@ describe('nodereg check', () => {
       const l = new Level<Buffer, Buffer>(copy, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
       await change(l);
       await l.close();
-      const res = nodereg(['check', '--db', copy]);
+      const res = await noderegIn(['check', '--db', copy]);
       expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 3, stderr: '' });
       return res.stdout;
     };
@@ -201,14 +201,14 @@ describe('nodereg check', () => {
     // A later row for the key, within the chain, that says another leaf.
     await level.put(K.proofLeaf(key!, 450), value!);
     await level.close();
-    const res = nodereg(['check', '--db', leafCopy]);
+    const res = await noderegIn(['check', '--db', leafCopy]);
     expect(res.status).toBe(3);
     expect(res.stdout).toMatch(new RegExp(`^MISMATCH: the proof-tree history \\(leaf and subtree rows\\) as of the tip: key ${key!.toString('hex')}: its latest leaf row says ${value!.toString('hex')}, the live registrations `));
     const above = copyOf('proof-subtree-above');
     const l = new Level<Buffer, Buffer>(above, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await l.put(K.proofSubtree(7, 451), Buffer.of(0));
     await l.close();
-    expect(nodereg(['check', '--db', above]).stdout).toMatch(/^MISMATCH: the proof-tree history \(leaf and subtree rows\) as of the tip: a subtree row of subtree 7 is for height 451, above the tip 450;/);
+    expect((await noderegIn(['check', '--db', above])).stdout).toMatch(/^MISMATCH: the proof-tree history \(leaf and subtree rows\) as of the tip: a subtree row of subtree 7 is for height 451, above the tip 450;/);
   }, 120_000);
 
   it('finds a missing block-time row and one above the tip', async () => {
@@ -216,20 +216,20 @@ describe('nodereg check', () => {
     const level = new Level<Buffer, Buffer>(target, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await level.del(K.blockTime(200));
     await level.close();
-    expect(nodereg(['check', '--db', target]).stdout).toMatch(/^MISMATCH: the block-time rows, one per block: the block-time row of height 200 is missing;/);
+    expect((await noderegIn(['check', '--db', target])).stdout).toMatch(/^MISMATCH: the block-time rows, one per block: the block-time row of height 200 is missing;/);
     const above = copyOf('blocktime-above');
     const l = new Level<Buffer, Buffer>(above, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await l.put(K.blockTime(451), Buffer.alloc(4));
     await l.close();
-    const res = nodereg(['check', '--db', above]);
+    const res = await noderegIn(['check', '--db', above]);
     expect(res.status).toBe(3);
     expect(res.stdout).toMatch(/^MISMATCH: the block-time rows, one per block: there is a block-time row for height 451, above the tip 450;/);
   }, 120_000);
 
   it('re-derives the UTXO-set hash of an index that keeps one, and finds a rewritten coin', async () => {
     const target = join(dir, 'utxo');
-    expect(nodereg(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', target, '--utxo-hash']).status).toBe(0);
-    const ok = JSON.parse(nodereg(['check', '--db', target, '--json']).stdout) as { result: string; checks: Array<{ what: string; rows: number }> };
+    expect((await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', target, '--utxo-hash'])).status).toBe(0);
+    const ok = JSON.parse((await noderegIn(['check', '--db', target, '--json'])).stdout) as { result: string; checks: Array<{ what: string; rows: number }> };
     expect(ok.result).toBe('ok');
     expect(ok.checks.map((c) => c.what)).toContain('UTXO-set MuHash from the coin rows');
     const level = new Level<Buffer, Buffer>(target, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
@@ -238,32 +238,32 @@ describe('nodereg check', () => {
       await level.put(k, v);
     }
     await level.close();
-    const res = nodereg(['check', '--db', target]);
+    const res = await noderegIn(['check', '--db', target]);
     expect(res.status).toBe(3);
     expect(res.stdout).toMatch(/^MISMATCH: the UTXO-set MuHash from the coin rows \(\d+ coins\) is [0-9a-f]{64}, but the hash stored for height 450 is [0-9a-f]{64}; rebuild/);
   }, 300_000);
 });
 
 describe('a broken index directory names its cause', () => {
-  it('a deleted .ldb, MANIFEST or CURRENT', () => {
+  it('a deleted .ldb, MANIFEST or CURRENT', async () => {
     const noTable = copyOf('no-ldb');
     rmSync(tableOf(noTable));
-    fails(['export', '--db', noTable], 1, /is damaged: its table file \d+\.ldb is missing; rebuild it with "nodereg recount --db .* --reset/);
+    await fails(['export', '--db', noTable], 1, /is damaged: its table file \d+\.ldb is missing; rebuild it with "nodereg recount --db .* --reset/);
     const noManifest = copyOf('no-manifest');
     for (const n of readdirSync(noManifest)) if (n.startsWith('MANIFEST-')) rmSync(join(noManifest, n));
-    fails(['nodes', '--db', noManifest], 1, /is damaged: its file MANIFEST-\d+ is missing; rebuild/);
+    await fails(['nodes', '--db', noManifest], 1, /is damaged: its file MANIFEST-\d+ is missing; rebuild/);
     const noCurrent = copyOf('no-current');
     rmSync(join(noCurrent, 'CURRENT'));
-    fails(['export', '--db', noCurrent], 1, /is damaged: its CURRENT file is missing/);
+    await fails(['export', '--db', noCurrent], 1, /is damaged: its CURRENT file is missing/);
     // A recount must not silently start over on top of it either.
-    fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', noCurrent], 1, /its CURRENT file is missing/);
+    await fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', noCurrent], 1, /its CURRENT file is missing/);
   }, 120_000);
 
-  it('--db naming a file, or a path below a file', () => {
+  it('--db naming a file, or a path below a file', async () => {
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not an index');
-    fails(['export', '--db', file], 1, /--db .*a-file is a file, not a directory/);
-    fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', join(file, 'db')], 1, /a part of the path is a file, not a directory/);
+    await fails(['export', '--db', file], 1, /--db .*a-file is a file, not a directory/);
+    await fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', join(file, 'db')], 1, /a part of the path is a file, not a directory/);
   }, 120_000);
 
   it('a foreign LevelDB is not described as built from a params file', async () => {
@@ -271,7 +271,7 @@ describe('a broken index directory names its cause', () => {
     const other = new Level(foreign);
     await other.put('hello', 'world');
     await other.close();
-    const err = fails(['nodes', '--db', foreign], 1, /is a LevelDB database but not a nodereg index/);
+    const err = await fails(['nodes', '--db', foreign], 1, /is a LevelDB database but not a nodereg index/);
     expect(err).not.toMatch(/undefined|params file/);
   }, 120_000);
 

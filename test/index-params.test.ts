@@ -14,7 +14,7 @@ import { ApiSource } from '../cli/operator/api-source.js';
 import { writeBlocksDir } from '../fixtures/generator/blkwriter.js';
 import { ChainBuilder } from '../fixtures/generator/chain.js';
 import { storageOrder } from '../fixtures/generator/blkwriter.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, type CliRun, ROOT } from './helpers/cli.js';
 
 const DEMO = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
 const PARAMS = join(ROOT, 'fixtures', 'params', 'bcoin-regtest.json');
@@ -25,43 +25,45 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function fails(args: string[], status: number, pattern: RegExp): void {
-  const res = nodereg(args);
+function expectFailure(res: CliRun, status: number, pattern: RegExp): void {
   expect({ status: res.status, stdout: res.stdout }).toEqual({ status, stdout: '' });
   expect(res.stderr).toMatch(/^nodereg: [^\n]+\n$/);
   expect(res.stderr).toMatch(pattern);
 }
-
-const ok = (args: string[]): string => {
-  const res = nodereg(args);
+function expectOk(res: CliRun): string {
   expect(res.stderr).toBe('');
   expect(res.status).toBe(0);
   return res.stdout;
-};
+}
+/** In-process (see noderegIn); the full disk is met by the spawned binary, which exits with the index still open. */
+const fails = async (args: string[], status: number, pattern: RegExp): Promise<void> => expectFailure(await noderegIn(args), status, pattern);
+const ok = async (args: string[]): Promise<string> => expectOk(await noderegIn(args));
+const failsSpawned = (args: string[], status: number, pattern: RegExp): void => expectFailure(nodereg(args), status, pattern);
+const okSpawned = (args: string[]): string => expectOk(nodereg(args));
 
 describe('the index remembers its params', () => {
   let db: string;
   let withFile: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     db = join(dir, 'params-db');
-    ok(['recount', '--params', PARAMS, '--blocks-dir', DEMO, '--db', db]);
-    withFile = ok(['export', '--db', db, '--params', PARAMS]);
+    await ok(['recount', '--params', PARAMS, '--blocks-dir', DEMO, '--db', db]);
+    withFile = await ok(['export', '--db', db, '--params', PARAMS]);
   }, 300_000);
 
-  it('export, nodes, check and a resumed recount work without --params', () => {
-    const exported = ok(['export', '--db', db]);
+  it('export, nodes, check and a resumed recount work without --params', async () => {
+    const exported = await ok(['export', '--db', db]);
     expect(exported).toBe(withFile);
     expect((JSON.parse(exported) as { network: string }).network).toBe('bcoin-regtest');
-    expect(ok(['nodes', '--db', db, '--json'])).toMatch(/"address": "rb1/);
-    expect(ok(['check', '--db', db])).toMatch(/^ok: /);
-    expect(ok(['recount', '--blocks-dir', DEMO, '--db', db, '--json'])).toBe(withFile);
+    expect(await ok(['nodes', '--db', db, '--json'])).toMatch(/"address": "rb1/);
+    expect(await ok(['check', '--db', db])).toMatch(/^ok: /);
+    expect(await ok(['recount', '--blocks-dir', DEMO, '--db', db, '--json'])).toBe(withFile);
   }, 300_000);
 
-  it('other params are still refused', () => {
-    fails(['export', '--db', db, '--network', 'regtest'], 1, /built for network "bcoin-regtest" with other params/);
+  it('other params are still refused', async () => {
+    await fails(['export', '--db', db, '--network', 'regtest'], 1, /built for network "bcoin-regtest" with other params/);
     const other = join(dir, 'other.json');
     writeFileSync(other, JSON.stringify({ ...JSON.parse(readFileSync(PARAMS, 'utf8')), expiryBlocks: 100 }));
-    fails(['nodes', '--db', db, '--params', other], 1, /built for network "bcoin-regtest" with other params/);
+    await fails(['nodes', '--db', db, '--params', other], 1, /built for network "bcoin-regtest" with other params/);
   }, 120_000);
 
   it('the read API serves them, and an --api client takes them from it', async () => {
@@ -82,27 +84,27 @@ describe('the index remembers its params', () => {
 });
 
 describe('a recount into an index of another chain', () => {
-  it('is refused without --reset, and --reset rebuilds it as a fresh recount would', () => {
+  it('is refused without --reset, and --reset rebuilds it as a fresh recount would', async () => {
     const c = new ChainBuilder({ seed: 'another-chain', sign: 'dummy' });
     c.mineEmpty(30);
     const other = join(dir, 'other', 'blocks');
     writeBlocksDir(other, storageOrder(c), { magic: 'fabfb5da' });
     const db = join(dir, 'chain-db');
-    ok(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db]);
-    fails(['recount', '--network', 'regtest', '--blocks-dir', other, '--db', db], 1,
+    await ok(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db]);
+    await fails(['recount', '--network', 'regtest', '--blocks-dir', other, '--db', db], 1,
       /the index at .* was built from another chain: its block at height 1 is not in this blocks directory's best chain .*pass --reset/);
-    const fresh = ok(['recount', '--network', 'regtest', '--blocks-dir', other, '--json']);
-    expect(ok(['recount', '--network', 'regtest', '--blocks-dir', other, '--db', db, '--reset', '--json'])).toBe(fresh);
-    expect(ok(['export', '--db', db])).toBe(fresh);
+    const fresh = await ok(['recount', '--network', 'regtest', '--blocks-dir', other, '--json']);
+    expect(await ok(['recount', '--network', 'regtest', '--blocks-dir', other, '--db', db, '--reset', '--json'])).toBe(fresh);
+    expect(await ok(['export', '--db', db])).toBe(fresh);
   }, 300_000);
 
-  it('--reset empties only an index directory', () => {
+  it('--reset empties only an index directory', async () => {
     const mine = join(dir, 'not-an-index');
     mkdirSync(mine);
     writeFileSync(join(mine, 'notes.txt'), 'keep me');
-    fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', mine, '--reset'], 1, /holds files that are not LevelDB's; --reset empties only an index directory/);
+    await fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', mine, '--reset'], 1, /holds files that are not LevelDB's; --reset empties only an index directory/);
     expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('keep me');
-    const usage = nodereg(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--reset']);
+    const usage = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--reset']);
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/^nodereg: --reset wipes the index given by --db, so it needs --db\n/);
   }, 120_000);
@@ -130,10 +132,10 @@ describe('a full disk', () => {
     const ballast = join(at, 'ballast');
     writeFileSync(ballast, Buffer.alloc(1800 * 1024));
     const db = join(at, 'db');
-    fails(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db], 1,
+    failsSpawned(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db], 1,
       /^nodereg: no space left on the device holding --db \(.*db\); free space and run the same command to resume\n$/);
     rmSync(ballast);
-    const fresh = ok(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--json']);
-    expect(ok(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db, '--json'])).toBe(fresh);
+    const fresh = okSpawned(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--json']);
+    expect(okSpawned(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db', db, '--json'])).toBe(fresh);
   }, 300_000);
 });

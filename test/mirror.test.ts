@@ -17,7 +17,7 @@ import { MirrorBusyError, prepareMirror, syncMirror } from '../indexer/mirror/sy
 import { openIndexStore } from '../indexer/store/store.js';
 import { NOTIFY_CHANNEL } from '../indexer/mirror/writer.js';
 import { BUILTIN_NETWORKS, paramsHash } from '../script/params.js';
-import { noderegAsync, ROOT } from './helpers/cli.js';
+import { noderegAsync, noderegIn, ROOT } from './helpers/cli.js';
 import { reorgBranch } from './helpers/chains.js';
 import { compareMirror, sqlRows } from './helpers/mirror.js';
 import { startPostgres, type PgCluster } from './helpers/postgres.js';
@@ -44,7 +44,8 @@ async function indexOf(name: string, blocks: readonly Uint8Array[]): Promise<str
 }
 
 async function mirror(db: string, extra: string[] = []): Promise<{ status: number | null; json: unknown; stderr: string }> {
-  const r = await noderegAsync(['mirror', '--db', db, '--postgres', url, '--json', ...extra]);
+  // In-process (see noderegIn); the recounts above and `index --postgres` below spawn the binary.
+  const r = await noderegIn(['mirror', '--db', db, '--postgres', url, '--json', ...extra]);
   return { status: r.status, json: r.status === 0 ? JSON.parse(r.stdout) as unknown : null, stderr: r.stderr };
 }
 
@@ -126,11 +127,12 @@ describe('nodereg mirror against a real PostgreSQL', () => {
 
   it('says so in one line, exit 1, when PostgreSQL is not there (mirror and index alike)', async () => {
     const nowhere = `postgresql://postgres@localhost/nodereg?host=${encodeURIComponent(join(dir, 'no-server'))}`;
+    // Spawned: pg's connect error comes from another realm inside Jest, and its message would read differently.
     const m = await noderegAsync(['mirror', '--db', main, '--postgres', nowhere]);
     expect([m.status, m.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at postgresql:\/\/postgres@localhost\/nodereg\?host=.*: ENOENT; start it, or fix --postgres .*\n$/)]);
     const ix = await noderegAsync(['index', '--db', main, '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--postgres', nowhere]);
     expect([ix.status, ix.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at .*ENOENT/)]);
-    const bad = await noderegAsync(['mirror', '--db', main, '--postgres', 'mysql://u:secret@h/db']);
+    const bad = await noderegIn(['mirror', '--db', main, '--postgres', 'mysql://u:secret@h/db']);
     expect([bad.status, bad.stderr]).toEqual([2, expect.stringMatching(/--postgres must be a connection URL .*mysql:\/\/u:\*\*\*@h\/db/)]);
   });
 
@@ -150,7 +152,7 @@ describe('nodereg mirror against a real PostgreSQL', () => {
     } finally {
       await c.end();
     }
-    const r = await noderegAsync(['mirror', '--db', main, '--postgres', old, '--json']);
+    const r = await noderegIn(['mirror', '--db', main, '--postgres', old, '--json']);
     expect([r.status, r.stderr]).toEqual([0, '']);
     expect(JSON.parse(r.stdout)).toMatchObject({ before: null, blocks: expected.height + 1 });
     expect(await sqlRows(old, 'SELECT max(version) AS v FROM schema_migrations')).toEqual([{ v: MIRROR_SCHEMA_VERSION }]);

@@ -9,7 +9,7 @@ import { UserError } from '../cli/common.js';
 import { parseStake } from '../script/address.js';
 import { paramsHash } from '../script/params.js';
 import type { Account } from '../fixtures/generator/keys.js';
-import { noderegAsync } from './helpers/cli.js';
+import { noderegIn } from './helpers/cli.js';
 import { closedUrl, expectOneLineError, json, PARAMS, PARAMS_FILE, RegtestLab, SEGWIT_HEIGHT } from './helpers/operator.js';
 
 /*
@@ -94,27 +94,27 @@ describe('operator commands against a fake read API that follows a real bcoin no
     const res = await lab.runMining(['renew', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...apiArgs(), '--wait']);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/renewal at height \d+: accepted/);
-    const status = await noderegAsync(['status', '--stake', stake.address, ...apiArgs()]);
+    const status = await noderegIn(['status', '--stake', stake.address, ...apiArgs()]);
     expect(status.status).toBe(0);
     expect(status.stdout).toMatch(/^status\s+active$/m);
     expect(status.stdout).toMatch(/^renewals\s+1$/m);
   });
 
   it('refuses a doomed announcement through the API too', async () => {
-    const res = await noderegAsync(['announce', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...apiArgs()]);
+    const res = await noderegIn(['announce', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...apiArgs()]);
     expectOneLineError(res, /ALREADY_REGISTERED: /);
   });
 
   it('refuses params that differ from the daemon\'s, and asks for --params when the daemon\'s chain is not built in', async () => {
-    const wrong = await noderegAsync(['status', '--stake', stake.address, '--network', 'regtest', '--api', api.url]);
+    const wrong = await noderegIn(['status', '--stake', stake.address, '--network', 'regtest', '--api', api.url]);
     expectOneLineError(wrong, /indexes "bcoin-regtest" with other params than regtest/);
-    const missing = await noderegAsync(['status', '--stake', stake.address, '--api', api.url]);
+    const missing = await noderegIn(['status', '--stake', stake.address, '--api', api.url]);
     expectOneLineError(missing, /serves "bcoin-regtest", a chain described by a params file: pass the same --params <file>/, 2);
   });
 
   it('reports a read API that cannot be reached', async () => {
     const url = await closedUrl();
-    const res = await noderegAsync(['status', '--stake', stake.address, '--params', PARAMS_FILE, '--api', url]);
+    const res = await noderegIn(['status', '--stake', stake.address, '--params', PARAMS_FILE, '--api', url]);
     expectOneLineError(res, new RegExp(`cannot reach the read API at ${url} \\(ECONNREFUSED\\): is "nodereg index --serve" running`));
   });
 });

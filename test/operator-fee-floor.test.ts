@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Account } from '../fixtures/generator/keys.js';
-import { nodereg } from './helpers/cli.js';
+import { noderegIn } from './helpers/cli.js';
 import { expectOneLineError, json, RegtestLab, SEGWIT_HEIGHT } from './helpers/operator.js';
 
 /*
@@ -83,15 +83,15 @@ describe('operator fees against a node that enforces a floor of 100 sat/vB', () 
     expect(res.stdout).toMatch(/^sent /m);
   });
 
-  it('keeps a rate above the floor, and says the floor was below it', () => {
-    const res = nodereg(['renew', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...lab.common(), '--fee-rate', '150', '--dry-run', '--json']);
+  it('keeps a rate above the floor, and says the floor was below it', async () => {
+    const res = await noderegIn(['renew', '--stake', stake.address, '--key-file', lab.keyFile(stake), ...lab.common(), '--fee-rate', '150', '--dry-run', '--json']);
     if (res.status !== 0) throw new Error(`renew failed (${res.status}):\n${res.stderr}\n${res.stdout}`);
     expect(json<Announced>(res)).toMatchObject({ feeRate: 150, feeSource: '--fee-rate', feeWhy: 'as given; the node\'s floor is 100 sat/vB (mempoolminfee)' });
   });
 
-  it('payouts --pay-from refuses a --fee-rate below the node\'s floor rather than raise it, and writes nothing', () => {
+  it('payouts --pay-from refuses a --fee-rate below the node\'s floor rather than raise it, and writes nothing', async () => {
     const file = join(lab.dir, 'low.psbt');
-    const res = nodereg(['payouts', ...lab.common(), '--from', '1', '--to', '2', '--amount', '100000', '--pay-from', control.address, '--fee-rate', '5', '--psbt', file]);
+    const res = await noderegIn(['payouts', ...lab.common(), '--from', '1', '--to', '2', '--amount', '100000', '--pay-from', control.address, '--fee-rate', '5', '--psbt', file]);
     expectOneLineError(res, /--fee-rate 5 sat\/vB is below the node's floor of 100 sat\/vB \(mempoolminfee \(getmempoolinfo\) at http:\/\/127\.0\.0\.1:\d+\/?\): it would refuse the payment; pass --fee-rate 100 or more\n$/);
     expect(existsSync(file)).toBe(false);
   });

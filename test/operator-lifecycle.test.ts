@@ -6,7 +6,7 @@ import type { Account } from '../fixtures/generator/keys.js';
 import type { SigningInput } from '../fixtures/generator/sign.js';
 import { nodeInfo } from '../indexer/read/queries.js';
 import { openStore } from '../indexer/store/store.js';
-import { nodereg } from './helpers/cli.js';
+import { nodereg, noderegIn } from './helpers/cli.js';
 import { json, NETWORK, PARAMS, PARAMS_FILE, RegtestLab, SEGWIT_HEIGHT, type CliResult } from './helpers/operator.js';
 
 /*
@@ -74,7 +74,7 @@ function expectValidTaprootSignatures(tx: Transaction, acct: Account, values: bi
  * transaction comes from --dry-run and is mined by submitblock.
  */
 async function announceInBlock(cmd: 'announce' | 'renew', acct: Account): Promise<Announced> {
-  const res = nodereg([cmd, '--stake', acct.address, '--key-file', lab.keyFile(acct), ...lab.common(), '--dry-run', '--json']);
+  const res = await noderegIn([cmd, '--stake', acct.address, '--key-file', lab.keyFile(acct), ...lab.common(), '--dry-run', '--json']);
   if (res.status !== 0) throw new Error(`${cmd} failed (${res.status}):\n${res.stderr}`);
   const coins = await lab.coinsOf(acct);
   const out = json<{ hex: string; txid: string; signed: boolean; sent: boolean }>(res);
@@ -82,8 +82,8 @@ async function announceInBlock(cmd: 'announce' | 'renew', acct: Account): Promis
   const tx = Transaction.fromHex(out.hex);
   expectValidTaprootSignatures(tx, acct, tx.ins.map((i) => coins.find((c) => c.txid === Buffer.from(i.hash).reverse().toString('hex') && c.vout === i.index)!.value));
   await lab.mineTxs([tx]);
-  const { registration } = status(acct).info;
-  const outcome = json<{ announcements: Array<{ accepted: boolean; kind: string }> }>(nodereg(['explain', out.txid, '--params', PARAMS_FILE, '--db', lab.db, '--json']));
+  const { registration } = (await status(acct)).info;
+  const outcome = json<{ announcements: Array<{ accepted: boolean; kind: string }> }>(await noderegIn(['explain', out.txid, '--params', PARAMS_FILE, '--db', lab.db, '--json']));
   return { txid: out.txid, sent: true, outcome: outcome.announcements, registration };
 }
 
@@ -95,7 +95,7 @@ async function announce(cmd: 'announce' | 'renew', acct: Account, via: Via): Pro
     res = await lab.runMining([cmd, '--stake', acct.address, '--key-file', lab.keyFile(acct), ...lab.common(), '--wait', '--json']);
   } else {
     const file = join(lab.dir, `${acct.name}-${cmd}-${Date.now()}.psbt`);
-    const built = nodereg([cmd, '--stake', acct.address, ...lab.common(), '--witness-script', Buffer.from(acct.witnessScript!).toString('hex'), '--psbt-out', file]);
+    const built = await noderegIn([cmd, '--stake', acct.address, ...lab.common(), '--witness-script', Buffer.from(acct.witnessScript!).toString('hex'), '--psbt-out', file]);
     expect(built.stderr).toBe('');
     expect(built.stdout).toMatch(/preflight\s+accepted/);
     res = await lab.runMining(['broadcast', externalSigner(file, acct), ...lab.common(), '--wait', '--json']);
@@ -114,7 +114,7 @@ async function moveStakeAway(acct: Account, via: Via): Promise<SigningInput> {
   if (via === 'block') {
     await lab.mineTxs([tx]);
   } else {
-    const sent = nodereg(['broadcast', tx.toHex(), ...lab.rpcArgs()]);
+    const sent = await noderegIn(['broadcast', tx.toHex(), ...lab.rpcArgs()]);
     expect(sent.stderr).toBe('');
     expect(sent.status).toBe(0);
     await lab.mine(1);
@@ -128,9 +128,9 @@ async function refund(from: SigningInput, acct: Account): Promise<void> {
   await lab.mine(1);
 }
 
-function status(acct: Account, exit = 0): CliResult & { info: { registration: Registration; warnings: string[] } } {
-  // With --rpc, status first brings the index up to the node's tip.
-  const res = nodereg(['status', '--stake', acct.address, ...lab.common(), '--json']);
+async function status(acct: Account, exit = 0): Promise<CliResult & { info: { registration: Registration; warnings: string[] } }> {
+  // With --rpc, status first brings the index up to the node's tip. In-process: the readable status test below spawns it.
+  const res = await noderegIn(['status', '--stake', acct.address, ...lab.common(), '--json']);
   if (res.status !== exit) throw new Error(`status exited ${res.status}, not ${exit}:\n${res.stderr}`);
   return { ...res, info: json(res) };
 }
@@ -150,7 +150,7 @@ async function lifecycle(acct: Account, via: Via): Promise<void> {
   // 5. Move the stake away: the node lapses at the end of that block.
   const held = await moveStakeAway(acct, via);
   // Not live: status exits 4, for monitoring.
-  const lapsed = status(acct, 4);
+  const lapsed = await status(acct, 4);
   expect(lapsed.info.registration).toMatchObject({ status: 'lapsed', endedHeight: await lab.height(), renewals: 1 });
   expect(lapsed.stderr).toMatch(/^WARNING: the registration of .* lapsed at height \d+/m);
 
@@ -185,7 +185,7 @@ describe('an operator on bcoin regtest, from a funded address to an active, rene
     expect(created.status).toBe(0);
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
     const { address, script } = json<{ addresses: Array<{ type: string; address: string; script: string }> }>(created).addresses.find((a) => a.type === 'p2wpkh')!;
-    expect(nodereg(['key', 'new', '--params', PARAMS_FILE, '--out', keyFile]).status).toBe(1);
+    expect((await noderegIn(['key', 'new', '--params', PARAMS_FILE, '--out', keyFile])).status).toBe(1);
     // Block rewards have halved below the stake by now (every 150 blocks on regtest), so a payment funds it.
     await lab.fund(Buffer.from(script, 'hex'), 4_500_000_000n);
     await lab.mine(1);
@@ -217,7 +217,7 @@ describe('an operator on bcoin regtest, from a funded address to an active, rene
     const to = await lab.height();
     const file = join(lab.dir, 'pay.psbt');
     // --db with --rpc catches the index up first, so it sees the payer's new coins.
-    const res = nodereg(['payouts', ...lab.common(), '--from', String(to - 2), '--to', String(to), '--amount', '20000000',
+    const res = await noderegIn(['payouts', ...lab.common(), '--from', String(to - 2), '--to', String(to), '--amount', '20000000',
       '--pay-from', payer.address, '--fee-rate', '3', '--psbt', file, '--max-outputs', '2', '--key-file', lab.keyFile(payer), '--broadcast', '--json']);
     if (res.status !== 0) throw new Error(`payouts failed (${res.status}):\n${res.stderr}`);
     const out = json<{ payouts: Array<{ stakeScript: string; amount: string }>; payment: { transactions: Array<{ file: string; txid: string; sent: boolean; fee: string; vsize: number }>; totals: { paid: string } } }>(res);
@@ -242,7 +242,7 @@ describe('an operator on bcoin regtest, from a funded address to an active, rene
     await lab.mine(1);
     const block = await lab.blockAt(await lab.height());
     expect(txs.every((t) => block.transactions!.some((tx) => tx.getId() === t.txid))).toBe(true);
-    status(accounts.p2wpkh!);
+    await status(accounts.p2wpkh!);
     const after = await balances();
     expect(after.map((b, i) => b - before[i]!)).toEqual(out.payouts.map((r) => BigInt(r.amount)));
   });

@@ -24,7 +24,7 @@ import { payoutTable } from '../indexer/read/payouts.js';
 import { utxosOf } from '../indexer/read/queries.js';
 import { openStore } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
-import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 const PARAMS = BUILTIN_NETWORKS.regtest!;
 const NETWORK = toNetwork(PARAMS);
@@ -223,6 +223,7 @@ describe('the --utxos file', () => {
   });
 });
 
+// The CLI runs in-process (see noderegIn); the index is built and the key-on-the-command-line test is run by the spawned binary.
 describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
   const DEMO_BLOCKS = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
   const payer = acct('payer-cli', 'p2wpkh');
@@ -254,7 +255,7 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     const table = await payoutTable(store, PARAMS, { from: 440, to: 445, amount: 1_000_003n, minPayout: 200n }).finally(() => store.close());
     expect(table.payouts.length).toBeGreaterThanOrEqual(3);
     const out = join(dir, 'pay.psbt');
-    const res = nodereg([...base(), '--psbt', out, '--max-outputs', '2', '--utxos', utxos([{ value: '900000' }, { value: '800000' }, { value: '700000' }]), '--key-file', keyFile(0o600), '--json']);
+    const res = await noderegIn([...base(), '--psbt', out, '--max-outputs', '2', '--utxos', utxos([{ value: '900000' }, { value: '800000' }, { value: '700000' }]), '--key-file', keyFile(0o600), '--json']);
     if (res.status !== 0) throw new Error(res.stderr);
     const got = JSON.parse(res.stdout) as { payouts: unknown[]; payment: { transactions: Array<{ file: string; txid: string; signed: boolean; sent: boolean; hex: string }>; totals: { rows: number; paid: string } } };
     expect(got.payouts).toEqual(table.payouts.map((r) => expect.objectContaining(r)));
@@ -271,7 +272,7 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     }
     expect(paid).toEqual(table.payouts.map((r) => `${r.stakeScript}:${r.amount}`));
     // Never over an earlier payment's files.
-    const again = nodereg([...base(), '--psbt', out, '--max-outputs', '2', '--utxos', utxos([{ value: '900000' }, { value: '800000' }])]);
+    const again = await noderegIn([...base(), '--psbt', out, '--max-outputs', '2', '--utxos', utxos([{ value: '900000' }, { value: '800000' }])]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/pay-1\.psbt.* already exist\(s\): remove them or choose another --psbt/);
   });
@@ -280,7 +281,7 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     // Alice's stake in the demo chain: a P2WPKH address holding coins.
     const alice = 'bcrt1qw08gd26j454qfj0986nae4pemvk8uu8d454g2g';
     const args = ['payouts', '--network', 'regtest', '--from', '440', '--to', '445', '--amount', '1000003', '--pay-from', alice, '--fee-rate', '2', '--json'];
-    const viaDb = nodereg([...args, '--db', db, '--psbt', join(dir, 'db.psbt')]);
+    const viaDb = await noderegIn([...args, '--db', db, '--psbt', join(dir, 'db.psbt')]);
     if (viaDb.status !== 0) throw new Error(viaDb.stderr);
     const store = await openStore(db, PARAMS, { create: false });
     const server = await buildServer({ db: store, params: PARAMS });
@@ -288,7 +289,7 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     let coins;
     try {
       coins = (await utxosOf(store, addressToScript(alice, PARAMS))).map((c) => `${c.txid}:${c.vout}`);
-      viaApi = await noderegAsync([...args, '--api', await server.listen('127.0.0.1', 0), '--psbt', join(dir, 'api.psbt')]);
+      viaApi = await noderegIn([...args, '--api', await server.listen('127.0.0.1', 0), '--psbt', join(dir, 'api.psbt')]);
     } finally {
       await server.close();
       await store.close();
@@ -303,15 +304,15 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     for (const op of spent) expect(coins).toContain(op);
   });
 
-  it('refuses a key file that others can read, and writes nothing', () => {
+  it('refuses a key file that others can read, and writes nothing', async () => {
     const out = join(dir, 'open.psbt');
-    const res = nodereg([...base(), '--psbt', out, '--utxos', utxos([{ value: '5000000' }]), '--key-file', keyFile(0o644)]);
+    const res = await noderegIn([...base(), '--psbt', out, '--utxos', utxos([{ value: '5000000' }]), '--key-file', keyFile(0o644)]);
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/^nodereg: key file .*payer-644\.wif is readable by other users \(permissions 0644 are too open\); run: chmod 600/m);
     expect(existsSync(out)).toBe(false);
   });
 
-  it('refuses a key on the command line without echoing it', () => {
+  it('refuses a key on the command line without echoing it (the spawned binary)', () => {
     const wif = payer.key.toWIF();
     const res = nodereg([...base(), '--psbt', join(dir, 'x.psbt'), wif]);
     expect(res.status).not.toBe(0);
@@ -319,26 +320,26 @@ describe('nodereg payouts --pay-from over the demo chain (no node)', () => {
     expect(res.stderr).not.toContain(wif);
   });
 
-  it('refuses a malformed --utxos file and insufficient funds with one clear line each', () => {
+  it('refuses a malformed --utxos file and insufficient funds with one clear line each', async () => {
     const bad = join(dir, 'bad-utxos.json');
     writeFileSync(bad, '{"utxos": [{"txid": "00", "vout": 0}]}');
-    const malformed = nodereg([...base(), '--psbt', join(dir, 'y.psbt'), '--utxos', bad]);
+    const malformed = await noderegIn([...base(), '--psbt', join(dir, 'y.psbt'), '--utxos', bad]);
     expect(malformed.status).toBe(1);
     expect(malformed.stderr).toMatch(/^nodereg: --utxos .*bad-utxos\.json: entry 1: "txid" must be 64 hex digits\n$/);
-    const poor = nodereg([...base(), '--psbt', join(dir, 'z.psbt'), '--utxos', utxos([{ value: '1000000' }])]);
+    const poor = await noderegIn([...base(), '--psbt', join(dir, 'z.psbt'), '--utxos', utxos([{ value: '1000000' }])]);
     expect(poor.status).toBe(1);
     expect(poor.stderr).toMatch(/^nodereg: insufficient funds: bcrt1q\w+ has 0\.01 spendable in 1 coin\(s\), but the \d+ payout\(s\) need 0\.01000003 plus at least/);
   });
 
-  it('writes an unsigned PSBT that says what to do next, and needs --fee-rate and --psbt', () => {
+  it('writes an unsigned PSBT that says what to do next, and needs --fee-rate and --psbt', async () => {
     const out = join(dir, 'unsigned.psbt');
-    const res = nodereg([...base(), '--psbt', out, '--utxos', utxos([{ value: '5000000' }])]);
+    const res = await noderegIn([...base(), '--psbt', out, '--utxos', utxos([{ value: '5000000' }])]);
     expect(res.status).toBe(0);
     expect(res.stdout).toMatch(/^payment +from bcrt1q\w+ at 2 sat\/vB \(not checked against a node's relay floor: give --rpc\)$/m);
     expect(res.stdout).toMatch(/^next +sign it with the payer's wallet, then: nodereg broadcast/m);
     expect(Psbt.fromBase64(readFileSync(out, 'utf8').trim()).data.inputs[0]!.witnessUtxo).toBeDefined();
-    expect(nodereg([...base().filter((a) => a !== '--fee-rate' && a !== '2'), '--psbt', out]).stderr).toMatch(/--pay-from needs --fee-rate/);
-    expect(nodereg(base()).stderr).toMatch(/--pay-from needs --psbt <file>/);
-    expect(nodereg(['payouts', '--network', 'regtest', '--db', db, '--from', '440', '--to', '445', '--amount', '1000', '--psbt', out]).stderr).toMatch(/--psbt go\(es\) with --pay-from/);
+    expect((await noderegIn([...base().filter((a) => a !== '--fee-rate' && a !== '2'), '--psbt', out])).stderr).toMatch(/--pay-from needs --fee-rate/);
+    expect((await noderegIn(base())).stderr).toMatch(/--pay-from needs --psbt <file>/);
+    expect((await noderegIn(['payouts', '--network', 'regtest', '--db', db, '--from', '440', '--to', '445', '--amount', '1000', '--psbt', out])).stderr).toMatch(/--psbt go\(es\) with --pay-from/);
   });
 });

@@ -15,7 +15,7 @@ import { carrier, newNode } from '../fixtures/generator/announce.js';
 import { layoutBlkFiles, storageOrder, writeBlocksDir, type BlkLayoutOptions } from '../fixtures/generator/blkwriter.js';
 import { ChainBuilder, type MinedBlock } from '../fixtures/generator/chain.js';
 import { payTo, type Coin } from '../fixtures/generator/wallet.js';
-import { nodereg } from './helpers/cli.js';
+import { nodereg, noderegIn, type CliRun } from './helpers/cli.js';
 
 const COIN = 100_000_000n;
 
@@ -56,11 +56,12 @@ function blocksDirOf(name: string, blocks: readonly Uint8Array[], layout: Omit<B
   return dir;
 }
 
-const recountCli = (dir: string, extra: string[] = []): SpawnSyncReturns<string> =>
-  nodereg(['recount', '--network', 'regtest', '--blocks-dir', dir, '--json', ...extra]);
+/** In-process (see noderegIn): what recount says about its input is tested, not the process. */
+const recountCli = (dir: string, extra: string[] = []): Promise<CliRun> =>
+  noderegIn(['recount', '--network', 'regtest', '--blocks-dir', dir, '--json', ...extra]);
 
 /** Exit status 1 or 2 with exactly one line of error on stderr, no stack trace, nothing on stdout. */
-function expectCleanFailure(res: SpawnSyncReturns<string>, status: number, message: RegExp): void {
+function expectCleanFailure(res: CliRun | SpawnSyncReturns<string>, status: number, message: RegExp): void {
   expect({ status: res.status, stdout: res.stdout }).toEqual({ status, stdout: '' });
   const lines = res.stderr.trimEnd().split('\n');
   expect(lines[0]).toMatch(/^nodereg: /);
@@ -70,8 +71,8 @@ function expectCleanFailure(res: SpawnSyncReturns<string>, status: number, messa
 }
 
 /** A successful recount's JSON and the warnings it printed. */
-function recounted(dir: string, extra: string[] = []): { json: ExportJson; warnings: string[] } {
-  const res = recountCli(dir, extra);
+async function recounted(dir: string, extra: string[] = []): Promise<{ json: ExportJson; warnings: string[] }> {
+  const res = await recountCli(dir, extra);
   expect(res.stderr).not.toMatch(/\n\s+at |internal error|nodereg: /);
   expect(res.status).toBe(0);
   const warnings = res.stderr.split('\n').filter((l) => l !== '');
@@ -84,8 +85,8 @@ const baseBlocks = storageOrder(base);
 const busiest = base.chainBlocks().reduce((a, b) => (b.txids.length > a.txids.length ? b : a));
 let baseline: ExportJson;
 
-beforeAll(() => {
-  baseline = recounted(blocksDirOf('baseline', baseBlocks)).json;
+beforeAll(async () => {
+  baseline = (await recounted(blocksDirOf('baseline', baseBlocks))).json;
   expect(baseline.height).toBe(base.height);
   expect(baseline.nodes).toHaveLength(1);
 });
@@ -109,19 +110,19 @@ describe('unreadable records stop the recount with the file and offset', () => {
     return { dir, start, size };
   }
 
-  it('a record cut short in the middle of a file', () => {
+  it('a record cut short in the middle of a file', async () => {
     const { dir, start } = cutShort('truncated', 100);
-    expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${start}: block does not parse: .* of the block$`));
+    expectCleanFailure(await recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${start}: block does not parse: .* of the block$`));
   });
 
-  it('a record cut short by a few bytes, so that it still parses, does not silently swallow the record after it', () => {
+  it('a record cut short by a few bytes, so that it still parses, does not silently swallow the record after it', async () => {
     // The short record borrows the next record's magic, size and first header bytes to make up its
     // declared size; the reader then finds no magic where the next record should start.
     const { dir, start, size } = cutShort('truncated-slightly', 10);
-    expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset (${start}|${start + size})\\b`));
+    expectCleanFailure(await recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset (${start}|${start + size})\\b`));
   });
 
-  it('a record whose size runs past the end of a file that is not the last', () => {
+  it('a record whose size runs past the end of a file that is not the last', async () => {
     // In the last file this is a block a live node is still writing (see recount-dirs.test.ts).
     const dir = join(freshDir('cut-off'), 'blocks');
     mkdirSync(dir);
@@ -131,10 +132,10 @@ describe('unreadable records stop the recount with the file and offset', () => {
     const last = file!.records[file!.records.length - 1]!;
     writeFileSync(join(dir, 'blk00000.dat'), Buffer.from(file!.bytes).subarray(0, file!.bytes.length - 7));
     writeFileSync(join(dir, 'blk00001.dat'), second!.bytes);
-    expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${last.offset + 8}: record of \\d+ bytes runs past the end of the file`));
+    expectCleanFailure(await recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${last.offset + 8}: record of \\d+ bytes runs past the end of the file`));
   });
 
-  it('a block with bytes flipped inside a transaction, in an obfuscated directory', () => {
+  it('a block with bytes flipped inside a transaction, in an obfuscated directory', async () => {
     const raw = Buffer.from(busiest.raw);
     const coinbaseSize = Block.fromBuffer(raw).transactions![0]!.byteLength();
     expect(busiest.txids.length).toBeLessThan(0xfd);
@@ -144,14 +145,14 @@ describe('unreadable records stop the recount with the file and offset', () => {
     const files = layoutBlkFiles(blocks, { magic: 'fabfb5da', xorKey: Buffer.from('0123456789abcdef', 'hex') });
     const rec = files[0]!.records.find((r) => blocks[r.index] === raw)!;
     const dir = blocksDirOf('flipped', blocks, { xorKey: Buffer.from('0123456789abcdef', 'hex'), zeroTail: 512 });
-    expectCleanFailure(recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${rec.offset + 8}: block does not parse: .* of the block$`));
+    expectCleanFailure(await recountCli(dir), 1, new RegExp(`blk00000\\.dat at offset ${rec.offset + 8}: block does not parse: .* of the block$`));
   });
 });
 
 describe('invalid and unconnected blocks are dropped with a warning', () => {
   const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-  it('a block failing proof of work is dropped with its descendants, even when its branch has the most work', () => {
+  it('a block failing proof of work is dropped with its descendants, even when its branch has the most work', async () => {
     const c = baseChain('bad-pow');
     const h = c.height;
     const cy = c.account('cy', 'p2wpkh');
@@ -162,47 +163,47 @@ describe('invalid and unconnected blocks are dropped with a warning', () => {
     c.mineEmpty(2);
     const good = c.fork(h);
     good.mineEmpty(2);
-    const { json, warnings } = recounted(blocksDirOf('bad-pow', storageOrder(c)));
+    const { json, warnings } = await recounted(blocksDirOf('bad-pow', storageOrder(c)));
     expect(warnings).toEqual([expect.stringMatching(new RegExp(`^warning: block ${bad.hash} in .*blk00000\\.dat at offset \\d+ fails proof of work: dropped with its 2 descendant\\(s\\)$`))]);
     expect(json.height).toBe(h + 2);
     expect(json.tip).toBe(good.tip.hash);
     expect(json.nodes.map((n) => n.stakeScript)).toEqual([hex(c.account('amy', 'p2wpkh').script)]);
   });
 
-  it('a block with a wrong merkle root is dropped with its descendants, and the recount ends at the valid tip', () => {
+  it('a block with a wrong merkle root is dropped with its descendants, and the recount ends at the valid tip', async () => {
     const c = baseChain('bad-merkle');
     const h = c.height;
     const valid = c.tip;
     const bad = c.mine([], { corrupt: 'merkle' });
     c.mineEmpty(1);
-    const { json, warnings } = recounted(blocksDirOf('bad-merkle', storageOrder(c)));
+    const { json, warnings } = await recounted(blocksDirOf('bad-merkle', storageOrder(c)));
     expect(warnings).toEqual([expect.stringMatching(new RegExp(`^warning: block ${bad.hash} .* has a wrong merkle root: dropped with its 1 descendant\\(s\\)$`))]);
     expect([json.height, json.tip]).toEqual([h, valid.hash]);
   });
 
-  it('an orphan block is ignored with a warning', () => {
+  it('an orphan block is ignored with a warning', async () => {
     const other = new ChainBuilder({ seed: 'elsewhere', sign: 'dummy' });
     other.mineEmpty(3);
     const orphan: MinedBlock = other.tip;
     const blocks = [...baseBlocks.slice(0, 50), orphan.raw, ...baseBlocks.slice(50)];
-    const { json, warnings } = recounted(blocksDirOf('orphan', blocks));
+    const { json, warnings } = await recounted(blocksDirOf('orphan', blocks));
     expect(warnings).toEqual([expect.stringMatching(new RegExp(`^warning: block ${orphan.hash} .*does not connect to genesis.*ignored$`))]);
     expect(json).toEqual(baseline);
   });
 
-  it('a block stored twice counts once, even when one of the copies is damaged', () => {
+  it('a block stored twice counts once, even when one of the copies is damaged', async () => {
     const damaged = Buffer.from(busiest.raw);
     damaged[damaged.length - 1]! ^= 0x01; // the last transaction's locktime: it parses, but the merkle root no longer matches
     const i = baseBlocks.indexOf(busiest.raw);
     const twice = [...baseBlocks.slice(0, i), damaged, ...baseBlocks.slice(i), busiest.raw, damaged];
-    const { json, warnings } = recounted(blocksDirOf('twice', twice, { maxFileSize: 4096 }));
+    const { json, warnings } = await recounted(blocksDirOf('twice', twice, { maxFileSize: 4096 }));
     expect(warnings).toEqual([]);
     expect(json).toEqual(baseline);
   });
 });
 
 describe('incomplete chain data', () => {
-  it('an input spending an unknown output stops the recount naming the block and outpoint, and loses nothing', () => {
+  it('an input spending an unknown output stops the recount naming the block and outpoint, and loses nothing', async () => {
     const c = baseChain('missing-input');
     const amy = c.account('amy', 'p2wpkh');
     const ghost = createHash('sha256').update('no such transaction').digest('hex');
@@ -214,12 +215,12 @@ describe('incomplete chain data', () => {
     const dir = blocksDirOf('missing-input', storageOrder(c));
     const db = join(freshDir('missing-input-db'), 'db');
 
-    const res = recountCli(dir, ['--db', db]);
+    const res = await recountCli(dir, ['--db', db]);
     expectCleanFailure(res, 1, new RegExp(`block ${bad.height} \\(${bad.hash}\\) spends ${ghost}:7, an output the index does not have`));
 
     // The index is left as of its last flush: usable, and it completes up to the block before.
-    const partial = recounted(dir, ['--db', db, '--height', String(h)]).json;
-    expect(partial).toEqual(recounted(dir, ['--height', String(h)]).json);
+    const partial = (await recounted(dir, ['--db', db, '--height', String(h)])).json;
+    expect(partial).toEqual((await recounted(dir, ['--height', String(h)])).json);
     expect(partial.height).toBe(h);
   });
 });
@@ -227,26 +228,26 @@ describe('incomplete chain data', () => {
 describe('bad arguments', () => {
   const dir = (): string => blocksDirOf('args', baseBlocks);
 
-  it('--height above the tip, negative or not a number is a clear error', () => {
+  it('--height above the tip, negative or not a number is a clear error', async () => {
     const d = dir();
-    expectCleanFailure(recountCli(d, ['--height', String(base.height + 1)]), 1, new RegExp(`--height ${base.height + 1} is above the best chain's tip at ${base.height}`));
-    expectCleanFailure(recountCli(d, ['--height=-1']), 2, /--height must be a whole number/);
-    expectCleanFailure(recountCli(d, ['--height', 'tip']), 2, /--height must be a whole number/);
-    expectCleanFailure(recountCli(d, ['--height', '2.5']), 2, /--height must be a whole number/);
-    expect(recounted(d, ['--height', String(base.height)]).json).toEqual(baseline);
+    expectCleanFailure(await recountCli(d, ['--height', String(base.height + 1)]), 1, new RegExp(`--height ${base.height + 1} is above the best chain's tip at ${base.height}`));
+    expectCleanFailure(await recountCli(d, ['--height=-1']), 2, /--height must be a whole number/);
+    expectCleanFailure(await recountCli(d, ['--height', 'tip']), 2, /--height must be a whole number/);
+    expectCleanFailure(await recountCli(d, ['--height', '2.5']), 2, /--height must be a whole number/);
+    expect((await recounted(d, ['--height', String(base.height)])).json).toEqual(baseline);
   });
 
-  it('a --blocks-dir that does not exist, or is a file, is a clear error', () => {
+  it('a --blocks-dir that does not exist, or is a file, is a clear error', async () => {
     const missing = join(tmp, 'no-such-dir');
-    expectCleanFailure(recountCli(missing), 1, new RegExp(`${missing}.*cannot list the blocks directory \\(ENOENT\\)`));
+    expectCleanFailure(await recountCli(missing), 1, new RegExp(`${missing}.*cannot list the blocks directory \\(ENOENT\\)`));
     const file = join(freshDir('file'), 'blk00000.dat');
     writeFileSync(file, '');
-    expectCleanFailure(recountCli(file), 1, /cannot list the blocks directory \(ENOTDIR\)/);
+    expectCleanFailure(await recountCli(file), 1, /cannot list the blocks directory \(ENOTDIR\)/);
   });
 
-  it('a directory without blk files is a clear error', () => {
+  it('a directory without blk files is a clear error', async () => {
     const empty = freshDir('empty');
     writeFileSync(join(empty, 'xor.dat'), Buffer.alloc(8));
-    expectCleanFailure(recountCli(empty), 1, new RegExp(`no blk\\*\\.dat files in ${empty}: pass bitcoind's blocks/ directory`));
+    expectCleanFailure(await recountCli(empty), 1, new RegExp(`no blk\\*\\.dat files in ${empty}: pass bitcoind's blocks/ directory`));
   });
 });

@@ -23,7 +23,7 @@ import { chainManifest } from '../fixtures/generator/manifest.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { txidOf } from '../fixtures/generator/sign.js';
 import { payTo } from '../fixtures/generator/wallet.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 const regtest = BUILTIN_NETWORKS.regtest!;
 const COIN = 100_000_000n;
@@ -138,8 +138,9 @@ function fundedChain(seed: string): ChainBuilder {
   return c;
 }
 
-const parseJson = <T>(args: string[]): T => {
-  const res = nodereg(args);
+/** The CLI's JSON, run in-process (see noderegIn); the full recounts spawn the binary. */
+const parseJson = async <T>(args: string[]): Promise<T> => {
+  const res = await noderegIn(args);
   expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
   return JSON.parse(res.stdout) as T;
 };
@@ -358,8 +359,8 @@ describe('expiry and re-registration', () => {
     expect(at.root).toBe(rootOfActive(at));
     // The proof tree holds one leaf per stake: the old registration ending must not take the new one's leaf with it.
     expect(await withDb(ix.dbPath, (db) => proofRootAt(db, expiry))).toBe(proofRootOfActive(at));
-    const history = parseJson<{ history: Array<{ event: string; height: number; txid: string | null; registration: string }> }>(
-      ['node', hex(zed.script), '--db', ix.dbPath, '--json']).history;
+    const history = (await parseJson<{ history: Array<{ event: string; height: number; txid: string | null; registration: string }> }>(
+      ['node', hex(zed.script), '--db', ix.dbPath, '--json'])).history;
     expect(history.map((e) => [e.event, e.height, e.txid])).toEqual([
       ['registered', h0, txidOf(zedNew!)], ['registered', expiry, txidOf(zedAgain)], ['expired', expiry, null],
     ]);
@@ -374,12 +375,12 @@ describe('expiry and re-registration', () => {
     expect(w.balance(quy)).toBeLessThan(MIN_STAKE);
   });
 
-  it('re-registering after expiry starts a new registration: age starts over, renewals 0, the old one stays in the history', () => {
+  it('re-registering after expiry starts a new registration: age starts over, renewals 0, the old one stays in the history', async () => {
     expect(nodeOf(ix.json, xav)).toMatchObject({
       status: 'active', firstHeight: hAgain, firstTxid: txidOf(xavAgain), tipTxid: txidOf(xavAgain), renewals: 0,
       expiryHeight: hAgain + EXPIRY, endedHeight: null,
     });
-    const node = parseJson<{ height: number; registration: { age: number; renewals: number; firstHeight: number }; history: Array<{ event: string; height: number; txid: string | null }> }>(
+    const node = await parseJson<{ height: number; registration: { age: number; renewals: number; firstHeight: number }; history: Array<{ event: string; height: number; txid: string | null }> }>(
       ['node', xav.address, '--db', ix.dbPath, '--json']);
     expect(node.registration).toMatchObject({ age: node.height - hAgain, renewals: 0, firstHeight: hAgain });
     expect(node.history.map((e) => [e.event, e.height, e.txid])).toEqual([
@@ -474,7 +475,7 @@ describe('coinbase attempts', () => {
 
   it('explain reports a coinbase attempt like any other', async () => {
     expect(await explained(ix, b1.txids[0]!)).toEqual([{ vout: 1, height: b1.height, outcome: 'COINBASE' }]);
-    const res = nodereg(['explain', b1.txids[0]!, '--db', ix.dbPath]);
+    const res = await noderegIn(['explain', b1.txids[0]!, '--db', ix.dbPath]);
     expect(res.stdout).toMatch(new RegExp(`output 1: OP_NEWNODE rejected at height ${b1.height}: COINBASE`));
   });
 });
@@ -508,14 +509,14 @@ describe('recount determinism', () => {
     expect(JSON.stringify(again)).toBe(JSON.stringify(a.json));
   });
 
-  it('recount --height H equals export --height H of a full index', () => {
+  it('recount --height H equals export --height H of a full index', async () => {
     const db = join(freshDir('heights'), 'db');
     const full = nodereg(['recount', '--network', 'regtest', '--blocks-dir', DEMO_BLOCKS, '--db', db]);
     expect(full.status).toBe(0);
     // 101: nothing yet; 246: carol's expiry; 444 and 445: heights where the stale fork has blocks too.
     for (const h of [101, 246, 444, 445]) {
-      const partial = parseJson<ExportJson>(['recount', '--network', 'regtest', '--blocks-dir', DEMO_BLOCKS, '--height', String(h), '--json']);
-      const past = parseJson<ExportJson>(['export', '--db', db, '--height', String(h)]);
+      const partial = await parseJson<ExportJson>(['recount', '--network', 'regtest', '--blocks-dir', DEMO_BLOCKS, '--height', String(h), '--json']);
+      const past = await parseJson<ExportJson>(['export', '--db', db, '--height', String(h)]);
       expect(partial.height).toBe(h);
       expect(partial).toEqual(past);
       expect(partial.root).toBe(rootOfActive(partial));

@@ -15,7 +15,7 @@ import { proofAt } from '../indexer/read/proofs.js';
 import { openIndexStore, type DB } from '../indexer/store/store.js';
 import type { NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
-import { nodereg, noderegAsync, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 /*
  * Snapshots of the demo chain's index: a round trip gives back the same
@@ -103,10 +103,10 @@ const answers = (path: string, heights: number[]): Promise<unknown[]> => withInd
 describe('a snapshot round trip', () => {
   it('gives an index whose exports and roots equal the source\'s, at the tip and at past heights, and whose own snapshot is the same file', async () => {
     const dst = fresh();
-    const res = nodereg(['snapshot', 'load', file, '--db', dst, '--json']);
+    const res = await noderegIn(['snapshot', 'load', file, '--db', dst, '--json']);
     expect(res.status).toBe(0);
     const out = JSON.parse(res.stdout) as { header: SnapshotHeader; checks: Array<{ what: string; ok: boolean }>; node: unknown };
-    const srcRoot = JSON.parse(nodereg(['root', '--db', src, '--json']).stdout) as { proofRoot: string };
+    const srcRoot = JSON.parse((await noderegIn(['root', '--db', src, '--json'])).stdout) as { proofRoot: string };
     expect(out.header).toMatchObject({ network: 'regtest', height: 450, proofRoot: srcRoot.proofRoot, undoBlocks: 12 });
     expect(out.checks.map((c) => c.what)).toEqual([
       'registry root from the registration rows', 'registry root from the event history',
@@ -157,13 +157,13 @@ describe('a damaged snapshot is refused', () => {
     }
   }, 60_000);
 
-  it('through the CLI: one line, exit status 1', () => {
+  it('through the CLI: one line, exit status 1', async () => {
     const b = Buffer.from(bytes);
     b[Math.floor(b.length / 3)] ^= 0x80;
     const p = join(dir, 'cli-bad.snap');
     writeFileSync(p, b);
     const target = fresh();
-    const res = nodereg(['snapshot', 'load', p, '--db', target]);
+    const res = await noderegIn(['snapshot', 'load', p, '--db', target]);
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/^nodereg: .*cli-bad\.snap is damaged: .*fetch it again\n$/);
     expect(existsSync(target)).toBe(false);
@@ -209,7 +209,7 @@ describe('snapshot load refuses a target it would overwrite', () => {
     const busy = fresh();
     mkdirSync(busy);
     writeFileSync(join(busy, 'keep.txt'), 'x');
-    const a = nodereg(['snapshot', 'load', file, '--db', busy]);
+    const a = await noderegIn(['snapshot', 'load', file, '--db', busy]);
     expect(a.status).toBe(1);
     expect(a.stderr).toMatch(/is not empty; a snapshot loads only into a new or empty directory/);
     expect(readdirSync(busy)).toEqual(['keep.txt']);
@@ -218,7 +218,7 @@ describe('snapshot load refuses a target it would overwrite', () => {
     const empty = fresh();
     mkdirSync(empty);
     expect((await loadSnapshot(file, empty)).header.height).toBe(450);
-    const out = nodereg(['snapshot', 'create', '--db', src, '--out', file]);
+    const out = await noderegIn(['snapshot', 'create', '--db', src, '--out', file]);
     expect(out.status).toBe(1);
     expect(out.stderr).toMatch(/exists; give a new file name/);
   }, 60_000);
@@ -318,7 +318,7 @@ describe('snapshot load checks the tip and the UTXO-set MuHash against Core (fak
   it('accepts when the node has the tip and the same MuHash there (the CLI says both were checked)', async () => {
     const server = await fakeCore({ blocks: 116, coinstatsindex: false });
     try {
-      const res = await noderegAsync(['snapshot', 'load', coreSnap, '--db', fresh(), '--rpc', server.url, '--rpc-user', 'u', '--rpc-password', 'p']);
+      const res = await noderegIn(['snapshot', 'load', coreSnap, '--db', fresh(), '--rpc', server.url, '--rpc-user', 'u', '--rpc-password', 'p']);
       expect(res.status).toBe(0);
       expect(res.stdout).toMatch(/ok {2}the node's block at height 116 is the snapshot's tip\n {2}ok {2}the node's UTXO-set MuHash at height 116 is the snapshot's/);
     } finally {

@@ -7,7 +7,7 @@ import { demo } from '../fixtures/generator/scenarios.js';
 import { startBcoin } from './helpers/bcoin.js';
 import { submitAll } from './helpers/chains.js';
 import { fixturePath } from './helpers/blocksdir.js';
-import { nodereg, noderegAsync } from './helpers/cli.js';
+import { nodereg, noderegIn } from './helpers/cli.js';
 
 const FIXTURE = fixturePath('core-regtest');
 const nodeJson = JSON.parse(readFileSync(join(FIXTURE, 'node.json'), 'utf8')) as { heights: Record<string, { hash: string; utxoMuhash: string }> };
@@ -43,11 +43,12 @@ async function fakeCore(answer: { height: number; bestblock: string; muhash: str
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
 }
 
+// verify against the fake servers runs in-process (see noderegIn); against bcoin it is the spawned binary.
 describe('nodereg verify', () => {
   it('reports a match against Core\'s own gettxoutsetinfo muhash (fake RPC server replaying node.json)', async () => {
     const core = await fakeCore({ height: 116, bestblock: nodeJson.heights['116']!.hash, muhash: nodeJson.heights['116']!.utxoMuhash });
     try {
-      const res = await noderegAsync(['verify', '--rpc', core.url, '--rpc-user', 'u', '--rpc-password', 'p', '--db', db]);
+      const res = await noderegIn(['verify', '--rpc', core.url, '--rpc-user', 'u', '--rpc-password', 'p', '--db', db]);
       expect(res.status).toBe(0);
       expect(res.stdout).toMatch(/^match: UTXO set at height 116/);
     } finally {
@@ -58,7 +59,7 @@ describe('nodereg verify', () => {
   it('compares at the node\'s height when the index is ahead of it on the same branch (fake RPC server)', async () => {
     const core = await fakeCore({ height: 100, bestblock: nodeJson.heights['100']!.hash, muhash: nodeJson.heights['100']!.utxoMuhash });
     try {
-      const res = await noderegAsync(['verify', '--rpc', core.url, '--db', db, '--json']);
+      const res = await noderegIn(['verify', '--rpc', core.url, '--db', db, '--json']);
       expect(JSON.parse(res.stdout)).toMatchObject({ result: 'match', height: 100 });
     } finally {
       await core.close();
@@ -69,7 +70,7 @@ describe('nodereg verify', () => {
     const wrong = '00'.repeat(32);
     const core = await fakeCore({ height: 116, bestblock: nodeJson.heights['116']!.hash, muhash: wrong });
     try {
-      const res = await noderegAsync(['verify', '--rpc', core.url, '--db', db, '--json']);
+      const res = await noderegIn(['verify', '--rpc', core.url, '--db', db, '--json']);
       expect(res.status).toBe(3);
       expect(JSON.parse(res.stdout)).toEqual({ result: 'mismatch', height: 116, hash: nodeJson.heights['116']!.hash, index: nodeJson.heights['116']!.utxoMuhash, node: wrong });
     } finally {
@@ -80,7 +81,7 @@ describe('nodereg verify', () => {
   it('says the index is behind when the node is ahead of it (fake RPC server)', async () => {
     const core = await fakeCore({ height: 200, bestblock: 'ab'.repeat(32), muhash: 'cd'.repeat(32) });
     try {
-      const res = await noderegAsync(['verify', '--rpc', core.url, '--db', db]);
+      const res = await noderegIn(['verify', '--rpc', core.url, '--db', db]);
       expect(res.status).toBe(1);
       expect(res.stderr).toMatch(/index only at 116.*--until-synced/);
     } finally {

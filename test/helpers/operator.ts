@@ -11,7 +11,7 @@ import { nodeInfo, utxosOf, type NodeInfo } from '../../indexer/read/queries.js'
 import { openStore } from '../../indexer/store/store.js';
 import { loadParamsFile } from '../../script/params.js';
 import { startBcoin, type BcoinNode, type StartBcoinOptions } from './bcoin.js';
-import { nodereg, noderegAsync, ROOT } from './cli.js';
+import { nodereg, noderegIn, ROOT } from './cli.js';
 
 export const PARAMS_FILE = join(ROOT, 'fixtures', 'params', 'bcoin-regtest.json');
 export const PARAMS = loadParamsFile(PARAMS_FILE);
@@ -187,12 +187,12 @@ export class RegtestLab {
   }
 
   /**
-   * Runs the CLI (without blocking this process) and mines a block whenever
-   * the mempool holds a transaction, as a network would, until the CLI exits.
+   * Runs the CLI in-process (see `noderegIn`) and mines a block whenever
+   * the mempool holds a transaction, as a network would, until the CLI is done.
    */
   async runMining(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
     let done = false;
-    const run = noderegAsync(args, { env }).finally(() => {
+    const run = noderegIn(args, { env }).finally(() => {
       done = true;
     });
     let failure: unknown = null;
