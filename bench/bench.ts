@@ -11,13 +11,19 @@
  */
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchChain } from './chain.js';
 import { floorScan } from './floor.js';
 import { scaleBench } from './scale.js';
 
-const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'cli', 'main.js');
+/**
+ * The `nodereg` command as npm installs it (bin/nodereg, a sh launcher that
+ * sets MALLOC_ARENA_MAX and execs Node on dist/cli/main.js), so that peak RSS
+ * is what a user sees. Its `node` is this one.
+ */
+const LAUNCHER = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bin', 'nodereg');
+const LAUNCH_ENV = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
 
 interface Args { txs: number; runs: number; json: boolean; utxoHash: boolean; cacheDir: string; scale: number[] | null }
 
@@ -50,7 +56,7 @@ interface Run { seconds: number; txPerSec: number; peakRssMiB: number; out: stri
 function recount(args: string[], txs: number): Promise<Run> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
-    const child = spawn(process.execPath, [CLI, 'recount', '--json', '--stats', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(LAUNCHER, ['recount', '--json', '--stats', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: LAUNCH_ENV });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });

@@ -4,7 +4,8 @@
  * How the engine scales: at each size, on the bench chain, the floor and the
  * full, --fast, --db and --utxo-hash recounts, each with tx/s, its ratio to
  * the floor of the same run and peak RSS (for --utxo-hash also its time over
- * the full recount's, `timesFull`). The last line is one JSON object. The 10M chain
+ * the full recount's, `timesFull`), each run as a user runs it, through the
+ * `nodereg` launcher (bench.ts). The last line is one JSON object. The 10M chain
  * takes about 15 minutes to generate the first time; it is cached.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
