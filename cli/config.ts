@@ -5,6 +5,7 @@ import { Parser } from 'yargs/helpers';
 import { UsageError, UserError } from './common.js';
 import { home } from './datadir.js';
 import { nearestOption, OPTION_NAMES } from './optionnames.js';
+import { noEmptyPaths } from './paths.js';
 
 /*
  * Options from the environment and from a config file, the way yargs does it:
@@ -127,6 +128,8 @@ const camel = (k: string): string => k.replace(/-([a-z0-9])/g, (_m, c: string) =
  */
 export function withEnvAndConfig<T>(y: Argv<T>, args: string[], env: NodeJS.ProcessEnv = process.env): Argv<T> {
   const typed = new Set(Object.keys(Parser(args)));
+  // yargs drops an empty --conf before any check sees it: refused here.
+  noEmptyPaths({ conf: (Parser(args, { string: ['conf'] }) as { conf?: unknown }).conf });
   return y
     .env(ENV_PREFIX)
     .option('conf', {

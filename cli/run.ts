@@ -2,6 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { COMMANDS } from './commands/all.js';
 import { UsageError, UserError } from './common.js';
 import { failureOf, withEnvAndConfig } from './config.js';
+import { noEmptyPaths } from './paths.js';
 import { redact } from '../indexer/redact.js';
 
 /**
@@ -43,6 +44,7 @@ export async function runCli(argv: string[]): Promise<CliOutcome> {
       .usage('$0 <command> [options]\n\nOn-chain node registry: announce, index and recount staked nodes.')
       .command([...COMMANDS])
       .demandCommand(1, 'choose a command (see --help)')
+      .check(noEmptyPaths, true)
       .strict()
       .recommendCommands()
       .help()

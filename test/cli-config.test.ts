@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yargs from 'yargs';
@@ -168,6 +168,26 @@ describe('the command line, NODEREG_* variables and nodereg.conf', () => {
     const res = await run(['status', '--stake', 'x', '--db', dir, '--conf', bad]);
     oneLine(res, /line 1: a private key never goes in the config file; use key-file=<file>/);
     expect(res.stderr).not.toContain(wif);
+  });
+
+  it('refuses an empty path, from the command line, a variable or the file, as a usage error naming the option (exit 2)', async () => {
+    const empty = (res: CliRun, option: string): void => {
+      expect({ status: res.status, stderr: res.stderr.split('\n')[0] })
+        .toEqual({ status: 2, stderr: expect.stringMatching(new RegExp(`^nodereg: --${option} is empty: give it .+ \\(check the command line, NODEREG_\\w+ and the config file\\)$`)) });
+    };
+    // Each of these used to reach the command as the path "": an internal error, "no index at ;", a daemon retrying a cookie "".
+    empty(await run(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--db']), 'db');
+    empty(await run(['nodes', '--db']), 'db');
+    empty(await run(['recount', '--network', 'regtest', '--blocks-dir']), 'blocks-dir');
+    empty(await run(['recount', '--datadir']), 'datadir');
+    empty(await run(['recount', '--params', '--blocks-dir', DEMO]), 'params');
+    empty(await run(['recount', '--network', 'regtest', '--blocks-dir', DEMO, '--conf']), 'conf');
+    empty(await run(['index', '--db', join(dir, 'never'), '--rpc-cookie']), 'rpc-cookie');
+    empty(await run(['nodes'], { NODEREG_DB: '' }), 'db');
+    const conf = join(dir, 'empty-db.conf');
+    writeFileSync(conf, 'db=\n');
+    empty(await run(['nodes', '--conf', conf]), 'db');
+    expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
   it('parses the bitcoin.conf-like format: comments, spaces around "=", repeated keys as lists', async () => {
