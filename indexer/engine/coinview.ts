@@ -1,8 +1,8 @@
 import { isUnspendable } from '../../script/opcodes.js';
 import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { visitBlock } from '../chain/scanner.js';
-import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinInto } from '../store/codec.js';
-import { K, KeyScratch } from '../store/layout.js';
+import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinHead, encodeCoinInto } from '../store/codec.js';
+import { K, KeyScratch, type ScriptBytes } from '../store/layout.js';
 import type { ChainState, RowSink } from '../store/state.js';
 import type { DB } from '../store/store.js';
 import type { Coin } from '../types.js';
@@ -575,10 +575,10 @@ export class MemoryUtxo {
    * repeated txid) ends as made.
    */
   private sortedRows(sink: RowSink): void {
-    const empty = Buffer.alloc(0);
     const { keys, scripts, sorter, scratch } = this;
     const spent = this.spentCount;
     const ops = this.spentOps;
+    const ids = this.spentScripts;
     scratch.room(Math.max(spent, this.coins.count));
     const { txidWord, w0, w1, w2 } = scratch;
     for (let i = 0; i < spent; i++) txidWord[i] = ops.readUInt32BE(i * 36);
@@ -588,7 +588,7 @@ export class MemoryUtxo {
       const at = order[k]! * 36;
       sink.del(keys.coin(ops, at, ops.readUInt32BE(at + 32)));
     }
-    for (let i = 0; i < spent; i++) scriptCoinWords(scripts.bytes(this.spentScripts[i]!), i, w0, w1, w2);
+    for (let i = 0; i < spent; i++) scratch.scriptCoinWords(scripts, ids[i]!, i);
     sorter.start(spent);
     sorter.by(txidWord);
     sorter.by(w2);
@@ -596,7 +596,7 @@ export class MemoryUtxo {
     order = sorter.by(w0);
     for (let k = 0; k < spent; k++) {
       const i = order[k]!;
-      sink.del(keys.scriptCoin(scripts.bytes(this.spentScripts[i]!), ops.subarray(i * 36, i * 36 + 36)));
+      sink.del(keys.scriptCoinOf(scripts, ids[i]!, ops, i * 36));
     }
     // The table's coins, copied out of it in slot order, then written by key.
     let n = 0;
@@ -612,47 +612,51 @@ export class MemoryUtxo {
         n++;
       }, from, from + 4096);
     }
-    let value = Buffer.allocUnsafe(256);
     sorter.start(n);
     order = sorter.by(txidWord);
     for (let k = 0; k < n; k++) {
       const i = order[k]!;
-      const bytes = scripts.bytes(coinScript[i]!);
-      if (value.length < 12 + bytes.length) value = Buffer.allocUnsafe(12 + bytes.length);
-      sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), encodeCoinInto(value, lo[i]!, hi[i]!, code[i]!, bytes));
+      const id = coinScript[i]!;
+      const value = scratch.value(COIN_SCRIPT_AT + scripts.lengthOf(id));
+      encodeCoinHead(value, lo[i]!, hi[i]!, code[i]!);
+      scripts.copyTo(id, value, COIN_SCRIPT_AT);
+      sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), value);
     }
-    for (let i = 0; i < n; i++) scriptCoinWords(scripts.bytes(coinScript[i]!), i, w0, w1, w2);
+    for (let i = 0; i < n; i++) scratch.scriptCoinWords(scripts, coinScript[i]!, i);
     sorter.start(n);
     sorter.by(txidWord);
     sorter.by(w2);
     sorter.by(w1);
     order = sorter.by(w0);
+    const empty = scratch.value(0);
     for (let k = 0; k < n; k++) {
       const i = order[k]!;
-      sink.put(keys.scriptCoin(scripts.bytes(coinScript[i]!), coinOps.subarray(i * 36, i * 36 + 36)), empty);
+      sink.put(keys.scriptCoinOf(scripts, coinScript[i]!, coinOps, i * 36), empty);
     }
     // The balances changed since the last spill.
     let m = 0;
     for (let id = 0; id < scripts.count; id++) {
       if (scripts.touchedAt[id] === 0) continue;
       if (m === scratch.size) scratch.room(m + 1);
-      const b = scripts.bytes(id);
       scratch.coinScript[m] = id;
-      scratch.w0[m] = wordAt(b, 0);
-      scratch.w1[m] = wordAt(b, 4);
-      scratch.w2[m] = wordAt(b, 8);
+      scratch.balanceWords(scripts, id, m);
       m++;
     }
     sorter.start(m);
     sorter.by(scratch.w2);
     sorter.by(scratch.w1);
     order = sorter.by(scratch.w0);
+    const amount = scratch.value(8);
     for (let k = 0; k < m; k++) {
       const id = scratch.coinScript[order[k]!]!;
       const v = scripts.balance(id);
-      const key = keys.balance(scripts.bytes(id));
-      if (v === 0n) sink.del(key);
-      else sink.put(key, encodeAmount(v));
+      const key = keys.balanceOf(scripts, id);
+      if (v === 0n) {
+        sink.del(key);
+      } else {
+        amount.writeBigUInt64LE(v, 0);
+        sink.put(key, amount);
+      }
     }
   }
 
@@ -672,13 +676,6 @@ export class MemoryUtxo {
       }
     });
   }
-}
-
-/** The leading words of a script-index key ('o': u16be length, then the script), as `K.scriptCoin` lays it out, into row `i`. */
-function scriptCoinWords(script: Uint8Array, i: number, w0: Uint32Array, w1: Uint32Array, w2: Uint32Array): void {
-  w0[i] = ((script.length << 16) | (wordAt(script, 0) >>> 16)) >>> 0;
-  w1[i] = wordAt(script, 2);
-  w2[i] = wordAt(script, 6);
 }
 
 /** Per row of a spill: a coin's outpoint and words, and the words its keys are sorted by; grown, never shrunk. */
@@ -719,6 +716,44 @@ class SpillScratch {
 
   get byteSize(): number {
     return this.size * SCRATCH_ROW;
+  }
+
+  /** The first bytes of script `id`, copied. */
+  private head = new Uint8Array(64);
+  private headOf(scripts: ScriptBytes, id: number): number {
+    const n = scripts.lengthOf(id);
+    if (this.head.length < n) this.head = new Uint8Array(2 * n);
+    scripts.copyTo(id, this.head, 0);
+    return n;
+  }
+
+  /** Row `i`'s words of a script-index key ('o': u16be length, then the script), as `K.scriptCoin` lays it out. */
+  scriptCoinWords(scripts: ScriptBytes, id: number, i: number): void {
+    const n = this.headOf(scripts, id);
+    const h = this.head;
+    this.w0[i] = ((n << 16) | (wordAt(h, 0, n) >>> 16)) >>> 0;
+    this.w1[i] = wordAt(h, 2, n);
+    this.w2[i] = wordAt(h, 6, n);
+  }
+
+  /** Row `i`'s words of a balance key ('b', then the script). */
+  balanceWords(scripts: ScriptBytes, id: number, i: number): void {
+    const n = this.headOf(scripts, id);
+    const h = this.head;
+    this.w0[i] = wordAt(h, 0, n);
+    this.w1[i] = wordAt(h, 4, n);
+    this.w2[i] = wordAt(h, 8, n);
+  }
+
+  /** Reused values, one buffer per length (a batch copies each at once). */
+  private readonly values: Buffer[] = [];
+  value(n: number): Buffer {
+    let b = this.values[n];
+    if (b === undefined) {
+      b = Buffer.allocUnsafe(n);
+      if (n <= 1024) this.values[n] = b;
+    }
+    return b;
   }
 }
 

@@ -8,9 +8,8 @@
  * so keys are compared on their leading words only.
  */
 
-/** The big-endian word at `b[p..p+4)`, with zeros past the end of `b`. */
-export function wordAt(b: Uint8Array, p: number): number {
-  const n = b.length;
+/** The big-endian word at `b[p..p+4)`, with zeros past `n` (default: the end of `b`). */
+export function wordAt(b: Uint8Array, p: number, n = b.length): number {
   if (p + 4 <= n) return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
   let w = 0;
   for (let k = 0; k < 4; k++) w = (w << 8) | (p + k < n ? b[p + k]! : 0);
