@@ -6,6 +6,8 @@ import { BlockReader } from '../indexer/chain/blkfiles.js';
 import { loadBestChain } from '../indexer/chain/chain.js';
 import { scanBlock } from '../indexer/chain/scanner.js';
 import { MemoryUtxo } from '../indexer/engine/coinview.js';
+import { RowOrder, wordAt } from '../indexer/engine/keyorder.js';
+import { ScriptTable } from '../indexer/engine/memtables.js';
 import { disconnectTip } from '../indexer/engine/disconnect.js';
 import { recount, type RecountOptions } from '../indexer/engine/recount.js';
 import { utxoElement } from '../indexer/engine/utxohash.js';
@@ -191,6 +193,7 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
 describe('the undo writer', () => {
   it('writes the bytes encodeUndo writes for the same record, and they decode back to it', () => {
     const w = new UndoWriter();
+    const scripts = new ScriptTable();
     const txids = Buffer.alloc(64 * 32);
     for (let i = 0; i < txids.length; i++) txids[i] = (i * 131 + 7) & 0xff;
     for (const n of [0, 1, 5, 1500]) {
@@ -208,10 +211,11 @@ describe('the undo writer', () => {
           coinOps.push({ added: true, outpoint: op });
         } else {
           const script = Buffer.alloc(i % 41, i & 0xff);
+          const id = scripts.intern(script, 0, script.length);
           const lo = (i * 2654435761) >>> 0;
           const hi = i % 5 === 0 ? 0x1fffff : i & 0xff;
           const code = (i * 2) + (i % 2);
-          w.spent(txids, tx * 32, vout, lo, hi, code, script);
+          w.spent(txids, tx * 32, vout, lo, hi, code, scripts, id);
           coinOps.push({ added: false, outpoint: op, coin: { value: (BigInt(hi) << 32n) | BigInt(lo), height: code >>> 1, coinbase: (code & 1) === 1, script } });
         }
       }
@@ -220,5 +224,26 @@ describe('the undo writer', () => {
       expect(got.equals(encodeUndo({ coinOps, kv }))).toBe(true);
       expect(decodeUndo(got)).toEqual({ coinOps, kv });
     }
+  });
+});
+
+describe('the spill row order', () => {
+  it('sorts rows by their words, most significant last given, keeping the order of equal rows', () => {
+    const order = new RowOrder();
+    for (const n of [0, 1, 7, 3000]) {
+      // Few distinct values, so that many rows tie on every word.
+      const hi = Uint32Array.from({ length: n }, (_, i) => ((i * 2654435761) >>> 0) % 5 * 0x1000_0001);
+      const lo = Uint32Array.from({ length: n }, (_, i) => ((i * 40503) >>> 0) % 3 === 0 ? 0xffff_ffff : (i * 97) % 4);
+      order.start(n);
+      order.by(lo);
+      const got = Array.from(order.by(hi).subarray(0, n));
+      const want = Array.from({ length: n }, (_, i) => i).sort((a, b) => hi[a]! - hi[b]! || lo[a]! - lo[b]! || a - b);
+      expect(got).toEqual(want);
+    }
+  });
+
+  it('reads big-endian words of a key, with zeros past its end', () => {
+    const b = Buffer.from('0102030405', 'hex');
+    expect([wordAt(b, 0), wordAt(b, 1), wordAt(b, 2), wordAt(b, 5), wordAt(b, 0, 2)]).toEqual([0x01020304, 0x02030405, 0x03040500, 0, 0x01020000]);
   });
 });

@@ -1,14 +1,15 @@
 import { isUnspendable } from '../../script/opcodes.js';
 import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { visitBlock } from '../chain/scanner.js';
-import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinInto } from '../store/codec.js';
-import { K, KeyScratch } from '../store/layout.js';
+import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinHead, encodeCoinInto } from '../store/codec.js';
+import { K, KeyScratch, type ScriptBytes } from '../store/layout.js';
 import type { ChainState, RowSink } from '../store/state.js';
 import type { DB } from '../store/store.js';
 import type { Coin } from '../types.js';
 import type { CoinOp } from '../store/undo.js';
 import { BATCH_BYTES_PER_ROW, BATCH_COPIES, CHUNK_BYTES, KEEP_SCRIPT_BYTES } from './budget.js';
 import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
+import { RowOrder, wordAt } from './keyorder.js';
 
 const u32 = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
@@ -33,6 +34,8 @@ const SCRIPT_BYTES = 34;
 const COIN_ROW = 37 + 12 + SCRIPT_BYTES;
 const SCRIPT_ROW = 39 + SCRIPT_BYTES;
 const BALANCE_ROW = 3 + SCRIPT_BYTES + 8;
+/** What a spill's scratch (SpillScratch, RowOrder) holds per row: an outpoint, eight words, the order and its copy. */
+const SCRATCH_ROW = 36 + 8 * 4 + 8;
 /** What a coin read from the database and spent costs until the next spill deletes it: its outpoint and script id. */
 const SPENT_COST = 40;
 
@@ -83,6 +86,9 @@ export class MemoryUtxo {
   /** Scripts whose balances stay in the table across spills while it is at most this big (stakes always stay). */
   keepScriptBytes = KEEP_SCRIPT_BYTES;
   private readonly keys = new KeyScratch();
+  /** The order a spill writes its rows in, and the table's coins copied out for it (`rows`). */
+  private readonly sorter = new RowOrder();
+  private readonly scratch = new SpillScratch();
   /** The reads `readAhead` started for the next block, valid while `epoch` stays (a spill or reload moves it). */
   private ahead: { bytes: Buffer; epoch: number; reads: Promise<Reads> } | null = null;
   private epoch = 0;
@@ -147,7 +153,7 @@ export class MemoryUtxo {
    * hold until the next spill — the coin table as allocated, or as it must
    * grow for one more block, the script table, the database coins spent and
    * the rows waiting for the flush — plus what the spill would briefly add
-   * (the batch and LevelDB's copy of it). A kept index's spill is one atomic
+   * (the batch and LevelDB's copy of it, and a kept index's row order). A kept index's spill is one atomic
    * batch of every coin; a temporary one's goes in chunks of bounded size.
    */
   footprint(state: ChainState): number {
@@ -159,8 +165,9 @@ export class MemoryUtxo {
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) return held + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
     const rows = 2 * coins.count + 2 * spent + scripts.count;
+    const scratch = Math.max(this.scratch.byteSize, SCRATCH_ROW * Math.max(coins.count, spent));
     const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + spent * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
-    return held + BATCH_COPIES * bytes + BATCH_BYTES_PER_ROW * rows;
+    return held + scratch + BATCH_COPIES * bytes + BATCH_BYTES_PER_ROW * rows;
   }
 
   /** Latin1 key of a script id, as the registry indexes scripts. */
@@ -451,7 +458,7 @@ export class MemoryUtxo {
     if (this.onlyStakes && state.throwaway) return state.flush();
     if (state.throwaway) {
       const out: RowsOut = { sink: state.db.batch(), bytes: 0 };
-      for (const _ of this.rows(out, false)) {
+      for (const _ of this.chunkRows(out)) {
         if (out.bytes < CHUNK_BYTES) continue;
         await (out.sink as ReturnType<DB['batch']>).write();
         out.sink = state.db.batch();
@@ -460,9 +467,7 @@ export class MemoryUtxo {
       await (out.sink as ReturnType<DB['batch']>).write();
       await state.flush();
     } else {
-      await state.flush((sink) => {
-        for (const _ of this.rows({ sink, bytes: 0 }, true));
-      });
+      await state.flush((sink) => this.sortedRows(sink));
     }
     this.coins.clear();
     this.epoch++;
@@ -493,9 +498,7 @@ export class MemoryUtxo {
   async spillBehind(state: ChainState): Promise<void> {
     if (state.throwaway || this.scripts.byteSize > this.keepScriptBytes) return this.spill(state);
     await this.settle();
-    const write = state.flushBehind((sink) => {
-      for (const _ of this.rows({ sink, bytes: 0 }, true));
-    });
+    const write = state.flushBehind((sink) => this.sortedRows(sink));
     write.catch(() => undefined); // taken by `settle`
     this.writing = write;
     this.frozen = this.coins;
@@ -525,26 +528,18 @@ export class MemoryUtxo {
   }
 
   /**
-   * Writes the rows of a spill into `out.sink` (keys and values are views
-   * into reused buffers, which a batch copies at once), counting their bytes,
-   * and yields after every few thousand so that the caller may write a
-   * chunk. `byScript`: a kept index also keeps the script → outpoints rows
-   * ('o') in step with the coins.
+   * Writes the rows of a temporary index's spill into `out.sink` (keys and
+   * values are views into reused buffers, which a batch copies at once) as
+   * the table holds them, counting their bytes, and yields after every few
+   * thousand so that the caller may write a chunk.
    */
-  private *rows(out: RowsOut, byScript: boolean): Generator<void> {
-    const empty = Buffer.alloc(0);
+  private *chunkRows(out: RowsOut): Generator<void> {
     const { keys, scripts } = this;
     const ops = this.spentOps;
     for (let i = 0; i < this.spentCount; i++) {
-      const op = ops.subarray(i * 36, i * 36 + 36);
-      const key = keys.coin(op, 0, op.readUInt32BE(32));
+      const key = keys.coin(ops, i * 36, ops.readUInt32BE(i * 36 + 32));
       out.sink.del(key);
       out.bytes += key.length + BATCH_BYTES_PER_ROW;
-      if (byScript) {
-        const so = keys.scriptCoin(scripts.bytes(this.spentScripts[i]!), op);
-        out.sink.del(so);
-        out.bytes += so.length + BATCH_BYTES_PER_ROW;
-      }
       if ((i & 4095) === 4095) yield;
     }
     let value = Buffer.allocUnsafe(256);
@@ -557,11 +552,6 @@ export class MemoryUtxo {
         const row = encodeCoinInto(value, lo, hi, code, bytes);
         out.sink.put(key, row);
         out.bytes += key.length + row.length + BATCH_BYTES_PER_ROW;
-        if (byScript) {
-          const so = keys.scriptCoin(bytes, op);
-          out.sink.put(so, empty);
-          out.bytes += so.length + BATCH_BYTES_PER_ROW;
-        }
       }, from, from + 4096);
       yield;
     }
@@ -573,6 +563,100 @@ export class MemoryUtxo {
       else out.sink.put(key, encodeAmount(v));
       out.bytes += key.length + 8 + BATCH_BYTES_PER_ROW;
       if ((id & 4095) === 4095) yield;
+    }
+  }
+
+  /**
+   * Writes the rows of a kept index's spill into `sink`, the state's atomic
+   * batch: the database coins spent are deleted with their script-index
+   * rows ('o'), the table's coins put with theirs, and the changed balances
+   * put. Each kind of row goes in about key order (keyorder.ts), and every
+   * delete before every put, so that a coin deleted and made again (a
+   * repeated txid) ends as made.
+   */
+  private sortedRows(sink: RowSink): void {
+    const { keys, scripts, sorter, scratch } = this;
+    const spent = this.spentCount;
+    const ops = this.spentOps;
+    const ids = this.spentScripts;
+    scratch.room(Math.max(spent, this.coins.count));
+    const { txidWord, w0, w1, w2 } = scratch;
+    for (let i = 0; i < spent; i++) txidWord[i] = ops.readUInt32BE(i * 36);
+    sorter.start(spent);
+    let order = sorter.by(txidWord);
+    for (let k = 0; k < spent; k++) {
+      const at = order[k]! * 36;
+      sink.del(keys.coin(ops, at, ops.readUInt32BE(at + 32)));
+    }
+    for (let i = 0; i < spent; i++) scratch.scriptCoinWords(scripts, ids[i]!, i);
+    sorter.start(spent);
+    sorter.by(txidWord);
+    sorter.by(w2);
+    sorter.by(w1);
+    order = sorter.by(w0);
+    for (let k = 0; k < spent; k++) {
+      const i = order[k]!;
+      sink.del(keys.scriptCoinOf(scripts, ids[i]!, ops, i * 36));
+    }
+    // The table's coins, copied out of it in slot order, then written by key.
+    let n = 0;
+    const { coinOps, coinScript, lo, hi, code } = scratch;
+    for (let from = 0; from < this.coins.slots; from += 4096) {
+      this.coins.each((op, script, l, h, c) => {
+        op.copy(coinOps, n * 36);
+        txidWord[n] = op.readUInt32BE(0);
+        coinScript[n] = script;
+        lo[n] = l;
+        hi[n] = h;
+        code[n] = c;
+        n++;
+      }, from, from + 4096);
+    }
+    sorter.start(n);
+    order = sorter.by(txidWord);
+    for (let k = 0; k < n; k++) {
+      const i = order[k]!;
+      const id = coinScript[i]!;
+      const value = scratch.value(COIN_SCRIPT_AT + scripts.lengthOf(id));
+      encodeCoinHead(value, lo[i]!, hi[i]!, code[i]!);
+      scripts.copyTo(id, value, COIN_SCRIPT_AT);
+      sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), value);
+    }
+    for (let i = 0; i < n; i++) scratch.scriptCoinWords(scripts, coinScript[i]!, i);
+    sorter.start(n);
+    sorter.by(txidWord);
+    sorter.by(w2);
+    sorter.by(w1);
+    order = sorter.by(w0);
+    const empty = scratch.value(0);
+    for (let k = 0; k < n; k++) {
+      const i = order[k]!;
+      sink.put(keys.scriptCoinOf(scripts, coinScript[i]!, coinOps, i * 36), empty);
+    }
+    // The balances changed since the last spill.
+    let m = 0;
+    for (let id = 0; id < scripts.count; id++) {
+      if (scripts.touchedAt[id] === 0) continue;
+      if (m === scratch.size) scratch.room(m + 1);
+      scratch.coinScript[m] = id;
+      scratch.balanceWords(scripts, id, m);
+      m++;
+    }
+    sorter.start(m);
+    sorter.by(scratch.w2);
+    sorter.by(scratch.w1);
+    order = sorter.by(scratch.w0);
+    const amount = scratch.value(8);
+    for (let k = 0; k < m; k++) {
+      const id = scratch.coinScript[order[k]!]!;
+      const v = scripts.balance(id);
+      const key = keys.balanceOf(scripts, id);
+      if (v === 0n) {
+        sink.del(key);
+      } else {
+        amount.writeBigUInt64LE(v, 0);
+        sink.put(key, amount);
+      }
     }
   }
 
@@ -591,6 +675,85 @@ export class MemoryUtxo {
         if (value !== 0n) sink.put(K.balance(this.scripts.bytes(id)), encodeAmount(value));
       }
     });
+  }
+}
+
+/** Per row of a spill: a coin's outpoint and words, and the words its keys are sorted by; grown, never shrunk. */
+class SpillScratch {
+  size = 0;
+  coinOps = Buffer.alloc(0);
+  coinScript: Uint32Array = new Uint32Array(0);
+  lo: Uint32Array = new Uint32Array(0);
+  hi: Uint32Array = new Uint32Array(0);
+  code: Uint32Array = new Uint32Array(0);
+  txidWord: Uint32Array = new Uint32Array(0);
+  w0: Uint32Array = new Uint32Array(0);
+  w1: Uint32Array = new Uint32Array(0);
+  w2: Uint32Array = new Uint32Array(0);
+
+  /** Room for `n` rows, keeping what the first rows hold. */
+  room(n: number): void {
+    if (n <= this.size) return;
+    const size = Math.max(n, 2 * this.size, 1024);
+    const grow = (a: Uint32Array): Uint32Array<ArrayBuffer> => {
+      const b = new Uint32Array(size);
+      b.set(a);
+      return b;
+    };
+    const ops = Buffer.allocUnsafe(36 * size);
+    this.coinOps.copy(ops);
+    this.coinOps = ops;
+    this.coinScript = grow(this.coinScript);
+    this.lo = grow(this.lo);
+    this.hi = grow(this.hi);
+    this.code = grow(this.code);
+    this.txidWord = grow(this.txidWord);
+    this.w0 = grow(this.w0);
+    this.w1 = grow(this.w1);
+    this.w2 = grow(this.w2);
+    this.size = size;
+  }
+
+  get byteSize(): number {
+    return this.size * SCRATCH_ROW;
+  }
+
+  /** The first bytes of script `id`, copied. */
+  private head = new Uint8Array(64);
+  private headOf(scripts: ScriptBytes, id: number): number {
+    const n = scripts.lengthOf(id);
+    if (this.head.length < n) this.head = new Uint8Array(2 * n);
+    scripts.copyTo(id, this.head, 0);
+    return n;
+  }
+
+  /** Row `i`'s words of a script-index key ('o': u16be length, then the script), as `K.scriptCoin` lays it out. */
+  scriptCoinWords(scripts: ScriptBytes, id: number, i: number): void {
+    const n = this.headOf(scripts, id);
+    const h = this.head;
+    this.w0[i] = ((n << 16) | (wordAt(h, 0, n) >>> 16)) >>> 0;
+    this.w1[i] = wordAt(h, 2, n);
+    this.w2[i] = wordAt(h, 6, n);
+  }
+
+  /** Row `i`'s words of a balance key ('b', then the script). */
+  balanceWords(scripts: ScriptBytes, id: number, i: number): void {
+    const n = this.headOf(scripts, id);
+    const h = this.head;
+    this.w0[i] = wordAt(h, 0, n);
+    this.w1[i] = wordAt(h, 4, n);
+    this.w2[i] = wordAt(h, 8, n);
+  }
+
+  /** Reused values, one buffer per length (a batch copies each at once). */
+  private readonly values: Buffer[] = [];
+  value(n: number): Buffer {
+    let b = this.values[n];
+    if (b === undefined) {
+      b = Buffer.allocUnsafe(n);
+      if (n <= 1024) this.values[n] = b;
+    }
+    return b;
   }
 }
 
@@ -613,7 +776,7 @@ interface RowsOut {
  * (`footprint`): for a kept index, with the batch that spills them.
  */
 export function coinsWithin(bytes: number, kept = false): number {
-  const spill = kept ? BATCH_COPIES * (COIN_ROW + SCRIPT_ROW) + 2 * BATCH_BYTES_PER_ROW : 0;
+  const spill = kept ? BATCH_COPIES * (COIN_ROW + SCRIPT_ROW) + 2 * BATCH_BYTES_PER_ROW + SCRATCH_ROW : 0;
   let n = 1024;
   while (coinTableBytes(n * 2) + n * 2 * spill <= bytes) n *= 2;
   return n;

@@ -100,7 +100,7 @@ export function connectBlock(
         const el = utxoElement(b.subarray(at, at + 32), vout, coinOf(id, lo, hi, c));
         if (el) hash.remove(el);
       }
-      undo?.spent(b, at, vout, lo, hi, c, scripts.bytes(id));
+      undo?.spent(b, at, vout, lo, hi, c, scripts, id);
       scripts.touchedAt[id] = stamp;
       if (scripts.stake[id] === 1) touched.add(id);
       spent[nSpent++] = id;

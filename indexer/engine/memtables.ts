@@ -170,6 +170,30 @@ export class ScriptTable {
     return Buffer.from(this.words.buffer, this.words.byteOffset + 4 * this.start[id]!, this.len[id]!);
   }
 
+  /** The length in bytes of script `id`. */
+  lengthOf(id: number): number {
+    return this.len[id]!;
+  }
+
+  /** Copies the bytes of script `id` into `out` at `at`, without making a view (a spill does this by the hundred thousand). */
+  copyTo(id: number, out: Uint8Array, at: number): void {
+    const words = this.words;
+    const end = at + this.len[id]!;
+    let w = this.start[id]!;
+    let p = at;
+    for (; p + 4 <= end; p += 4, w++) {
+      const x = words[w]!;
+      out[p] = x;
+      out[p + 1] = x >>> 8;
+      out[p + 2] = x >>> 16;
+      out[p + 3] = x >>> 24;
+    }
+    if (p < end) {
+      const x = words[w]!;
+      for (let q = 0; p < end; p++, q += 8) out[p] = x >>> q;
+    }
+  }
+
   /** Adds `sign` × (hi·2³² + lo) to the balance of `id`. */
   add(id: number, lo: number, hi: number, sign: 1 | -1): void {
     if (hi < HI_SAFE) {

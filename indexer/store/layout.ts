@@ -210,44 +210,77 @@ export const K = {
   all: (prefix: number): { gte: Buffer; lt: Buffer } => ({ gte: Buffer.of(prefix), lt: Buffer.of(prefix + 1) }),
 };
 
+/** Where a spill's keys take scripts from (the coin view's script table) without a view per script. */
+export interface ScriptBytes {
+  lengthOf(id: number): number;
+  copyTo(id: number, out: Uint8Array, at: number): void;
+}
+
 /**
- * Keys of the rows a spill writes by the million, built in one reused buffer
- * instead of one allocation each. A key is a view valid until the next call:
- * for a chained batch or a synchronous get, which copy it at once.
+ * Keys of the rows a spill writes by the million, built in reused buffers
+ * instead of one allocation each: one buffer per key length, so that a key
+ * is a whole buffer, not a view. A key is valid until the next call that
+ * builds one of the same length: for a chained batch or a synchronous get,
+ * which copy it at once.
  */
 export class KeyScratch {
-  private buf = Buffer.allocUnsafe(512);
+  private readonly byLength: Buffer[] = [];
 
-  private room(n: number): Buffer {
-    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
-    return this.buf;
+  /** A reused buffer of exactly `n` bytes (long ones are not kept). */
+  private exact(n: number): Buffer {
+    let b = this.byLength[n];
+    if (b === undefined) {
+      b = Buffer.allocUnsafe(n);
+      if (n <= 1024) this.byLength[n] = b;
+    }
+    return b;
   }
 
   /** As `K.coin`, from txid `t[at..at+32)` and vout. */
   coin(t: Uint8Array, at: number, vout: number): Buffer {
-    const b = this.room(37);
+    const b = this.exact(37);
     b[0] = P.coin;
-    b.set(t.subarray(at, at + 32), 1);
+    for (let k = 0; k < 32; k++) b[1 + k] = t[at + k]!;
     b.writeUInt32BE(vout, 33);
-    return b.subarray(0, 37);
+    return b;
   }
 
   /** As `K.scriptCoin`. */
   scriptCoin(script: Uint8Array, outpoint: Uint8Array): Buffer {
-    const b = this.room(3 + script.length + 36);
+    const b = this.exact(3 + script.length + 36);
     b[0] = P.scriptCoin;
     b.writeUInt16BE(script.length, 1);
     b.set(script, 3);
     b.set(outpoint.subarray(0, 36), 3 + script.length);
-    return b.subarray(0, 39 + script.length);
+    return b;
+  }
+
+  /** As `K.scriptCoin`, for script `id` of `scripts` and the outpoint at `op[at..at+36)`. */
+  scriptCoinOf(scripts: ScriptBytes, id: number, op: Uint8Array, at: number): Buffer {
+    const n = scripts.lengthOf(id);
+    const b = this.exact(3 + n + 36);
+    b[0] = P.scriptCoin;
+    b[1] = n >>> 8;
+    b[2] = n & 0xff;
+    scripts.copyTo(id, b, 3);
+    for (let k = 0; k < 36; k++) b[3 + n + k] = op[at + k]!;
+    return b;
   }
 
   /** As `K.balance`. */
   balance(script: Uint8Array): Buffer {
-    const b = this.room(1 + script.length);
+    const b = this.exact(1 + script.length);
     b[0] = P.balance;
     b.set(script, 1);
-    return b.subarray(0, 1 + script.length);
+    return b;
+  }
+
+  /** As `K.balance`, for script `id` of `scripts`. */
+  balanceOf(scripts: ScriptBytes, id: number): Buffer {
+    const b = this.exact(1 + scripts.lengthOf(id));
+    b[0] = P.balance;
+    scripts.copyTo(id, b, 1);
+    return b;
   }
 }
 

@@ -1,5 +1,6 @@
 import { CorruptRecordError, decodeCoin, encodeCoin } from './codec.js';
 import type { Coin } from '../types.js';
+import type { ScriptBytes } from './layout.js';
 
 /**
  * What it takes to disconnect one block. UTXO changes are kept as an ordered
@@ -49,25 +50,26 @@ export class UndoWriter {
     const b = this.room(37);
     const p = this.at;
     b[p] = 1;
-    b.set(t.subarray(at, at + 32), p + 1);
+    for (let k = 0; k < 32; k++) b[p + 1 + k] = t[at + k]!;
     b.writeUInt32BE(vout, p + 33);
     this.at = p + 37;
     this.ops++;
   }
 
-  /** The block spent txid `t[at..at+32)`:vout, a coin of value hi·2³² + lo, stored code (height·2 + coinbase) and script. */
-  spent(t: Uint8Array, at: number, vout: number, lo: number, hi: number, code: number, script: Uint8Array): void {
-    const b = this.room(53 + script.length);
+  /** The block spent txid `t[at..at+32)`:vout, a coin of value hi·2³² + lo, stored code (height·2 + coinbase) and script `id` of `scripts`. */
+  spent(t: Uint8Array, at: number, vout: number, lo: number, hi: number, code: number, scripts: ScriptBytes, id: number): void {
+    const n = scripts.lengthOf(id);
+    const b = this.room(53 + n);
     const p = this.at;
     b[p] = 0;
-    b.set(t.subarray(at, at + 32), p + 1);
+    for (let k = 0; k < 32; k++) b[p + 1 + k] = t[at + k]!;
     b.writeUInt32BE(vout, p + 33);
-    b.writeUInt32LE(12 + script.length, p + 37);
+    b.writeUInt32LE(12 + n, p + 37);
     b.writeUInt32LE(lo, p + 41);
     b.writeUInt32LE(hi, p + 45);
     b.writeUInt32LE(code, p + 49);
-    b.set(script, p + 53);
-    this.at = p + 53 + script.length;
+    scripts.copyTo(id, b, p + 53);
+    this.at = p + 53 + n;
     this.ops++;
   }
 
