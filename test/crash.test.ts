@@ -19,7 +19,7 @@ import { interruptedLine } from '../cli/commands/recount.js';
 import { recount } from '../indexer/engine/recount.js';
 import { openIndexStore } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
-import { CLI, nodereg } from './helpers/cli.js';
+import { CLI, noderegIn } from './helpers/cli.js';
 import { cliTip, flushedTip } from './helpers/tip.js';
 import { differingRows } from './helpers/db.js';
 
@@ -184,8 +184,9 @@ beforeAll(async () => {
   expect({ status: full.status, stderr: full.stderr }).toEqual({ status: 0, stderr: '' });
   const noop = await runCli([...recountArgs(db), '--json']);
   expect({ status: noop.status, stderr: noop.stderr }).toEqual({ status: 0, stderr: '' });
-  const exported = nodereg(['export', '--db', db]);
-  const root = nodereg(['root', '--db', db]);
+  // The readers run in-process (`noderegIn`): the process under test here is the recount's.
+  const exported = await noderegIn(['export', '--db', db]);
+  const root = await noderegIn(['root', '--db', db]);
   expect([exported.status, root.status]).toEqual([0, 0]);
   expect(JSON.parse(noop.stdout)).toEqual(JSON.parse(exported.stdout));
   reference = { export: exported.stdout, root: root.stdout };
@@ -242,8 +243,8 @@ describe('crash safety of recount --db', () => {
 
     const finish = await runCli(completeArgs(db));
     expect({ status: finish.status, stderr: finish.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(nodereg(['export', '--db', db]).stdout).toBe(reference.export);
-    expect(nodereg(['root', '--db', db]).stdout).toBe(reference.root);
+    expect((await noderegIn(['export', '--db', db])).stdout).toBe(reference.export);
+    expect((await noderegIn(['root', '--db', db])).stdout).toBe(reference.root);
     expect(await differingRows(db, join(tmp, 'reference'))).toEqual([]);
 
     const kills = log.filter((k) => k.killed);
@@ -274,7 +275,7 @@ describe('crash safety of recount --db', () => {
     const rerun = await runCli([...completeArgs(db), '--json']);
     expect({ status: rerun.status, stderr: rerun.stderr }).toEqual({ status: 0, stderr: '' });
     expect(JSON.parse(rerun.stdout)).toEqual(JSON.parse(reference.export));
-    expect(nodereg(['root', '--db', db]).stdout).toBe(reference.root);
+    expect((await noderegIn(['root', '--db', db])).stdout).toBe(reference.root);
   }, SINGLE_RUN_MS);
 
   it('a stop requested while the chain is still being read leaves an empty index, and the CLI then says to run again, not to resume from height -1', async () => {
@@ -310,6 +311,6 @@ describe('crash safety of recount --db', () => {
     writeFileSync(join(db, '000001.dbtmp'), 'MANIFEST-000001\n');
     const run = await runCli(completeArgs(db));
     expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
-    expect(nodereg(['root', '--db', db]).stdout).toBe(reference.root);
+    expect((await noderegIn(['root', '--db', db])).stdout).toBe(reference.root);
   }, SINGLE_RUN_MS);
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
 import { readBlockRecords } from '../indexer/chain/blkfiles.js';
 import { writeBlkDir } from './helpers/blocksdir.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 
 let cache: string;
 beforeAll(() => {
@@ -12,49 +12,50 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(cache, { recursive: true, force: true }));
 
-const recount = (args: string[]): string => {
-  const res = nodereg(['recount', '--json', ...args]);
+/** `recount --json` in this process (`noderegIn`); the spill case below spawns the binary once. */
+const recount = async (args: string[]): Promise<string> => {
+  const res = await noderegIn(['recount', '--json', ...args]);
   expect(res.stderr).toBe('');
   expect(res.status).toBe(0);
   return res.stdout;
 };
 
 describe('recount --fast', () => {
-  it('prints byte-identical JSON to the full recount on the demo chain', () => {
+  it('prints byte-identical JSON to the full recount on the demo chain', async () => {
     const demo = ['--network', 'regtest', '--blocks-dir', join(ROOT, 'fixtures', 'chains', 'demo', 'blocks')];
-    expect(recount([...demo, '--fast'])).toBe(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8'));
+    expect(await recount([...demo, '--fast'])).toBe(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8'));
   });
 
-  it.each([1, 2, 3])('prints byte-identical JSON to the full recount on random chain %i', (seed) => {
+  it.each([1, 2, 3])('prints byte-identical JSON to the full recount on random chain %i', async (seed) => {
     const chain = benchChain(cache, 6000 + 1000 * seed, undefined, seed);
     const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
-    const full = recount(args);
+    const full = await recount(args);
     const parsed = JSON.parse(full) as { nodes: Array<{ status: string; renewals: number }>; rejected: unknown[] };
     expect(parsed.nodes.length).toBeGreaterThan(3);
-    expect(recount([...args, '--fast'])).toBe(full);
+    expect(await recount([...args, '--fast'])).toBe(full);
   });
 
-  it('on a bigger random chain, the database engine, the in-memory engine and --fast print the same JSON', () => {
+  it('on a bigger random chain, the database engine, the in-memory engine and --fast print the same JSON', async () => {
     const chain = benchChain(cache, 40_000, undefined, 7);
     const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
     // --utxo-memory-mib is the deprecated spelling of --memory-mib: 0 spills after every block.
-    const onDisk = recount([...args, '--utxo-memory-mib', '0']);
+    const onDisk = await recount([...args, '--utxo-memory-mib', '0']);
     expect((JSON.parse(onDisk) as { nodes: unknown[] }).nodes.length).toBeGreaterThan(20);
-    expect(recount(args)).toBe(onDisk);
-    expect(recount([...args, '--fast'])).toBe(onDisk);
-    expect(recount([...args, '--threads', '1'])).toBe(onDisk);
+    expect(await recount(args)).toBe(onDisk);
+    expect(await recount([...args, '--fast'])).toBe(onDisk);
+    expect(await recount([...args, '--threads', '1'])).toBe(onDisk);
     // No txids kept by the chain pass: worker threads sweep every block for the few the connect needs, which then spills every block.
-    expect(recount([...args, '--fast', '--memory-mib', '0'])).toBe(onDisk);
-    expect(recount([...args, '--fast', '--memory-mib', '0', '--threads', '1'])).toBe(onDisk);
+    expect(await recount([...args, '--fast', '--memory-mib', '0'])).toBe(onDisk);
+    expect(await recount([...args, '--fast', '--memory-mib', '0', '--threads', '1'])).toBe(onDisk);
   });
 
-  it('a recount whose coin tables outgrow the memory budget spills them and goes on quietly, with the same result', () => {
+  it('a recount whose coin tables outgrow the memory budget spills them and goes on quietly, with the same result', async () => {
     const chain = benchChain(cache, 7000, undefined, 1);
     const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
     const res = nodereg(['recount', '--json', ...args, '--memory-mib', '0.5']);
     expect(res.status).toBe(0);
     expect(res.stderr).toBe('');
-    expect(res.stdout).toBe(recount([...args, '--db', join(cache, 'spill-reference')]));
+    expect(res.stdout).toBe(await recount([...args, '--db', join(cache, 'spill-reference')]));
   });
 
   it('reads a blocks directory of several obfuscated files the same on one thread as on worker threads', async () => {
@@ -67,8 +68,8 @@ describe('recount --fast', () => {
     try {
       const expected = readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8');
       for (const threads of ['1', '2', '3']) {
-        expect(recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads])).toBe(expected);
-        expect(recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads, '--fast'])).toBe(expected);
+        expect(await recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads])).toBe(expected);
+        expect(await recount(['--network', 'regtest', '--blocks-dir', dir, '--threads', threads, '--fast'])).toBe(expected);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -80,14 +81,14 @@ describe('recount --fast', () => {
     [['--threads', '1.5'], /--threads must be a whole number from 1 to 64/],
     [['--memory-mib', '-1'], /--memory-mib must be 0 or more/],
     [['--utxo-memory-mib', 'lots'], /--memory-mib must be 0 or more/],
-  ])('refuses %j with a usage error', (flags, message) => {
-    const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', cache, ...flags]);
+  ])('refuses %j with a usage error', async (flags, message) => {
+    const res = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', cache, ...flags]);
     expect(res.status).toBe(2);
     expect(res.stderr).toMatch(message);
   });
 
-  it('refuses --fast with --db or --utxo-hash, since the index it leaves is partial', () => {
-    const res = nodereg(['recount', '--fast', '--db', join(cache, 'x'), '--network', 'regtest', '--blocks-dir', cache]);
+  it('refuses --fast with --db or --utxo-hash, since the index it leaves is partial', async () => {
+    const res = await noderegIn(['recount', '--fast', '--db', join(cache, 'x'), '--network', 'regtest', '--blocks-dir', cache]);
     expect(res.status).toBe(2);
     expect(res.stderr).toMatch(/cannot be combined with --db or --utxo-hash/);
   });

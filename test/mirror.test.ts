@@ -38,7 +38,7 @@ async function indexOf(name: string, blocks: readonly Uint8Array[]): Promise<str
   const blocksDir = join(dir, `${name}-blocks`);
   writeBlocksDir(blocksDir, blocks, { magic: chain.params.magic });
   const db = join(dir, name);
-  const r = await noderegAsync(['recount', '--network', 'regtest', '--blocks-dir', blocksDir, '--db', db]);
+  const r = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', blocksDir, '--db', db]);
   if (r.status !== 0) throw new Error(`recount failed: ${r.stderr}`);
   return db;
 }

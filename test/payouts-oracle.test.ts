@@ -27,7 +27,7 @@ import { exportAt, registrationsAt, type ExportJson } from '../indexer/read/quer
 import { K } from '../indexer/store/layout.js';
 import { openStore } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS, paramsToJson, type NetworkParams } from '../script/params.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 import { replayRegistry } from './helpers/replay.js';
 import type { Transaction } from 'bitcoinjs-lib';
 
@@ -165,7 +165,7 @@ let tmp: string;
  */
 async function indexOf(name: string, blocksDir: string, params: NetworkParams, paramsArgs: string[], cases: readonly Case[]): Promise<{ dbDir: string; exports: (h: number) => ExportJson; lib: Map<Case, Table> }> {
   const dbDir = join(tmp, name);
-  const res = nodereg(['recount', ...paramsArgs, '--blocks-dir', blocksDir, '--db', dbDir]);
+  const res = await noderegIn(['recount', ...paramsArgs, '--blocks-dir', blocksDir, '--db', dbDir]);
   expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
   const db = await openStore(dbDir, params, { create: false });
   const byHeight = new Map<number, ExportJson>();
@@ -180,16 +180,17 @@ async function indexOf(name: string, blocksDir: string, params: NetworkParams, p
   return { dbDir, exports: (h) => byHeight.get(h)!, lib };
 }
 
-function cli(dbDir: string, q: Case): Table {
-  const res = nodereg(['payouts', '--db', dbDir, '--from', String(q.from), '--to', String(q.to), '--amount', q.amount.toString(),
+/** `payouts --json` in this process (`noderegIn`); the schema-1 refusal below spawns the binary. */
+async function cli(dbDir: string, q: Case): Promise<Table> {
+  const res = await noderegIn(['payouts', '--db', dbDir, '--from', String(q.from), '--to', String(q.to), '--amount', q.amount.toString(),
     '--weight', q.weight, '--min-payout', q.minPayout.toString(), '--json']);
   expect({ status: res.status, stderr: res.stderr }).toEqual({ status: 0, stderr: '' });
   return JSON.parse(res.stdout) as Table;
 }
 
-function agrees(dbDir: string, lib: Map<Case, Table>, exports: (h: number) => ExportJson, expiryBlocks: number, q: Case): Seen {
+async function agrees(dbDir: string, lib: Map<Case, Table>, exports: (h: number) => ExportJson, expiryBlocks: number, q: Case): Promise<Seen> {
   const want = oracle(exports, expiryBlocks, q);
-  const got = q.via === 'lib' ? lib.get(q)! : cli(dbDir, q);
+  const got = q.via === 'lib' ? lib.get(q)! : await cli(dbDir, q);
   expect(got).toEqual({ from: q.from, to: q.to, amount: q.amount.toString(), weight: q.weight, payouts: want.table, payoutsHash: want.hash });
   return want.seen;
 }
@@ -240,7 +241,8 @@ describe('nodereg payouts --json equals an independent §2.10 oracle', () => {
       { from: 441, to: 443, amount: 5n, weight: 'uptime', minPayout: 0n },
     ];
     const { dbDir, exports, lib } = await indexOf('demo', join(ROOT, 'fixtures', 'chains', 'demo', 'blocks'), regtest, ['--network', 'regtest'], cases);
-    const seen = cases.map((q) => agrees(dbDir, lib, exports, regtest.expiryBlocks, q));
+    const seen: Seen[] = [];
+    for (const q of cases) seen.push(await agrees(dbDir, lib, exports, regtest.expiryBlocks, q));
     expect(seen.some((s) => s.dustRounds > 0) && seen.some((s) => s.remainder > 0n)).toBe(true);
     expect(Math.max(...seen.map((s) => s.maxAgeLevel))).toBe(1);
   }, 300_000);
@@ -267,7 +269,8 @@ describe('nodereg payouts --json equals an independent §2.10 oracle', () => {
     expect(live.sort()).toEqual([...replayRegistry(chain.bestChain(), SHORT).live].sort());
     expect(exports(tip).nodes.map((n) => n.status)).toEqual(expect.arrayContaining(['expired', 'lapsed']));
     await sameLiveListing(dbDir, tip);
-    const seen = cases.map((q) => agrees(dbDir, lib, exports, SHORT.expiryBlocks, q));
+    const seen: Seen[] = [];
+    for (const q of cases) seen.push(await agrees(dbDir, lib, exports, SHORT.expiryBlocks, q));
     expect(seen.some((s) => s.dustRounds > 0)).toBe(true);
     expect(seen.some((s) => s.remainder > 0n)).toBe(true);
     expect(Math.max(...seen.map((s) => s.maxAgeLevel))).toBeGreaterThanOrEqual(3);

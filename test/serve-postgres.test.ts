@@ -21,7 +21,7 @@ import { decodeCoin } from '../indexer/store/codec.js';
 import { K, P } from '../indexer/store/layout.js';
 import { openIndexStore, type DB } from '../indexer/store/store.js';
 import { reorgBranch } from './helpers/chains.js';
-import { CLI, noderegAsync } from './helpers/cli.js';
+import { CLI, noderegAsync, noderegIn } from './helpers/cli.js';
 import { startPostgres, type PgCluster } from './helpers/postgres.js';
 
 let cluster: PgCluster;
@@ -64,13 +64,13 @@ async function indexOf(name: string, blocks: readonly Uint8Array[]): Promise<str
   const blocksDir = join(dir, `${name}-blocks`);
   writeBlocksDir(blocksDir, blocks, { magic: chain.params.magic });
   const db = join(dir, name);
-  const r = await noderegAsync(['recount', '--network', 'regtest', '--blocks-dir', blocksDir, '--db', db]);
+  const r = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', blocksDir, '--db', db]);
   if (r.status !== 0) throw new Error(`recount failed: ${r.stderr}`);
   return db;
 }
 
 async function mirror(db: string): Promise<void> {
-  const r = await noderegAsync(['mirror', '--db', db, '--postgres', url, '--json']);
+  const r = await noderegIn(['mirror', '--db', db, '--postgres', url, '--json']);
   if (r.status !== 0) throw new Error(`mirror failed: ${r.stderr}`);
 }
 
@@ -335,7 +335,7 @@ describe('nodereg serve --postgres', () => {
     expect([down.status, down.stderr]).toEqual([1, expect.stringMatching(/^nodereg: cannot reach PostgreSQL at .*ENOENT; start it, or fix --postgres .*\n$/)]);
     const empty = await noderegAsync(['serve', '--postgres', await cluster.createDatabase('empty'), '--listen', '127.0.0.1:0']);
     expect([empty.status, empty.stderr]).toEqual([1, expect.stringMatching(/^nodereg: this database holds no nodereg mirror; build one with `nodereg mirror/)]);
-    const both = await noderegAsync(['serve', '--postgres', url, '--db', main]);
+    const both = await noderegIn(['serve', '--postgres', url, '--db', main]);
     expect([both.status, both.stderr]).toEqual([2, expect.stringMatching(/give one of --db \(an index directory\) or --postgres/)]);
   });
 });

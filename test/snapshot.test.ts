@@ -296,11 +296,11 @@ async function fakeCore(opts: { blocks: number; muhashAt?: (h: number) => string
 
 describe('snapshot load checks the tip and the UTXO-set MuHash against Core (fake RPC server replaying a real Core\'s answers)', () => {
   let coreSnap: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     const db = join(dir, 'core-src');
     coreSnap = join(dir, 'core.snap');
-    expect(nodereg(['recount', '--network', 'regtest', '--blocks-dir', fixturePath('core-regtest/blocks'), '--db', db, '--utxo-hash']).status).toBe(0);
-    expect(nodereg(['snapshot', 'create', '--db', db, '--out', coreSnap]).status).toBe(0);
+    expect((await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', fixturePath('core-regtest/blocks'), '--db', db, '--utxo-hash'])).status).toBe(0);
+    expect((await noderegIn(['snapshot', 'create', '--db', db, '--out', coreSnap])).status).toBe(0);
   }, 60_000);
   const withNode = async (node: Parameters<typeof fakeCore>[0]): Promise<{ result: Awaited<ReturnType<typeof checkAgainstNode>> | null; err: Error | null; target: string }> => {
     const server = await fakeCore(node);

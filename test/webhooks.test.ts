@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { freePort, startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { submitAll } from './helpers/chains.js';
-import { nodereg, ROOT } from './helpers/cli.js';
+import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 import { Daemon, rpcArgs, type LogLine } from './helpers/daemon.js';
 import { Receiver, type Received } from './helpers/receiver.js';
 
@@ -166,18 +166,18 @@ describe('webhooks from nodereg index', () => {
     expect(check.status).toBe(0);
   });
 
-  it('refuses a bad URL, a repeated --webhook and a too open secret file in one line each, with exit 2, 2 and 1', () => {
+  it('refuses a bad URL, a repeated --webhook and a too open secret file in one line each, with exit 2, 2 and 1', async () => {
     const base = ['index', '--network', 'regtest', '--rpc', 'http://127.0.0.1:1', '--rpc-user', 'x', '--rpc-password', 'y', '--db', join(dir, 'db3')];
-    const badUrl = nodereg([...base, '--webhook', 'ftp://tracker.example/hook']);
+    const badUrl = await noderegIn([...base, '--webhook', 'ftp://tracker.example/hook']);
     expect(badUrl.status).toBe(2);
     expect(badUrl.stderr).toMatch(/--webhook must be an http\(s\) URL/);
-    const twice = nodereg([...base, '--webhook', 'http://a.example/', '--webhook', 'http://b.example/']);
+    const twice = await noderegIn([...base, '--webhook', 'http://a.example/', '--webhook', 'http://b.example/']);
     expect(twice.status).toBe(2);
     expect(twice.stderr).toMatch(/--webhook was given 2 times; give it once/);
     const open = join(dir, 'open-secret');
     writeFileSync(open, 'shared\n');
     chmodSync(open, 0o644);
-    const tooOpen = nodereg([...base, '--webhook', 'http://a.example/', '--webhook-secret-file', open]);
+    const tooOpen = await noderegIn([...base, '--webhook', 'http://a.example/', '--webhook-secret-file', open]);
     expect(tooOpen.status).toBe(1);
     expect(tooOpen.stderr).toMatch(/webhook secret file .* is readable by other users .*chmod 600/);
     for (const r of [badUrl, twice, tooOpen]) expect(r.stderr).not.toMatch(/\n\s+at /);
