@@ -574,13 +574,24 @@ export class MemoryUtxo {
    * delete before every put, so that a coin deleted and made again (a
    * repeated txid) ends as made.
    */
+  /** The order of the first `n` rows' script-index keys ('o': script, then outpoint), scripts from `ids` and txids already in `txidWord`. */
+  private byScriptCoin(ids: ArrayLike<number>, n: number): Uint32Array {
+    const { scripts, sorter, scratch } = this;
+    for (let i = 0; i < n; i++) scratch.scriptCoinWords(scripts, ids[i]!, i);
+    sorter.start(n);
+    sorter.by(scratch.txidWord);
+    sorter.by(scratch.w2);
+    sorter.by(scratch.w1);
+    return sorter.by(scratch.w0);
+  }
+
   private sortedRows(sink: RowSink): void {
     const { keys, scripts, sorter, scratch } = this;
     const spent = this.spentCount;
     const ops = this.spentOps;
     const ids = this.spentScripts;
     scratch.room(Math.max(spent, this.coins.count));
-    const { txidWord, w0, w1, w2 } = scratch;
+    const { txidWord } = scratch;
     for (let i = 0; i < spent; i++) txidWord[i] = ops.readUInt32BE(i * 36);
     sorter.start(spent);
     let order = sorter.by(txidWord);
@@ -588,12 +599,7 @@ export class MemoryUtxo {
       const at = order[k]! * 36;
       sink.del(keys.coin(ops, at, ops.readUInt32BE(at + 32)));
     }
-    for (let i = 0; i < spent; i++) scratch.scriptCoinWords(scripts, ids[i]!, i);
-    sorter.start(spent);
-    sorter.by(txidWord);
-    sorter.by(w2);
-    sorter.by(w1);
-    order = sorter.by(w0);
+    order = this.byScriptCoin(ids, spent);
     for (let k = 0; k < spent; k++) {
       const i = order[k]!;
       sink.del(keys.scriptCoinOf(scripts, ids[i]!, ops, i * 36));
@@ -622,12 +628,7 @@ export class MemoryUtxo {
       scripts.copyTo(id, value, COIN_SCRIPT_AT);
       sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), value);
     }
-    for (let i = 0; i < n; i++) scratch.scriptCoinWords(scripts, coinScript[i]!, i);
-    sorter.start(n);
-    sorter.by(txidWord);
-    sorter.by(w2);
-    sorter.by(w1);
-    order = sorter.by(w0);
+    order = this.byScriptCoin(coinScript, n);
     const empty = scratch.value(0);
     for (let k = 0; k < n; k++) {
       const i = order[k]!;
