@@ -220,6 +220,7 @@ describe('nodereg serve --postgres', () => {
       '/v1/status': ['/v1/status', '/v1/status?x=1'],
       '/v1/nodes': [
         '/v1/nodes', '/v1/nodes?status=expired', '/v1/nodes?status=lapsed', `/v1/nodes?status=all&at=${mid}`, '/v1/nodes?expiringWithin=50',
+        '/v1/nodes?limit=1', `/v1/nodes?at=${mid}`, `/v1/nodes?at=${mid}&limit=1&cursor=${Buffer.from(`${mid - 30}:0`).toString('base64url')}`,
         '/v1/nodes?status=bogus', '/v1/nodes?limit=0', '/v1/nodes?limit=abc', `/v1/nodes?at=${t + 1}`, '/v1/nodes?cursor=bm9wZQ', '/v1/nodes?at=-1',
       ],
       '/v1/nodes/{stake}': [`/v1/nodes/${sample.stake}`, `/v1/nodes/${sample.lapsed}`, `/v1/nodes/${sample.never}`, '/v1/nodes/not-an-address', '/v1/nodes/00'],
@@ -294,9 +295,10 @@ describe('nodereg serve --postgres', () => {
   });
 
   it('follows every page cursor to the end identically, at the tip and at a past height', async () => {
-    for (const q of ['status=all&limit=1', `status=all&limit=2&at=${sample.tip - 60}`, 'status=expired&limit=1', 'limit=2']) {
+    for (const q of ['status=all&limit=1', `status=all&limit=2&at=${sample.tip - 60}`, 'status=expired&limit=1', 'limit=2', 'limit=1', `limit=1&at=${sample.tip - 60}`]) {
       const pages = await followCursors('/v1/nodes', q);
       if (q === 'status=all&limit=1') expect(pages).toBeGreaterThan(2);
+      if (q === 'limit=1') expect(pages).toBeGreaterThan(1);
     }
   });
 

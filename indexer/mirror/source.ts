@@ -10,7 +10,7 @@ import { diffOf, liveOf, proofFrom, type DiffEnd } from '../read/proofs.js';
 import { explainOutcomes, heightUpTo, nodeInfoOf, QueryError, scriptUtxo, tipOrRefuse } from '../read/queries.js';
 import type { DataSource, HeightRoots, RegistryView, TipRef } from '../read/source.js';
 import { OPEN } from '../store/layout.js';
-import type { Outcome, RegistryEvent } from '../types.js';
+import type { Outcome, Registration, RegistryEvent } from '../types.js';
 import { PostgresUnavailableError } from './connect.js';
 import { histories, mirrorExportAt, mirrorRegistrationsAt, readMirrorTip, registrationOfRow, toEvent, type EventRow, type RegistrationRow } from './read.js';
 import { MIRROR_SCHEMA_VERSION } from './schema.js';
@@ -132,21 +132,28 @@ class MirrorView implements RegistryView {
   async pageNodes(q: Parameters<RegistryView['pageNodes']>[0]): ReturnType<RegistryView['pageNodes']> {
     const tip = await this.tipHeight();
     const c = this.c;
+    // The current registrations at the tip from just after `after`, in FIRST_SEEN order; only the active ones
+    // through the partial index on (status, first_height, first_index), so a page of them never reads the ended ones.
+    async function* current(after: { firstHeight: number; firstIndex: number } | null, activeOnly: boolean): AsyncGenerator<Registration> {
+      let from = after ?? { firstHeight: -1, firstIndex: -1 };
+      for (;;) {
+        const { rows: batch } = await c.query<RegistrationRow>(
+          `SELECT * FROM registrations WHERE is_current ${activeOnly ? "AND status = 'active'" : ''} AND (first_height, first_index) > ($1, $2)
+            ORDER BY first_height, first_index LIMIT ${PAGE_BATCH}`, [from.firstHeight, from.firstIndex]);
+        for (const r of batch) yield registrationOfRow(r);
+        if (batch.length < PAGE_BATCH) return;
+        from = { firstHeight: batch[batch.length - 1]!.first_height, firstIndex: batch[batch.length - 1]!.first_index };
+      }
+    }
     const rows: PageRows = {
       async* registrations(h, after) {
-        if (h !== tip) {
-          yield* await mirrorRegistrationsAt(c, h);
-          return;
-        }
-        let from = after ?? { firstHeight: -1, firstIndex: -1 };
-        for (;;) {
-          const { rows: batch } = await c.query<RegistrationRow>(
-            `SELECT * FROM registrations WHERE is_current AND (first_height, first_index) > ($1, $2)
-              ORDER BY first_height, first_index LIMIT ${PAGE_BATCH}`, [from.firstHeight, from.firstIndex]);
-          for (const r of batch) yield registrationOfRow(r);
-          if (batch.length < PAGE_BATCH) return;
-          from = { firstHeight: batch[batch.length - 1]!.first_height, firstIndex: batch[batch.length - 1]!.first_index };
-        }
+        if (h === tip) yield* current(after, false);
+        else yield* await mirrorRegistrationsAt(c, h);
+      },
+      // A past height replays every history up to it, as `registrations` does (a bounded reading would need an index on ended_height).
+      async* live(h, after) {
+        if (h === tip) yield* current(after, true);
+        else yield* liveOf(await mirrorRegistrationsAt(c, h));
       },
       balances: (scripts, h) => this.balancesOf(scripts, h),
       clock: (h) => this.clock(h),

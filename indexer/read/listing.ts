@@ -2,7 +2,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { decodeRegistration } from '../store/codec.js';
 import { K, P, parse } from '../store/layout.js';
 import {
-  balanceNow, eventHistories, exportNode, heightUpTo, liveRegistrationsAt, QueryError, registrationsAt, registrationsFrom, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
+  balanceNow, eventHistories, exportNode, heightUpTo, liveRegistrationsAt, liveRegistrationsFrom, QueryError, registrationsAt, registrationsFrom, replay, requireTip, resolveHeight, stakeBalanceAt, type ExportNode,
 } from './queries.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
@@ -48,22 +48,36 @@ export interface PageRows {
    * page stops reading once it is full.
    */
   registrations(height: number, after: Cursor | null): AsyncIterable<Registration> | Iterable<Registration>;
+  /**
+   * The part of `registrations(height, after)` that is active at `height`,
+   * in the same order and as lazily, read without passing over the
+   * registrations that ended by then: what a page that lists only active
+   * ones walks, so that it costs the active set, not the chain's history.
+   */
+  live(height: number, after: Cursor | null): AsyncIterable<Registration> | Iterable<Registration>;
   /** Each script's balance at the end of block `height`. */
   balances(scripts: Buffer[], height: number): Promise<bigint[]>;
   clock(height: number): Promise<Clock>;
 }
 
 /**
- * One page of the registry in FIRST_SEEN order. At the tip this walks the
- * FIRST_SEEN index, so a page costs what it returns; at a past height it
- * walks the registration rows begun by then, replaying each one's events
- * (`registrationsFrom`).
+ * One page of the registry in FIRST_SEEN order. A page of active ones walks
+ * the lifetime rows of the registrations live at its height
+ * (`liveRegistrationsFrom`): at the tip those still open, so it costs what
+ * it returns. Any other page walks, at the tip, the FIRST_SEEN index, and at
+ * a past height the registration rows begun by then, replaying each one's
+ * events (`registrationsFrom`).
  */
 export async function pageNodes(db: ReadDB, params: NetworkParams, opts: PageQuery = {}): Promise<NodePage> {
   const tip = await requireTip(db);
-  const rows: PageRows = {
+  return pageOf(indexPageRows(db, tip.height), tip.height, params, opts);
+}
+
+/** The rows of a page from the index whose tip is at `tipHeight`. */
+export function indexPageRows(db: ReadDB, tipHeight: number): PageRows {
+  return {
     async* registrations(h, from) {
-      if (h !== tip.height) {
+      if (h !== tipHeight) {
         yield* registrationsFrom(db, h, from);
         return;
       }
@@ -73,14 +87,14 @@ export async function pageNodes(db: ReadDB, params: NetworkParams, opts: PageQue
         yield decodeRegistration(raw);
       }
     },
+    live: (h, from) => liveRegistrationsFrom(db, h, from),
     async balances(scripts, h) {
       const out: bigint[] = [];
-      for (const s of scripts) out.push(h === tip.height ? await balanceNow(db, s) : await stakeBalanceAt(db, s, h));
+      for (const s of scripts) out.push(h === tipHeight ? await balanceNow(db, s) : await stakeBalanceAt(db, s, h));
       return out;
     },
     clock: (h) => clockAt(db, h),
   };
-  return pageOf(rows, tip.height, params, opts);
 }
 
 /** A page from its rows: the one reading of status, expiringWithin, limit and cursor. */
@@ -91,7 +105,9 @@ export async function pageOf(rows: PageRows, tipHeight: number, params: NetworkP
   const from = opts.cursor === undefined ? null : decodeCursor(opts.cursor);
   const picked: Registration[] = [];
   let more = false;
-  for await (const r of rows.registrations(h, from)) {
+  // Only an active registration can pass these filters: walk the live set alone.
+  const onlyActive = status === 'active' || opts.expiringWithin !== undefined;
+  for await (const r of onlyActive ? rows.live(h, from) : rows.registrations(h, from)) {
     if (from && !after(r, from)) continue;
     if (status !== 'all' && r.status !== status) continue;
     if (opts.expiringWithin !== undefined && !(r.status === 'active' && r.expiryHeight - h <= opts.expiringWithin)) continue;

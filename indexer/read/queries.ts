@@ -187,6 +187,15 @@ export async function registrationsAt(db: ReadDB, height: number): Promise<Regis
   return out.sort(byFirstSeen);
 }
 
+/**
+ * The regId to read on from, just after a place of 32-bit height: a cursor
+ * may name a position past 32 bits, which comes after every registration
+ * of its height, as the last one a 32-bit position can name does.
+ */
+function placeId(p: RegPlace): Buffer {
+  return regId(p.firstHeight, Math.min(p.firstIndex, 0xffffffff));
+}
+
 /** Rows walked before `registrationsFrom` gives up on reading each one's events and scans them all. */
 const WALK_LIMIT = 3000;
 
@@ -200,8 +209,8 @@ const WALK_LIMIT = 3000;
  * event rows instead of a range read per script.
  */
 export async function* registrationsFrom(db: ReadDB, height: number, after: RegPlace | null, walkLimit = WALK_LIMIT): AsyncGenerator<Registration> {
-  if (after !== null && (after.firstHeight > 0xffffffff || after.firstIndex > 0xffffffff)) return;
-  let from = after === null ? null : regId(after.firstHeight, after.firstIndex);
+  if (after !== null && after.firstHeight > 0xffffffff) return;
+  let from = after === null ? null : placeId(after);
   let walked = 0;
   let more = false;
   walk: for await (const rows of rowBatches(db, K.registrationsBegunByAfter(height, from))) {
@@ -234,29 +243,70 @@ export async function* registrationsFrom(db: ReadDB, height: number, after: RegP
  * rows, which nothing after `height` changed but the end.
  */
 export async function liveRegistrationsAt(db: ReadDB, height: number, begunBy: number): Promise<Registration[]> {
-  const ids: Buffer[] = [];
-  for await (const rows of rowBatches(db, K.lifetimesEndingAfter(height))) {
-    for (const [k] of rows) {
-      const l = parse.lifetime(k);
-      if (l.firstHeight <= begunBy && l.firstHeight <= height) ids.push(regId(l.firstHeight, l.firstIndex));
-    }
-  }
   const out: Registration[] = [];
-  for (let i = 0; i < ids.length; i += 1000) {
-    const raws = await db.getMany(ids.slice(i, i + 1000).map((id) => K.registration(id)));
-    for (const raw of raws) {
-      if (raw === undefined) throw new QueryError('index inconsistent: a lifetime row without its registration');
-      const r = decodeRegistration(raw);
-      if (r.tipHeight <= height) {
-        out.push({ ...r, status: 'active', endedHeight: null });
-        continue;
-      }
-      const then = replay(r.stakeScript, await eventsOf(db, r.stakeScript), height).find((x) => x.firstHeight === r.firstHeight && x.firstIndex === r.firstIndex);
-      if (then === undefined) throw new QueryError('index inconsistent: a live registration missing from its events');
-      out.push(then);
+  for await (const r of liveRegistrationsFrom(db, height, null, begunBy)) out.push(r);
+  return out;
+}
+
+/** Registration rows read at once by `liveRegistrationsFrom`: few for the first page, more for a reader that goes on. */
+const LIVE_FIRST_BATCH = 16;
+const LIVE_MAX_BATCH = 1024;
+
+/**
+ * `liveRegistrationsAt` read lazily, from just after registration `after`:
+ * the one reading of "live at the end of block `height`" (begun by then,
+ * ended after it or not at all) over the lifetime rows. The rows of the
+ * registrations still open are keyed `OPEN ‖ regId`, FIRST_SEEN order, so
+ * at the tip this is one range read from the cursor and costs what the
+ * reader takes, whatever the chain's history. At a past height the
+ * registrations that ended after it are also live then: their rows are
+ * read whole (grouped by end height), sorted and merged in, so the extra
+ * cost is the registrations ended since `height`, not those ended before.
+ */
+export async function* liveRegistrationsFrom(db: ReadDB, height: number, after: RegPlace | null, begunBy = height): AsyncGenerator<Registration> {
+  if (after !== null && after.firstHeight > 0xffffffff) return;
+  const last = Math.min(height, begunBy);
+  const from = after === null ? null : placeId(after);
+  const endedSince: Buffer[] = [];
+  for await (const rows of rowBatches(db, K.lifetimesEndedAfter(height))) {
+    for (const [k] of rows) {
+      const id = parse.lifetimeId(k);
+      if (id.readUInt32BE(0) <= last && (from === null || Buffer.compare(id, from) > 0)) endedSince.push(Buffer.from(id));
     }
   }
-  return out.sort(byFirstSeen);
+  endedSince.sort(Buffer.compare);
+  let batch: Buffer[] = [];
+  let size = LIVE_FIRST_BATCH;
+  let i = 0;
+  for await (const k of db.keys(K.openLifetimesAfter(from, last))) {
+    const id = parse.lifetimeId(k);
+    while (i < endedSince.length && Buffer.compare(endedSince[i]!, id) < 0) batch.push(endedSince[i++]!);
+    batch.push(Buffer.from(id));
+    if (batch.length >= size) {
+      yield* await liveAsOf(db, batch, height);
+      batch = [];
+      size = Math.min(size * 2, LIVE_MAX_BATCH);
+    }
+  }
+  batch.push(...endedSince.slice(i));
+  for (let j = 0; j < batch.length; j += LIVE_MAX_BATCH) yield* await liveAsOf(db, batch.slice(j, j + LIVE_MAX_BATCH), height);
+}
+
+/** The registrations `ids` (live at the end of block `height`) as they stood then. */
+async function liveAsOf(db: ReadDB, ids: Buffer[], height: number): Promise<Registration[]> {
+  const out: Registration[] = [];
+  for (const raw of await db.getMany(ids.map((id) => K.registration(id)))) {
+    if (raw === undefined) throw new QueryError('index inconsistent: a lifetime row without its registration');
+    const r = decodeRegistration(raw);
+    if (r.tipHeight <= height) {
+      out.push({ ...r, status: 'active', endedHeight: null });
+      continue;
+    }
+    const then = replay(r.stakeScript, await eventsOf(db, r.stakeScript), height).find((x) => x.firstHeight === r.firstHeight && x.firstIndex === r.firstIndex);
+    if (then === undefined) throw new QueryError('index inconsistent: a live registration missing from its events');
+    out.push(then);
+  }
+  return out;
 }
 
 type Row = [Buffer, Buffer];

@@ -165,6 +165,19 @@ export const K = {
   /** Lifetime rows of registrations that ended after block `height` or are still open: those live at `height` or later. */
   lifetimesEndingAfter: (height: number): { gte: Buffer; lt: Buffer } =>
     ({ gte: withHeight(P.lifetime, Math.min(height + 1, OPEN)), lt: Buffer.of(P.lifetime + 1) }),
+  /**
+   * Lifetime rows of the registrations still open, begun in blocks up to
+   * `begunBy`, from just after registration `id` (from the first when null):
+   * their key is `OPEN ‖ regId`, so this is FIRST_SEEN order.
+   */
+  openLifetimesAfter: (id: RegId | null, begunBy: number): { gt?: Buffer; gte?: Buffer; lt: Buffer } => {
+    const open = withHeight(P.lifetime, OPEN);
+    const lt = begunBy >= 0xffffffff ? Buffer.of(P.lifetime + 1) : Buffer.concat([open, regId(begunBy + 1, 0)]);
+    return id === null ? { gte: open, lt } : { gt: Buffer.concat([open, id]), lt };
+  },
+  /** Lifetime rows of the registrations that ended in a block after `height`: none above the tip, so none at the tip. */
+  lifetimesEndedAfter: (height: number): { gte: Buffer; lt: Buffer } =>
+    ({ gte: withHeight(P.lifetime, Math.min(height + 1, OPEN)), lt: withHeight(P.lifetime, OPEN) }),
   /** FIRST_SEEN rows after registration `id` (every row when null), in order. */
   firstSeenAfter: (id: RegId | null): { gt?: Buffer; gte?: Buffer; lt: Buffer } =>
     id === null ? K.all(P.firstSeen) : { gt: K.firstSeen(id), lt: Buffer.of(P.firstSeen + 1) },
@@ -300,6 +313,8 @@ export const parse = {
   firstSeen: (k: Buffer): { id: RegId } => ({ id: k.subarray(1) }),
   lifetime: (k: Buffer): { endedHeight: number; firstHeight: number; firstIndex: number } =>
     ({ endedHeight: k.readUInt32BE(1), firstHeight: k.readUInt32BE(5), firstIndex: k.readUInt32BE(9) }),
+  /** The regId of a lifetime row: a view into the key. */
+  lifetimeId: (k: Buffer): RegId => k.subarray(5, 13),
   event: (k: Buffer): { script: Buffer; height: number; txIndex: number; kind: number } => {
     const at = 3 + k.readUInt16BE(1);
     return { script: k.subarray(3, at), height: k.readUInt32BE(at), txIndex: k.readUInt32BE(at + 4), kind: k[at + 8]! };
