@@ -190,8 +190,97 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
   }, 600_000);
 });
 
+// The two small chains (the demo chain's blocks write registry rows too): the format change is
+// about reading, and the writer's bytes are held to the reference encoder below.
+describe.each(CHAINS.slice(0, 2))('a kept index of %s, made by an older nodereg', (_name, chainOf) => {
+  it('disconnects and reconnects across undo records an older nodereg wrote (format 1) to the rows of one format', async () => {
+    const { blocksDir, params } = chainOf();
+    const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
+    const back = Math.min(12, top);
+    const mid = top - Math.floor(back / 2);
+    const U = Buffer.of(P.undo).toString('hex');
+    const isUndo = (r: string): boolean => r.startsWith(U);
+    const format1 = (r: string): boolean => isUndo(r) && !r.split('=')[1]!.startsWith('ffffffff02');
+    // Either format as format 2: what the two indexes must agree on beside every other row byte for byte.
+    const norm = (rows: string[]): string[] => rows.map((r) => {
+      if (!isUndo(r)) return r;
+      const [k, v] = r.split('=');
+      return `${k}=${encodeUndo(decodeUndo(Buffer.from(v!, 'hex'))).toString('hex')}`;
+    });
+    const full = await rowsOf(blocksDir, params, true, [NEVER]);
+    const shorter = await rowsOf(blocksDir, params, true, [{ height: top - back }]);
+    expect(full.filter(format1)).toEqual([]);
+    const idx = await tempIndex(params, { utxoHash: true });
+    try {
+      await recount({ blocksDir, params, db: idx.db, height: mid });
+      // Blocks 0 … mid as an older nodereg left them.
+      let old = 0;
+      for await (const [k, v] of idx.db.iterator({ gte: Buffer.of(P.undo), lt: Buffer.of(P.undo + 1) })) {
+        await idx.db.put(k, encodeUndoFormat1(decodeUndo(v)));
+        old++;
+      }
+      expect(old).toBe(mid + 1);
+      await recount({ blocksDir, params, db: idx.db });
+      const mixed = await dump(idx.db);
+      expect(mixed.filter(format1).length).toBe(mid + 1);
+      expect(norm(mixed)).toEqual(full);
+
+      const state = new ChainState(idx.db, params);
+      await state.load();
+      const view = new MemoryUtxo(false, []);
+      await view.resume(state);
+      for (let i = 0; i < back; i++) await disconnectTip(state, view);
+      const down = await dump(idx.db);
+      expect(down.filter(format1).length).toBe(top - back + 1);
+      expect(down.filter((r) => !isUndo(r))).toEqual(shorter.filter((r) => !isUndo(r)));
+      expect(norm(down)).toEqual(shorter);
+
+      await recount({ blocksDir, params, db: idx.db });
+      expect(norm(await dump(idx.db))).toEqual(full);
+    } finally {
+      await idx.close();
+    }
+  }, 600_000);
+});
+
+/** Format 1 of the undo record, as nodereg wrote it before format 2: the reference for reading old indexes. */
+function encodeUndoFormat1(u: UndoRecord): Buffer {
+  const parts: Buffer[] = [];
+  const u32 = (v: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    return b;
+  };
+  parts.push(u32(u.coinOps.length));
+  for (const op of u.coinOps) {
+    if (op.added) parts.push(Buffer.of(1), op.outpoint);
+    else parts.push(Buffer.of(0), op.outpoint, u32(encodeCoin(op.coin).length), encodeCoin(op.coin));
+  }
+  parts.push(u32(u.kv.length));
+  for (const { key, prior } of u.kv) {
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(key.length);
+    parts.push(len, key, Buffer.of(prior ? 1 : 0));
+    if (prior) parts.push(u32(prior.length), prior);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Scripts of every template format 2 shortens, one near miss of each, and raw ones up to the two-byte length. */
+const SCRIPTS = [
+  Buffer.concat([Buffer.of(0x76, 0xa9, 0x14), Buffer.alloc(20, 3), Buffer.of(0x88, 0xac)]),
+  Buffer.concat([Buffer.of(0x76, 0xa9, 0x14), Buffer.alloc(20, 3), Buffer.of(0x88, 0xad)]),
+  Buffer.concat([Buffer.of(0xa9, 0x14), Buffer.alloc(20, 4), Buffer.of(0x87)]),
+  Buffer.concat([Buffer.of(0x00, 0x14), Buffer.alloc(20, 5)]),
+  Buffer.concat([Buffer.of(0x00, 0x14), Buffer.alloc(21, 5)]),
+  Buffer.concat([Buffer.of(0x00, 0x20), Buffer.alloc(32, 6)]),
+  Buffer.concat([Buffer.of(0x51, 0x20), Buffer.alloc(32, 7)]),
+  Buffer.concat([Buffer.of(0x52, 0x20), Buffer.alloc(32, 7)]),
+  Buffer.alloc(0), Buffer.alloc(1, 0x51), Buffer.alloc(122, 8), Buffer.alloc(123, 8), Buffer.alloc(700, 9),
+];
+
 describe('the undo writer', () => {
-  it('writes the bytes encodeUndo writes for the same record, and they decode back to it', () => {
+  it('writes the bytes encodeUndo writes for the same record, they decode back to it, and so does the same record in format 1', () => {
     const w = new UndoWriter();
     const scripts = new ScriptTable();
     const txids = Buffer.alloc(64 * 32);
@@ -200,30 +289,67 @@ describe('the undo writer', () => {
       // Reused: a record of 1500 coins grows the writer's buffer past its start.
       w.start();
       const coinOps: UndoRecord['coinOps'][number][] = [];
+      let tx = 0;
+      let vout = 0;
       for (let i = 0; i < n; i++) {
-        const tx = i % 64;
-        const vout = i * 977;
+        // Runs of created coins from vout 0, runs with gaps or a late start, a vout that
+        // falls back (a new run of the same txid), and spent coins of repeating txids.
+        const shape = (i * 7) % 11;
+        if (shape < 3) vout++;
+        else if (shape < 5) vout += 1 + shape * 200;
+        else if (shape === 5) vout = 0xffffffff - (i % 3);
+        else if (shape === 6) { tx = (tx + 1) % 64; vout = 0; }
+        else if (shape === 7) vout = 0;
+        else if (shape === 8) tx = (tx + 1) % 64;
+        if (vout > 0xffffffff) vout = 0;
         const op = Buffer.alloc(36);
         txids.copy(op, 0, tx * 32, tx * 32 + 32);
         op.writeUInt32BE(vout, 32);
-        if (i % 3 === 0) {
+        if (i % 3 !== 0) {
           w.added(txids, tx * 32, vout);
           coinOps.push({ added: true, outpoint: op });
         } else {
-          const script = Buffer.alloc(i % 41, i & 0xff);
+          const script = SCRIPTS[i % SCRIPTS.length]!;
           const id = scripts.intern(script, 0, script.length);
           const lo = (i * 2654435761) >>> 0;
-          const hi = i % 5 === 0 ? 0x1fffff : i & 0xff;
-          const code = (i * 2) + (i % 2);
+          const hi = i % 5 === 0 ? 0xffffffff : i % 2 === 0 ? 0x1fffff : i & 0x7f;
+          const code = i % 7 === 0 ? 0xffffffff : (i * 2) + (i % 2);
           w.spent(txids, tx * 32, vout, lo, hi, code, scripts, id);
           coinOps.push({ added: false, outpoint: op, coin: { value: (BigInt(hi) << 32n) | BigInt(lo), height: code >>> 1, coinbase: (code & 1) === 1, script } });
         }
       }
-      const kv = n === 0 ? [] : [{ key: Buffer.from('r\x01ab', 'latin1'), prior: null }, { key: Buffer.from('g12'), prior: Buffer.alloc(n % 300, 9) }];
+      const kv = n === 0 ? [] : [{ key: Buffer.from('r\x01ab', 'latin1'), prior: null }, { key: Buffer.alloc(200, 0x67), prior: Buffer.alloc(n % 300, 9) }, { key: Buffer.from('t'), prior: Buffer.alloc(0) }];
       const got = w.finish(kv);
       expect(got.equals(encodeUndo({ coinOps, kv }))).toBe(true);
-      expect(decodeUndo(got)).toEqual({ coinOps, kv });
+      // Compared as text: jest's deep compare of 1500 coins' buffers takes seconds.
+      const text = (u: UndoRecord): string[] => [
+        ...u.coinOps.map((op) => (op.added ? `+${op.outpoint.toString('hex')}` : `-${op.outpoint.toString('hex')} ${op.coin.value} ${op.coin.height} ${op.coin.coinbase} ${op.coin.script.toString('hex')}`)),
+        ...u.kv.map(({ key, prior }) => `${key.toString('hex')}=${prior?.toString('hex') ?? 'absent'}`),
+      ];
+      expect(text(decodeUndo(got))).toEqual(text({ coinOps, kv }));
+      expect(text(decodeUndo(encodeUndoFormat1({ coinOps, kv })))).toEqual(text({ coinOps, kv }));
+      if (n === 1500) {
+        // The record is shorter than format 1's, and cutting or padding it is corruption.
+        expect(got.length).toBeLessThan(encodeUndoFormat1({ coinOps, kv }).length);
+        expect(() => decodeUndo(got.subarray(0, got.length - 1))).toThrow(/undo/);
+        expect(() => decodeUndo(Buffer.concat([got, Buffer.of(0)]))).toThrow(/trailing/);
+        const other = Buffer.from(got);
+        other[4] = 3;
+        expect(() => decodeUndo(other)).toThrow(/format 3/);
+      }
     }
+  });
+
+  it('keeps the runs of created coins a block makes: a txid once per transaction', () => {
+    const w = new UndoWriter().start();
+    const txids = Buffer.alloc(2 * 32, 1);
+    txids.fill(2, 32);
+    for (const v of [0, 1, 2]) w.added(txids, 0, v);
+    for (const v of [1, 3]) w.added(txids, 32, v);
+    const got = w.finish([]);
+    // mark, format, RUN ‖ txid ‖ 3, RUN_LISTED ‖ txid ‖ 2 ‖ 1 ‖ 1, END, no rows.
+    expect(got.length).toBe(5 + 34 + 36 + 2);
+    expect(decodeUndo(got).coinOps.map((op) => `${op.outpoint[0]}:${op.outpoint.readUInt32BE(32)}`)).toEqual(['1:0', '1:1', '1:2', '2:1', '2:3']);
   });
 });
 
