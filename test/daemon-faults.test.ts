@@ -25,7 +25,7 @@ import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
-import { noderegAsync, ROOT } from './helpers/cli.js';
+import { noderegIn, ROOT } from './helpers/cli.js';
 import { Daemon, exportOf, rpcArgs, stopsSyncedAt, subscribed } from './helpers/daemon.js';
 import { FakeBitcoindPublisher } from './helpers/zmqpub.js';
 
@@ -269,9 +269,8 @@ const extraNodes: BcoinNode[] = [];
 const publishers: FakeBitcoindPublisher[] = [];
 
 beforeAll(async () => {
-  // Recounts run the CLI synchronously: only before any server of this process starts.
-  expect(recountOf(chain)).toEqual(reference);
-  reorgedReference = recountOf(reorged.side);
+  expect(await recountOf(chain)).toEqual(reference);
+  reorgedReference = await recountOf(reorged.side);
   expect(reorgedReference).not.toEqual(reference);
   shared = await startBcoin();
   await submitAll(shared, blocks.slice(1));
@@ -307,7 +306,8 @@ function daemonVia(p: FaultyRpcProxy, node: BcoinNode, db: string, extra: string
 /** The daemon stayed up through every fault, stops cleanly, and its index equals the recount. */
 async function survivedAndIndexed(d: Daemon, db: string, end: MinedBlock = tip, expected: unknown = reference): Promise<void> {
   await stopsSyncedAt(d, db, end, expected);
-  const root = await noderegAsync(['root', '--db', db, '--json']);
+  // The readers run in-process (see noderegIn): the process under test is the daemon.
+  const root = await noderegIn(['root', '--db', db, '--json']);
   expect(root.status).toBe(0);
   expect((JSON.parse(root.stdout) as { tip: string }).tip).toBe(end.hash);
 }

@@ -36,7 +36,7 @@ let atStart: BcoinSnapshot;
 
 beforeAll(async () => {
   // The live index must end equal to a recount of the same blocks.
-  expect(recountOf(chain)).toEqual(reference);
+  expect(await recountOf(chain)).toEqual(reference);
   expect(reference.tip).toBe(tip.hash);
   atStart = await bcoinSnapshot((n) => submitAll(n, blocks.slice(1, START + 1)));
 }, 300_000);
@@ -216,7 +216,7 @@ describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s block
 
   it('follows a reorg announced as bitcoind does, with D for each disconnected block and C for each connected one', async () => {
     const side = reorgBranch(chain);
-    const expected = recountOf(side);
+    const expected = await recountOf(side);
     expect(expected).not.toEqual(reference);
 
     const { pub, daemon, db } = await setUp();

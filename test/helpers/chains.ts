@@ -8,14 +8,18 @@ import { fixtureLayout } from '../../fixtures/generator/output.js';
 import { payTo } from '../../fixtures/generator/wallet.js';
 import { storageOrder } from '../../fixtures/generator/blkwriter.js';
 import type { BcoinNode } from './bcoin.js';
-import { nodereg } from './cli.js';
+import { noderegIn } from './cli.js';
 
-/** Writes every block a builder ever mined (all branches) as a blocks dir and recounts it with the CLI. */
-export function recountOf(c: ChainBuilder, extraArgs: string[] = []): unknown {
+/**
+ * Writes every block a builder ever mined (all branches) as a blocks dir and
+ * recounts it with the CLI, in-process (see noderegIn): the recount's answer is
+ * the reference here, not the process that prints it.
+ */
+export async function recountOf(c: ChainBuilder, extraArgs: string[] = []): Promise<unknown> {
   const dir = mkdtempSync(join(tmpdir(), 'nodereg-rc-'));
   try {
     writeBlocksDir(join(dir, 'blocks'), storageOrder(c), fixtureLayout(c));
-    const res = nodereg(['recount', '--network', 'regtest', '--blocks-dir', join(dir, 'blocks'), '--json', ...extraArgs]);
+    const res = await noderegIn(['recount', '--network', 'regtest', '--blocks-dir', join(dir, 'blocks'), '--json', ...extraArgs]);
     if (res.status !== 0) throw new Error(`recount failed: ${res.stderr}`);
     return JSON.parse(res.stdout) as unknown;
   } finally {

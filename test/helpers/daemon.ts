@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MinedBlock } from '../../fixtures/generator/chain.js';
 import type { BcoinNode } from './bcoin.js';
-import { CLI, noderegAsync } from './cli.js';
+import { CLI, noderegIn } from './cli.js';
 import type { FakeBitcoindPublisher } from './zmqpub.js';
 
 /** One line of the daemon's JSON log; a line that is not JSON has level `raw` and the text as msg. */
@@ -166,9 +166,13 @@ export class Daemon {
   }
 }
 
-/** `nodereg export --db` of an index no process holds open, parsed. */
+/**
+ * `nodereg export --db` of an index no process holds open, parsed. Run
+ * in-process (see noderegIn): the daemon is the process under test, not the
+ * reader of what it wrote.
+ */
 export async function exportOf(db: string): Promise<unknown> {
-  const res = await noderegAsync(['export', '--db', db]);
+  const res = await noderegIn(['export', '--db', db]);
   if (res.status !== 0) throw new Error(`export failed (${res.status}): ${res.stderr}`);
   return JSON.parse(res.stdout) as unknown;
 }
