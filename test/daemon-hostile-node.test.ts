@@ -106,9 +106,9 @@ describe('nodereg index against an --rpc that is not a well-behaved node', () =>
           endless++;
           return streamForever(res, (n) => { offered += n; });
         }
-        const answer = await fetch(node.url, { method: 'POST', headers: { Authorization: req.headers.authorization ?? '', 'Content-Type': 'application/json' }, body });
+        const answer = await node.relay(body, req.headers.authorization ?? '');
         res.writeHead(answer.status, { 'Content-Type': 'application/json' });
-        res.end(await answer.text());
+        res.end(answer.text);
       })());
     }));
     const db = join(dir, 'db');

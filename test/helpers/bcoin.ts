@@ -24,6 +24,8 @@ export interface BcoinNode {
   readonly apiKey: string;
   readonly pid: number;
   rpc<T = unknown>(method: string, params?: readonly unknown[]): Promise<T>;
+  /** Posts a JSON-RPC body as it is, with this Authorization header: for a test's proxy in front of the node. */
+  relay(body: string, authorization: string): Promise<{ status: number; text: string }>;
   /** What the node printed so far (warnings and errors), for failure messages. */
   output(): string;
   stop(): Promise<void>;
@@ -138,10 +140,10 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
   // node:http with kept-alive connections, not fetch: a test submits hundreds of
   // blocks one call each, and fetch costs this process several times the CPU per call.
   const agent = new HttpAgent({ keepAlive: true });
-  const postOnce = (body: string): Promise<{ status: number; text: string; reused: boolean }> => new Promise((resolve, reject) => {
+  const postOnce = (body: string, authorization: string): Promise<{ status: number; text: string; reused: boolean }> => new Promise((resolve, reject) => {
     const req = httpRequest({
       host: '127.0.0.1', port, method: 'POST', path: '/', agent,
-      headers: { Authorization: auth, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      headers: { Authorization: authorization, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -151,10 +153,11 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
     req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reused: req.reusedSocket })));
     req.end(body);
   });
-  const post = async (body: string): Promise<{ status: number; text: string }> => {
+  const post = async (body: string, authorization = auth): Promise<{ status: number; text: string }> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await postOnce(body);
+        const { status, text } = await postOnce(body, authorization);
+        return { status, text };
       } catch (err) {
         // bcoin closes idle kept-alive sockets; a call may pick one at that moment (a
         // test that ran the CLI synchronously for a while) and fail before an answer.
@@ -211,7 +214,7 @@ async function startOnce(port: number, opts: StartBcoinOptions): Promise<BcoinNo
     await sleep(100);
   }
 
-  return { url, port, apiKey, pid: child.pid!, rpc, output: () => out, stop };
+  return { url, port, apiKey, pid: child.pid!, rpc, relay: post, output: () => out, stop };
 }
 
 /** A chain a node holds on disk, kept once per suite: see {@link bcoinSnapshot}. */
