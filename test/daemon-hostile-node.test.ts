@@ -10,9 +10,8 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { demo } from '../fixtures/generator/scenarios.js';
 import { bcoinSnapshot, freePort, startBcoin, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
-import { submitAll } from './helpers/chains.js';
+import { demoBlocks, submitAll, type ChainBlock } from './helpers/chains.js';
 import { ROOT } from './helpers/cli.js';
 import { Daemon, rpcArgs, stopsSyncedAt, subscribed } from './helpers/daemon.js';
 import { closedUrl } from './helpers/operator.js';
@@ -20,8 +19,8 @@ import { FakeBitcoindPublisher } from './helpers/zmqpub.js';
 
 const MiB = 1024 * 1024;
 const reference = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as unknown;
-const blocks = demo().bestChain();
-const tip = blocks.at(-1)!;
+let blocks: ChainBlock[];
+let tip: ChainBlock;
 
 let dir: string;
 let daemon: Daemon | undefined;
@@ -32,6 +31,8 @@ const publishers: FakeBitcoindPublisher[] = [];
 /** Blocks 1..300 on disk once: the two cases that need a node with most of the demo start from a copy. */
 let at300: BcoinSnapshot;
 beforeAll(async () => {
+  blocks = await demoBlocks();
+  tip = blocks.at(-1)!;
   at300 = await bcoinSnapshot((n) => submitAll(n, blocks.slice(1, 301)));
 }, 180_000);
 afterAll(() => at300?.remove());

@@ -131,7 +131,7 @@ export class Daemon {
     }
   }
 
-  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
+  waitSynced(b: Pick<MinedBlock, 'height' | 'hash'>, ms?: number): Promise<void> {
     return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
   }
 
@@ -181,7 +181,7 @@ export async function exportOf(db: string): Promise<unknown> {
  * A running daemon's common ending: it reaches `end` and is still running,
  * stops cleanly on SIGTERM at that height, and its export equals `expected`.
  */
-export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expected: unknown): Promise<void> {
+export async function stopsSyncedAt(d: Daemon, db: string, end: Pick<MinedBlock, 'height' | 'hash'>, expected: unknown): Promise<void> {
   await d.waitSynced(end);
   expect(d.alive).toBe(true);
   expect(await d.stop()).toEqual({ code: 0, signal: null });
@@ -196,7 +196,7 @@ export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expe
  * nothing new), then lets that wake-up settle, so the test's own
  * notifications can be lost neither way.
  */
-export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: MinedBlock): Promise<void> {
+export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: Pick<MinedBlock, 'hash'>): Promise<void> {
   // Only a bound against a daemon that never subscribes: the loop itself waits for an event.
   const end = Date.now() + 30_000;
   while (!d.has('zmq block notification')) {
