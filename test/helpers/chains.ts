@@ -20,7 +20,7 @@ export type ChainBlock = Pick<MinedBlock, 'height' | 'hash' | 'raw'>;
  * The demo's best chain, genesis first, read from the committed
  * fixtures/chains/demo (generator.test holds those files to what demo()
  * builds): for suites that only submit it to a node, where building it again
- * with demo() costs about a CPU second.
+ * with demo() costs about half a CPU second (reading it, a twentieth).
  */
 export async function demoBlocks(): Promise<ChainBlock[]> {
   const chain = await loadBestChain(join(ROOT, 'fixtures', 'chains', 'demo', 'blocks'), BUILTIN_NETWORKS.regtest!);
