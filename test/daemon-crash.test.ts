@@ -19,7 +19,7 @@ import { decodeTip } from '../indexer/store/codec.js';
 import { K } from '../indexer/store/layout.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { recountOf, submitAll } from './helpers/chains.js';
-import { noderegAsync, ROOT } from './helpers/cli.js';
+import { noderegIn, ROOT } from './helpers/cli.js';
 import { Daemon, rpcArgs } from './helpers/daemon.js';
 import { differingRows } from './helpers/db.js';
 
@@ -65,9 +65,9 @@ async function runToTip(db: string): Promise<void> {
 }
 
 async function exportAndRoot(db: string): Promise<{ export: unknown; root: string }> {
-  // One at a time: a query holds the database's LOCK.
-  const exp = await noderegAsync(['export', '--db', db]);
-  const root = await noderegAsync(['root', '--db', db]);
+  // One at a time: a query holds the database's LOCK. In-process (see noderegIn): the daemon is the process under test.
+  const exp = await noderegIn(['export', '--db', db]);
+  const root = await noderegIn(['root', '--db', db]);
   expect([exp.status, root.status, exp.stderr + root.stderr]).toEqual([0, 0, '']);
   return { export: JSON.parse(exp.stdout) as unknown, root: /^registry root {2}([0-9a-f]{64})$/m.exec(root.stdout)?.[1] ?? root.stdout };
 }
@@ -230,7 +230,7 @@ describe('the live daemon killed with SIGKILL against a real bcoin node', () => 
       current = next;
     }
 
-    const final = recountOf(current);
+    const final = await recountOf(current);
     expect((final as { tip: string }).tip).toBe(current.tip.hash);
     const killed = await exportAndRoot(db);
     expect(killed.export).toEqual(final);

@@ -23,9 +23,9 @@ import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
-import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
+import { bcoinSnapshot, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
-import { noderegAsync, ROOT } from './helpers/cli.js';
+import { noderegIn, ROOT } from './helpers/cli.js';
 import { Daemon, exportOf, rpcArgs, stopsSyncedAt, subscribed } from './helpers/daemon.js';
 import { FakeBitcoindPublisher } from './helpers/zmqpub.js';
 
@@ -164,12 +164,8 @@ class FaultyRpcProxy {
     res.on('close', () => {
       if (!res.writableFinished) this.abandoned++;
     });
-    const answer = await fetch(this.target.url, {
-      method: 'POST',
-      headers: { Authorization: req.headers.authorization ?? '', 'Content-Type': 'application/json' },
-      body,
-    });
-    let text = await answer.text();
+    const answer = await this.target.relay(body, req.headers.authorization ?? '');
+    let text = answer.text;
     if (fault === 'truncatedJson') text = text.slice(0, Math.floor(text.length / 2));
     if (blockFaults.size > 0 && fault !== 'truncatedJson') {
       if (Array.isArray(parsed)) {
@@ -262,6 +258,8 @@ const reorged = reorgedDemo();
 let reorgedReference: unknown;
 
 let shared: BcoinNode;
+/** Blocks 1..300 on disk once: the shared node and the cases with a node of their own start from a copy. */
+let at300: BcoinSnapshot;
 let dir: string;
 let proxy: FaultyRpcProxy | undefined;
 let daemon: Daemon | undefined;
@@ -269,15 +267,16 @@ const extraNodes: BcoinNode[] = [];
 const publishers: FakeBitcoindPublisher[] = [];
 
 beforeAll(async () => {
-  // Recounts run the CLI synchronously: only before any server of this process starts.
-  expect(recountOf(chain)).toEqual(reference);
-  reorgedReference = recountOf(reorged.side);
+  expect(await recountOf(chain)).toEqual(reference);
+  reorgedReference = await recountOf(reorged.side);
   expect(reorgedReference).not.toEqual(reference);
-  shared = await startBcoin();
-  await submitAll(shared, blocks.slice(1));
+  at300 = await bcoinSnapshot((n) => submitAll(n, blocks.slice(1, 301)));
+  shared = await at300.start();
+  await submitAll(shared, blocks.slice(301));
 }, TEST_MS);
 afterAll(async () => {
   await shared?.stop();
+  at300?.remove();
 });
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-dfault-'));
@@ -307,7 +306,8 @@ function daemonVia(p: FaultyRpcProxy, node: BcoinNode, db: string, extra: string
 /** The daemon stayed up through every fault, stops cleanly, and its index equals the recount. */
 async function survivedAndIndexed(d: Daemon, db: string, end: MinedBlock = tip, expected: unknown = reference): Promise<void> {
   await stopsSyncedAt(d, db, end, expected);
-  const root = await noderegAsync(['root', '--db', db, '--json']);
+  // The readers run in-process (see noderegIn): the process under test is the daemon.
+  const root = await noderegIn(['root', '--db', db, '--json']);
   expect(root.status).toBe(0);
   expect((JSON.parse(root.stdout) as { tip: string }).tip).toBe(end.hash);
 }
@@ -453,10 +453,11 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   }, TEST_MS);
 
   it('survives a seeded random mix of every transient fault from the fake RPC server while the chain grows and reorganises', async () => {
-    const node = await startBcoin();
+    const node = await at300.start();
     extraNodes.push(node);
     const { main, side } = reorged;
-    await submitAll(node, main.slice(1, 301));
+    // The same demo: the node's 300 blocks are main's first 300 (submitting the rest checks it).
+    expect(await node.rpc('getblockhash', [300])).toBe(main[300]!.hash);
     const rand = prng(0xfa017);
     // Faults the client retries by itself, and a few that fail a whole sync (a block that
     // does not parse, JSON that is not JSON-RPC): few, since each doubles the follower's backoff.
@@ -490,9 +491,9 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   }, TEST_MS);
 
   it('does not lose a ZMQ notification that arrives while a stale getbestblockhash answer from the fake RPC server is on its way', async () => {
-    const node = await startBcoin();
+    const node = await at300.start();
     extraNodes.push(node);
-    await submitAll(node, blocks.slice(1, 441));
+    await submitAll(node, blocks.slice(301, 441));
     const pub = await FakeBitcoindPublisher.bind();
     publishers.push(pub);
     proxy = await FaultyRpcProxy.start(node, () => null);

@@ -7,7 +7,7 @@
  * a lost or misread notification shows up as a daemon stuck below the tip.
  * docs/spec.md §3: "ZMQ is only a wake-up call; RPC is the truth."
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChainBuilder, MinedBlock } from '../fixtures/generator/chain.js';
@@ -33,14 +33,32 @@ let pub: FakeBitcoindPublisher | undefined;
 let daemon: Daemon | undefined;
 /** Blocks 1..START on disk once: every case starts its own node on a copy. */
 let atStart: BcoinSnapshot;
+/**
+ * An index of the same blocks, written once by a daemon run to the node's
+ * tip: the cases that start synced at START start their daemon on a copy.
+ * The catch-up is not what they test (the polling case still does one).
+ */
+let indexAtStart: string;
 
 beforeAll(async () => {
   // The live index must end equal to a recount of the same blocks.
-  expect(recountOf(chain)).toEqual(reference);
+  expect(await recountOf(chain)).toEqual(reference);
   expect(reference.tip).toBe(tip.hash);
   atStart = await bcoinSnapshot((n) => submitAll(n, blocks.slice(1, START + 1)));
+  indexAtStart = mkdtempSync(join(tmpdir(), 'nodereg-dzmq-index-'));
+  const n = await atStart.start();
+  try {
+    const built = new Daemon([...rpcArgs(n), '--db', indexAtStart, '--until-synced'], WAIT);
+    expect(await built.exited).toEqual({ code: 0, signal: null });
+    expect(built.has('synced with node', { height: START, hash: blocks[START]!.hash })).toBe(true);
+  } finally {
+    await n.stop();
+  }
 }, 300_000);
-afterAll(() => atStart?.remove());
+afterAll(() => {
+  atStart?.remove();
+  if (indexAtStart) rmSync(indexAtStart, { recursive: true, force: true });
+});
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-dzmq-'));
 });
@@ -54,12 +72,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A bcoin node holding blocks 1..START, a publisher, and a daemon synced at START and provably subscribed. */
+/** A bcoin node holding blocks 1..START, a publisher, and a daemon (on a copy of the index at START) synced there and provably subscribed. */
 async function setUp(): Promise<{ node: BcoinNode; pub: FakeBitcoindPublisher; daemon: Daemon; db: string }> {
   node = await atStart.start();
   expect(await node.rpc('getblockcount')).toBe(START);
   pub = await FakeBitcoindPublisher.bind();
   const db = join(dir, 'db');
+  cpSync(indexAtStart, db, { recursive: true });
   daemon = new Daemon([...rpcArgs(node), '--db', db, '--zmq', pub.endpoint, '--poll-interval', '600000', '--log-level', 'debug'], WAIT);
   await daemon.waitSynced(blocks[START]!);
   await subscribed(pub, daemon, blocks[START]!);
@@ -216,7 +235,7 @@ describe('nodereg index woken by ZMQ notifications of a real bcoin node\'s block
 
   it('follows a reorg announced as bitcoind does, with D for each disconnected block and C for each connected one', async () => {
     const side = reorgBranch(chain);
-    const expected = recountOf(side);
+    const expected = await recountOf(side);
     expect(expected).not.toEqual(reference);
 
     const { pub, daemon, db } = await setUp();

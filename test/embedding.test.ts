@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demo } from '../fixtures/generator/scenarios.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
-import { submitAll } from './helpers/chains.js';
+import { demoBlocks, submitAll } from './helpers/chains.js';
 import { ROOT } from './helpers/cli.js';
 import { openIndexer, type RegistryChange, type Rejection } from '../indexer/index.js';
 import type { ExportJson } from '../indexer/read/queries.js';
@@ -26,7 +25,7 @@ let dir: string;
 beforeAll(async () => {
   node = await startBcoin();
   dir = mkdtempSync(join(tmpdir(), 'nodereg-embed-'));
-  await submitAll(node, demo().bestChain().slice(1));
+  await submitAll(node, (await demoBlocks()).slice(1));
 });
 afterAll(async () => {
   await node.stop();

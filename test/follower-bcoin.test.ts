@@ -44,9 +44,9 @@ describe('nodereg index against a real bcoin node', () => {
     expect(res.stderr).toBe('');
     expect(res.status).toBe(0);
     expect(await exportOf(db)).toEqual(expected);
-    expect(await exportOf(db)).toEqual(recountOf(c));
+    expect(await exportOf(db)).toEqual(await recountOf(c));
     const utxo = (await noderegIn(['utxo-hash', '--db', db])).stdout.trim();
-    const rec = recountOf(c, ['--utxo-hash']) as { utxoMuhash: string };
+    const rec = await recountOf(c, ['--utxo-hash']) as { utxoMuhash: string };
     expect(utxo).toBe(rec.utxoMuhash);
   });
 
@@ -71,7 +71,7 @@ describe('nodereg index against a real bcoin node', () => {
     expect(res.stderr).toMatch(/reorg.*depth=6/);
     const after = await exportOf(db) as { tip: string; nodes: Array<{ address: string; status: string }> };
     expect(after.tip).toBe(side.tip.hash);
-    expect(after).toEqual(recountOf(side));
+    expect(after).toEqual(await recountOf(side));
     expect(after).not.toEqual(expected);
   });
 
@@ -150,7 +150,7 @@ describe('--prune-undo', () => {
     await submitAll(node, shallow.chainBlocks().filter((b) => b.height > c.height - 3));
     const ok = indexUntilSynced(node, db, ['--prune-undo', '6']);
     expect(ok.status).toBe(0);
-    expect(await exportOf(db)).toEqual(recountOf(shallow));
+    expect(await exportOf(db)).toEqual(await recountOf(shallow));
 
     const deep = c.fork(c.height - 12);
     deep.mineEmpty(20);

@@ -3,9 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { demo } from '../fixtures/generator/scenarios.js';
 import { startBcoin } from './helpers/bcoin.js';
-import { submitAll } from './helpers/chains.js';
+import { demoBlocks, submitAll } from './helpers/chains.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { nodereg, noderegIn } from './helpers/cli.js';
 
@@ -93,7 +92,7 @@ describe('nodereg verify', () => {
     const node = await startBcoin();
     const d2 = join(dir, 'bcoin-db');
     try {
-      await submitAll(node, demo().bestChain().slice(1, 120));
+      await submitAll(node, (await demoBlocks()).slice(1, 120));
       expect(nodereg(['index', '--network', 'regtest', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', node.apiKey, '--db', d2, '--utxo-hash', '--until-synced']).status).toBe(0);
       const res = nodereg(['verify', '--rpc', node.url, '--rpc-user', 'x', '--rpc-password', node.apiKey, '--db', d2]);
       expect(res.status).toBe(4);

@@ -3,9 +3,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { demo } from '../fixtures/generator/scenarios.js';
 import { freePort, startBcoin, type BcoinNode } from './helpers/bcoin.js';
-import { submitAll } from './helpers/chains.js';
+import { demoBlocks, submitAll } from './helpers/chains.js';
 import { nodereg, noderegIn, ROOT } from './helpers/cli.js';
 import { Daemon, rpcArgs, type LogLine } from './helpers/daemon.js';
 import { Receiver, type Received } from './helpers/receiver.js';
@@ -35,7 +34,7 @@ beforeAll(async () => {
   secretFile = join(dir, 'secret');
   writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
   node = await startBcoin();
-  await submitAll(node, demo().bestChain().slice(1));
+  await submitAll(node, (await demoBlocks()).slice(1));
 });
 afterAll(async () => {
   await node?.stop();

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MinedBlock } from '../../fixtures/generator/chain.js';
 import type { BcoinNode } from './bcoin.js';
-import { CLI, noderegAsync } from './cli.js';
+import { CLI, noderegIn } from './cli.js';
 import type { FakeBitcoindPublisher } from './zmqpub.js';
 
 /** One line of the daemon's JSON log; a line that is not JSON has level `raw` and the text as msg. */
@@ -131,7 +131,7 @@ export class Daemon {
     }
   }
 
-  waitSynced(b: MinedBlock, ms?: number): Promise<void> {
+  waitSynced(b: Pick<MinedBlock, 'height' | 'hash'>, ms?: number): Promise<void> {
     return this.waitFor('synced with node', { height: b.height, hash: b.hash }, ms);
   }
 
@@ -166,9 +166,13 @@ export class Daemon {
   }
 }
 
-/** `nodereg export --db` of an index no process holds open, parsed. */
+/**
+ * `nodereg export --db` of an index no process holds open, parsed. Run
+ * in-process (see noderegIn): the daemon is the process under test, not the
+ * reader of what it wrote.
+ */
 export async function exportOf(db: string): Promise<unknown> {
-  const res = await noderegAsync(['export', '--db', db]);
+  const res = await noderegIn(['export', '--db', db]);
   if (res.status !== 0) throw new Error(`export failed (${res.status}): ${res.stderr}`);
   return JSON.parse(res.stdout) as unknown;
 }
@@ -177,7 +181,7 @@ export async function exportOf(db: string): Promise<unknown> {
  * A running daemon's common ending: it reaches `end` and is still running,
  * stops cleanly on SIGTERM at that height, and its export equals `expected`.
  */
-export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expected: unknown): Promise<void> {
+export async function stopsSyncedAt(d: Daemon, db: string, end: Pick<MinedBlock, 'height' | 'hash'>, expected: unknown): Promise<void> {
   await d.waitSynced(end);
   expect(d.alive).toBe(true);
   expect(await d.stop()).toEqual({ code: 0, signal: null });
@@ -192,7 +196,7 @@ export async function stopsSyncedAt(d: Daemon, db: string, end: MinedBlock, expe
  * nothing new), then lets that wake-up settle, so the test's own
  * notifications can be lost neither way.
  */
-export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: MinedBlock): Promise<void> {
+export async function subscribed(p: FakeBitcoindPublisher, d: Daemon, at: Pick<MinedBlock, 'hash'>): Promise<void> {
   // Only a bound against a daemon that never subscribes: the loop itself waits for an event.
   const end = Date.now() + 30_000;
   while (!d.has('zmq block notification')) {
