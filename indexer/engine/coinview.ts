@@ -240,7 +240,10 @@ export class MemoryUtxo {
    */
   readAhead(db: DB, bytes: Buffer, txids: Buffer): void {
     this.ahead = null;
-    // A coin file is read with synchronous preads in `prefetch` (see readThrough).
+    // A coin file is read in `prefetch`, with a synchronous pread a coin:
+    // measured on the 1M bench chain with three spills, reading ahead with
+    // fs.read on the thread pool cost 7 s more CPU for 355 000 coins (16.0 s
+    // against 22.9 s), about 19 µs a coin of promises and hand-offs.
     if (!this.spilled || this.coinFile !== null) return;
     const { outpoints, scripts } = this.wants(bytes, txids);
     const wanted = new Map<string, Buffer>();

@@ -132,11 +132,9 @@ export class CoinFile {
   /** Pages read outside the current run during a spill, written back when it ends. */
   private readonly outside = new Map<number, Buffer>();
   private readonly dirty = new Uint8Array(RUN);
-  /** How many pages a lookup read, and how many lookups (for tests and figures). */
+  /** Pages lookups read, lookups, and rehashes into a bigger file (for tests and figures). */
   reads = 0;
   lookups = 0;
-  spills = 0;
-  runsRead = 0;
   grows = 0;
 
   private constructor(private readonly dir: string, pages: number) {
@@ -346,7 +344,6 @@ export class CoinFile {
     const n = Math.min(RUN, this.pages - first);
     const got = readSync(this.file.fd, this.run, 0, n * PAGE, first * PAGE);
     if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
-    this.runsRead++;
     this.runFirst = first;
     this.runPages = n;
     this.dirty.fill(0);
@@ -382,7 +379,6 @@ export class CoinFile {
    * read, changed and written once.
    */
   write(w: CoinWrites): void {
-    this.spills++;
     let added = 0;
     for (let i = 0; i < w.puts; i++) added += entrySize(w.putLength(i));
     if (this.bytes + added > LOAD * this.pages * (PAGE - HEAD)) this.grow(this.bytes + added);
@@ -538,7 +534,6 @@ export class CoinFile {
   }
 
   close(): void {
-    if (process.env.NODEREG_COINFILE_DEBUG) process.stderr.write(JSON.stringify({ lookups: this.lookups, reads: this.reads, pages: this.pages, count: this.count, bytes: this.bytes, spills: this.spills, runsRead: this.runsRead, grows: this.grows }) + '\n');
     this.file.close();
     this.blobs?.close();
     this.blobs = null;
