@@ -597,20 +597,26 @@ export class MemoryUtxo {
     const op = Buffer.allocUnsafe(36);
     const key = { buf: op as Uint8Array, at: 0 };
     let value = Buffer.allocUnsafe(256);
+    // The slot last read: the file asks for a put's key, then its length or value.
+    let last = -1;
+    const read = (i: number): void => {
+      if (i !== last) coins.readSlot(slots[i]!, op);
+      last = i;
+    };
     return {
       dels: this.spentCount,
       puts,
       delKey: (i) => ({ buf: ops, at: i * 36 }),
       putKey: (i) => {
-        coins.readSlot(slots[i]!, op);
+        read(i);
         return key;
       },
       putLength: (i) => {
-        coins.readSlot(slots[i]!, op);
+        read(i);
         return COIN_SCRIPT_AT + scripts.lengthOf(coins.script);
       },
       putValue: (i) => {
-        coins.readSlot(slots[i]!, op);
+        read(i);
         const n = COIN_SCRIPT_AT + scripts.lengthOf(coins.script);
         if (value.length < n) value = Buffer.allocUnsafe(2 * n);
         encodeCoinHead(value, coins.lo, coins.hi, coins.code);

@@ -162,7 +162,7 @@ export class CoinFile {
     h ^= h >>> 16;
     h = Math.imul(h ^ u32le(b, at + 32), 0x9e3779b1);
     h ^= h >>> 15;
-    return (h >>> 0) & this.mask;
+    return ((h >>> 0) & this.mask) >>> 0;
   }
 
   private readPage(fd: number, p: number, into: Buffer, at: number): void {
@@ -379,11 +379,12 @@ export class CoinFile {
    * read, changed and written once.
    */
   write(w: CoinWrites): void {
-    let added = 0;
-    for (let i = 0; i < w.puts; i++) added += entrySize(w.putLength(i));
-    if (this.bytes + added > LOAD * this.pages * (PAGE - HEAD)) this.grow(this.bytes + added);
     const total = w.dels + w.puts;
+    // Each key's hash first (homes are its low bits, taken once the size is known).
     const homes = new Uint32Array(total);
+    const mask = this.mask;
+    this.mask = 0xffffffff;
+    let added = 0;
     for (let i = 0; i < w.dels; i++) {
       const { buf, at } = w.delKey(i);
       homes[i] = this.home(buf, at);
@@ -391,7 +392,11 @@ export class CoinFile {
     for (let i = 0; i < w.puts; i++) {
       const { buf, at } = w.putKey(i);
       homes[w.dels + i] = this.home(buf, at);
+      added += entrySize(w.putLength(i));
     }
+    this.mask = mask;
+    if (this.bytes + added > LOAD * this.pages * (PAGE - HEAD)) this.grow(this.bytes + added);
+    for (let i = 0; i < total; i++) homes[i] = (homes[i]! & this.mask) >>> 0;
     const order = this.byRun(homes);
     const runs = Math.ceil(this.pages / RUN);
     let k = 0;
