@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
@@ -105,6 +105,37 @@ describe('the coin tables under a small budget', () => {
       expect(JSON.parse(JSON.stringify(await exportAt(idx.db, regtest, result.height)))).toEqual(expected);
     } finally {
       await idx.close();
+    }
+  });
+});
+
+describe('the coin file of a throwaway recount', () => {
+  it('leaves nothing in its directory, after a recount that spilled and after one that failed half-way', async () => {
+    const blocksDir = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+    const spillDir = mkdtempSync(join(tmpdir(), 'nodereg-spilldir-'));
+    try {
+      for (const fail of [false, true]) {
+        const idx = await tempIndex(regtest);
+        let spilledFiles = -1;
+        try {
+          const run = recount({
+            blocksDir, params: regtest, db: idx.db, throwaway: true, memoryBytes: 0, spillDir,
+            onBlock: (b) => {
+              // Spilling after every block, the file is open and in use by now: it has no name.
+              if (b.height === 100) spilledFiles = readdirSync(spillDir).length;
+              if (fail && b.height === 120) throw new Error('stop here');
+            },
+          });
+          if (fail) await expect(run).rejects.toThrow('stop here');
+          else expect((await run).stopped).toBe(false);
+        } finally {
+          await idx.close();
+        }
+        expect(spilledFiles).toBe(0);
+        expect(readdirSync(spillDir)).toEqual([]);
+      }
+    } finally {
+      rmSync(spillDir, { recursive: true, force: true });
     }
   });
 });
