@@ -97,7 +97,12 @@ class HiddenFile {
   constructor(dir: string) {
     const own = mkdtempSync(join(dir, 'nodereg-coins-'));
     const path = join(own, 'f');
-    this.fd = openSync(path, 'w+');
+    try {
+      this.fd = openSync(path, 'w+');
+    } catch (err) {
+      rmSync(own, { recursive: true, force: true });
+      throw err;
+    }
     try {
       unlinkSync(path);
       rmSync(own, { recursive: true, force: true });
@@ -112,7 +117,7 @@ class HiddenFile {
   }
 }
 
-/** A page of a spill: where it sits in memory, and whether it changed. */
+/** A page during a spill: the buffer holding it and its offset there. */
 interface Slot { buf: Buffer; at: number }
 
 export class CoinFile {
@@ -141,7 +146,12 @@ export class CoinFile {
     this.pages = pages;
     this.mask = pages - 1;
     this.file = new HiddenFile(dir);
-    ftruncateSync(this.file.fd, pages * PAGE);
+    try {
+      ftruncateSync(this.file.fd, pages * PAGE);
+    } catch (err) {
+      this.file.close();
+      throw err;
+    }
   }
 
   /** An empty coin file in a new hidden file under `dir` (default: the system's temporary directory). */
