@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
@@ -78,7 +78,7 @@ describe.each(CHAINS)('every recount engine agrees on %s', (_name, chainOf) => {
 });
 
 describe('the coin tables under a small budget', () => {
-  it('spill into the temporary database and go on, without a warning and without starting over', async () => {
+  it('spill into the coin file and go on, without a warning and without starting over', async () => {
     const blocksDir = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
     const idx = await tempIndex(regtest);
     const warnings: string[] = [];
@@ -90,22 +90,52 @@ describe('the coin tables under a small budget', () => {
       // first blocks may have been connected, unreported, while the chain pass read.)
       expect(heights[0]).toBeLessThan(5);
       expect(heights).toEqual(Array.from({ length: result.height + 1 - heights[0]! }, (_, i) => heights[0]! + i));
-      // The spills left coins in the database, as many as a database recount keeps.
+      // The spills put their coins in the coin file, not the database (no coin
+      // rows), and every script's balance in the database, where a recount
+      // that never spilled would leave only the registered scripts'.
       let coins = 0;
       for await (const _ of idx.db.keys(K.all(P.coin))) coins++;
-      const reference = await tempIndex(regtest);
-      let expectedCoins = 0;
-      try {
-        await recount({ blocksDir, params: regtest, db: reference.db });
-        for await (const _ of reference.db.keys(K.all(P.coin))) expectedCoins++;
-      } finally {
-        await reference.close();
-      }
-      expect(coins).toBe(expectedCoins);
+      expect(coins).toBe(0);
+      let balances = 0;
+      for await (const _ of idx.db.keys(K.all(P.balance))) balances++;
+      let registered = 0;
+      for await (const _ of idx.db.keys(K.all(P.current))) registered++;
+      expect(balances).toBeGreaterThan(registered);
       const expected = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'chains', 'demo', 'expected.json'), 'utf8')) as unknown;
       expect(JSON.parse(JSON.stringify(await exportAt(idx.db, regtest, result.height)))).toEqual(expected);
     } finally {
       await idx.close();
+    }
+  });
+});
+
+describe('the coin file of a throwaway recount', () => {
+  it('leaves nothing in its directory, after a recount that spilled and after one that failed half-way', async () => {
+    const blocksDir = join(ROOT, 'fixtures', 'chains', 'demo', 'blocks');
+    const spillDir = mkdtempSync(join(tmpdir(), 'nodereg-spilldir-'));
+    try {
+      for (const fail of [false, true]) {
+        const idx = await tempIndex(regtest);
+        let spilledFiles = -1;
+        try {
+          const run = recount({
+            blocksDir, params: regtest, db: idx.db, throwaway: true, memoryBytes: 0, spillDir,
+            onBlock: (b) => {
+              // Spilling after every block, the file is open and in use by now: it has no name.
+              if (b.height === 100) spilledFiles = readdirSync(spillDir).length;
+              if (fail && b.height === 120) throw new Error('stop here');
+            },
+          });
+          if (fail) await expect(run).rejects.toThrow('stop here');
+          else expect((await run).stopped).toBe(false);
+        } finally {
+          await idx.close();
+        }
+        expect(spilledFiles).toBe(0);
+        expect(readdirSync(spillDir)).toEqual([]);
+      }
+    } finally {
+      rmSync(spillDir, { recursive: true, force: true });
     }
   });
 });

@@ -78,6 +78,8 @@ export async function run(args: RecountArgs): Promise<void> {
         shouldStop: () => stop,
         fast: args.fast,
         throwaway: temp !== null,
+        // The spilled coins' hidden file goes with the temporary index (and is gone with the process).
+        spillDir: temp ?? undefined,
         beforeRewind: (tip, fork) => {
           if (fork > 0 && tip - fork <= MAX_REWIND) return;
           progress.stop();

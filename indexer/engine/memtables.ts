@@ -438,6 +438,26 @@ export class CoinTable {
     }
   }
 
+  /** Writes the slots holding a coin into `into` (room for `count`), in slot order; returns how many. */
+  occupied(into: Uint32Array): number {
+    let n = 0;
+    const tags = this.tags;
+    for (let i = 0; i < tags.length; i++) if (tags[i] !== 0) into[n++] = i;
+    return n;
+  }
+
+  /** The coin in `slot` (from `occupied`): its outpoint into `op` (txid | u32be vout), script/lo/hi/code filled. */
+  readSlot(slot: number, op: Buffer): void {
+    const w = this.w;
+    const o = slot * STRIDE;
+    for (let k = 0; k < 8; k++) op.writeUInt32LE(w[o + k]!, 4 * k);
+    op.writeUInt32BE(w[o + VOUT]!, 32);
+    this.script = w[o + SCRIPT]! - 1;
+    this.lo = w[o + LO]!;
+    this.hi = w[o + HI]!;
+    this.code = w[o + CODE]!;
+  }
+
   /** Empties the table, keeping its arrays: a spill refills it to about the same size. */
   clear(): void {
     this.tags.fill(0);

@@ -12,6 +12,7 @@ import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
 import { OutputSweeps } from '../chain/stakesweep.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
+import { CoinFile } from '../store/coinfile.js';
 import { ChainState } from '../store/state.js';
 import type { DB } from '../store/store.js';
 
@@ -58,6 +59,11 @@ export interface RecountOptions {
    * through the coin view (connect.ts over coinview.ts), the only engine.
    */
   readonly keptEngine?: 'view' | 'database';
+  /**
+   * Where a throwaway full recount keeps the coins it spills (a hidden file,
+   * store/coinfile.ts; default: the system's temporary directory).
+   */
+  readonly spillDir?: string;
   /** Txids the chain pass keeps for the connect pass, in bytes (default: the default budget's share, budget.ts); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
 }
@@ -187,6 +193,21 @@ async function recountInMemory(
   const stakes = stakeScriptsOf(chain, 0, target);
   const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit, !state.throwaway)));
   if (state.tip !== null && spec === null) await mem.resume(state);
+  // A throwaway full recount from an empty index spills its coins into a file of its own, not the database.
+  const file = state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
+  mem.coinFile = file;
+  try {
+    return await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
+  } finally {
+    file?.close();
+    mem.coinFile = null;
+  }
+}
+
+/** The connect pass of `recountInMemory` over `mem`: blocks `start..target` (after the speculator's), then the last flush. */
+async function connectRange(
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, mem: MemoryUtxo, stakes: Set<string>, start: number, setHash: boolean,
+): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   // The blocks whose txids the chain pass did not keep: a fast recount has
   // threads hash, ahead of the connect, only the few it needs (stakesweep.ts).
   const unkept = opts.fast ? chain.blocks.slice(start, target + 1).filter((e) => e.txids === null) : [];
@@ -240,7 +261,14 @@ async function recountInMemory(
 async function hashSetAtTip(state: ChainState, mem: MemoryUtxo, threads?: number): Promise<void> {
   const hasher = new SetHasher(threads);
   try {
-    if (mem.spilled) {
+    if (mem.spilled && mem.coinFile !== null) {
+      let n = 0;
+      for (const [k, v] of mem.coinFile.entries()) {
+        const c = decodeCoin(v);
+        hasher.put(k, k.readUInt32BE(32), c.height * 2 + (c.coinbase ? 1 : 0), Number(c.value & 0xffffffffn), Number(c.value >> 32n), c.script);
+        if (++n % 1024 === 0) await hasher.ready();
+      }
+    } else if (mem.spilled) {
       let n = 0;
       for await (const [k, v] of state.db.iterator(K.all(P.coin))) {
         const { txid, vout } = parse.coin(k);

@@ -1,0 +1,556 @@
+import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+/*
+ * The coins a throwaway recount spills, in a file of its own instead of a
+ * temporary LevelDB: an open-addressing hash table of 4 KiB pages keyed by a
+ * hash of the outpoint. A lookup reads its home page with one pread (and the
+ * next page only when the home page once overflowed); a spill merges its
+ * writes into the file a run of pages at a time. Reads go through the page
+ * cache, never a memory map, so the coins cost the process no RSS.
+ *
+ * The file is unlinked as soon as it is opened: it is gone when the process
+ * closes it or dies, however it dies.
+ *
+ * Page: u16 end of the entries, u8 flags (OVERFLOW: an entry whose probe
+ * passed this page lives further on), u8 0, then entries: the 36-byte
+ * outpoint (txid, u32be vout), u16 value length, u32 check (`entrySum` of the
+ * rest of the entry), the value. A value longer than INLINE goes to a side
+ * file of blobs (u32 crc32, then the bytes) and the entry holds BLOB as its
+ * length and a u32 length and u48 offset as its value. An all-zero page
+ * (never written) is empty. Every entry a lookup returns is checked, and every
+ * length a walk meets: a damaged file is an error, never another coin.
+ */
+export const PAGE = 4096;
+const HEAD = 4;
+const KEY = 36;
+/** Key, u16 length, u32 check. */
+const ENTRY = KEY + 6;
+const OVERFLOW = 1;
+const BLOB = 0xffff;
+const INLINE = 512;
+const BLOB_REF = 10;
+/** Pages merged per read and write of a spill (256 KiB). */
+const RUN = 64;
+/** Grow when the entries would fill more than this share of the pages. */
+const LOAD = 0.6;
+
+export class CoinFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoinFileError';
+  }
+}
+
+/** What a spill writes: keys to delete (all present), then keys to put (new or replacing). */
+export interface CoinWrites {
+  readonly dels: number;
+  readonly puts: number;
+  /** Key `i` to delete: 36 bytes at `buf[at..]`. */
+  delKey(i: number): { buf: Uint8Array; at: number };
+  putKey(i: number): { buf: Uint8Array; at: number };
+  /** Length of put `i`'s value, without building it. */
+  putLength(i: number): number;
+  /** Put `i`'s value (may be a reused buffer, read before the next call). */
+  putValue(i: number): Uint8Array;
+}
+
+const u32le = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
+const u32be = (b: Uint8Array, p: number): number => ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+
+function entrySize(valueLength: number): number {
+  return ENTRY + (valueLength > INLINE ? BLOB_REF : valueLength);
+}
+
+/** A 32-bit check of bytes [s, e) mixed into `h`, a word at a time. */
+function mix(h: number, b: Uint8Array, s: number, e: number): number {
+  let p = s;
+  for (; p + 4 <= e; p += 4) {
+    h = Math.imul(h ^ u32le(b, p), 0x5bd1e995);
+    h ^= h >>> 15;
+  }
+  for (; p < e; p++) h = Math.imul(h ^ b[p]!, 0x01000193);
+  return h;
+}
+
+/** The check of the entry at `e` whose stored value is `n` bytes: its key, length and value. */
+function entrySum(b: Uint8Array, e: number, n: number): number {
+  const h = mix(mix(0x2545f491, b, e, e + KEY + 2), b, e + ENTRY, e + ENTRY + n);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** Bytes the entry at `e` takes, checked to end by `end`. */
+function sizeAt(b: Buffer, e: number, end: number): number {
+  const n = b.readUInt16LE(e + KEY);
+  const size = ENTRY + (n === BLOB ? BLOB_REF : n);
+  if (e + ENTRY > end || e + size > end) throw new CoinFileError('the coin file is corrupt: an entry runs past its page');
+  return size;
+}
+
+/** A file whose name is gone: unlinked at once where the system allows, else when closed. */
+class HiddenFile {
+  readonly fd: number;
+  private readonly dir: string | null;
+  constructor(dir: string) {
+    const own = mkdtempSync(join(dir, 'nodereg-coins-'));
+    const path = join(own, 'f');
+    try {
+      this.fd = openSync(path, 'w+');
+    } catch (err) {
+      rmSync(own, { recursive: true, force: true });
+      throw err;
+    }
+    try {
+      unlinkSync(path);
+      rmSync(own, { recursive: true, force: true });
+      this.dir = null;
+    } catch {
+      this.dir = own;
+    }
+  }
+  close(): void {
+    closeSync(this.fd);
+    if (this.dir !== null) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A page during a spill: the buffer holding it and its offset there. */
+interface Slot { buf: Buffer; at: number }
+
+export class CoinFile {
+  private file: HiddenFile;
+  private blobs: HiddenFile | null = null;
+  private blobEnd = 0;
+  private pages: number;
+  private mask: number;
+  private readonly seed = randomBytes(4).readUInt32LE(0);
+  /** Bytes of every entry in the pages, and how many entries. */
+  private bytes = 0;
+  count = 0;
+  private readonly one = Buffer.alloc(PAGE);
+  private run = Buffer.alloc(RUN * PAGE);
+  private runFirst = -1;
+  private runPages = 0;
+  /** Pages read outside the current run during a spill, written back when it ends. */
+  private readonly outside = new Map<number, Buffer>();
+  private readonly dirty = new Uint8Array(RUN);
+  /** Pages lookups read, lookups, and rehashes into a bigger file (for tests and figures). */
+  reads = 0;
+  lookups = 0;
+  grows = 0;
+
+  private constructor(private readonly dir: string, pages: number) {
+    this.pages = pages;
+    this.mask = pages - 1;
+    this.file = new HiddenFile(dir);
+    try {
+      ftruncateSync(this.file.fd, pages * PAGE);
+    } catch (err) {
+      this.file.close();
+      throw err;
+    }
+  }
+
+  /** An empty coin file in a new hidden file under `dir` (default: the system's temporary directory). */
+  static create(dir: string = tmpdir(), pages = 256): CoinFile {
+    let p = 1;
+    while (p < pages) p *= 2;
+    return new CoinFile(dir, p);
+  }
+
+  get pageCount(): number {
+    return this.pages;
+  }
+
+  private home(b: Uint8Array, at: number): number {
+    let h = Math.imul(this.seed ^ u32le(b, at), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h ^ u32le(b, at + 4), 0xc2b2ae35);
+    h ^= h >>> 16;
+    h = Math.imul(h ^ u32le(b, at + 32), 0x9e3779b1);
+    h ^= h >>> 15;
+    return ((h >>> 0) & this.mask) >>> 0;
+  }
+
+  private readPage(fd: number, p: number, into: Buffer, at: number): void {
+    const n = readSync(fd, into, at, PAGE, p * PAGE);
+    if (n !== PAGE) throw new CoinFileError(`the coin file is truncated: page ${p} of ${this.pages} read ${n} of ${PAGE} bytes`);
+  }
+
+  /** Where the entries of the page at `at` end (checked). */
+  private static endOf(b: Buffer, at: number): number {
+    const end = b.readUInt16LE(at);
+    if (end === 0) return HEAD;
+    if (end < HEAD || end > PAGE) throw new CoinFileError(`the coin file is corrupt: a page has its entries end at ${end}`);
+    return end;
+  }
+
+  /** Throws unless the entry at `e` matches its check. */
+  private static verify(b: Buffer, e: number): void {
+    const n = b.readUInt16LE(e + KEY);
+    if (entrySum(b, e, n === BLOB ? BLOB_REF : n) !== b.readUInt32LE(e + KEY + 2)) throw new CoinFileError('the coin file is corrupt: an entry fails its check');
+  }
+
+  /** Offset in `b` of the entry for key `k[ka..]` in the page at `at`, or -1. */
+  private static find(b: Buffer, at: number, k: Uint8Array, ka: number): number {
+    const end = at + CoinFile.endOf(b, at);
+    const first = u32le(k, ka);
+    for (let e = at + HEAD; e < end;) {
+      const size = sizeAt(b, e, end);
+      if (u32le(b, e) === first) {
+        let same = true;
+        for (let i = 4; i < KEY; i++) {
+          if (b[e + i] !== k[ka + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) {
+          CoinFile.verify(b, e);
+          return e;
+        }
+      }
+      e += size;
+    }
+    return -1;
+  }
+
+  private valueAt(b: Buffer, e: number): Buffer {
+    const n = b.readUInt16LE(e + KEY);
+    if (n !== BLOB) return Buffer.from(b.subarray(e + ENTRY, e + ENTRY + n));
+    const len = b.readUInt32LE(e + ENTRY);
+    const off = b.readUIntLE(e + ENTRY + 4, 6);
+    if (this.blobs === null) throw new CoinFileError('the coin file is corrupt: an entry names a blob that was never written');
+    const out = Buffer.allocUnsafe(4 + len);
+    const got = readSync(this.blobs.fd, out, 0, 4 + len, off);
+    if (got !== 4 + len) throw new CoinFileError(`the coin file's blobs are truncated at offset ${off}`);
+    if (crc32(out.subarray(4)) >>> 0 !== out.readUInt32LE(0)) throw new CoinFileError(`the coin file is corrupt: the blob at offset ${off} fails its checksum`);
+    return out.subarray(4);
+  }
+
+  /** The value stored under outpoint `k[at..at+36)`, or undefined. */
+  get(k: Uint8Array, at = 0): Buffer | undefined {
+    this.lookups++;
+    let p = this.home(k, at);
+    const b = this.one;
+    for (let n = 0; n < this.pages; n++) {
+      this.readPage(this.file.fd, p, b, 0);
+      this.reads++;
+      const e = CoinFile.find(b, 0, k, at);
+      if (e >= 0) return this.valueAt(b, e);
+      if ((b[2]! & OVERFLOW) === 0) return undefined;
+      p = (p + 1) & this.mask;
+    }
+    return undefined;
+  }
+
+  /** Every key (36 bytes) and value in the file, in page order. */
+  *entries(): Generator<[Buffer, Buffer]> {
+    const b = Buffer.alloc(RUN * PAGE);
+    for (let first = 0; first < this.pages; first += RUN) {
+      const n = Math.min(RUN, this.pages - first);
+      const got = readSync(this.file.fd, b, 0, n * PAGE, first * PAGE);
+      if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
+      for (let i = 0; i < n; i++) {
+        const at = i * PAGE;
+        const end = at + CoinFile.endOf(b, at);
+        for (let e = at + HEAD; e < end;) {
+          const size = sizeAt(b, e, end);
+          CoinFile.verify(b, e);
+          yield [Buffer.from(b.subarray(e, e + KEY)), this.valueAt(b, e)];
+          e += size;
+        }
+      }
+    }
+  }
+
+  // --- spills -------------------------------------------------------------
+
+  /** Page `p` during a spill: in the current run, or read on its own (written back at the run's end). */
+  private slot(p: number): Slot {
+    const i = p - this.runFirst;
+    if (i >= 0 && i < this.runPages) {
+      this.dirty[i] = 1;
+      return { buf: this.run, at: i * PAGE };
+    }
+    let b = this.outside.get(p);
+    if (b === undefined) {
+      b = Buffer.alloc(PAGE);
+      this.readPage(this.file.fd, p, b, 0);
+      this.outside.set(p, b);
+    }
+    return { buf: b, at: 0 };
+  }
+
+  /** Removes key `k[ka..]` homed at page `home`, wherever its probe put it; false when absent. */
+  private remove(home: number, k: Uint8Array, ka: number): boolean {
+    let p = home;
+    for (let n = 0; n < this.pages; n++) {
+      const { buf, at } = this.slot(p);
+      const e = CoinFile.find(buf, at, k, ka);
+      if (e >= 0) {
+        const end = at + CoinFile.endOf(buf, at);
+        const size = sizeAt(buf, e, end);
+        buf.copy(buf, e, e + size, end);
+        buf.fill(0, end - size, end);
+        buf.writeUInt16LE(end - size - at, at);
+        this.bytes -= size;
+        this.count--;
+        return true;
+      }
+      if ((buf[at + 2]! & OVERFLOW) === 0) return false;
+      p = (p + 1) & this.mask;
+    }
+    return false;
+  }
+
+  /** Adds key `k[ka..]` with `value` at its home page or the first page after it with room. */
+  private insert(home: number, k: Uint8Array, ka: number, value: Uint8Array): void {
+    const size = entrySize(value.length);
+    let p = home;
+    for (let n = 0; n < this.pages; n++) {
+      const { buf, at } = this.slot(p);
+      const end = CoinFile.endOf(buf, at);
+      if (end + size <= PAGE) {
+        const e = at + end;
+        buf.set(k.subarray(ka, ka + KEY), e);
+        if (value.length > INLINE) {
+          buf.writeUInt16LE(BLOB, e + KEY);
+          buf.writeUInt32LE(value.length, e + ENTRY);
+          buf.writeUIntLE(this.blob(value), e + ENTRY + 4, 6);
+          buf.writeUInt32LE(entrySum(buf, e, BLOB_REF), e + KEY + 2);
+        } else {
+          buf.writeUInt16LE(value.length, e + KEY);
+          buf.set(value, e + ENTRY);
+          buf.writeUInt32LE(entrySum(buf, e, value.length), e + KEY + 2);
+        }
+        buf.writeUInt16LE(end + size, at);
+        this.bytes += size;
+        this.count++;
+        return;
+      }
+      buf[at + 2] = buf[at + 2]! | OVERFLOW;
+      p = (p + 1) & this.mask;
+    }
+    throw new CoinFileError('the coin file is full');
+  }
+
+  private blob(value: Uint8Array): number {
+    this.blobs ??= new HiddenFile(this.dir);
+    const b = Buffer.allocUnsafe(4 + value.length);
+    b.writeUInt32LE(crc32(value) >>> 0, 0);
+    b.set(value, 4);
+    const off = this.blobEnd;
+    writeSync(this.blobs.fd, b, 0, b.length, off);
+    this.blobEnd += b.length;
+    return off;
+  }
+
+  /** Starts the run of pages from `first`, reading them (zero pages past a fresh file's end are empty). */
+  private openRun(first: number): void {
+    const n = Math.min(RUN, this.pages - first);
+    const got = readSync(this.file.fd, this.run, 0, n * PAGE, first * PAGE);
+    if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
+    this.runFirst = first;
+    this.runPages = n;
+    this.dirty.fill(0);
+  }
+
+  /** Writes back the run's changed pages (one write from the first to the last) and the pages read outside it. */
+  private closeRun(): void {
+    let lo = -1;
+    let hi = -1;
+    for (let i = 0; i < this.runPages; i++) {
+      if (this.dirty[i] === 0) continue;
+      if (lo < 0) lo = i;
+      hi = i;
+    }
+    if (lo >= 0) this.writeAt(this.run, lo * PAGE, (hi - lo + 1) * PAGE, (this.runFirst + lo) * PAGE);
+    for (const [p, b] of this.outside) {
+      this.writeAt(b, 0, PAGE, p * PAGE);
+    }
+    this.outside.clear();
+    this.runFirst = -1;
+    this.runPages = 0;
+  }
+
+  private writeAt(b: Buffer, at: number, n: number, pos: number): void {
+    let done = 0;
+    while (done < n) done += writeSync(this.file.fd, b, at + done, n - done, pos + done);
+  }
+
+  /**
+   * Applies a spill: every delete, then every put (a put replaces the key if
+   * present). The file first grows so that it stays under its load factor
+   * with every put added. Ops are bucketed by run of pages, and each run is
+   * read, changed and written once.
+   */
+  write(w: CoinWrites): void {
+    const total = w.dels + w.puts;
+    // Each key's hash first (homes are its low bits, taken once the size is known).
+    const homes = new Uint32Array(total);
+    const mask = this.mask;
+    this.mask = 0xffffffff;
+    let added = 0;
+    for (let i = 0; i < w.dels; i++) {
+      const { buf, at } = w.delKey(i);
+      homes[i] = this.home(buf, at);
+    }
+    for (let i = 0; i < w.puts; i++) {
+      const { buf, at } = w.putKey(i);
+      homes[w.dels + i] = this.home(buf, at);
+      added += entrySize(w.putLength(i));
+    }
+    this.mask = mask;
+    if (this.bytes + added > LOAD * this.pages * (PAGE - HEAD)) this.grow(this.bytes + added);
+    for (let i = 0; i < total; i++) homes[i] = (homes[i]! & this.mask) >>> 0;
+    const order = this.byRun(homes);
+    const runs = Math.ceil(this.pages / RUN);
+    let k = 0;
+    for (let r = 0; r < runs && k < total; r++) {
+      const first = r * RUN;
+      if (Math.floor(homes[order[k]!]! / RUN) !== r) continue;
+      this.openRun(first);
+      const from = k;
+      while (k < total && Math.floor(homes[order[k]!]! / RUN) === r) k++;
+      // Deletes first (the order keeps them ahead), so that a key deleted and put again ends as put.
+      for (let j = from; j < k; j++) {
+        const i = order[j]!;
+        if (i < w.dels) {
+          const { buf, at } = w.delKey(i);
+          if (!this.remove(homes[i]!, buf, at)) {
+            throw new CoinFileError(`the coin file lacks a coin it was asked to delete (${Buffer.from(buf.subarray(at, at + 32)).reverse().toString('hex')}:${u32be(buf, at + 32)}): it is corrupt`);
+          }
+        } else {
+          const { buf, at } = w.putKey(i - w.dels);
+          this.remove(homes[i]!, buf, at);
+          this.insert(homes[i]!, buf, at, w.putValue(i - w.dels));
+        }
+      }
+      this.closeRun();
+    }
+  }
+
+  /** Indices of `homes` ordered by run of pages (a counting sort, stable: deletes stay ahead of puts). */
+  private byRun(homes: Uint32Array): Uint32Array {
+    const runs = Math.ceil(this.pages / RUN);
+    const start = new Uint32Array(runs + 1);
+    for (let i = 0; i < homes.length; i++) start[Math.floor(homes[i]! / RUN) + 1]!++;
+    for (let r = 0; r < runs; r++) start[r + 1]! += start[r]!;
+    const order = new Uint32Array(homes.length);
+    for (let i = 0; i < homes.length; i++) order[start[Math.floor(homes[i]! / RUN)]!++] = i;
+    return order;
+  }
+
+  /** Rehashes every entry into a new file big enough for `bytes` within the load factor. */
+  private grow(bytes: number): void {
+    this.grows++;
+    let pages = this.pages;
+    while (bytes > LOAD * pages * (PAGE - HEAD)) pages *= 2;
+    const old = this.file;
+    const oldPages = this.pages;
+    const oldRun = this.run;
+    const { bytes: oldBytes, count: oldCount } = this;
+    this.file = new HiddenFile(this.dir);
+    try {
+      ftruncateSync(this.file.fd, pages * PAGE);
+      this.pages = pages;
+      this.mask = pages - 1;
+      this.bytes = 0;
+      this.count = 0;
+      this.run = Buffer.alloc(RUN * PAGE);
+      const from = Buffer.alloc(RUN * PAGE);
+      // Each run of old pages lands in a few runs of the new file: gather its
+      // entries, then insert them run by run as a spill does.
+      const keys: Buffer[] = [];
+      const values: Buffer[] = [];
+      for (let first = 0; first < oldPages; first += RUN) {
+        const n = Math.min(RUN, oldPages - first);
+        const got = readSync(old.fd, from, 0, n * PAGE, first * PAGE);
+        if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
+        keys.length = 0;
+        values.length = 0;
+        for (let i = 0; i < n; i++) {
+          const at = i * PAGE;
+          const end = at + CoinFile.endOf(from, at);
+          for (let e = at + HEAD; e < end;) {
+            const size = sizeAt(from, e, end);
+            CoinFile.verify(from, e);
+            keys.push(from.subarray(e, e + KEY));
+            // Length, check and value (or blob reference) move as they are: the blob file stays.
+            values.push(from.subarray(e + KEY, e + size));
+            e += size;
+          }
+        }
+        this.moveIn(keys, values);
+      }
+    } catch (err) {
+      this.file.close();
+      this.file = old;
+      this.pages = oldPages;
+      this.mask = oldPages - 1;
+      this.run = oldRun;
+      this.bytes = oldBytes;
+      this.count = oldCount;
+      this.outside.clear();
+      throw err;
+    }
+    old.close();
+  }
+
+  /** Inserts raw entries (value with its u16 length or blob reference) into the new file of `grow`. */
+  private moveIn(keys: Buffer[], raws: Buffer[]): void {
+    const homes = new Uint32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) homes[i] = this.home(keys[i]!, 0);
+    const order = this.byRun(homes);
+    let k = 0;
+    while (k < keys.length) {
+      const r = Math.floor(homes[order[k]!]! / RUN);
+      this.openRun(r * RUN);
+      while (k < keys.length && Math.floor(homes[order[k]!]! / RUN) === r) {
+        const i = order[k++]!;
+        this.insertRaw(homes[i]!, keys[i]!, raws[i]!);
+      }
+      this.closeRun();
+    }
+  }
+
+  private insertRaw(home: number, key: Buffer, raw: Buffer): void {
+    const size = KEY + raw.length;
+    let p = home;
+    for (let n = 0; n < this.pages; n++) {
+      const { buf, at } = this.slot(p);
+      const end = CoinFile.endOf(buf, at);
+      if (end + size <= PAGE) {
+        key.copy(buf, at + end);
+        raw.copy(buf, at + end + KEY);
+        buf.writeUInt16LE(end + size, at);
+        this.bytes += size;
+        this.count++;
+        return;
+      }
+      buf[at + 2] = buf[at + 2]! | OVERFLOW;
+      p = (p + 1) & this.mask;
+    }
+    throw new CoinFileError('the coin file is full');
+  }
+
+  /** The page file's descriptor (tests damage the file through it). */
+  get fd(): number {
+    return this.file.fd;
+  }
+
+  /** Size of the page file in bytes (for tests). */
+  get fileBytes(): number {
+    return fstatSync(this.file.fd).size;
+  }
+
+  close(): void {
+    this.file.close();
+    this.blobs?.close();
+    this.blobs = null;
+  }
+}

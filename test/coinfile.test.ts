@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import { ftruncateSync, mkdtempSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { CoinFile, CoinFileError, PAGE, type CoinWrites } from '../indexer/store/coinfile.js';
+
+/*
+ * The coin file a throwaway recount spills into (store/coinfile.ts), alone:
+ * against a Map, through overflow pages, growth, blobs, and a damaged file.
+ */
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodereg-coinfile-test-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Outpoint n:vout as the file keys it (txid, u32be vout). */
+function outpoint(n: number, vout: number): Buffer {
+  const op = Buffer.alloc(36);
+  createHash('sha256').update(`tx${n}`).digest().copy(op);
+  op.writeUInt32BE(vout, 32);
+  return op;
+}
+
+function valueOf(n: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) b[i] = (n * 31 + i * 7) & 0xff;
+  return b;
+}
+
+/** A spill of `dels` then `puts`, as the coin view hands it over. */
+function writes(dels: Buffer[], puts: Array<[Buffer, Buffer]>): CoinWrites {
+  return {
+    dels: dels.length,
+    puts: puts.length,
+    delKey: (i) => ({ buf: dels[i]!, at: 0 }),
+    putKey: (i) => ({ buf: puts[i]![0], at: 0 }),
+    putLength: (i) => puts[i]![1].length,
+    putValue: (i) => puts[i]![1],
+  };
+}
+
+function expectSame(file: CoinFile, model: Map<string, Buffer>, absent: Buffer[]): void {
+  for (const [k, v] of model) expect(file.get(Buffer.from(k, 'latin1'))?.toString('hex')).toBe(v.toString('hex'));
+  for (const k of absent) if (!model.has(k.toString('latin1'))) expect(file.get(k)).toBeUndefined();
+  const listed = new Map([...file.entries()].map(([k, v]) => [k.toString('latin1'), v.toString('hex')]));
+  expect(listed).toEqual(new Map([...model].map(([k, v]) => [k, v.toString('hex')])));
+  expect(file.count).toBe(model.size);
+}
+
+describe('CoinFile', () => {
+  it('behaves like a Map through random spills of deletes and puts, growing from one page', () => {
+    fc.assert(fc.property(
+      fc.array(fc.array(fc.tuple(fc.nat(300), fc.nat(2), fc.boolean(), fc.nat(90)), { maxLength: 150 }), { minLength: 1, maxLength: 8 }),
+      (spills) => {
+        const file = CoinFile.create(dir, 1);
+        const model = new Map<string, Buffer>();
+        const seen: Buffer[] = [];
+        try {
+          for (const spill of spills) {
+            const dels: Buffer[] = [];
+            const puts = new Map<string, [Buffer, Buffer]>();
+            for (const [n, vout, put, len] of spill) {
+              const k = outpoint(n, vout);
+              seen.push(k);
+              const key = k.toString('latin1');
+              // A spill deletes only coins the file holds, at most once, and puts each key once.
+              if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
+              if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
+            }
+            file.write(writes(dels, [...puts.values()]));
+            for (const d of dels) model.delete(d.toString('latin1'));
+            for (const [key, [, v]] of puts) model.set(key, v);
+            expectSame(file, model, seen);
+          }
+        } finally {
+          file.close();
+        }
+      },
+    ), { numRuns: 25 });
+  });
+
+  it('finds entries that overflowed into the next pages, and grows by rehashing', () => {
+    const file = CoinFile.create(dir, 1);
+    try {
+      // Entries of ~500 bytes: about seven to a page, so homes pile up past their page.
+      const model = new Map<string, Buffer>();
+      for (let round = 0; round < 4; round++) {
+        const puts: Array<[Buffer, Buffer]> = [];
+        for (let i = 0; i < 200; i++) puts.push([outpoint(round * 1000 + i, 0), valueOf(i, 460 + (i % 40))]);
+        file.write(writes([], puts));
+        for (const [k, v] of puts) model.set(k.toString('latin1'), v);
+      }
+      // From one page to room for 800 entries of ~500 bytes, rehashing on the way.
+      expect(file.grows).toBeGreaterThanOrEqual(2);
+      expect(file.pageCount).toBeGreaterThanOrEqual(128);
+      file.reads = 0;
+      file.lookups = 0;
+      expectSame(file, model, []);
+      // Some lookups read a second page: their entries live past their home.
+      expect(file.reads).toBeGreaterThan(file.lookups);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('keeps values too long for a page in its blob file', () => {
+    const file = CoinFile.create(dir, 4);
+    try {
+      const big = valueOf(7, 70_000);
+      const mid = valueOf(8, 513);
+      file.write(writes([], [[outpoint(1, 0), big], [outpoint(2, 5), mid], [outpoint(3, 0), valueOf(9, 30)]]));
+      expect(file.get(outpoint(1, 0))?.equals(big)).toBe(true);
+      expect(file.get(outpoint(2, 5))?.equals(mid)).toBe(true);
+      file.write(writes([outpoint(1, 0)], [[outpoint(4, 1), big]]));
+      expect(file.get(outpoint(1, 0))).toBeUndefined();
+      expect(file.get(outpoint(4, 1))?.equals(big)).toBe(true);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('deletes then adds the same outpoint again, and a put replaces what a key holds', () => {
+    const file = CoinFile.create(dir, 2);
+    try {
+      const k = outpoint(5, 1);
+      file.write(writes([], [[k, valueOf(1, 20)]]));
+      file.write(writes([k], [[k, valueOf(2, 40)]]));
+      expect(file.get(k)?.equals(valueOf(2, 40))).toBe(true);
+      file.write(writes([k], []));
+      expect(file.get(k)).toBeUndefined();
+      file.write(writes([], [[k, valueOf(3, 25)]]));
+      file.write(writes([], [[k, valueOf(4, 15)]]));
+      expect(file.get(k)?.equals(valueOf(4, 15))).toBe(true);
+      expect(file.count).toBe(1);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('refuses to delete a coin it does not hold', () => {
+    const file = CoinFile.create(dir, 2);
+    try {
+      file.write(writes([], [[outpoint(1, 0), valueOf(1, 20)]]));
+      expect(() => file.write(writes([outpoint(2, 0)], []))).toThrow(CoinFileError);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('leaves no file behind: its name is gone while it is open, and its space when closed', () => {
+    const file = CoinFile.create(dir, 2);
+    file.write(writes([], [[outpoint(1, 0), valueOf(1, 2000)]]));
+    expect(readdirSync(dir)).toEqual([]);
+    file.close();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('a damaged coin file', () => {
+  function filled(n: number): { file: CoinFile; model: Map<string, Buffer> } {
+    const file = CoinFile.create(dir, 8);
+    const model = new Map<string, Buffer>();
+    const puts: Array<[Buffer, Buffer]> = [];
+    for (let i = 0; i < n; i++) puts.push([outpoint(i, i % 3), valueOf(i, 12 + (i % 30))]);
+    file.write(writes([], puts));
+    for (const [k, v] of puts) model.set(k.toString('latin1'), v);
+    return { file, model };
+  }
+
+  it('truncated: a lookup is an error naming the truncation', () => {
+    const { file, model } = filled(300);
+    try {
+      ftruncateSync(file.fd, PAGE / 2);
+      for (const k of [...model.keys()].slice(0, 40)) expect(() => file.get(Buffer.from(k, 'latin1'))).toThrow(/truncated/);
+      expect(() => [...file.entries()]).toThrow(/truncated/);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a changed byte in any entry: every lookup gives the right coin or an error, never another answer', () => {
+    const { file, model } = filled(400);
+    try {
+      // Flip one byte of the first entry's value in every page that holds one.
+      const page = Buffer.alloc(PAGE);
+      let flipped = 0;
+      for (let p = 0; p < file.pageCount; p++) {
+        readSync(file.fd, page, 0, PAGE, p * PAGE);
+        if (page.readUInt16LE(0) <= 4) continue;
+        page[4 + 42 + 3] ^= 0x10;
+        writeSync(file.fd, page, 0, PAGE, p * PAGE);
+        flipped++;
+      }
+      expect(flipped).toBeGreaterThan(0);
+      let errors = 0;
+      for (const [k, v] of model) {
+        try {
+          expect(file.get(Buffer.from(k, 'latin1'))?.toString('hex')).toBe(v.toString('hex'));
+        } catch (err) {
+          expect(err).toBeInstanceOf(CoinFileError);
+          errors++;
+        }
+      }
+      expect(errors).toBe(flipped);
+      expect(() => [...file.entries()]).toThrow(/fails its check/);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a page whose entries claim to run past it is an error', () => {
+    const { file, model } = filled(50);
+    try {
+      const page = Buffer.alloc(PAGE);
+      for (let p = 0; p < file.pageCount; p++) {
+        readSync(file.fd, page, 0, PAGE, p * PAGE);
+        page.writeUInt16LE(PAGE + 100, 0);
+        writeSync(file.fd, page, 0, PAGE, p * PAGE);
+      }
+      for (const k of model.keys()) expect(() => file.get(Buffer.from(k, 'latin1'))).toThrow(CoinFileError);
+    } finally {
+      file.close();
+    }
+  });
+});
