@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
@@ -47,6 +47,29 @@ describe('recount --fast', () => {
     // No txids kept by the chain pass: worker threads sweep every block for the few the connect needs, which then spills every block.
     expect(await recount([...args, '--fast', '--memory-mib', '0'])).toBe(onDisk);
     expect(await recount([...args, '--fast', '--memory-mib', '0', '--threads', '1'])).toBe(onDisk);
+  });
+
+  it('a damaged coin file (a fake fault: the file is unlinked, nothing outside can reach it) is a one-line error naming the temporary directory, which is gone afterwards', async () => {
+    const chain = benchChain(cache, 7000, undefined, 1);
+    // The built CLI's own module, the one noderegIn runs.
+    const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as typeof import('../indexer/store/coinfile.js');
+    const proto = mod.CoinFile.prototype;
+    const real = proto.get;
+    let reads = 0;
+    proto.get = function (this: typeof proto, ...a: Parameters<typeof real>) {
+      if (++reads === 50) throw new mod.CoinFileError('the coin file is corrupt: an entry fails its check');
+      return real.apply(this, a);
+    };
+    try {
+      const res = await noderegIn(['recount', '--params', chain.paramsFile, '--blocks-dir', chain.blocksDir, '--memory-mib', '0']);
+      expect(reads).toBe(50);
+      expect({ status: res.status, stdout: res.stdout }).toEqual({ status: 1, stdout: '' });
+      const m = /^nodereg: the coin file is corrupt: an entry fails its check \(under (.*nodereg-recount-[^)]*)\); check the disk that holds TMPDIR, or set TMPDIR to another, and run the command again\n$/.exec(res.stderr);
+      expect(m).not.toBeNull();
+      expect(existsSync(m![1]!)).toBe(false);
+    } finally {
+      proto.get = real;
+    }
   });
 
   it('a recount whose coin tables outgrow the memory budget spills them and goes on quietly, with the same result', async () => {

@@ -8,6 +8,7 @@ import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
 import { memoryPlan } from '../../indexer/engine/budget.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
+import { CoinFileError } from '../../indexer/store/coinfile.js';
 import { openIndexStore, resetStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, type NetworkArgs } from '../common.js';
 import { resolveBlocksDir, type DatadirArgs } from '../datadir.js';
@@ -126,6 +127,10 @@ export async function run(args: RecountArgs): Promise<void> {
     if (err instanceof RecountError || err instanceof BlkFileError || err instanceof ChainError
       || err instanceof ChainMismatchError || err instanceof BlockParseError) {
       throw new UserError(err.message);
+    }
+    // Only this process wrote the file, so a damaged one points at the disk under it.
+    if (err instanceof CoinFileError && temp) {
+      throw new UserError(`${err.message} (under ${temp}); check the disk that holds TMPDIR, or set TMPDIR to another, and run the command again`);
     }
     const mapped = asUserError(err, args.db ?? dbPath);
     if (temp && mapped instanceof UserError && /^no space left/.test(mapped.message)) {
