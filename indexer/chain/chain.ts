@@ -70,9 +70,10 @@ export interface LoadChainOptions {
   /**
    * Each block that passed its checks, as the pass meets it in file order,
    * before any chain is chosen: lets a caller start on the likely chain
-   * while the rest is still being read (see recount.ts).
+   * while the rest is still being read (see recount.ts). When it returns a
+   * promise, reading waits for it (back-pressure): the block's `bytes` stay valid until then.
    */
-  onBlockSeen?: (block: SeenBlock) => void;
+  onBlockSeen?: (block: SeenBlock) => void | Promise<void>;
 }
 
 /** A block record that parses and passes proof of work and its merkle root. */
@@ -176,14 +177,14 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
         stats.duplicates++;
         if (known.flaw === null || flaw !== null) continue;
         Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: keep(txids), spendable: info.spendable, stakes: info.stakes });
-        opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
+        await opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
         continue;
       }
       nodes.set(info.key, {
         key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null ? keep(txids) : null,
         spendable: info.spendable, stakes: info.stakes, bits: info.bits, flaw, parent: null, work: null, reached: false,
       });
-      if (flaw === null) opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
+      if (flaw === null) await opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
     }
   }
   if (opts.shouldStop?.()) throw new ChainLoadStopped();

@@ -8,17 +8,27 @@ import type { ChainState } from '../store/state.js';
 const MAX_WAITING = 4096;
 
 /**
- * Connects blocks in memory while the chain pass is still reading, betting
- * that the blocks it meets, parent before child, form the chain it will
- * choose. That holds for a directory without forks (most regtest and test
- * chains, and the benchmark), and lets the main thread connect while the
- * worker threads hash. The bet is checked once the chain is chosen
- * (`matches`); whenever it cannot hold (a second child of a connected block,
- * too many blocks without a parent, a block that does not connect) the
- * speculator stops, and the caller discards its state and recounts the chosen
- * chain normally. At the memory budget it stops too, but its state stays good:
- * if the bet holds, the recount continues from it. Nothing is written to the
- * database until then.
+ * Rows a temporary index may hold before speculation for it to spill: their
+ * copy restores the database should the bet fail. A new temporary index
+ * holds a handful (its meta rows).
+ */
+const MAX_SNAPSHOT_ROWS = 256;
+
+/**
+ * Connects blocks while the chain pass is still reading, betting that the
+ * blocks it meets, parent before child, form the chain it will choose. That
+ * holds for a directory without forks (most regtest and test chains, and the
+ * benchmark), and lets the main thread connect while the worker threads hash.
+ * The bet is checked once the chain is chosen (`matches`); whenever it cannot
+ * hold (a second child of a connected block, too many blocks without a
+ * parent, a block that does not connect) the speculator stops, and the caller
+ * throws its state away (`discard`) and recounts the chosen chain normally.
+ *
+ * At the memory budget it spills into the temporary database like any
+ * recount and goes on; the chain pass waits for each block's connect (its
+ * `onBlockSeen` returns a promise), so reading never runs far ahead of
+ * connecting. If the bet then fails, `discard` puts the database back as it
+ * was before the first block: every row it held was copied at the start.
  */
 export class Speculator {
   /**
@@ -39,6 +49,10 @@ export class Speculator {
   private readonly connected = new Set<string>();
   private readonly waiting = new Map<string, SeenBlock>();
   private readonly reader: BlockReader;
+  /** The database's rows before speculation began, or null if too many to copy (it then stops at the budget instead of spilling). */
+  private before: Array<[Buffer, Buffer]> | null = null;
+  /** A spill has written to the database. */
+  private wrote = false;
 
   constructor(
     private readonly state: ChainState,
@@ -50,8 +64,15 @@ export class Speculator {
     this.mem = new MemoryUtxo(false, [], coinsWithin(limit) / 2);
   }
 
+  /** Copies the rows of the (new, temporary) database, so that a spill made on a lost bet can be undone. */
+  async start(): Promise<void> {
+    const rows: Array<[Buffer, Buffer]> = [];
+    for await (const row of this.state.db.iterator({ limit: MAX_SNAPSHOT_ROWS + 1 })) rows.push(row);
+    this.before = rows.length <= MAX_SNAPSHOT_ROWS ? rows : null;
+  }
+
   /** The chain pass met `block`: connect it if it extends the tip, else park it until its parent comes. */
-  seen(block: SeenBlock): void {
+  async seen(block: SeenBlock): Promise<void> {
     if (this.stopped !== null) return;
     const extends_ = this.tipKey === null ? block.key === this.genesisKey : block.prevKey === this.tipKey;
     if (!extends_) {
@@ -64,14 +85,16 @@ export class Speculator {
     // The block in hand is connected from the chain pass's buffer; those that waited for it are read again.
     let bytes: Buffer | null = block.bytes;
     while (next !== undefined && this.stopped === null) {
-      this.connect(next, bytes ?? this.reader.read(next.loc));
+      await this.connect(next, bytes ?? this.reader.read(next.loc));
       bytes = null;
       next = this.waiting.get(next.key);
       if (next !== undefined) this.waiting.delete(next.prevKey);
     }
   }
 
-  private connect(block: SeenBlock, bytes: Buffer): void {
+  private async connect(block: SeenBlock, bytes: Buffer): Promise<void> {
+    // Once spilled, the coins the block spends may be in the database (a read fault throws, as in any recount).
+    await this.mem.prefetch(this.state.db, bytes, block.txids);
     try {
       const summary = connectBlock(this.state, this.mem, bytes, block.txids, this.height + 1);
       this.txs += summary.txCount;
@@ -84,8 +107,10 @@ export class Speculator {
     this.tipKey = block.key;
     this.keys.push(block.key);
     this.connected.add(block.key);
-    // Spilling must wait until the bet is checked: the recount goes on from here, spilling as it needs.
-    if (this.mem.footprint(this.state) > this.limit) this.stop('the memory limit');
+    if (this.mem.footprint(this.state) <= this.limit) return;
+    if (this.before === null) return this.stop('the memory limit');
+    this.wrote = true;
+    await this.mem.spill(this.state);
   }
 
   private stop(why: string): void {
@@ -101,6 +126,20 @@ export class Speculator {
       if (chain.blocks[h]!.hash.toString('latin1') !== this.keys[h]) return false;
     }
     return true;
+  }
+
+  /**
+   * Throws the speculative state away: the database gets back the rows it
+   * held before the first block (the caller loads a fresh state from it).
+   */
+  async discard(): Promise<void> {
+    this.close();
+    if (!this.wrote) return;
+    await this.state.db.clear();
+    const batch = this.state.db.batch();
+    for (const [k, v] of this.before!) batch.put(k, v);
+    await batch.write();
+    this.wrote = false;
   }
 
   close(): void {
