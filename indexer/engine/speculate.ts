@@ -71,15 +71,19 @@ export class Speculator {
     this.before = rows.length <= MAX_SNAPSHOT_ROWS ? rows : null;
   }
 
-  /** The chain pass met `block`: connect it if it extends the tip, else park it until its parent comes. */
-  async seen(block: SeenBlock): Promise<void> {
-    if (this.stopped !== null) return;
+  /**
+   * The chain pass met `block`: connect it if it extends the tip, else park
+   * it until its parent comes. True when `block` itself was connected: the
+   * chain pass need not keep its txids (if the bet fails, they are hashed again).
+   */
+  async seen(block: SeenBlock): Promise<boolean> {
+    if (this.stopped !== null) return false;
     const extends_ = this.tipKey === null ? block.key === this.genesisKey : block.prevKey === this.tipKey;
     if (!extends_) {
-      if (this.connected.has(block.prevKey) || this.waiting.has(block.prevKey)) return this.stop('a fork');
-      if (this.waiting.size >= MAX_WAITING) return this.stop('too many blocks out of order');
-      this.waiting.set(block.prevKey, block);
-      return;
+      if (this.connected.has(block.prevKey) || this.waiting.has(block.prevKey)) this.stop('a fork');
+      else if (this.waiting.size >= MAX_WAITING) this.stop('too many blocks out of order');
+      else this.waiting.set(block.prevKey, block);
+      return false;
     }
     let next: SeenBlock | undefined = block;
     // The block in hand is connected from the chain pass's buffer; those that waited for it are read again.
@@ -90,6 +94,7 @@ export class Speculator {
       next = this.waiting.get(next.key);
       if (next !== undefined) this.waiting.delete(next.prevKey);
     }
+    return this.tipKey === block.key || this.connected.has(block.key);
   }
 
   private async connect(block: SeenBlock, bytes: Buffer): Promise<void> {
