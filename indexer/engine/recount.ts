@@ -134,6 +134,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
     return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null };
   }
   spec?.close();
+  await spec?.finish();
   const best = chain.blocks.length - 1;
   const target = opts.height ?? best;
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);

@@ -30,6 +30,11 @@ const MAX_SNAPSHOT_ROWS = 256;
  * connecting. If the bet then fails, `discard` puts the database back as it
  * was before the first block: every row it held was copied at the start.
  */
+interface Pending {
+  block: SeenBlock;
+  bytes: Buffer;
+}
+
 export class Speculator {
   /**
    * Sized for half the coins the budget allows (a table as large as it
@@ -53,6 +58,8 @@ export class Speculator {
   private before: Array<[Buffer, Buffer]> | null = null;
   /** A spill has written to the database. */
   private wrote = false;
+  /** After the first spill: the block taken last, connected when the next one comes. */
+  private pending: Pending | null = null;
 
   constructor(
     private readonly state: ChainState,
@@ -97,25 +104,48 @@ export class Speculator {
     return this.tipKey === block.key || this.connected.has(block.key);
   }
 
+  /**
+   * Takes the next block of the bet. Before the first spill it is connected
+   * at once. After it, each block is connected only once the next one comes,
+   * so that the next one's database reads run while it connects (coinview.ts
+   * `readAhead`), as in the recount's own loop; `finish` connects the last.
+   */
   private async connect(block: SeenBlock, bytes: Buffer): Promise<void> {
+    this.tipKey = block.key;
+    if (!this.mem.spilled) return this.apply(block, bytes, null);
+    const prev = this.pending;
+    // A copy: the chain pass's buffer is reused once it reads on.
+    this.pending = { block, bytes: Buffer.from(bytes) };
+    if (prev !== null) await this.apply(prev.block, prev.bytes, this.pending);
+  }
+
+  private async apply(block: SeenBlock, bytes: Buffer, ahead: Pending | null): Promise<void> {
     // Once spilled, the coins the block spends may be in the database (a read fault throws, as in any recount).
     await this.mem.prefetch(this.state.db, bytes, block.txids);
+    if (ahead !== null) this.mem.readAhead(this.state.db, ahead.bytes, ahead.block.txids);
     try {
       const summary = connectBlock(this.state, this.mem, bytes, block.txids, this.height + 1);
       this.txs += summary.txCount;
     } catch (err) {
       // The normal recount will meet the same block only if it is on the chosen chain, and report it then.
       this.dirty = true;
+      this.pending = null;
       return this.stop(`block ${this.height + 1} did not connect (${(err as Error).message})`);
     }
     this.height++;
-    this.tipKey = block.key;
     this.keys.push(block.key);
     this.connected.add(block.key);
     if (this.mem.footprint(this.state) <= this.limit) return;
     if (this.before === null) return this.stop('the memory limit');
     this.wrote = true;
     await this.mem.spill(this.state);
+  }
+
+  /** The chain pass has ended: connects the block still waiting for its successor. */
+  async finish(): Promise<void> {
+    const last = this.pending;
+    this.pending = null;
+    if (last !== null && !this.dirty) await this.apply(last.block, last.bytes, null);
   }
 
   private stop(why: string): void {
@@ -139,6 +169,7 @@ export class Speculator {
    */
   async discard(): Promise<void> {
     this.close();
+    this.pending = null;
     if (!this.wrote) return;
     await this.state.db.clear();
     const batch = this.state.db.batch();
