@@ -87,8 +87,9 @@ describe('the coin tables under a small budget', () => {
       const result = await recount({ blocksDir, params: regtest, db: idx.db, throwaway: true, memoryBytes: 64 * 1024, onWarning: (m) => warnings.push(m), onBlock: (b) => heights.push(b.height) });
       expect(warnings).toEqual([]);
       // Every block was connected once, in order: nothing was recounted. (The
-      // first blocks may have been connected, unreported, while the chain pass read.)
-      expect(heights[0]).toBeLessThan(5);
+      // first blocks may have been connected, unreported and spilling as they
+      // went, while the chain pass read: up to the demo's first fork.)
+      expect(heights.length).toBeGreaterThan(0);
       expect(heights).toEqual(Array.from({ length: result.height + 1 - heights[0]! }, (_, i) => heights[0]! + i));
       // The spills put their coins in the coin file, not the database (no coin
       // rows), and every script's balance in the database, where a recount
@@ -155,10 +156,11 @@ describe('connecting while the chain pass reads (speculation)', () => {
     [reference] = await exportsOf(demoDir, regtest, ENGINES.database!, [449]);
   });
 
-  async function memoryExportOf(files: Buffer[][]): Promise<ExportJson> {
+  /** The export of the records in `files`, recounted in memory; a tiny budget makes speculation spill every block or every few. */
+  async function memoryExportOf(files: Buffer[][], engine = ENGINES.memory!): Promise<ExportJson> {
     const dir = writeBlkDir(files, { magic, key: Buffer.from('a1b2c3d4e5f60718', 'hex') });
     try {
-      const [ex] = await exportsOf(dir, regtest, ENGINES.memory!, [449]);
+      const [ex] = await exportsOf(dir, regtest, engine, [449]);
       return ex!;
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -192,4 +194,23 @@ describe('connecting while the chain pass reads (speculation)', () => {
     expect(ordered).toHaveLength(records.length);
     expect(await memoryExportOf([ordered])).toEqual(reference);
   });
+
+  // The bet fails after speculation has spilled the stale blocks' coins and
+  // registry rows into the temporary database: the recount must undo them.
+  it.each(['memory, spilling every block', 'memory, spilling every few blocks'])(
+    'gives the same registry when a stale branch is read first and speculation spills (%s)',
+    async (engine) => {
+      const stale = records.filter((r) => !best.has(r.hash));
+      const chain = records.filter((r) => best.has(r.hash));
+      // Each stale branch ahead of the chain's block at its height, parents before children.
+      const ordered: Buffer[] = [];
+      const withStaleChildren = (r: { bytes: Buffer; hash: string }): void => {
+        ordered.push(r.bytes);
+        for (const s of stale) if (s.prev === r.hash) withStaleChildren(s);
+      };
+      for (const r of chain) withStaleChildren(r);
+      expect(await memoryExportOf([ordered], ENGINES[engine]!)).toEqual(reference);
+      expect(await memoryExportOf([records.map((r) => r.bytes)], ENGINES[engine]!)).toEqual(reference);
+    },
+  );
 });

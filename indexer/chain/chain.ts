@@ -70,9 +70,12 @@ export interface LoadChainOptions {
   /**
    * Each block that passed its checks, as the pass meets it in file order,
    * before any chain is chosen: lets a caller start on the likely chain
-   * while the rest is still being read (see recount.ts).
+   * while the rest is still being read (see recount.ts). When it returns a
+   * promise, reading waits for it (back-pressure): the block's `bytes` stay
+   * valid until then. True means the caller is done with the block's txids:
+   * they are not kept (a later pass that needs them after all hashes again).
    */
-  onBlockSeen?: (block: SeenBlock) => void;
+  onBlockSeen?: (block: SeenBlock) => boolean | Promise<boolean>;
 }
 
 /** A block record that parses and passes proof of work and its merkle root. */
@@ -175,15 +178,15 @@ export async function loadBestChain(dir: string, params: NetworkParams, opts: Lo
         // copy may stand in for a corrupt one, but never the other way round.
         stats.duplicates++;
         if (known.flaw === null || flaw !== null) continue;
-        Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: keep(txids), spendable: info.spendable, stakes: info.stakes });
-        opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
+        const used = (await opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes })) === true;
+        Object.assign(known, { flaw: null, loc, txCount: info.txCount, txids: used ? null : keep(txids), spendable: info.spendable, stakes: info.stakes });
         continue;
       }
+      const used = flaw === null && (await opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes })) === true;
       nodes.set(info.key, {
-        key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null ? keep(txids) : null,
+        key: info.key, prevKey: info.prevKey, seen: stats.records, loc, txCount: info.txCount, txids: flaw === null && !used ? keep(txids) : null,
         spendable: info.spendable, stakes: info.stakes, bits: info.bits, flaw, parent: null, work: null, reached: false,
       });
-      if (flaw === null) opts.onBlockSeen?.({ key: info.key, prevKey: info.prevKey, loc, txids, bytes });
     }
   }
   if (opts.shouldStop?.()) throw new ChainLoadStopped();

@@ -120,6 +120,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (inMemory && !opts.fast && opts.height === undefined) {
     const genesisKey = Buffer.from(opts.params.genesisHash, 'hex').reverse().toString('latin1');
     spec = new Speculator(state, genesisKey, await readXorKey(opts.blocksDir).catch(() => null), memoryLimit);
+    await spec.start();
   }
   let chain: BestChain;
   try {
@@ -128,25 +129,33 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
       onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
-    spec?.close();
-    if (!(err instanceof ChainLoadStopped)) throw err;
+    if (!(err instanceof ChainLoadStopped)) {
+      spec?.close();
+      throw err;
+    }
+    // Stopped while reading: the database holds nothing of the speculation's spills.
+    await spec?.discard();
     state = new ChainState(opts.db, opts.params);
     await state.load();
     return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null };
   }
   spec?.close();
+  await spec?.finish();
   const best = chain.blocks.length - 1;
   const target = opts.height ?? best;
   if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
   if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
 
   if (spec !== null && spec.matches(chain, target)) {
+    // The blocks connected while reading need their txids no more.
+    for (let h = 0; h <= spec.height; h++) chain.blocks[h]!.txids = null;
     opts.onChainLoaded?.(chain, spec.height + 1, target);
     const done = await recountInMemory(opts, state, chain, target, memoryLimit, spec, 0, setHash);
     return { ...done, resumedFrom: null, chain };
   }
   if (spec !== null && spec.height >= 0) {
-    // The bet did not hold (nothing was written yet): start again from an empty state.
+    // The bet did not hold: start again from an empty state, undoing any spill.
+    await spec.discard();
     state = await fresh();
   }
   const resumedFrom = state.tip?.height ?? null;
