@@ -119,7 +119,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let spec: Speculator | null = null;
   if (inMemory && !opts.fast && opts.height === undefined) {
     const genesisKey = Buffer.from(opts.params.genesisHash, 'hex').reverse().toString('latin1');
-    spec = new Speculator(state, genesisKey, await readXorKey(opts.blocksDir).catch(() => null), memoryLimit);
+    spec = new Speculator(state, genesisKey, await readXorKey(opts.blocksDir).catch(() => null), memoryLimit, opts.spillDir);
     await spec.start();
   }
   let chain: BestChain;
@@ -131,6 +131,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   } catch (err) {
     if (!(err instanceof ChainLoadStopped)) {
       spec?.close();
+      spec?.dropFile();
       throw err;
     }
     // Stopped while reading: the database holds nothing of the speculation's spills.
@@ -143,8 +144,10 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   await spec?.finish();
   const best = chain.blocks.length - 1;
   const target = opts.height ?? best;
-  if (!Number.isInteger(target) || target < 0) throw new RecountError(`--height must be a whole number ≥ 0, got ${target}`);
-  if (target > best) throw new RecountError(`--height ${target} is above the best chain's tip at ${best}`);
+  if (!Number.isInteger(target) || target < 0 || target > best) {
+    spec?.dropFile();
+    throw new RecountError(target > best ? `--height ${target} is above the best chain's tip at ${best}` : `--height must be a whole number ≥ 0, got ${target}`);
+  }
 
   if (spec !== null && spec.matches(chain, target)) {
     // The blocks connected while reading need their txids no more.
@@ -203,12 +206,12 @@ async function recountInMemory(
   const mem = spec?.mem ?? new MemoryUtxo(opts.fast === true, stakes, opts.fast ? 1024 : Math.min(spendable, coinsWithin(limit, !state.throwaway)));
   if (state.tip !== null && spec === null) await mem.resume(state);
   // A throwaway full recount from an empty index spills its coins into a file of its own, not the database.
-  const file = state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
-  mem.coinFile = file;
+  // The speculator's file comes with its state, spilled coins and all.
+  mem.coinFile ??= state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
   try {
     return await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
   } finally {
-    file?.close();
+    mem.coinFile?.close();
     mem.coinFile = null;
   }
 }

@@ -2,6 +2,7 @@ import { BlockReader } from '../chain/blkfiles.js';
 import type { BestChain, SeenBlock } from '../chain/chain.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { connectBlock } from './connect.js';
+import { CoinFile } from '../store/coinfile.js';
 import type { ChainState } from '../store/state.js';
 
 /** Blocks kept waiting for their parent before speculation gives up. */
@@ -66,6 +67,7 @@ export class Speculator {
     private readonly genesisKey: string,
     xorKey: Buffer | null,
     private readonly limit: number,
+    private readonly spillDir?: string,
   ) {
     this.reader = new BlockReader(xorKey);
     this.mem = new MemoryUtxo(false, [], coinsWithin(limit) / 2);
@@ -76,6 +78,9 @@ export class Speculator {
     const rows: Array<[Buffer, Buffer]> = [];
     for await (const row of this.state.db.iterator({ limit: MAX_SNAPSHOT_ROWS + 1 })) rows.push(row);
     this.before = rows.length <= MAX_SNAPSHOT_ROWS ? rows : null;
+    // Its spills put their coins where the recount's own would (recount.ts
+    // `recountInMemory`, which takes the file over with the state).
+    if (this.before !== null && this.state.committedTip === null) this.mem.coinFile = CoinFile.create(this.spillDir);
   }
 
   /**
@@ -169,6 +174,7 @@ export class Speculator {
    */
   async discard(): Promise<void> {
     this.close();
+    this.dropFile();
     this.pending = null;
     if (!this.wrote) return;
     await this.state.db.clear();
@@ -180,5 +186,11 @@ export class Speculator {
 
   close(): void {
     this.reader.close();
+  }
+
+  /** Closes the coin file, which vanishes with its spilled coins: on a lost bet, or when the recount ends before taking the state over. */
+  dropFile(): void {
+    this.mem.coinFile?.close();
+    this.mem.coinFile = null;
   }
 }
