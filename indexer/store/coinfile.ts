@@ -310,28 +310,35 @@ export class CoinFile {
   /** Adds key `k[ka..]` with `value` at its home page or the first page after it with room. */
   private insert(home: number, k: Uint8Array, ka: number, value: Uint8Array): void {
     const size = entrySize(value.length);
+    const { buf, at, end } = this.roomFor(home, size);
+    const e = at + end;
+    buf.set(k.subarray(ka, ka + KEY), e);
+    if (value.length > INLINE) {
+      buf.writeUInt16LE(BLOB, e + KEY);
+      buf.writeUInt32LE(value.length, e + ENTRY);
+      buf.writeUIntLE(this.blob(value), e + ENTRY + 4, 6);
+      buf.writeUInt32LE(entrySum(buf, e, BLOB_REF), e + KEY + 2);
+    } else {
+      buf.writeUInt16LE(value.length, e + KEY);
+      buf.set(value, e + ENTRY);
+      buf.writeUInt32LE(entrySum(buf, e, value.length), e + KEY + 2);
+    }
+    buf.writeUInt16LE(end + size, at);
+    this.bytes += size;
+    this.count++;
+  }
+
+  /**
+   * The page where an entry of `size` bytes homed at `home` goes: the home
+   * page or the first after it with room, each full page passed marked as
+   * overflowed (a lookup then reads on past it).
+   */
+  private roomFor(home: number, size: number): { buf: Buffer; at: number; end: number } {
     let p = home;
     for (let n = 0; n < this.pages; n++) {
       const { buf, at } = this.slot(p);
       const end = CoinFile.endOf(buf, at);
-      if (end + size <= PAGE) {
-        const e = at + end;
-        buf.set(k.subarray(ka, ka + KEY), e);
-        if (value.length > INLINE) {
-          buf.writeUInt16LE(BLOB, e + KEY);
-          buf.writeUInt32LE(value.length, e + ENTRY);
-          buf.writeUIntLE(this.blob(value), e + ENTRY + 4, 6);
-          buf.writeUInt32LE(entrySum(buf, e, BLOB_REF), e + KEY + 2);
-        } else {
-          buf.writeUInt16LE(value.length, e + KEY);
-          buf.set(value, e + ENTRY);
-          buf.writeUInt32LE(entrySum(buf, e, value.length), e + KEY + 2);
-        }
-        buf.writeUInt16LE(end + size, at);
-        this.bytes += size;
-        this.count++;
-        return;
-      }
+      if (end + size <= PAGE) return { buf, at, end };
       buf[at + 2] = buf[at + 2]! | OVERFLOW;
       p = (p + 1) & this.mask;
     }
@@ -518,24 +525,15 @@ export class CoinFile {
     }
   }
 
+  /** Adds an entry whose bytes after the key (`raw`: length, check, value or blob reference) are already made: a grow moving entries. */
   private insertRaw(home: number, key: Buffer, raw: Buffer): void {
     const size = KEY + raw.length;
-    let p = home;
-    for (let n = 0; n < this.pages; n++) {
-      const { buf, at } = this.slot(p);
-      const end = CoinFile.endOf(buf, at);
-      if (end + size <= PAGE) {
-        key.copy(buf, at + end);
-        raw.copy(buf, at + end + KEY);
-        buf.writeUInt16LE(end + size, at);
-        this.bytes += size;
-        this.count++;
-        return;
-      }
-      buf[at + 2] = buf[at + 2]! | OVERFLOW;
-      p = (p + 1) & this.mask;
-    }
-    throw new CoinFileError('the coin file is full');
+    const { buf, at, end } = this.roomFor(home, size);
+    key.copy(buf, at + end);
+    raw.copy(buf, at + end + KEY);
+    buf.writeUInt16LE(end + size, at);
+    this.bytes += size;
+    this.count++;
   }
 
   /** The page file's descriptor (tests damage the file through it). */
