@@ -43,7 +43,8 @@ export interface FollowerOptions {
   /**
    * During catch-up, commit at least this often (ms, default 2000) and every
    * `flushBlocks` blocks (default 1000), so a crash loses little and readers
-   * see progress; at the node's tip every block is committed.
+   * see progress; at the node's tip every block is committed. Catch-up's
+   * commits but the last are written while the next blocks connect.
    */
   readonly flushIntervalMs?: number;
   readonly flushBlocks?: number;
@@ -267,14 +268,38 @@ export class Follower extends EventEmitter<FollowerEvents> {
     const flushMs = this.opts.flushIntervalMs ?? 2000;
     const flushBlocks = this.opts.flushBlocks ?? 1000;
     const budget = this.opts.memoryBytes ?? memoryPlan().tableBytes;
-    // Blocks connected since the last commit: announced only once the commit makes them readable.
+    // Blocks connected since the last commit: announced only once a commit makes them readable.
     let pending: BlockSummary[] = [];
+    // The commit still being written behind the connects, if any: its tip, and how
+    // many of the pending blocks (the first ones) it makes readable.
+    let writing = null as { tip: Tip | null; blocks: number } | null;
+    const announce = (blocks: number): void => {
+      for (const s of pending.splice(0, blocks)) this.emit('block', s);
+    };
+    /** Announces the blocks of the commit being written, once the write has ended (`committedTip` is its tip). */
+    const announceWritten = (): void => {
+      if (writing === null || state.committedTip !== writing.tip) return;
+      announce(writing.blocks);
+      writing = null;
+    };
+    // Every commit of the catch-up but the last is written behind: connecting goes
+    // on while LevelDB writes it (as in `recount --db`, coinview.ts `spillBehind`);
+    // its blocks are announced once the write has ended.
+    const commitBehind = async (): Promise<void> => {
+      const tip = state.tip;
+      // Waits for the previous write first.
+      await view.spillBehind(state);
+      if (writing !== null) announce(writing.blocks);
+      writing = { tip, blocks: pending.length };
+      // A view that cannot write behind commits at once.
+      announceWritten();
+      lastFlush = Date.now();
+    };
     const commit = async (): Promise<void> => {
       await view.spill(state);
+      writing = null;
       lastFlush = Date.now();
-      const done = pending;
-      pending = [];
-      for (const s of done) this.emit('block', s);
+      announce(pending.length);
     };
     // A request's worth of blocks at a time: one await per group, not per block.
     fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
@@ -300,6 +325,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
           this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
           break fetching;
         }
+        announceWritten();
         let summary: BlockSummary;
         try {
           await view.prefetch(state.db, raw, txids);
@@ -307,8 +333,12 @@ export class Follower extends EventEmitter<FollowerEvents> {
         } catch (err) {
           // The view and the state may hold part of this block: go back to the last
           // committed state (the blocks connected since were never announced, and
-          // will be fetched again).
+          // will be fetched again). A commit still being written ends first, so that
+          // the database is not read mid-write; its blocks are then readable.
+          await view.reload(state);
+          announceWritten();
           pending = [];
+          writing = null;
           await state.load();
           await view.reload(state);
           if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
@@ -319,7 +349,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
         const behind = nodeHeight - fetched.height;
         pending.push(summary);
         const now = Date.now();
-        if (behind === 0 || pending.length >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commit();
+        if (behind === 0) await commit();
+        else if (pending.length - (writing?.blocks ?? 0) >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commitBehind();
         this.emit('connected', summary);
         if (behind > 0 && now - lastProgress > 1000) {
           lastProgress = now;
