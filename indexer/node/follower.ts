@@ -52,6 +52,8 @@ export interface FollowerOptions {
   readonly memoryBytes?: number;
   /** getblock requests kept in flight during catch-up. */
   readonly fetchDepth?: number;
+  /** First delay (ms, default 500) before a failed sync pass is tried again; it doubles each time, up to 30 s. */
+  readonly syncRetryMs?: number;
 }
 
 /** A condition the follower cannot recover from by waiting; the message says what to do. */
@@ -123,7 +125,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
    */
   async run(opts: { untilSynced?: boolean } = {}): Promise<void> {
     this.opts.zmq?.on('wake', this.onWake);
-    let backoff = 500;
+    const first = this.opts.syncRetryMs ?? 500;
+    let backoff = first;
     let failedAt: number | null = null;
     let clean = true;
     try {
@@ -131,7 +134,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
         let synced = false;
         try {
           synced = await this.syncOnce();
-          backoff = 500;
+          backoff = first;
         } catch (err) {
           if (!this.retryable(err)) {
             clean = false;
@@ -139,11 +142,11 @@ export class Follower extends EventEmitter<FollowerEvents> {
           }
           // Progress since the last failure means the node is healthy again: start the backoff over.
           const at = this.opts.state.tip?.height ?? -1;
-          if (failedAt !== null && at > failedAt) backoff = 500;
+          if (failedAt !== null && at > failedAt) backoff = first;
           failedAt = at;
           this.log('warn', 'sync failed; will retry', { error: (err as Error).message, retryInMs: backoff });
           await this.sleep(backoff);
-          backoff = Math.min(backoff * 2, 30_000);
+          backoff = Math.min(backoff * 2, Math.max(first, 30_000));
           continue;
         }
         if (synced && opts.untilSynced) return;
