@@ -12,8 +12,9 @@
  * machine's load skews far less than rates. With `--runs N` the batched
  * fetch and the catch-up are measured N times, alternated, and each figure is
  * the median. BENCH_INDEX_NODE_ARGS passes node flags to the indexer alone
- * (NODE_OPTIONS refuses --cpu-prof); BENCH_INDEX_CLI runs another build's
- * dist/cli/main.js as the indexer, to compare builds on the same node and chain.
+ * (NODE_OPTIONS refuses --cpu-prof); BENCH_INDEX_ARGS adds arguments to
+ * `nodereg index`; BENCH_INDEX_CLI runs another build's dist/cli/main.js as the
+ * indexer, to compare builds on the same node and chain.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -116,6 +117,8 @@ async function main(): Promise<void> {
     const indexNodeArgs = (process.env.BENCH_INDEX_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     // Another build's CLI for the indexer (e.g. an old dist/cli/main.js), to compare builds against the same node and chain.
     const indexCli = process.env.BENCH_INDEX_CLI ?? CLI;
+    // Extra arguments for `nodereg index`, e.g. BENCH_INDEX_ARGS="--memory-mib 1" for a catch-up that commits and reads through often.
+    const indexArgs = (process.env.BENCH_INDEX_ARGS ?? '').split(' ').filter((a) => a !== '');
 
     // What the indexer's own fetcher gets: small blocks batched, as in catch-up.
     const batched = async (): Promise<{ rate: number; fetcherUs: number; nodeUs: number }> => {
@@ -138,7 +141,7 @@ async function main(): Promise<void> {
       const cpuAt: Record<'start' | 'end', { index: number; node: number } | null> = { start: null, end: null };
       const code = await new Promise<number | null>((resolve) => {
         const ix = spawn(process.execPath, [...indexNodeArgs, indexCli, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
-          '--db', db, '--until-synced', '--log-json', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
+          '--db', db, '--until-synced', '--log-json', '--log-level', 'info', ...indexArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
         ix.stderr.on('data', (d: Buffer) => {
           log += d.toString();
           if (cpuAt.start === null && log.includes('"msg":"connected to node"')) cpuAt.start = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
