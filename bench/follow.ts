@@ -1,5 +1,5 @@
 /**
- * `npm run bench:follow -- [--blocks 1200] [--payments 3] [--json]`
+ * `npm run bench:follow -- [--blocks 1200] [--payments 3] [--runs 1] [--json]`
  *
  * Loads a chain into a real bcoin regtest node with submitblock (real
  * signatures: bcoin validates everything), then measures in one run the raw
@@ -9,8 +9,12 @@
  * daemon's own log, from reaching the node to synced; the rate including
  * process start and exit is printed beside it. The JSON also gives the CPU
  * per block of the fetcher, the node and the indexer (on Linux), which the
- * machine's load skews far less than rates. BENCH_INDEX_NODE_ARGS passes
- * node flags to the indexer alone (NODE_OPTIONS refuses --cpu-prof).
+ * machine's load skews far less than rates. With `--runs N` the batched
+ * fetch and the catch-up are measured N times, alternated, and each figure is
+ * the median. BENCH_INDEX_NODE_ARGS passes node flags to the indexer alone
+ * (NODE_OPTIONS refuses --cpu-prof); BENCH_INDEX_ARGS adds arguments to
+ * `nodereg index`; BENCH_INDEX_CLI runs another build's dist/cli/main.js as the
+ * indexer, to compare builds on the same node and chain.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +64,8 @@ async function main(): Promise<void> {
   const extra = i >= 0 && /^\d+$/.test(argv[i + 1] ?? '') ? Number(argv[i + 1]) : 1200;
   const j = argv.indexOf('--payments');
   const perBlock = j >= 0 && /^\d+$/.test(argv[j + 1] ?? '') ? Number(argv[j + 1]) : 3;
+  const k = argv.indexOf('--runs');
+  const runs = k >= 0 && /^[1-9]\d*$/.test(argv[k + 1] ?? '') ? Number(argv[k + 1]) : 1;
   const say = (m: string): void => {
     process.stderr.write(m + '\n');
   };
@@ -94,7 +100,7 @@ async function main(): Promise<void> {
     // The node's raw rate as docs/spec.md §4 defines it: one `getblock <hash> 0`
     // per request, eight in flight.
     const hashes = await rpc.getBlockHashes(0, tip);
-    let t = process.hrtime.bigint();
+    const t = process.hrtime.bigint();
     let n = 0;
     let cursor = 0;
     const worker = async (): Promise<void> => {
@@ -107,57 +113,80 @@ async function main(): Promise<void> {
     const fetchSecs = Number(process.hrtime.bigint() - t) / 1e9;
     const fetchRate = n / fetchSecs;
     say(`raw pipelined getblock (one block per request, 8 in flight): ${n} blocks in ${fetchSecs.toFixed(2)} s`);
-    // What the indexer's own fetcher gets: small blocks batched, as in catch-up.
-    t = process.hrtime.bigint();
-    const nodeCpu0 = cpuMs(node.pid);
-    const ownCpu0 = process.cpuUsage();
-    let m = 0;
-    for await (const _ of fetchBlocks(rpc, 0, tip)) m++;
-    const batchedSecs = Number(process.hrtime.bigint() - t) / 1e9;
-    const ownCpu = process.cpuUsage(ownCpu0);
-    const fetcherCpuUs = (ownCpu.user + ownCpu.system) / m;
-    const nodeCpuBatchedUs = ((cpuMs(node.pid) - nodeCpu0) * 1000) / m;
-    const batchedRate = m / batchedSecs;
-    say(`batched getblock (the indexer's fetcher): ${m} blocks in ${batchedSecs.toFixed(2)} s`);
-
-    t = process.hrtime.bigint();
     // Extra node flags for the indexer only, e.g. BENCH_INDEX_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the catch-up.
     const indexNodeArgs = (process.env.BENCH_INDEX_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    let log = '';
-    // CPU of the indexer and of the node, read as the daemon logs reaching the node and being synced (10 ms ticks).
-    const cpuAt: Record<'start' | 'end', { index: number; node: number } | null> = { start: null, end: null };
-    const code = await new Promise<number | null>((resolve) => {
-      const ix = spawn(process.execPath, [...indexNodeArgs, CLI, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
-        '--db', join(dir, 'index'), '--until-synced', '--log-json', '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      ix.stderr.on('data', (d: Buffer) => {
-        log += d.toString();
-        if (cpuAt.start === null && log.includes('"msg":"connected to node"')) cpuAt.start = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
-        if (cpuAt.end === null && log.includes('"msg":"synced with node"')) cpuAt.end = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
+    // Another build's CLI for the indexer (e.g. an old dist/cli/main.js), to compare builds against the same node and chain.
+    const indexCli = process.env.BENCH_INDEX_CLI ?? CLI;
+    // Extra arguments for `nodereg index`, e.g. BENCH_INDEX_ARGS="--memory-mib 1" for a catch-up that commits and reads through often.
+    const indexArgs = (process.env.BENCH_INDEX_ARGS ?? '').split(' ').filter((a) => a !== '');
+
+    // What the indexer's own fetcher gets: small blocks batched, as in catch-up.
+    const batched = async (): Promise<{ rate: number; fetcherUs: number; nodeUs: number }> => {
+      const t0 = process.hrtime.bigint();
+      const nodeCpu0 = cpuMs(node.pid);
+      const ownCpu0 = process.cpuUsage();
+      let m = 0;
+      for await (const _ of fetchBlocks(rpc, 0, tip)) m++;
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      const ownCpu = process.cpuUsage(ownCpu0);
+      say(`batched getblock (the indexer's fetcher): ${m} blocks in ${secs.toFixed(2)} s`);
+      return { rate: m / secs, fetcherUs: (ownCpu.user + ownCpu.system) / m, nodeUs: ((cpuMs(node.pid) - nodeCpu0) * 1000) / m };
+    };
+
+    const catchUp = async (run: number): Promise<{ rate: number; wholeRate: number; indexUs: number; nodeUs: number }> => {
+      const t0 = process.hrtime.bigint();
+      const db = join(dir, `index-${run}`);
+      let log = '';
+      // CPU of the indexer and of the node, read as the daemon logs reaching the node and being synced (10 ms ticks).
+      const cpuAt: Record<'start' | 'end', { index: number; node: number } | null> = { start: null, end: null };
+      const code = await new Promise<number | null>((resolve) => {
+        const ix = spawn(process.execPath, [...indexNodeArgs, indexCli, 'index', '--network', 'regtest', '--rpc', url, '--rpc-user', 'x', '--rpc-password', key,
+          '--db', db, '--until-synced', '--log-json', '--log-level', 'info', ...indexArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
+        ix.stderr.on('data', (d: Buffer) => {
+          log += d.toString();
+          if (cpuAt.start === null && log.includes('"msg":"connected to node"')) cpuAt.start = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
+          if (cpuAt.end === null && log.includes('"msg":"synced with node"')) cpuAt.end = { index: cpuMs(ix.pid), node: cpuMs(node.pid) };
+        });
+        ix.on('exit', resolve);
       });
-      ix.on('exit', resolve);
-    });
-    if (code !== 0) throw new Error(`nodereg index exited ${code}: ${log}`);
-    const wholeSecs = Number(process.hrtime.bigint() - t) / 1e9;
-    // The catch-up itself, by the daemon's own clock: from reaching the node to synced (last flush included).
-    const at = (msg: string): number => {
-      const line = log.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
-      if (!line) throw new Error(`nodereg index never logged "${msg}"`);
-      return Date.parse((JSON.parse(line) as { time: string }).time);
+      rmSync(db, { recursive: true, force: true });
+      if (code !== 0) throw new Error(`nodereg index exited ${code}: ${log}`);
+      const wholeSecs = Number(process.hrtime.bigint() - t0) / 1e9;
+      // The catch-up itself, by the daemon's own clock: from reaching the node to synced (last flush included).
+      const at = (msg: string): number => {
+        const line = log.split('\n').find((l) => l.includes(`"msg":"${msg}"`));
+        if (!line) throw new Error(`nodereg index never logged "${msg}"`);
+        return Date.parse((JSON.parse(line) as { time: string }).time);
+      };
+      const indexSecs = (at('synced with node') - at('connected to node')) / 1000;
+      say(`nodereg index --until-synced: ${tip + 1} blocks caught up in ${indexSecs.toFixed(2)} s (${wholeSecs.toFixed(2)} s with process start and exit)`);
+      const perBlock = (k: 'index' | 'node'): number => (cpuAt.start && cpuAt.end ? ((cpuAt.end[k] - cpuAt.start[k]) * 1000) / (tip + 1) : NaN);
+      return { rate: (tip + 1) / indexSecs, wholeRate: (tip + 1) / wholeSecs, indexUs: perBlock('index'), nodeUs: perBlock('node') };
     };
-    const indexSecs = (at('synced with node') - at('connected to node')) / 1000;
-    const indexRate = (tip + 1) / indexSecs;
-    const wholeRate = (tip + 1) / wholeSecs;
-    say(`nodereg index --until-synced: ${tip + 1} blocks caught up in ${indexSecs.toFixed(2)} s (${wholeSecs.toFixed(2)} s with process start and exit)`);
+
+    // Alternated, so that a change in the machine's load hits both alike; each figure is the median of the runs.
+    const fetches: Array<Awaited<ReturnType<typeof batched>>> = [];
+    const catchUps: Array<Awaited<ReturnType<typeof catchUp>>> = [];
+    for (let run = 0; run < runs; run++) {
+      fetches.push(await batched());
+      catchUps.push(await catchUp(run));
+    }
+    const median = (xs: number[]): number => {
+      const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
+      if (sorted.length === 0) return NaN;
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+    };
+    const batchedRate = median(fetches.map((f) => f.rate));
+    const indexRate = median(catchUps.map((c) => c.rate));
+    const wholeRate = median(catchUps.map((c) => c.wholeRate));
     const r3 = (x: number): number => Math.round(x * 1000) / 1000;
-    const perBlock = (k: 'index' | 'node'): number | null => {
-      const us = cpuAt.start && cpuAt.end ? ((cpuAt.end[k] - cpuAt.start[k]) * 1000) / (tip + 1) : NaN;
-      return Number.isFinite(us) ? Math.round(us) : null;
-    };
     const orNull = (x: number): number | null => (Number.isFinite(x) ? Math.round(x) : null);
     const ratio = indexRate / fetchRate;
-    process.stdout.write(`raw fetch ${fetchRate.toFixed(0)} blocks/s, index ${indexRate.toFixed(0)} blocks/s, ratio ${ratio.toFixed(3)} (target ≥ 0.8)\n`
-      + `  against batched fetching (${batchedRate.toFixed(0)} blocks/s): ${(indexRate / batchedRate).toFixed(3)}; `
-      + `with process start and exit (${wholeRate.toFixed(0)} blocks/s): ${(wholeRate / fetchRate).toFixed(3)}\n`);
+    process.stdout.write(`raw fetch ${fetchRate.toFixed(0)} blocks/s, index ${indexRate.toFixed(0)} blocks/s, ratio ${ratio.toFixed(3)}\n`
+      + `  against batched fetching (${batchedRate.toFixed(0)} blocks/s): ${(indexRate / batchedRate).toFixed(3)} (target ≥ 0.8); `
+      + `with process start and exit (${wholeRate.toFixed(0)} blocks/s): ${(wholeRate / fetchRate).toFixed(3)}`
+      + `${runs > 1 ? ` (medians of ${runs} runs)` : ''}\n`);
     if (json) {
       process.stdout.write(JSON.stringify({
         fetchBlocksPerSec: Math.round(fetchRate), indexBlocksPerSec: Math.round(indexRate), ratio: r3(ratio),
@@ -166,8 +195,10 @@ async function main(): Promise<void> {
         // CPU µs per block: of this process's batched fetcher, of the node serving it, of the indexer
         // and of the node during the catch-up (null where /proc is not there).
         cpuUsPerBlock: {
-          fetcher: orNull(fetcherCpuUs), nodeWhileBatched: orNull(nodeCpuBatchedUs), index: perBlock('index'), nodeWhileIndexing: perBlock('node'),
+          fetcher: orNull(median(fetches.map((f) => f.fetcherUs))), nodeWhileBatched: orNull(median(fetches.map((f) => f.nodeUs))),
+          index: orNull(median(catchUps.map((c) => c.indexUs))), nodeWhileIndexing: orNull(median(catchUps.map((c) => c.nodeUs))),
         },
+        runs,
         load: loadavg().map((x) => Math.round(x * 100) / 100),
       }) + '\n');
     }

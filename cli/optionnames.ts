@@ -13,7 +13,7 @@ export const OPTION_NAMES: readonly string[] = [
   'help', 'hex', 'input-vsize', 'json', 'key-dir', 'key-file', 'listen', 'log-json', 'log-level', 'max-outputs', 'memory-mib', 'min-payout',
   'network', 'out', 'params', 'pay-from', 'peer', 'poll-interval', 'pool', 'postgres', 'postgres-rebuild', 'prev', 'prune-undo', 'psbt',
   'psbt-out', 'redeem-script', 'reset', 'rpc', 'rpc-backoff-ms', 'rpc-cookie', 'rpc-max-response-mb', 'rpc-password', 'rpc-timeout',
-  'rpc-user', 'serve', 'stake', 'stats', 'status', 'threads', 'timestamp', 'to', 'tx', 'txid', 'undo-blocks', 'until-synced', 'utxo-hash',
+  'rpc-user', 'serve', 'stake', 'stats', 'status', 'sync-retry-ms', 'threads', 'timestamp', 'to', 'tx', 'txid', 'undo-blocks', 'until-synced', 'utxo-hash',
   'utxo-memory-mib', 'utxos', 'version', 'wait', 'wait-timeout', 'warn-blocks', 'warn-within', 'webhook', 'webhook-backoff-ms',
   'webhook-retries', 'webhook-secret-file', 'weight', 'wif', 'within', 'witness-script', 'zmq',
 ];

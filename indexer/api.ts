@@ -30,6 +30,8 @@ export interface IndexerOptions {
   readonly zmqMaxMessageBytes?: number;
   /** Default 5000 ms without ZMQ, 30 000 ms with it. */
   readonly pollIntervalMs?: number;
+  /** First delay before a failed sync with the node is tried again (default 500 ms); it doubles each time, up to 30 s. */
+  readonly syncRetryMs?: number;
   readonly log?: LogFn;
   /** Keep undo data for the last N blocks only (default: all). */
   readonly pruneUndoDepth?: number;
@@ -199,6 +201,9 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
   if (options.memoryMiB !== undefined && !(Number.isFinite(options.memoryMiB) && options.memoryMiB > 0)) {
     throw new RangeError(`memoryMiB must be a positive number of MiB, got ${options.memoryMiB}`);
   }
+  if (options.syncRetryMs !== undefined && !(Number.isInteger(options.syncRetryMs) && options.syncRetryMs >= 1)) {
+    throw new RangeError(`syncRetryMs must be a whole number of milliseconds ≥ 1, got ${options.syncRetryMs}`);
+  }
   const params = typeof options.network === 'object' ? options.network : builtinNetwork(options.network ?? 'mainnet');
   const log = options.log ?? silent;
   const db = await openStore(options.db, params, { create: true, utxoHash: options.utxoHash });
@@ -220,6 +225,7 @@ export async function openIndexer(options: IndexerOptions): Promise<Indexer> {
       pollIntervalMs: options.pollIntervalMs ?? (zmq ? 30_000 : 5000),
       pruneUndoDepth: options.pruneUndoDepth,
       memoryBytes: memoryPlan(options.memoryMiB).tableBytes,
+      syncRetryMs: options.syncRetryMs,
     });
     indexer = new Indexer(db, params, follower, zmq);
     return indexer;

@@ -190,6 +190,15 @@ describe('the command line, NODEREG_* variables and nodereg.conf', () => {
     expect(existsSync(join(dir, 'never'))).toBe(false);
   });
 
+  it('refuses an --sync-retry-ms of index that is not a whole number of milliseconds ≥ 1, as a usage error (exit 2), before touching --db', async () => {
+    for (const bad of ['0', '-5', '1.5', 'soon']) {
+      const res = await run(['index', '--network', 'regtest', '--rpc', 'http://127.0.0.1:1', '--db', join(dir, 'never'), '--sync-retry-ms', bad]);
+      expect({ status: res.status, first: res.stderr.split('\n').find((l) => l.includes('sync-retry-ms')) })
+        .toEqual({ status: 2, first: 'nodereg: --sync-retry-ms must be a whole number of milliseconds ≥ 1' });
+    }
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  });
+
   it('parses the bitcoin.conf-like format: comments, spaces around "=", repeated keys as lists', async () => {
     expect(parseConfig('# c\n cors = http://a \ncors=http://b\nrpc-user=u # trailing\nrpc-password=p#q\n', 'f')).toEqual({
       cors: ['http://a', 'http://b'], 'rpc-user': 'u', 'rpc-password': 'p#q',

@@ -295,6 +295,9 @@ afterEach(async () => {
 const PATIENT = 120;
 
 /** Starts the daemon against the fake RPC server; hang tests pass an `rpcTimeout` of 1 s. */
+/** A failed sync pass is tried again after 20 ms, not the default 500 ms doubling (`--sync-retry-ms`). */
+const QUICK_SYNC_RETRY = ['--sync-retry-ms', '20'];
+
 function daemonVia(p: FaultyRpcProxy, node: BcoinNode, db: string, extra: string[] = [], rpcTimeout = PATIENT): Daemon {
   daemon = new Daemon([
     ...rpcArgs(node, p.url), '--rpc-timeout', String(rpcTimeout),
@@ -377,7 +380,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       return null;
     });
     const db = join(dir, 'db');
-    const d = daemonVia(proxy, shared, db);
+    const d = daemonVia(proxy, shared, db, QUICK_SYNC_RETRY);
     await survivedAndIndexed(d, db);
     expect([proxy.count('truncatedJson'), proxy.count('notJsonRpc'), proxy.count('blockNotHex')]).toEqual([5, 1, 1]);
     expect(d.errors('rpc call failed; retrying').filter((e) => /with a body that is not JSON/.test(e)).length).toBe(5);
@@ -399,7 +402,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       return f;
     });
     const db = join(dir, 'db');
-    const d = daemonVia(proxy, shared, db);
+    const d = daemonVia(proxy, shared, db, ['--sync-retry-ms', '40']);
     await survivedAndIndexed(d, db);
     // Exactly three failures are guaranteed because the client never abandons an answer here
     // (a timeout would drop a corrupted answer unread, and its refetch is clean), and because
@@ -413,7 +416,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       expect.stringMatching(new RegExp(`^the node returned block [0-9a-f]{64} for hash ${blocks[449]!.hash}`)),
     ]);
     // Each failure came 150 blocks after the last one: not a node failing again and again.
-    expect(failures.map((l) => l.retryInMs)).toEqual([500, 500, 500]);
+    expect(failures.map((l) => l.retryInMs)).toEqual([40, 40, 40]);
   }, TEST_MS);
 
   it('never lets a block from the fake RPC server whose transactions do not match its header, or repeat some under the same root, into the index, and leaves the database usable', async () => {
@@ -437,7 +440,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       return null;
     });
     const db = join(dir, 'db');
-    const d = daemonVia(proxy, shared, db);
+    const d = daemonVia(proxy, shared, db, QUICK_SYNC_RETRY);
     const outcome = await d.waitSynced(tip).then(
       () => 'synced',
       (err: Error) => (d.alive ? `not synced: ${err.message.split('\n')[0]}` : `exited with code ${d.child.exitCode}: ${d.lines.filter((l) => l.level === 'raw').map((l) => l.msg).join(' ')}`),
@@ -475,7 +478,7 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
       return (f === 'hang' || f === 'hangBody') && rand() < 0.75 ? 'http500' : f;
     });
     const db = join(dir, 'db');
-    const d = daemonVia(proxy, node, db, [], 1);
+    const d = daemonVia(proxy, node, db, QUICK_SYNC_RETRY, 1);
     await d.waitSynced(main[300]!);
     await submitAll(node, main.slice(301));
     await d.waitSynced(main.at(-1)!);

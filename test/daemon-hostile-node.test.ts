@@ -119,7 +119,7 @@ describe('nodereg index against an --rpc that is not a well-behaved node', () =>
       })());
     }));
     const db = join(dir, 'db');
-    daemon = new Daemon([...rpcArgs(node, url), '--db', db, '--rpc-max-response-mb', '16', '--poll-interval', '100']);
+    daemon = new Daemon([...rpcArgs(node, url), '--db', db, '--rpc-max-response-mb', '16', '--poll-interval', '100', '--sync-retry-ms', '20']);
     await daemon.waitSynced(tip, 120_000);
     // The second endless answer may be to a request abandoned with the first failure's catch-up.
     const errors = daemon.errors('sync failed; will retry');

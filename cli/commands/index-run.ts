@@ -32,6 +32,7 @@ export interface IndexArgs extends NetworkArgs, RpcFlags {
   memoryMib: number;
   rpcTimeout: number;
   rpcBackoffMs: number;
+  syncRetryMs: number;
   rpcMaxResponseMb: number;
   postgres?: string;
   postgresRebuild: boolean;
@@ -91,6 +92,7 @@ export async function runIndex(args: IndexArgs): Promise<void> {
       },
       zmq: args.zmq,
       pollIntervalMs: args.pollInterval,
+      syncRetryMs: args.syncRetryMs,
       log,
       pruneUndoDepth: args.pruneUndo,
       utxoHash: args.utxoHash,

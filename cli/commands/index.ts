@@ -46,6 +46,7 @@ export const indexCommand: CommandModule = {
       .option('rpc-cookie', { type: 'string', describe: 'bitcoind .cookie file, re-read when the node restarts (default: the --datadir one, without --rpc-user)' })
       .option('rpc-timeout', { type: 'number', default: 30, describe: 'seconds before an RPC call is abandoned and retried' })
       .option('rpc-backoff-ms', { type: 'number', default: 250, describe: 'delay before the first retry of a failed RPC call; doubles each time, up to 10 s (five retries before the node first answers: about 8 s by default)' })
+      .option('sync-retry-ms', { type: 'number', default: 500, describe: 'delay before a failed sync with the node (it went away, sent a bad block) is tried again; doubles each time, up to 30 s' })
       .option('rpc-max-response-mb', { type: 'number', default: 128, describe: 'largest node answer read, in MiB; a larger one is an error (the largest block is 8 MB as hex)' })
       .option('zmq', { type: 'string', describe: 'ZMQ endpoint of -zmqpubsequence (or -zmqpubhashblock), e.g. tcp://127.0.0.1:28332' })
       .option('db', { type: 'string', demandOption: true, describe: 'index directory (created if missing)' })
@@ -75,6 +76,7 @@ export const indexCommand: CommandModule = {
         if (!(Number.isFinite(a['memory-mib']) && (a['memory-mib'] as number) > 0)) throw new Error('--memory-mib must be a positive number of MiB');
         if (!(Number.isFinite(a['rpc-timeout']) && (a['rpc-timeout'] as number) > 0)) throw new Error('--rpc-timeout must be a positive number of seconds');
         if (!Number.isInteger(a['rpc-backoff-ms']) || (a['rpc-backoff-ms'] as number) < 1) throw new Error('--rpc-backoff-ms must be a whole number of milliseconds ≥ 1');
+        if (!Number.isInteger(a['sync-retry-ms']) || (a['sync-retry-ms'] as number) < 1) throw new Error('--sync-retry-ms must be a whole number of milliseconds ≥ 1');
         if (!(Number.isFinite(a['rpc-max-response-mb']) && (a['rpc-max-response-mb'] as number) >= 1)) throw new Error('--rpc-max-response-mb must be a number of MiB ≥ 1');
         if (a.rpc !== undefined && !/^https?:\/\/[^\s]+$/.test(String(a.rpc))) throw new Error(`--rpc must be an http(s) URL such as http://127.0.0.1:8332, got "${redact(String(a.rpc))}"`);
         checkPostgresUrl(a.postgres);

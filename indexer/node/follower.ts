@@ -5,7 +5,7 @@ import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/c
 import { disconnectTip } from '../engine/disconnect.js';
 import { K } from '../store/layout.js';
 import { silent, type LogFn } from '../log.js';
-import { fetchGroups } from './fetch.js';
+import { fetchGroups, type FetchedBlock } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
 import { merkleTreeOf } from '../chain/pow.js';
 import { BlockParseError, blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
@@ -43,7 +43,8 @@ export interface FollowerOptions {
   /**
    * During catch-up, commit at least this often (ms, default 2000) and every
    * `flushBlocks` blocks (default 1000), so a crash loses little and readers
-   * see progress; at the node's tip every block is committed.
+   * see progress; at the node's tip every block is committed. Catch-up's
+   * commits but the last are written while the next blocks connect.
    */
   readonly flushIntervalMs?: number;
   readonly flushBlocks?: number;
@@ -51,6 +52,8 @@ export interface FollowerOptions {
   readonly memoryBytes?: number;
   /** getblock requests kept in flight during catch-up. */
   readonly fetchDepth?: number;
+  /** First delay (ms, default 500) before a failed sync pass is tried again; it doubles each time, up to 30 s. */
+  readonly syncRetryMs?: number;
 }
 
 /** A condition the follower cannot recover from by waiting; the message says what to do. */
@@ -62,6 +65,45 @@ export class FollowerError extends Error {
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+interface CheckedBlock {
+  header: ReturnType<typeof scanHeader>;
+  txids: Buffer;
+}
+
+/**
+ * A block from the node, checked before it may connect: it is the block asked
+ * for, and its transactions match its merkle root without repeats. Its txids
+ * come with it. Throws a BlockParseError (retried: the block is fetched again).
+ */
+function checkBlock(fetched: FetchedBlock): CheckedBlock {
+  const raw = fetched.raw;
+  const header = scanHeader(raw);
+  if (rpcHex(header.hash) !== fetched.hash) {
+    throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
+  }
+  const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
+  const { txs } = walkTxidsInto(raw, txids, 0, null);
+  const tree = txs === 0 ? null : merkleTreeOf(txids, txs);
+  if (tree === null || !tree.root.equals(header.merkleRoot)) {
+    throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
+  }
+  // A node never keeps such a copy in its chain (same hash, transactions
+  // repeated): one that arrives was made on the way, and is fetched again.
+  if (tree.mutated) {
+    throw new BlockParseError(`block ${fetched.hash} from the node repeats transactions under the same merkle root (a mutated copy, CVE-2012-2459)`, 0);
+  }
+  return { header, txids };
+}
+
+/** `checkBlock`, its failure returned: thrown only when the block's turn to connect comes. */
+function tryCheckBlock(fetched: FetchedBlock): CheckedBlock | Error {
+  try {
+    return checkBlock(fetched);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
 
 /** Failures that, before the node ever answered, mean no node is at --rpc. */
 const NOT_A_NODE: ReadonlySet<RpcError['kind']> = new Set(['unreachable', 'http', 'malformed', 'too-large']);
@@ -122,7 +164,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
    */
   async run(opts: { untilSynced?: boolean } = {}): Promise<void> {
     this.opts.zmq?.on('wake', this.onWake);
-    let backoff = 500;
+    const first = this.opts.syncRetryMs ?? 500;
+    let backoff = first;
     let failedAt: number | null = null;
     let clean = true;
     try {
@@ -130,7 +173,7 @@ export class Follower extends EventEmitter<FollowerEvents> {
         let synced = false;
         try {
           synced = await this.syncOnce();
-          backoff = 500;
+          backoff = first;
         } catch (err) {
           if (!this.retryable(err)) {
             clean = false;
@@ -138,11 +181,11 @@ export class Follower extends EventEmitter<FollowerEvents> {
           }
           // Progress since the last failure means the node is healthy again: start the backoff over.
           const at = this.opts.state.tip?.height ?? -1;
-          if (failedAt !== null && at > failedAt) backoff = 500;
+          if (failedAt !== null && at > failedAt) backoff = first;
           failedAt = at;
           this.log('warn', 'sync failed; will retry', { error: (err as Error).message, retryInMs: backoff });
           await this.sleep(backoff);
-          backoff = Math.min(backoff * 2, 30_000);
+          backoff = Math.min(backoff * 2, Math.max(first, 30_000));
           continue;
         }
         if (synced && opts.untilSynced) return;
@@ -267,48 +310,76 @@ export class Follower extends EventEmitter<FollowerEvents> {
     const flushMs = this.opts.flushIntervalMs ?? 2000;
     const flushBlocks = this.opts.flushBlocks ?? 1000;
     const budget = this.opts.memoryBytes ?? memoryPlan().tableBytes;
-    // Blocks connected since the last commit: announced only once the commit makes them readable.
+    // Blocks connected since the last commit: announced only once a commit makes them readable.
     let pending: BlockSummary[] = [];
+    // The commit still being written behind the connects, if any: its tip, and how
+    // many of the pending blocks (the first ones) it makes readable.
+    let writing = null as { tip: Tip | null; blocks: number } | null;
+    const announce = (blocks: number): void => {
+      for (const s of pending.splice(0, blocks)) this.emit('block', s);
+    };
+    /** Announces the blocks of the commit being written, once the write has ended (`committedTip` is its tip). */
+    const announceWritten = (): void => {
+      if (writing === null || state.committedTip !== writing.tip) return;
+      announce(writing.blocks);
+      writing = null;
+    };
+    // Every commit of the catch-up but the last is written behind: connecting goes
+    // on while LevelDB writes it (as in `recount --db`, coinview.ts `spillBehind`);
+    // its blocks are announced once the write has ended.
+    const commitBehind = async (): Promise<void> => {
+      const tip = state.tip;
+      // Waits for the previous write first.
+      await view.spillBehind(state);
+      if (writing !== null) announce(writing.blocks);
+      writing = { tip, blocks: pending.length };
+      // A view that cannot write behind commits at once.
+      announceWritten();
+      lastFlush = Date.now();
+    };
     const commit = async (): Promise<void> => {
       await view.spill(state);
+      writing = null;
       lastFlush = Date.now();
-      const done = pending;
-      pending = [];
-      for (const s of done) this.emit('block', s);
+      announce(pending.length);
     };
     // A request's worth of blocks at a time: one await per group, not per block.
     fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
-      for (const fetched of group) {
+      // The next block of the group, checked while this one connects (or why it is not a block).
+      let ahead: CheckedBlock | Error | null = null;
+      for (let i = 0; i < group.length; i++) {
+        const fetched = group[i]!;
         if (this.stopping) break fetching;
         const raw = fetched.raw;
-        const header = scanHeader(raw);
-        if (rpcHex(header.hash) !== fetched.hash) {
-          throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
-        }
-        const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
-        const { txs } = walkTxidsInto(raw, txids, 0, null);
-        const tree = txs === 0 ? null : merkleTreeOf(txids, txs);
-        if (tree === null || !tree.root.equals(header.merkleRoot)) {
-          throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
-        }
-        // A node never keeps such a copy in its chain (same hash, transactions
-        // repeated): one that arrives was made on the way, and is fetched again.
-        if (tree.mutated) {
-          throw new BlockParseError(`block ${fetched.hash} from the node repeats transactions under the same merkle root (a mutated copy, CVE-2012-2459)`, 0);
-        }
+        const checked = ahead ?? checkBlock(fetched);
+        ahead = null;
+        if (checked instanceof Error) throw checked;
+        const { header, txids } = checked;
         if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
           this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
           break fetching;
         }
+        announceWritten();
         let summary: BlockSummary;
         try {
           await view.prefetch(state.db, raw, txids);
+          // Once the view reads through, the next block's reads overlap this
+          // block's connect, as in the recount (coinview.ts `readAhead`).
+          const after = group[i + 1];
+          if (after !== undefined && view.spilled) {
+            ahead = tryCheckBlock(after);
+            if (!(ahead instanceof Error)) view.readAhead(state.db, after.raw, ahead.txids);
+          }
           summary = connectBlock(state, view, raw, txids, fetched.height, header);
         } catch (err) {
           // The view and the state may hold part of this block: go back to the last
           // committed state (the blocks connected since were never announced, and
-          // will be fetched again).
+          // will be fetched again). A commit still being written ends first, so that
+          // the database is not read mid-write; its blocks are then readable.
+          await view.reload(state);
+          announceWritten();
           pending = [];
+          writing = null;
           await state.load();
           await view.reload(state);
           if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
@@ -319,7 +390,8 @@ export class Follower extends EventEmitter<FollowerEvents> {
         const behind = nodeHeight - fetched.height;
         pending.push(summary);
         const now = Date.now();
-        if (behind === 0 || pending.length >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commit();
+        if (behind === 0) await commit();
+        else if (pending.length - (writing?.blocks ?? 0) >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commitBehind();
         this.emit('connected', summary);
         if (behind > 0 && now - lastProgress > 1000) {
           lastProgress = now;

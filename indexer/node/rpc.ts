@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { addSecret, redact } from '../redact.js';
-import { basicAuth, mib, notJson, readCapped, sleep } from './http.js';
+import { basicAuth, mib, notJson, postCapped, sleep, type PostFailure } from './http.js';
 import { duration, isMuhashUnsupported, RpcError, snippet, socketCode } from './rpcerror.js';
 
 export { isMuhashUnsupported, isPrunedBlock, MUHASH_UNSUPPORTED, RpcError, type RpcErrorKind } from './rpcerror.js';
@@ -83,7 +85,9 @@ const isHeight = (v: unknown): v is number => Number.isSafeInteger(v) && (v as n
 export class RpcClient {
   /** The URL without credentials, for messages. */
   readonly url: string;
-  private readonly endpoint: string;
+  private readonly endpoint: URL;
+  /** Kept-alive connections to the node, one per request in flight. */
+  private readonly agent: HttpAgent;
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly backoffMs: number;
@@ -112,10 +116,11 @@ export class RpcClient {
     const user = opts.user ?? decodeURIComponent(parsed.username);
     const password = opts.password ?? (parsed.password ? decodeURIComponent(parsed.password) : undefined);
     if (password !== undefined) addSecret(password);
-    // fetch refuses URLs with credentials, and messages must not show them.
+    // Credentials go in the Authorization header, and messages must not show them.
     parsed.username = '';
     parsed.password = '';
-    this.endpoint = parsed.href;
+    this.endpoint = parsed;
+    this.agent = parsed.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
     this.url = parsed.pathname === '/' ? parsed.origin : `${parsed.origin}${parsed.pathname}`;
     if (password !== undefined) this.staticAuth = basicAuth(`${user}:${password}`, true);
     else if (opts.cookieFile === undefined && user) this.staticAuth = basicAuth(`${user}:`);
@@ -371,24 +376,31 @@ export class RpcClient {
 
   private async send(label: string, body: string, auth: string | undefined, opts: CallOptions): Promise<{ status: number; text: string }> {
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
     if (auth !== undefined) headers.Authorization = auth;
-    try {
-      const res = await fetch(this.endpoint, { method: 'POST', headers, body, signal });
-      const tooLarge = (): RpcError => new RpcError('too-large',
+    const limits = {
+      max: this.maxResponseBytes,
+      tooLarge: (): RpcError => new RpcError('too-large',
         `the node's answer to ${label} was larger than ${mib(this.maxResponseBytes)} MB: if the node at ${this.url} really sends blocks that large, raise --rpc-max-response-mb`,
-        { transient: false });
-      return { status: res.status, text: await readCapped(res, this.maxResponseBytes, tooLarge) };
-    } catch (err) {
-      if (opts.signal?.aborted) throw opts.signal.reason;
-      if (err instanceof RpcError) throw err;
-      if (timeout.aborted) {
-        throw new RpcError('timeout', `the node at ${this.url} did not answer ${label} within ${duration(timeoutMs)}`, { transient: true });
+        { transient: false }),
+      timeoutMs,
+      timedOut: (): RpcError => new RpcError('timeout', `the node at ${this.url} did not answer ${label} within ${duration(timeoutMs)}`, { transient: true }),
+      signal: opts.signal,
+    };
+    for (let fresh = false; ; fresh = true) {
+      try {
+        return await postCapped(this.endpoint, this.agent, headers, body, limits);
+      } catch (err) {
+        if (opts.signal?.aborted) throw opts.signal.reason;
+        if (err instanceof RpcError) throw err;
+        const e = err as PostFailure;
+        // The node may close a kept-alive connection just as a call goes out on it
+        // (bitcoind and bcoin drop idle ones): that call is sent once more at once,
+        // on a new connection. Nothing else gets a second try here.
+        if (!fresh && e.reused && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) continue;
+        const code = socketCode(err) ?? (err instanceof Error ? err.message : String(err));
+        throw new RpcError('unreachable', `cannot reach the node at ${this.url} (${code}): is it running, and is --rpc right?`, { transient: true });
       }
-      const code = socketCode(err) ?? (err instanceof Error ? err.message : String(err));
-      throw new RpcError('unreachable', `cannot reach the node at ${this.url} (${code}): is it running, and is --rpc right?`, { transient: true });
     }
   }
 

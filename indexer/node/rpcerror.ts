@@ -56,7 +56,7 @@ export function duration(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
-/** The errno-style code behind a failed fetch (undici nests it in `cause`, sometimes in an AggregateError). */
+/** The errno-style code behind a failed request: on the error itself, in its `cause`, or in an AggregateError when every address failed. */
 export function socketCode(err: unknown): string | undefined {
   for (let e: unknown = err, depth = 0; isObjectLike(e) && depth < 4; e = e.cause, depth++) {
     if (typeof e.code === 'string') return e.code;
