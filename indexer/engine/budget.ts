@@ -37,6 +37,13 @@ export const BATCH_COPIES = 3;
 export const BATCH_BYTES_PER_ROW = 30;
 
 /**
+ * The same for a temporary index's chunks (below), which leave LevelDB's
+ * memtable to fill and switch as it will: four copies, as every spill was
+ * counted before.
+ */
+export const CHUNK_COPIES = 4;
+
+/**
  * A temporary index is never resumed, so its spills need not be atomic: they
  * go in batches of about this many bytes, which bounds what they add.
  */
