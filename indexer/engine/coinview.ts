@@ -8,7 +8,7 @@ import type { DB } from '../store/store.js';
 import type { Coin } from '../types.js';
 import type { CoinOp } from '../store/undo.js';
 import type { CoinFile, CoinWrites } from '../store/coinfile.js';
-import { BATCH_BYTES_PER_ROW, BATCH_COPIES, CHUNK_BYTES, KEEP_SCRIPT_BYTES } from './budget.js';
+import { BATCH_BYTES_PER_ROW, BATCH_COPIES, CHUNK_BYTES, CHUNK_COPIES, KEEP_SCRIPT_BYTES } from './budget.js';
 import { CoinTable, coinTableBytes, ScriptTable } from './memtables.js';
 import { RowOrder, wordAt } from './keyorder.js';
 
@@ -175,7 +175,7 @@ export class MemoryUtxo {
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) {
       const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent);
-      return held + file + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
+      return held + file + CHUNK_COPIES * (CHUNK_BYTES + state.cacheBytes);
     }
     const rows = 2 * coins.count + 2 * spent + scripts.count;
     const scratch = Math.max(this.scratch.byteSize, SCRATCH_ROW * Math.max(coins.count, spent));

@@ -131,6 +131,24 @@ export class ChainState {
     this.committedTip = tip;
     this.rows.clear();
     this.cachedBytes = 0;
+    if (extra !== undefined) await this.releaseMemtable(tip);
+  }
+
+  /**
+   * LevelDB turns its memtable into a table file only when a later write
+   * finds it past writeBufferSize. A spill's batch is bigger than that, so
+   * its memtable would stay in memory until the next spill, then be written
+   * out while that spill's batch and memtable are built: three copies of a
+   * spill at once. Writing the tip just written once more (the same value:
+   * the index's content does not change, crash or not) makes LevelDB
+   * switch memtables now, so the last one is written out while the view
+   * connects the next blocks (budget.ts BATCH_COPIES counts on it). Under
+   * writeBufferSize it only appends a row to the log. A temporary index's
+   * spills go in small chunks and need none of this.
+   */
+  private async releaseMemtable(tip: Tip | null): Promise<void> {
+    if (this.throwaway || tip === null) return;
+    await this.db.put(K.tip(), encodeTip(tip));
   }
 
   /**
@@ -145,6 +163,7 @@ export class ChainState {
     this.cachedBytes = 0;
     return batch.write({ sync: !this.throwaway }).then(() => {
       this.committedTip = tip;
+      if (extra !== undefined) return this.releaseMemtable(tip);
     });
   }
 
