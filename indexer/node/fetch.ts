@@ -9,17 +9,34 @@ export interface FetchedBlock {
   raw: Buffer;
 }
 
-/** A getblock batch aims at about this many bytes of blocks (twice that as hex in the answer). */
-const GROUP_BYTES = 1024 * 1024;
-const MAX_GROUP = 16;
+/**
+ * How catch-up groups blocks into getblock requests. A request aims at about
+ * `groupBytes` of blocks (twice that as hex in the answer), sized from the
+ * largest block of the last answer, so a block that size or bigger goes
+ * alone; and holds at most `maxGroup` blocks, so that tiny blocks do not make
+ * one request (and its wait) long. What is read ahead is then about
+ * `depth × groupBytes` while block sizes change slowly from one request to the
+ * next, and never more than `depth × maxGroup` blocks.
+ */
+export const GROUPING = { groupBytes: 1024 * 1024, maxGroup: 128 } as const;
+
+export interface FetchOptions {
+  /** getblock requests kept in flight (default 8). */
+  depth?: number;
+  /** Heights per getblockhash batch (default 100). */
+  batchSize?: number;
+  /** Blocks per getblock request at most (default GROUPING.maxGroup). */
+  maxGroup?: number;
+  /** Bytes of blocks a getblock request aims at (default GROUPING.groupBytes). */
+  groupBytes?: number;
+}
 
 /**
  * Blocks `fromHeight..toHeight` inclusive, strictly in height order, for catch-up.
  * Hashes come in getblockhash batches one batch ahead, and `depth` getblock
  * requests stay in flight, so the consumer rarely waits on a round trip. Small
- * blocks are asked for several at a time in one batch request (up to
- * MAX_GROUP, aiming at GROUP_BYTES per request), since per-request overhead
- * then outweighs the block itself.
+ * blocks are asked for several at a time in one batch request (GROUPING),
+ * since per-request overhead then outweighs the block itself.
  * Breaking out of the loop aborts whatever is still in flight, silently.
  * The consumer still checks that each block extends the previous one: the node
  * may reorganise mid-fetch.
@@ -28,13 +45,13 @@ export async function* fetchBlocks(
   rpc: RpcClient,
   fromHeight: number,
   toHeight: number,
-  opts: { depth?: number; batchSize?: number } = {},
+  opts: FetchOptions = {},
 ): AsyncGenerator<FetchedBlock> {
   for await (const group of fetchGroups(rpc, fromHeight, toHeight, opts)) yield* group;
 }
 
 /**
- * `fetchBlocks` a request's worth at a time (one block to MAX_GROUP, in
+ * `fetchBlocks` a request's worth at a time (one block to `maxGroup`, in
  * height order): a consumer that handles blocks synchronously then awaits
  * once per request rather than once per block.
  */
@@ -42,13 +59,16 @@ export async function* fetchGroups(
   rpc: RpcClient,
   fromHeight: number,
   toHeight: number,
-  opts: { depth?: number; batchSize?: number } = {},
+  opts: FetchOptions = {},
 ): AsyncGenerator<FetchedBlock[]> {
   const depth = opts.depth ?? 8;
   const batchSize = opts.batchSize ?? 100;
+  const maxGroup = opts.maxGroup ?? GROUPING.maxGroup;
+  const groupBytes = opts.groupBytes ?? GROUPING.groupBytes;
   if (!isHeight(fromHeight) || !Number.isSafeInteger(toHeight)) throw new RangeError(`bad height range ${fromHeight}..${toHeight}`);
-  if (!(Number.isInteger(depth) && depth >= 1 && Number.isInteger(batchSize) && batchSize >= 1)) {
-    throw new RangeError('depth and batchSize must be positive integers');
+  const positive = (n: number): boolean => Number.isSafeInteger(n) && n >= 1;
+  if (!(positive(depth) && positive(batchSize) && positive(maxGroup) && positive(groupBytes))) {
+    throw new RangeError('depth, batchSize, maxGroup and groupBytes must be positive integers');
   }
   const abort = new AbortController();
   const signal = abort.signal;
@@ -73,10 +93,8 @@ export async function* fetchGroups(
   };
   const inFlight: Array<Promise<FetchedBlock[]>> = [];
   let next = fromHeight;
-  // Start with one block per request; size groups from the blocks seen since.
+  // Start with one block per request; size groups from the largest block of the last answer.
   let group = 1;
-  let seenBytes = 0;
-  let seenBlocks = 0;
   const launch = (): void => {
     const heights: number[] = [];
     for (let i = 0; i < group && next <= toHeight; i++) heights.push(next++);
@@ -91,9 +109,9 @@ export async function* fetchGroups(
     while (inFlight.length < depth && next <= toHeight) launch();
     while (inFlight.length > 0) {
       const blocks = await inFlight.shift()!;
-      for (const b of blocks) seenBytes += b.raw.length;
-      seenBlocks += blocks.length;
-      group = Math.max(1, Math.min(MAX_GROUP, Math.floor(GROUP_BYTES / Math.max(1, seenBytes / seenBlocks))));
+      let largest = 1;
+      for (const b of blocks) largest = Math.max(largest, b.raw.length);
+      group = Math.max(1, Math.min(maxGroup, Math.floor(groupBytes / largest)));
       if (next <= toHeight) launch();
       yield blocks;
     }
