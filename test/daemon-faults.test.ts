@@ -23,6 +23,7 @@ import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
+import { GROUPING } from '../indexer/node/fetch.js';
 import { bcoinSnapshot, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
 import { noderegIn, ROOT } from './helpers/cli.js';
@@ -371,12 +372,14 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
 
   it('retries answers from the fake RPC server that are cut off mid-JSON, JSON but not JSON-RPC, or a getblock result that is not hex', async () => {
     proxy = await FaultyRpcProxy.start(shared, (r) => {
-      // Far enough apart to land in three different requests, however the client batches getblock.
-      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 40 || r.nth === 70)) return 'truncatedJson';
+      // Far enough apart to land in three different requests, however the client batches getblock
+      // (at most GROUPING.maxGroup blocks a request).
+      const apart = GROUPING.maxGroup + 1;
+      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 10 + apart || r.nth === 10 + 2 * apart)) return 'truncatedJson';
       if (r.method === 'getblockhash' && r.batch && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getbestblockhash' && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getblockchaininfo' && r.nth === 1) return 'notJsonRpc';
-      if (r.method === 'getblock' && r.nth === 300) return 'blockNotHex';
+      if (r.method === 'getblock' && r.nth === 10 + 3 * GROUPING.maxGroup + 3) return 'blockNotHex';
       return null;
     });
     const db = join(dir, 'db');

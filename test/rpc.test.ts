@@ -377,6 +377,60 @@ describe('fetchBlocks against a fake RPC server', () => {
     expect(sizes.reduce((a, b) => a + b)).toBe(61);
   });
 
+  it('splits a request of several blocks that fails twice, and keeps later requests that small until they succeed', async () => {
+    // A node (or a link) that fails every answer of more than 4 blocks with an HTML 500 page.
+    let failed = 0;
+    server = await fakeRpc((req) => {
+      const items = (Array.isArray(req.body) ? req.body : [req.body]) as Array<{ id: number; method: string; params: [unknown] }>;
+      if (items[0]!.method === 'getblockhash') return { json: items.map((c) => ({ result: hashAt(c.params[0] as number), error: null, id: c.id })) };
+      if (items.length > 4) {
+        failed++;
+        return { status: 500, raw: '<html>500 Internal Server Error</html>' };
+      }
+      const blocks = items.map((c) => ({ result: rawAt(c.params[0] as string), error: null, id: c.id }));
+      return Array.isArray(req.body) ? { json: blocks } : { json: blocks[0] };
+    });
+    const retried: string[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, onRetry: (r) => retried.push(r.method) });
+    const heights: number[] = [];
+    for await (const b of fetchBlocks(rpc, 0, 99, { depth: 1, batchSize: 10, maxGroup: 16 })) heights.push(b.height);
+    expect(heights).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const asked = server.seen
+      .filter((x) => (Array.isArray(x.body) ? (x.body as Array<{ method: string }>)[0]!.method : (x.body as { method: string }).method) === 'getblock')
+      .map((x) => (Array.isArray(x.body) ? (x.body as unknown[]).length : 1));
+    // Each failed request was tried twice (one retry, not the client's three), then halved.
+    expect(asked.filter((n) => n > 4).length).toBe(failed);
+    expect(failed % 2).toBe(0);
+    expect(retried.filter((m) => /^getblock \(batch of (\d+)\)$/.test(m)).length).toBe(failed / 2);
+    // Sizes go 1, 16 (fails), 8 (fails), 4, 4, then 4 at a time (the ceiling halved to 4), each success
+    // doubling it to 8 for one failed try: far fewer failures than blocks.
+    expect(asked.slice(0, 7)).toEqual([1, 16, 16, 8, 8, 4, 4]);
+    expect(failed).toBeGreaterThan(0);
+    expect(failed).toBeLessThan(40);
+  });
+
+  it('ends the fetch when a single block fails after the client\'s retries', async () => {
+    server = await fakeRpc((req) => {
+      const items = (Array.isArray(req.body) ? req.body : [req.body]) as Array<{ id: number; method: string; params: [unknown] }>;
+      if (items[0]!.method === 'getblockhash') return { json: items.map((c) => ({ result: hashAt(c.params[0] as number), error: null, id: c.id })) };
+      if (items.some((c) => c.params[0] === hashAt(7))) return { status: 500, raw: '<html>500 Internal Server Error</html>' };
+      const blocks = items.map((c) => ({ result: rawAt(c.params[0] as string), error: null, id: c.id }));
+      return Array.isArray(req.body) ? { json: blocks } : { json: blocks[0] };
+    });
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const heights: number[] = [];
+    const err = await rejection((async () => {
+      for await (const b of fetchBlocks(rpc, 0, 20, { depth: 1, batchSize: 10, maxGroup: 16 })) heights.push(b.height);
+    })());
+    // The request for 1..16 fails as a whole: its halves 1..8, 1..4, 5..8, 5..6 and 7..8 are
+    // asked for in turn, 5..6 arrives, and 7 alone fails after the client's retries.
+    expect(heights).toEqual([0]);
+    expect(err).toMatchObject({ kind: 'http' });
+    // Block 7 alone was asked for 1 + 3 times (the client's retries).
+    const alone7 = server.seen.filter((x) => !Array.isArray(x.body) && (x.body as { params: unknown[] }).params[0] === hashAt(7));
+    expect(alone7.length).toBe(4);
+  });
+
   it('fetchGroups yields each getblock request\'s blocks as one group, the groups in height order', async () => {
     const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
     server = await chainServer(40, stats);

@@ -1,4 +1,6 @@
+import { setMaxListeners } from 'node:events';
 import type { RpcClient } from './rpc.js';
+import { RpcError } from './rpcerror.js';
 
 const isHeight = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const noop = (): void => {};
@@ -17,6 +19,13 @@ export interface FetchedBlock {
  * one request (and its wait) long. What is read ahead is then about
  * `depth × groupBytes` while block sizes change slowly from one request to the
  * next, and never more than `depth × maxGroup` blocks.
+ *
+ * A request of several blocks that still fails after one retry is split in
+ * two halves, fetched one after the other (each split the same way), and the
+ * requests after it are no bigger than such a half until requests succeed
+ * again (the limit then doubles back, up to `maxGroup`): a node or a link that
+ * fails big answers still delivers, a block at a time at worst. A single
+ * block gets the client's full retries, and its failure ends the fetch.
  */
 export const GROUPING = { groupBytes: 1024 * 1024, maxGroup: 128 } as const;
 
@@ -72,6 +81,9 @@ export async function* fetchGroups(
   }
   const abort = new AbortController();
   const signal = abort.signal;
+  // Every call in flight listens to the signal: `depth` getblock requests and the
+  // getblockhash batches they need, up to one more than a request's heights span.
+  setMaxListeners(depth * (2 + Math.ceil(maxGroup / batchSize)) + 2, signal);
   const chunks = new Map<number, Promise<string[]>>();
   const chunkOf = (c: number): Promise<string[]> | undefined => {
     const lo = fromHeight + c * batchSize;
@@ -95,11 +107,28 @@ export async function* fetchGroups(
   let next = fromHeight;
   // Start with one block per request; size groups from the largest block of the last answer.
   let group = 1;
+  // At most this many blocks a request: halved by a failed request, doubled by a full one that succeeds.
+  let ceiling = maxGroup;
+  const getGroup = async (hashes: string[]): Promise<Buffer[]> => {
+    if (hashes.length === 1) return rpc.getBlocksRaw(hashes, { signal });
+    try {
+      const raws = await rpc.getBlocksRaw(hashes, { signal, retries: 1 });
+      if (hashes.length >= ceiling) ceiling = Math.min(maxGroup, ceiling * 2);
+      return raws;
+    } catch (err) {
+      if (signal.aborted || !(err instanceof RpcError) || !(err.transient || err.kind === 'too-large')) throw err;
+      const half = hashes.length >> 1;
+      ceiling = Math.max(1, Math.min(ceiling, half));
+      const first = await getGroup(hashes.slice(0, half));
+      return first.concat(await getGroup(hashes.slice(half)));
+    }
+  };
   const launch = (): void => {
     const heights: number[] = [];
-    for (let i = 0; i < group && next <= toHeight; i++) heights.push(next++);
+    const size = Math.min(group, ceiling);
+    for (let i = 0; i < size && next <= toHeight; i++) heights.push(next++);
     const p = Promise.all(heights.map(hashAt)).then(async (hashes) => {
-      const raws = await rpc.getBlocksRaw(hashes, { signal });
+      const raws = await getGroup(hashes);
       return raws.map((raw, i) => ({ height: heights[i]!, hash: hashes[i]!, raw }));
     });
     p.catch(noop);
@@ -111,7 +140,7 @@ export async function* fetchGroups(
       const blocks = await inFlight.shift()!;
       let largest = 1;
       for (const b of blocks) largest = Math.max(largest, b.raw.length);
-      group = Math.max(1, Math.min(maxGroup, Math.floor(groupBytes / largest)));
+      group = Math.max(1, Math.min(ceiling, Math.floor(groupBytes / largest)));
       if (next <= toHeight) launch();
       yield blocks;
     }
