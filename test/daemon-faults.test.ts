@@ -23,6 +23,7 @@ import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
+import { GROUPING } from '../indexer/node/fetch.js';
 import { bcoinSnapshot, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
 import { noderegIn, ROOT } from './helpers/cli.js';
@@ -371,12 +372,14 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
 
   it('retries answers from the fake RPC server that are cut off mid-JSON, JSON but not JSON-RPC, or a getblock result that is not hex', async () => {
     proxy = await FaultyRpcProxy.start(shared, (r) => {
-      // Far enough apart to land in three different requests, however the client batches getblock.
-      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 40 || r.nth === 70)) return 'truncatedJson';
+      // Far enough apart to land in three different requests, however the client batches getblock
+      // (at most GROUPING.maxGroup blocks a request).
+      const apart = GROUPING.maxGroup + 1;
+      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 10 + apart || r.nth === 10 + 2 * apart)) return 'truncatedJson';
       if (r.method === 'getblockhash' && r.batch && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getbestblockhash' && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getblockchaininfo' && r.nth === 1) return 'notJsonRpc';
-      if (r.method === 'getblock' && r.nth === 300) return 'blockNotHex';
+      if (r.method === 'getblock' && r.nth === 10 + 3 * GROUPING.maxGroup + 3) return 'blockNotHex';
       return null;
     });
     const db = join(dir, 'db');
@@ -391,23 +394,29 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   }, TEST_MS);
 
   it('refetches blocks whose hex the fake RPC server corrupted (truncated, a byte too many, a changed header), after the base delay each time since the catch-up progressed in between', async () => {
-    const corrupt = new Map<number, Fault>([[150, 'blockTruncated'], [300, 'blockTrailing'], [449, 'blockHeaderFlipped']]);
-    const done = new Set<number>();
+    const corrupt: Array<[number, Fault]> = [[150, 'blockTruncated'], [300, 'blockTrailing'], [449, 'blockHeaderFlipped']];
+    // Each corruption is armed once the block of the one before has been served again
+    // (clean, to the sync after the failure): catch-up may read far ahead, and a copy
+    // fetched ahead by a failing sync is thrown away, so a corruption armed from the
+    // start could land in a copy that no sync ever connects.
+    let next = 0;
+    let awaitingRefetch: number | null = null;
     proxy = await FaultyRpcProxy.start(shared, (r) => {
       if (r.method !== 'getblock') return null;
       const h = heightOf.get(String(r.params[0]))!;
-      const f = corrupt.get(h);
-      if (f === undefined || done.has(h)) return null;
-      done.add(h);
-      return f;
+      if (h === awaitingRefetch) awaitingRefetch = null;
+      else if (awaitingRefetch === null && next < corrupt.length && h === corrupt[next]![0]) {
+        awaitingRefetch = h;
+        return corrupt[next++]![1];
+      }
+      return null;
     });
     const db = join(dir, 'db');
     const d = daemonVia(proxy, shared, db, ['--sync-retry-ms', '40']);
     await survivedAndIndexed(d, db);
     // Exactly three failures are guaranteed because the client never abandons an answer here
     // (a timeout would drop a corrupted answer unread, and its refetch is clean), and because
-    // catch-up keeps at most 8 requests of at most 16 blocks in flight (indexer/node/fetch.ts),
-    // so a sync that fails at one corrupted block has not yet asked for the next, 150 blocks on.
+    // each corruption is served only after the previous corrupted block was fetched again.
     expect(proxy.total).toBe(3);
     const failures = d.lines.filter((l) => l.msg === 'sync failed; will retry');
     expect(failures.map((l) => l.error)).toEqual([

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchBlocks, fetchGroups } from '../indexer/node/fetch.js';
+import { fetchBlocks, fetchGroups, GROUPING } from '../indexer/node/fetch.js';
 import { isMuhashUnsupported, isPrunedBlock, RpcClient, type RpcError, type RpcOptions } from '../indexer/node/rpc.js';
 import { rejection } from './helpers/rpc.js';
 
@@ -353,7 +353,82 @@ describe('fetchBlocks against a fake RPC server', () => {
     expect(batchesOf('getblockhash').sort((a, b) => b - a)).toEqual([7, 7, 7, 7, 7, 3]);
     // After the first block, small blocks are asked for several at a time.
     expect(batchesOf('getblock').length).toBeGreaterThan(0);
-    expect(batchesOf('getblock').every((n) => n > 1 && n <= 16)).toBe(true);
+    expect(batchesOf('getblock').every((n) => n > 1 && n <= GROUPING.maxGroup)).toBe(true);
+  });
+
+  it('groups blocks by size: about groupBytes a request, a block that big alone, at most maxGroup blocks', async () => {
+    // Blocks of 4 bytes, but heights 22..40 weigh 64 bytes. One request at a time, so
+    // that each request is sized from the answer before it, and the sizes are exact.
+    const sizeAt = (h: number): number => (h >= 22 && h <= 40 ? 64 : 4);
+    server = await fakeRpc((req) => {
+      const items = (Array.isArray(req.body) ? req.body : [req.body]) as Array<{ id: number; method: string; params: [unknown] }>;
+      const one = (c: { id: number; method: string; params: [unknown] }): unknown => (c.method === 'getblockhash'
+        ? { result: hashAt(c.params[0] as number), error: null, id: c.id }
+        : { result: 'ab'.repeat(sizeAt(parseInt(c.params[0] as string, 16))), error: null, id: c.id });
+      return Array.isArray(req.body) ? { json: items.map(one) } : ok(req, (one(items[0]!) as { result: unknown }).result);
+    });
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const sizes: number[] = [];
+    for await (const g of fetchGroups(rpc, 0, 60, { depth: 1, batchSize: 10, groupBytes: 32, maxGroup: 6 })) sizes.push(g.length);
+    // One block to learn the size; 4-byte blocks 6 at a time (8 would fit in 32 bytes, but
+    // maxGroup is 6): 1..24, the last request meeting 22..24; the other 64-byte blocks
+    // (25..40) each alone, then 41 alone too (sized from 40), and again 6 at a time.
+    expect(sizes).toEqual([1, 6, 6, 6, 6, ...Array<number>(16).fill(1), 1, 6, 6, 6, 1]);
+    expect(sizes.reduce((a, b) => a + b)).toBe(61);
+  });
+
+  it('splits a request of several blocks that fails twice, and keeps later requests that small until they succeed', async () => {
+    // A node (or a link) that fails every answer of more than 4 blocks with an HTML 500 page.
+    let failed = 0;
+    server = await fakeRpc((req) => {
+      const items = (Array.isArray(req.body) ? req.body : [req.body]) as Array<{ id: number; method: string; params: [unknown] }>;
+      if (items[0]!.method === 'getblockhash') return { json: items.map((c) => ({ result: hashAt(c.params[0] as number), error: null, id: c.id })) };
+      if (items.length > 4) {
+        failed++;
+        return { status: 500, raw: '<html>500 Internal Server Error</html>' };
+      }
+      const blocks = items.map((c) => ({ result: rawAt(c.params[0] as string), error: null, id: c.id }));
+      return Array.isArray(req.body) ? { json: blocks } : { json: blocks[0] };
+    });
+    const retried: string[] = [];
+    const rpc = new RpcClient({ url: server.url, ...fast, onRetry: (r) => retried.push(r.method) });
+    const heights: number[] = [];
+    for await (const b of fetchBlocks(rpc, 0, 99, { depth: 1, batchSize: 10, maxGroup: 16 })) heights.push(b.height);
+    expect(heights).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    const asked = server.seen
+      .filter((x) => (Array.isArray(x.body) ? (x.body as Array<{ method: string }>)[0]!.method : (x.body as { method: string }).method) === 'getblock')
+      .map((x) => (Array.isArray(x.body) ? (x.body as unknown[]).length : 1));
+    // Each failed request was tried twice (one retry, not the client's three), then halved.
+    expect(asked.filter((n) => n > 4).length).toBe(failed);
+    expect(failed % 2).toBe(0);
+    expect(retried.filter((m) => /^getblock \(batch of (\d+)\)$/.test(m)).length).toBe(failed / 2);
+    // Sizes go 1, 16 (fails), 8 (fails), 4, 4, then 4 at a time (the ceiling halved to 4), each success
+    // doubling it to 8 for one failed try: far fewer failures than blocks.
+    expect(asked.slice(0, 7)).toEqual([1, 16, 16, 8, 8, 4, 4]);
+    expect(failed).toBeGreaterThan(0);
+    expect(failed).toBeLessThan(40);
+  });
+
+  it('ends the fetch when a single block fails after the client\'s retries', async () => {
+    server = await fakeRpc((req) => {
+      const items = (Array.isArray(req.body) ? req.body : [req.body]) as Array<{ id: number; method: string; params: [unknown] }>;
+      if (items[0]!.method === 'getblockhash') return { json: items.map((c) => ({ result: hashAt(c.params[0] as number), error: null, id: c.id })) };
+      if (items.some((c) => c.params[0] === hashAt(7))) return { status: 500, raw: '<html>500 Internal Server Error</html>' };
+      const blocks = items.map((c) => ({ result: rawAt(c.params[0] as string), error: null, id: c.id }));
+      return Array.isArray(req.body) ? { json: blocks } : { json: blocks[0] };
+    });
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const heights: number[] = [];
+    const err = await rejection((async () => {
+      for await (const b of fetchBlocks(rpc, 0, 20, { depth: 1, batchSize: 10, maxGroup: 16 })) heights.push(b.height);
+    })());
+    // The request for 1..16 fails as a whole: its halves 1..8, 1..4, 5..8, 5..6 and 7..8 are
+    // asked for in turn, 5..6 arrives, and 7 alone fails after the client's retries.
+    expect(heights).toEqual([0]);
+    expect(err).toMatchObject({ kind: 'http' });
+    // Block 7 alone was asked for 1 + 3 times (the client's retries).
+    const alone7 = server.seen.filter((x) => !Array.isArray(x.body) && (x.body as { params: unknown[] }).params[0] === hashAt(7));
+    expect(alone7.length).toBe(4);
   });
 
   it('fetchGroups yields each getblock request\'s blocks as one group, the groups in height order', async () => {
@@ -375,14 +450,14 @@ describe('fetchBlocks against a fake RPC server', () => {
 
   it('stops cleanly when the consumer breaks out early: in-flight requests are abandoned and nothing rejects unhandled', async () => {
     const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
-    server = await chainServer(1000, stats, (height) => (height < 3 ? 0 : 10_000));
+    server = await chainServer(3000, stats, (height) => (height < 3 ? 0 : 10_000));
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown): void => { unhandled.push(reason); };
     process.on('unhandledRejection', onUnhandled);
     try {
       const rpc = new RpcClient({ url: server.url, ...fast });
       const heights: number[] = [];
-      for await (const b of fetchBlocks(rpc, 0, 1000, { depth: 8, batchSize: 50 })) {
+      for await (const b of fetchBlocks(rpc, 0, 3000, { depth: 8, batchSize: 50 })) {
         heights.push(b.height);
         if (heights.length === 3) break;
       }
@@ -393,8 +468,8 @@ describe('fetchBlocks against a fake RPC server', () => {
       expect(server.abandoned()).toBeGreaterThanOrEqual(5);
       const getblockRequests = server.seen.filter((s) => (Array.isArray(s.body) ? (s.body as Array<{ method: string }>)[0]!.method : (s.body as { method: string }).method) === 'getblock').length;
       expect(getblockRequests).toBeLessThanOrEqual(11);
-      // Never more than `depth` requests of at most 16 blocks each.
-      expect(stats.getblocks).toBeLessThanOrEqual(8 * 16);
+      // Never more than `depth` requests of at most maxGroup blocks each (of 3001 blocks).
+      expect(stats.getblocks).toBeLessThanOrEqual(8 * GROUPING.maxGroup);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);

@@ -1,4 +1,6 @@
+import { setMaxListeners } from 'node:events';
 import type { RpcClient } from './rpc.js';
+import { RpcError } from './rpcerror.js';
 
 const isHeight = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const noop = (): void => {};
@@ -9,17 +11,41 @@ export interface FetchedBlock {
   raw: Buffer;
 }
 
-/** A getblock batch aims at about this many bytes of blocks (twice that as hex in the answer). */
-const GROUP_BYTES = 1024 * 1024;
-const MAX_GROUP = 16;
+/**
+ * How catch-up groups blocks into getblock requests. A request aims at about
+ * `groupBytes` of blocks (twice that as hex in the answer), sized from the
+ * largest block of the last answer, so a block that size or bigger goes
+ * alone; and holds at most `maxGroup` blocks, so that tiny blocks do not make
+ * one request (and its wait) long. What is read ahead is then about
+ * `depth × groupBytes` while block sizes change slowly from one request to the
+ * next, and never more than `depth × maxGroup` blocks.
+ *
+ * A request of several blocks that still fails after one retry is split in
+ * two halves, fetched one after the other (each split the same way), and the
+ * requests after it are no bigger than such a half until requests succeed
+ * again (the limit then doubles back, up to `maxGroup`): a node or a link that
+ * fails big answers still delivers, a block at a time at worst. A single
+ * block gets the client's full retries, and its failure ends the fetch.
+ */
+export const GROUPING = { groupBytes: 1024 * 1024, maxGroup: 128 } as const;
+
+export interface FetchOptions {
+  /** getblock requests kept in flight (default 8). */
+  depth?: number;
+  /** Heights per getblockhash batch (default 100). */
+  batchSize?: number;
+  /** Blocks per getblock request at most (default GROUPING.maxGroup). */
+  maxGroup?: number;
+  /** Bytes of blocks a getblock request aims at (default GROUPING.groupBytes). */
+  groupBytes?: number;
+}
 
 /**
  * Blocks `fromHeight..toHeight` inclusive, strictly in height order, for catch-up.
  * Hashes come in getblockhash batches one batch ahead, and `depth` getblock
  * requests stay in flight, so the consumer rarely waits on a round trip. Small
- * blocks are asked for several at a time in one batch request (up to
- * MAX_GROUP, aiming at GROUP_BYTES per request), since per-request overhead
- * then outweighs the block itself.
+ * blocks are asked for several at a time in one batch request (GROUPING),
+ * since per-request overhead then outweighs the block itself.
  * Breaking out of the loop aborts whatever is still in flight, silently.
  * The consumer still checks that each block extends the previous one: the node
  * may reorganise mid-fetch.
@@ -28,13 +54,13 @@ export async function* fetchBlocks(
   rpc: RpcClient,
   fromHeight: number,
   toHeight: number,
-  opts: { depth?: number; batchSize?: number } = {},
+  opts: FetchOptions = {},
 ): AsyncGenerator<FetchedBlock> {
   for await (const group of fetchGroups(rpc, fromHeight, toHeight, opts)) yield* group;
 }
 
 /**
- * `fetchBlocks` a request's worth at a time (one block to MAX_GROUP, in
+ * `fetchBlocks` a request's worth at a time (one block to `maxGroup`, in
  * height order): a consumer that handles blocks synchronously then awaits
  * once per request rather than once per block.
  */
@@ -42,16 +68,22 @@ export async function* fetchGroups(
   rpc: RpcClient,
   fromHeight: number,
   toHeight: number,
-  opts: { depth?: number; batchSize?: number } = {},
+  opts: FetchOptions = {},
 ): AsyncGenerator<FetchedBlock[]> {
   const depth = opts.depth ?? 8;
   const batchSize = opts.batchSize ?? 100;
+  const maxGroup = opts.maxGroup ?? GROUPING.maxGroup;
+  const groupBytes = opts.groupBytes ?? GROUPING.groupBytes;
   if (!isHeight(fromHeight) || !Number.isSafeInteger(toHeight)) throw new RangeError(`bad height range ${fromHeight}..${toHeight}`);
-  if (!(Number.isInteger(depth) && depth >= 1 && Number.isInteger(batchSize) && batchSize >= 1)) {
-    throw new RangeError('depth and batchSize must be positive integers');
+  const positive = (n: number): boolean => Number.isSafeInteger(n) && n >= 1;
+  if (!(positive(depth) && positive(batchSize) && positive(maxGroup) && positive(groupBytes))) {
+    throw new RangeError('depth, batchSize, maxGroup and groupBytes must be positive integers');
   }
   const abort = new AbortController();
   const signal = abort.signal;
+  // Every call in flight listens to the signal: `depth` getblock requests and the
+  // getblockhash batches they need, up to one more than a request's heights span.
+  setMaxListeners(depth * (2 + Math.ceil(maxGroup / batchSize)) + 2, signal);
   const chunks = new Map<number, Promise<string[]>>();
   const chunkOf = (c: number): Promise<string[]> | undefined => {
     const lo = fromHeight + c * batchSize;
@@ -73,15 +105,30 @@ export async function* fetchGroups(
   };
   const inFlight: Array<Promise<FetchedBlock[]>> = [];
   let next = fromHeight;
-  // Start with one block per request; size groups from the blocks seen since.
+  // Start with one block per request; size groups from the largest block of the last answer.
   let group = 1;
-  let seenBytes = 0;
-  let seenBlocks = 0;
+  // At most this many blocks a request: halved by a failed request, doubled by a full one that succeeds.
+  let ceiling = maxGroup;
+  const getGroup = async (hashes: string[]): Promise<Buffer[]> => {
+    if (hashes.length === 1) return rpc.getBlocksRaw(hashes, { signal });
+    try {
+      const raws = await rpc.getBlocksRaw(hashes, { signal, retries: 1 });
+      if (hashes.length >= ceiling) ceiling = Math.min(maxGroup, ceiling * 2);
+      return raws;
+    } catch (err) {
+      if (signal.aborted || !(err instanceof RpcError) || !(err.transient || err.kind === 'too-large')) throw err;
+      const half = hashes.length >> 1;
+      ceiling = Math.max(1, Math.min(ceiling, half));
+      const first = await getGroup(hashes.slice(0, half));
+      return first.concat(await getGroup(hashes.slice(half)));
+    }
+  };
   const launch = (): void => {
     const heights: number[] = [];
-    for (let i = 0; i < group && next <= toHeight; i++) heights.push(next++);
+    const size = Math.min(group, ceiling);
+    for (let i = 0; i < size && next <= toHeight; i++) heights.push(next++);
     const p = Promise.all(heights.map(hashAt)).then(async (hashes) => {
-      const raws = await rpc.getBlocksRaw(hashes, { signal });
+      const raws = await getGroup(hashes);
       return raws.map((raw, i) => ({ height: heights[i]!, hash: hashes[i]!, raw }));
     });
     p.catch(noop);
@@ -91,9 +138,9 @@ export async function* fetchGroups(
     while (inFlight.length < depth && next <= toHeight) launch();
     while (inFlight.length > 0) {
       const blocks = await inFlight.shift()!;
-      for (const b of blocks) seenBytes += b.raw.length;
-      seenBlocks += blocks.length;
-      group = Math.max(1, Math.min(MAX_GROUP, Math.floor(GROUP_BYTES / Math.max(1, seenBytes / seenBlocks))));
+      let largest = 1;
+      for (const b of blocks) largest = Math.max(largest, b.raw.length);
+      group = Math.max(1, Math.min(ceiling, Math.floor(groupBytes / largest)));
       if (next <= toHeight) launch();
       yield blocks;
     }

@@ -51,6 +51,8 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Aborts the request and any pending retry; the call then rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /** Transient-failure retries for this call, at most the client's own `retries`. */
+  retries?: number;
 }
 
 export interface BlockchainInfo {
@@ -318,7 +320,7 @@ export class RpcClient {
         return await attempt();
       } catch (err) {
         if (opts.signal?.aborted) throw opts.signal.reason;
-        if (!(err instanceof RpcError) || !err.transient || n > this.retries) throw err;
+        if (!(err instanceof RpcError) || !err.transient || n > Math.min(this.retries, opts.retries ?? Infinity)) throw err;
         const delayMs = Math.min(this.backoffMs * 2 ** (n - 1), this.maxBackoffMs);
         this.onRetry?.({ method: label, attempt: n, delayMs, error: err });
         await sleep(delayMs, opts.signal);
