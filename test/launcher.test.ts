@@ -6,14 +6,14 @@ import { ROOT } from './helpers/cli.js';
 
 /*
  * bin/nodereg, the sh launcher npm installs as the `nodereg` command: it caps
- * glibc's malloc arenas unless the caller chose a value, finds the package
+ * glibc's malloc arenas and fixes its mmap threshold unless the caller chose a value, finds the package
  * through npm's symlinks, and execs Node in the same process.
  */
 
 const LAUNCHER = join(ROOT, 'bin', 'nodereg');
 const PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
 
-interface Seen { arenas: string | null; args: string[]; pid: number }
+interface Seen { arenas: string | null; mmapThreshold: string | null; args: string[]; pid: number }
 
 describe('the nodereg launcher', () => {
   let dir: string;
@@ -27,7 +27,7 @@ describe('the nodereg launcher', () => {
     copyFileSync(LAUNCHER, join(dir, 'pkg', 'bin', 'nodereg'));
     writeFileSync(join(dir, 'pkg', 'dist', 'cli', 'main.js'), [
       'const args = process.argv.slice(2);',
-      'process.stdout.write(JSON.stringify({ arenas: process.env.MALLOC_ARENA_MAX ?? null, args, pid: process.pid }));',
+      'process.stdout.write(JSON.stringify({ arenas: process.env.MALLOC_ARENA_MAX ?? null, mmapThreshold: process.env.MALLOC_MMAP_THRESHOLD_ ?? null, args, pid: process.pid }));',
       'process.exitCode = Number(args[0] === "exit" ? args[1] : 0);',
     ].join('\n'));
     // As npm links it: a relative symlink in node_modules/.bin, and a global bin link pointing at that one.
@@ -43,6 +43,7 @@ describe('the nodereg launcher', () => {
   const run = (cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; seen: Seen; pid: number | undefined } => {
     const base: NodeJS.ProcessEnv = { ...process.env, PATH };
     delete base.MALLOC_ARENA_MAX;
+    delete base.MALLOC_MMAP_THRESHOLD_;
     const res = spawnSync(cmd, args, { encoding: 'utf8', env: { ...base, ...env }, timeout: 60_000 });
     expect(res.stderr).toBe('');
     return { status: res.status, seen: JSON.parse(res.stdout) as Seen, pid: res.pid };
@@ -53,6 +54,7 @@ describe('the nodereg launcher', () => {
     const r = run(viaLinks, args);
     expect(r.status).toBe(0);
     expect(r.seen.arenas).toBe('2');
+    expect(r.seen.mmapThreshold).toBe('131072');
     expect(r.seen.args).toEqual(args);
     expect(r.seen.pid).toBe(r.pid);
   });
@@ -60,6 +62,8 @@ describe('the nodereg launcher', () => {
   it("keeps a caller's value, even an empty one", () => {
     expect(run(viaLinks, [], { MALLOC_ARENA_MAX: '6' }).seen.arenas).toBe('6');
     expect(run(viaLinks, [], { MALLOC_ARENA_MAX: '' }).seen.arenas).toBe('');
+    expect(run(viaLinks, [], { MALLOC_MMAP_THRESHOLD_: '65536' }).seen).toMatchObject({ arenas: '2', mmapThreshold: '65536' });
+    expect(run(viaLinks, [], { MALLOC_MMAP_THRESHOLD_: '' }).seen.mmapThreshold).toBe('');
   });
 
   it('returns the exit status of the CLI', () => {
