@@ -1,7 +1,7 @@
 import { isUnspendable } from '../../script/opcodes.js';
 import { detectAnnouncement, isAttempt } from '../../script/carrier.js';
 import { visitBlock } from '../chain/scanner.js';
-import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinHead, encodeCoinInto } from '../store/codec.js';
+import { COIN_SCRIPT_AT, coinWords, decodeAmount, encodeAmount, encodeCoinHead, encodeCoinInto, KEY_ONLY_VALUE } from '../store/codec.js';
 import { K, KeyScratch, type ScriptBytes } from '../store/layout.js';
 import type { ChainState, RowSink } from '../store/state.js';
 import type { DB } from '../store/store.js';
@@ -29,11 +29,11 @@ function readSync(db: DB, key: Buffer): Buffer | undefined {
  * Bytes of the rows a spill writes, with scripts taken as long as a taproot
  * output's (34) so that common chains are overestimated: a coin ('u' row,
  * 37-byte key, 12 bytes + script), its script-index row in a kept index
- * ('o', 39 + script, empty), a balance ('b', 3 + script, 8).
+ * ('o', 39 + script, 1), a balance ('b', 3 + script, 8).
  */
 const SCRIPT_BYTES = 34;
 const COIN_ROW = 37 + 12 + SCRIPT_BYTES;
-const SCRIPT_ROW = 39 + SCRIPT_BYTES;
+const SCRIPT_ROW = 39 + SCRIPT_BYTES + 1;
 const BALANCE_ROW = 3 + SCRIPT_BYTES + 8;
 /** What a spill's scratch (SpillScratch, RowOrder) holds per row: an outpoint, eight words, the order and its copy. */
 const SCRATCH_ROW = 36 + 8 * 4 + 8;
@@ -695,10 +695,9 @@ export class MemoryUtxo {
       sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), value);
     }
     order = this.byScriptCoin(coinScript, n);
-    const empty = scratch.value(0);
     for (let k = 0; k < n; k++) {
       const i = order[k]!;
-      sink.put(keys.scriptCoinOf(scripts, coinScript[i]!, coinOps, i * 36), empty);
+      sink.put(keys.scriptCoinOf(scripts, coinScript[i]!, coinOps, i * 36), KEY_ONLY_VALUE);
     }
     // The balances changed since the last spill.
     let m = 0;

@@ -2,7 +2,7 @@ import type { Announcement } from '../../script/carrier.js';
 import type { RegistrationView } from '../../script/interpreter.js';
 import type { ReasonCode } from '../../script/reasons.js';
 import { proofLeaf } from '../../script/prooftree.js';
-import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeProofLeaf, encodeRegistration, encodeRejected, encodeSubtree, rootElement } from '../store/codec.js';
+import { END_OF_BLOCK, EVENT_KINDS, encodeEvent, encodeOutcome, encodeProofLeaf, encodeRegistration, encodeRejected, encodeSubtree, KEY_ONLY_VALUE, rootElement } from '../store/codec.js';
 import { K, OPEN, PROOF_SUBTREE_BITS, regId } from '../store/layout.js';
 import { bkey, unbkey, type ChainState } from '../store/state.js';
 import type { EventKind, Registration } from '../types.js';
@@ -56,7 +56,7 @@ export class RegistryWriter {
     if (prior !== undefined) this.write(K.firstSeen(unbkey(prior)), null, script);
     this.write(K.firstSeen(id), script, null);
     this.write(K.registration(id), encodeRegistration(reg), null);
-    this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
+    this.write(K.expiry(reg.expiryHeight, id), KEY_ONLY_VALUE, null);
     this.write(K.lifetime(OPEN, id), script, null);
     this.event(reg, 'registered', txIndex, txid);
     this.goLive(reg);
@@ -73,7 +73,7 @@ export class RegistryWriter {
       r.renewals += 1;
       r.expiryHeight = this.height + this.state.params.expiryBlocks;
     });
-    this.write(K.expiry(reg.expiryHeight, id), Buffer.alloc(0), null);
+    this.write(K.expiry(reg.expiryHeight, id), KEY_ONLY_VALUE, null);
     this.event(reg, 'renewed', txIndex, txid);
     this.goLive(reg);
     this.state.trackOpen(idk, reg);
@@ -99,7 +99,7 @@ export class RegistryWriter {
     const reg = this.state.open.get(idk)!;
     const id = unbkey(idk);
     this.leaveLive(reg);
-    this.write(K.expiry(reg.expiryHeight, id), null, Buffer.alloc(0));
+    this.write(K.expiry(reg.expiryHeight, id), null, KEY_ONLY_VALUE);
     const before = encodeRegistration(reg);
     this.state.untrackOpen(idk, reg);
     change(reg);

@@ -18,6 +18,16 @@ export class CorruptRecordError extends Error {
 
 const NONE = 0xffffffff;
 
+/**
+ * The value of a row whose key says everything: a script-index row ('o')
+ * and an expiry row ('x'). It is one byte, not none, because classic-level 3
+ * copies an empty value into a zero-length native allocation that it never
+ * frees: 32 bytes of heap lost per row written, some 440 MiB over a
+ * 10M-transaction `recount --db`. Readers look only at these rows' keys, so
+ * rows that older builds wrote empty read the same. Never written into.
+ */
+export const KEY_ONLY_VALUE: Buffer = Buffer.from([0]);
+
 export function encodeCoin(c: Coin): Buffer {
   const b = Buffer.allocUnsafe(12 + c.script.length);
   b.writeBigUInt64LE(c.value, 0);

@@ -15,10 +15,10 @@ export const P = {
   undo: 0x55, // 'U' + u32be h                   -> undo record
   coin: 0x75, // 'u' + txid + u32be vout         -> coin
   balance: 0x62, // 'b' + script                 -> u64le balance
-  scriptCoin: 0x6f, // 'o' + u16be len + script + txid + u32be vout -> (empty)
+  scriptCoin: 0x6f, // 'o' + u16be len + script + txid + u32be vout -> KEY_ONLY_VALUE (codec.ts; empty from older builds)
   current: 0x72, // 'r' + script                 -> regId (current registration)
   registration: 0x67, // 'g' + regId             -> registration record
-  expiry: 0x78, // 'x' + u32be expiryHeight + regId -> (empty), registrations not yet ended
+  expiry: 0x78, // 'x' + u32be expiryHeight + regId -> KEY_ONLY_VALUE (or empty), registrations not yet ended
   event: 0x65, // 'e' + u16be len + script + u32be h + u32be txIndex + u8 kind -> event
   outcome: 0x61, // 'a' + txid + u32be vout      -> announcement outcome
   rejected: 0x6a, // 'j' + u32be h + u32be txIndex + u32be vout -> txid | reason byte
