@@ -233,15 +233,55 @@ export class MemoryUtxo {
       if (inputs !== null && inputs.bytes === bytes && this.allScripts && this.frozen === null) {
         // The block's inputs as `wants` would find them, without parsing it again.
         const { coins } = this;
-        return this.readThrough(db, inputs.ops.filter((op) => !coins.has(op, 0, op.readUInt32BE(32))), []);
+        const ops = this.aheadOps;
+        const outpoints: Buffer[] = [];
+        for (let at = 0; at < 36 * inputs.n; at += 36) if (!coins.has(ops, at, ops.readUInt32BE(at + 32))) outpoints.push(ops.subarray(at, at + 36));
+        return this.readThrough(db, outpoints, []);
       }
     }
     const { outpoints, scripts } = this.wants(bytes, txids);
     this.readThrough(db, outpoints, scripts);
   }
 
-  /** The inputs of the block `readAhead` last had the coin file read for: every one not made by the block itself. */
-  private fileAhead: { bytes: Buffer; ops: Buffer[] } | null = null;
+  /**
+   * The block `readAhead` last had the coin file read for, and how many
+   * inputs it has that it does not make itself: their outpoints are in
+   * `aheadOps`, and the ones the tables lacked then in `askOps`.
+   */
+  private fileAhead: { bytes: Buffer; n: number } | null = null;
+  private aheadOps = Buffer.allocUnsafe(36 * 4096);
+  private askOps = Buffer.allocUnsafe(36 * 4096);
+
+  /** Lists the inputs of `bytes` it does not make itself (`fileAhead`), and asks the coin file for those the tables lack. */
+  private askFile(file: CoinFile, bytes: Buffer, txids: Buffer): void {
+    const created = new Set<string>();
+    for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
+    const { coins } = this;
+    let n = 0;
+    let asked = 0;
+    const input = (b: Buffer, at: number, coinbase: boolean): void => {
+      if (coinbase || created.has(b.toString('latin1', at, at + 32))) return;
+      if (36 * (n + 1) > this.aheadOps.length) {
+        const ops = Buffer.allocUnsafe(2 * this.aheadOps.length);
+        this.aheadOps.copy(ops, 0, 0, 36 * n);
+        this.aheadOps = ops;
+        const ask = Buffer.allocUnsafe(2 * this.askOps.length);
+        this.askOps.copy(ask, 0, 0, 36 * asked);
+        this.askOps = ask;
+      }
+      const vout = u32(b, at + 32);
+      const ops = this.aheadOps;
+      b.copy(ops, 36 * n, at, at + 32);
+      ops.writeUInt32BE(vout, 36 * n + 32);
+      n++;
+      if (coins.has(b, at, vout)) return;
+      ops.copy(this.askOps, 36 * asked, 36 * (n - 1), 36 * n);
+      asked++;
+    };
+    visitBlock(bytes, { input, output: () => undefined, txEnd() {} });
+    this.fileAhead = { bytes, n };
+    file.preread(this.askOps, asked);
+  }
 
   /**
    * Starts reading, on LevelDB's threads, what `prefetch` will need for the
@@ -262,11 +302,7 @@ export class MemoryUtxo {
       // in one request (fs.read on the thread pool, a promise a coin, measured
       // slower than reading on this thread); `prefetch` takes what the file
       // still holds unchanged, and reads the rest itself.
-      const ops = this.wants(bytes, txids, true).outpoints;
-      this.fileAhead = { bytes, ops };
-      const { coins } = this;
-      const read = ops.filter((op) => !coins.has(op, 0, op.readUInt32BE(32)));
-      return this.coinFile.preread(Buffer.concat(read), read.length);
+      return this.askFile(this.coinFile, bytes, txids);
     }
     const { outpoints, scripts } = this.wants(bytes, txids);
     const wanted = new Map<string, Buffer>();
@@ -285,10 +321,9 @@ export class MemoryUtxo {
   /**
    * The block's inputs the tables may lack (not created by the block itself)
    * and the scripts whose balances it moves; none of those while the table
-   * holds every script with a stored balance (`allScripts`). `allInputs`:
-   * every input the block does not make itself, in the tables or not.
+   * holds every script with a stored balance (`allScripts`).
    */
-  private wants(bytes: Buffer, txids: Buffer, allInputs = false): { outpoints: Buffer[]; scripts: Uint8Array[] } {
+  private wants(bytes: Buffer, txids: Buffer): { outpoints: Buffer[]; scripts: Uint8Array[] } {
     const created = new Set<string>();
     for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
     const { coins, onlyStakes, frozen } = this;
@@ -297,7 +332,7 @@ export class MemoryUtxo {
     const input = (b: Buffer, at: number, coinbase: boolean): void => {
       if (coinbase) return;
       const vout = u32(b, at + 32);
-      if ((!allInputs && (coins.has(b, at, vout) || frozen?.has(b, at, vout))) || created.has(b.toString('latin1', at, at + 32))) return;
+      if (coins.has(b, at, vout) || frozen?.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
       const op = Buffer.allocUnsafe(36);
       b.copy(op, 0, at, at + 32);
       op.writeUInt32BE(vout, 32);
