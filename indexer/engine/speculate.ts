@@ -119,8 +119,12 @@ export class Speculator {
     this.tipKey = block.key;
     if (!this.mem.spilled) return this.apply(block, bytes, null);
     const prev = this.pending;
-    // A copy: the chain pass's buffer is reused once it reads on.
-    this.pending = { block, bytes: Buffer.from(bytes) };
+    // A copy: the chain pass's buffer is reused once it reads on. (Not
+    // Buffer.from, which zero-fills the new buffer before it copies: a
+    // second pass over every block's bytes.)
+    const copy = Buffer.allocUnsafeSlow(bytes.length);
+    bytes.copy(copy);
+    this.pending = { block, bytes: copy };
     if (prev !== null) await this.apply(prev.block, prev.bytes, this.pending);
   }
 
