@@ -372,7 +372,7 @@ export class MemoryUtxo {
     this.missing(scripts, wanted);
     const file = this.coinFile;
     const coins = file !== null ? outpoints.map((op) => file.get(op, 0)) : outpoints.map((op) => readSync(db, keys.coin(op, 0, op.readUInt32BE(32))));
-    for (const raw of coins) if (raw !== undefined && raw.length >= COIN_SCRIPT_AT) this.missing([raw.subarray(COIN_SCRIPT_AT)], wanted);
+    // The balances of the coins' scripts the tables lack are read by `apply`.
     const list = [...wanted.values()];
     const balances = list.map((sc) => readSync(db, keys.balance(sc)));
     this.apply(db, { outpoints, coins, scripts: list, balances });
@@ -393,13 +393,18 @@ export class MemoryUtxo {
       amounts.set(latin1(sc), raw === undefined ? 0n : decodeAmount(raw));
     });
     const found: number[] = [];
+    // Each coin's script id, looked up once: interning the scripts the table lacks leaves the others' ids.
+    const ids: number[] = [];
     r.coins.forEach((raw, i) => {
       if (raw === undefined) return;
       coinWords(raw);
       found.push(i);
+      const id = table.find(raw, COIN_SCRIPT_AT, raw.length);
+      ids.push(id);
+      if (id >= 0) return;
       const sc = raw.subarray(COIN_SCRIPT_AT);
       const k = latin1(sc);
-      if (table.find(sc, 0, sc.length) < 0 && !amounts.has(k)) {
+      if (!amounts.has(k)) {
         const b = readSync(db, this.keys.balance(sc));
         amounts.set(k, b === undefined ? 0n : decodeAmount(b));
       }
@@ -409,10 +414,11 @@ export class MemoryUtxo {
       if (table.find(sc, 0, sc.length) < 0) table.setBalance(table.intern(sc, 0, sc.length), v);
     }
     const loaded = this.loaded;
-    for (const i of found) {
+    for (let j = 0; j < found.length; j++) {
+      const i = found[j]!;
       const raw = r.coins[i]!;
       const op = r.outpoints[i]!;
-      const id = table.find(raw, COIN_SCRIPT_AT, raw.length);
+      const id = ids[j]! >= 0 ? ids[j]! : table.find(raw, COIN_SCRIPT_AT, raw.length);
       loaded.add(op, 0, op.readUInt32BE(32), id, raw.readUInt32LE(0), raw.readUInt32LE(4), raw.readUInt32LE(8));
     }
   }
