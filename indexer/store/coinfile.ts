@@ -340,11 +340,17 @@ export class CoinFile {
     if ((Atomics.load(this.ctl, CTL_EPOCH) & 1) !== 0) Atomics.add(this.ctl, CTL_EPOCH, 1);
   }
 
-  /** Keeps readers out (EPOCH odd) and waits for any inside a read to leave: the file may change. */
+  /**
+   * Keeps readers out (EPOCH odd) and waits for any inside a read to leave:
+   * the file may change. The wait is bounded, for a reader thread killed
+   * inside a read never leaves: an answer read while the file changes is
+   * never taken anyway (its epoch is gone), and a read of a descriptor
+   * closed meanwhile changes nothing.
+   */
   private lockOut(): void {
     const ctl = this.ctl;
     if ((Atomics.load(ctl, CTL_EPOCH) & 1) === 0) Atomics.add(ctl, CTL_EPOCH, 1);
-    for (let n = Atomics.load(ctl, CTL_READERS); n !== 0; n = Atomics.load(ctl, CTL_READERS)) Atomics.wait(ctl, CTL_READERS, n, 5);
+    for (let n = Atomics.load(ctl, CTL_READERS), waits = 0; n !== 0 && waits < 400; n = Atomics.load(ctl, CTL_READERS), waits++) Atomics.wait(ctl, CTL_READERS, n, 5);
   }
 
   /** The file's epoch: it moves (by two) with every change, and is odd during one. */
@@ -362,6 +368,7 @@ export class CoinFile {
    */
   preread(keys: Uint8Array, n: number): void {
     this.answers = null;
+    this.pending = null;
     if (n === 0 || this.prereads === 'off') return;
     const copy = new ArrayBuffer(36 * n);
     const mine = new Uint8Array(copy);
