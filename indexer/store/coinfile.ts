@@ -161,29 +161,47 @@ export const ANSWER_ABSENT = -1;
 /** No answer (a blob, a damaged page, or the file was changing): the owner reads the key itself. */
 export const ANSWER_NONE = -2;
 
+/*
+ * Requests and answers travel in shared buffers each side keeps and reuses,
+ * not in buffers made for each block: a buffer moved to the reader thread
+ * is freed only when that thread collects garbage, which it seldom does.
+ * The owner writes the next request's keys only after it has dropped the
+ * answers to the last one (`preread`), and the reader writes answers only
+ * to a request, so neither side reads what the other is writing; a request
+ * the owner dropped may be answered from keys it overwrote, but such an
+ * answer is never taken (its id is gone).
+ */
 export interface PrereadRequest {
   id: number;
   /** `n` outpoints, 36 bytes each. */
-  keys: ArrayBuffer;
+  keys: SharedArrayBuffer;
   n: number;
 }
 
 export interface PrereadReply {
   id: number;
   epoch: number;
-  index: ArrayBuffer;
-  data: ArrayBuffer;
+  /** Two words a key (see ANSWER_ABSENT), then the values, `used` bytes of `data`. */
+  index: SharedArrayBuffer;
+  data: SharedArrayBuffer;
+  used: number;
 }
 
 /** Keys read between two looks at EPOCH: a spill waits at most this many preads for a reader. */
 const READ_STRIDE = 32;
 
+/** The page and the answers `answer` writes, kept from one request to the next: a block's worth, grown, never shrunk. */
+const answerPage = Buffer.allocUnsafe(PAGE);
+let answerIndex = new SharedArrayBuffer(8 * 4096);
+let answerData = new SharedArrayBuffer(64 * 1024);
+
 /** Answers a pre-read request against the file `ctl` names (the reader thread's work; tests call it directly). */
 export function answer(ctl: Int32Array, req: PrereadRequest): PrereadReply {
-  const keys = new Uint8Array(req.keys);
-  const index = new Int32Array(2 * req.n).fill(ANSWER_NONE);
-  const page = Buffer.allocUnsafe(PAGE);
-  let data = Buffer.allocUnsafe(Math.max(256, req.n * 64));
+  const keys = new Uint8Array(req.keys, 0, 36 * req.n);
+  if (answerIndex.byteLength < 8 * req.n) answerIndex = new SharedArrayBuffer(16 * req.n);
+  const index = new Int32Array(answerIndex, 0, 2 * req.n).fill(ANSWER_NONE);
+  const page = answerPage;
+  let data = Buffer.from(answerData);
   let used = 0;
   let epoch = -1;
   for (let i = 0; i < req.n;) {
@@ -210,7 +228,8 @@ export function answer(ctl: Int32Array, req: PrereadRequest): PrereadReply {
         const v = inlineValue(page, at);
         if (v === null) continue;
         if (used + v.length > data.length) {
-          const bigger = Buffer.allocUnsafe(2 * (used + v.length));
+          answerData = new SharedArrayBuffer(2 * (used + v.length));
+          const bigger = Buffer.from(answerData);
           data.copy(bigger, 0, 0, used);
           data = bigger;
         }
@@ -223,9 +242,7 @@ export function answer(ctl: Int32Array, req: PrereadRequest): PrereadReply {
       if (Atomics.sub(ctl, CTL_READERS, 1) === 1) Atomics.notify(ctl, CTL_READERS);
     }
   }
-  const out = new ArrayBuffer(used);
-  new Uint8Array(out).set(data.subarray(0, used));
-  return { id: req.id, epoch, index: index.buffer as ArrayBuffer, data: out };
+  return { id: req.id, epoch, index: answerIndex, data: answerData, used };
 }
 
 /** The reader thread's compiled entry; without it (TypeScript run directly, as under the test runner) nothing is read ahead. */
@@ -304,6 +321,8 @@ export class CoinFile {
   private nextId = 0;
   /** The request the reader thread is on, and its reply once it comes. */
   private pending: { id: number; keys: Uint8Array; n: number; reply: Promise<PrereadReply | null> } | null = null;
+  /** Where `preread` writes the keys it asks for (shared with the reader thread). */
+  private askKeys = new SharedArrayBuffer(36 * 4096);
   private answers: Answers | null = null;
 
   private constructor(private readonly dir: string, pages: number, prereads: 'thread' | 'inline' | 'off') {
@@ -370,25 +389,23 @@ export class CoinFile {
     this.answers = null;
     this.pending = null;
     if (n === 0 || this.prereads === 'off') return;
-    const copy = new ArrayBuffer(36 * n);
-    const mine = new Uint8Array(copy);
+    if (this.askKeys.byteLength < 36 * n) this.askKeys = new SharedArrayBuffer(72 * n);
+    const mine = new Uint8Array(this.askKeys, 0, 36 * n);
     mine.set(keys.subarray(0, 36 * n));
-    const req: PrereadRequest = { id: this.nextId++, keys: copy, n };
+    const req: PrereadRequest = { id: this.nextId++, keys: this.askKeys, n };
     if (this.prereads === 'inline') {
-      const keep = new Uint8Array(mine);
       const reply = answer(this.ctl, req);
-      this.pending = { id: req.id, keys: keep, n, reply: Promise.resolve(reply) };
+      this.pending = { id: req.id, keys: mine, n, reply: Promise.resolve(reply) };
       return;
     }
     const w = this.startReader();
     if (w === null) return;
-    // The keys go to the thread; a copy stays to match the answers against.
-    const keep = new Uint8Array(mine);
+    const keep = mine;
     let settle!: (r: PrereadReply | null) => void;
     const reply = new Promise<PrereadReply | null>((res) => (settle = res));
     this.pending = { id: req.id, keys: keep, n, reply };
     this.settleReply = settle;
-    w.postMessage(req, [copy]);
+    w.postMessage(req);
   }
 
   private settleReply: ((r: PrereadReply | null) => void) | null = null;
@@ -432,7 +449,7 @@ export class CoinFile {
     if (p === null) return;
     const r = await p.reply;
     if (r === null || r.epoch < 0 || r.epoch !== this.epoch) return;
-    this.answers = { epoch: r.epoch, keys: p.keys, n: p.n, index: new Int32Array(r.index), data: Buffer.from(r.data), next: 0 };
+    this.answers = { epoch: r.epoch, keys: p.keys, n: p.n, index: new Int32Array(r.index, 0, 2 * p.n), data: Buffer.from(r.data, 0, r.used), next: 0 };
   }
 
   /**

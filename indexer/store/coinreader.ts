@@ -10,7 +10,6 @@ const port = parentPort;
 if (port !== null) {
   const ctl = (workerData as { ctl: Int32Array }).ctl;
   port.on('message', (req: PrereadRequest) => {
-    const reply = answer(ctl, req);
-    port.postMessage(reply, [reply.index, reply.data]);
+    port.postMessage(answer(ctl, req));
   });
 }
