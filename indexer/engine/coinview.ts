@@ -174,7 +174,7 @@ export class MemoryUtxo {
     const spent = this.spentCount;
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) {
-      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent);
+      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes;
       return held + file + BATCH_COPIES * (CHUNK_BYTES + state.cacheBytes);
     }
     const rows = 2 * coins.count + 2 * spent + scripts.count;
