@@ -226,3 +226,113 @@ describe('a damaged coin file', () => {
     }
   });
 });
+
+/*
+ * Reads made ahead (`preread`, answered on a reader thread in the built
+ * CLI; here at once, on this thread, with the same `answer`): a lookup takes
+ * an answer only while the file is as it was when the answer was read.
+ */
+describe('reads made ahead', () => {
+  const ask = (file: CoinFile, keys: Buffer[]): void => file.preread(Buffer.concat(keys), keys.length);
+
+  it('are used while the file has not changed: no read of its own', async () => {
+    const file = CoinFile.create(dir, 4, 'inline');
+    try {
+      const a = outpoint(1, 0);
+      const b = outpoint(2, 1);
+      const gone = outpoint(3, 0);
+      file.write(writes([], [[a, valueOf(1, 20)], [b, valueOf(2, 30)]]));
+      ask(file, [a, gone, b]);
+      await file.settle();
+      const reads = file.reads;
+      expect(file.get(a)?.toString('hex')).toBe(valueOf(1, 20).toString('hex'));
+      expect(file.get(gone)).toBeUndefined();
+      expect(file.get(b)?.toString('hex')).toBe(valueOf(2, 30).toString('hex'));
+      expect(file.answered).toBe(3);
+      expect(file.reads).toBe(reads);
+      // A key not asked for, or asked again out of order, is read.
+      expect(file.get(a)?.toString('hex')).toBe(valueOf(1, 20).toString('hex'));
+      expect(file.reads).toBeGreaterThan(reads);
+      expect(file.answered).toBe(3);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('are never used once a spill has changed the file, whether it came before or after they were taken in', async () => {
+    for (const takeFirst of [false, true]) {
+      const file = CoinFile.create(dir, 4, 'inline');
+      try {
+        const spent = outpoint(1, 0);
+        const replaced = outpoint(2, 0);
+        const made = outpoint(3, 0);
+        const remade = outpoint(4, 0);
+        file.write(writes([], [[spent, valueOf(1, 20)], [replaced, valueOf(2, 20)], [remade, valueOf(4, 20)]]));
+        ask(file, [spent, replaced, made, remade]);
+        if (takeFirst) await file.settle();
+        // Spent, replaced, made (absent when read), and spent then made again with another value.
+        file.write(writes([spent, remade], [[replaced, valueOf(22, 25)], [made, valueOf(3, 15)], [remade, valueOf(44, 40)]]));
+        if (!takeFirst) await file.settle();
+        expect(file.get(spent)).toBeUndefined();
+        expect(file.get(replaced)?.toString('hex')).toBe(valueOf(22, 25).toString('hex'));
+        expect(file.get(made)?.toString('hex')).toBe(valueOf(3, 15).toString('hex'));
+        expect(file.get(remade)?.toString('hex')).toBe(valueOf(44, 40).toString('hex'));
+        expect(file.answered).toBe(0);
+      } finally {
+        file.close();
+      }
+    }
+  });
+
+  it('are never used across a grow, which moves every coin into a new file', async () => {
+    const file = CoinFile.create(dir, 1, 'inline');
+    try {
+      const first = Array.from({ length: 20 }, (_, i) => outpoint(i, 0));
+      file.write(writes([], first.map((k, i) => [k, valueOf(i, 40)])));
+      const pages = file.pageCount;
+      ask(file, first);
+      const more = Array.from({ length: 400 }, (_, i) => outpoint(1000 + i, 1));
+      file.write(writes(first.slice(0, 10), more.map((k, i) => [k, valueOf(i, 40)])));
+      expect(file.pageCount).toBeGreaterThan(pages);
+      await file.settle();
+      for (const [i, k] of first.entries()) expect(file.get(k)?.toString('hex')).toBe(i < 10 ? undefined : valueOf(i, 40).toString('hex'));
+      expect(file.answered).toBe(0);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('give the same answers as reading, through random spills with reads asked ahead at random points', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.tuple(fc.array(fc.tuple(fc.nat(120), fc.boolean(), fc.nat(60)), { maxLength: 60 }), fc.array(fc.nat(130), { maxLength: 40 }), fc.nat(2)), { minLength: 1, maxLength: 8 }),
+      async (steps) => {
+        const file = CoinFile.create(dir, 1, 'inline');
+        const model = new Map<string, Buffer>();
+        try {
+          for (const [ops, asked, when] of steps) {
+            const keys = asked.map((n) => outpoint(n, 0));
+            // Asked before the spill, taken in before or after it; or asked and taken in after it.
+            if (when < 2) ask(file, keys);
+            if (when === 0) await file.settle();
+            const dels: Buffer[] = [];
+            const puts = new Map<string, [Buffer, Buffer]>();
+            for (const [n, put, len] of ops) {
+              const k = outpoint(n, 0);
+              const key = k.toString('latin1');
+              if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
+              if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
+            }
+            file.write(writes(dels, [...puts.values()]));
+            for (const d of dels) model.delete(d.toString('latin1'));
+            for (const [key, [, v]] of puts) model.set(key, v);
+            if (when === 2) ask(file, keys);
+            if (when !== 0) await file.settle();
+            for (const k of keys) expect(file.get(k)?.toString('hex')).toBe(model.get(k.toString('latin1'))?.toString('hex'));
+          }
+        } finally {
+          file.close();
+        }
+      },
+    ), { numRuns: 60 });
+  });
+});

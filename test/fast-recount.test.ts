@@ -72,6 +72,53 @@ describe('recount --fast', () => {
     }
   });
 
+  it('reads made ahead for the coin file are taken between spills, never across one: the same JSON as the database engine', async () => {
+    const chain = benchChain(cache, 40_000, undefined, 7);
+    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+    const reference = await recount([...args, '--db', join(cache, 'ahead-reference')]);
+    // The built CLI's own module, the one noderegIn runs: each file's figures as it closes.
+    const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as typeof import('../indexer/store/coinfile.js');
+    type File = import('../indexer/store/coinfile.js').CoinFile;
+    const proto = mod.CoinFile.prototype;
+    const { close, preread } = proto;
+    const closed: Array<{ lookups: number; answered: number; grows: number }> = [];
+    proto.close = function (this: File) {
+      closed.push({ lookups: this.lookups, answered: this.answered, grows: this.grows });
+      close.call(this);
+    };
+    try {
+      for (const inline of [false, true]) {
+        // Inline: each block's coins are read when asked, before the block
+        // ahead of it connects and spills: stale for the block after each
+        // spill. Otherwise on the reader thread, whenever it gets to them.
+        proto.preread = function (this: File, ...a: Parameters<File['preread']>) {
+          if (inline) (this as unknown as { prereads: string }).prereads = 'inline';
+          preread.apply(this, a);
+        };
+        // Inline (no thread for the budget to count), 100 MiB leaves the
+        // tables room for several blocks: a few spills, most blocks read
+        // ahead between two; 96 MiB spills after nearly every block, so
+        // nearly every read ahead is stale. With the reader thread, which
+        // the budget counts, both spill after nearly every block.
+        for (const mib of ['100', '96']) {
+          closed.length = 0;
+          const got = await recount([...args, '--memory-mib', mib]);
+          // One coin file: a stale answer taken would have failed a block
+          // while connecting during the chain pass, and the recount started over.
+          expect(closed).toHaveLength(1);
+          expect(closed[0]!.grows).toBeGreaterThan(0);
+          expect(closed[0]!.lookups).toBeGreaterThan(1000);
+          if (inline && mib === '100') expect(closed[0]!.answered).toBeGreaterThan(closed[0]!.lookups / 4);
+          if (inline && mib === '96') expect(closed[0]!.answered).toBeLessThan(closed[0]!.lookups / 10);
+          expect(got).toBe(reference);
+        }
+      }
+    } finally {
+      proto.close = close;
+      proto.preread = preread;
+    }
+  });
+
   it('a recount whose coin tables outgrow the memory budget spills them and goes on quietly, with the same result', async () => {
     const chain = benchChain(cache, 7000, undefined, 1);
     const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
