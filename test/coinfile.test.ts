@@ -31,6 +31,27 @@ function valueOf(n: number, len: number): Buffer {
 }
 
 /** A spill of `dels` then `puts`, as the coin view hands it over. */
+/** One change to a coin: its outpoint, put (else delete), and the seed and extra length of the value a put writes. */
+type SpillOp = [Buffer, boolean, number, number];
+
+/**
+ * One spill of `ops` into `file` and into `model` alike. Like the coin view's
+ * spills, it deletes only coins the file holds, each at most once, and puts
+ * each key once (the last put wins).
+ */
+function spillBoth(file: CoinFile, model: Map<string, Buffer>, ops: SpillOp[]): void {
+  const dels: Buffer[] = [];
+  const puts = new Map<string, [Buffer, Buffer]>();
+  for (const [k, put, n, len] of ops) {
+    const key = k.toString('latin1');
+    if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
+    if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
+  }
+  file.write(writes(dels, [...puts.values()]));
+  for (const d of dels) model.delete(d.toString('latin1'));
+  for (const [key, [, v]] of puts) model.set(key, v);
+}
+
 function writes(dels: Buffer[], puts: Array<[Buffer, Buffer]>): CoinWrites {
   return {
     dels: dels.length,
@@ -60,19 +81,9 @@ describe('CoinFile', () => {
         const seen: Buffer[] = [];
         try {
           for (const spill of spills) {
-            const dels: Buffer[] = [];
-            const puts = new Map<string, [Buffer, Buffer]>();
-            for (const [n, vout, put, len] of spill) {
-              const k = outpoint(n, vout);
-              seen.push(k);
-              const key = k.toString('latin1');
-              // A spill deletes only coins the file holds, at most once, and puts each key once.
-              if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
-              if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
-            }
-            file.write(writes(dels, [...puts.values()]));
-            for (const d of dels) model.delete(d.toString('latin1'));
-            for (const [key, [, v]] of puts) model.set(key, v);
+            const ops = spill.map(([n, vout, put, len]): SpillOp => [outpoint(n, vout), put, n, len]);
+            for (const [k] of ops) seen.push(k);
+            spillBoth(file, model, ops);
             expectSame(file, model, seen);
           }
         } finally {
@@ -314,17 +325,7 @@ describe('reads made ahead', () => {
             // Asked before the spill, taken in before or after it; or asked and taken in after it.
             if (when < 2) ask(file, keys);
             if (when === 0) await file.settle();
-            const dels: Buffer[] = [];
-            const puts = new Map<string, [Buffer, Buffer]>();
-            for (const [n, put, len] of ops) {
-              const k = outpoint(n, 0);
-              const key = k.toString('latin1');
-              if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
-              if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
-            }
-            file.write(writes(dels, [...puts.values()]));
-            for (const d of dels) model.delete(d.toString('latin1'));
-            for (const [key, [, v]] of puts) model.set(key, v);
+            spillBoth(file, model, ops.map(([n, put, len]): SpillOp => [outpoint(n, 0), put, n, len]));
             if (when === 2) ask(file, keys);
             if (when !== 0) await file.settle();
             for (const k of keys) expect(file.get(k)?.toString('hex')).toBe(model.get(k.toString('latin1'))?.toString('hex'));

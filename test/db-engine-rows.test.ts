@@ -69,6 +69,15 @@ async function rowsOf(blocksDir: string, params: NetworkParams, utxoHash: boolea
   }
 }
 
+/** Disconnects the top `n` blocks of the index in `db` with its undo records, as a reorg does. */
+async function disconnectBlocks(db: DB, params: NetworkParams, n: number): Promise<void> {
+  const state = new ChainState(db, params);
+  await state.load();
+  const view = new MemoryUtxo(false, []);
+  await view.resume(state);
+  for (let i = 0; i < n; i++) await disconnectTip(state, view);
+}
+
 /** The default budget: these chains fit, so the view never spills before the last commit. */
 const NEVER: Run = {};
 const BUDGETS: Record<string, Run> = {
@@ -193,11 +202,7 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
     const shorter = await rowsOf(blocksDir, params, true, [{ height: top - back }]);
     for (const [name, run] of Object.entries({ 'the default budget': NEVER, ...BUDGETS })) {
       const got = await rowsOf(blocksDir, params, true, [run], async (db) => {
-        const state = new ChainState(db, params);
-        await state.load();
-        const view = new MemoryUtxo(false, []);
-        await view.resume(state);
-        for (let i = 0; i < back; i++) await disconnectTip(state, view);
+        await disconnectBlocks(db, params, back);
       });
       expect({ budget: name, rows: got }).toEqual({ budget: name, rows: shorter });
     }
@@ -239,11 +244,7 @@ describe.each(CHAINS.slice(0, 2))('a kept index of %s, made by an older nodereg'
       expect(mixed.filter(format1).length).toBe(mid + 1);
       expect(norm(mixed)).toEqual(full);
 
-      const state = new ChainState(idx.db, params);
-      await state.load();
-      const view = new MemoryUtxo(false, []);
-      await view.resume(state);
-      for (let i = 0; i < back; i++) await disconnectTip(state, view);
+      await disconnectBlocks(idx.db, params, back);
       const down = await dump(idx.db);
       expect(down.filter(format1).length).toBe(top - back + 1);
       expect(down.filter((r) => !isUndo(r))).toEqual(shorter.filter((r) => !isUndo(r)));
@@ -288,11 +289,7 @@ describe.each(CHAINS.slice(0, 2))('a kept index of %s whose key-only rows an old
       expect(mixed.some((r) => keyOnly(r) && r.endsWith('='))).toBe(true);
       expect(blank(mixed)).toEqual(blank(full));
 
-      const state = new ChainState(idx.db, params);
-      await state.load();
-      const view = new MemoryUtxo(false, []);
-      await view.resume(state);
-      for (let i = 0; i < back; i++) await disconnectTip(state, view);
+      await disconnectBlocks(idx.db, params, back);
       expect(blank(await dump(idx.db))).toEqual(blank(shorter));
 
       await recount({ blocksDir, params, db: idx.db });
