@@ -5,6 +5,7 @@ import { BUILTIN_NETWORKS, paramsHash, paramsToJson, parseParams, ParamsError, t
 import { decodeTip } from './codec.js';
 import { damaged, fsFault, isLocked, openFault, StoreError } from './faults.js';
 import { K, SCHEMA_VERSION } from './layout.js';
+import { liveTables, openTables, tableNumber } from './manifest.js';
 import { CHECKED_FILE, checkTable, checkTables } from './tablecheck.js';
 import type { Tip } from '../types.js';
 
@@ -87,6 +88,9 @@ function inspectDir(path: string, create: boolean): boolean {
   return false;
 }
 
+/** LevelDB's own list of the open database's tables (classic-level has it; the types of `level` do not). */
+const sstables = (db: DB): string => (db as unknown as { getProperty(name: string): string }).getProperty('leveldb.sstables');
+
 /** The table at `file` fails its checks now (a file that cannot be read counts as failing). */
 function stillFaulty(file: string): boolean {
   try {
@@ -105,7 +109,10 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
   const existed = inspectDir(path, create);
   // Checked before LevelDB opens it: a compaction started by the open could
   // otherwise copy a damaged block into a new file with a valid checksum.
-  const faults = existed ? checkTables(path, allTables) : [];
+  // Only the tables the MANIFEST lists are the index: any other is a table a
+  // killed process left half written, which the open deletes.
+  const live = existed ? liveTables(path) : null;
+  const faults = existed ? checkTables(path, allTables).filter((f) => live === null || live.has(tableNumber(f.file))) : [];
   const db: DB = new Level<Buffer, Buffer>(path, {
     keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: create,
     // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
@@ -127,12 +134,14 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
     throw openFault(path, err, lockedHint);
   }
   // Only now, holding the LOCK, is it certain that no other process was
-  // writing the file. And LevelDB's open has deleted the files its MANIFEST
-  // does not list, such as a table a killed process left half written: a
-  // fault in a file that is gone was no part of the index. Nor is one whose
-  // name the open's own recovery reused for a new, whole table (a killed
-  // flush's file number is free again): it is checked once more.
-  const fault = faults.find((f) => existsSync(join(path, f.file)) && stillFaulty(join(path, f.file)));
+  // writing the files. Without a readable MANIFEST, the open's own list of
+  // its tables tells a leftover from the index instead. It is read after
+  // the open, whose compaction may already be writing a new table under a
+  // leftover's number (the number is free again): such a table is not
+  // listed until it is whole, and one listed since is checked once more.
+  const fault = live !== null
+    ? faults[0]
+    : faults.find((f) => openTables(sstables(db)).has(tableNumber(f.file)) && stillFaulty(join(path, f.file)));
   if (fault) {
     await db.close();
     throw damaged(path, `${fault.file}: ${fault.reason}`);

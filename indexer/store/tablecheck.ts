@@ -41,14 +41,15 @@ export function crc32c(b: Uint8Array, from = 0, to = b.length, seed = 0): number
 }
 
 /** LevelDB stores CRCs masked, so that a CRC of data that embeds CRCs is not trivially related to them. */
-function unmask(m: number): number {
+export function unmask(m: number): number {
   const rot = (m - 0xa282ead8) >>> 0;
   return ((rot >>> 17) | (rot << 15)) >>> 0;
 }
 
 class Bad extends Error {}
 
-function varint(b: Uint8Array, at: { o: number }, end: number): number {
+/** A LevelDB varint (up to 64 bits, but only safe integers are accepted) at `at.o`, moving `at.o` past it. */
+export function varint(b: Uint8Array, at: { o: number }, end: number): number {
   let v = 0;
   let mul = 1;
   for (let i = 0; i < 10; i++) {
