@@ -5,10 +5,10 @@ import { connectBlock, ChainMismatchError, type BlockSummary } from '../engine/c
 import { disconnectTip } from '../engine/disconnect.js';
 import { K } from '../store/layout.js';
 import { silent, type LogFn } from '../log.js';
-import { fetchGroups } from './fetch.js';
+import { fetchGroups, type FetchedBlock } from './fetch.js';
 import { isPrunedBlock, RpcError, type RpcClient } from './rpc.js';
-import { BlockParseError } from '../chain/scanner.js';
-import { BlockChecker, checkedGroups } from './blockcheck.js';
+import { merkleTreeOf } from '../chain/pow.js';
+import { BlockParseError, blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import type { ChainState } from '../store/state.js';
 import type { Tip } from '../types.js';
 import type { ZmqListener, ZmqWake } from './zmq.js';
@@ -54,12 +54,6 @@ export interface FollowerOptions {
   readonly fetchDepth?: number;
   /** First delay (ms, default 500) before a failed sync pass is tried again; it doubles each time, up to 30 s. */
   readonly syncRetryMs?: number;
-  /**
-   * The script of the thread that checks the node's blocks (blockcheck.ts;
-   * default the compiled checkworker.js), or null to check them on the
-   * follower's thread. For tests.
-   */
-  readonly checkWorker?: URL | null;
 }
 
 /** A condition the follower cannot recover from by waiting; the message says what to do. */
@@ -71,6 +65,45 @@ export class FollowerError extends Error {
 }
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
+
+interface CheckedBlock {
+  header: ReturnType<typeof scanHeader>;
+  txids: Buffer;
+}
+
+/**
+ * A block from the node, checked before it may connect: it is the block asked
+ * for, and its transactions match its merkle root without repeats. Its txids
+ * come with it. Throws a BlockParseError (retried: the block is fetched again).
+ */
+function checkBlock(fetched: FetchedBlock): CheckedBlock {
+  const raw = fetched.raw;
+  const header = scanHeader(raw);
+  if (rpcHex(header.hash) !== fetched.hash) {
+    throw new BlockParseError(`the node returned block ${rpcHex(header.hash)} for hash ${fetched.hash}`, 0);
+  }
+  const txids = Buffer.allocUnsafe(blockTxCount(raw) * 32);
+  const { txs } = walkTxidsInto(raw, txids, 0, null);
+  const tree = txs === 0 ? null : merkleTreeOf(txids, txs);
+  if (tree === null || !tree.root.equals(header.merkleRoot)) {
+    throw new BlockParseError(`block ${fetched.hash} from the node does not match its merkle root (corrupted in transit?)`, 0);
+  }
+  // A node never keeps such a copy in its chain (same hash, transactions
+  // repeated): one that arrives was made on the way, and is fetched again.
+  if (tree.mutated) {
+    throw new BlockParseError(`block ${fetched.hash} from the node repeats transactions under the same merkle root (a mutated copy, CVE-2012-2459)`, 0);
+  }
+  return { header, txids };
+}
+
+/** `checkBlock`, its failure returned: thrown only when the block's turn to connect comes. */
+function tryCheckBlock(fetched: FetchedBlock): CheckedBlock | Error {
+  try {
+    return checkBlock(fetched);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
 
 /** Failures that, before the node ever answered, mean no node is at --rpc. */
 const NOT_A_NODE: ReadonlySet<RpcError['kind']> = new Set(['unreachable', 'http', 'malformed', 'too-large']);
@@ -91,8 +124,6 @@ export class Follower extends EventEmitter<FollowerEvents> {
   /** Coins and balances: read through from the database, committed with the state (engine/coinview.ts). */
   private readonly view = new MemoryUtxo(false, []);
   private viewReady = false;
-  /** Checks catch-up's blocks on a thread of its own; made on first use, closed when `run` ends. */
-  private checker: BlockChecker | null = null;
   private readonly log: LogFn;
   private readonly onWake = (w: ZmqWake): void => {
     if (w.reason !== 'block') this.log('warn', 'zmq notifications may have been lost; resyncing', { reason: w.reason, detail: w.detail });
@@ -163,9 +194,6 @@ export class Follower extends EventEmitter<FollowerEvents> {
       }
     } finally {
       this.opts.zmq?.off('wake', this.onWake);
-      const checker = this.checker;
-      this.checker = null;
-      await checker?.close();
       // After a fatal error the view may hold a half-applied block: never write it.
       if (clean && this.viewReady) await this.view.spill(this.opts.state);
     }
@@ -315,16 +343,16 @@ export class Follower extends EventEmitter<FollowerEvents> {
       lastFlush = Date.now();
       announce(pending.length);
     };
-    // A request's worth of blocks at a time: one await per group, not per block;
-    // each group checked on the check thread while the one before it connects.
-    const checker = (this.checker ??= new BlockChecker(this.opts.checkWorker));
-    const groups = fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 });
-    fetching: for await (const group of checkedGroups(groups, checker)) {
+    // A request's worth of blocks at a time: one await per group, not per block.
+    fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
+      // The next block of the group, checked while this one connects (or why it is not a block).
+      let ahead: CheckedBlock | Error | null = null;
       for (let i = 0; i < group.length; i++) {
-        const { fetched, checked } = group[i]!;
+        const fetched = group[i]!;
         if (this.stopping) break fetching;
         const raw = fetched.raw;
-        // Thrown only at its turn: the blocks before it in the group connect.
+        const checked = ahead ?? checkBlock(fetched);
+        ahead = null;
         if (checked instanceof Error) throw checked;
         const { header, txids } = checked;
         if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
@@ -338,7 +366,10 @@ export class Follower extends EventEmitter<FollowerEvents> {
           // Once the view reads through, the next block's reads overlap this
           // block's connect, as in the recount (coinview.ts `readAhead`).
           const after = group[i + 1];
-          if (after !== undefined && view.spilled && !(after.checked instanceof Error)) view.readAhead(state.db, after.fetched.raw, after.checked.txids);
+          if (after !== undefined && view.spilled) {
+            ahead = tryCheckBlock(after);
+            if (!(ahead instanceof Error)) view.readAhead(state.db, after.raw, ahead.txids);
+          }
           summary = connectBlock(state, view, raw, txids, fetched.height, header);
         } catch (err) {
           // The view and the state may hold part of this block: go back to the last
