@@ -185,11 +185,20 @@ export class MuHash3072 {
    * reorg without replaying elements. Values are always reduced mod p.
    */
   serialize(): Buffer {
+    return Buffer.from(this.serialized());
+  }
+
+  /**
+   * `serialize` without the copy: the same buffer as long as the state does
+   * not change, so a caller can tell an unchanged state by identity. Shared:
+   * never written into.
+   */
+  serialized(): Buffer {
     const s = this.saved;
-    if (s !== null && s.num === this.num && s.den === this.den) return Buffer.from(s.bytes);
+    if (s !== null && s.num === this.num && s.den === this.den) return s.bytes;
     const bytes = Buffer.concat([toLE(this.num), toLE(this.den)]);
     this.saved = { num: this.num, den: this.den, bytes };
-    return Buffer.from(bytes);
+    return bytes;
   }
 
   /**

@@ -187,6 +187,11 @@ export class ProofTree {
     return Buffer.from(hashOf(this.top), 'latin1');
   }
 
+  /** The proof root as 32 latin1 characters (`root` without the buffer). */
+  rootLatin1(): string {
+    return hashOf(this.top);
+  }
+
   rootHex(): string {
     return this.root().toString('hex');
   }

@@ -97,6 +97,11 @@ export class RegistryRoot {
     return this.hash.serialize();
   }
 
+  /** `serialize` without the copy, the same buffer while the root does not change (MuHash3072 `serialized`): never written into. */
+  serialized(): Buffer {
+    return this.hash.serialized();
+  }
+
   static deserialize(buf: Uint8Array): RegistryRoot {
     return new RegistryRoot(MuHash3072.deserialize(buf));
   }

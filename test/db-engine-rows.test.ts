@@ -12,12 +12,13 @@ import { disconnectTip } from '../indexer/engine/disconnect.js';
 import { recount, type RecountOptions } from '../indexer/engine/recount.js';
 import { utxoElement } from '../indexer/engine/utxohash.js';
 import { utxoHashAt } from '../indexer/read/queries.js';
-import { encodeCoin, KEY_ONLY_VALUE } from '../indexer/store/codec.js';
+import { encodeCoin, encodeHeightState, KEY_ONLY_VALUE } from '../indexer/store/codec.js';
 import { K, P } from '../indexer/store/layout.js';
 import { ChainState } from '../indexer/store/state.js';
 import { decodeUndo, encodeUndo, UndoWriter, type UndoRecord } from '../indexer/store/undo.js';
 import type { DB } from '../indexer/store/store.js';
 import { MuHash3072 } from '../script/muhash.js';
+import { proofLeaf } from '../script/prooftree.js';
 import { BUILTIN_NETWORKS, parseParams, type NetworkParams } from '../script/params.js';
 import { fixturePath } from './helpers/blocksdir.js';
 import { ROOT } from './helpers/cli.js';
@@ -428,5 +429,60 @@ describe('the spill row order', () => {
   it('reads big-endian words of a key, with zeros past its end', () => {
     const b = Buffer.from('0102030405', 'hex');
     expect([wordAt(b, 0), wordAt(b, 1), wordAt(b, 2), wordAt(b, 5), wordAt(b, 0, 2)]).toEqual([0x01020304, 0x02030405, 0x03040500, 0, 0x01020000]);
+  });
+});
+
+describe('the per-height state row', () => {
+  const params = BUILTIN_NETWORKS.regtest!;
+  const element = { stakeScript: Buffer.from('0014' + '11'.repeat(20), 'hex'), firstHeight: 5, firstTxid: Buffer.alloc(32, 2), tipHeight: 5, tipTxid: Buffer.alloc(32, 2), timestamp: 1_700_000_000, renewals: 0 };
+  const fresh = (state: ChainState): Buffer => encodeHeightState({ registry: state.root.serialize(), proofRoot: state.proofTree.root(), utxo: state.utxoHash?.serialize() ?? null });
+
+  it('is one shared value while neither root changes, a new one with the new roots once one does, the old left as it was', async () => {
+    const idx = await tempIndex(params);
+    try {
+      const { state } = idx;
+      const before = state.heightState();
+      const copy = Buffer.from(before);
+      expect(state.heightState()).toBe(before);
+      expect(before.equals(fresh(state))).toBe(true);
+      state.root.insert(element);
+      const registryMoved = state.heightState();
+      expect(registryMoved).not.toBe(before);
+      expect(registryMoved.equals(fresh(state))).toBe(true);
+      expect(registryMoved.equals(copy)).toBe(false);
+      expect(before.equals(copy)).toBe(true);
+      const leaf = proofLeaf(element);
+      state.proofTree.insert(leaf.key, leaf.value);
+      const proofMoved = state.heightState();
+      expect(proofMoved).not.toBe(registryMoved);
+      expect(proofMoved.equals(fresh(state))).toBe(true);
+      expect(proofMoved.subarray(0, 768).equals(registryMoved.subarray(0, 768))).toBe(true);
+      expect(proofMoved.subarray(768).equals(registryMoved.subarray(768))).toBe(false);
+      // Undone: the proof root is the first again; the MuHash state is not the
+      // same bytes (numerator and denominator both moved), the row follows it.
+      state.root.remove(element);
+      state.proofTree.remove(leaf.key);
+      const undone = state.heightState();
+      expect(undone.equals(fresh(state))).toBe(true);
+      expect(undone.subarray(768).equals(copy.subarray(768))).toBe(true);
+    } finally {
+      await idx.close();
+    }
+  });
+
+  it('is made afresh every time while the index keeps a UTXO hash, which moves with every coin', async () => {
+    const idx = await tempIndex(params, { utxoHash: true });
+    try {
+      const { state } = idx;
+      const a = state.heightState();
+      expect(a.length).toBe(768 + 32 + 768);
+      expect(a.equals(fresh(state))).toBe(true);
+      state.utxoHash!.insert(Buffer.alloc(32, 9));
+      const b = state.heightState();
+      expect(b.equals(fresh(state))).toBe(true);
+      expect(b.equals(a)).toBe(false);
+    } finally {
+      await idx.close();
+    }
   });
 });

@@ -302,6 +302,23 @@ describe('MuHash3072 properties', () => {
     expect(acc.finalize().equals(digest)).toBe(false);
   });
 
+  it('shares one serialization while the state stays, a new one once it changes; serialize hands out copies', () => {
+    const acc = new MuHash3072().insert(fromIntBytes(7));
+    const shared = acc.serialized();
+    expect(acc.serialized()).toBe(shared);
+    expect(acc.serialize().equals(shared)).toBe(true);
+    // A copy: writing into it leaves the state and the shared bytes alone.
+    const copy = acc.serialize();
+    copy.fill(0);
+    expect(acc.serialized()).toBe(shared);
+    expect(MuHash3072.deserialize(acc.serialize()).finalize().equals(acc.finalize())).toBe(true);
+    acc.insert(fromIntBytes(8));
+    const moved = acc.serialized();
+    expect(moved).not.toBe(shared);
+    expect(moved.equals(shared)).toBe(false);
+    expect(MuHash3072.deserialize(moved).finalize().equals(acc.finalize())).toBe(true);
+  });
+
   it('rejects a state of the wrong length or with a zero denominator', () => {
     expect(() => MuHash3072.deserialize(Buffer.alloc(MUHASH_STATE_BYTES - 1))).toThrow(RangeError);
     const zeroDen = Buffer.alloc(MUHASH_STATE_BYTES);

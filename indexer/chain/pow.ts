@@ -135,5 +135,6 @@ export function merkleTreeOf(txids: Buffer, n: number): { root: Buffer; mutated:
     }
     n = half;
   }
-  return { root: Buffer.from(level.subarray(0, 32)), mutated };
+  // `level` is this call's own: its first hash is the root, no copy needed.
+  return { root: level.subarray(0, 32), mutated };
 }

@@ -734,7 +734,7 @@ export class MemoryUtxo {
     const { coinOps, coinScript, lo, hi, code } = scratch;
     for (let from = 0; from < this.coins.slots; from += 4096) {
       this.coins.each((op, script, l, h, c) => {
-        op.copy(coinOps, n * 36);
+        coinOps.set(op, n * 36);
         txidWord[n] = op.readUInt32BE(0);
         coinScript[n] = script;
         lo[n] = l;

@@ -22,7 +22,7 @@ export interface RowSink {
 }
 
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
-export const bkey = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+export const bkey = (b: Uint8Array): string => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('latin1');
 export const unbkey = (s: string): Buffer => Buffer.from(s, 'latin1');
 
 /**
@@ -111,8 +111,22 @@ export class ChainState {
 
   /** The per-height accumulators stored under 'S': registry root, proof root, then the UTXO hash if kept. */
   heightState(): Buffer {
-    return encodeHeightState({ registry: this.root.serialize(), proofRoot: Buffer.from(this.proofTree.root()), utxo: this.utxoHash?.serialize() ?? null });
+    if (this.utxoHash !== null) {
+      return encodeHeightState({ registry: this.root.serialize(), proofRoot: this.proofTree.root(), utxo: this.utxoHash.serialize() });
+    }
+    // Most blocks change neither root: their rows then share one value
+    // (never written into; a batch copies it), not 800 new bytes a block.
+    const registry = this.root.serialized();
+    const proof = this.proofTree.rootLatin1();
+    const last = this.lastHeightState;
+    if (last !== null && last.registry === registry && last.proof === proof) return last.value;
+    const value = encodeHeightState({ registry, proofRoot: Buffer.from(proof, 'latin1'), utxo: null });
+    this.lastHeightState = { registry, proof, value };
+    return value;
   }
+
+  /** The last `heightState` without a UTXO hash, and what it was made of. */
+  private lastHeightState: { registry: Buffer; proof: string; value: Buffer } | null = null;
 
   /** Rough size of the cached rows, for deciding when to flush. */
   get cacheBytes(): number {
