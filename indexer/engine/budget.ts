@@ -78,8 +78,8 @@ export interface MemoryPlan {
  * keeps every recount under 512 MiB of RSS, whatever the chain's size: the
  * rest is Node itself, the chain's block index and the pages of the table
  * files LevelDB holds mapped, which the budget does not count: store.ts caps
- * the open tables at 100, and those pages took at most about 190 MiB on the
- * 10M bench chain with --db (530 MiB with LevelDB's default of 1000). A
+ * the open tables at 64 of 4 MiB, and those pages took at most about 190 MiB
+ * on the 10M bench chain with --db (530 MiB with LevelDB's defaults). A
  * budget below LevelDB's share leaves the view nothing: it spills after
  * every block.
  *
