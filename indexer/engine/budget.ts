@@ -76,8 +76,12 @@ export interface MemoryPlan {
  * the chain pass keeps, and the coin view gets the rest, counting everything
  * it holds between spills and the batch a spill writes. At the default that
  * keeps every recount under 512 MiB of RSS, whatever the chain's size: the
- * rest is Node itself and the chain's block index. A budget below LevelDB's
- * share leaves the view nothing: it spills after every block.
+ * rest is Node itself, the chain's block index and the pages of the table
+ * files LevelDB holds mapped, which the budget does not count: store.ts caps
+ * the open tables at 64 of 4 MiB, and those pages took at most about 190 MiB
+ * on the 10M bench chain with --db (530 MiB with LevelDB's defaults). A
+ * budget below LevelDB's share leaves the view nothing: it spills after
+ * every block.
  *
  * The database engine's write-back cache holds a JS object per coin and row
  * whose real heap cost is several times its estimate: it gets a tenth.
