@@ -333,7 +333,8 @@ describe('reads made ahead', () => {
       expect(file.get(keys[2]!)?.toString('hex')).toBe(valueOf(2, 22).toString('hex'));
       expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 2, overtaken: 2 });
       expect(file.reads).toBeGreaterThan(reads);
-      // One more lookup for the reader: it skips the keys gone past and answers the next one asked.
+      // One more lookup for the reader: it skips the keys gone past (and the one after `absent`,
+      // which that lookup took for this thread) and answers the next one asked.
       file.stepReader(1);
       expect(file.get(keys[3]!)?.toString('hex')).toBe(valueOf(3, 23).toString('hex'));
       expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 2 });
@@ -342,6 +343,30 @@ describe('reads made ahead', () => {
       // A key the block did not ask for is read, and matches nothing asked.
       expect(file.get(keys[5]!)?.toString('hex')).toBe(valueOf(5, 25).toString('hex'));
       expect(file.answered).toBe(3);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a lookup that finds the reader behind takes half of the keys after it too, and the reader goes on with the other half', () => {
+    const file = CoinFile.create(dir, 4, 'manual');
+    try {
+      const keys = Array.from({ length: 9 }, (_, i) => outpoint(i, 0));
+      file.write(writes([], keys.map((k, i) => [k, valueOf(i, 16 + i)])));
+      const value = (i: number): string | undefined => file.get(keys[i]!)?.toString('hex');
+      ask(file, keys);
+      file.settle();
+      // Key 0 not answered: this thread reads it and keys 1-4; the reader skips to key 5.
+      expect(value(0)).toBe(valueOf(0, 16).toString('hex'));
+      file.stepReader(2);
+      for (let i = 1; i <= 6; i++) expect(value(i)).toBe(valueOf(i, 16 + i).toString('hex'));
+      // Keys 5 and 6 were the reader's answers.
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 2, overtaken: 5 });
+      // One more step: the reader answers key 7; key 8 it has not got to, and is read here.
+      file.stepReader(1);
+      expect(value(7)).toBe(valueOf(7, 23).toString('hex'));
+      expect(value(8)).toBe(valueOf(8, 24).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 6 });
     } finally {
       file.close();
     }

@@ -347,6 +347,8 @@ interface Answers {
   index: Int32Array;
   data: Buffer;
   next: number;
+  /** The reader's PASSED, as last set. */
+  passed: number;
 }
 
 function newAsk(room: number, dataBytes: number): Ask {
@@ -603,7 +605,7 @@ export class CoinFile {
     if (ask === null) return;
     const { req, head } = ask;
     const n = head[H_N]!;
-    this.answers = { ask, keys: new Uint8Array(req.keys, 0, 36 * n), n, index: new Int32Array(req.index, 0, 2 * n), data: Buffer.from(req.data), next: 0 };
+    this.answers = { ask, keys: new Uint8Array(req.keys, 0, 36 * n), n, index: new Int32Array(req.index, 0, 2 * n), data: Buffer.from(req.data), next: 0, passed: 0 };
   }
 
   private dropAnswers(): void {
@@ -646,9 +648,18 @@ export class CoinFile {
       }
       if (!same) continue;
       a.next = i + 1;
-      // The reader skips every key up to this one from now on.
-      Atomics.store(a.ask.head, H_PASSED, i + 1);
       const len = Atomics.load(a.index, 2 * i + 1);
+      // The reader skips every key up to this one from now on. When this one
+      // was the reader's to read and is not there yet, it also skips half of
+      // those after it, which this thread reads itself, while the reader goes
+      // on with the other half. (Skipping only this one would leave both
+      // threads reading the same keys in step: the reader always inside the
+      // key this thread comes to next.)
+      const passed = len === ANSWER_PENDING && i >= a.passed ? i + 1 + ((a.n - i - 1) >> 1) : i + 1;
+      if (passed > a.passed) {
+        a.passed = passed;
+        Atomics.store(a.ask.head, H_PASSED, passed);
+      }
       if (len === ANSWER_PENDING) {
         this.overtaken++;
         return null;
