@@ -313,6 +313,142 @@ describe('reads made ahead', () => {
     }
   });
 
+  it('a key the reader has not answered yet is read here, never waited for; the reader then skips every key looked up', () => {
+    // 'manual': the reader's work runs only when the test steps it, a few lookups at a time.
+    const file = CoinFile.create(dir, 4, 'manual');
+    try {
+      const keys = Array.from({ length: 6 }, (_, i) => outpoint(i, 0));
+      const absent = outpoint(99, 0);
+      file.write(writes([], keys.map((k, i) => [k, valueOf(i, 20 + i)])));
+      const asked = [keys[0]!, keys[1]!, absent, keys[2]!, keys[3]!, keys[4]!];
+      ask(file, asked);
+      file.settle();
+      file.stepReader(2);
+      const reads = file.reads;
+      expect(file.get(keys[0]!)?.toString('hex')).toBe(valueOf(0, 20).toString('hex'));
+      expect(file.get(keys[1]!)?.toString('hex')).toBe(valueOf(1, 21).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken, reads: file.reads }).toEqual({ answered: 2, overtaken: 0, reads });
+      // Not answered yet: read here, the same as an answer would have been.
+      expect(file.get(absent)).toBeUndefined();
+      expect(file.get(keys[2]!)?.toString('hex')).toBe(valueOf(2, 22).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 2, overtaken: 2 });
+      expect(file.reads).toBeGreaterThan(reads);
+      // One more lookup for the reader: it skips the keys gone past (and the one after `absent`,
+      // which that lookup took for this thread) and answers the next one asked.
+      file.stepReader(1);
+      expect(file.get(keys[3]!)?.toString('hex')).toBe(valueOf(3, 23).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 2 });
+      expect(file.get(keys[4]!)?.toString('hex')).toBe(valueOf(4, 24).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 3 });
+      // A key the block did not ask for is read, and matches nothing asked.
+      expect(file.get(keys[5]!)?.toString('hex')).toBe(valueOf(5, 25).toString('hex'));
+      expect(file.answered).toBe(3);
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a lookup that finds the reader behind takes half of the keys after it too, and the reader goes on with the other half', () => {
+    const file = CoinFile.create(dir, 4, 'manual');
+    try {
+      const keys = Array.from({ length: 9 }, (_, i) => outpoint(i, 0));
+      file.write(writes([], keys.map((k, i) => [k, valueOf(i, 16 + i)])));
+      const value = (i: number): string | undefined => file.get(keys[i]!)?.toString('hex');
+      ask(file, keys);
+      file.settle();
+      // Key 0 not answered: this thread reads it and keys 1-4; the reader skips to key 5.
+      expect(value(0)).toBe(valueOf(0, 16).toString('hex'));
+      file.stepReader(2);
+      for (let i = 1; i <= 6; i++) expect(value(i)).toBe(valueOf(i, 16 + i).toString('hex'));
+      // Keys 5 and 6 were the reader's answers.
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 2, overtaken: 5 });
+      // One more step: the reader answers key 7; key 8 it has not got to, and is read here.
+      file.stepReader(1);
+      expect(value(7)).toBe(valueOf(7, 23).toString('hex'));
+      expect(value(8)).toBe(valueOf(8, 24).toString('hex'));
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 6 });
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a reader that never comes costs nothing but the reads: every key is read here', () => {
+    const file = CoinFile.create(dir, 4, 'manual');
+    try {
+      const keys = Array.from({ length: 5 }, (_, i) => outpoint(i, 0));
+      file.write(writes([], keys.slice(0, 3).map((k, i) => [k, valueOf(i, 30)])));
+      for (let block = 0; block < 6; block++) {
+        ask(file, keys);
+        file.settle();
+        for (const [i, k] of keys.entries()) expect(file.get(k)?.toString('hex')).toBe(i < 3 ? valueOf(i, 30).toString('hex') : undefined);
+      }
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 0, overtaken: 30 });
+    } finally {
+      file.close();
+    }
+  });
+
+  it('a reader still inside requests the owner dropped holds their buffers, never the owner: no read ahead until it lets one go', () => {
+    const file = CoinFile.create(dir, 4, 'manual');
+    try {
+      const keys = Array.from({ length: 4 }, (_, i) => outpoint(i, 0));
+      file.write(writes([], keys.map((k, i) => [k, valueOf(i, 30)])));
+      const block = (): void => {
+        ask(file, keys);
+        file.settle();
+        // The reader answers one key of this block's request and is still inside it when the next block asks.
+        file.stepReader(1, true);
+        for (const [i, k] of keys.entries()) expect(file.get(k)?.toString('hex')).toBe(valueOf(i, 30).toString('hex'));
+      };
+      // Three requests kept: each block's reader answers its first key.
+      for (let i = 0; i < 3; i++) block();
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 9 });
+      // All three still the reader's (it was told to stop, and has not yet left): this block is not asked ahead at all.
+      block();
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 3, overtaken: 9 });
+      // The reader leaves the ones it was told to stop; asking ahead works again.
+      file.stepReader(0);
+      block();
+      expect({ answered: file.answered, overtaken: file.overtaken }).toEqual({ answered: 4, overtaken: 12 });
+    } finally {
+      file.close();
+    }
+  });
+
+  it('give the same answers as reading with a reader at any pace: random spills, and the reader stepped at random points, even inside a block', () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({
+        ops: fc.array(fc.tuple(fc.nat(120), fc.boolean(), fc.nat(60)), { maxLength: 60 }),
+        asked: fc.array(fc.nat(130), { maxLength: 40 }),
+        when: fc.nat(2),
+        before: fc.nat(5),
+        // Reader steps between the lookups, one entry a lookup (cycled).
+        between: fc.array(fc.nat(3), { minLength: 1, maxLength: 10 }),
+      }), { minLength: 1, maxLength: 8 }),
+      (steps) => {
+        const file = CoinFile.create(dir, 1, 'manual');
+        const model = new Map<string, Buffer>();
+        try {
+          for (const { ops, asked, when, before, between } of steps) {
+            const keys = asked.map((n) => outpoint(n, 0));
+            if (when < 2) ask(file, keys);
+            file.stepReader(before);
+            if (when === 0) file.settle();
+            spillBoth(file, model, ops.map(([n, put, len]): SpillOp => [outpoint(n, 0), put, n, len]));
+            if (when === 2) ask(file, keys);
+            if (when !== 0) file.settle();
+            for (const [i, k] of keys.entries()) {
+              file.stepReader(between[i % between.length]!);
+              expect(file.get(k)?.toString('hex')).toBe(model.get(k.toString('latin1'))?.toString('hex'));
+            }
+          }
+        } finally {
+          file.close();
+        }
+      },
+    ), { numRuns: 100 });
+  });
+
   it('give the same answers as reading, through random spills with reads asked ahead at random points', async () => {
     await fc.assert(fc.asyncProperty(
       fc.array(fc.tuple(fc.array(fc.tuple(fc.nat(120), fc.boolean(), fc.nat(60)), { maxLength: 60 }), fc.array(fc.nat(130), { maxLength: 40 }), fc.nat(2)), { minLength: 1, maxLength: 8 }),

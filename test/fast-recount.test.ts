@@ -119,6 +119,33 @@ describe('recount --fast', () => {
     }
   });
 
+  it('a reader thread stuck inside every third lookup holds nothing up: those coins are read on the main thread, and the JSON is the same', async () => {
+    const chain = benchChain(cache, 40_000, undefined, 7);
+    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+    const reference = await recount([...args, '--db', join(cache, 'stall-reference')]);
+    const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as typeof import('../indexer/store/coinfile.js');
+    type File = import('../indexer/store/coinfile.js').CoinFile;
+    const proto = mod.CoinFile.prototype;
+    const { close } = proto;
+    const closed: Array<{ lookups: number; overtaken: number }> = [];
+    proto.close = function (this: File) {
+      closed.push({ lookups: this.lookups, overtaken: this.overtaken });
+      close.call(this);
+    };
+    // The test seam: the reader leaves a stuck lookup only once the main thread has gone past that key, or dropped the request.
+    mod.CoinFile.readerStall = 3;
+    try {
+      const got = await recount([...args, '--memory-mib', '100']);
+      // One coin file (no start over), many lookups, and keys the reader had
+      // not answered when their lookup came: read there, not waited for (a wait would never end).
+      expect(closed.map((c) => ({ lookups: c.lookups > 1000, overtaken: c.overtaken > 0 }))).toEqual([{ lookups: true, overtaken: true }]);
+      expect(got).toBe(reference);
+    } finally {
+      proto.close = close;
+      mod.CoinFile.readerStall = 0;
+    }
+  });
+
   it('a recount whose coin tables outgrow the memory budget spills them and goes on quietly, with the same result', async () => {
     const chain = benchChain(cache, 7000, undefined, 1);
     const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];

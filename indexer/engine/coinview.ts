@@ -226,8 +226,12 @@ export class MemoryUtxo {
     }
     const file = this.coinFile;
     if (file !== null) {
-      // The coin file's reads made ahead for this block (`readAhead`), if the file has not changed since.
-      await file.settle();
+      // The coin file's reads made ahead for this block (`readAhead`): each one taken if it is there by
+      // its lookup and the file has not changed since; the others are read here, never waited for.
+      // First a turn of the event loop, which the wait for the reader used to
+      // give: the chain pass's hashing threads get their next blocks from it.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      file.settle();
       const inputs = this.fileAhead;
       this.fileAhead = null;
       if (inputs !== null && inputs.bytes === bytes && this.allScripts && this.frozen === null) {

@@ -141,13 +141,15 @@ export function inlineValue(page: Buffer, e: number): Buffer | null {
 /*
  * Words shared with the reader thread (coinreader.ts). The file changes only
  * in `write` (a spill, and the grow it may start): around it the owner makes
- * EPOCH odd, waits until no reader is inside a read (READERS), and makes it
- * even again once FD and PAGES name the file as it now is. A reader counts
- * itself in before it looks at EPOCH and out after its last pread, and reads
- * only while EPOCH is even; so a read never overlaps a change, never meets a
- * closed descriptor, and each answer carries the epoch it was read in. The
- * owner takes an answer only while EPOCH still has that value: the file is
- * then byte for byte what it was when the answer was read.
+ * EPOCH odd and makes it even again, two higher, once FD and PAGES name the
+ * file as it now is. A reader looks at EPOCH before each lookup, reads only
+ * while it is even, and stamps its answers with it; the owner takes an
+ * answer only while EPOCH still has that value: the file is then byte for
+ * byte what it was when the answer was read. Nothing else makes an answer
+ * safe to take: a read that overlaps a change (or meets a descriptor a grow
+ * closed) yields an answer stamped with an epoch that is gone. READERS counts
+ * readers inside a lookup, so that a change may wait a moment for them to
+ * leave (`lockOut`); the wait is short and bounded, never needed for safety.
  */
 export const CTL_EPOCH = 0;
 export const CTL_READERS = 1;
@@ -160,104 +162,217 @@ const CTL_WORDS = 5;
 export const ANSWER_ABSENT = -1;
 /** No answer (a blob, a damaged page, or the file was changing): the owner reads the key itself. */
 export const ANSWER_NONE = -2;
+/** Not answered (yet): the owner reads the key itself rather than wait. */
+export const ANSWER_PENDING = -3;
 
 /*
- * Requests and answers travel in shared buffers each side keeps and reuses,
- * not in buffers made for each block: a buffer moved to the reader thread
- * is freed only when that thread collects garbage, which it seldom does.
- * The owner writes the next request's keys only after it has dropped the
- * answers to the last one (`preread`), and the reader writes answers only
- * to a request, so neither side reads what the other is writing; a request
- * the owner dropped may be answered from keys it overwrote, but such an
- * answer is never taken (its id is gone).
+ * A request (`Ask`) lives in shared buffers the owner makes and reuses: the
+ * keys, two words of answer a key, the answers' values, and a head of a few
+ * words both sides move with atomics. The owner never waits for the reader:
+ * it takes each answer that is there when its lookup comes (ANSWER_PENDING
+ * otherwise: it reads that key itself) and tells the reader, through PASSED,
+ * which keys it no longer needs; the reader skips those and goes on ahead.
+ *
+ * STATE moves FREE -> POSTED (owner: keys written, every answer PENDING)
+ * -> READING (reader claims it) -> DONE (reader: no more answers) -> FREE
+ * (owner: answers dropped). The owner drops a request it no longer needs
+ * from any state: POSTED -> FREE (never claimed: the reader skips it),
+ * READING -> STOPPED (the reader leaves at its next key and makes it FREE),
+ * DONE -> FREE. The owner writes a request's buffers only while it is FREE,
+ * and reads an answer only once its length word is no longer PENDING (the
+ * reader writes the offset and value first): neither side reads what the
+ * other is writing. A message naming a request is only a wake-up: the
+ * reader serves the request only if it finds it POSTED, whatever it holds.
  */
+const H_STATE = 0;
+/** Keys asked. */
+const H_N = 1;
+/** The next key the reader looks at (kept for a reader stepped a few keys at a time, in tests). */
+const H_NEXT = 2;
+/** Keys before this one the owner has gone past: the reader skips them. */
+const H_PASSED = 3;
+/** The epoch every answer of the request was read in (-1 before the first). */
+const H_EPOCH = 4;
+/** Bytes of `data` used. */
+const H_USED = 5;
+/** 1 when the reader stopped for want of room in `data` (the owner gives it more next time). */
+const H_FULL = 6;
+const H_WORDS = 8;
+
+const FREE = 0;
+const POSTED = 1;
+const READING = 2;
+const STOPPED = 3;
+const DONE = 4;
+
+/** A request's shared buffers, as sent to the reader thread. */
 export interface PrereadRequest {
-  id: number;
-  /** `n` outpoints, 36 bytes each. */
+  head: SharedArrayBuffer;
+  /** Outpoints, 36 bytes each. */
   keys: SharedArrayBuffer;
-  n: number;
-}
-
-export interface PrereadReply {
-  id: number;
-  epoch: number;
-  /** Two words a key (see ANSWER_ABSENT), then the values, `used` bytes of `data`. */
+  /** Two words a key: see ANSWER_ABSENT. */
   index: SharedArrayBuffer;
+  /** The answers' values. */
   data: SharedArrayBuffer;
-  used: number;
 }
 
-/** Keys read between two looks at EPOCH: a spill waits at most this many preads for a reader. */
-const READ_STRIDE = 32;
+/** How `serve` runs: at most `keys` lookups (tests step a reader); `stall`, a test's slow reader (coinreader.ts). */
+export interface ServeOptions {
+  keys?: number;
+  /** Resume a request left READING by an earlier `serve` that ran out of `keys`. */
+  resume?: boolean;
+  /** Called inside each lookup, before its read, with the request's head and the key's number. */
+  stall?: (head: Int32Array, i: number) => void;
+}
 
-/** The page and the answers `answer` writes, kept from one request to the next: a block's worth, grown, never shrunk. */
-const answerPage = Buffer.allocUnsafe(PAGE);
-let answerIndex = new SharedArrayBuffer(8 * 4096);
-let answerData = new SharedArrayBuffer(64 * 1024);
+const servePage = Buffer.allocUnsafe(PAGE);
 
-/** Answers a pre-read request against the file `ctl` names (the reader thread's work; tests call it directly). */
-export function answer(ctl: Int32Array, req: PrereadRequest): PrereadReply {
-  const keys = new Uint8Array(req.keys, 0, 36 * req.n);
-  if (answerIndex.byteLength < 8 * req.n) answerIndex = new SharedArrayBuffer(16 * req.n);
-  const index = new Int32Array(answerIndex, 0, 2 * req.n).fill(ANSWER_NONE);
-  const page = answerPage;
-  let data = Buffer.from(answerData);
-  let used = 0;
-  let epoch = -1;
-  for (let i = 0; i < req.n;) {
+/**
+ * Answers a request against the file `ctl` names: the reader thread's work
+ * (tests call it on their own thread). Each answer is published on its own,
+ * its length word last, so that the owner can take it the moment it is there.
+ */
+export function serve(ctl: Int32Array, req: PrereadRequest, opts: ServeOptions = {}): void {
+  const head = new Int32Array(req.head);
+  const state = Atomics.load(head, H_STATE);
+  if (state === STOPPED) {
+    // Left by a stepped reader when the owner dropped it: give it back.
+    Atomics.store(head, H_STATE, FREE);
+    return;
+  }
+  if (!(state === READING && opts.resume === true) && Atomics.compareExchange(head, H_STATE, POSTED, READING) !== POSTED) return;
+  const n = head[H_N]!;
+  const keys = new Uint8Array(req.keys, 0, 36 * n);
+  const index = new Int32Array(req.index, 0, 2 * n);
+  const data = Buffer.from(req.data);
+  const page = servePage;
+  let budget = opts.keys ?? Infinity;
+  let i = head[H_NEXT]!;
+  let used = head[H_USED]!;
+  let epoch = head[H_EPOCH]!;
+  let over = false;
+  for (; i < n; i++) {
+    if (Atomics.load(head, H_STATE) !== READING) {
+      over = true;
+      break;
+    }
+    const passed = Atomics.load(head, H_PASSED);
+    if (i < passed) {
+      i = passed - 1;
+      continue;
+    }
+    if (budget-- <= 0) break;
     Atomics.add(ctl, CTL_READERS, 1);
     try {
       const e = Atomics.load(ctl, CTL_EPOCH);
-      if ((e & 1) !== 0 || (epoch >= 0 && e !== epoch)) break;
-      epoch = e;
-      const fd = Atomics.load(ctl, CTL_FD);
-      const pages = Atomics.load(ctl, CTL_PAGES);
-      const seed = Atomics.load(ctl, CTL_SEED) >>> 0;
-      for (const end = Math.min(req.n, i + READ_STRIDE); i < end; i++) {
-        let at: number;
-        try {
-          at = probe(fd, pages, seed, keys, 36 * i, page);
-        } catch {
-          continue; // the owner meets the same fault itself, and reports it
-        }
-        if (at < 0) {
-          index[2 * i] = 0;
-          index[2 * i + 1] = ANSWER_ABSENT;
-          continue;
-        }
-        const v = inlineValue(page, at);
-        if (v === null) continue;
-        if (used + v.length > data.length) {
-          answerData = new SharedArrayBuffer(2 * (used + v.length));
-          const bigger = Buffer.from(answerData);
-          data.copy(bigger, 0, 0, used);
-          data = bigger;
-        }
-        v.copy(data, used);
-        index[2 * i] = used;
-        index[2 * i + 1] = v.length;
-        used += v.length;
+      if ((e & 1) !== 0 || (epoch >= 0 && e !== epoch)) {
+        over = true;
+        break;
       }
+      if (epoch < 0) {
+        epoch = e;
+        Atomics.store(head, H_EPOCH, e);
+      }
+      opts.stall?.(head, i);
+      let at: number;
+      try {
+        at = probe(Atomics.load(ctl, CTL_FD), Atomics.load(ctl, CTL_PAGES), Atomics.load(ctl, CTL_SEED) >>> 0, keys, 36 * i, page);
+      } catch {
+        // The owner meets the same fault itself, and reports it.
+        Atomics.store(index, 2 * i + 1, ANSWER_NONE);
+        continue;
+      }
+      if (at < 0) {
+        index[2 * i] = 0;
+        Atomics.store(index, 2 * i + 1, ANSWER_ABSENT);
+        continue;
+      }
+      const v = inlineValue(page, at);
+      if (v === null) {
+        Atomics.store(index, 2 * i + 1, ANSWER_NONE);
+        continue;
+      }
+      if (used + v.length > data.length) {
+        Atomics.store(head, H_FULL, 1);
+        over = true;
+        break;
+      }
+      v.copy(data, used);
+      index[2 * i] = used;
+      Atomics.store(index, 2 * i + 1, v.length);
+      used += v.length;
     } finally {
       if (Atomics.sub(ctl, CTL_READERS, 1) === 1) Atomics.notify(ctl, CTL_READERS);
     }
   }
-  return { id: req.id, epoch, index: answerIndex, data: answerData, used };
+  head[H_NEXT] = i;
+  head[H_USED] = used;
+  if (!over && i < n) return; // out of `keys`: still READING
+  // No more answers: DONE, or FREE if the owner dropped it meanwhile.
+  if (Atomics.compareExchange(head, H_STATE, READING, DONE) !== READING) Atomics.store(head, H_STATE, FREE);
+}
+
+/** A test's slow reader (coinreader.ts): blocks until the owner has gone past key `i` of the request or dropped it. */
+export function stallUntilPassed(head: Int32Array, i: number): void {
+  for (;;) {
+    const passed = Atomics.load(head, H_PASSED);
+    if (passed > i || Atomics.load(head, H_STATE) !== READING) return;
+    Atomics.wait(head, H_PASSED, passed, 1);
+  }
 }
 
 const READER_BYTES = 16 * 1024 * 1024;
 
-/** The reader thread's compiled entry; without it (TypeScript run directly, as under the test runner) nothing is read ahead. */
+/** The reader thread's compiled entry; without it (TypeScript run directly, as under the test runner) nothing is read ahead on a thread. */
 const READER_URL = new URL('./coinreader.js', import.meta.url);
 
-/** Answers taken in for the keys they were asked for, matched in the order asked (`CoinFile.get`). */
+/** Requests kept at once: the one being answered, the one before it the reader may still be leaving, and one spare. */
+const ASKS = 3;
+/** How long a change of the file waits at most for a reader inside a lookup (ms): a reader off the CPU must not hold the owner. */
+const LOCKOUT_WAIT_MS = 1;
+
+/** A request's buffers on the owner's side. */
+interface Ask {
+  req: PrereadRequest;
+  head: Int32Array;
+  /** Keys the buffers hold room for. */
+  room: number;
+}
+
+/** The request whose answers the current lookups take, matched in the order asked (`CoinFile.get`). */
 interface Answers {
-  epoch: number;
+  ask: Ask;
   keys: Uint8Array;
   n: number;
   index: Int32Array;
   data: Buffer;
   next: number;
+  /** The reader's PASSED, as last set. */
+  passed: number;
+}
+
+function newAsk(room: number, dataBytes: number): Ask {
+  const req: PrereadRequest = {
+    head: new SharedArrayBuffer(4 * H_WORDS),
+    keys: new SharedArrayBuffer(36 * room),
+    index: new SharedArrayBuffer(8 * room),
+    data: new SharedArrayBuffer(dataBytes),
+  };
+  return { req, head: new Int32Array(req.head), room };
+}
+
+/** Gives back a request the owner no longer needs: at once, or by the reader as it leaves. */
+function dropAsk(head: Int32Array): void {
+  for (;;) {
+    const s = Atomics.load(head, H_STATE);
+    if (s === POSTED || s === DONE) {
+      if (Atomics.compareExchange(head, H_STATE, s, FREE) === s) return;
+    } else if (s === READING) {
+      if (Atomics.compareExchange(head, H_STATE, READING, STOPPED) === READING) return;
+    } else {
+      return;
+    }
+  }
 }
 
 /** A file whose name is gone: unlinked at once where the system allows, else when closed. */
@@ -315,19 +430,30 @@ export class CoinFile {
   grows = 0;
   /** Lookups answered by a read made ahead on the reader thread (for tests and figures). */
   answered = 0;
+  /** Keys asked ahead that the lookups came to before the reader had answered them: read on this thread instead (for tests and figures). */
+  overtaken = 0;
+  /**
+   * A test's slow reader: when N > 0, reader threads started from now on
+   * stall inside every Nth lookup of a request until this thread has gone
+   * past that key or dropped the request (coinreader.ts). Never set outside tests.
+   */
+  static readerStall = 0;
   /** Shared with the reader thread: see CTL_EPOCH. */
   private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL_WORDS));
   private reader: Worker | null = null;
-  /** Whether reads ahead may use a thread ('thread'), are answered at once on this one ('inline', for tests), or are off. */
-  private prereads: 'thread' | 'inline' | 'off';
-  private nextId = 0;
-  /** The request the reader thread is on, and its reply once it comes. */
-  private pending: { id: number; keys: Uint8Array; n: number; reply: Promise<PrereadReply | null> } | null = null;
-  /** Where `preread` writes the keys it asks for (shared with the reader thread). */
-  private askKeys = new SharedArrayBuffer(36 * 4096);
+  /**
+   * Whether reads ahead use a thread ('thread'), are answered at once on
+   * this one ('inline', for tests), wait for a test to step them on this
+   * one ('manual', `stepReader`), or are off.
+   */
+  private prereads: 'thread' | 'inline' | 'manual' | 'off';
+  /** The requests' buffers, reused (see `Ask`). */
+  private readonly asks: Ask[] = [];
+  /** The last request made, until `settle` takes it. */
+  private posted: Ask | null = null;
   private answers: Answers | null = null;
 
-  private constructor(private readonly dir: string, pages: number, prereads: 'thread' | 'inline' | 'off') {
+  private constructor(private readonly dir: string, pages: number, prereads: 'thread' | 'inline' | 'manual' | 'off') {
     this.pages = pages;
     this.mask = pages - 1;
     this.written = new Uint8Array(Math.ceil(pages / RUN));
@@ -348,7 +474,7 @@ export class CoinFile {
    * system's temporary directory). `prereads`: how `preread` reads ahead
    * (default: on a thread of its own when the compiled reader is there).
    */
-  static create(dir: string = tmpdir(), pages = 256, prereads: 'thread' | 'inline' | 'off' = 'thread'): CoinFile {
+  static create(dir: string = tmpdir(), pages = 256, prereads: 'thread' | 'inline' | 'manual' | 'off' = 'thread'): CoinFile {
     let p = 1;
     while (p < pages) p *= 2;
     return new CoinFile(dir, p, prereads);
@@ -362,16 +488,19 @@ export class CoinFile {
   }
 
   /**
-   * Keeps readers out (EPOCH odd) and waits for any inside a read to leave:
-   * the file may change. The wait is bounded, for a reader thread killed
-   * inside a read never leaves: an answer read while the file changes is
-   * never taken anyway (its epoch is gone), and a read of a descriptor
-   * closed meanwhile changes nothing.
+   * Keeps readers out (EPOCH odd): the file may change. A reader inside a
+   * lookup leaves after it, so this waits a moment for one, at most
+   * LOCKOUT_WAIT_MS: a reader the system has taken off the CPU (or a thread
+   * killed inside a read) must not hold the spill. Safety does not rest on
+   * the wait: an answer read while the file changes is stamped with an epoch
+   * that is gone and never taken, and a read of a descriptor closed
+   * meanwhile changes nothing.
    */
   private lockOut(): void {
     const ctl = this.ctl;
     if ((Atomics.load(ctl, CTL_EPOCH) & 1) === 0) Atomics.add(ctl, CTL_EPOCH, 1);
-    for (let n = Atomics.load(ctl, CTL_READERS), waits = 0; n !== 0 && waits < 400; n = Atomics.load(ctl, CTL_READERS), waits++) Atomics.wait(ctl, CTL_READERS, n, 5);
+    const n = Atomics.load(ctl, CTL_READERS);
+    if (n !== 0) Atomics.wait(ctl, CTL_READERS, n, LOCKOUT_WAIT_MS);
   }
 
   /**
@@ -392,59 +521,72 @@ export class CoinFile {
    * Starts reading `keys` (outpoints, 36 bytes each, `n` of them) on the
    * reader thread, for the next `get`s after `settle`: the coins a block
    * about to be connected will look up, read while the block before it
-   * connects. Any request still unanswered is dropped. Answers are taken
-   * only while the file has not changed since they were read (CTL_EPOCH);
-   * `get` reads any other key itself.
+   * connects. Any earlier request is dropped. Answers are taken only while
+   * the file has not changed since they were read (CTL_EPOCH); `get` reads
+   * any other key itself, and any key the reader has not got to yet.
    */
   preread(keys: Uint8Array, n: number): void {
-    this.answers = null;
-    this.pending = null;
+    this.dropAnswers();
+    if (this.posted !== null) dropAsk(this.posted.head);
+    this.posted = null;
     if (n === 0 || this.prereads === 'off') return;
-    if (this.askKeys.byteLength < 36 * n) this.askKeys = new SharedArrayBuffer(72 * n);
-    const mine = new Uint8Array(this.askKeys, 0, 36 * n);
-    mine.set(keys.subarray(0, 36 * n));
-    const req: PrereadRequest = { id: this.nextId++, keys: this.askKeys, n };
-    if (this.prereads === 'inline') {
-      const reply = answer(this.ctl, req);
-      this.pending = { id: req.id, keys: mine, n, reply: Promise.resolve(reply) };
-      return;
-    }
-    const w = this.startReader();
-    if (w === null) return;
-    const keep = mine;
-    let settle!: (r: PrereadReply | null) => void;
-    const reply = new Promise<PrereadReply | null>((res) => (settle = res));
-    this.pending = { id: req.id, keys: keep, n, reply };
-    this.settleReply = settle;
-    w.postMessage(req);
+    const w = this.prereads === 'thread' ? this.startReader() : null;
+    if (this.prereads === 'thread' && w === null) return;
+    const ask = this.freeAsk(n);
+    // None free: the reader is behind on all of them (off the CPU, most likely); this block is read here.
+    if (ask === null) return;
+    const { head, req } = ask;
+    new Uint8Array(req.keys, 0, 36 * n).set(keys.subarray(0, 36 * n));
+    new Int32Array(req.index, 0, 2 * n).fill(ANSWER_PENDING);
+    head[H_N] = n;
+    head[H_NEXT] = 0;
+    head[H_PASSED] = 0;
+    head[H_EPOCH] = -1;
+    head[H_USED] = 0;
+    head[H_FULL] = 0;
+    Atomics.store(head, H_STATE, POSTED);
+    this.posted = ask;
+    if (this.prereads === 'inline') serve(this.ctl, req);
+    else if (w !== null) w.postMessage(req);
   }
 
-  private settleReply: ((r: PrereadReply | null) => void) | null = null;
+  /** A request FREE for `n` keys, made or made bigger if need be; null when every one kept is still the reader's. */
+  private freeAsk(n: number): Ask | null {
+    for (let i = 0; i < ASKS; i++) {
+      const ask = this.asks[i];
+      if (ask === undefined) {
+        const made = newAsk(Math.max(n, 1024), 64 * Math.max(n, 1024));
+        this.asks.push(made);
+        return made;
+      }
+      if (Atomics.load(ask.head, H_STATE) !== FREE) continue;
+      const { req } = ask;
+      // The old buffers are left to the garbage collector: a message naming them finds them FREE, and is skipped.
+      if (ask.room < n || ask.head[H_FULL] === 1) {
+        const room = Math.max(n, ask.room);
+        const made = newAsk(room, Math.max(64 * room, ask.head[H_FULL] === 1 ? 2 * req.data.byteLength : req.data.byteLength));
+        this.asks[i] = made;
+        return made;
+      }
+      return ask;
+    }
+    return null;
+  }
 
   private startReader(): Worker | null {
     if (this.reader !== null) return this.reader;
     let w: Worker;
     try {
       // Small heaps: it holds one block's keys and coins at a time.
-      w = new Worker(READER_URL, { workerData: { ctl: this.ctl }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 } });
+      w = new Worker(READER_URL, { workerData: { ctl: this.ctl, stall: CoinFile.readerStall }, resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 8 } });
     } catch {
       return null;
     }
     w.unref();
-    w.on('message', (m: PrereadReply) => {
-      // A reply to a request since dropped is dropped too.
-      if (m.id !== this.nextId - 1) return;
-      const s = this.settleReply;
-      this.settleReply = null;
-      s?.(m);
-    });
     // A reader that fails only costs the reads ahead: `get` reads everything itself.
     const gone = (): void => {
       this.reader = null;
       this.prereads = 'off';
-      const s = this.settleReply;
-      this.settleReply = null;
-      s?.(null);
     };
     w.on('error', gone);
     w.on('exit', gone);
@@ -452,29 +594,48 @@ export class CoinFile {
     return w;
   }
 
-  /** Takes in the answers to the last `preread` (waiting for them), for the `get`s that follow. */
-  async settle(): Promise<void> {
-    const p = this.pending;
-    this.pending = null;
+  /**
+   * Makes the last `preread`'s answers the ones the `get`s that follow
+   * take, as the reader gives them. Never waits for the reader.
+   */
+  settle(): void {
+    const ask = this.posted;
+    this.posted = null;
+    this.dropAnswers();
+    if (ask === null) return;
+    const { req, head } = ask;
+    const n = head[H_N]!;
+    this.answers = { ask, keys: new Uint8Array(req.keys, 0, 36 * n), n, index: new Int32Array(req.index, 0, 2 * n), data: Buffer.from(req.data), next: 0, passed: 0 };
+  }
+
+  private dropAnswers(): void {
+    const a = this.answers;
+    if (a === null) return;
     this.answers = null;
-    if (p === null) return;
-    const r = await p.reply;
-    if (r === null || r.epoch < 0 || r.epoch !== this.epoch) return;
-    this.answers = { epoch: r.epoch, keys: p.keys, n: p.n, index: new Int32Array(r.index, 0, 2 * p.n), data: Buffer.from(r.data, 0, r.used), next: 0 };
+    dropAsk(a.ask.head);
+  }
+
+  /**
+   * Test seam for 'manual' reads ahead: runs the reader's work on this
+   * thread for at most `keys` lookups on each request kept (or only on the
+   * one the lookups now take, if `onlyCurrent`), as a reader thread would
+   * between two of this thread's steps. A request the owner dropped is
+   * given back at once, whatever `keys`.
+   */
+  stepReader(keys: number, onlyCurrent = false): void {
+    const current = this.answers?.ask ?? this.posted;
+    for (const ask of onlyCurrent ? (current === null ? [] : [current]) : this.asks) serve(this.ctl, ask.req, { keys, resume: true });
   }
 
   /**
    * The answer read ahead for key `k[at..]`, matched from where the last
    * match left off (keys are looked up in the order they were asked for):
-   * null when there is none to take.
+   * null when there is none to take (not asked, not answered yet, or read
+   * before the file last changed).
    */
   private answerFor(k: Uint8Array, at: number): Buffer | undefined | null {
     const a = this.answers;
     if (a === null) return null;
-    if (a.epoch !== this.epoch) {
-      this.answers = null;
-      return null;
-    }
     const keys = a.keys;
     for (let i = a.next; i < a.n; i++) {
       const o = 36 * i;
@@ -487,8 +648,28 @@ export class CoinFile {
       }
       if (!same) continue;
       a.next = i + 1;
-      const len = a.index[2 * i + 1]!;
+      const len = Atomics.load(a.index, 2 * i + 1);
+      // The reader skips every key up to this one from now on. When this one
+      // was the reader's to read and is not there yet, it also skips half of
+      // those after it, which this thread reads itself, while the reader goes
+      // on with the other half. (Skipping only this one would leave both
+      // threads reading the same keys in step: the reader always inside the
+      // key this thread comes to next.)
+      const passed = len === ANSWER_PENDING && i >= a.passed ? i + 1 + ((a.n - i - 1) >> 1) : i + 1;
+      if (passed > a.passed) {
+        a.passed = passed;
+        Atomics.store(a.ask.head, H_PASSED, passed);
+      }
+      if (len === ANSWER_PENDING) {
+        this.overtaken++;
+        return null;
+      }
       if (len === ANSWER_NONE) return null;
+      // Read after the length: an answer is there only once its epoch is.
+      if (Atomics.load(a.ask.head, H_EPOCH) !== this.epoch) {
+        this.dropAnswers();
+        return null;
+      }
       this.answered++;
       if (len === ANSWER_ABSENT) return undefined;
       const from = a.index[2 * i]!;
@@ -730,7 +911,7 @@ export class CoinFile {
    */
   write(w: CoinWrites): void {
     // Readers out while the pages change (and while a grow swaps the file); back in once it is whole again.
-    this.answers = null;
+    this.dropAnswers();
     this.lockOut();
     try {
       this.apply(w);
@@ -896,11 +1077,9 @@ export class CoinFile {
   close(): void {
     // Readers out for good (EPOCH stays odd), then the thread goes.
     this.lockOut();
-    this.pending = null;
-    this.answers = null;
-    const s = this.settleReply;
-    this.settleReply = null;
-    s?.(null);
+    this.dropAnswers();
+    if (this.posted !== null) dropAsk(this.posted.head);
+    this.posted = null;
     if (this.reader !== null) {
       this.reader.removeAllListeners('exit');
       void this.reader.terminate();
