@@ -20,6 +20,21 @@ const recount = async (args: string[]): Promise<string> => {
   return res.stdout;
 };
 
+type CoinFileModule = typeof import('../indexer/store/coinfile.js');
+
+/**
+ * The 40k-tx chain's arguments, its JSON from the database engine (under
+ * `name` in the cache), and the built CLI's own coin-file module, the one
+ * noderegIn runs, for a test to watch or slow down.
+ */
+async function againstDb(name: string): Promise<{ args: string[]; reference: string; mod: CoinFileModule }> {
+  const chain = benchChain(cache, 40_000, undefined, 7);
+  const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
+  const reference = await recount([...args, '--db', join(cache, name)]);
+  const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as CoinFileModule;
+  return { args, reference, mod };
+}
+
 describe('recount --fast', () => {
   it('prints byte-identical JSON to the full recount on the demo chain', async () => {
     const demo = ['--network', 'regtest', '--blocks-dir', join(ROOT, 'fixtures', 'chains', 'demo', 'blocks')];
@@ -73,11 +88,8 @@ describe('recount --fast', () => {
   });
 
   it('reads made ahead for the coin file are taken between spills, never across one: the same JSON as the database engine', async () => {
-    const chain = benchChain(cache, 40_000, undefined, 7);
-    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
-    const reference = await recount([...args, '--db', join(cache, 'ahead-reference')]);
-    // The built CLI's own module, the one noderegIn runs: each file's figures as it closes.
-    const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as typeof import('../indexer/store/coinfile.js');
+    // Each file's figures as it closes.
+    const { args, reference, mod } = await againstDb('ahead-reference');
     type File = import('../indexer/store/coinfile.js').CoinFile;
     const proto = mod.CoinFile.prototype;
     const { close, preread } = proto;
@@ -120,10 +132,7 @@ describe('recount --fast', () => {
   });
 
   it('a reader thread stuck inside every third lookup holds nothing up: those coins are read on the main thread, and the JSON is the same', async () => {
-    const chain = benchChain(cache, 40_000, undefined, 7);
-    const args = ['--params', chain.paramsFile, '--blocks-dir', chain.blocksDir];
-    const reference = await recount([...args, '--db', join(cache, 'stall-reference')]);
-    const mod = (await import(join(ROOT, 'dist', 'indexer', 'store', 'coinfile.js'))) as typeof import('../indexer/store/coinfile.js');
+    const { args, reference, mod } = await againstDb('stall-reference');
     type File = import('../indexer/store/coinfile.js').CoinFile;
     const proto = mod.CoinFile.prototype;
     const { close } = proto;
