@@ -58,35 +58,78 @@ function toLE(n: bigint): Buffer {
   return Buffer.from(n.toString(16).padStart(2 * MUHASH_BYTES, '0'), 'hex').reverse();
 }
 
-/** ChaCha20 (RFC 8439) state, working copy and the 384 keystream bytes as 96 words. */
-const cc = new Uint32Array(16);
-const cx = new Uint32Array(16);
-const stream = new Uint32Array(MUHASH_BYTES / 4);
-/** The keystream as a big-endian number in hex, filled word by word from the top. */
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/**
+ * The 384 keystream bytes in reverse order, so that the buffer read as hex is
+ * the big-endian spelling of the little-endian number Core reads.
+ */
+const reversed = new Uint32Array(MUHASH_BYTES / 4);
+const reversedBytes = Buffer.from(reversed.buffer);
 
-function quarter(a: number, b: number, c: number, d: number): void {
-  const x = cx;
-  let t: number;
-  x[a] = (x[a]! + x[b]!) | 0; t = x[d]! ^ x[a]!; x[d] = (t << 16) | (t >>> 16);
-  x[c] = (x[c]! + x[d]!) | 0; t = x[b]! ^ x[c]!; x[b] = (t << 12) | (t >>> 20);
-  x[a] = (x[a]! + x[b]!) | 0; t = x[d]! ^ x[a]!; x[d] = (t << 8) | (t >>> 24);
-  x[c] = (x[c]! + x[d]!) | 0; t = x[b]! ^ x[c]!; x[b] = (t << 7) | (t >>> 25);
+/** A 32-bit word with its bytes in reverse order. */
+function swap(w: number): number {
+  return ((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >>> 8) & 0xff00) | (w >>> 24);
 }
 
-/** The first 384 bytes of ChaCha20's keystream under `key` (nonce 0, counter 0), little-endian words, into `stream`. */
+/**
+ * The first 384 bytes of ChaCha20's keystream (RFC 8439) under `key` (nonce 0,
+ * block counter 0), into `reversed` back to front: keystream word i lands
+ * byte-swapped in slot 95 − i.
+ *
+ * The state lives in sixteen locals and the double round is written out,
+ * instead of a loop of quarter rounds over typed-array slots: the six blocks
+ * take about 1.8 µs per element (microbenchmark, this machine).
+ */
 function keystream(key: Buffer): void {
-  cc[0] = 0x61707865; cc[1] = 0x3320646e; cc[2] = 0x79622d32; cc[3] = 0x6b206574;
-  for (let i = 0; i < 8; i++) cc[4 + i] = key.readUInt32LE(4 * i);
-  cc[13] = 0; cc[14] = 0; cc[15] = 0;
+  const k0 = key.readUInt32LE(0), k1 = key.readUInt32LE(4), k2 = key.readUInt32LE(8), k3 = key.readUInt32LE(12);
+  const k4 = key.readUInt32LE(16), k5 = key.readUInt32LE(20), k6 = key.readUInt32LE(24), k7 = key.readUInt32LE(28);
+  const out = reversed;
   for (let block = 0; block < MUHASH_BYTES / 64; block++) {
-    cc[12] = block;
-    cx.set(cc);
+    let x0 = 0x61707865, x1 = 0x3320646e, x2 = 0x79622d32, x3 = 0x6b206574;
+    let x4 = k0, x5 = k1, x6 = k2, x7 = k3, x8 = k4, x9 = k5, x10 = k6, x11 = k7;
+    let x12 = block, x13 = 0, x14 = 0, x15 = 0;
     for (let r = 0; r < 10; r++) {
-      quarter(0, 4, 8, 12); quarter(1, 5, 9, 13); quarter(2, 6, 10, 14); quarter(3, 7, 11, 15);
-      quarter(0, 5, 10, 15); quarter(1, 6, 11, 12); quarter(2, 7, 8, 13); quarter(3, 4, 9, 14);
+      // Columns.
+      x0 = (x0 + x4) | 0; x12 ^= x0; x12 = (x12 << 16) | (x12 >>> 16);
+      x8 = (x8 + x12) | 0; x4 ^= x8; x4 = (x4 << 12) | (x4 >>> 20);
+      x0 = (x0 + x4) | 0; x12 ^= x0; x12 = (x12 << 8) | (x12 >>> 24);
+      x8 = (x8 + x12) | 0; x4 ^= x8; x4 = (x4 << 7) | (x4 >>> 25);
+      x1 = (x1 + x5) | 0; x13 ^= x1; x13 = (x13 << 16) | (x13 >>> 16);
+      x9 = (x9 + x13) | 0; x5 ^= x9; x5 = (x5 << 12) | (x5 >>> 20);
+      x1 = (x1 + x5) | 0; x13 ^= x1; x13 = (x13 << 8) | (x13 >>> 24);
+      x9 = (x9 + x13) | 0; x5 ^= x9; x5 = (x5 << 7) | (x5 >>> 25);
+      x2 = (x2 + x6) | 0; x14 ^= x2; x14 = (x14 << 16) | (x14 >>> 16);
+      x10 = (x10 + x14) | 0; x6 ^= x10; x6 = (x6 << 12) | (x6 >>> 20);
+      x2 = (x2 + x6) | 0; x14 ^= x2; x14 = (x14 << 8) | (x14 >>> 24);
+      x10 = (x10 + x14) | 0; x6 ^= x10; x6 = (x6 << 7) | (x6 >>> 25);
+      x3 = (x3 + x7) | 0; x15 ^= x3; x15 = (x15 << 16) | (x15 >>> 16);
+      x11 = (x11 + x15) | 0; x7 ^= x11; x7 = (x7 << 12) | (x7 >>> 20);
+      x3 = (x3 + x7) | 0; x15 ^= x3; x15 = (x15 << 8) | (x15 >>> 24);
+      x11 = (x11 + x15) | 0; x7 ^= x11; x7 = (x7 << 7) | (x7 >>> 25);
+      // Diagonals.
+      x0 = (x0 + x5) | 0; x15 ^= x0; x15 = (x15 << 16) | (x15 >>> 16);
+      x10 = (x10 + x15) | 0; x5 ^= x10; x5 = (x5 << 12) | (x5 >>> 20);
+      x0 = (x0 + x5) | 0; x15 ^= x0; x15 = (x15 << 8) | (x15 >>> 24);
+      x10 = (x10 + x15) | 0; x5 ^= x10; x5 = (x5 << 7) | (x5 >>> 25);
+      x1 = (x1 + x6) | 0; x12 ^= x1; x12 = (x12 << 16) | (x12 >>> 16);
+      x11 = (x11 + x12) | 0; x6 ^= x11; x6 = (x6 << 12) | (x6 >>> 20);
+      x1 = (x1 + x6) | 0; x12 ^= x1; x12 = (x12 << 8) | (x12 >>> 24);
+      x11 = (x11 + x12) | 0; x6 ^= x11; x6 = (x6 << 7) | (x6 >>> 25);
+      x2 = (x2 + x7) | 0; x13 ^= x2; x13 = (x13 << 16) | (x13 >>> 16);
+      x8 = (x8 + x13) | 0; x7 ^= x8; x7 = (x7 << 12) | (x7 >>> 20);
+      x2 = (x2 + x7) | 0; x13 ^= x2; x13 = (x13 << 8) | (x13 >>> 24);
+      x8 = (x8 + x13) | 0; x7 ^= x8; x7 = (x7 << 7) | (x7 >>> 25);
+      x3 = (x3 + x4) | 0; x14 ^= x3; x14 = (x14 << 16) | (x14 >>> 16);
+      x9 = (x9 + x14) | 0; x4 ^= x9; x4 = (x4 << 12) | (x4 >>> 20);
+      x3 = (x3 + x4) | 0; x14 ^= x3; x14 = (x14 << 8) | (x14 >>> 24);
+      x9 = (x9 + x14) | 0; x4 ^= x9; x4 = (x4 << 7) | (x4 >>> 25);
     }
-    for (let i = 0; i < 16; i++) stream[block * 16 + i] = cx[i]! + cc[i]!;
+    // The keystream word is the working word plus the input word (mod 2^32).
+    const o = 95 - block * 16;
+    out[o] = swap(x0 + 0x61707865); out[o - 1] = swap(x1 + 0x3320646e);
+    out[o - 2] = swap(x2 + 0x79622d32); out[o - 3] = swap(x3 + 0x6b206574);
+    out[o - 4] = swap(x4 + k0); out[o - 5] = swap(x5 + k1); out[o - 6] = swap(x6 + k2); out[o - 7] = swap(x7 + k3);
+    out[o - 8] = swap(x8 + k4); out[o - 9] = swap(x9 + k5); out[o - 10] = swap(x10 + k6); out[o - 11] = swap(x11 + k7);
+    out[o - 12] = swap(x12 + block); out[o - 13] = swap(x13); out[o - 14] = swap(x14); out[o - 15] = swap(x15);
   }
 }
 
@@ -99,16 +142,16 @@ function keystream(key: Buffer): void {
  *
  * The cipher runs here in JavaScript: Node's `createCipheriv('chacha20')`
  * costs more to set up than these six blocks take to compute (measured: the
- * whole mapping went from about 16 µs to 10 µs of CPU).
+ * whole mapping went from about 16 µs to 10 µs of CPU). The keystream is
+ * written back to front so one native `toString('hex')` spells the number
+ * for `BigInt`, instead of 384 two-digit pieces concatenated. With the
+ * unrolled cipher this took the mapping from 9.8 to 4.3 µs of CPU per
+ * element (microbenchmark of 20 000 80-byte elements, this machine): about
+ * SHA-256 1.1, the cipher 1.8, the hex and its parse 1.4.
  */
 export function elementToNum(data: Uint8Array): bigint {
   keystream(hash('sha256', data, 'buffer'));
-  let hex = '0x';
-  for (let i = stream.length - 1; i >= 0; i--) {
-    const w = stream[i]!;
-    hex += HEX[w >>> 24]! + HEX[(w >>> 16) & 255]! + HEX[(w >>> 8) & 255]! + HEX[w & 255]!;
-  }
-  return BigInt(hex);
+  return BigInt('0x' + reversedBytes.toString('hex'));
 }
 
 /**

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import {
   MUHASH_BYTES,
   MUHASH_PRIME,
@@ -134,6 +134,24 @@ describe('elementToNum', () => {
     expect(n < TWO_3072).toBe(true);
     expect(toLE(n).toString('hex')).toBe(
       new MuHash3072().insert(fromIntBytes(1)).serialize().subarray(0, MUHASH_BYTES).toString('hex'),
+    );
+  });
+
+  it('matches an independent ChaCha20 (OpenSSL through node:crypto) keyed by SHA-256, read little-endian', () => {
+    // RFC 8439 ChaCha20 in OpenSSL takes a 16-byte IV: the 32-bit block counter, then the 96-bit nonce.
+    const reference = (data: Uint8Array): bigint => {
+      const key = createHash('sha256').update(data).digest();
+      const cipher = createCipheriv('chacha20', key, Buffer.alloc(16));
+      const stream = Buffer.concat([cipher.update(Buffer.alloc(MUHASH_BYTES)), cipher.final()]);
+      return fromBytes(Buffer.from(stream).reverse());
+    };
+    const fixed = [new Uint8Array(0), new Uint8Array([0]), fromIntBytes(1), Buffer.alloc(200, 0xff)];
+    for (const e of fixed) expect(elementToNum(e)).toBe(reference(e));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (e) => {
+        expect(elementToNum(e)).toBe(reference(e));
+      }),
+      { numRuns: 200 },
     );
   });
 
