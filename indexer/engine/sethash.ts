@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { compactSizeLength, writeCompactSize } from '../../script/bytes.js';
 import { elementToNum, MuHash3072, reduceMod3072 } from '../../script/muhash.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
 import { MAX_SCRIPT_SIZE } from './utxohash.js';
@@ -25,6 +24,11 @@ export function productOf(b: ElementBatch): bigint {
   return acc;
 }
 
+/** A Buffer over an ArrayBuffer of its own (never Node's shared pool), so it can be transferred to a worker. */
+function ownBuffer(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
+}
+
 const BATCH_ELEMENTS = 4096;
 const BATCH_BYTES = 1 << 20;
 const WORKER_URL = new URL('./sethashworker.js', import.meta.url);
@@ -40,7 +44,7 @@ const WORKER_URL = new URL('./sethashworker.js', import.meta.url);
  * calling thread, with the same result.
  */
 export class SetHasher {
-  private data = new Uint8Array(BATCH_BYTES);
+  private data = ownBuffer(BATCH_BYTES);
   private ends = new Uint32Array(BATCH_ELEMENTS);
   private count = 0;
   private used = 0;
@@ -71,9 +75,10 @@ export class SetHasher {
   put(txid: Uint8Array, vout: number, code: number, lo: number, hi: number, script: Uint8Array): void {
     const n = script.length;
     if (n > MAX_SCRIPT_SIZE) return;
-    const size = 48 + compactSizeLength(n) + n;
+    // The script length as a compactSize, written here: below MAX_SCRIPT_SIZE it is one byte or 0xfd and a u16.
+    const size = 48 + (n < 0xfd ? 1 : 3) + n;
     if (this.used + size > this.data.length) {
-      const bigger = new Uint8Array(Math.max(this.data.length * 2, this.used + size));
+      const bigger = ownBuffer(Math.max(this.data.length * 2, this.used + size));
       bigger.set(this.data.subarray(0, this.used));
       this.data = bigger;
     }
@@ -82,16 +87,24 @@ export class SetHasher {
       bigger.set(this.ends);
       this.ends = bigger;
     }
-    const d = Buffer.from(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    const at = this.used;
+    const d = this.data;
+    let at = this.used;
     for (let i = 0; i < 32; i++) d[at + i] = txid[i]!;
     d.writeUInt32LE(vout, at + 32);
     d.writeUInt32LE(code, at + 36);
     d.writeUInt32LE(lo, at + 40);
     d.writeUInt32LE(hi, at + 44);
-    const s = writeCompactSize(d, at + 48, n);
-    d.set(script, s);
-    this.used = s + n;
+    at += 48;
+    if (n < 0xfd) {
+      d[at++] = n;
+    } else {
+      d[at] = 0xfd;
+      d[at + 1] = n & 0xff;
+      d[at + 2] = n >>> 8;
+      at += 3;
+    }
+    d.set(script, at);
+    this.used = at + n;
     this.ends[this.count++] = this.used;
   }
 
@@ -104,7 +117,7 @@ export class SetHasher {
   private async send(): Promise<void> {
     if (this.count === 0) return;
     const batch: ElementBatch = { data: this.data, ends: this.ends, count: this.count };
-    this.data = new Uint8Array(BATCH_BYTES);
+    this.data = ownBuffer(BATCH_BYTES);
     this.ends = new Uint32Array(BATCH_ELEMENTS);
     this.count = 0;
     this.used = 0;
