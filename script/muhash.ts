@@ -61,6 +61,8 @@ function toLE(n: bigint): Buffer {
 /** The 384 keystream bytes: 96 little-endian words, then reversed in place (see {@link elementToNum}). */
 const words = new Uint32Array(MUHASH_BYTES / 4);
 const wordBytes = Buffer.from(words.buffer);
+/** A Uint32Array holds its words in the host's byte order; on a big-endian host they are swapped to little-endian bytes first. */
+const BIG_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 0;
 
 /**
  * The first 384 bytes of ChaCha20's keystream (RFC 8439) under `key` (nonce 0,
@@ -143,6 +145,7 @@ function keystream(key: Buffer): void {
  */
 export function elementToNum(data: Uint8Array): bigint {
   keystream(hash('sha256', data, 'buffer'));
+  if (BIG_ENDIAN_HOST) wordBytes.swap32();
   wordBytes.reverse();
   return BigInt('0x' + wordBytes.toString('hex'));
 }
