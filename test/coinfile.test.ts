@@ -47,8 +47,10 @@ function spillBoth(file: CoinFile, model: Map<string, Buffer>, ops: SpillOp[]): 
     if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
     if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
   }
-  file.write(writes(dels, [...puts.values()]));
   for (const d of dels) model.delete(d.toString('latin1'));
+  // When no put meets a key the file still holds, the spill says so, as the coin view's do (`CoinWrites.fresh`).
+  const fresh = [...puts.keys()].every((key) => !model.has(key));
+  file.write({ ...writes(dels, [...puts.values()]), fresh });
   for (const [key, [, v]] of puts) model.set(key, v);
 }
 

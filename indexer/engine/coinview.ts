@@ -102,6 +102,14 @@ export class MemoryUtxo {
    * database, whose 'b' rows the export reads.
    */
   coinFile: CoinFile | null = null;
+  /**
+   * The first txid of every block connected (`connecting`) while no two
+   * have been the same, or null once they may have been. A spill into the
+   * coin file leans on it (`fileWrites`): a txid can only repeat (Bitcoin's
+   * BIP30 exceptions) once a first one has, so until then no coin the
+   * tables hold is in the file, and its puts need not look for one to replace.
+   */
+  private firsts: FirstTxids | null = new FirstTxids();
   /** Filled by `spendLoaded`: the spent coin's script id and value words. */
   script = 0;
   lo = 0;
@@ -174,13 +182,28 @@ export class MemoryUtxo {
     const spent = this.spentCount;
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) {
-      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes;
+      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes + (this.firsts?.byteSize ?? 0);
       return held + file + CHUNK_COPIES * (CHUNK_BYTES + state.cacheBytes);
     }
     const rows = 2 * coins.count + 2 * spent + scripts.count;
     const scratch = Math.max(this.scratch.byteSize, SCRATCH_ROW * Math.max(coins.count, spent));
     const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + spent * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
     return held + scratch + BATCH_COPIES * bytes + BATCH_BYTES_PER_ROW * rows;
+  }
+
+  /**
+   * Called by the connect with each block's txids before it applies it:
+   * notes the first one (the coinbase's, in a valid block). Why this is
+   * enough: a transaction that is not a coinbase repeats only if the coins
+   * it spends exist again, made again by a transaction that repeated before
+   * it; so the first txid to repeat in a chain is a coinbase's. A block
+   * connected with no coin file to spill into goes unnoted, so a file set
+   * afterwards never trusts the notes.
+   */
+  connecting(txids: Uint8Array): void {
+    const firsts = this.firsts;
+    if (firsts === null || txids.length < 32) return;
+    if (this.coinFile === null || firsts.seen(txids)) this.firsts = null;
   }
 
   /** Latin1 key of a script id, as the registry indexes scripts. */
@@ -675,6 +698,7 @@ export class MemoryUtxo {
     return {
       dels: this.spentCount,
       puts,
+      fresh: this.firsts !== null,
       delKey: (i) => ({ buf: ops, at: i * 36 }),
       putKey: (i) => {
         read(i);
@@ -883,6 +907,55 @@ class SpillScratch {
       if (n <= 1024) this.values[n] = b;
     }
     return b;
+  }
+}
+
+/**
+ * A set of txids by fingerprint (their first eight bytes: a txid is a hash),
+ * open addressing over two word arrays. A fingerprint met twice may be two
+ * txids that differ: `seen` then says yes, the cautious answer for its one
+ * use (`MemoryUtxo.connecting`).
+ */
+class FirstTxids {
+  private lo = new Uint32Array(1024);
+  private hi = new Uint32Array(1024);
+  private count = 0;
+
+  /** Whether a txid with the fingerprint of `t[0..32)` was added before; adds it. */
+  seen(t: Uint8Array): boolean {
+    const a = u32(t, 0);
+    // (0, 0) marks an empty slot: the one fingerprint it stands for is taken as seen.
+    const b = u32(t, 4);
+    if (a === 0 && b === 0) return true;
+    if (2 * (this.count + 1) > this.lo.length) this.grow();
+    return !this.put(a, b);
+  }
+
+  /** Adds fingerprint (a, b); false when it was there. */
+  private put(a: number, b: number): boolean {
+    const { lo, hi } = this;
+    const mask = lo.length - 1;
+    for (let i = (a ^ b) & mask; ; i = (i + 1) & mask) {
+      if (lo[i] === 0 && hi[i] === 0) {
+        lo[i] = a;
+        hi[i] = b;
+        this.count++;
+        return true;
+      }
+      if (lo[i] === a && hi[i] === b) return false;
+    }
+  }
+
+  private grow(): void {
+    const { lo, hi } = this;
+    this.lo = new Uint32Array(2 * lo.length);
+    this.hi = new Uint32Array(2 * hi.length);
+    this.count = 0;
+    for (let i = 0; i < lo.length; i++) if (lo[i] !== 0 || hi[i] !== 0) this.put(lo[i]!, hi[i]!);
+  }
+
+  get byteSize(): number {
+    return this.lo.byteLength + this.hi.byteLength;
   }
 }
 

@@ -58,6 +58,12 @@ export interface CoinWrites {
   putLength(i: number): number;
   /** Put `i`'s value (may be a reused buffer, read before the next call). */
   putValue(i: number): Uint8Array;
+  /**
+   * True when the writer knows that no put's key is in the file, once the
+   * deletes are done: each put is then added without first looking for an
+   * entry to replace. Absent or false, every put replaces what its key holds.
+   */
+  readonly fresh?: boolean;
 }
 
 const u32le = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
@@ -905,8 +911,9 @@ export class CoinFile {
 
   /**
    * Applies a spill: every delete, then every put (a put replaces the key if
-   * present). The file first grows so that it stays under its load factor
-   * with every put added. Ops are bucketed by run of pages, and each run is
+   * present, unless the writer vouches that none is: `CoinWrites.fresh`).
+   * The file first grows so that it stays under its load factor with every
+   * put added. Ops are bucketed by run of pages, and each run is
    * read, changed and written once.
    */
   write(w: CoinWrites): void {
@@ -922,6 +929,7 @@ export class CoinFile {
 
   private apply(w: CoinWrites): void {
     const total = w.dels + w.puts;
+    const fresh = w.fresh;
     // Each key's hash first (homes are its low bits, taken once the size is known).
     const homes = new Uint32Array(total);
     const mask = this.mask;
@@ -958,7 +966,8 @@ export class CoinFile {
           }
         } else {
           const { buf, at } = w.putKey(i - w.dels);
-          this.remove(homes[i]!, buf, at);
+          // Almost every put is a coin no spill wrote before: looking for one to replace finds nothing.
+          if (fresh !== true) this.remove(homes[i]!, buf, at);
           this.insert(homes[i]!, buf, at, w.putValue(i - w.dels));
         }
       }
