@@ -716,6 +716,12 @@ export class MemoryUtxo {
         scripts.copyTo(coins.script, value, COIN_SCRIPT_AT);
         return value.subarray(0, n);
       },
+      putInto: (i, out, keyAt, valueAt) => {
+        read(i);
+        out.set(op, keyAt);
+        encodeCoinHead(out, coins.lo, coins.hi, coins.code, valueAt);
+        scripts.copyTo(coins.script, out, valueAt + COIN_SCRIPT_AT);
+      },
     };
   }
 

@@ -64,6 +64,13 @@ export interface CoinWrites {
    * entry to replace. Absent or false, every put replaces what its key holds.
    */
   readonly fresh?: boolean;
+  /**
+   * Writes put `i`'s key at `out[keyAt..]` and its value (`putLength(i)`
+   * bytes) at `out[valueAt..]`: a fresh put goes straight into its page this
+   * way, with no key or value buffer between. Optional (`putKey` and
+   * `putValue` otherwise), and never asked for a value longer than a page holds inline.
+   */
+  putInto?(i: number, out: Buffer, keyAt: number, valueAt: number): void;
 }
 
 const u32le = (b: Uint8Array, p: number): number => (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0;
@@ -839,6 +846,20 @@ export class CoinFile {
     this.count++;
   }
 
+  /** Adds put `i` of `w` (fresh, its value inline) at its home page or the first page after it with room, written there by `w.putInto`. */
+  private insertFrom(home: number, w: CoinWrites, i: number): void {
+    const n = w.putLength(i);
+    const size = ENTRY + n;
+    const { buf, at, end } = this.roomFor(home, size);
+    const e = at + end;
+    w.putInto!(i, buf, e, e + ENTRY);
+    buf.writeUInt16LE(n, e + KEY);
+    buf.writeUInt32LE(entrySum(buf, e, n), e + KEY + 2);
+    buf.writeUInt16LE(end + size, at);
+    this.bytes += size;
+    this.count++;
+  }
+
   /**
    * The page where an entry of `size` bytes homed at `home` goes: the home
    * page or the first after it with room, each full page passed marked as
@@ -964,6 +985,8 @@ export class CoinFile {
           if (!this.remove(homes[i]!, buf, at)) {
             throw new CoinFileError(`the coin file lacks a coin it was asked to delete (${Buffer.from(buf.subarray(at, at + 32)).reverse().toString('hex')}:${u32be(buf, at + 32)}): it is corrupt`);
           }
+        } else if (fresh === true && w.putInto !== undefined && w.putLength(i - w.dels) <= INLINE) {
+          this.insertFrom(homes[i]!, w, i - w.dels);
         } else {
           const { buf, at } = w.putKey(i - w.dels);
           // Almost every put is a coin no spill wrote before: looking for one to replace finds nothing.
