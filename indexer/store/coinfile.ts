@@ -37,8 +37,13 @@ const INLINE = 512;
 const BLOB_REF = 10;
 /** Pages merged per read and write of a spill (256 KiB). */
 const RUN = 64;
-/** Grow when the entries would fill more than this share of the pages. */
-const LOAD = 0.6;
+/**
+ * Grow when the entries would fill more than this share of the pages. Every
+ * spill reads and writes about the whole file (its puts land on most pages),
+ * so the file's size is the spill's cost: at 0.8 a page of ~76-byte coins
+ * holds 43 on average before a grow, against 54 at most, and few overflow.
+ */
+const LOAD = 0.8;
 
 export class CoinFileError extends Error {
   constructor(message: string) {
