@@ -194,9 +194,11 @@ export class MemoryUtxo {
   /**
    * Called by the connect with each block's txids before it applies it:
    * notes the first one (the coinbase's, in a valid block). Why this is
-   * enough: a transaction that is not a coinbase repeats only if the coins
-   * it spends exist again, made again by a transaction that repeated before
-   * it; so the first txid to repeat in a chain is a coinbase's. A block
+   * enough: a txid is the hash of its transaction, so a transaction that is
+   * not a coinbase repeats only by spending the same coins again; they must
+   * exist again (the connect refuses a spend of a coin the index lacks),
+   * made again by a transaction that repeated before it. So the first txid
+   * to repeat in a chain is a coinbase's. A block
    * connected with no coin file to spill into goes unnoted, so a file set
    * afterwards never trusts the notes.
    */
