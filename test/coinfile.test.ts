@@ -47,8 +47,10 @@ function spillBoth(file: CoinFile, model: Map<string, Buffer>, ops: SpillOp[]): 
     if (!put && model.has(key) && !puts.has(key) && !dels.some((d) => d.equals(k))) dels.push(k);
     if (put) puts.set(key, [k, valueOf(n + len, 12 + len)]);
   }
-  file.write(writes(dels, [...puts.values()]));
   for (const d of dels) model.delete(d.toString('latin1'));
+  // When no put meets a key the file still holds, the spill says so, as the coin view's do (`CoinWrites.fresh`).
+  const fresh = [...puts.keys()].every((key) => !model.has(key));
+  file.write({ ...writes(dels, [...puts.values()]), fresh });
   for (const [key, [, v]] of puts) model.set(key, v);
 }
 
@@ -60,6 +62,10 @@ function writes(dels: Buffer[], puts: Array<[Buffer, Buffer]>): CoinWrites {
     putKey: (i) => ({ buf: puts[i]![0], at: 0 }),
     putLength: (i) => puts[i]![1].length,
     putValue: (i) => puts[i]![1],
+    putInto: (i, out, keyAt, valueAt) => {
+      out.set(puts[i]![0], keyAt);
+      out.set(puts[i]![1], valueAt);
+    },
   };
 }
 
@@ -122,9 +128,11 @@ describe('CoinFile', () => {
     try {
       const big = valueOf(7, 70_000);
       const mid = valueOf(8, 513);
-      file.write(writes([], [[outpoint(1, 0), big], [outpoint(2, 5), mid], [outpoint(3, 0), valueOf(9, 30)]]));
+      // Fresh puts (nothing to replace) go straight into their pages, except those whose value is a blob.
+      file.write({ ...writes([], [[outpoint(1, 0), big], [outpoint(2, 5), mid], [outpoint(3, 0), valueOf(9, 30)]]), fresh: true });
       expect(file.get(outpoint(1, 0))?.equals(big)).toBe(true);
       expect(file.get(outpoint(2, 5))?.equals(mid)).toBe(true);
+      expect(file.get(outpoint(3, 0))?.equals(valueOf(9, 30))).toBe(true);
       file.write(writes([outpoint(1, 0)], [[outpoint(4, 1), big]]));
       expect(file.get(outpoint(1, 0))).toBeUndefined();
       expect(file.get(outpoint(4, 1))?.equals(big)).toBe(true);

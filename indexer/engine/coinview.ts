@@ -102,6 +102,14 @@ export class MemoryUtxo {
    * database, whose 'b' rows the export reads.
    */
   coinFile: CoinFile | null = null;
+  /**
+   * The first txid of every block connected (`connecting`) while no two
+   * have been the same, or null once they may have been. A spill into the
+   * coin file leans on it (`fileWrites`): a txid can only repeat (Bitcoin's
+   * BIP30 exceptions) once a first one has, so until then no coin the
+   * tables hold is in the file, and its puts need not look for one to replace.
+   */
+  private firsts: FirstTxids | null = new FirstTxids();
   /** Filled by `spendLoaded`: the spent coin's script id and value words. */
   script = 0;
   lo = 0;
@@ -174,13 +182,30 @@ export class MemoryUtxo {
     const spent = this.spentCount;
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) {
-      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes;
+      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes + (this.firsts?.byteSize ?? 0);
       return held + file + CHUNK_COPIES * (CHUNK_BYTES + state.cacheBytes);
     }
     const rows = 2 * coins.count + 2 * spent + scripts.count;
     const scratch = Math.max(this.scratch.byteSize, SCRATCH_ROW * Math.max(coins.count, spent));
     const bytes = coins.count * (COIN_ROW + SCRIPT_ROW) + spent * (37 + SCRIPT_ROW) + scripts.count * BALANCE_ROW + state.cacheBytes;
     return held + scratch + BATCH_COPIES * bytes + BATCH_BYTES_PER_ROW * rows;
+  }
+
+  /**
+   * Called by the connect with each block's txids before it applies it:
+   * notes the first one (the coinbase's, in a valid block). Why this is
+   * enough: a txid is the hash of its transaction, so a transaction that is
+   * not a coinbase repeats only by spending the same coins again; they must
+   * exist again (the connect refuses a spend of a coin the index lacks),
+   * made again by a transaction that repeated before it. So the first txid
+   * to repeat in a chain is a coinbase's. A block
+   * connected with no coin file to spill into goes unnoted, so a file set
+   * afterwards never trusts the notes.
+   */
+  connecting(txids: Uint8Array): void {
+    const firsts = this.firsts;
+    if (firsts === null || txids.length < 32) return;
+    if (this.coinFile === null || firsts.seen(txids)) this.firsts = null;
   }
 
   /** Latin1 key of a script id, as the registry indexes scripts. */
@@ -258,13 +283,13 @@ export class MemoryUtxo {
 
   /** Lists the inputs of `bytes` it does not make itself (`fileAhead`), and asks the coin file for those the tables lack. */
   private askFile(file: CoinFile, bytes: Buffer, txids: Buffer): void {
-    const created = new Set<string>();
-    for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
+    const made = this.made;
+    made.index(txids);
     const { coins } = this;
     let n = 0;
     let asked = 0;
     const input = (b: Buffer, at: number, coinbase: boolean): void => {
-      if (coinbase || created.has(b.toString('latin1', at, at + 32))) return;
+      if (coinbase || made.has(b, at)) return;
       if (36 * (n + 1) > this.aheadOps.length) {
         const ops = Buffer.allocUnsafe(2 * this.aheadOps.length);
         this.aheadOps.copy(ops, 0, 0, 36 * n);
@@ -275,17 +300,24 @@ export class MemoryUtxo {
       }
       const vout = u32(b, at + 32);
       const ops = this.aheadOps;
-      b.copy(ops, 36 * n, at, at + 32);
-      ops.writeUInt32BE(vout, 36 * n + 32);
+      // Byte by byte: a call to copy 32 bytes costs more than the bytes, for every input of the chain.
+      const o = 36 * n;
+      for (let k = 0; k < 32; k++) ops[o + k] = b[at + k]!;
+      ops.writeUInt32BE(vout, o + 32);
       n++;
       if (coins.has(b, at, vout)) return;
-      ops.copy(this.askOps, 36 * asked, 36 * (n - 1), 36 * n);
+      const into = this.askOps;
+      const a = 36 * asked;
+      for (let k = 0; k < 36; k++) into[a + k] = ops[o + k]!;
       asked++;
     };
     visitBlock(bytes, { input, output: () => undefined, txEnd() {} });
     this.fileAhead = { bytes, n };
     file.preread(this.askOps, asked);
   }
+
+  /** The txids of the block `askFile` lists, to tell the inputs it makes itself. */
+  private readonly made = new BlockTxids();
 
   /**
    * Starts reading, on LevelDB's threads, what `prefetch` will need for the
@@ -675,6 +707,7 @@ export class MemoryUtxo {
     return {
       dels: this.spentCount,
       puts,
+      fresh: this.firsts !== null,
       delKey: (i) => ({ buf: ops, at: i * 36 }),
       putKey: (i) => {
         read(i);
@@ -691,6 +724,12 @@ export class MemoryUtxo {
         encodeCoinHead(value, coins.lo, coins.hi, coins.code);
         scripts.copyTo(coins.script, value, COIN_SCRIPT_AT);
         return value.subarray(0, n);
+      },
+      putInto: (i, out, keyAt, valueAt) => {
+        read(i);
+        out.set(op, keyAt);
+        encodeCoinHead(out, coins.lo, coins.hi, coins.code, valueAt);
+        scripts.copyTo(coins.script, out, valueAt + COIN_SCRIPT_AT);
       },
     };
   }
@@ -883,6 +922,103 @@ class SpillScratch {
       if (n <= 1024) this.values[n] = b;
     }
     return b;
+  }
+}
+
+/**
+ * The txids of one block (a view of its txid buffer, 32 bytes each), looked
+ * up by their first word: open addressing over their indices, reused block
+ * after block.
+ */
+class BlockTxids {
+  private slots = new Int32Array(1024);
+  private txids: Buffer = Buffer.alloc(0);
+
+  /** Indexes `txids` (this block's), forgetting the last block's. */
+  index(txids: Buffer): void {
+    const n = txids.length >>> 5;
+    let size = this.slots.length;
+    while (size < 2 * n) size *= 2;
+    if (size !== this.slots.length) this.slots = new Int32Array(size);
+    else this.slots.fill(0);
+    this.txids = txids;
+    const slots = this.slots;
+    const mask = size - 1;
+    for (let t = 0; t < n; t++) {
+      let i = u32(txids, 32 * t) & mask;
+      while (slots[i] !== 0) i = (i + 1) & mask;
+      slots[i] = t + 1;
+    }
+  }
+
+  /** Whether txid `b[at..at+32)` is one of the block's. */
+  has(b: Uint8Array, at: number): boolean {
+    const { slots, txids } = this;
+    const mask = slots.length - 1;
+    const first = u32(b, at);
+    for (let i = first & mask; ; i = (i + 1) & mask) {
+      const s = slots[i]!;
+      if (s === 0) return false;
+      const o = 32 * (s - 1);
+      if (u32(txids, o) !== first) continue;
+      let same = true;
+      for (let k = 4; k < 32; k++) {
+        if (txids[o + k] !== b[at + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+  }
+}
+
+/**
+ * A set of txids by fingerprint (their first eight bytes: a txid is a hash),
+ * open addressing over two word arrays. A fingerprint met twice may be two
+ * txids that differ: `seen` then says yes, the cautious answer for its one
+ * use (`MemoryUtxo.connecting`).
+ */
+class FirstTxids {
+  private lo = new Uint32Array(1024);
+  private hi = new Uint32Array(1024);
+  private count = 0;
+
+  /** Whether a txid with the fingerprint of `t[0..32)` was added before; adds it. */
+  seen(t: Uint8Array): boolean {
+    const a = u32(t, 0);
+    // (0, 0) marks an empty slot: the one fingerprint it stands for is taken as seen.
+    const b = u32(t, 4);
+    if (a === 0 && b === 0) return true;
+    if (2 * (this.count + 1) > this.lo.length) this.grow();
+    return !this.put(a, b);
+  }
+
+  /** Adds fingerprint (a, b); false when it was there. */
+  private put(a: number, b: number): boolean {
+    const { lo, hi } = this;
+    const mask = lo.length - 1;
+    for (let i = (a ^ b) & mask; ; i = (i + 1) & mask) {
+      if (lo[i] === 0 && hi[i] === 0) {
+        lo[i] = a;
+        hi[i] = b;
+        this.count++;
+        return true;
+      }
+      if (lo[i] === a && hi[i] === b) return false;
+    }
+  }
+
+  private grow(): void {
+    const { lo, hi } = this;
+    this.lo = new Uint32Array(2 * lo.length);
+    this.hi = new Uint32Array(2 * hi.length);
+    this.count = 0;
+    for (let i = 0; i < lo.length; i++) if (lo[i] !== 0 || hi[i] !== 0) this.put(lo[i]!, hi[i]!);
+  }
+
+  get byteSize(): number {
+    return this.lo.byteLength + this.hi.byteLength;
   }
 }
 

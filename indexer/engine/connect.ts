@@ -53,6 +53,7 @@ export function connectBlock(
   // `scanned`: the caller's scanHeader(bytes), which spares hashing the header again.
   const header = scanned ?? scanHeader(bytes);
   checkLinks(state, header, height);
+  mem.connecting(txids);
   const writer = new RegistryWriter(state, height);
   const { coins, scripts } = mem;
   const only = mem.onlyStakes;

@@ -57,10 +57,10 @@ export function encodeCoinInto(out: Buffer, lo: number, hi: number, code: number
 }
 
 /** Writes a coin's value words and code, the part of its row before the script (which goes at `COIN_SCRIPT_AT`). */
-export function encodeCoinHead(out: Buffer, lo: number, hi: number, code: number): void {
-  out.writeUInt32LE(lo, 0);
-  out.writeUInt32LE(hi, 4);
-  out.writeUInt32LE(code, 8);
+export function encodeCoinHead(out: Buffer, lo: number, hi: number, code: number, at = 0): void {
+  out.writeUInt32LE(lo, at);
+  out.writeUInt32LE(hi, at + 4);
+  out.writeUInt32LE(code, at + 8);
 }
 
 /** The words `encodeCoinInto` takes, read back from a stored coin; its script is a view from offset `COIN_SCRIPT_AT`. */
