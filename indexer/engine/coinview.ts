@@ -600,7 +600,7 @@ export class MemoryUtxo {
   }
 
   /** Waits for the write `spillBehind` started, then forgets its coins (the database holds them now). */
-  private async settle(): Promise<void> {
+  async settle(): Promise<void> {
     const write = this.writing;
     if (write !== null) {
       this.writing = null;
