@@ -159,43 +159,6 @@ describe.each(CHAINS)('a kept index of %s', (_name, chainOf) => {
     }
   }, 600_000);
 
-  it('is written row for row the same when the recount closes and reopens its database at every spill', async () => {
-    const { blocksDir, params } = chainOf();
-    const reference = await referenceOf(blocksDir, params);
-    for (const [name, run] of Object.entries(BUDGETS)) {
-      const idx = await tempIndex(params, { utxoHash: true });
-      try {
-        const once = await recount({ blocksDir, params, db: idx.db, ...run, reopenBytes: 0 });
-        // Resumed, the database reopened by the first run is read through again.
-        expect(once.reopens).toBeGreaterThan(0);
-        expect({ budget: name, rows: await dump(idx.db) }).toEqual({ budget: name, rows: reference });
-        const again = await recount({ blocksDir, params, db: idx.db, ...run, reopenBytes: 0 });
-        expect(again.blocks).toBe(0);
-        expect({ budget: name, rows: await dump(idx.db) }).toEqual({ budget: name, rows: reference });
-      } finally {
-        await idx.close();
-      }
-      // Without the option it never reopens, whatever the budget.
-      const never = await tempIndex(params, { utxoHash: true });
-      try {
-        expect((await recount({ blocksDir, params, db: never.db, ...run })).reopens).toBe(0);
-      } finally {
-        await never.close();
-      }
-    }
-    // A resumed run spills after its first block and reopens then too.
-    const idx = await tempIndex(params, { utxoHash: true });
-    try {
-      const top = (await loadBestChain(blocksDir, params)).blocks.length - 1;
-      await recount({ blocksDir, params, db: idx.db, height: Math.floor(top / 2) });
-      const resumed = await recount({ blocksDir, params, db: idx.db, memoryBytes: 0, reopenBytes: 0 });
-      expect(resumed.reopens).toBe(resumed.blocks);
-      expect(await dump(idx.db)).toEqual(reference);
-    } finally {
-      await idx.close();
-    }
-  }, 600_000);
-
   it('holds exactly the coins, script index, balances and UTXO hash of an independent replay of the chain', async () => {
     const { blocksDir, params } = chainOf();
     const want = await replayed(blocksDir, params);

@@ -4,7 +4,7 @@ import { Level } from 'level';
 import { encodeTip } from '../indexer/store/codec.js';
 import { K } from '../indexer/store/layout.js';
 import { ChainState, type RowSink } from '../indexer/store/state.js';
-import { openStore, reopenStore, type DB } from '../indexer/store/store.js';
+import { openStore, type DB } from '../indexer/store/store.js';
 import { BUILTIN_NETWORKS } from '../script/params.js';
 import { dump, tempIndex } from './helpers/db.js';
 
@@ -117,35 +117,5 @@ describe('the index on LevelDB', () => {
     } finally {
       await idx.close();
     }
-  });
-
-  it('reopens an index in place, the same object reading and writing the same rows, and no other opener gets in between its close and its open', async () => {
-    const idx = await tempIndex(regtest);
-    const { db } = idx;
-    const path = join(idx.dir, 'db');
-    try {
-      await putAll(db, rows(20_000, 'r'));
-      await compactAll(db);
-      const before = await dump(db);
-      for (let i = 0; i < 12; i++) {
-        // Started in the same turn as the reopen: without the door its open could land while the LOCK is free.
-        const reopening = reopenStore(db);
-        const intruder = openStore(path, regtest, { create: false }).then(
-          async (other) => { await other.close(); return 'opened'; },
-          (err: Error) => err.message,
-        );
-        await reopening;
-        expect(await intruder).toMatch(/is in use by another process/);
-        expect(db.status).toBe('open');
-      }
-      expect(await dump(db)).toEqual(before);
-      await putAll(db, rows(10, 'after'));
-      expect((await dump(db)).length).toBe(before.length + 10);
-    } finally {
-      await idx.close();
-    }
-    // Closed for good, it opens for anyone again.
-    const again = await openStore(path, regtest, { create: false }).catch(() => null);
-    expect(again).toBeNull(); // tempIndex removed the directory with the index
   });
 });

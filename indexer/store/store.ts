@@ -219,8 +219,6 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
   // killed process left half written, which the open deletes.
   const live = existed ? liveTables(path) : null;
   const faults = existed ? checkTables(path, allTables).filter((f) => live === null || live.has(tableNumber(f.file))) : [];
-  // Before the object is made: a Level opens itself in the next microtask.
-  const leave = await enterDoor(path);
   const db: DB = new Level<Buffer, Buffer>(path, {
     keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: create,
     // Measured on the 1M-tx chain with --db: 16 MiB recounts in 39 s at 545 MiB
@@ -239,6 +237,7 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
     ...(allTablesOpen ? {} : { maxOpenFiles: CAPPED_TABLES }),
     maxFileSize: 4 * 1024 * 1024,
   });
+  const leave = await enterDoor(path);
   try {
     await db.open();
   } catch (err) {
@@ -372,8 +371,8 @@ export async function resetStore(path: string): Promise<void> {
     throw new StoreError(`${path} holds files that are not LevelDB's; --reset empties only an index directory, so choose another --db`);
   }
   if (entries.includes('CURRENT')) {
-    const leave = await enterDoor(path);
     const db: DB = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+    const leave = await enterDoor(path);
     try {
       await db.open();
       await db.close();
