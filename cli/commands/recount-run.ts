@@ -6,7 +6,7 @@ import { ChainError } from '../../indexer/chain/chain.js';
 import { ChainMismatchError } from '../../indexer/engine/connect.js';
 import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
-import { memoryPlan, REOPEN_MIB } from '../../indexer/engine/budget.js';
+import { memoryPlan } from '../../indexer/engine/budget.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
 import { CoinFileError } from '../../indexer/store/coinfile.js';
 import { openIndexStore, resetStore } from '../../indexer/store/store.js';
@@ -32,7 +32,6 @@ export interface RecountArgs extends NetworkArgs, DatadirArgs {
   stats: boolean;
   all: boolean;
   reset: boolean;
-  reopenMib?: number;
 }
 
 /** How many blocks a resumed recount may disconnect before the index is taken to be of another chain. */
@@ -63,9 +62,7 @@ export async function run(args: RecountArgs): Promise<void> {
   try {
     if (args.reset && args.db !== undefined) await resetStore(dbPath);
     const { params: given, fallback } = temp ? { params: networkFrom(args), fallback: undefined } : paramsFor(dbPath, args);
-    // A kept index holds all its tables open and unmaps them by reopening (store.ts `openLevel`).
-    const kept = temp === null;
-    const { db, params } = await openIndexStore(dbPath, given, { create: true, utxoHash: args.utxoHash, fallback, allTablesOpen: kept });
+    const { db, params } = await openIndexStore(dbPath, given, { create: true, utxoHash: args.utxoHash, fallback });
     try {
       let target = 0;
       let reading = false;
@@ -78,7 +75,6 @@ export async function run(args: RecountArgs): Promise<void> {
         memoryBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).tableBytes,
         cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
         keepTxidBytes: memoryPlan(args.memoryMib).txidBytes,
-        reopenBytes: kept ? (args.reopenMib ?? REOPEN_MIB) * 1024 * 1024 : undefined,
         threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,
@@ -117,7 +113,6 @@ export async function run(args: RecountArgs): Promise<void> {
         process.stderr.write(JSON.stringify({
           stats: true, blocks: result.blocks, txs: result.txs, seconds: (Date.now() - started) / 1000,
           maxRssMiB: Math.round(ru.maxRSS / 1024), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6,
-          ...(kept ? { reopens: result.reopens } : {}),
         }) + '\n');
       }
       const out = await exportAt(db, params, result.height);

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { LISTED } from './listing.js';
 import { DEFAULT_THREADS } from '../../indexer/chain/threads.js';
-import { DEFAULT_MEMORY_MIB, REOPEN_MIB } from '../../indexer/engine/budget.js';
+import { DEFAULT_MEMORY_MIB } from '../../indexer/engine/budget.js';
 import { withJson, withNetwork } from '../common.js';
 import { withDatadir } from '../datadir.js';
 import type { RecountArgs } from './recount-run.js';
@@ -39,14 +39,12 @@ export const recountCommand: CommandModule = {
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB, shared by LevelDB, the kept txids and the coin view, which spills into the index before its share is full (0: after every block). The default aims to keep a recount under 512 MiB RSS' })
       .option('cache-mib', { type: 'number', hidden: true, deprecated: 'use --memory-mib', describe: 'the memory filled before a flush, MiB (overrides --memory-mib)' })
       .option('threads', { type: 'number', describe: `threads that read and hash blocks (default ${DEFAULT_THREADS}: one per core, at most four)` })
-      .option('reopen-mib', { type: 'number', hidden: true, describe: `with --db: close and open the index again at a spill once the table pages it holds mapped have grown by this many MiB (default ${REOPEN_MIB}; 0: at every spill)` })
       .check((a) => {
         if (a.height !== undefined && (!Number.isInteger(a.height) || (a.height as number) < 0)) throw new Error('--height must be a whole number ≥ 0');
         if (a.reset && a.db === undefined) throw new Error('--reset wipes the index given by --db, so it needs --db');
         if (a.fast && (a.db !== undefined || a['utxo-hash'])) throw new Error('--fast keeps only the coins of announced stakes, so it cannot be combined with --db or --utxo-hash');
         if (a['cache-mib'] !== undefined && (!Number.isFinite(a['cache-mib']) || (a['cache-mib'] as number) < 1)) throw new Error('--cache-mib must be at least 1');
         if (!Number.isFinite(a['memory-mib']) || (a['memory-mib'] as number) < 0) throw new Error('--memory-mib must be 0 or more');
-        if (a['reopen-mib'] !== undefined && (!Number.isFinite(a['reopen-mib']) || (a['reopen-mib'] as number) < 0)) throw new Error('--reopen-mib must be 0 or more');
         if (a.threads !== undefined && (!Number.isInteger(a.threads) || (a.threads as number) < 1 || (a.threads as number) > 64)) throw new Error('--threads must be a whole number from 1 to 64');
         return true;
       })

@@ -95,11 +95,3 @@ export function memoryPlan(mib: number = DEFAULT_MEMORY_MIB): MemoryPlan {
     txidBytes,
   };
 }
-
-/**
- * A `recount --db` holds every table of its index open, and so mapped (store.ts
- * `openLevel`); at a spill, once the process's file-backed resident memory has
- * grown by this many MiB since the database was last opened, it closes and
- * opens it again, which unmaps them all (recount.ts `reopenBytes`).
- */
-export const REOPEN_MIB = 128;

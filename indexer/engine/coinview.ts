@@ -600,7 +600,7 @@ export class MemoryUtxo {
   }
 
   /** Waits for the write `spillBehind` started, then forgets its coins (the database holds them now). */
-  async settle(): Promise<void> {
+  private async settle(): Promise<void> {
     const write = this.writing;
     if (write !== null) {
       this.writing = null;

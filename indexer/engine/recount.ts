@@ -14,7 +14,7 @@ import { OutputSweeps } from '../chain/stakesweep.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
 import { CoinFile } from '../store/coinfile.js';
 import { ChainState } from '../store/state.js';
-import { fileResidentBytes, reopenStore, type DB } from '../store/store.js';
+import type { DB } from '../store/store.js';
 
 export interface RecountOptions {
   readonly blocksDir: string;
@@ -66,15 +66,6 @@ export interface RecountOptions {
   readonly spillDir?: string;
   /** Txids the chain pass keeps for the connect pass, in bytes (default: the default budget's share, budget.ts); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
-  /**
-   * Close and open the database again (store.ts `reopenStore`) at a spill of
-   * the connect pass once the process's file-backed resident memory, the
-   * pages of the table files LevelDB holds mapped, has grown by this many
-   * bytes since it last did (0: at every spill; where the system does not
-   * tell, at every spill too). Unset: never. For a database opened with
-   * `allTablesOpen`, held by nothing else.
-   */
-  readonly reopenBytes?: number;
 }
 
 export interface RecountResult {
@@ -85,8 +76,6 @@ export interface RecountResult {
   readonly stopped: boolean;
   /** Null when stopped before the chain was loaded. */
   readonly chain: BestChain | null;
-  /** Times the database was closed and opened again (`reopenBytes`). */
-  readonly reopens: number;
 }
 
 export class RecountError extends Error {
@@ -149,7 +138,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
     await spec?.discard();
     state = new ChainState(opts.db, opts.params);
     await state.load();
-    return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null, reopens: 0 };
+    return { height: state.tip?.height ?? -1, txs: 0, blocks: 0, resumedFrom: state.tip?.height ?? null, stopped: true, chain: null };
   }
   spec?.close();
   await spec?.finish();
@@ -238,23 +227,6 @@ async function connectRange(
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
-  let reopens = 0;
-  let mappedAt = fileResidentBytes();
-  /**
-   * At a spill: unmaps every table when their pages have grown enough (see
-   * store.ts `openLevel`). The last spill's write is waited for first, and
-   * the reads started ahead for the next block are waited for by the close
-   * (and read again after it: the spill moves the view's epoch).
-   */
-  const reopenIfMapped = async (): Promise<void> => {
-    if (opts.reopenBytes === undefined) return;
-    const mapped = fileResidentBytes();
-    if (opts.reopenBytes > 0 && mapped !== null && mappedAt !== null && mapped - mappedAt < opts.reopenBytes) return;
-    await mem.settle();
-    await reopenStore(opts.db);
-    reopens++;
-    mappedAt = fileResidentBytes();
-  };
   try {
     if (mem.footprint(state) > limit) await mem.spill(state);
     const load = async (h: number): Promise<{ h: number; bytes: Buffer; txids: Buffer }> => {
@@ -281,10 +253,7 @@ async function connectRange(
       txs += summary.txCount;
       opts.onBlock?.(summary);
       // A kept index goes on connecting while the spill is written (coinview.ts `spillBehind`).
-      if (mem.footprint(state) > limit) {
-        await reopenIfMapped();
-        await mem.spillBehind(state);
-      }
+      if (mem.footprint(state) > limit) await mem.spillBehind(state);
     }
   } finally {
     reader.close();
@@ -292,7 +261,7 @@ async function connectRange(
   }
   await mem.finish(state);
   if (setHash && !stopped && state.tip !== null) await hashSetAtTip(state, mem, opts.threads);
-  return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), stopped, reopens };
+  return { height: state.tip?.height ?? -1, txs, blocks: Math.max(0, (state.tip?.height ?? -1) - start + 1), stopped };
 }
 
 /**

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Level } from 'level';
 import { BUILTIN_NETWORKS, paramsHash, paramsToJson, parseParams, ParamsError, type NetworkParams } from '../../script/params.js';
@@ -24,12 +22,6 @@ export interface OpenOptions {
   readonly lockedHint?: string;
   /** Read every table file, even those checked before and unchanged since (`nodereg check`). */
   readonly checkAllTables?: boolean;
-  /**
-   * Keep every table file open and mapped (LevelDB's own table cache) rather
-   * than the capped cache every other opener gets: for a `recount --db`,
-   * which unmaps them all now and then with `reopenStore` (see `openLevel`).
-   */
-  readonly allTablesOpen?: boolean;
 }
 
 async function readMeta(db: DB, name: string): Promise<string | undefined> {
@@ -109,109 +101,11 @@ function stillFaulty(file: string): boolean {
 }
 
 /**
- * The door every nodereg process passes to open an index, and that
- * `reopenStore` holds from its close to its open: between the two LevelDB's
- * LOCK is free, and another process opening the index then (a second recount,
- * `index`, `serve`, `recount --reset`'s probe) would take it, so it waits at
- * the door instead and then finds the LOCK held, as at any other moment. The
- * door is a Linux abstract socket named after the directory, which the
- * kernel frees with the process that holds it, even after a SIGKILL. Where
- * there is none (another system, another network namespace), the door is
- * open and only LevelDB's LOCK is left: the reopen's window is then the few
- * microseconds between LevelDB's unlock and lock. Returns the way out.
- */
-async function enterDoor(path: string): Promise<() => void> {
-  if (process.platform !== 'linux') return () => undefined;
-  let name: string;
-  try {
-    name = `\0nodereg-index-${createHash('sha256').update(realpathSync(path)).digest('hex').slice(0, 40)}`;
-  } catch {
-    return () => undefined; // LevelDB's open reports the directory's fault
-  }
-  for (let wait = 2; ; wait = Math.min(2 * wait, 100)) {
-    const server = createServer();
-    const err = await new Promise<NodeJS.ErrnoException | null>((done) => {
-      server.once('error', done);
-      server.listen({ path: name, exclusive: true }, () => done(null));
-    });
-    if (err === null) {
-      server.unref();
-      return () => server.close();
-    }
-    if (err.code !== 'EADDRINUSE') return () => undefined;
-    // Held for one open (or a reopen's close and open) at most.
-    await new Promise((r) => setTimeout(r, wait));
-  }
-}
-
-/**
- * Closes the database and opens it again, holding the door between (see
- * `enterDoor`), which empties LevelDB's table cache: every table it had
- * mapped is unmapped, and its resident pages leave the process. The same
- * object stays open, so every holder of it (the state, the coin view) goes
- * on with it; none may hold an iterator, snapshot or read in flight (the
- * close waits for reads and writes it has started). LevelDB's own open
- * replays its log as after any close; the tables are not checked again
- * (`openLevel` checked those the index had, and this process wrote the rest).
- */
-export async function reopenStore(db: DB): Promise<void> {
-  const leave = await enterDoor(db.location);
-  try {
-    await db.close();
-    try {
-      await db.open();
-    } catch (err) {
-      throw openFault(db.location, err, 'another process took the index while this one reopened it; run the command again once it is done');
-    }
-  } finally {
-    leave();
-  }
-}
-
-/**
- * The process's file-backed resident memory (Linux's RssFile), which grows
- * with the pages of the table files LevelDB holds mapped; null where the
- * system does not tell.
- */
-export function fileResidentBytes(): number | null {
-  try {
-    const m = /^RssFile:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'latin1'));
-    return m === null ? null : Number(m[1]) * 1024;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * LevelDB maps each table file it holds open and reads it through the
- * mapping: every page read stays resident, file-backed, until the table is
- * closed, and a --db recount's coin lookups range over the whole coin set.
- * On the 10M bench chain with --db (one run each, load average 4-7), with
- * 2 MiB tables: with LevelDB's default of 1000 open the mapped tables reached
- * 530 MiB, peak RSS 804 MiB, 430 CPU s; at 200, 355 MiB mapped, 683 MiB,
- * 449 s; at 100, about 190 MiB mapped (highest early in the run, while most
- * tables still fit), 482 MiB, 646 s. The extra CPU is mostly kernel time
- * (system 204 s against 58): tables closed, opened and mapped again. Tables
- * of 4 MiB with 74 open (LevelDB's least: 64 tables, 10 files for itself)
- * hold about as much and open half as often: 482 MiB, 604 s (system 177 s).
- * The 1M chain's index is about 55 such tables, all held open.
- *
- * That cap stays for every opener but `recount --db` (`allTablesOpen`),
- * which keeps LevelDB's default and instead closes and opens its database
- * again when the mapped pages have grown (`reopenStore`). The daemon keeps
- * the cap: its HTTP readers hold iterators and snapshots at any moment, so
- * it can never reopen, and `nodereg index` catching up a long chain looks up
- * coins as a recount does; at the tip it reads a block's few coins every few
- * minutes, where reopening a table now and then costs nothing measurable.
- */
-const CAPPED_TABLES = 74;
-
-/**
  * Opens LevelDB at `path` after checking every table block's checksum
  * (tablecheck.ts): a flipped bit is an error naming the file, never a
  * different answer.
  */
-async function openLevel(path: string, create: boolean, lockedHint: string, allTables: boolean, allTablesOpen: boolean): Promise<DB> {
+async function openLevel(path: string, create: boolean, lockedHint: string, allTables: boolean): Promise<DB> {
   const existed = inspectDir(path, create);
   // Checked before LevelDB opens it: a compaction started by the open could
   // otherwise copy a damaged block into a new file with a valid checksum.
@@ -233,17 +127,26 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
     // with Snappy before still reads, and its tables are rewritten without
     // it as they are compacted.
     compression: false,
-    // See CAPPED_TABLES. LevelDB's default is 1000.
-    ...(allTablesOpen ? {} : { maxOpenFiles: CAPPED_TABLES }),
+    // LevelDB maps each table file it holds open (its default: up to 1000)
+    // and reads it through the mapping: every page read stays resident,
+    // file-backed, until the table is closed, and a --db recount's coin
+    // lookups range over the whole coin set. On the 10M bench chain with
+    // --db (one run each, load average 4-7), with 2 MiB tables: at 1000
+    // open the mapped tables reached 530 MiB, peak RSS 804 MiB, 430 CPU s;
+    // at 200, 355 MiB mapped, 683 MiB, 449 s; at 100, about 190 MiB mapped
+    // (highest early in the run, while most tables still fit), 482 MiB,
+    // 646 s. The extra CPU is mostly kernel time (system 204 s against 58):
+    // tables closed, opened and mapped again. Tables of 4 MiB with 74 open
+    // (LevelDB's least: 64 tables, 10 files for itself) hold about as much
+    // and open half as often: 482 MiB, 604 s (system 177 s). The 1M chain's
+    // index is about 55 such tables, all held open.
+    maxOpenFiles: 74,
     maxFileSize: 4 * 1024 * 1024,
   });
-  const leave = await enterDoor(path);
   try {
     await db.open();
   } catch (err) {
     throw openFault(path, err, lockedHint);
-  } finally {
-    leave();
   }
   // Only now, holding the LOCK, is it certain that no other process was
   // writing the files. Without a readable MANIFEST, the open's own list of
@@ -278,7 +181,7 @@ export async function openStore(path: string, params: NetworkParams, opts: OpenO
 export async function openIndexStore(
   path: string, params: NetworkParams | null, opts: OpenOptions & { fallback?: NetworkParams },
 ): Promise<{ db: DB; params: NetworkParams }> {
-  const db = await openLevel(path, opts.create, opts.lockedHint ?? 'stop that process or use another --db', opts.checkAllTables === true, opts.allTablesOpen === true);
+  const db = await openLevel(path, opts.create, opts.lockedHint ?? 'stop that process or use another --db', opts.checkAllTables === true);
   try {
     return { db, params: await checkMeta(db, path, params, opts) };
   } catch (err) {
@@ -372,15 +275,12 @@ export async function resetStore(path: string): Promise<void> {
   }
   if (entries.includes('CURRENT')) {
     const db: DB = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
-    const leave = await enterDoor(path);
     try {
       await db.open();
       await db.close();
     } catch (err) {
       // A damaged index is what --reset is for; only a held LOCK stops it.
       if (isLocked(err)) throw openFault(path, err, 'stop that process before resetting it');
-    } finally {
-      leave();
     }
   }
   try {
