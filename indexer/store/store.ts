@@ -149,8 +149,10 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
     // over budget), the process's file-backed resident memory fell to about
     // 45 MiB at each reopen and was back to 190-260 MiB within 3 s at mid-run;
     // at most 450 MiB late in the run with LevelDB's default (peak RSS
-    // 751 MiB), 381 MiB with 200 open (peak 726 MiB). This cap, side by
-    // side: 160-225 MiB, peak 514 MiB, 685 CPU s (user 483, system 202).
+    // 751 MiB), 381 MiB with 200 open (peak 726 MiB). Nor are 8 MiB tables
+    // with 74 open: peak 614 MiB a third of the way in. This cap, side by
+    // side (two runs): at most 224-228 MiB, peak RSS 480-514 MiB, 685-689
+    // CPU s (user 483-487, system 202).
     maxOpenFiles: 74,
     maxFileSize: 4 * 1024 * 1024,
   });
