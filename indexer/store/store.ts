@@ -140,6 +140,19 @@ async function openLevel(path: string, create: boolean, lockedHint: string, allT
     // (LevelDB's least: 64 tables, 10 files for itself) hold about as much
     // and open half as often: 482 MiB, 604 s (system 177 s). The 1M chain's
     // index is about 55 such tables, all held open.
+    //
+    // Not a way out: closing and opening the database again at every spill
+    // (which unmaps every table at once) with more tables open. The pages a
+    // recount maps come from its coin lookups, a new 4 KiB page for most of
+    // them, so they come back within seconds of connecting, not spills. On
+    // the 10M bench chain with --db (load average 10-29, runs stopped once
+    // over budget), the process's file-backed resident memory fell to about
+    // 45 MiB at each reopen and was back to 190-260 MiB within 3 s at mid-run;
+    // at most 450 MiB late in the run with LevelDB's default (peak RSS
+    // 751 MiB), 381 MiB with 200 open (peak 726 MiB). Nor are 8 MiB tables
+    // with 74 open: peak 614 MiB a third of the way in. This cap, side by
+    // side (two runs): at most 224-228 MiB, peak RSS 480-514 MiB, 685-689
+    // CPU s (user 483-487, system 202).
     maxOpenFiles: 74,
     maxFileSize: 4 * 1024 * 1024,
   });
