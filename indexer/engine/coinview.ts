@@ -848,10 +848,11 @@ class SpillScratch {
   }
 
   /** The first bytes of script `id`, copied. */
-  private head = new Uint8Array(64);
+  // A Buffer, as every other target of `copyTo` is: one kind of array keeps its stores monomorphic.
+  private head = Buffer.alloc(64);
   private headOf(scripts: ScriptBytes, id: number): number {
     const n = scripts.lengthOf(id);
-    if (this.head.length < n) this.head = new Uint8Array(2 * n);
+    if (this.head.length < n) this.head = Buffer.alloc(2 * n);
     scripts.copyTo(id, this.head, 0);
     return n;
   }
