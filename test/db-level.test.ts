@@ -118,4 +118,45 @@ describe('the index on LevelDB', () => {
       await idx.close();
     }
   });
+  it('writes the view\'s rows of a flush, straight to the native batch or, with a prewrite hook, through it', async () => {
+    const idx = await tempIndex(regtest);
+    const { db } = idx;
+    const list = rows(3_000, 'd');
+    const gone = rows(500, 'c');
+    const hex = (k: Buffer, v: Buffer): string => `${k.toString('hex')}=${v.toString('hex')}`;
+    try {
+      await putAll(db, gone);
+      const state = idx.state;
+      state.tip = { height: 3, hash: Buffer.alloc(32, 3) };
+      state.putRow(K.blockHash(3), Buffer.alloc(32, 3));
+      await state.flush((sink) => {
+        for (const [k] of gone) sink.del(k);
+        for (const [k, v] of list) sink.put(k, v);
+      });
+      let stored = await dump(db);
+      for (const [k, v] of list) expect(stored).toContain(hex(k, v));
+      for (const [k, v] of gone) expect(stored).not.toContain(hex(k, v));
+      expect(stored).toContain(hex(K.blockHash(3), Buffer.alloc(32, 3)));
+
+      // A prewrite hook sees every row, the view's included, and may change them.
+      const seen: string[] = [];
+      db.hooks.prewrite.add((op) => {
+        seen.push(`${op.type}:${(op.key as Buffer).toString('hex')}`);
+        if (op.type === 'put' && (op.key as Buffer)[0] === 0x75) op.value = Buffer.of(1);
+      });
+      state.tip = { height: 4, hash: Buffer.alloc(32, 4) };
+      await state.flushBehind((sink) => {
+        for (const [k] of list.slice(0, 10)) sink.del(k);
+        for (const [k, v] of gone) sink.put(k, v);
+      });
+      for (const [k] of list.slice(0, 10)) expect(seen).toContain(`del:${k.toString('hex')}`);
+      for (const [k] of gone) expect(seen).toContain(`put:${k.toString('hex')}`);
+      stored = await dump(db);
+      for (const [k] of gone) expect(stored).toContain(hex(k, Buffer.of(1)));
+      for (const [k, v] of list.slice(0, 10)) expect(stored).not.toContain(hex(k, v));
+      expect(stored).toContain(hex(list[10]![0], list[10]![1]));
+    } finally {
+      await idx.close();
+    }
+  });
 });

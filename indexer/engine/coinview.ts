@@ -742,32 +742,81 @@ export class MemoryUtxo {
    * delete before every put, so that a coin deleted and made again (a
    * repeated txid) ends as made.
    */
-  /** The order of the first `n` rows' script-index keys ('o': script, then outpoint), scripts from `ids` and txids already in `txidWord`. */
-  private byScriptCoin(ids: ArrayLike<number>, n: number): Uint32Array {
-    const { scripts, sorter, scratch } = this;
-    for (let i = 0; i < n; i++) scratch.scriptCoinWords(scripts, ids[i]!, i);
+  /**
+   * The order of the first `n` rows' script-index keys ('o': script, then
+   * outpoint), scripts from `ids` and txids already in `txidWord`: by the
+   * txid's first word, then by the script's place among the spill's changed
+   * balances (`rankScripts`). Every script a spill's coins name is among
+   * them: connect marks the script of each coin it creates or spends as
+   * touched. That is the order of the balance keys ('b', then the script),
+   * not quite of these ('o', then the script's length): scripts of one
+   * length and template come in key order, their groups perhaps not, which
+   * is as good for the memtable (keyorder.ts) and as correct.
+   */
+  private byScriptCoin(ids: ArrayLike<number>, n: number, rankBytes: number): Uint32Array {
+    const { sorter, scratch } = this;
+    const { w0, rank } = scratch;
+    for (let i = 0; i < n; i++) w0[i] = rank[ids[i]!]!;
     sorter.start(n);
     sorter.by(scratch.txidWord);
-    sorter.by(scratch.w2);
-    sorter.by(scratch.w1);
-    return sorter.by(scratch.w0);
+    return sorter.by(w0, rankBytes);
   }
 
+  /**
+   * Sorts the scripts whose balances changed since the last spill by their
+   * balance keys ('b', then the script) into `scratch.balanceIds`, and gives
+   * each its place there in `scratch.rank` (any other script: after them
+   * all). The script-index rows are then sorted by that place, a word per
+   * row, instead of by words read from each row's script: rows name their
+   * scripts in no order, and those reads missed the cache. Returns how many
+   * scripts changed, and the bytes a place takes.
+   */
+  private rankScripts(): { m: number; rankBytes: number } {
+    const { scripts, sorter, scratch } = this;
+    let m = 0;
+    for (let id = 0; id < scripts.count; id++) {
+      if (scripts.touchedAt[id] === 0) continue;
+      if (m === scratch.size) scratch.room(m + 1);
+      scratch.coinScript[m] = id;
+      scratch.balanceWords(scripts, id, m);
+      m++;
+    }
+    sorter.start(m);
+    sorter.by(scratch.w2);
+    sorter.by(scratch.w1);
+    const order = sorter.by(scratch.w0);
+    scratch.scriptRoom(scripts.count);
+    const { rank, balanceIds } = scratch;
+    rank.fill(m, 0, scripts.count);
+    for (let k = 0; k < m; k++) {
+      const id = scratch.coinScript[order[k]!]!;
+      balanceIds[k] = id;
+      rank[id] = k;
+    }
+    return { m, rankBytes: m < 0x100 ? 1 : m < 0x10000 ? 2 : m < 0x1000000 ? 3 : 4 };
+  }
+
+  /**
+   * Writes the rows of a kept index's spill into `sink`, the state's atomic
+   * batch: the database coins spent are deleted with their script-index
+   * rows ('o'), the table's coins put with theirs, and the changed balances
+   * put. Each kind of row goes in about key order (keyorder.ts), and every
+   * delete before every put, so that a coin deleted and made again (a
+   * repeated txid) ends as made.
+   */
   private sortedRows(sink: RowSink): void {
     const { keys, scripts, sorter, scratch } = this;
     const spent = this.spentCount;
     const ops = this.spentOps;
     const ids = this.spentScripts;
     scratch.room(Math.max(spent, this.coins.count));
+    const { m, rankBytes } = this.rankScripts();
     const { txidWord } = scratch;
-    for (let i = 0; i < spent; i++) txidWord[i] = ops.readUInt32BE(i * 36);
+    for (let i = 0; i < spent; i++) txidWord[i] = wordAt(ops, i * 36);
     sorter.start(spent);
     let order = sorter.by(txidWord);
-    for (let k = 0; k < spent; k++) {
-      const at = order[k]! * 36;
-      sink.del(keys.coin(ops, at, ops.readUInt32BE(at + 32)));
-    }
-    order = this.byScriptCoin(ids, spent);
+    for (let k = 0; k < spent; k++) sink.del(keys.coinAt(ops, order[k]! * 36));
+    order = this.byScriptCoin(ids, spent, rankBytes);
     for (let k = 0; k < spent; k++) {
       const i = order[k]!;
       sink.del(keys.scriptCoinOf(scripts, ids[i]!, ops, i * 36));
@@ -778,7 +827,7 @@ export class MemoryUtxo {
     for (let from = 0; from < this.coins.slots; from += 4096) {
       this.coins.each((op, script, l, h, c) => {
         coinOps.set(op, n * 36);
-        txidWord[n] = op.readUInt32BE(0);
+        txidWord[n] = wordAt(op, 0);
         coinScript[n] = script;
         lo[n] = l;
         hi[n] = h;
@@ -794,29 +843,18 @@ export class MemoryUtxo {
       const value = scratch.value(COIN_SCRIPT_AT + scripts.lengthOf(id));
       encodeCoinHead(value, lo[i]!, hi[i]!, code[i]!);
       scripts.copyTo(id, value, COIN_SCRIPT_AT);
-      sink.put(keys.coin(coinOps, i * 36, coinOps.readUInt32BE(i * 36 + 32)), value);
+      sink.put(keys.coinAt(coinOps, i * 36), value);
     }
-    order = this.byScriptCoin(coinScript, n);
+    order = this.byScriptCoin(coinScript, n, rankBytes);
     for (let k = 0; k < n; k++) {
       const i = order[k]!;
       sink.put(keys.scriptCoinOf(scripts, coinScript[i]!, coinOps, i * 36), KEY_ONLY_VALUE);
     }
-    // The balances changed since the last spill.
-    let m = 0;
-    for (let id = 0; id < scripts.count; id++) {
-      if (scripts.touchedAt[id] === 0) continue;
-      if (m === scratch.size) scratch.room(m + 1);
-      scratch.coinScript[m] = id;
-      scratch.balanceWords(scripts, id, m);
-      m++;
-    }
-    sorter.start(m);
-    sorter.by(scratch.w2);
-    sorter.by(scratch.w1);
-    order = sorter.by(scratch.w0);
+    // The balances changed since the last spill, in key order (`rankScripts`).
     const amount = scratch.value(8);
+    const { balanceIds } = scratch;
     for (let k = 0; k < m; k++) {
-      const id = scratch.coinScript[order[k]!]!;
+      const id = balanceIds[k]!;
       const v = scripts.balance(id);
       const key = keys.balanceOf(scripts, id);
       if (v === 0n) {
@@ -882,26 +920,30 @@ class SpillScratch {
     this.size = size;
   }
 
+  /** Per script of the table: its place among a spill's changed balances, and those scripts in key order (`rankScripts`). */
+  rank: Uint32Array = new Uint32Array(0);
+  balanceIds: Uint32Array = new Uint32Array(0);
+
+  /** Room for `n` scripts in `rank` and `balanceIds` (contents not kept). */
+  scriptRoom(n: number): void {
+    if (n <= this.rank.length) return;
+    const size = Math.max(n, 2 * this.rank.length, 1024);
+    this.rank = new Uint32Array(size);
+    this.balanceIds = new Uint32Array(size);
+  }
+
   get byteSize(): number {
-    return this.size * SCRATCH_ROW;
+    return this.size * SCRATCH_ROW + 8 * this.rank.length;
   }
 
   /** The first bytes of script `id`, copied. */
-  private head = new Uint8Array(64);
+  // A Buffer, as every other target of `copyTo` is: one kind of array keeps its stores monomorphic.
+  private head = Buffer.alloc(64);
   private headOf(scripts: ScriptBytes, id: number): number {
     const n = scripts.lengthOf(id);
-    if (this.head.length < n) this.head = new Uint8Array(2 * n);
+    if (this.head.length < n) this.head = Buffer.alloc(2 * n);
     scripts.copyTo(id, this.head, 0);
     return n;
-  }
-
-  /** Row `i`'s words of a script-index key ('o': u16be length, then the script), as `K.scriptCoin` lays it out. */
-  scriptCoinWords(scripts: ScriptBytes, id: number, i: number): void {
-    const n = this.headOf(scripts, id);
-    const h = this.head;
-    this.w0[i] = ((n << 16) | (wordAt(h, 0, n) >>> 16)) >>> 0;
-    this.w1[i] = wordAt(h, 2, n);
-    this.w2[i] = wordAt(h, 6, n);
   }
 
   /** Row `i`'s words of a balance key ('b', then the script). */

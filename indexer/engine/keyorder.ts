@@ -40,9 +40,9 @@ export class RowOrder {
     return order;
   }
 
-  /** Sorts the rows by `words[row]`, keeping the order of rows with equal words. Returns the order. */
-  by(words: Uint32Array): Uint32Array {
-    for (let shift = 0; shift < 32; shift += 8) this.pass(words, shift);
+  /** Sorts the rows by `words[row]`, keeping the order of rows with equal words; `bytes`: how many low bytes the words use. Returns the order. */
+  by(words: Uint32Array, bytes = 4): Uint32Array {
+    for (let shift = 0; shift < 8 * bytes; shift += 8) this.pass(words, shift);
     return this.order;
   }
 

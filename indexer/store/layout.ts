@@ -258,6 +258,14 @@ export class KeyScratch {
     return b;
   }
 
+  /** As `K.coin`, from the outpoint `op[at..at+36)` as a key holds it (txid, u32be vout). */
+  coinAt(op: Uint8Array, at: number): Buffer {
+    const b = this.exact(37);
+    b[0] = P.coin;
+    for (let k = 0; k < 36; k++) b[1 + k] = op[at + k]!;
+    return b;
+  }
+
   /** As `K.scriptCoin`. */
   scriptCoin(script: Uint8Array, outpoint: Uint8Array): Buffer {
     const b = this.exact(3 + script.length + 36);
