@@ -8,7 +8,7 @@ import { exportAt, utxoHashAt } from '../../indexer/read/queries.js';
 import { recount, RecountError } from '../../indexer/engine/recount.js';
 import { memoryPlan } from '../../indexer/engine/budget.js';
 import { BlockParseError } from '../../indexer/chain/scanner.js';
-import { CoinFileError } from '../../indexer/store/coinfile.js';
+import { CoinFileError, type SpillRecord } from '../../indexer/store/coinfile.js';
 import { openIndexStore, resetStore } from '../../indexer/store/store.js';
 import { networkFrom, printJson, UserError, type NetworkArgs } from '../common.js';
 import { resolveBlocksDir, type DatadirArgs } from '../datadir.js';
@@ -113,6 +113,7 @@ export async function run(args: RecountArgs): Promise<void> {
         process.stderr.write(JSON.stringify({
           stats: true, blocks: result.blocks, txs: result.txs, seconds: (Date.now() - started) / 1000,
           maxRssMiB: Math.round(ru.maxRSS / 1024), cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6,
+          ...spillStats(result.spills),
         }) + '\n');
       }
       const out = await exportAt(db, params, result.height);
@@ -144,3 +145,22 @@ export async function run(args: RecountArgs): Promise<void> {
   }
 }
 
+
+const mib = (b: number): number => Math.round(b / 1048576);
+
+/** What `--stats` says of the spills into a throwaway recount's coin file: totals, then each spill's coins, file size, time and page traffic. */
+function spillStats(spills: readonly SpillRecord[] | undefined): object {
+  if (spills === undefined || spills.length === 0) return {};
+  let ms = 0;
+  let read = 0;
+  let written = 0;
+  for (const s of spills) {
+    ms += s.ms;
+    read += s.readBytes;
+    written += s.writtenBytes;
+  }
+  return {
+    spills: spills.length, spillSeconds: Math.round(ms) / 1000, spillReadMiB: mib(read), spillWrittenMiB: mib(written),
+    spillEach: spills.map((s) => ({ puts: s.puts, dels: s.dels, coins: s.count, fileMiB: mib(s.fileBytes), grew: s.grew, ms: Math.round(s.ms), readMiB: mib(s.readBytes), writtenMiB: mib(s.writtenBytes) })),
+  };
+}

@@ -5,6 +5,8 @@
  * of megabytes and almost no garbage collection.
  */
 
+import { OUTPOINT_SEED, outpointHash } from '../store/coinfile.js';
+
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const TWO_32 = 0x1_0000_0000;
 /** A value with a high word at or above this does not fit a double exactly. */
@@ -279,6 +281,8 @@ export class CoinTable {
   private w: Uint32Array;
   private tags: Uint32Array;
   private mask: number;
+  /** 32 less the bits of a slot number (`homeOf`). */
+  private shift: number;
   count = 0;
   /** Filled by `spend`: the spent coin's script id and value words. */
   script = 0;
@@ -295,12 +299,22 @@ export class CoinTable {
     this.w = new Uint32Array(cap * STRIDE);
     this.tags = new Uint32Array(cap);
     this.mask = cap - 1;
+    this.shift = Math.clz32(cap) + 1;
   }
 
-  /** The slot tag of txid (first word `first`):vout; its low bits are the home slot. */
-  private static tagOf(first: number, vout: number): number {
-    const h = Math.imul(first ^ Math.imul(vout, 0x9e3779b1), 0x85ebca6b);
-    return ((h ^ (h >>> 15)) | TAG_BIT) >>> 0;
+  /**
+   * The slot tag of txid (first words `w0`, `w1`):vout: its `outpointHash`
+   * less the lowest bit, under TAG_BIT. The hash's high bits are the home
+   * slot (`homeOf`), as they are the coin file's page: the slots, read in
+   * order, hold their coins in the order of the file's pages.
+   */
+  private static tagOf(w0: number, w1: number, vout: number): number {
+    return ((outpointHash(OUTPOINT_SEED, w0, w1, vout) >>> 1) | TAG_BIT) >>> 0;
+  }
+
+  /** The home slot of tag `g`: the high bits of its hash. */
+  private homeOf(g: number): number {
+    return (g << 1) >>> this.shift;
   }
 
   private sameKey(o: number, t: Uint8Array, tp: number, vout: number): boolean {
@@ -313,8 +327,8 @@ export class CoinTable {
   /** The slot holding txid `t[tp..tp+32)`:vout, or -1. */
   private find(t: Uint8Array, tp: number, vout: number): number {
     const tags = this.tags;
-    const tag = CoinTable.tagOf(u32(t, tp), vout);
-    for (let i = tag & this.mask; ; i = (i + 1) & this.mask) {
+    const tag = CoinTable.tagOf(u32(t, tp), u32(t, tp + 4), vout);
+    for (let i = this.homeOf(tag); ; i = (i + 1) & this.mask) {
       const g = tags[i]!;
       if (g === 0) return -1;
       if (g === tag && this.sameKey(i * STRIDE, t, tp, vout)) return i;
@@ -344,10 +358,10 @@ export class CoinTable {
     const tags = this.tags;
     const mask = this.mask;
     const words = (tp & 3) === 0 ? this.wordsOf(t) : null;
-    const tag = CoinTable.tagOf(words !== null ? words[tp >>> 2]! : u32(t, tp), vout);
+    const tag = words !== null ? CoinTable.tagOf(words[tp >>> 2]!, words[(tp >>> 2) + 1]!, vout) : CoinTable.tagOf(u32(t, tp), u32(t, tp + 4), vout);
     let o: number;
     // One probe run: it ends at the same coin, to overwrite, or at the empty slot to fill.
-    for (let i = tag & mask; ; i = (i + 1) & mask) {
+    for (let i = this.homeOf(tag); ; i = (i + 1) & mask) {
       const g = tags[i]!;
       o = i * STRIDE;
       if (g === 0) {
@@ -388,7 +402,7 @@ export class CoinTable {
     for (let i = (at + 1) & mask; ; i = (i + 1) & mask) {
       const g = tags[i]!;
       if (g === 0) break;
-      const home = g & mask;
+      const home = this.homeOf(g);
       // Move slot i into the gap unless its home lies cyclically in (gap, i].
       const stays = gap <= i ? home > gap && home <= i : home > gap || home <= i;
       if (stays) continue;
@@ -410,10 +424,11 @@ export class CoinTable {
     this.w = new Uint32Array(cap * STRIDE);
     this.tags = new Uint32Array(cap);
     this.mask = cap - 1;
+    this.shift = Math.clz32(cap) + 1;
     for (let j = 0; j < oldTags.length; j++) {
       const g = oldTags[j]!;
       if (g === 0) continue;
-      let i = g & this.mask;
+      let i = this.homeOf(g);
       while (this.tags[i] !== 0) i = (i + 1) & this.mask;
       this.tags[i] = g;
       this.w.set(oldW.subarray(j * STRIDE, j * STRIDE + STRIDE), i * STRIDE);

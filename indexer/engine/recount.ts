@@ -12,7 +12,7 @@ import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
 import { OutputSweeps } from '../chain/stakesweep.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
-import { CoinFile } from '../store/coinfile.js';
+import { CoinFile, type SpillRecord } from '../store/coinfile.js';
 import { ChainState } from '../store/state.js';
 import type { DB } from '../store/store.js';
 
@@ -76,6 +76,8 @@ export interface RecountResult {
   readonly stopped: boolean;
   /** Null when stopped before the chain was loaded. */
   readonly chain: BestChain | null;
+  /** The spills into a throwaway full recount's coin file, in order (none without one). */
+  readonly spills?: readonly SpillRecord[];
 }
 
 export class RecountError extends Error {
@@ -209,7 +211,8 @@ async function recountInMemory(
   // The speculator's file comes with its state, spilled coins and all.
   mem.coinFile ??= state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
   try {
-    return await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
+    const done = await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
+    return mem.coinFile === null ? done : { ...done, spills: mem.coinFile.spills };
   } finally {
     mem.coinFile?.close();
     mem.coinFile = null;

@@ -110,15 +110,44 @@ function sizeAt(b: Buffer, e: number, end: number): number {
   return size;
 }
 
-/** The home page, under `mask`, of outpoint `b[at..at+36)` in a file hashed with `seed`. */
-function homeOf(seed: number, mask: number, b: Uint8Array, at: number): number {
-  let h = Math.imul(seed ^ u32le(b, at), 0x85ebca6b);
+/**
+ * The process's seed of `outpointHash`: random, so that a chain cannot be
+ * made to pile its coins onto a few pages, and the same for every table of a
+ * process (a reader thread gets it from the owner, CTL_SEED).
+ */
+export const OUTPOINT_SEED = randomBytes(4).readUInt32LE(0);
+
+/**
+ * The 32-bit hash of an outpoint (txid words `w0`, `w1`, output `vout`) that
+ * orders both this file and the in-memory coin table (memtables.ts
+ * `CoinTable`): each puts a coin at the place its hash's high bits name (a
+ * page here, a slot there). So the table's coins, read in slot order, come
+ * in page order: a spill walks the table and the file both from start to
+ * end, where a hash of its own would have it read the table at random.
+ */
+export function outpointHash(seed: number, w0: number, w1: number, vout: number): number {
+  let h = Math.imul(seed ^ w0, 0x85ebca6b);
   h ^= h >>> 13;
-  h = Math.imul(h ^ u32le(b, at + 4), 0xc2b2ae35);
+  h = Math.imul(h ^ w1, 0xc2b2ae35);
   h ^= h >>> 16;
-  h = Math.imul(h ^ u32le(b, at + 32), 0x9e3779b1);
+  h = Math.imul(h ^ vout, 0x9e3779b1);
   h ^= h >>> 15;
-  return ((h >>> 0) & mask) >>> 0;
+  return h >>> 0;
+}
+
+/** The page, in a file of `pages` (a power of two), of an outpoint with hash `h`: its high bits. */
+function pageOf(h: number, pages: number): number {
+  return pages === 1 ? 0 : h >>> (Math.clz32(pages) + 1);
+}
+
+/** The hash of outpoint `b[at..at+36)` (txid | u32be vout) under `seed`. */
+function hashAt(seed: number, b: Uint8Array, at: number): number {
+  return outpointHash(seed, u32le(b, at), u32le(b, at + 4), u32be(b, at + 32));
+}
+
+/** The home page, in a file of `pages` hashed with `seed`, of outpoint `b[at..at+36)`. */
+function homeOf(seed: number, pages: number, b: Uint8Array, at: number): number {
+  return pageOf(hashAt(seed, b, at), pages);
 }
 
 function readPageOf(fd: number, pages: number, p: number, into: Buffer): void {
@@ -137,7 +166,7 @@ let probeReads = 0;
  * reader thread (`preread`, coinreader.ts).
  */
 export function probe(fd: number, pages: number, seed: number, k: Uint8Array, at: number, page: Buffer): number {
-  let p = homeOf(seed, pages - 1, k, at);
+  let p = homeOf(seed, pages, k, at);
   probeReads = 0;
   for (let n = 0; n < pages; n++) {
     readPageOf(fd, pages, p, page);
@@ -420,6 +449,22 @@ class HiddenFile {
   }
 }
 
+/** One spill into the file, for figures (`CoinFile.spills`, `recount --stats`). */
+export interface SpillRecord {
+  /** Coins deleted and put. */
+  readonly dels: number;
+  readonly puts: number;
+  /** Entries in the file after it, and its page file's size in bytes. */
+  readonly count: number;
+  readonly fileBytes: number;
+  /** Whether it first rehashed the file into a bigger one. */
+  readonly grew: boolean;
+  /** Time it took (ms), and bytes of pages it read and wrote, the grow's included. */
+  readonly ms: number;
+  readonly readBytes: number;
+  readonly writtenBytes: number;
+}
+
 /** A page during a spill: the buffer holding it and its offset there. */
 interface Slot { buf: Buffer; at: number }
 
@@ -429,7 +474,7 @@ export class CoinFile {
   private blobEnd = 0;
   private pages: number;
   private mask: number;
-  private readonly seed = randomBytes(4).readUInt32LE(0);
+  private readonly seed = OUTPOINT_SEED;
   /** Bytes of every entry in the pages, and how many entries. */
   private bytes = 0;
   count = 0;
@@ -446,6 +491,11 @@ export class CoinFile {
   reads = 0;
   lookups = 0;
   grows = 0;
+  /** Every spill so far (`write`), in order. */
+  readonly spills: SpillRecord[] = [];
+  /** Bytes of pages the spill under way has read and written. */
+  private spillRead = 0;
+  private spillWritten = 0;
   /** Lookups answered by a read made ahead on the reader thread (for tests and figures). */
   answered = 0;
   /** Keys asked ahead that the lookups came to before the reader had answered them: read on this thread instead (for tests and figures). */
@@ -701,7 +751,7 @@ export class CoinFile {
   }
 
   private home(b: Uint8Array, at: number): number {
-    return homeOf(this.seed, this.mask, b, at);
+    return homeOf(this.seed, this.pages, b, at);
   }
 
   private readPage(fd: number, p: number, into: Buffer): void {
@@ -803,6 +853,7 @@ export class CoinFile {
     if (b === undefined) {
       b = Buffer.alloc(PAGE);
       this.readPage(this.file.fd, p, b);
+      this.spillRead += PAGE;
       this.outside.set(p, b);
     }
     return { buf: b, at: 0 };
@@ -902,6 +953,7 @@ export class CoinFile {
     } else {
       const got = readSync(this.file.fd, this.run, 0, n * PAGE, first * PAGE);
       if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
+      this.spillRead += got;
     }
     this.runFirst = first;
     this.runPages = n;
@@ -933,6 +985,7 @@ export class CoinFile {
   private writeAt(b: Buffer, at: number, n: number, pos: number): void {
     let done = 0;
     while (done < n) done += writeSync(this.file.fd, b, at + done, n - done, pos + done);
+    this.spillWritten += n;
   }
 
   /**
@@ -946,33 +999,38 @@ export class CoinFile {
     // Readers out while the pages change (and while a grow swaps the file); back in once it is whole again.
     this.dropAnswers();
     this.lockOut();
+    const started = performance.now();
+    const grows = this.grows;
+    this.spillRead = 0;
+    this.spillWritten = 0;
     try {
       this.apply(w);
     } finally {
       this.publish();
     }
+    this.spills.push({
+      dels: w.dels, puts: w.puts, count: this.count, fileBytes: this.pages * PAGE, grew: this.grows !== grows,
+      ms: performance.now() - started, readBytes: this.spillRead, writtenBytes: this.spillWritten,
+    });
   }
 
   private apply(w: CoinWrites): void {
     const total = w.dels + w.puts;
     const fresh = w.fresh;
-    // Each key's hash first (homes are its low bits, taken once the size is known).
+    // Each key's hash first (homes are its high bits, taken once the size is known).
     const homes = new Uint32Array(total);
-    const mask = this.mask;
-    this.mask = 0xffffffff;
     let added = 0;
     for (let i = 0; i < w.dels; i++) {
       const { buf, at } = w.delKey(i);
-      homes[i] = this.home(buf, at);
+      homes[i] = hashAt(this.seed, buf, at);
     }
     for (let i = 0; i < w.puts; i++) {
       const { buf, at } = w.putKey(i);
-      homes[w.dels + i] = this.home(buf, at);
+      homes[w.dels + i] = hashAt(this.seed, buf, at);
       added += entrySize(w.putLength(i));
     }
-    this.mask = mask;
     if (this.bytes + added > LOAD * this.pages * (PAGE - HEAD)) this.grow(this.bytes + added);
-    for (let i = 0; i < total; i++) homes[i] = (homes[i]! & this.mask) >>> 0;
+    for (let i = 0; i < total; i++) homes[i] = pageOf(homes[i]!, this.pages);
     const order = this.byRun(homes);
     const runs = Math.ceil(this.pages / RUN);
     let k = 0;
@@ -1042,6 +1100,7 @@ export class CoinFile {
         const n = Math.min(RUN, oldPages - first);
         const got = readSync(old.fd, from, 0, n * PAGE, first * PAGE);
         if (got !== n * PAGE) throw new CoinFileError(`the coin file is truncated: pages from ${first} read ${got} of ${n * PAGE} bytes`);
+        this.spillRead += got;
         keys.length = 0;
         values.length = 0;
         for (let i = 0; i < n; i++) {
