@@ -131,8 +131,24 @@ describe('the coin file of a throwaway recount', () => {
               if (fail && reported === 3) throw new Error('stop here');
             },
           });
-          if (fail) await expect(run).rejects.toThrow('stop here');
-          else expect((await run).stopped).toBe(false);
+          if (fail) {
+            await expect(run).rejects.toThrow('stop here');
+          } else {
+            const result = await run;
+            expect(result.stopped).toBe(false);
+            // Every spill is on record (recount --stats): the coins it wrote, and the file after it.
+            const spills = result.spills ?? [];
+            expect(spills.length).toBeGreaterThan(3);
+            let count = 0;
+            for (const s of spills) {
+              count += s.puts - s.dels;
+              expect(s.count).toBeLessThanOrEqual(count);
+              count = s.count;
+              if (s.puts > 0) expect(s.writtenBytes).toBeGreaterThan(0);
+            }
+            expect(spills.some((s) => s.dels > 0)).toBe(true);
+            expect(spills.at(-1)!.fileBytes).toBeGreaterThanOrEqual(spills[0]!.fileBytes);
+          }
         } finally {
           await idx.close();
         }

@@ -9,7 +9,9 @@ import { crc32 } from 'node:zlib';
 /*
  * The coins a throwaway recount spills, in a file of its own instead of a
  * temporary LevelDB: an open-addressing hash table of 4 KiB pages keyed by a
- * hash of the outpoint. A lookup reads its home page with one pread (and the
+ * hash of the outpoint (`outpointHash`, whose high bits name a coin's home
+ * page, as they name its slot in the coin table that spills into the file).
+ * A lookup reads its home page with one pread (and the
  * next page only when the home page once overflowed); a spill merges its
  * writes into the file a run of pages at a time. Reads go through the page
  * cache, never a memory map, so the coins cost the process no RSS.
