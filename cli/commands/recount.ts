@@ -34,7 +34,7 @@ export const recountCommand: CommandModule = {
       .option('utxo-hash', { type: 'boolean', default: false, describe: 'also compute Core\'s UTXO-set MuHash (gettxoutsetinfo muhash); costs time per coin' })
       .option('fast', { type: 'boolean', default: false, describe: 'two passes, tracking only coins of announced stakes: same registry and root, faster (not with --db or --utxo-hash)' })
       .option('reset', { type: 'boolean', default: false, describe: 'with --db: wipe the index first and recount from scratch (needed when it was built from another chain)' })
-      .option('stats', { type: 'boolean', default: false, describe: 'print time and peak memory as one JSON line on stderr' })
+      .option('stats', { type: 'boolean', default: false, describe: 'print time, peak memory and the spills into the coin file of a throwaway recount as one JSON line on stderr' })
       .option('all', { type: 'boolean', default: false, describe: `without --json, list every node instead of the first ${NODES_SHOWN}` })
       .option('memory-mib', { type: 'number', default: DEFAULT_MEMORY_MIB, alias: 'utxo-memory-mib', describe: 'memory budget, MiB, shared by LevelDB, the kept txids and the coin view, which spills into the index before its share is full (0: after every block). The default aims to keep a recount under 512 MiB RSS' })
       .option('cache-mib', { type: 'number', hidden: true, deprecated: 'use --memory-mib', describe: 'the memory filled before a flush, MiB (overrides --memory-mib)' })
