@@ -98,6 +98,9 @@ export class Indexer extends EventEmitter<IndexerEvents> {
   }
 
   private relay(s: BlockSummary): void {
+    // Most blocks of a catch-up have no registry event, and a daemon without
+    // a webhook or a mirror does not listen for 'block': nothing to format then.
+    if (s.events.length === 0 && this.listenerCount('block') === 0) return;
     const blockHash = rpcHex(s.hash);
     this.emit('block', { height: s.height, hash: blockHash, txCount: s.txCount });
     for (const e of s.events) this.relayEvent(e, s.height, blockHash);

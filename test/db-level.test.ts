@@ -125,10 +125,12 @@ describe('the index on LevelDB', () => {
     const gone = rows(500, 'c');
     const hex = (k: Buffer, v: Buffer): string => `${k.toString('hex')}=${v.toString('hex')}`;
     try {
-      await putAll(db, gone);
+      await putAll(db, [...gone, [K.blockHash(2), Buffer.alloc(32, 2)]]);
       const state = idx.state;
       state.tip = { height: 3, hash: Buffer.alloc(32, 3) };
       state.putRow(K.blockHash(3), Buffer.alloc(32, 3));
+      // The state's own rows go the same way: a put and a delete.
+      state.putRow(K.blockHash(2), null);
       await state.flush((sink) => {
         for (const [k] of gone) sink.del(k);
         for (const [k, v] of list) sink.put(k, v);
@@ -137,6 +139,7 @@ describe('the index on LevelDB', () => {
       for (const [k, v] of list) expect(stored).toContain(hex(k, v));
       for (const [k, v] of gone) expect(stored).not.toContain(hex(k, v));
       expect(stored).toContain(hex(K.blockHash(3), Buffer.alloc(32, 3)));
+      expect(stored).not.toContain(hex(K.blockHash(2), Buffer.alloc(32, 2)));
 
       // A prewrite hook sees every row, the view's included, and may change them.
       const seen: string[] = [];
@@ -145,12 +148,16 @@ describe('the index on LevelDB', () => {
         if (op.type === 'put' && (op.key as Buffer)[0] === 0x75) op.value = Buffer.of(1);
       });
       state.tip = { height: 4, hash: Buffer.alloc(32, 4) };
+      state.putRow(K.blockHash(4), Buffer.alloc(32, 4));
+      state.putRow(K.blockHash(3), null);
       await state.flushBehind((sink) => {
         for (const [k] of list.slice(0, 10)) sink.del(k);
         for (const [k, v] of gone) sink.put(k, v);
       });
       for (const [k] of list.slice(0, 10)) expect(seen).toContain(`del:${k.toString('hex')}`);
       for (const [k] of gone) expect(seen).toContain(`put:${k.toString('hex')}`);
+      expect(seen).toContain(`put:${K.blockHash(4).toString('hex')}`);
+      expect(seen).toContain(`del:${K.blockHash(3).toString('hex')}`);
       stored = await dump(db);
       for (const [k] of gone) expect(stored).toContain(hex(k, Buffer.of(1)));
       for (const [k, v] of list.slice(0, 10)) expect(stored).not.toContain(hex(k, v));

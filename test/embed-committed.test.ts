@@ -52,6 +52,48 @@ describe('an embedder sees committed state only', () => {
     await indexer.stop();
   });
 
+  it('commits each tip once: catching up and stopping write no commit of the tip the database already holds, and a restart writes none', async () => {
+    node = await startBcoin();
+    const blocks = await demoBlocks();
+    await submitAll(node, blocks.slice(1));
+    const params = builtinNetwork('regtest');
+    const db = await openStore(join(dir, 'db'), params, { create: true });
+    try {
+      const follow = async (): Promise<Array<number | null>> => {
+        const state = new ChainState(db, params);
+        await state.load();
+        // The tip of every commit, as it starts.
+        const commits: Array<number | null> = [];
+        const flush = state.flush.bind(state);
+        const flushBehind = state.flushBehind.bind(state);
+        state.flush = (extra) => {
+          commits.push(state.tip?.height ?? null);
+          return flush(extra);
+        };
+        state.flushBehind = (extra) => {
+          commits.push(state.tip?.height ?? null);
+          return flushBehind(extra);
+        };
+        const rpc = new RpcClient({ url: node!.url, user: 'x', password: node!.apiKey });
+        const follower = new Follower({ state, rpc, pollIntervalMs: 1000, flushBlocks: 20 });
+        await follower.run({ untilSynced: true });
+        expect(state.committedTip!.height).toBe(blocks.length - 1);
+        return commits;
+      };
+      const tip = blocks.length - 1;
+      const first = await follow();
+      // Some written behind the connects, the node's tip last, each tip once.
+      expect(first.length).toBeGreaterThan(1);
+      expect(first.at(-1)).toBe(tip);
+      first.slice(1).forEach((h, i) => expect(h!).toBeGreaterThan(first[i]!));
+      // Already synced: nothing to write.
+      expect(await follow()).toEqual([]);
+      expect(Buffer.from((await db.get(K.blockHash(tip)))!).reverse().toString('hex')).toBe(blocks[tip]!.hash);
+    } finally {
+      await db.close();
+    }
+  });
+
   // Catch-up writes every commit but its last behind the connects (coinview.ts
   // spillBehind): these budgets make it do so every 20 blocks, and after every block.
   const behind: Record<string, Partial<FollowerOptions>> = {

@@ -24,7 +24,7 @@ export interface RowSink {
 type ChainedBatch = ReturnType<DB['batch']>;
 
 /**
- * Where `extra`'s rows go: a spill hands a chained batch a million rows,
+ * Where a flush's rows go: a spill hands a chained batch a million rows,
  * and its public `put` and `del` make an operation object apiece (options
  * spread, encodings looked up, key checked) before calling the native batch.
  * Our keys and values are always Buffers on a database without hooks or
@@ -212,11 +212,14 @@ export class ChainState {
     // it is added, so a large flush never holds an array of every operation
     // in the JS heap; it is still written atomically by one write().
     const batch = this.db.batch();
+    // The cached rows take the same way as `extra`'s: a catch-up hands over a
+    // few a block (its hash, height state, time and undo record).
+    const sink = directSink(this.db, batch);
     for (const [k, v] of this.rows) {
-      if (v === null) batch.del(unbkey(k));
-      else batch.put(unbkey(k), v);
+      if (v === null) sink.del(unbkey(k));
+      else sink.put(unbkey(k), v);
     }
-    extra?.(directSink(this.db, batch));
+    extra?.(sink);
     const tip = this.tip;
     if (tip) batch.put(K.tip(), encodeTip(tip));
     else batch.del(K.tip());
