@@ -112,7 +112,7 @@ export class MemoryUtxo {
   /**
    * Fingerprints of every txid that may have repeated: a first txid `firsts`
    * had seen, and every transaction since that spends an output of one in
-   * here (connect.ts, through `mayRepeat`). Why that is all of them: see
+   * here (connect.ts, through `repeatWatch`). Why that is all of them: see
    * `connecting`. A coin whose txid is not in here cannot be in the file
    * already, so only these coins' puts look for one to replace.
    */
@@ -209,8 +209,8 @@ export class MemoryUtxo {
    * outpoints again. Its first occurrence spent those, and the connect
    * refuses a spend of a coin the index lacks, so they exist again only if
    * their own txid repeated earlier: by induction that txid was in `repeats`
-   * then, and the connect adds every transaction spending one of its
-   * outputs (`mayRepeat`, `repeated`). Fingerprints (8 bytes) only ever
+   * then (the set only grows), and the connect adds every transaction
+   * spending one of its outputs (`repeatWatch`). Fingerprints (8 bytes) only ever
    * err towards "may have repeated", which costs a look, never a coin. A
    * block connected with no coin file to spill into goes unnoted, so a file
    * set afterwards never trusts the notes (`fresh` false: every put looks).
@@ -227,10 +227,10 @@ export class MemoryUtxo {
   }
 
   /**
-   * For the connect, each block after `connecting`: the set it must add a
-   * transaction to (`repeated`) when one of its inputs spends an output of a
-   * txid in it (`mayRepeat`), or null while that is needless (nothing may
-   * have repeated yet, or the notes are not trusted anyway).
+   * For the connect, each block after `connecting`: `repeats`, which it must
+   * add a transaction's txid to when one of its inputs spends an output of a
+   * txid in there, or null while that is needless (nothing may have repeated
+   * yet, or the notes are not trusted anyway): no cost per input until Bitcoin's 91842.
    */
   get repeatWatch(): TxidPrints | null {
     return this.firsts === null || this.repeats.size === 0 ? null : this.repeats;
