@@ -161,6 +161,6 @@ function spillStats(spills: readonly SpillRecord[] | undefined): object {
   }
   return {
     spills: spills.length, spillSeconds: Math.round(ms) / 1000, spillReadMiB: mib(read), spillWrittenMiB: mib(written),
-    spillEach: spills.map((s) => ({ puts: s.puts, dels: s.dels, coins: s.count, fileMiB: mib(s.fileBytes), grew: s.grew, ms: Math.round(s.ms), readMiB: mib(s.readBytes), writtenMiB: mib(s.writtenBytes) })),
+    spillEach: spills.map((s) => ({ puts: s.puts, replacing: s.replacing, dels: s.dels, coins: s.count, fileMiB: mib(s.fileBytes), grew: s.grew, ms: Math.round(s.ms), readMiB: mib(s.readBytes), writtenMiB: mib(s.writtenBytes) })),
   };
 }

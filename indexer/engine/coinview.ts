@@ -103,13 +103,20 @@ export class MemoryUtxo {
    */
   coinFile: CoinFile | null = null;
   /**
-   * The first txid of every block connected (`connecting`) while no two
-   * have been the same, or null once they may have been. A spill into the
-   * coin file leans on it (`fileWrites`): a txid can only repeat (Bitcoin's
-   * BIP30 exceptions) once a first one has, so until then no coin the
-   * tables hold is in the file, and its puts need not look for one to replace.
+   * The first txid of every block connected (`connecting`), or null once a
+   * block was connected with no coin file to note it for. With `repeats`,
+   * what lets a spill into the coin file (`fileWrites`) add most of its
+   * coins without first looking for one to replace.
    */
-  private firsts: FirstTxids | null = new FirstTxids();
+  private firsts: TxidPrints | null = new TxidPrints();
+  /**
+   * Fingerprints of every txid that may have repeated: a first txid `firsts`
+   * had seen, and every transaction since that spends an output of one in
+   * here (connect.ts, through `repeatWatch`). Why that is all of them: see
+   * `connecting`. A coin whose txid is not in here cannot be in the file
+   * already, so only these coins' puts look for one to replace.
+   */
+  private repeats = new TxidPrints();
   /** Filled by `spendLoaded`: the spent coin's script id and value words. */
   script = 0;
   lo = 0;
@@ -182,7 +189,8 @@ export class MemoryUtxo {
     const spent = this.spentCount;
     const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
     if (state.throwaway) {
-      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes + (this.firsts?.byteSize ?? 0);
+      const notes = this.firsts === null ? 0 : this.firsts.byteSize + this.repeats.byteSize;
+      const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes + notes;
       return held + file + CHUNK_COPIES * (CHUNK_BYTES + state.cacheBytes);
     }
     const rows = 2 * coins.count + 2 * spent + scripts.count;
@@ -193,19 +201,39 @@ export class MemoryUtxo {
 
   /**
    * Called by the connect with each block's txids before it applies it:
-   * notes the first one (the coinbase's, in a valid block). Why this is
-   * enough: a txid is the hash of its transaction, so a transaction that is
-   * not a coinbase repeats only by spending the same coins again; they must
-   * exist again (the connect refuses a spend of a coin the index lacks),
-   * made again by a transaction that repeated before it. So the first txid
-   * to repeat in a chain is a coinbase's. A block
-   * connected with no coin file to spill into goes unnoted, so a file set
-   * afterwards never trusts the notes.
+   * notes the first one (the coinbase's, in a valid block), into `repeats`
+   * too when it was seen before. Why `repeats` then holds every txid that
+   * repeats, by the time it does: a txid is the hash of its transaction, so
+   * a repeated one is either (a) a coinbase's, a first txid seen before
+   * (Bitcoin's BIP30 exceptions), or (b) a transaction spending the same
+   * outpoints again. Its first occurrence spent those, and the connect
+   * refuses a spend of a coin the index lacks, so they exist again only if
+   * their own txid repeated earlier: by induction that txid was in `repeats`
+   * then (the set only grows), and the connect adds every transaction
+   * spending one of its outputs (`repeatWatch`). Fingerprints (8 bytes) only ever
+   * err towards "may have repeated", which costs a look, never a coin. A
+   * block connected with no coin file to spill into goes unnoted, so a file
+   * set afterwards never trusts the notes (`fresh` false: every put looks).
    */
   connecting(txids: Uint8Array): void {
     const firsts = this.firsts;
     if (firsts === null || txids.length < 32) return;
-    if (this.coinFile === null || firsts.seen(txids)) this.firsts = null;
+    if (this.coinFile === null) {
+      this.firsts = null;
+      this.repeats = new TxidPrints();
+    } else if (firsts.seen(txids, 0)) {
+      this.repeats.add(txids, 0);
+    }
+  }
+
+  /**
+   * For the connect, each block after `connecting`: `repeats`, which it must
+   * add a transaction's txid to when one of its inputs spends an output of a
+   * txid in there, or null while that is needless (nothing may have repeated
+   * yet, or the notes are not trusted anyway): no cost per input until Bitcoin's 91842.
+   */
+  get repeatWatch(): TxidPrints | null {
+    return this.firsts === null || this.repeats.size === 0 ? null : this.repeats;
   }
 
   /** Latin1 key of a script id, as the registry indexes scripts. */
@@ -704,10 +732,16 @@ export class MemoryUtxo {
       if (i !== last) coins.readSlot(slots[i]!, op);
       last = i;
     };
+    const repeats = this.repeats;
     return {
       dels: this.spentCount,
       puts,
       fresh: this.firsts !== null,
+      // A put whose txid may have repeated could meet its own coin of an earlier spill in the file.
+      mayRepeat: repeats.size === 0 ? undefined : (i) => {
+        read(i);
+        return repeats.has(op, 0);
+      },
       delKey: (i) => ({ buf: ops, at: i * 36 }),
       putKey: (i) => {
         read(i);
@@ -1018,22 +1052,52 @@ class BlockTxids {
 /**
  * A set of txids by fingerprint (their first eight bytes: a txid is a hash),
  * open addressing over two word arrays. A fingerprint met twice may be two
- * txids that differ: `seen` then says yes, the cautious answer for its one
- * use (`MemoryUtxo.connecting`).
+ * txids that differ: `seen` and `has` then say yes, the cautious answer for
+ * their uses (`MemoryUtxo.connecting`, `fileWrites`).
  */
-class FirstTxids {
+export class TxidPrints {
   private lo = new Uint32Array(1024);
   private hi = new Uint32Array(1024);
   private count = 0;
+  /** Whether the fingerprint (0, 0) was added: it marks an empty slot, so it is held apart. */
+  private zero = false;
 
-  /** Whether a txid with the fingerprint of `t[0..32)` was added before; adds it. */
-  seen(t: Uint8Array): boolean {
-    const a = u32(t, 0);
-    // (0, 0) marks an empty slot: the one fingerprint it stands for is taken as seen.
-    const b = u32(t, 4);
-    if (a === 0 && b === 0) return true;
+  /** Txids (fingerprints) added. */
+  get size(): number {
+    return this.count + (this.zero ? 1 : 0);
+  }
+
+  /** Whether a txid with the fingerprint of `t[at..at+32)` was added before; adds it. */
+  seen(t: Uint8Array, at: number): boolean {
+    return !this.add(t, at);
+  }
+
+  /** Adds the txid at `t[at..]`; false when its fingerprint was there. */
+  add(t: Uint8Array, at: number): boolean {
+    const a = u32(t, at);
+    const b = u32(t, at + 4);
+    if (a === 0 && b === 0) {
+      const was = this.zero;
+      this.zero = true;
+      return !was;
+    }
     if (2 * (this.count + 1) > this.lo.length) this.grow();
-    return !this.put(a, b);
+    return this.put(a, b);
+  }
+
+  /** Whether a txid with the fingerprint of `t[at..at+32)` was added. */
+  has(t: Uint8Array, at: number): boolean {
+    const a = u32(t, at);
+    const b = u32(t, at + 4);
+    if (a === 0 && b === 0) return this.zero;
+    const { lo, hi } = this;
+    const mask = lo.length - 1;
+    for (let i = (a ^ b) & mask; ; i = (i + 1) & mask) {
+      const x = lo[i]!;
+      const y = hi[i]!;
+      if (x === a && y === b) return true;
+      if (x === 0 && y === 0) return false;
+    }
   }
 
   /** Adds fingerprint (a, b); false when it was there. */

@@ -54,6 +54,8 @@ export function connectBlock(
   const header = scanned ?? scanHeader(bytes);
   checkLinks(state, header, height);
   mem.connecting(txids);
+  // Null but in a throwaway recount with a coin file once a first txid has repeated (coinview.ts `connecting`).
+  const repeats = mem.repeatWatch;
   const writer = new RegistryWriter(state, height);
   const { coins, scripts } = mem;
   const only = mem.onlyStakes;
@@ -77,6 +79,8 @@ export function connectBlock(
   const visitor: BlockVisitor = {
     input(b, at, coinbase) {
       if (coinbase) return;
+      // Spending an output of a txid that may have repeated: this one may repeat too.
+      if (repeats !== null && repeats.has(b, at)) repeats.add(txids, tx * 32);
       const vout = u32(b, at + 32);
       let id: number;
       let lo: number;

@@ -72,6 +72,12 @@ export interface CoinWrites {
    */
   readonly fresh?: boolean;
   /**
+   * With `fresh`: true for a put whose key may still be in the file after
+   * all, which then replaces what its key holds. A false "may" costs only
+   * the look; a false "may not" would leave the key in the file twice.
+   */
+  mayRepeat?(i: number): boolean;
+  /**
    * Writes put `i`'s key at `out[keyAt..]` and its value (`putLength(i)`
    * bytes) at `out[valueAt..]`: a fresh put goes straight into its page this
    * way, with no key or value buffer between. Optional (`putKey` and
@@ -456,6 +462,8 @@ export interface SpillRecord {
   /** Coins deleted and put. */
   readonly dels: number;
   readonly puts: number;
+  /** Puts that looked for an entry of their key to replace (the rest were vouched new: `CoinWrites.fresh`). */
+  readonly replacing: number;
   /** Entries in the file after it, and its page file's size in bytes. */
   readonly count: number;
   readonly fileBytes: number;
@@ -1010,20 +1018,24 @@ export class CoinFile {
     const grows = this.grows;
     this.spillRead = 0;
     this.spillWritten = 0;
+    let replacing = 0;
     try {
-      this.apply(w);
+      replacing = this.apply(w);
     } finally {
       this.publish();
     }
     this.spills.push({
-      dels: w.dels, puts: w.puts, count: this.count, fileBytes: this.pages * PAGE, grew: this.grows !== grows,
+      dels: w.dels, puts: w.puts, replacing, count: this.count, fileBytes: this.pages * PAGE, grew: this.grows !== grows,
       ms: performance.now() - started, readBytes: this.spillRead, writtenBytes: this.spillWritten,
     });
   }
 
-  private apply(w: CoinWrites): void {
+  /** Applies `w` (`write`); returns how many puts looked for their key first. */
+  private apply(w: CoinWrites): number {
     const total = w.dels + w.puts;
-    const fresh = w.fresh;
+    const fresh = w.fresh === true;
+    const mayRepeat = fresh && w.mayRepeat !== undefined ? w.mayRepeat.bind(w) : null;
+    let replacing = 0;
     // Each key's hash first (homes are its high bits, taken once the size is known).
     const homes = new Uint32Array(total);
     let added = 0;
@@ -1055,17 +1067,25 @@ export class CoinFile {
           if (!this.remove(homes[i]!, buf, at)) {
             throw new CoinFileError(`the coin file lacks a coin it was asked to delete (${Buffer.from(buf.subarray(at, at + 32)).reverse().toString('hex')}:${u32be(buf, at + 32)}): it is corrupt`);
           }
-        } else if (fresh === true && w.putInto !== undefined && w.putLength(i - w.dels) <= INLINE) {
-          this.insertFrom(homes[i]!, w, i - w.dels);
         } else {
-          const { buf, at } = w.putKey(i - w.dels);
+          const p = i - w.dels;
           // Almost every put is a coin no spill wrote before: looking for one to replace finds nothing.
-          if (fresh !== true) this.remove(homes[i]!, buf, at);
-          this.insert(homes[i]!, buf, at, w.putValue(i - w.dels));
+          const replace = !fresh || (mayRepeat !== null && mayRepeat(p));
+          if (!replace && w.putInto !== undefined && w.putLength(p) <= INLINE) {
+            this.insertFrom(homes[i]!, w, p);
+            continue;
+          }
+          const { buf, at } = w.putKey(p);
+          if (replace) {
+            replacing++;
+            this.remove(homes[i]!, buf, at);
+          }
+          this.insert(homes[i]!, buf, at, w.putValue(p));
         }
       }
       this.closeRun();
     }
+    return replacing;
   }
 
   /** Indices of `homes` ordered by run of pages (a counting sort, stable: deletes stay ahead of puts). */
