@@ -227,6 +227,8 @@ async function connectRange(
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
+  // A kept index's undo records leave memory as each block is connected, not with the next spill (state.ts `undoAhead`).
+  state.undoAhead = !state.throwaway;
   try {
     if (mem.footprint(state) > limit) await mem.spill(state);
     const load = async (h: number): Promise<{ h: number; bytes: Buffer; txids: Buffer }> => {
