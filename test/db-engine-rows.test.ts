@@ -84,6 +84,8 @@ const NEVER: Run = {};
 const BUDGETS: Record<string, Run> = {
   'a budget that spills after every block': { memoryBytes: 0 },
   'a budget that spills every few blocks': { memoryBytes: 96 * 1024 },
+  // The view takes over the txid share as the blocks holding txids connect: it spills more and more seldom.
+  'a budget that grows by the txids of the blocks connected': { memoryBytes: 96 * 1024, keepTxidBytes: 32 * 1024, txidShareToView: true },
 };
 
 /**

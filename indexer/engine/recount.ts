@@ -66,6 +66,13 @@ export interface RecountOptions {
   readonly spillDir?: string;
   /** Txids the chain pass keeps for the connect pass, in bytes (default: the default budget's share, budget.ts); past it blocks are hashed again. */
   readonly keepTxidBytes?: number;
+  /**
+   * `memoryBytes` and `keepTxidBytes` are the two shares of one budget
+   * (budget.ts `memoryPlan`), so a kept index's coin view may also use what
+   * the txid share does not hold: the part the chain pass left unfilled, and
+   * each block's txids once the block is connected.
+   */
+  readonly txidShareToView?: boolean;
 }
 
 export interface RecountResult {
@@ -229,14 +236,20 @@ async function connectRange(
   let stopped = false;
   // A kept index's undo records leave memory as each block is connected, not with the next spill (state.ts `undoAhead`).
   state.undoAhead = !state.throwaway;
+  // The txid share the view may use (`txidShareToView`): all of it but the txids the chain's blocks still hold.
+  const share = opts.txidShareToView === true && !state.throwaway ? opts.keepTxidBytes ?? memoryPlan().txidBytes : 0;
+  let heldTxids = 0;
+  if (share > 0) for (const entry of chain.blocks) heldTxids += entry.txids?.length ?? 0;
+  const over = (): boolean => mem.footprint(state) > limit + Math.max(0, share - heldTxids);
   try {
-    if (mem.footprint(state) > limit) await mem.spill(state);
+    if (over()) await mem.spill(state);
     const load = async (h: number): Promise<{ h: number; bytes: Buffer; txids: Buffer }> => {
       const entry = chain.blocks[h]!;
       const bytes = reader.read(entry);
       if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       const txids = entry.txids ?? (sweeps?.has(h) ? await sweeps.txidsOf(h) : txidsOf(bytes));
       // Done with: its memory goes to the view (the budget counted it for the chain pass).
+      heldTxids -= entry.txids?.length ?? 0;
       entry.txids = null;
       return { h, bytes, txids };
     };
@@ -255,7 +268,7 @@ async function connectRange(
       txs += summary.txCount;
       opts.onBlock?.(summary);
       // A kept index goes on connecting while the spill is written (coinview.ts `spillBehind`).
-      if (mem.footprint(state) > limit) await mem.spillBehind(state);
+      if (over()) await mem.spillBehind(state);
     }
   } finally {
     reader.close();
