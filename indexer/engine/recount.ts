@@ -91,6 +91,9 @@ export class RecountError extends Error {
   }
 }
 
+/** The undo records a kept recount lets LevelDB fall behind on (state.ts `undoRoom`): a few blocks' worth. */
+const UNDO_WRITING_BYTES = 4 * 1024 * 1024;
+
 /** Coin table budget of a throwaway recount: about four million coins between spills. */
 export const DEFAULT_MEMORY_BYTES = memoryPlan().tableBytes;
 
@@ -271,6 +274,7 @@ async function connectRange(
       const summary = connectBlock(state, mem, bytes, txids, h);
       txs += summary.txCount;
       opts.onBlock?.(summary);
+      await state.undoRoom(UNDO_WRITING_BYTES);
       // A kept index goes on connecting while the spill is written (coinview.ts `spillBehind`).
       if (over()) await mem.spillBehind(state);
     }

@@ -96,6 +96,8 @@ export class ChainState {
   private undoWritten: Promise<unknown> = Promise.resolve();
   /** Bytes of the undo records written ahead since the last flush: held until written, then in LevelDB's memtable. */
   private undoAheadBytes = 0;
+  /** Bytes of the undo records whose writes have not ended: each held twice until then (ours, and the copy the write takes). */
+  private undoWritingBytes = 0;
 
   /**
    * `throwaway`: the index is deleted after this run (a recount without
@@ -114,6 +116,7 @@ export class ChainState {
     await this.undoWritten.catch(() => undefined);
     this.undoWritten = Promise.resolve();
     this.undoAheadBytes = 0;
+    this.undoWritingBytes = 0;
     this.tip = await readTip(this.db);
     this.committedTip = this.tip;
     if (!this.throwaway) await this.dropUndoAbove(this.tip === null ? 0 : this.tip.height + 1);
@@ -177,15 +180,33 @@ export class ChainState {
     if (!this.undoAhead) return this.putRow(key, record);
     // A delete of this height held for the flush (a disconnect's) would land after it.
     this.rows.delete(bkey(key));
-    const write = this.db.put(key, record);
+    const bytes = key.length + record.length;
+    this.undoWritingBytes += bytes;
+    const write = this.db.put(key, record).finally(() => {
+      this.undoWritingBytes -= bytes;
+    });
     write.catch(() => undefined); // taken by the next flush
     this.undoWritten = Promise.all([this.undoWritten, write]);
-    this.undoAheadBytes += key.length + record.length;
+    this.undoAheadBytes += bytes;
   }
 
-  /** Bytes of the undo records written ahead since the last flush (`undoAhead`), which the budget counts once. */
+  /**
+   * What the undo records written ahead hold (`undoAhead`): those written
+   * since the last flush once (LevelDB's memtable), and twice more those
+   * whose writes have not ended.
+   */
   get undoBytes(): number {
-    return this.undoAheadBytes;
+    return this.undoAheadBytes + 2 * this.undoWritingBytes;
+  }
+
+  /**
+   * Waits for the undo records written ahead while more than `max` bytes of
+   * them are still being written: LevelDB may write more slowly than blocks
+   * connect (while it compacts, or on a loaded machine), and each waiting
+   * write holds its record twice.
+   */
+  async undoRoom(max: number): Promise<void> {
+    if (this.undoWritingBytes > max) await this.undoWritten;
   }
 
   /** The per-height accumulators stored under 'S': registry root, proof root, then the UTXO hash if kept. */
