@@ -5,7 +5,7 @@
  * resume to the identical state."
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Transaction } from 'bitcoinjs-lib';
@@ -119,32 +119,56 @@ async function killedWhen(args: string[], signal: NodeJS.Signals, moment: (alive
   return { at, run: await done };
 }
 
-/** Total size of LevelDB's write-ahead logs in `db`: it grows with every batch written. */
-function walBytes(db: string): number {
-  let total = 0;
+/**
+ * A flush writes the tip ('T', 36 bytes) with its batch, and every such put
+ * appears in LevelDB's write-ahead log as this entry: kind (put), key length,
+ * key, value length. Other writes (a kept recount's undo records, written as
+ * each block is connected, state.ts `undoAhead`) grow the log too, so its
+ * size alone does not tell flushes.
+ */
+const TIP_PUT = Buffer.from([0x01, 0x01, 0x54, 0x24]);
+
+/** How many tip puts the write-ahead logs in `db` hold so far; `seen` keeps each log's offset and count between calls. */
+function tipPuts(db: string, seen: Map<string, { at: number; count: number }>): number {
   let names: string[] = [];
   try {
-    names = readdirSync(db);
+    names = readdirSync(db).filter((n) => n.endsWith('.log'));
   } catch {
     return 0;
   }
   for (const name of names) {
-    if (!name.endsWith('.log')) continue;
+    const log = seen.get(name) ?? { at: 0, count: 0 };
+    seen.set(name, log);
+    // The bytes written since the last call, from a few bytes back, so that an entry cut by the last read is found whole.
+    const from = Math.max(0, log.at - (TIP_PUT.length - 1));
+    let bytes: Buffer;
     try {
-      total += statSync(join(db, name)).size;
+      const fd = openSync(join(db, name), 'r');
+      try {
+        bytes = Buffer.alloc(Math.max(0, fstatSync(fd).size - from));
+        bytes = bytes.subarray(0, readSync(fd, bytes, 0, bytes.length, from));
+      } finally {
+        closeSync(fd);
+      }
     } catch {
-      // deleted by LevelDB between the listing and the stat
+      continue; // deleted by LevelDB between the listing and the read
     }
+    for (let p = bytes.indexOf(TIP_PUT); p >= 0; p = bytes.indexOf(TIP_PUT, p + 1)) if (from + p + TIP_PUT.length > log.at) log.count++;
+    log.at = from + bytes.length;
   }
+  // Logs LevelDB has deleted keep counting: the total never goes down.
+  let total = 0;
+  for (const log of seen.values()) total += log.count;
   return total;
 }
 
-/** Resolves once the write-ahead log has grown `n` times (n batches written), or the process is gone. */
+/** Resolves once `n` more flushes have written the tip (tip puts in the write-ahead log), or the process is gone. */
 async function flushesSeen(db: string, n: number, alive: () => boolean): Promise<void> {
-  let last = walBytes(db);
+  const logs = new Map<string, { at: number; count: number }>();
+  let last = tipPuts(db, logs);
   for (let seen = 0; seen < n && alive();) {
     await sleep(2);
-    const now = walBytes(db);
+    const now = tipPuts(db, logs);
     if (now > last) seen++;
     last = now;
   }

@@ -75,6 +75,7 @@ export async function run(args: RecountArgs): Promise<void> {
         memoryBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).tableBytes,
         cacheBytes: args.cacheMib !== undefined ? args.cacheMib * 1024 * 1024 : memoryPlan(args.memoryMib).cacheBytes,
         keepTxidBytes: memoryPlan(args.memoryMib).txidBytes,
+        txidShareToView: args.cacheMib === undefined,
         threads: args.threads,
         shouldStop: () => stop,
         fast: args.fast,

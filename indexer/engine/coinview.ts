@@ -177,7 +177,8 @@ export class MemoryUtxo {
    * What the budget counts (budget.ts): everything the view and the state
    * hold until the next spill — the coin table as allocated, or as it must
    * grow for one more block, the script table, the database coins spent and
-   * the rows waiting for the flush — plus what the spill would briefly add
+   * the rows waiting for the flush, the undo records written ahead of it
+   * (once: LevelDB's memtable holds them) — plus what the spill would briefly add
    * (the batch and LevelDB's copy of it, and a kept index's row order). A kept index's spill is one atomic
    * batch of every coin; a temporary one's goes in chunks of bounded size.
    */
@@ -187,7 +188,7 @@ export class MemoryUtxo {
     this.lastCount = coins.count;
     const table = Math.max(coins.byteSize, coinTableBytes(coins.count + this.blockCoins));
     const spent = this.spentCount;
-    const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes;
+    const held = table + (this.frozen?.byteSize ?? 0) + scripts.byteSize + this.loaded.byteSize + spent * SPENT_COST + state.cacheBytes + state.undoBytes;
     if (state.throwaway) {
       const notes = this.firsts === null ? 0 : this.firsts.byteSize + this.repeats.byteSize;
       const file = this.coinFile === null ? 0 : FILE_RUN + FILE_ROW * (coins.count + spent) + this.coinFile.readerBytes + notes;

@@ -162,7 +162,7 @@ export function connectBlock(
   state.putRow(K.heightState(height), state.heightState());
   if (undo !== null) {
     const kv = [...writer.priors].map(([k, prior]) => ({ key: Buffer.from(k, 'latin1'), prior }));
-    state.putRow(K.undo(height), undo.finish(kv));
+    state.putUndo(height, undo.finish(kv));
   }
   state.tip = { height, hash: Buffer.from(header.hash) };
   return { height, hash: Buffer.from(header.hash), txCount, events: writer.events };

@@ -80,6 +80,26 @@ export class ChainState {
   private cachedBytes = 0;
 
   /**
+   * Write each block's undo record as soon as it is connected (`putUndo`),
+   * ahead of the flush that commits its tip, instead of holding it for that
+   * flush. A kept recount sets it: undo records are most of what the state
+   * holds between spills (about 64% of the index's bytes on the bench
+   * chains), and once written they neither count against the view's budget
+   * nor weigh on the spill's batch, so the view spills less often, and
+   * fewer coins are written and deleted again. A record above the committed
+   * tip is never read (a disconnect reads the tip's; readers stop at the
+   * tip), is written again with the same bytes when that block is connected
+   * again, and `load` deletes any a crash leaves above the tip.
+   */
+  undoAhead = false;
+  /** Settles once every undo record written ahead so far is in the database; rejects if one failed. */
+  private undoWritten: Promise<unknown> = Promise.resolve();
+  /** Bytes of the undo records written ahead since the last flush: held until written, then in LevelDB's memtable. */
+  private undoAheadBytes = 0;
+  /** Bytes of the undo records whose writes have not ended: each held twice until then (ours, and the copy the write takes). */
+  private undoWritingBytes = 0;
+
+  /**
    * `throwaway`: the index is deleted after this run (a recount without
    * --db), so nothing will ever be disconnected or funded from it: skip the
    * undo records and the script → outpoints index, about half the writes.
@@ -93,8 +113,13 @@ export class ChainState {
     this.open.clear();
     this.expiring.clear();
     this.cachedBytes = 0;
+    await this.undoWritten.catch(() => undefined);
+    this.undoWritten = Promise.resolve();
+    this.undoAheadBytes = 0;
+    this.undoWritingBytes = 0;
     this.tip = await readTip(this.db);
     this.committedTip = this.tip;
+    if (!this.throwaway) await this.dropUndoAbove(this.tip === null ? 0 : this.tip.height + 1);
     const raw = this.tip ? await this.db.get(K.heightState(this.tip.height)) : undefined;
     const state = raw === undefined ? undefined : decodeHeightState(raw);
     this.root = state ? RegistryRoot.deserialize(state.registry) : new RegistryRoot();
@@ -115,6 +140,17 @@ export class ChainState {
     this.proofTree = ProofTree.from([...this.open.values()].map((r) => proofLeaf(rootElement(r))));
   }
 
+  /**
+   * Deletes the undo records at heights `from` and above: those written
+   * ahead (`undoAhead`) of a tip that a crash or an error never committed.
+   * Without them the index is exactly as the last flush left it.
+   */
+  private async dropUndoAbove(from: number): Promise<void> {
+    const stale: Buffer[] = [];
+    for await (const k of this.db.keys({ gte: K.undo(from), lt: Buffer.of(P.undo + 1) })) stale.push(k);
+    if (stale.length > 0) await this.db.batch(stale.map((key) => ({ type: 'del' as const, key })), { sync: true });
+  }
+
   trackOpen(id: string, reg: Registration): void {
     this.open.set(id, reg);
     let set = this.expiring.get(reg.expiryHeight);
@@ -132,6 +168,45 @@ export class ChainState {
   putRow(key: Buffer, value: Buffer | null): void {
     this.rows.set(bkey(key), value);
     this.cachedBytes += ROW_COST + key.length + (value?.length ?? 0);
+  }
+
+  /**
+   * The undo record of the block at `height`: a row of the next flush, or
+   * with `undoAhead` written now, in a write of its own that the next
+   * flush's batch waits for.
+   */
+  putUndo(height: number, record: Buffer): void {
+    const key = K.undo(height);
+    if (!this.undoAhead) return this.putRow(key, record);
+    // A delete of this height held for the flush (a disconnect's) would land after it.
+    this.rows.delete(bkey(key));
+    const bytes = key.length + record.length;
+    this.undoWritingBytes += bytes;
+    const write = this.db.put(key, record).finally(() => {
+      this.undoWritingBytes -= bytes;
+    });
+    write.catch(() => undefined); // taken by the next flush
+    this.undoWritten = Promise.all([this.undoWritten, write]);
+    this.undoAheadBytes += bytes;
+  }
+
+  /**
+   * What the undo records written ahead hold (`undoAhead`): those written
+   * since the last flush once (LevelDB's memtable), and twice more those
+   * whose writes have not ended.
+   */
+  get undoBytes(): number {
+    return this.undoAheadBytes + 2 * this.undoWritingBytes;
+  }
+
+  /**
+   * Waits for the undo records written ahead while more than `max` bytes of
+   * them are still being written: LevelDB may write more slowly than blocks
+   * connect (while it compacts, or on a loaded machine), and each waiting
+   * write holds its record twice.
+   */
+  async undoRoom(max: number): Promise<void> {
+    if (this.undoWritingBytes > max) await this.undoWritten;
   }
 
   /** The per-height accumulators stored under 'S': registry root, proof root, then the UTXO hash if kept. */
@@ -166,6 +241,10 @@ export class ChainState {
    */
   async flush(extra?: (sink: RowSink) => void): Promise<void> {
     const { batch, tip } = this.batchOf(extra);
+    const undo = this.undoWritten;
+    this.undoAheadBytes = 0;
+    // The tip is committed only after the undo records below it are written.
+    await undo;
     await batch.write({ sync: !this.throwaway });
     this.committedTip = tip;
     this.rows.clear();
@@ -200,7 +279,11 @@ export class ChainState {
     const { batch, tip } = this.batchOf(extra);
     this.rows.clear();
     this.cachedBytes = 0;
-    return batch.write({ sync: !this.throwaway }).then(() => {
+    // The tip is committed only after the undo records below it are written;
+    // those written meanwhile are above it.
+    const undo = this.undoWritten;
+    this.undoAheadBytes = 0;
+    return undo.then(() => batch.write({ sync: !this.throwaway })).then(() => {
       this.committedTip = tip;
       if (extra !== undefined) return this.releaseMemtable(tip);
     });
