@@ -8,14 +8,24 @@ import { RpcClient } from '../indexer/node/rpc.js';
 import { exportAt } from '../indexer/read/queries.js';
 import { K } from '../indexer/store/layout.js';
 import { ChainState } from '../indexer/store/state.js';
-import { openStore } from '../indexer/store/store.js';
-import { builtinNetwork } from '../script/params.js';
+import { openStore, type DB } from '../indexer/store/store.js';
+import { builtinNetwork, type NetworkParams } from '../script/params.js';
 import { startBcoin, type BcoinNode } from './helpers/bcoin.js';
 import { demoBlocks, submitAll } from './helpers/chains.js';
 import { ROOT } from './helpers/cli.js';
 
 let dir: string;
 let node: BcoinNode | undefined;
+
+/** A bcoin node holding the demo chain (in `node`, stopped after each test) and a new index for it. */
+async function demoNodeAndIndex(): Promise<{ bcoin: BcoinNode; blocks: Awaited<ReturnType<typeof demoBlocks>>; params: NetworkParams; db: DB }> {
+  const bcoin = await startBcoin();
+  node = bcoin;
+  const blocks = await demoBlocks();
+  await submitAll(bcoin, blocks.slice(1));
+  const params = builtinNetwork('regtest');
+  return { bcoin, blocks, params, db: await openStore(join(dir, 'db'), params, { create: true }) };
+}
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nodereg-committed-'));
@@ -53,11 +63,7 @@ describe('an embedder sees committed state only', () => {
   });
 
   it('commits each tip once: catching up and stopping write no commit of the tip the database already holds, and a restart writes none', async () => {
-    node = await startBcoin();
-    const blocks = await demoBlocks();
-    await submitAll(node, blocks.slice(1));
-    const params = builtinNetwork('regtest');
-    const db = await openStore(join(dir, 'db'), params, { create: true });
+    const { blocks, params, db } = await demoNodeAndIndex();
     try {
       const follow = async (): Promise<Array<number | null>> => {
         const state = new ChainState(db, params);
@@ -101,15 +107,11 @@ describe('an embedder sees committed state only', () => {
     'a budget that commits after every block': { memoryBytes: 0 },
   };
   it.each(Object.keys(behind))('with commits written behind the connects (%s), each block is announced once readable, in order, and the index equals the recount', async (name) => {
-    node = await startBcoin();
-    const blocks = await demoBlocks();
-    await submitAll(node, blocks.slice(1));
-    const params = builtinNetwork('regtest');
-    const db = await openStore(join(dir, 'db'), params, { create: true });
+    const { bcoin, blocks, params, db } = await demoNodeAndIndex();
     try {
       const state = new ChainState(db, params);
       await state.load();
-      const rpc = new RpcClient({ url: node.url, user: 'x', password: node.apiKey });
+      const rpc = new RpcClient({ url: bcoin.url, user: 'x', password: bcoin.apiKey });
       const follower = new Follower({ state, rpc, pollIntervalMs: 1000, ...behind[name] });
       const order: string[] = [];
       const reads: Array<Promise<void>> = [];
