@@ -23,7 +23,6 @@ import { prng } from '../fixtures/generator/random.js';
 import { demo } from '../fixtures/generator/scenarios.js';
 import { Block } from 'bitcoinjs-lib';
 import { scanBlock } from '../indexer/chain/scanner.js';
-import { GROUPING } from '../indexer/node/fetch.js';
 import { bcoinSnapshot, type BcoinNode, type BcoinSnapshot } from './helpers/bcoin.js';
 import { recountOf, reorgBranch, submitAll } from './helpers/chains.js';
 import { noderegIn, ROOT } from './helpers/cli.js';
@@ -371,15 +370,38 @@ describe('nodereg index behind a fake RPC server that injects faults', () => {
   }, TEST_MS);
 
   it('retries answers from the fake RPC server that are cut off mid-JSON, JSON but not JSON-RPC, or a getblock result that is not hex', async () => {
+    // Three getblock requests are cut off, picked by request whatever the client's batching: from the
+    // 10th getblock on, each request whose first block no request cut off before asked for. So they
+    // are three different requests, and none is the retry of one cut off (a retry asks for the same
+    // blocks, and goes through). Once all three are cut off, the 300th getblock or a later one (in
+    // a request not cut off) answers a result that is not hex.
+    let request = 0;
+    let cutting = false;
+    let cuts = 0;
+    let notHex = false;
+    const cut = new Set<string>();
     proxy = await FaultyRpcProxy.start(shared, (r) => {
-      // Far enough apart to land in three different requests, however the client batches getblock
-      // (at most GROUPING.maxGroup blocks a request).
-      const apart = GROUPING.maxGroup + 1;
-      if (r.method === 'getblock' && (r.nth === 10 || r.nth === 10 + apart || r.nth === 10 + 2 * apart)) return 'truncatedJson';
+      if (r.method === 'getblock') {
+        const hash = String(r.params[0]);
+        if (r.request !== request) {
+          // The first getblock of a request decides for the whole request.
+          request = r.request;
+          cutting = cuts < 3 && r.nth >= 10 && !cut.has(hash);
+          if (cutting) cuts++;
+        }
+        if (cutting) {
+          cut.add(hash);
+          return 'truncatedJson';
+        }
+        if (cuts === 3 && !notHex && r.nth >= 300) {
+          notHex = true;
+          return 'blockNotHex';
+        }
+        return null;
+      }
       if (r.method === 'getblockhash' && r.batch && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getbestblockhash' && r.nth === 1) return 'truncatedJson';
       if (r.method === 'getblockchaininfo' && r.nth === 1) return 'notJsonRpc';
-      if (r.method === 'getblock' && r.nth === 10 + 3 * GROUPING.maxGroup + 3) return 'blockNotHex';
       return null;
     });
     const db = join(dir, 'db');

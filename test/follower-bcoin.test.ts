@@ -50,6 +50,21 @@ describe('nodereg index against a real bcoin node', () => {
     expect(utxo).toBe(rec.utxoMuhash);
   });
 
+  it('logs its catch-up progress from the first block on, always below the node\'s tip, and ends synced at the tip', async () => {
+    node = await wholeDemo.start();
+    const c = demo();
+    const db = join(dir, 'db');
+    const res = nodereg(['index', '--network', 'regtest', ...rpcArgs(node), '--db', db, '--until-synced', '--log-level', 'info', '--log-json']);
+    expect(res.status).toBe(0);
+    const lines = res.stderr.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { msg: string; height?: number; nodeHeight?: number; hash?: string });
+    const progress = lines.filter((l) => l.msg === 'catching up');
+    // The first block (height 0) is reported at once; later reports come from a timer, once a second.
+    expect(progress[0]).toMatchObject({ height: 0, nodeHeight: c.tip.height });
+    expect(progress.every((l) => l.nodeHeight === c.tip.height && l.height! < c.tip.height)).toBe(true);
+    expect(progress.map((l) => l.height)).toEqual([...progress.map((l) => l.height!)].sort((a, b) => a - b));
+    expect(lines.filter((l) => l.msg === 'synced with node')).toEqual([expect.objectContaining({ height: c.tip.height, hash: c.tip.hash })]);
+  });
+
   it('follows newly mined blocks and a real reorg from a longer competing branch, ending equal to a recount of the final chain', async () => {
     node = await wholeDemo.start();
     const c = demo();

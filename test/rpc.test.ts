@@ -377,6 +377,18 @@ describe('fetchBlocks against a fake RPC server', () => {
     expect(sizes.reduce((a, b) => a + b)).toBe(61);
   });
 
+  it('starts with requests of GROUPING.firstGroup small blocks and doubles them, as they succeed, up to GROUPING.maxGroup', async () => {
+    const stats = { inFlight: 0, maxInFlight: 0, getblocks: 0 };
+    server = await chainServer(1200, stats, () => 0);
+    const rpc = new RpcClient({ url: server.url, ...fast });
+    const sizes: number[] = [];
+    for await (const g of fetchGroups(rpc, 0, 1200, { depth: 1, batchSize: 100 })) sizes.push(g.length);
+    // One block to learn the size, then 16, 32, … 512 (4-byte blocks: far below groupBytes), and the rest.
+    expect(GROUPING).toMatchObject({ firstGroup: 16, maxGroup: 512 });
+    expect(sizes).toEqual([1, 16, 32, 64, 128, 256, 512, 192]);
+    expect(stats.getblocks).toBe(1201);
+  });
+
   it('splits a request of several blocks that fails twice, and keeps later requests that small until they succeed', async () => {
     // A node (or a link) that fails every answer of more than 4 blocks with an HTML 500 page.
     let failed = 0;
@@ -457,7 +469,7 @@ describe('fetchBlocks against a fake RPC server', () => {
     try {
       const rpc = new RpcClient({ url: server.url, ...fast });
       const heights: number[] = [];
-      for await (const b of fetchBlocks(rpc, 0, 3000, { depth: 8, batchSize: 50 })) {
+      for await (const b of fetchBlocks(rpc, 0, 3000, { depth: 8, batchSize: 50, maxGroup: 64 })) {
         heights.push(b.height);
         if (heights.length === 3) break;
       }
@@ -469,7 +481,7 @@ describe('fetchBlocks against a fake RPC server', () => {
       const getblockRequests = server.seen.filter((s) => (Array.isArray(s.body) ? (s.body as Array<{ method: string }>)[0]!.method : (s.body as { method: string }).method) === 'getblock').length;
       expect(getblockRequests).toBeLessThanOrEqual(11);
       // Never more than `depth` requests of at most maxGroup blocks each (of 3001 blocks).
-      expect(stats.getblocks).toBeLessThanOrEqual(8 * GROUPING.maxGroup);
+      expect(stats.getblocks).toBeLessThanOrEqual(8 * 64);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);

@@ -93,6 +93,8 @@ export class MemoryUtxo {
   /** The order a spill writes its rows in, and the table's coins copied out for it (`rows`). */
   private readonly sorter = new RowOrder();
   private readonly scratch = new SpillScratch();
+  /** `sortedRows` for a kept index's flushes: made once, so that each flush calls the same function. */
+  private readonly rowsTo = (sink: RowSink): void => this.sortedRows(sink);
   /** The reads `readAhead` started for the next block, valid while `epoch` stays (a spill or reload moves it). */
   private ahead: { bytes: Buffer; epoch: number; reads: Promise<Reads> } | null = null;
   private epoch = 0;
@@ -616,7 +618,7 @@ export class MemoryUtxo {
       await (out.sink as ReturnType<DB['batch']>).write();
       await state.flush();
     } else {
-      await state.flush((sink) => this.sortedRows(sink));
+      await state.flush(this.rowsTo);
     }
     this.coins.clear();
     this.epoch++;
@@ -647,7 +649,7 @@ export class MemoryUtxo {
   async spillBehind(state: ChainState): Promise<void> {
     if (state.throwaway || this.scripts.byteSize > this.keepScriptBytes) return this.spill(state);
     await this.settle();
-    const write = state.flushBehind((sink) => this.sortedRows(sink));
+    const write = state.flushBehind(this.rowsTo);
     write.catch(() => undefined); // taken by `settle`
     this.writing = write;
     this.frozen = this.coins;
@@ -859,17 +861,17 @@ export class MemoryUtxo {
     // The table's coins, copied out of it in slot order, then written by key.
     let n = 0;
     const { coinOps, coinScript, lo, hi, code } = scratch;
-    for (let from = 0; from < this.coins.slots; from += 4096) {
-      this.coins.each((op, script, l, h, c) => {
-        coinOps.set(op, n * 36);
-        txidWord[n] = wordAt(op, 0);
-        coinScript[n] = script;
-        lo[n] = l;
-        hi[n] = h;
-        code[n] = c;
-        n++;
-      }, from, from + 4096);
-    }
+    // One callback for every range of slots.
+    const take = (op: Buffer, script: number, l: number, h: number, c: number): void => {
+      coinOps.set(op, n * 36);
+      txidWord[n] = wordAt(op, 0);
+      coinScript[n] = script;
+      lo[n] = l;
+      hi[n] = h;
+      code[n] = c;
+      n++;
+    };
+    for (let from = 0; from < this.coins.slots; from += 4096) this.coins.each(take, from, from + 4096);
     sorter.start(n);
     order = sorter.by(txidWord);
     for (let k = 0; k < n; k++) {

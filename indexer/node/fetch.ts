@@ -18,7 +18,10 @@ export interface FetchedBlock {
  * alone; and holds at most `maxGroup` blocks, so that tiny blocks do not make
  * one request (and its wait) long. What is read ahead is then about
  * `depth × groupBytes` while block sizes change slowly from one request to the
- * next, and never more than `depth × maxGroup` blocks.
+ * next, and never more than `depth × maxGroup` blocks. The block limit starts
+ * at `firstGroup` and doubles with each full request that succeeds, so that the
+ * first groups arrive soon and the consumer does not wait on a long first
+ * answer while the pipeline fills.
  *
  * A request of several blocks that still fails after one retry is split in
  * two halves, fetched one after the other (each split the same way), and the
@@ -27,7 +30,7 @@ export interface FetchedBlock {
  * fails big answers still delivers, a block at a time at worst. A single
  * block gets the client's full retries, and its failure ends the fetch.
  */
-export const GROUPING = { groupBytes: 1024 * 1024, maxGroup: 128 } as const;
+export const GROUPING = { groupBytes: 1024 * 1024, maxGroup: 512, firstGroup: 16 } as const;
 
 export interface FetchOptions {
   /** getblock requests kept in flight (default 8). */
@@ -108,7 +111,7 @@ export async function* fetchGroups(
   // Start with one block per request; size groups from the largest block of the last answer.
   let group = 1;
   // At most this many blocks a request: halved by a failed request, doubled by a full one that succeeds.
-  let ceiling = maxGroup;
+  let ceiling = Math.min(maxGroup, GROUPING.firstGroup);
   const getGroup = async (hashes: string[]): Promise<Buffer[]> => {
     if (hashes.length === 1) return rpc.getBlocksRaw(hashes, { signal });
     try {

@@ -66,6 +66,9 @@ export class FollowerError extends Error {
 
 const rpcHex = (b: Uint8Array): string => Buffer.from(b).reverse().toString('hex');
 
+/** What catch-up's `writing.tip` holds before its first commit: equal to no tip (not even null). */
+const NO_TIP = Object.freeze({});
+
 interface CheckedBlock {
   header: ReturnType<typeof scanHeader>;
   txids: Buffer;
@@ -318,23 +321,25 @@ export class Follower extends EventEmitter<FollowerEvents> {
     if (from > nodeHeight) return;
     const started = Date.now();
     let lastFlush = Date.now();
-    let lastProgress = 0;
     const flushMs = this.opts.flushIntervalMs ?? 2000;
     const flushBlocks = this.opts.flushBlocks ?? 1000;
     const budget = this.opts.memoryBytes ?? memoryPlan().tableBytes;
     // Blocks connected since the last commit: announced only once a commit makes them readable.
     let pending: BlockSummary[] = [];
-    // The commit still being written behind the connects, if any: its tip, and how
-    // many of the pending blocks (the first ones) it makes readable.
-    let writing = null as { tip: Tip | null; blocks: number } | null;
+    // The commit still being written behind the connects: its tip, and how many of
+    // the pending blocks (the first ones) it makes readable; none while `blocks` is 0.
+    // One object whose fields every block reads, never null: a path first taken at
+    // the first commit would throw away this loop's optimized code (V8 recompiles it).
+    const writing: { tip: unknown; blocks: number } = { tip: NO_TIP, blocks: 0 };
     const announce = (blocks: number): void => {
       for (const s of pending.splice(0, blocks)) this.emit('block', s);
     };
     /** Announces the blocks of the commit being written, once the write has ended (`committedTip` is its tip). */
     const announceWritten = (): void => {
-      if (writing === null || state.committedTip !== writing.tip) return;
+      const written = state.committedTip === writing.tip;
+      if (writing.blocks === 0 || !written) return;
       announce(writing.blocks);
-      writing = null;
+      writing.blocks = 0;
     };
     // Every commit of the catch-up but the last is written behind: connecting goes
     // on while LevelDB writes it (as in `recount --db`, coinview.ts `spillBehind`);
@@ -343,82 +348,95 @@ export class Follower extends EventEmitter<FollowerEvents> {
       const tip = state.tip;
       // Waits for the previous write first.
       await view.spillBehind(state);
-      if (writing !== null) announce(writing.blocks);
-      writing = { tip, blocks: pending.length };
+      if (writing.blocks > 0) announce(writing.blocks);
+      writing.tip = tip;
+      writing.blocks = pending.length;
       // A view that cannot write behind commits at once.
       announceWritten();
       lastFlush = Date.now();
     };
     const commit = async (): Promise<void> => {
       await view.spill(state);
-      writing = null;
+      writing.blocks = 0;
       lastFlush = Date.now();
       announce(pending.length);
     };
+    // The last block connected, for progress events: at the first block, then every
+    // second from a timer rather than from the loop below, since a branch the loop
+    // takes once a second is one its optimized code never saw taken (V8 recompiles it).
+    let connected = from - 1;
+    const progress = (): void => {
+      if (connected < from || connected >= nodeHeight) return;
+      const rate = (connected - from + 1) / Math.max((Date.now() - started) / 1000, 0.001);
+      this.emit('progress', { height: connected, nodeHeight, blocksPerSec: rate });
+    };
+    const ticker = setInterval(progress, 1000);
+    ticker.unref();
     // A request's worth of blocks at a time: one await per group, not per block.
-    fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
-      // The next block of the group, checked while this one connects (or why it is not a block).
-      let ahead: CheckedBlock | Error | null = null;
-      for (let i = 0; i < group.length; i++) {
-        const fetched = group[i]!;
-        if (this.stopping) break fetching;
-        const raw = fetched.raw;
-        const checked = ahead ?? checkBlock(fetched);
-        ahead = null;
-        if (checked instanceof Error) throw checked;
-        const { header, txids } = checked;
-        if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
-          this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
-          break fetching;
-        }
-        announceWritten();
-        let summary: BlockSummary;
-        try {
-          await view.prefetch(state.db, raw, txids);
-          // Once the view reads through, the next block's reads overlap this
-          // block's connect, as in the recount (coinview.ts `readAhead`, which
-          // does nothing before). The next block is checked here from the
-          // first block on, not only once the view reads through: the same
-          // work, and a path first taken after the first commit would throw
-          // away this loop's optimized code (V8 recompiles it, some 100 ms of
-          // CPU in a catch-up of a few thousand blocks).
-          const after = group[i + 1];
-          if (after !== undefined) {
-            ahead = tryCheckBlock(after);
-            if (!(ahead instanceof Error)) view.readAhead(state.db, after.raw, ahead.txids);
+    try {
+      fetching: for await (const group of fetchGroups(this.opts.rpc, from, nodeHeight, { depth: this.opts.fetchDepth ?? 8 })) {
+        // The next block of the group, checked while this one connects (or why it is not a block).
+        let ahead: CheckedBlock | Error | null = null;
+        for (let i = 0; i < group.length; i++) {
+          const fetched = group[i]!;
+          if (this.stopping) break fetching;
+          const raw = fetched.raw;
+          const checked = ahead ?? checkBlock(fetched);
+          ahead = null;
+          if (checked instanceof Error) throw checked;
+          const { header, txids } = checked;
+          if (state.tip !== null && !header.prevHash.equals(state.tip.hash)) {
+            this.log('info', 'the node changed its chain during catch-up; re-checking', { height: fetched.height });
+            break fetching;
           }
-          summary = connectBlock(state, view, raw, txids, fetched.height, header);
-        } catch (err) {
-          // The view and the state may hold part of this block: go back to the last
-          // committed state (the blocks connected since were never announced, and
-          // will be fetched again). A commit still being written ends first, so that
-          // the database is not read mid-write; its blocks are then readable.
-          await view.reload(state);
           announceWritten();
-          pending = [];
-          writing = null;
-          await state.load();
-          await view.reload(state);
-          if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
-          throw err;
-        }
-        const prune = this.opts.pruneUndoDepth;
-        if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
-        const behind = nodeHeight - fetched.height;
-        pending.push(summary);
-        const now = Date.now();
-        if (behind === 0) await commit();
-        else if (pending.length - (writing?.blocks ?? 0) >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commitBehind();
-        this.emit('connected', summary);
-        if (behind > 0 && now - lastProgress > 1000) {
-          lastProgress = now;
-          const rate = (fetched.height - from + 1) / Math.max((now - started) / 1000, 0.001);
-          this.emit('progress', { height: fetched.height, nodeHeight, blocksPerSec: rate });
+          let summary: BlockSummary;
+          try {
+            await view.prefetch(state.db, raw, txids);
+            // Once the view reads through, the next block's reads overlap this
+            // block's connect, as in the recount (coinview.ts `readAhead`, which
+            // does nothing before). The next block is checked here from the
+            // first block on, not only once the view reads through: the same
+            // work, and a path first taken after the first commit would throw
+            // away this loop's optimized code (V8 recompiles it, some 100 ms of
+            // CPU in a catch-up of a few thousand blocks).
+            const after = group[i + 1];
+            if (after !== undefined) {
+              ahead = tryCheckBlock(after);
+              if (!(ahead instanceof Error)) view.readAhead(state.db, after.raw, ahead.txids);
+            }
+            summary = connectBlock(state, view, raw, txids, fetched.height, header);
+          } catch (err) {
+            // The view and the state may hold part of this block: go back to the last
+            // committed state (the blocks connected since were never announced, and
+            // will be fetched again). A commit still being written ends first, so that
+            // the database is not read mid-write; its blocks are then readable.
+            await view.reload(state);
+            announceWritten();
+            pending = [];
+            writing.blocks = 0;
+            await state.load();
+            await view.reload(state);
+            if (err instanceof ChainMismatchError) throw new FollowerError(`${err.message}. The index and the node disagree; rebuild the index into a fresh --db`);
+            throw err;
+          }
+          const prune = this.opts.pruneUndoDepth;
+          if (prune !== undefined && fetched.height - prune >= 0) state.putRow(K.undo(fetched.height - prune), null);
+          const behind = nodeHeight - fetched.height;
+          pending.push(summary);
+          const now = Date.now();
+          if (behind === 0) await commit();
+          else if (pending.length - writing.blocks >= flushBlocks || now - lastFlush > flushMs || view.usedBytes + state.cacheBytes > budget) await commitBehind();
+          this.emit('connected', summary);
+          connected = fetched.height;
+          if (connected === from) progress();
         }
       }
+    } finally {
+      clearInterval(ticker);
     }
     // The last block was committed as it connected when it was the node's tip:
     // another commit would write the same tip again and wait for its fsync.
-    if (pending.length > 0 || writing !== null || !this.committed()) await commit();
+    if (pending.length > 0 || writing.blocks > 0 || !this.committed()) await commit();
   }
 }

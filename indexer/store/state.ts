@@ -48,13 +48,31 @@ type ChainedBatch = ReturnType<DB['batch']>;
  * 5.8 million rows.
  */
 function directSink(db: DB, batch: ChainedBatch): RowSink {
-  const raw = batch as unknown as { _put?: (key: Buffer, value: Buffer) => void; _del?: (key: Buffer) => void };
-  const { _put: put, _del: del } = raw;
-  if (typeof put !== 'function' || typeof del !== 'function' || !(db.hooks.prewrite as unknown as { noop: boolean }).noop || db.listenerCount('write') > 0) return batch;
-  return {
-    put: (key, value) => put.call(batch, key, value),
-    del: (key) => del.call(batch, key),
-  };
+  const raw = batch as unknown as RawBatch;
+  if (typeof raw._put !== 'function' || typeof raw._del !== 'function' || !(db.hooks.prewrite as unknown as { noop: boolean }).noop || db.listenerCount('write') > 0) return batch;
+  return new DirectSink(raw);
+}
+
+interface RawBatch {
+  _put(key: Buffer, value: Buffer): void;
+  _del(key: Buffer): void;
+}
+
+/**
+ * `directSink`'s sink: a class, not closures made for each batch, so that the
+ * code calling `put` and `del` sees the same functions at every flush (V8
+ * throws away optimized code that called one function when another comes).
+ */
+class DirectSink implements RowSink {
+  constructor(private readonly batch: RawBatch) {}
+
+  put(key: Buffer, value: Buffer): void {
+    this.batch._put(key, value);
+  }
+
+  del(key: Buffer): void {
+    this.batch._del(key);
+  }
 }
 
 /** Map keys for binary values: latin1 keeps one char per byte, cheap and exact. */
