@@ -347,7 +347,7 @@ export class MemoryUtxo {
     file.preread(this.askOps, asked);
   }
 
-  /** The txids of the block `askFile` lists, to tell the inputs it makes itself. */
+  /** The txids of the block `askFile` or `wants` lists, to tell the inputs it makes itself (indexed anew by each call). */
   private readonly made = new BlockTxids();
 
   /**
@@ -391,15 +391,16 @@ export class MemoryUtxo {
    * holds every script with a stored balance (`allScripts`).
    */
   private wants(bytes: Buffer, txids: Buffer): { outpoints: Buffer[]; scripts: Uint8Array[] } {
-    const created = new Set<string>();
-    for (let p = 0; p < txids.length; p += 32) created.add(txids.toString('latin1', p, p + 32));
+    // The block's own txids, looked up by word rather than as a latin1 string per input.
+    const created = this.made;
+    created.index(txids);
     const { coins, onlyStakes, frozen } = this;
     const outpoints: Buffer[] = [];
     const scripts: Uint8Array[] = [];
     const input = (b: Buffer, at: number, coinbase: boolean): void => {
       if (coinbase) return;
       const vout = u32(b, at + 32);
-      if (coins.has(b, at, vout) || frozen?.has(b, at, vout) || created.has(b.toString('latin1', at, at + 32))) return;
+      if (coins.has(b, at, vout) || frozen?.has(b, at, vout) || created.has(b, at)) return;
       const op = Buffer.allocUnsafe(36);
       b.copy(op, 0, at, at + 32);
       op.writeUInt32BE(vout, 32);
