@@ -25,6 +25,6 @@ if (port !== null) {
       return;
     }
     const reply = sweeps.handle(m);
-    if (reply !== null) port.postMessage(reply);
+    if (reply !== null) port.postMessage(reply, [reply.bytes]);
   });
 }

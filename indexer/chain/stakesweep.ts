@@ -87,21 +87,43 @@ export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf
 /** Requests between `OutputSweeps` and chainworker.js. */
 export type SweepMessage =
   | { kind: 'stakes'; stakes: string[] }
-  | { kind: 'outputs'; key: Uint8Array | null; locs: BlockLocation[] };
+  | { kind: 'outputs'; key: Uint8Array | null; locs: SweepLocation[] };
+
+/** A block to read, and whether to sweep it too (false: its txids were kept, only its bytes are wanted). */
+export interface SweepLocation extends BlockLocation {
+  sweep: boolean;
+}
+
+const NOT_SWEPT: OutputSweep = { txCount: 0, marked: [], txids: Buffer.alloc(0) };
+
+/** A worker's answer to `outputs`: each block's sweep, and the blocks' bytes one after another (transferred, not copied). */
+export interface SweptRun {
+  sweeps: OutputSweep[];
+  bytes: ArrayBuffer;
+}
 
 /** A worker's state between sweep messages, and its answer to each. */
 export class SweepWorker {
   private stakes = new StakeMatcher([]);
   private readonly scratch = { buf: Buffer.alloc(0) };
 
-  handle(m: SweepMessage): OutputSweep[] | null {
+  handle(m: SweepMessage): SweptRun | null {
     if (m.kind === 'stakes') {
       this.stakes = new StakeMatcher(m.stakes);
       return null;
     }
+    // One buffer for the run's blocks, handed on whole to the connect pass,
+    // which then neither reads them again nor allocates a buffer per block.
+    const bytes = Buffer.allocUnsafeSlow(m.locs.reduce((n, l) => n + l.size, 0)).buffer;
     const reader = new BlockReader(m.key === null ? null : Buffer.from(m.key));
     try {
-      return m.locs.map((loc) => sweepOutputs(reader.read(loc), this.stakes, this.scratch));
+      let at = 0;
+      const sweeps = m.locs.map((loc) => {
+        const block = reader.readInto(loc, Buffer.from(bytes, at, loc.size));
+        at += loc.size;
+        return loc.sweep ? sweepOutputs(block, this.stakes, this.scratch) : NOT_SWEPT;
+      });
+      return { sweeps, bytes };
     } finally {
       reader.close();
     }
@@ -111,25 +133,69 @@ export class SweepWorker {
 /** Blocks are handed to threads in runs of about this many bytes. */
 const RUN_BYTES = 4 * 1024 * 1024;
 
+/** Runs asked of the threads and not yet taken by the caller, per thread: bounds the block bytes held ahead. */
+const RUNS_AHEAD_PER_THREAD = 3;
+
+/** One block as the connect pass gets it from the sweep. */
+export interface SweptBlock {
+  /** The block's bytes, de-obfuscated (a view into its run's buffer). */
+  bytes: Buffer;
+  /** The txids of the transactions that pay a stake or carry an attempt, zero elsewhere; null for a block not swept (its txids were kept). */
+  txids: Buffer | null;
+}
+
+/**
+ * The threads of a fast recount's sweep: started (`start`) while the chain
+ * pass reads its last blocks, so that they are ready when it ends, and not
+ * before, so as not to take the cores from it sooner than needed.
+ */
+export class SweepThreads {
+  private pool: WorkerPool | null = null;
+
+  constructor(private readonly threads: number) {}
+
+  /** Starts the threads, once; null when there is one thread or no compiled worker. */
+  start(): WorkerPool | null {
+    if (this.pool === null && this.threads > 1 && workersAvailable()) this.pool = new WorkerPool(WORKER_URL, this.threads);
+    return this.pool;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}
+
 /**
  * Sweeps `blocks` on worker threads (on the calling thread, run by run as
- * asked, when there is a single thread or no compiled worker), every run
- * queued at once, so that the threads work ahead of the caller, which asks
- * for the txids block by block in order.
+ * asked, when there is a single thread or no compiled worker), a few runs
+ * ahead of the caller, which asks for the blocks one by one in order: it gets
+ * each block's bytes with the txids it needs, so that it reads nothing itself.
  */
 export class OutputSweeps {
-  private readonly runOf = new Map<number, { run: number; at: number }>();
-  private readonly runs: BlockLocation[][] = [];
-  private readonly results: Array<Promise<OutputSweep[]> | null> = [];
+  private readonly runOf = new Map<number, { run: number; at: number; offset: number }>();
+  private readonly runs: SweepLocation[][] = [];
+  private readonly results: Array<Promise<SweptRun> | null> = [];
   private readonly pool: WorkerPool | null;
+  private readonly ownPool: boolean;
   private readonly local: SweepWorker | null = null;
+  /** Runs asked of the pool so far. */
+  private asked = 0;
+  private readonly ahead: number;
 
-  constructor(blocks: ReadonlyArray<BlockLocation & { height: number }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number) {
-    let cur: BlockLocation[] = [];
+  /**
+   * `pool`: threads already started (`SweepThreads`), which the sweep uses
+   * and leaves open; without one it starts `threads` of its own. A block
+   * whose `txids` are there is only read, not swept.
+   */
+  constructor(
+    blocks: ReadonlyArray<BlockLocation & { height: number; txids: Buffer | null }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number,
+    pool: WorkerPool | null = null,
+  ) {
+    let cur: SweepLocation[] = [];
     let bytes = 0;
     for (const b of blocks) {
-      this.runOf.set(b.height, { run: this.runs.length, at: cur.length });
-      cur.push({ file: b.file, offset: b.offset, size: b.size });
+      this.runOf.set(b.height, { run: this.runs.length, at: cur.length, offset: bytes });
+      cur.push({ file: b.file, offset: b.offset, size: b.size, sweep: b.txids === null });
       bytes += b.size;
       if (bytes >= RUN_BYTES) {
         this.runs.push(cur);
@@ -139,18 +205,26 @@ export class OutputSweeps {
     }
     if (cur.length > 0) this.runs.push(cur);
     const stakeList = [...stakes];
-    this.pool = threads > 1 && this.runs.length > 1 && workersAvailable() ? new WorkerPool(WORKER_URL, threads) : null;
+    this.ownPool = pool === null && threads > 1 && this.runs.length > 1 && workersAvailable();
+    this.pool = pool ?? (this.ownPool ? new WorkerPool(WORKER_URL, threads) : null);
+    this.ahead = Math.max(2, RUNS_AHEAD_PER_THREAD * threads);
+    for (let i = 0; i < this.runs.length; i++) this.results.push(null);
     if (this.pool !== null) {
       this.pool.broadcast({ kind: 'stakes', stakes: stakeList });
-      for (const locs of this.runs) {
-        const r = this.pool.run<OutputSweep[]>({ kind: 'outputs', key: xorKey, locs });
-        r.catch(() => undefined); // awaited in `txidsOf`
-        this.results.push(r);
-      }
+      this.askAhead(0);
     } else {
       this.local = new SweepWorker();
       this.local.handle({ kind: 'stakes', stakes: stakeList });
-      for (let i = 0; i < this.runs.length; i++) this.results.push(null);
+    }
+  }
+
+  /** Asks the pool for the runs up to `ahead` past `run`. */
+  private askAhead(run: number): void {
+    const pool = this.pool!;
+    for (; this.asked < this.runs.length && this.asked <= run + this.ahead; this.asked++) {
+      const r = pool.run<SweptRun>({ kind: 'outputs', key: this.xorKey, locs: this.runs[this.asked]! } satisfies SweepMessage);
+      r.catch(() => undefined); // awaited in `block`
+      this.results[this.asked] = r;
     }
   }
 
@@ -159,25 +233,30 @@ export class OutputSweeps {
     return this.runOf.has(height);
   }
 
-  /** The block's txids for the connect pass: those of the transactions that pay a stake or carry an attempt, zero elsewhere. */
-  async txidsOf(height: number): Promise<Buffer> {
+  /** The block at `height`: its bytes and the txids the connect pass needs. */
+  async block(height: number): Promise<SweptBlock> {
     const where = this.runOf.get(height);
     if (where === undefined) throw new RangeError(`block ${height} is not swept`);
+    if (this.pool !== null) this.askAhead(where.run);
     let r = this.results[where.run];
     if (r === null || r === undefined) {
-      r = Promise.resolve(this.local!.handle({ kind: 'outputs', key: this.xorKey, locs: this.runs[where.run]! }) as OutputSweep[]);
+      r = Promise.resolve(this.local!.handle({ kind: 'outputs', key: this.xorKey, locs: this.runs[where.run]! })!);
       this.results[where.run] = r;
     }
-    const o = (await r)[where.at]!;
+    const run = await r;
+    const loc = this.runs[where.run]![where.at]!;
+    const bytes = Buffer.from(run.bytes, where.offset, loc.size);
+    // A run's results are let go once its last block is taken.
+    if (where.at === this.runs[where.run]!.length - 1) this.results[where.run] = Promise.resolve({ sweeps: [], bytes: new ArrayBuffer(0) });
+    if (!loc.sweep) return { bytes, txids: null };
+    const o = run.sweeps[where.at]!;
     const out = Buffer.alloc(o.txCount * 32);
     const ids = Buffer.from(o.txids.buffer, o.txids.byteOffset, o.txids.byteLength);
     o.marked.forEach((t, k) => ids.copy(out, t * 32, k * 32, k * 32 + 32));
-    // A run's results are let go once its last block is taken.
-    if (where.at === this.runs[where.run]!.length - 1) this.results[where.run] = Promise.resolve([]);
-    return out;
+    return { bytes, txids: out };
   }
 
   async close(): Promise<void> {
-    await this.pool?.close();
+    if (this.ownPool) await this.pool?.close();
   }
 }
