@@ -14,7 +14,7 @@ import { isUnspendable } from '../../script/opcodes.js';
 import { BlockReader, type BlockLocation } from './blkfiles.js';
 import { workersAvailable, WORKER_URL } from './chainpass.js';
 import { WorkerPool } from './pool.js';
-import { visitBlockTxids, type BlockVisitor } from './scanner.js';
+import { txidPrint, visitBlockTxids, type BlockVisitor } from './scanner.js';
 
 /** Length and last four bytes of a script: a number that rules out almost every script without making a string. */
 function scriptKey(b: Uint8Array, s: number, e: number): number {
@@ -48,15 +48,40 @@ export interface OutputSweep {
   /** The marked transactions' indexes and txids (32 bytes each, same order). */
   marked: number[];
   txids: Buffer;
+  /** Each transaction's offset in the block. */
+  txAt: Uint32Array;
+  /** Transaction i's inputs are inputs inAt[i]..inAt[i + 1] (txCount + 1 entries). */
+  inAt: Uint32Array;
+  /** Each input's `txidPrint` of the txid it spends, in block order. */
+  prints: Uint32Array;
+}
+
+/** Reused arrays of a sweep: big enough for the largest block so far. */
+export interface SweepScratch {
+  buf: Buffer;
+  txAt?: Uint32Array;
+  inAt?: Uint32Array;
+  prints?: Uint32Array;
 }
 
 /** The sweep of one block: the transactions that pay a stake or carry an attempt, and their txids. */
-export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf: Buffer }): OutputSweep {
+export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: SweepScratch): OutputSweep {
   let pays = false;
   let attempt = false;
   const marked: number[] = [];
+  // A transaction takes at least 10 bytes, an input at least 41.
+  if (scratch.txAt === undefined || scratch.txAt.length < bytes.length / 10 + 1) {
+    scratch.txAt = new Uint32Array(Math.ceil(bytes.length / 10) + 1);
+    scratch.inAt = new Uint32Array(Math.ceil(bytes.length / 10) + 2);
+    scratch.prints = new Uint32Array(Math.ceil(bytes.length / 41) + 1);
+  }
+  const { txAt, inAt, prints } = scratch as Required<SweepScratch>;
+  let nIn = 0;
+  let nTx = 0;
   const v: BlockVisitor = {
-    input() {},
+    input(b, at) {
+      prints[nIn++] = txidPrint(b, at);
+    },
     output(b, _vout, _valueAt, s, e) {
       if (isUnspendable(b, s, e)) {
         if (!attempt && isAttempt(b.subarray(s, e))) attempt = true;
@@ -67,6 +92,7 @@ export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf
     txEnd() {
       pays = false;
       attempt = false;
+      inAt[++nTx] = nIn;
     },
   };
   // Asked after a transaction's outputs, before its txEnd.
@@ -78,23 +104,17 @@ export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf
   // Room for 32 bytes per transaction: a transaction takes at least 10 bytes.
   if (scratch.buf.length < bytes.length * 4) scratch.buf = Buffer.allocUnsafe(bytes.length * 4);
   const out = scratch.buf;
-  const n = visitBlockTxids(bytes, v, want, out);
+  inAt[0] = 0;
+  const n = visitBlockTxids(bytes, v, want, out, txAt);
   const txids = Buffer.allocUnsafe(marked.length * 32);
   marked.forEach((i, k) => out.copy(txids, k * 32, i * 32, i * 32 + 32));
-  return { txCount: n, marked, txids };
+  return { txCount: n, marked, txids, txAt: txAt.slice(0, n), inAt: inAt.slice(0, n + 1), prints: prints.slice(0, nIn) };
 }
 
 /** Requests between `OutputSweeps` and chainworker.js. */
 export type SweepMessage =
   | { kind: 'stakes'; stakes: string[] }
-  | { kind: 'outputs'; key: Uint8Array | null; locs: SweepLocation[] };
-
-/** A block to read, and whether to sweep it too (false: its txids were kept, only its bytes are wanted). */
-export interface SweepLocation extends BlockLocation {
-  sweep: boolean;
-}
-
-const NOT_SWEPT: OutputSweep = { txCount: 0, marked: [], txids: Buffer.alloc(0) };
+  | { kind: 'outputs'; key: Uint8Array | null; locs: BlockLocation[] };
 
 /** A worker's answer to `outputs`: each block's sweep, and the blocks' bytes one after another (transferred, not copied). */
 export interface SweptRun {
@@ -105,7 +125,7 @@ export interface SweptRun {
 /** A worker's state between sweep messages, and its answer to each. */
 export class SweepWorker {
   private stakes = new StakeMatcher([]);
-  private readonly scratch = { buf: Buffer.alloc(0) };
+  private readonly scratch: SweepScratch = { buf: Buffer.alloc(0) };
 
   handle(m: SweepMessage): SweptRun | null {
     if (m.kind === 'stakes') {
@@ -121,7 +141,7 @@ export class SweepWorker {
       const sweeps = m.locs.map((loc) => {
         const block = reader.readInto(loc, Buffer.from(bytes, at, loc.size));
         at += loc.size;
-        return loc.sweep ? sweepOutputs(block, this.stakes, this.scratch) : NOT_SWEPT;
+        return sweepOutputs(block, this.stakes, this.scratch);
       });
       return { sweeps, bytes };
     } finally {
@@ -140,8 +160,10 @@ const RUNS_AHEAD_PER_THREAD = 3;
 export interface SweptBlock {
   /** The block's bytes, de-obfuscated (a view into its run's buffer). */
   bytes: Buffer;
-  /** The txids of the transactions that pay a stake or carry an attempt, zero elsewhere; null for a block not swept (its txids were kept). */
-  txids: Buffer | null;
+  /** The txids of the transactions that pay a stake or carry an attempt, zero elsewhere. */
+  txids: Buffer;
+  /** What the sweep found: which transactions those are, and where each transaction and input is. */
+  sweep: OutputSweep;
 }
 
 /**
@@ -173,7 +195,7 @@ export class SweepThreads {
  */
 export class OutputSweeps {
   private readonly runOf = new Map<number, { run: number; at: number; offset: number }>();
-  private readonly runs: SweepLocation[][] = [];
+  private readonly runs: BlockLocation[][] = [];
   private readonly results: Array<Promise<SweptRun> | null> = [];
   private readonly pool: WorkerPool | null;
   private readonly ownPool: boolean;
@@ -184,18 +206,17 @@ export class OutputSweeps {
 
   /**
    * `pool`: threads already started (`SweepThreads`), which the sweep uses
-   * and leaves open; without one it starts `threads` of its own. A block
-   * whose `txids` are there is only read, not swept.
+   * and leaves open; without one it starts `threads` of its own.
    */
   constructor(
-    blocks: ReadonlyArray<BlockLocation & { height: number; txids: Buffer | null }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number,
+    blocks: ReadonlyArray<BlockLocation & { height: number }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number,
     pool: WorkerPool | null = null,
   ) {
-    let cur: SweepLocation[] = [];
+    let cur: BlockLocation[] = [];
     let bytes = 0;
     for (const b of blocks) {
       this.runOf.set(b.height, { run: this.runs.length, at: cur.length, offset: bytes });
-      cur.push({ file: b.file, offset: b.offset, size: b.size, sweep: b.txids === null });
+      cur.push({ file: b.file, offset: b.offset, size: b.size });
       bytes += b.size;
       if (bytes >= RUN_BYTES) {
         this.runs.push(cur);
@@ -248,12 +269,11 @@ export class OutputSweeps {
     const bytes = Buffer.from(run.bytes, where.offset, loc.size);
     // A run's results are let go once its last block is taken.
     if (where.at === this.runs[where.run]!.length - 1) this.results[where.run] = Promise.resolve({ sweeps: [], bytes: new ArrayBuffer(0) });
-    if (!loc.sweep) return { bytes, txids: null };
     const o = run.sweeps[where.at]!;
     const out = Buffer.alloc(o.txCount * 32);
     const ids = Buffer.from(o.txids.buffer, o.txids.byteOffset, o.txids.byteLength);
     o.marked.forEach((t, k) => ids.copy(out, t * 32, k * 32, k * 32 + 32));
-    return { bytes, txids: out };
+    return { bytes, txids: out, sweep: o };
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import type { NetworkParams } from '../../script/params.js';
 import { BlockReader, readXorKey } from '../chain/blkfiles.js';
 import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.js';
-import { connectBlock, type BlockSummary } from './connect.js';
+import { connectBlock, type BlockSummary, type SparseConnect } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K, P, parse } from '../store/layout.js';
 import { decodeCoin } from '../store/codec.js';
@@ -156,7 +156,9 @@ async function recountFrom(opts: RecountOptions, state: ChainState, sweepThreads
         if (done >= total * SWEEP_THREADS_AT) sweepThreads.start();
         opts.onChainProgress?.(done, total);
       },
-      onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes ?? memoryPlan().txidBytes,
+      onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads,
+      // A fast recount gets the few txids it needs from the sweep (below): it keeps none.
+      keepTxidBytes: opts.fast ? 0 : opts.keepTxidBytes ?? memoryPlan().txidBytes,
       onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
@@ -254,9 +256,10 @@ async function connectRange(
   opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, pool: WorkerPool | null,
   mem: MemoryUtxo, stakes: Set<string>, start: number, setHash: boolean,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
-  // A fast recount has threads read every block ahead of the connect, and in
-  // those whose txids the chain pass did not keep hash only the few it needs
-  // (stakesweep.ts): the connect reads no block itself.
+  // A fast recount has threads read every block ahead of the connect, hash
+  // only the few txids it needs and map where its transactions and inputs
+  // are (stakesweep.ts): the connect reads no block itself and walks only the
+  // transactions that can matter to it (connect.ts `SparseConnect`).
   const sweeps = opts.fast && start <= target ? new OutputSweeps(chain.blocks.slice(start, target + 1), chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS, pool) : null;
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
@@ -276,19 +279,26 @@ async function connectRange(
   const over = (): boolean => mem.footprint(state) > limit + Math.max(0, lent);
   try {
     if (over()) await mem.spill(state);
-    type Loaded = { h: number; bytes: Buffer; txids: Buffer; header: ScannedHeader };
+    const held = new Set<number>();
+    type Loaded = { h: number; bytes: Buffer; txids: Buffer; header: ScannedHeader; sparse?: SparseConnect };
     const load = async (h: number): Promise<Loaded> => {
       const entry = chain.blocks[h]!;
       let bytes: Buffer;
-      let txids: Buffer | null = null;
-      if (sweeps !== null) ({ bytes, txids } = await sweeps.block(h));
-      else bytes = reader.read(entry);
-      txids ??= entry.txids ?? txidsOf(bytes);
+      let txids: Buffer;
+      let sparse: SparseConnect | undefined;
+      if (sweeps !== null) {
+        const swept = await sweeps.block(h);
+        ({ bytes, txids } = swept);
+        sparse = { txs: swept.sweep, held };
+      } else {
+        bytes = reader.read(entry);
+        txids = entry.txids ?? txidsOf(bytes);
+      }
       const header = scanHeader(bytes);
       if (!header.hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       // Done with: its memory goes to the view (the budget counted it for the chain pass).
       entry.txids = null;
-      return { h, bytes, txids, header };
+      return { h, bytes, txids, header, sparse };
     };
     let next: Loaded | null = null;
     for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
@@ -296,12 +306,12 @@ async function connectRange(
         stopped = true;
         break;
       }
-      const { bytes, txids, header } = next?.h === h ? next : await load(h);
+      const { bytes, txids, header, sparse } = next?.h === h ? next : await load(h);
       await mem.prefetch(opts.db, bytes, txids);
       // Once the view reads through, the next block's reads overlap this block's connect (coinview.ts `readAhead`).
       next = mem.spilled && h < target ? await load(h + 1) : null;
       if (next !== null) mem.readAhead(opts.db, next.bytes, next.txids);
-      const summary = connectBlock(state, mem, bytes, txids, h, header);
+      const summary = connectBlock(state, mem, bytes, txids, h, header, sparse);
       txs += summary.txCount;
       opts.onBlock?.(summary);
       await state.undoRoom(UNDO_WRITING_BYTES);
