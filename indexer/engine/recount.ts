@@ -1,7 +1,7 @@
 import type { NetworkParams } from '../../script/params.js';
 import { BlockReader, readXorKey } from '../chain/blkfiles.js';
 import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.js';
-import { connectBlock, type BlockSummary, type SparseConnect } from './connect.js';
+import { connectBlock, HeldPrints, type BlockSummary, type SparseConnect } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K, P, parse } from '../store/layout.js';
 import { decodeCoin } from '../store/codec.js';
@@ -279,7 +279,7 @@ async function connectRange(
   const over = (): boolean => mem.footprint(state) > limit + Math.max(0, lent);
   try {
     if (over()) await mem.spill(state);
-    const held = new Set<number>();
+    const held = sweeps !== null ? new HeldPrints() : null;
     type Loaded = { h: number; bytes: Buffer; txids: Buffer; header: ScannedHeader; sparse?: SparseConnect };
     const load = async (h: number): Promise<Loaded> => {
       const entry = chain.blocks[h]!;
@@ -289,7 +289,7 @@ async function connectRange(
       if (sweeps !== null) {
         const swept = await sweeps.block(h);
         ({ bytes, txids } = swept);
-        sparse = { txs: swept.sweep, held };
+        sparse = { txs: swept.sweep, held: held! };
       } else {
         bytes = reader.read(entry);
         txids = entry.txids ?? txidsOf(bytes);
