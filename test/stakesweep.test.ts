@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchChain } from '../bench/chain.js';
@@ -8,7 +8,8 @@ import { txidOf } from '../fixtures/generator/sign.js';
 import { payTo } from '../fixtures/generator/wallet.js';
 import { BlockReader } from '../indexer/chain/blkfiles.js';
 import { loadBestChain } from '../indexer/chain/chain.js';
-import { StakeMatcher, sweepOutputs } from '../indexer/chain/stakesweep.js';
+import { OutputSweeps, StakeMatcher, sweepOutputs } from '../indexer/chain/stakesweep.js';
+import { BlkFileError } from '../indexer/chain/blkread.js';
 import { forEachTxid, TxWalker, txidPrint, visitBlock, type TxVisitor } from '../indexer/chain/scanner.js';
 import { isUnspendable } from '../script/opcodes.js';
 import { isAttempt } from '../script/carrier.js';
@@ -94,6 +95,21 @@ describe('the fast recount\'s sweep', () => {
     // The chain has both kinds, or the check above proves little.
     expect(marked).toBeGreaterThan(10);
     expect(skipped).toBeGreaterThan(marked);
+  });
+
+  it('a block that can no longer be read (its file cut short since the chain pass) is a BlkFileError, not a worker\'s plain error', async () => {
+    const bench = benchChain(cache, 8000, undefined, 2);
+    const chain = await loadBestChain(bench.blocksDir, loadParamsFile(bench.paramsFile));
+    const last = chain.blocks.at(-1)!;
+    const end = statSync(last.file).size;
+    const sweeps = new OutputSweeps([{ ...last, height: 7, offset: end - 10, size: 100 }], chain.xorKey, [], 1);
+    try {
+      const got = await sweeps.block(7).then(() => null, (err: unknown) => err);
+      expect(got).toBeInstanceOf(BlkFileError);
+      expect((got as BlkFileError).message).toBe(`${last.file} at offset ${end - 10}: file ends after 10 of 100 block bytes; was it changed since the chain was loaded?`);
+    } finally {
+      await sweeps.close();
+    }
   });
 
   it('--fast sees a stake spent by transactions that neither pay a stake nor carry an attempt, in a later block and in the block that made the coin', async () => {

@@ -14,7 +14,8 @@ import { isUnspendable } from '../../script/opcodes.js';
 import { BlockReader, type BlockLocation } from './blkfiles.js';
 import { workersAvailable, WORKER_URL } from './chainpass.js';
 import { WorkerPool } from './pool.js';
-import { txidPrint, visitBlockTxids, type BlockVisitor } from './scanner.js';
+import { BlkFileError } from './blkread.js';
+import { BlockParseError, txidPrint, visitBlockTxids, type BlockVisitor } from './scanner.js';
 
 /** Length and last four bytes of a script: a number that rules out almost every script without making a string. */
 function scriptKey(b: Uint8Array, s: number, e: number): number {
@@ -120,6 +121,12 @@ export type SweepMessage =
 export interface SweptRun {
   sweeps: OutputSweep[];
   bytes: ArrayBuffer;
+  /**
+   * Why the run could not be read or swept (its file changed since the chain
+   * pass, say), as the BlkFileError the caller throws: a worker's own errors
+   * reach the caller as plain errors.
+   */
+  failure?: { file: string; offset: number | null; message: string; code: string | null };
 }
 
 /** A worker's state between sweep messages, and its answer to each. */
@@ -136,14 +143,25 @@ export class SweepWorker {
     // which then neither reads them again nor allocates a buffer per block.
     const bytes = Buffer.allocUnsafeSlow(m.locs.reduce((n, l) => n + l.size, 0)).buffer;
     const reader = new BlockReader(m.key === null ? null : Buffer.from(m.key));
+    let at = 0;
+    let loc: BlockLocation | null = null;
     try {
-      let at = 0;
-      const sweeps = m.locs.map((loc) => {
+      const sweeps: OutputSweep[] = [];
+      for (loc of m.locs) {
         const block = reader.readInto(loc, Buffer.from(bytes, at, loc.size));
         at += loc.size;
-        return sweepOutputs(block, this.stakes, this.scratch);
-      });
+        sweeps.push(sweepOutputs(block, this.stakes, this.scratch));
+      }
       return { sweeps, bytes };
+    } catch (err) {
+      const empty = new ArrayBuffer(0);
+      if (err instanceof BlkFileError) return { sweeps: [], bytes: empty, failure: { file: err.file, offset: err.offset, message: err.message, code: err.code } };
+      // The chain pass parsed these very bytes.
+      if (err instanceof BlockParseError && loc !== null) {
+        const e = new BlkFileError(loc.file, loc.offset, `the block no longer parses (${err.message}); was the file changed since the chain was loaded?`);
+        return { sweeps: [], bytes: empty, failure: { file: e.file, offset: e.offset, message: e.message, code: null } };
+      }
+      throw err;
     } finally {
       reader.close();
     }
@@ -265,6 +283,7 @@ export class OutputSweeps {
       this.results[where.run] = r;
     }
     const run = await r;
+    if (run.failure !== undefined) throw blkFileError(run.failure);
     const loc = this.runs[where.run]![where.at]!;
     const bytes = Buffer.from(run.bytes, where.offset, loc.size);
     // A run's results are let go once its last block is taken.
@@ -279,4 +298,10 @@ export class OutputSweeps {
   async close(): Promise<void> {
     if (this.ownPool) await this.pool?.close();
   }
+}
+
+/** The BlkFileError a worker described (`SweptRun.failure`), with the same message. */
+function blkFileError(f: NonNullable<SweptRun['failure']>): BlkFileError {
+  const prefix = f.offset === null ? `${f.file}: ` : `${f.file} at offset ${f.offset}: `;
+  return new BlkFileError(f.file, f.offset, f.message.startsWith(prefix) ? f.message.slice(prefix.length) : f.message, f.code);
 }
