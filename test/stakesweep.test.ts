@@ -97,6 +97,20 @@ describe('the fast recount\'s sweep', () => {
     expect(skipped).toBeGreaterThan(marked);
   });
 
+  it('matches exactly the stake scripts: not another script of the same length and last bytes, and short ones by their bytes alone', () => {
+    const p2wpkh = Buffer.concat([Buffer.from('0014', 'hex'), Buffer.alloc(20, 7)]);
+    const matcher = new StakeMatcher([p2wpkh.toString('latin1'), '\x51\x52']);
+    const has = (b: Buffer): boolean => matcher.has(Buffer.concat([Buffer.from('ffff', 'hex'), b, Buffer.from('ee', 'hex')]), 2, 2 + b.length);
+    expect(has(p2wpkh)).toBe(true);
+    const twin = Buffer.from(p2wpkh);
+    twin[5] = 8; // same length, same last bytes
+    expect(has(twin)).toBe(false);
+    expect(has(p2wpkh.subarray(1))).toBe(false);
+    expect(has(Buffer.from('5152', 'hex'))).toBe(true);
+    expect(has(Buffer.from('5153', 'hex'))).toBe(false);
+    expect(has(Buffer.alloc(0))).toBe(false);
+  });
+
   it('a block that can no longer be read (its file cut short since the chain pass) is a BlkFileError, not a worker\'s plain error', async () => {
     const bench = benchChain(cache, 8000, undefined, 2);
     const chain = await loadBestChain(bench.blocksDir, loadParamsFile(bench.paramsFile));
