@@ -295,11 +295,6 @@ export class OutputSweeps {
     }
   }
 
-  /** Whether the block at `height` is swept. */
-  has(height: number): boolean {
-    return this.runOf.has(height);
-  }
-
   /** The block at `height`: its bytes and the txids the connect pass needs. */
   async block(height: number): Promise<SweptBlock> {
     const where = this.runOf.get(height);
