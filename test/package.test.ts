@@ -23,7 +23,7 @@ describe('the published package', () => {
     const res = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
     expect(res.status).toBe(0);
     const paths = (JSON.parse(res.stdout) as Packed[])[0]!.files.map((f) => f.path);
-    for (const needed of ['bin/nodereg', 'dist/cli/main.js', 'dist/indexer/index.js', 'dist/indexer/index.d.ts', 'dist/indexer/chain/chainworker.js', 'dist/script/verifyproof.js', 'package.json', 'README.md', 'docs/operations.md']) {
+    for (const needed of ['bin/nodereg', 'dist/cli/main.js', 'dist/indexer/index.js', 'dist/indexer/index.d.ts', 'dist/indexer/chain/chainworker.js', 'dist/indexer/chain/sweepworker.js', 'dist/script/verifyproof.js', 'package.json', 'README.md', 'docs/operations.md']) {
       expect(paths).toContain(needed);
     }
     expect(paths.some((p) => p.startsWith('fixtures/params/'))).toBe(true);

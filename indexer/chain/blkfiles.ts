@@ -256,12 +256,16 @@ export class BlockReader {
 
   /** A fresh, de-obfuscated copy of the block's bytes. */
   read(loc: BlockLocation): Buffer {
+    return this.readInto(loc, Buffer.allocUnsafe(loc.size));
+  }
+
+  /** The block's bytes, de-obfuscated, into `buf` (exactly `loc.size` long), which it returns. */
+  readInto(loc: BlockLocation, buf: Buffer): Buffer {
     if (loc.file !== this.openFile) {
       this.close();
       this.fd = openRegularFileSync(loc.file);
       this.openFile = loc.file;
     }
-    const buf = Buffer.allocUnsafe(loc.size);
     let got = 0;
     while (got < loc.size) {
       const n = readSync(this.fd, buf, got, loc.size - got, loc.offset + got);

@@ -7,7 +7,7 @@ interface Job {
 }
 
 /**
- * A few worker threads running chainworker.js, each taking the next queued
+ * A few worker threads running one script (chainworker.js, sweepworker.js), each taking the next queued
  * request when it is free; every request gets exactly one reply. `broadcast`
  * sends a message with no reply to every worker, ahead of the requests
  * queued after it (a worker reads its messages in order).

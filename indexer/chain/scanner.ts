@@ -464,16 +464,48 @@ export function visitBlock(bytes: Buffer, v: BlockVisitor): number {
  * (asked after its outputs, before `txEnd`) says so, writes its txid into
  * `out` at 32 × index. For sweeps that need the txids of a few transactions.
  */
-export function visitBlockTxids(bytes: Buffer, v: BlockVisitor, wantTxid: (index: number) => boolean, out: Buffer): number {
+export function visitBlockTxids(bytes: Buffer, v: BlockVisitor, wantTxid: (index: number) => boolean, out: Buffer, txAt?: Uint32Array): number {
+  // `txAt`, when given, gets each transaction's offset in the block (for `TxWalker`).
   if (bytes.length < HEADER_SIZE) scanHeader(bytes);
   const c = new Cursor(bytes);
   const n = txCount(c);
-  if (n * 32 > out.length) throw new RangeError('txid buffer too small for the block');
+  if (n * 32 > out.length || (txAt !== undefined && n > txAt.length)) throw new RangeError('txid buffer too small for the block');
   for (let i = 0; i < n; i++) {
+    if (txAt !== undefined) txAt[i] = c.pos;
     parseTx(c, i, v, false);
     if (wantTxid(i)) putDigest(out, i * 32, txidLatin1(c));
     v.txEnd(i, c.coinbase);
   }
   checkEnd(c);
   return n;
+}
+
+/**
+ * Walks single transactions of a block at offsets an earlier walk recorded
+ * (`visitBlockTxids`'s `txAt`), for a connect that skips the transactions
+ * it knows cannot matter to it. Bounds are checked as in `visitBlock`.
+ */
+export class TxWalker {
+  private readonly c: Cursor;
+
+  constructor(bytes: Buffer) {
+    this.c = new Cursor(bytes);
+  }
+
+  /** Shows the transaction at `offset`, the block's `index`th, to `v`; returns whether it is a coinbase. */
+  visit(offset: number, index: number, v: TxVisitor): boolean {
+    const c = this.c;
+    c.pos = offset;
+    parseTx(c, index, v, false);
+    return c.coinbase;
+  }
+}
+
+/**
+ * A txid's first 30 bits (from its 32 bytes at `b[at]`) as a small integer:
+ * what a fast connect remembers of the txids whose outputs it holds, to tell
+ * the inputs that may spend one of them from those that cannot.
+ */
+export function txidPrint(b: Uint8Array, at: number): number {
+  return b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | ((b[at + 3]! & 0x3f) << 24);
 }

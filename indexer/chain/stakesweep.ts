@@ -12,33 +12,55 @@
 import { isAttempt } from '../../script/carrier.js';
 import { isUnspendable } from '../../script/opcodes.js';
 import { BlockReader, type BlockLocation } from './blkfiles.js';
-import { workersAvailable, WORKER_URL } from './chainpass.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { WorkerPool } from './pool.js';
-import { visitBlockTxids, type BlockVisitor } from './scanner.js';
+import { BlkFileError } from './blkread.js';
+import { BlockParseError, txidPrint, visitBlockTxids, type BlockVisitor } from './scanner.js';
 
-/** Length and last four bytes of a script: a number that rules out almost every script without making a string. */
-function scriptKey(b: Uint8Array, s: number, e: number): number {
-  const len = e - s;
-  let tail = 0;
-  for (let p = Math.max(s, e - 4); p < e; p++) tail = tail * 256 + b[p]!;
-  return len * 0x1_0000_0000 + tail;
+/** Bits of `StakeMatcher`'s filter: 2^21 (256 KiB), a few hits in a hundred with 50 000 stakes. */
+const FILTER_BITS = 21;
+
+/**
+ * A script's length and four of its last bytes (not the very last two,
+ * constant in P2PKH and P2SH) folded into FILTER_BITS bits; `len` ≥ 6.
+ */
+function filterBit(b: Uint8Array, e: number, len: number): number {
+  const x = (b[e - 6]! | (b[e - 5]! << 8) | (b[e - 4]! << 16) | (b[e - 3]! << 24)) ^ Math.imul(len, 0x9e37_79b1);
+  return (x ^ (x >>> FILTER_BITS)) & ((1 << FILTER_BITS) - 1);
 }
 
-/** Tells whether an output script is one of the stake scripts (latin1). */
+/**
+ * Tells whether an output script is one of the stake scripts (latin1). Asked
+ * of every output of every swept block: a script of a length no stake has,
+ * or whose filter bit is clear, is ruled out without making a string.
+ */
 export class StakeMatcher {
-  private readonly keys = new Set<number>();
-  private readonly scripts: Set<string>;
+  private readonly lengths = new Uint8Array(256);
+  private readonly filter = new Uint8Array(1 << (FILTER_BITS - 3));
+  private readonly scripts = new Set<string>();
 
   constructor(stakes: Iterable<string>) {
-    this.scripts = new Set(stakes);
-    for (const s of this.scripts) {
+    for (const s of stakes) {
+      this.scripts.add(s);
       const b = Buffer.from(s, 'latin1');
-      this.keys.add(scriptKey(b, 0, b.length));
+      if (b.length > 255) continue;
+      this.lengths[b.length] = 1;
+      // A stake under 6 bytes (none is: the smallest template has 22) is matched by its string alone.
+      if (b.length < 6) continue;
+      const bit = filterBit(b, b.length, b.length);
+      this.filter[bit >>> 3] |= 1 << (bit & 7);
     }
   }
 
   has(b: Buffer, s: number, e: number): boolean {
-    return this.keys.has(scriptKey(b, s, e)) && this.scripts.has(b.toString('latin1', s, e));
+    const len = e - s;
+    if (len > 255 || this.lengths[len] === 0) return false;
+    if (len >= 6) {
+      const bit = filterBit(b, e, len);
+      if ((this.filter[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;
+    }
+    return this.scripts.has(b.toString('latin1', s, e));
   }
 }
 
@@ -48,15 +70,40 @@ export interface OutputSweep {
   /** The marked transactions' indexes and txids (32 bytes each, same order). */
   marked: number[];
   txids: Buffer;
+  /** Each transaction's offset in the block. */
+  txAt: Uint32Array;
+  /** Transaction i's inputs are inputs inAt[i]..inAt[i + 1] (txCount + 1 entries). */
+  inAt: Uint32Array;
+  /** Each input's `txidPrint` of the txid it spends, in block order. */
+  prints: Uint32Array;
+}
+
+/** Reused arrays of a sweep: big enough for the largest block so far. */
+export interface SweepScratch {
+  buf: Buffer;
+  txAt?: Uint32Array;
+  inAt?: Uint32Array;
+  prints?: Uint32Array;
 }
 
 /** The sweep of one block: the transactions that pay a stake or carry an attempt, and their txids. */
-export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf: Buffer }): OutputSweep {
+export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: SweepScratch): OutputSweep {
   let pays = false;
   let attempt = false;
   const marked: number[] = [];
+  // A transaction takes at least 10 bytes, an input at least 41.
+  if (scratch.txAt === undefined || scratch.txAt.length < bytes.length / 10 + 1) {
+    scratch.txAt = new Uint32Array(Math.ceil(bytes.length / 10) + 1);
+    scratch.inAt = new Uint32Array(Math.ceil(bytes.length / 10) + 2);
+    scratch.prints = new Uint32Array(Math.ceil(bytes.length / 41) + 1);
+  }
+  const { txAt, inAt, prints } = scratch as Required<SweepScratch>;
+  let nIn = 0;
+  let nTx = 0;
   const v: BlockVisitor = {
-    input() {},
+    input(b, at) {
+      prints[nIn++] = txidPrint(b, at);
+    },
     output(b, _vout, _valueAt, s, e) {
       if (isUnspendable(b, s, e)) {
         if (!attempt && isAttempt(b.subarray(s, e))) attempt = true;
@@ -67,6 +114,7 @@ export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf
     txEnd() {
       pays = false;
       attempt = false;
+      inAt[++nTx] = nIn;
     },
   };
   // Asked after a transaction's outputs, before its txEnd.
@@ -78,57 +126,142 @@ export function sweepOutputs(bytes: Buffer, stakes: StakeMatcher, scratch: { buf
   // Room for 32 bytes per transaction: a transaction takes at least 10 bytes.
   if (scratch.buf.length < bytes.length * 4) scratch.buf = Buffer.allocUnsafe(bytes.length * 4);
   const out = scratch.buf;
-  const n = visitBlockTxids(bytes, v, want, out);
+  inAt[0] = 0;
+  const n = visitBlockTxids(bytes, v, want, out, txAt);
   const txids = Buffer.allocUnsafe(marked.length * 32);
   marked.forEach((i, k) => out.copy(txids, k * 32, i * 32, i * 32 + 32));
-  return { txCount: n, marked, txids };
+  return { txCount: n, marked, txids, txAt: txAt.slice(0, n), inAt: inAt.slice(0, n + 1), prints: prints.slice(0, nIn) };
 }
 
-/** Requests between `OutputSweeps` and chainworker.js. */
+/** Requests between `OutputSweeps` and sweepworker.js. */
 export type SweepMessage =
   | { kind: 'stakes'; stakes: string[] }
   | { kind: 'outputs'; key: Uint8Array | null; locs: BlockLocation[] };
 
+/** A worker's answer to `outputs`: each block's sweep, and the blocks' bytes one after another (transferred, not copied). */
+export interface SweptRun {
+  sweeps: OutputSweep[];
+  bytes: ArrayBuffer;
+  /**
+   * Why the run could not be read or swept (its file changed since the chain
+   * pass, say), as the BlkFileError the caller throws: a worker's own errors
+   * reach the caller as plain errors.
+   */
+  failure?: { file: string; offset: number | null; message: string; code: string | null };
+}
+
 /** A worker's state between sweep messages, and its answer to each. */
 export class SweepWorker {
   private stakes = new StakeMatcher([]);
-  private readonly scratch = { buf: Buffer.alloc(0) };
+  private readonly scratch: SweepScratch = { buf: Buffer.alloc(0) };
 
-  handle(m: SweepMessage): OutputSweep[] | null {
+  handle(m: SweepMessage): SweptRun | null {
     if (m.kind === 'stakes') {
       this.stakes = new StakeMatcher(m.stakes);
       return null;
     }
+    // One buffer for the run's blocks, handed on whole to the connect pass,
+    // which then neither reads them again nor allocates a buffer per block.
+    const bytes = Buffer.allocUnsafeSlow(m.locs.reduce((n, l) => n + l.size, 0)).buffer;
     const reader = new BlockReader(m.key === null ? null : Buffer.from(m.key));
+    let at = 0;
+    let loc: BlockLocation | null = null;
     try {
-      return m.locs.map((loc) => sweepOutputs(reader.read(loc), this.stakes, this.scratch));
+      const sweeps: OutputSweep[] = [];
+      for (loc of m.locs) {
+        const block = reader.readInto(loc, Buffer.from(bytes, at, loc.size));
+        at += loc.size;
+        sweeps.push(sweepOutputs(block, this.stakes, this.scratch));
+      }
+      return { sweeps, bytes };
+    } catch (err) {
+      const empty = new ArrayBuffer(0);
+      if (err instanceof BlkFileError) return { sweeps: [], bytes: empty, failure: { file: err.file, offset: err.offset, message: err.message, code: err.code } };
+      // The chain pass parsed these very bytes.
+      if (err instanceof BlockParseError && loc !== null) {
+        const e = new BlkFileError(loc.file, loc.offset, `the block no longer parses (${err.message}); was the file changed since the chain was loaded?`);
+        return { sweeps: [], bytes: empty, failure: { file: e.file, offset: e.offset, message: e.message, code: null } };
+      }
+      throw err;
     } finally {
       reader.close();
     }
   }
 }
 
+const SWEEP_WORKER_URL = new URL('./sweepworker.js', import.meta.url);
+
+/** Whether the compiled sweepworker.js is there (not when the TypeScript sources run directly, as under the test runner). */
+function workersAvailable(): boolean {
+  return SWEEP_WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(SWEEP_WORKER_URL));
+}
+
 /** Blocks are handed to threads in runs of about this many bytes. */
 const RUN_BYTES = 4 * 1024 * 1024;
 
+/** Runs asked of the threads and not yet taken by the caller, per thread: bounds the block bytes held ahead. */
+const RUNS_AHEAD_PER_THREAD = 3;
+
+/** One block as the connect pass gets it from the sweep. */
+export interface SweptBlock {
+  /** The block's bytes, de-obfuscated (a view into its run's buffer). */
+  bytes: Buffer;
+  /** The txids of the transactions that pay a stake or carry an attempt, zero elsewhere. */
+  txids: Buffer;
+  /** What the sweep found: which transactions those are, and where each transaction and input is. */
+  sweep: OutputSweep;
+}
+
+/**
+ * The threads of a fast recount's sweep: started (`start`) while the chain
+ * pass reads its last blocks, so that they are ready when it ends, and not
+ * before, so as not to take the cores from it sooner than needed.
+ */
+export class SweepThreads {
+  private pool: WorkerPool | null = null;
+
+  constructor(private readonly threads: number) {}
+
+  /** Starts the threads, once; null when there is one thread or no compiled worker. */
+  start(): WorkerPool | null {
+    if (this.pool === null && this.threads > 1 && workersAvailable()) this.pool = new WorkerPool(SWEEP_WORKER_URL, this.threads);
+    return this.pool;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}
+
 /**
  * Sweeps `blocks` on worker threads (on the calling thread, run by run as
- * asked, when there is a single thread or no compiled worker), every run
- * queued at once, so that the threads work ahead of the caller, which asks
- * for the txids block by block in order.
+ * asked, when there is a single thread or no compiled worker), a few runs
+ * ahead of the caller, which asks for the blocks one by one in order: it gets
+ * each block's bytes with the txids it needs, so that it reads nothing itself.
  */
 export class OutputSweeps {
-  private readonly runOf = new Map<number, { run: number; at: number }>();
+  private readonly runOf = new Map<number, { run: number; at: number; offset: number }>();
   private readonly runs: BlockLocation[][] = [];
-  private readonly results: Array<Promise<OutputSweep[]> | null> = [];
+  private readonly results: Array<Promise<SweptRun> | null> = [];
   private readonly pool: WorkerPool | null;
+  private readonly ownPool: boolean;
   private readonly local: SweepWorker | null = null;
+  /** Runs asked of the pool so far. */
+  private asked = 0;
+  private readonly ahead: number;
 
-  constructor(blocks: ReadonlyArray<BlockLocation & { height: number }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number) {
+  /**
+   * `pool`: threads already started (`SweepThreads`), which the sweep uses
+   * and leaves open; without one it starts `threads` of its own.
+   */
+  constructor(
+    blocks: ReadonlyArray<BlockLocation & { height: number }>, private readonly xorKey: Buffer | null, stakes: Iterable<string>, threads: number,
+    pool: WorkerPool | null = null,
+  ) {
     let cur: BlockLocation[] = [];
     let bytes = 0;
     for (const b of blocks) {
-      this.runOf.set(b.height, { run: this.runs.length, at: cur.length });
+      this.runOf.set(b.height, { run: this.runs.length, at: cur.length, offset: bytes });
       cur.push({ file: b.file, offset: b.offset, size: b.size });
       bytes += b.size;
       if (bytes >= RUN_BYTES) {
@@ -139,45 +272,59 @@ export class OutputSweeps {
     }
     if (cur.length > 0) this.runs.push(cur);
     const stakeList = [...stakes];
-    this.pool = threads > 1 && this.runs.length > 1 && workersAvailable() ? new WorkerPool(WORKER_URL, threads) : null;
+    this.ownPool = pool === null && threads > 1 && this.runs.length > 1 && workersAvailable();
+    this.pool = pool ?? (this.ownPool ? new WorkerPool(SWEEP_WORKER_URL, threads) : null);
+    this.ahead = Math.max(2, RUNS_AHEAD_PER_THREAD * threads);
+    for (let i = 0; i < this.runs.length; i++) this.results.push(null);
     if (this.pool !== null) {
       this.pool.broadcast({ kind: 'stakes', stakes: stakeList });
-      for (const locs of this.runs) {
-        const r = this.pool.run<OutputSweep[]>({ kind: 'outputs', key: xorKey, locs });
-        r.catch(() => undefined); // awaited in `txidsOf`
-        this.results.push(r);
-      }
+      this.askAhead(0);
     } else {
       this.local = new SweepWorker();
       this.local.handle({ kind: 'stakes', stakes: stakeList });
-      for (let i = 0; i < this.runs.length; i++) this.results.push(null);
     }
   }
 
-  /** Whether the block at `height` is swept. */
-  has(height: number): boolean {
-    return this.runOf.has(height);
+  /** Asks the pool for the runs up to `ahead` past `run`. */
+  private askAhead(run: number): void {
+    const pool = this.pool!;
+    for (; this.asked < this.runs.length && this.asked <= run + this.ahead; this.asked++) {
+      const r = pool.run<SweptRun>({ kind: 'outputs', key: this.xorKey, locs: this.runs[this.asked]! } satisfies SweepMessage);
+      r.catch(() => undefined); // awaited in `block`
+      this.results[this.asked] = r;
+    }
   }
 
-  /** The block's txids for the connect pass: those of the transactions that pay a stake or carry an attempt, zero elsewhere. */
-  async txidsOf(height: number): Promise<Buffer> {
+  /** The block at `height`: its bytes and the txids the connect pass needs. */
+  async block(height: number): Promise<SweptBlock> {
     const where = this.runOf.get(height);
     if (where === undefined) throw new RangeError(`block ${height} is not swept`);
+    if (this.pool !== null) this.askAhead(where.run);
     let r = this.results[where.run];
     if (r === null || r === undefined) {
-      r = Promise.resolve(this.local!.handle({ kind: 'outputs', key: this.xorKey, locs: this.runs[where.run]! }) as OutputSweep[]);
+      r = Promise.resolve(this.local!.handle({ kind: 'outputs', key: this.xorKey, locs: this.runs[where.run]! })!);
       this.results[where.run] = r;
     }
-    const o = (await r)[where.at]!;
+    const run = await r;
+    if (run.failure !== undefined) throw blkFileError(run.failure);
+    const loc = this.runs[where.run]![where.at]!;
+    const bytes = Buffer.from(run.bytes, where.offset, loc.size);
+    // A run's results are let go once its last block is taken.
+    if (where.at === this.runs[where.run]!.length - 1) this.results[where.run] = Promise.resolve({ sweeps: [], bytes: new ArrayBuffer(0) });
+    const o = run.sweeps[where.at]!;
     const out = Buffer.alloc(o.txCount * 32);
     const ids = Buffer.from(o.txids.buffer, o.txids.byteOffset, o.txids.byteLength);
     o.marked.forEach((t, k) => ids.copy(out, t * 32, k * 32, k * 32 + 32));
-    // A run's results are let go once its last block is taken.
-    if (where.at === this.runs[where.run]!.length - 1) this.results[where.run] = Promise.resolve([]);
-    return out;
+    return { bytes, txids: out, sweep: o };
   }
 
   async close(): Promise<void> {
-    await this.pool?.close();
+    if (this.ownPool) await this.pool?.close();
   }
+}
+
+/** The BlkFileError a worker described (`SweptRun.failure`), with the same message. */
+function blkFileError(f: NonNullable<SweptRun['failure']>): BlkFileError {
+  const prefix = f.offset === null ? `${f.file}: ` : `${f.file} at offset ${f.offset}: `;
+  return new BlkFileError(f.file, f.offset, f.message.startsWith(prefix) ? f.message.slice(prefix.length) : f.message, f.code);
 }

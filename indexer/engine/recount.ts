@@ -1,16 +1,17 @@
 import type { NetworkParams } from '../../script/params.js';
 import { BlockReader, readXorKey } from '../chain/blkfiles.js';
 import { ChainLoadStopped, loadBestChain, type BestChain } from '../chain/chain.js';
-import { connectBlock, type BlockSummary } from './connect.js';
+import { connectBlock, HeldPrints, type BlockSummary, type SparseConnect } from './connect.js';
 import { disconnectTip } from './disconnect.js';
 import { K, P, parse } from '../store/layout.js';
 import { decodeCoin } from '../store/codec.js';
 import { SetHasher } from './sethash.js';
 import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
-import { blockTxCount, scanHeader, walkTxidsInto } from '../chain/scanner.js';
+import { blockTxCount, scanHeader, walkTxidsInto, type ScannedHeader } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
-import { OutputSweeps } from '../chain/stakesweep.js';
+import { OutputSweeps, SweepThreads } from '../chain/stakesweep.js';
+import type { WorkerPool } from '../chain/pool.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
 import { CoinFile, type SpillRecord } from '../store/coinfile.js';
 import { ChainState } from '../store/state.js';
@@ -112,6 +113,21 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (opts.fast && (!opts.throwaway || state.utxoHash !== null)) {
     throw new RecountError('--fast keeps only the coins of announced stakes, so it needs a temporary index without a UTXO hash');
   }
+  // A fast recount's sweep threads start while the chain pass reads its last
+  // blocks, so the connect need not wait for them to load (stakesweep.ts).
+  const sweepThreads = opts.fast ? new SweepThreads(opts.threads ?? DEFAULT_THREADS) : null;
+  try {
+    return await recountFrom(opts, state, sweepThreads);
+  } finally {
+    await sweepThreads?.close();
+  }
+}
+
+/** Share of the chain pass's bytes after which a fast recount starts its sweep threads. */
+const SWEEP_THREADS_AT = 0.8;
+
+/** `recount` once the index's state is loaded. */
+async function recountFrom(opts: RecountOptions, state: ChainState, sweepThreads: SweepThreads | null): Promise<RecountResult> {
   // A temporary index is read at its tip only: rather than moving the UTXO
   // hash with every coin created and spent, it hashes the set at the tip once
   // (hashSetAtTip), and the heights below keep none.
@@ -136,7 +152,13 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: opts.onChainProgress, onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads, keepTxidBytes: opts.keepTxidBytes ?? memoryPlan().txidBytes,
+      onProgress: sweepThreads === null ? opts.onChainProgress : (done, total) => {
+        if (done >= total * SWEEP_THREADS_AT) sweepThreads.start();
+        opts.onChainProgress?.(done, total);
+      },
+      onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads,
+      // A fast recount gets the few txids it needs from the sweep (below): it keeps none.
+      keepTxidBytes: opts.fast ? 0 : opts.keepTxidBytes ?? memoryPlan().txidBytes,
       onBlockSeen: spec === null ? undefined : (b) => spec.seen(b),
     });
   } catch (err) {
@@ -192,7 +214,7 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   opts.onChainLoaded?.(chain, start, target);
 
   const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
-  const done = await recountInMemory(opts, state, chain, target, limit, null, start, setHash);
+  const done = await recountInMemory(opts, state, chain, target, limit, null, start, setHash, sweepThreads?.start() ?? null);
   return { ...done, resumedFrom, chain };
 }
 
@@ -210,6 +232,7 @@ function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string>
  */
 async function recountInMemory(
   opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, start = 0, setHash = false,
+  pool: WorkerPool | null = null,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   let spendable = 0;
   for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
@@ -220,7 +243,7 @@ async function recountInMemory(
   // The speculator's file comes with its state, spilled coins and all.
   mem.coinFile ??= state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
   try {
-    const done = await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
+    const done = await connectRange(opts, state, chain, target, limit, spec, pool, mem, stakes, start, setHash);
     return mem.coinFile === null ? done : { ...done, spills: mem.coinFile.spills };
   } finally {
     mem.coinFile?.close();
@@ -230,12 +253,14 @@ async function recountInMemory(
 
 /** The connect pass of `recountInMemory` over `mem`: blocks `start..target` (after the speculator's), then the last flush. */
 async function connectRange(
-  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, mem: MemoryUtxo, stakes: Set<string>, start: number, setHash: boolean,
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, pool: WorkerPool | null,
+  mem: MemoryUtxo, stakes: Set<string>, start: number, setHash: boolean,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
-  // The blocks whose txids the chain pass did not keep: a fast recount has
-  // threads hash, ahead of the connect, only the few it needs (stakesweep.ts).
-  const unkept = opts.fast ? chain.blocks.slice(start, target + 1).filter((e) => e.txids === null) : [];
-  const sweeps = unkept.length > 0 ? new OutputSweeps(unkept, chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS) : null;
+  // A fast recount has threads read every block ahead of the connect, hash
+  // only the few txids it needs and map where its transactions and inputs
+  // are (stakesweep.ts): the connect reads no block itself and walks only the
+  // transactions that can matter to it (connect.ts `SparseConnect`).
+  const sweeps = opts.fast && start <= target ? new OutputSweeps(chain.blocks.slice(start, target + 1), chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS, pool) : null;
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
@@ -254,27 +279,39 @@ async function connectRange(
   const over = (): boolean => mem.footprint(state) > limit + Math.max(0, lent);
   try {
     if (over()) await mem.spill(state);
-    const load = async (h: number): Promise<{ h: number; bytes: Buffer; txids: Buffer }> => {
+    const held = sweeps !== null ? new HeldPrints() : null;
+    type Loaded = { h: number; bytes: Buffer; txids: Buffer; header: ScannedHeader; sparse?: SparseConnect };
+    const load = async (h: number): Promise<Loaded> => {
       const entry = chain.blocks[h]!;
-      const bytes = reader.read(entry);
-      if (!scanHeader(bytes).hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
-      const txids = entry.txids ?? (sweeps?.has(h) ? await sweeps.txidsOf(h) : txidsOf(bytes));
+      let bytes: Buffer;
+      let txids: Buffer;
+      let sparse: SparseConnect | undefined;
+      if (sweeps !== null) {
+        const swept = await sweeps.block(h);
+        ({ bytes, txids } = swept);
+        sparse = { txs: swept.sweep, held: held! };
+      } else {
+        bytes = reader.read(entry);
+        txids = entry.txids ?? txidsOf(bytes);
+      }
+      const header = scanHeader(bytes);
+      if (!header.hash.equals(entry.hash)) throw new RecountError(`${entry.file} changed while the recount was reading it (block at offset ${entry.offset}); run it again`);
       // Done with: its memory goes to the view (the budget counted it for the chain pass).
       entry.txids = null;
-      return { h, bytes, txids };
+      return { h, bytes, txids, header, sparse };
     };
-    let next: { h: number; bytes: Buffer; txids: Buffer } | null = null;
+    let next: Loaded | null = null;
     for (let h = spec === null ? start : spec.height + 1; h <= target; h++) {
       if (opts.shouldStop?.()) {
         stopped = true;
         break;
       }
-      const { bytes, txids } = next?.h === h ? next : await load(h);
+      const { bytes, txids, header, sparse } = next?.h === h ? next : await load(h);
       await mem.prefetch(opts.db, bytes, txids);
       // Once the view reads through, the next block's reads overlap this block's connect (coinview.ts `readAhead`).
       next = mem.spilled && h < target ? await load(h + 1) : null;
       if (next !== null) mem.readAhead(opts.db, next.bytes, next.txids);
-      const summary = connectBlock(state, mem, bytes, txids, h);
+      const summary = connectBlock(state, mem, bytes, txids, h, header, sparse);
       txs += summary.txCount;
       opts.onBlock?.(summary);
       await state.undoRoom(UNDO_WRITING_BYTES);
