@@ -123,6 +123,41 @@ describe('CoinFile', () => {
     }
   });
 
+  it('deletes many coins of a page in one spill, those that overflowed past their home page among them', () => {
+    const file = CoinFile.create(dir, 1);
+    try {
+      // Entries of ~300-500 bytes: eight to fourteen to a page, many past their home.
+      const model = new Map<string, Buffer>();
+      const keys: Buffer[] = [];
+      for (let round = 0; round < 3; round++) {
+        const puts: Array<[Buffer, Buffer]> = [];
+        for (let i = 0; i < 300; i++) {
+          const k = outpoint(round * 1000 + i, i % 3);
+          puts.push([k, valueOf(i, 300 + ((i * 7) % 200))]);
+          keys.push(k);
+        }
+        file.write(writes([], puts));
+        for (const [k, v] of puts) model.set(k.toString('latin1'), v);
+      }
+      file.reads = 0;
+      file.lookups = 0;
+      expectSame(file, model, []);
+      expect(file.reads).toBeGreaterThan(file.lookups);
+      // Two spills deleting every third coin, then every other one left, with puts of new coins among them.
+      for (const pick of [(j: number): boolean => j % 3 === 0, (j: number): boolean => j % 2 === 1]) {
+        const dels = keys.filter((k, j) => pick(j) && model.has(k.toString('latin1')));
+        const puts: Array<[Buffer, Buffer]> = dels.slice(0, 40).map((_, i) => [outpoint(9000 + model.size + i, 7), valueOf(i, 200 + i)]);
+        file.write({ ...writes(dels, puts), fresh: true });
+        for (const k of dels) model.delete(k.toString('latin1'));
+        for (const [k, v] of puts) model.set(k.toString('latin1'), v);
+        expectSame(file, model, dels);
+      }
+      expect(file.count).toBe(model.size);
+    } finally {
+      file.close();
+    }
+  });
+
   it('keeps values too long for a page in its blob file', () => {
     const file = CoinFile.create(dir, 4);
     try {

@@ -275,6 +275,9 @@ export class MemoryUtxo {
     if (this.loaded.count > 0) this.loaded.clear();
     const ahead = this.ahead;
     this.ahead = null;
+    // The block prefetched before this one: the one connected since `readAhead` listed this one's inputs, if it came between.
+    const before = this.prefetched;
+    this.prefetched = txids;
     if (!this.spilled) return;
     if (ahead !== null && ahead.bytes === bytes && ahead.epoch === this.epoch) {
       const reads = await ahead.reads;
@@ -294,8 +297,19 @@ export class MemoryUtxo {
         // The block's inputs as `wants` would find them, without parsing it again.
         const { coins } = this;
         const ops = this.aheadOps;
+        const asked = this.aheadAsked;
+        // With no spill or reload since `askFile`, the table has gained only
+        // the coins of the block connected in between: an input it lacked
+        // then (asked of the file) is in it now only if that block made its
+        // txid, and needs no look in the table otherwise. (A look saves only
+        // a read: a coin the table holds is spent from it before any read.)
+        const since = inputs.epoch === this.epoch && before !== null && inputs.after === before ? this.beforeTxids : null;
+        since?.index(before!);
         const outpoints: Buffer[] = [];
-        for (let at = 0; at < 36 * inputs.n; at += 36) if (!coins.has(ops, at, ops.readUInt32BE(at + 32))) outpoints.push(ops.subarray(at, at + 36));
+        for (let i = 0, at = 0; i < inputs.n; i++, at += 36) {
+          if ((since === null || asked[i] === 0 || since.has(ops, at)) && coins.has(ops, at, ops.readUInt32BE(at + 32))) continue;
+          outpoints.push(ops.subarray(at, at + 36));
+        }
         return this.readThrough(db, outpoints, []);
       }
     }
@@ -308,9 +322,14 @@ export class MemoryUtxo {
    * inputs it has that it does not make itself: their outpoints are in
    * `aheadOps`, and the ones the tables lacked then in `askOps`.
    */
-  private fileAhead: { bytes: Buffer; n: number } | null = null;
+  private fileAhead: { bytes: Buffer; n: number; epoch: number; after: Buffer | null } | null = null;
   private aheadOps = Buffer.allocUnsafe(36 * 4096);
   private askOps = Buffer.allocUnsafe(36 * 4096);
+  /** Per input in `aheadOps`: 1 when the tables lacked it then (it was asked of the file). */
+  private aheadAsked = new Uint8Array(4096);
+  /** The txids of the block last prefetched, and an index of them (`prefetch`). */
+  private prefetched: Buffer | null = null;
+  private readonly beforeTxids = new BlockTxids();
 
   /** Lists the inputs of `bytes` it does not make itself (`fileAhead`), and asks the coin file for those the tables lack. */
   private askFile(file: CoinFile, bytes: Buffer, txids: Buffer): void {
@@ -328,6 +347,9 @@ export class MemoryUtxo {
         const ask = Buffer.allocUnsafe(2 * this.askOps.length);
         this.askOps.copy(ask, 0, 0, 36 * asked);
         this.askOps = ask;
+        const flags = new Uint8Array(2 * this.aheadAsked.length);
+        flags.set(this.aheadAsked.subarray(0, n));
+        this.aheadAsked = flags;
       }
       const vout = u32(b, at + 32);
       const ops = this.aheadOps;
@@ -335,15 +357,17 @@ export class MemoryUtxo {
       const o = 36 * n;
       for (let k = 0; k < 32; k++) ops[o + k] = b[at + k]!;
       ops.writeUInt32BE(vout, o + 32);
+      const had = coins.has(b, at, vout);
+      this.aheadAsked[n] = had ? 0 : 1;
       n++;
-      if (coins.has(b, at, vout)) return;
+      if (had) return;
       const into = this.askOps;
       const a = 36 * asked;
       for (let k = 0; k < 36; k++) into[a + k] = ops[o + k]!;
       asked++;
     };
     visitBlock(bytes, { input, output: () => undefined, txEnd() {} });
-    this.fileAhead = { bytes, n };
+    this.fileAhead = { bytes, n, epoch: this.epoch, after: this.prefetched };
     file.preread(this.askOps, asked);
   }
 
