@@ -10,8 +10,7 @@ import { memoryPlan } from './budget.js';
 import { coinsWithin, MemoryUtxo } from './coinview.js';
 import { blockTxCount, scanHeader, walkTxidsInto, type ScannedHeader } from '../chain/scanner.js';
 import { Speculator } from './speculate.js';
-import { OutputSweeps, SweepThreads } from '../chain/stakesweep.js';
-import type { WorkerPool } from '../chain/pool.js';
+import { OutputSweeps } from '../chain/stakesweep.js';
 import { DEFAULT_THREADS } from '../chain/threads.js';
 import { CoinFile, type SpillRecord } from '../store/coinfile.js';
 import { ChainState } from '../store/state.js';
@@ -113,21 +112,6 @@ export async function recount(opts: RecountOptions): Promise<RecountResult> {
   if (opts.fast && (!opts.throwaway || state.utxoHash !== null)) {
     throw new RecountError('--fast keeps only the coins of announced stakes, so it needs a temporary index without a UTXO hash');
   }
-  // A fast recount's sweep threads start while the chain pass reads its last
-  // blocks, so the connect need not wait for them to load (stakesweep.ts).
-  const sweepThreads = opts.fast ? new SweepThreads(opts.threads ?? DEFAULT_THREADS) : null;
-  try {
-    return await recountFrom(opts, state, sweepThreads);
-  } finally {
-    await sweepThreads?.close();
-  }
-}
-
-/** Share of the chain pass's bytes after which a fast recount starts its sweep threads. */
-const SWEEP_THREADS_AT = 0.8;
-
-/** `recount` once the index's state is loaded. */
-async function recountFrom(opts: RecountOptions, state: ChainState, sweepThreads: SweepThreads | null): Promise<RecountResult> {
   // A temporary index is read at its tip only: rather than moving the UTXO
   // hash with every coin created and spent, it hashes the set at the tip once
   // (hashSetAtTip), and the heights below keep none.
@@ -152,10 +136,7 @@ async function recountFrom(opts: RecountOptions, state: ChainState, sweepThreads
   let chain: BestChain;
   try {
     chain = await loadBestChain(opts.blocksDir, opts.params, {
-      onProgress: sweepThreads === null ? opts.onChainProgress : (done, total) => {
-        if (done >= total * SWEEP_THREADS_AT) sweepThreads.start();
-        opts.onChainProgress?.(done, total);
-      },
+      onProgress: opts.onChainProgress,
       onWarning: opts.onWarning, shouldStop: opts.shouldStop, threads: opts.threads,
       // A fast recount gets the few txids it needs from the sweep (below): it keeps none.
       keepTxidBytes: opts.fast ? 0 : opts.keepTxidBytes ?? memoryPlan().txidBytes,
@@ -214,7 +195,7 @@ async function recountFrom(opts: RecountOptions, state: ChainState, sweepThreads
   opts.onChainLoaded?.(chain, start, target);
 
   const limit = opts.memoryBytes ?? opts.cacheBytes ?? DEFAULT_MEMORY_BYTES;
-  const done = await recountInMemory(opts, state, chain, target, limit, null, start, setHash, sweepThreads?.start() ?? null);
+  const done = await recountInMemory(opts, state, chain, target, limit, null, start, setHash);
   return { ...done, resumedFrom, chain };
 }
 
@@ -232,7 +213,6 @@ function stakeScriptsOf(chain: BestChain, from: number, to: number): Set<string>
  */
 async function recountInMemory(
   opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, start = 0, setHash = false,
-  pool: WorkerPool | null = null,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   let spendable = 0;
   for (let h = start; h <= target; h++) spendable += chain.blocks[h]!.spendable;
@@ -243,7 +223,7 @@ async function recountInMemory(
   // The speculator's file comes with its state, spilled coins and all.
   mem.coinFile ??= state.throwaway && !mem.onlyStakes && !mem.spilled && state.committedTip === null ? CoinFile.create(opts.spillDir) : null;
   try {
-    const done = await connectRange(opts, state, chain, target, limit, spec, pool, mem, stakes, start, setHash);
+    const done = await connectRange(opts, state, chain, target, limit, spec, mem, stakes, start, setHash);
     return mem.coinFile === null ? done : { ...done, spills: mem.coinFile.spills };
   } finally {
     mem.coinFile?.close();
@@ -253,14 +233,14 @@ async function recountInMemory(
 
 /** The connect pass of `recountInMemory` over `mem`: blocks `start..target` (after the speculator's), then the last flush. */
 async function connectRange(
-  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null, pool: WorkerPool | null,
+  opts: RecountOptions, state: ChainState, chain: BestChain, target: number, limit: number, spec: Speculator | null,
   mem: MemoryUtxo, stakes: Set<string>, start: number, setHash: boolean,
 ): Promise<Omit<RecountResult, 'resumedFrom' | 'chain'>> {
   // A fast recount has threads read every block ahead of the connect, hash
   // only the few txids it needs and map where its transactions and inputs
   // are (stakesweep.ts): the connect reads no block itself and walks only the
   // transactions that can matter to it (connect.ts `SparseConnect`).
-  const sweeps = opts.fast && start <= target ? new OutputSweeps(chain.blocks.slice(start, target + 1), chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS, pool) : null;
+  const sweeps = opts.fast && start <= target ? new OutputSweeps(chain.blocks.slice(start, target + 1), chain.xorKey, stakes, opts.threads ?? DEFAULT_THREADS) : null;
   const reader = new BlockReader(chain.xorKey);
   let txs = spec?.txs ?? 0;
   let stopped = false;
