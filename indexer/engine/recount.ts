@@ -320,7 +320,7 @@ async function hashSetAtTip(state: ChainState, mem: MemoryUtxo, threads?: number
       let n = 0;
       for (const [k, v] of mem.coinFile.entries()) {
         const c = decodeCoin(v);
-        hasher.put(k, k.readUInt32BE(32), c.height * 2 + (c.coinbase ? 1 : 0), Number(c.value & 0xffffffffn), Number(c.value >> 32n), c.script);
+        hasher.put(k, parse.outpoint(k).vout, c.height * 2 + (c.coinbase ? 1 : 0), Number(c.value & 0xffffffffn), Number(c.value >> 32n), c.script);
         if (++n % 1024 === 0) await hasher.ready();
       }
     } else if (mem.spilled) {

@@ -4,7 +4,7 @@ import { changesBetween, coinChangesBetween, registrationsOfAt, type CoinRow } f
 import { blockHashAt, rowBatches } from '../read/queries.js';
 import { withSnapshot, type ReadDB } from '../read/snapshot.js';
 import { decodeCoin, decodeTip } from '../store/codec.js';
-import { K, P } from '../store/layout.js';
+import { coinKeyOutpoint, K, P } from '../store/layout.js';
 import { STAKE_REJECTIONS_META, type DB } from '../store/store.js';
 import type { Registration } from '../types.js';
 import { migrate } from './schema.js';
@@ -110,7 +110,7 @@ async function* coinsOf(snap: ReadDB): AsyncIterable<CoinRow[]> {
   for await (const rows of rowBatches(snap, K.all(P.coin))) {
     yield rows.map(([k, v]) => {
       const coin = decodeCoin(v);
-      return { outpoint: Buffer.from(k.subarray(1)), script: coin.script.toString('hex'), value: coin.value, height: coin.height, coinbase: coin.coinbase };
+      return { outpoint: Buffer.from(coinKeyOutpoint(k)), script: coin.script.toString('hex'), value: coin.value, height: coin.height, coinbase: coin.coinbase };
     });
   }
 }

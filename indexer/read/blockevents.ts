@@ -1,7 +1,7 @@
 import type { NetworkParams } from '../../script/params.js';
 import { REASON_TEXT } from '../../script/reasons.js';
 import { decodeRegistration, decodeRejected, EVENT_KINDS } from '../store/codec.js';
-import { K, P, parse } from '../store/layout.js';
+import { K, P, parse, prefixOf } from '../store/layout.js';
 import { decodeUndo } from '../store/undo.js';
 import { blockHashAt, eventsOf, exportNode, replay, stakeBalanceAt, type ExportNode } from './queries.js';
 import type { ReadDB } from './snapshot.js';
@@ -57,7 +57,7 @@ export async function eventKeysIn(db: ReadDB, from: number, to: number, viaUndo?
     if (undos.every((u) => u !== undefined)) {
       undos.forEach((raw, i) => {
         for (const { key } of decodeUndo(raw!).kv) {
-          if (key[0] !== P.event) continue;
+          if (prefixOf(key) !== P.event) continue;
           const e = parse.event(key);
           if (e.height === heights[i]) out.push({ ...e, script: Buffer.from(e.script) });
         }

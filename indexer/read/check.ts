@@ -73,7 +73,8 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
   const fromRows = new RegistryRoot();
   for await (const [k, v] of db.iterator(K.all(P.registration))) {
     const r = decodeRegistration(v);
-    if (k.readUInt32BE(1) !== r.firstHeight) mismatch ??= `the row of ${regName(r)} is filed under first height ${k.readUInt32BE(1)}`;
+    const filed = parse.registration(k).firstHeight;
+    if (filed !== r.firstHeight) mismatch ??= `the row of ${regName(r)} is filed under first height ${filed}`;
     rows.set(`${r.firstHeight}:${r.firstIndex}`, r);
     if (r.status === 'active') fromRows.insert(rootElement(r));
   }
@@ -128,7 +129,8 @@ export async function checkIndex(db: ReadDB): Promise<CheckReport> {
     const m = new MuHash3072();
     let coins = 0;
     for await (const [k, v] of db.iterator(K.all(P.coin))) {
-      const el = utxoElement(k.subarray(1, 33), k.readUInt32BE(33), decodeCoin(v));
+      const { txid, vout } = parse.coin(k);
+      const el = utxoElement(txid, vout, decodeCoin(v));
       if (el) m.insert(el);
       coins++;
     }

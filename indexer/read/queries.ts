@@ -3,7 +3,7 @@ import type { NetworkParams } from '../../script/params.js';
 import { MuHash3072 } from '../../script/muhash.js';
 import { RegistryRoot } from '../../script/root.js';
 import { decodeAmount, decodeCoin, decodeEvent, decodeHeightState, decodeOutcome, decodeRegistration, decodeRejected, decodeTip, registrationScript, type HeightState } from '../store/codec.js';
-import { K, P, parse, regId } from '../store/layout.js';
+import { K, P, parse, regId, regIdParts } from '../store/layout.js';
 import { clockAt, forecast, type Clock, type Forecast } from './forecast.js';
 import type { ReadDB } from './snapshot.js';
 import type { Outcome, Registration, RegistryEvent, Tip } from '../types.js';
@@ -219,15 +219,16 @@ export async function* registrationsFrom(db: ReadDB, height: number, after: RegP
         more = true;
         break walk;
       }
-      from = k.subarray(1, 9);
+      const row = parse.registration(k);
+      from = row.id;
       const script = registrationScript(v);
       const regs = replay(script, await eventsOf(db, script), height);
       const r = regs[regs.length - 1];
-      if (r !== undefined && r.firstHeight === from.readUInt32BE(0) && r.firstIndex === from.readUInt32BE(4)) yield r;
+      if (r !== undefined && r.firstHeight === row.firstHeight && r.firstIndex === row.firstIndex) yield r;
     }
   }
   if (!more) return;
-  const last = from === null ? null : { firstHeight: from.readUInt32BE(0), firstIndex: from.readUInt32BE(4) };
+  const last = from === null ? null : regIdParts(from);
   for (const r of await registrationsAt(db, height)) {
     if (last === null || byFirstSeen(r, last) > 0) yield r;
   }
@@ -271,7 +272,7 @@ export async function* liveRegistrationsFrom(db: ReadDB, height: number, after: 
   for await (const rows of rowBatches(db, K.lifetimesEndedAfter(height))) {
     for (const [k] of rows) {
       const id = parse.lifetimeId(k);
-      if (id.readUInt32BE(0) <= last && (from === null || Buffer.compare(id, from) > 0)) endedSince.push(Buffer.from(id));
+      if (regIdParts(id).firstHeight <= last && (from === null || Buffer.compare(id, from) > 0)) endedSince.push(Buffer.from(id));
     }
   }
   endedSince.sort(Buffer.compare);

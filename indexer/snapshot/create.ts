@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { blockHashAt, requireTip, rootAt, utxoHashAt } from '../read/queries.js';
 import type { ReadDB } from '../read/snapshot.js';
-import { K } from '../store/layout.js';
+import { K, prefixOf } from '../store/layout.js';
 import { encodePrefix, encodeTrailerHead, END_ROW, sha256, SnapshotFileError, VERSION, writeRow, type SnapshotHeader } from './format.js';
 import { carries } from './rows.js';
 import { proofRootAt } from './roots.js';
@@ -68,7 +68,8 @@ export async function createSnapshot(db: ReadDB, out: string, opts: CreateOption
     for await (const [k, v] of db.iterator()) {
       const keep = carries(k, header.height, header.undoBlocks);
       if (keep === null) {
-        throw new SnapshotFileError(`the index holds rows of prefix 0x${k[0]!.toString(16)} that this nodereg does not know; make the snapshot with the nodereg that built the index`);
+        const prefix = prefixOf(k);
+        throw new SnapshotFileError(`the index holds rows of ${prefix === null ? 'an empty key' : `prefix 0x${prefix.toString(16)}`} that this nodereg does not know; make the snapshot with the nodereg that built the index`);
       }
       read += k.length + v.length;
       if (!keep) continue;

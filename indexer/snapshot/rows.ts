@@ -1,4 +1,4 @@
-import { K, P, parse } from '../store/layout.js';
+import { K, P, parse, prefixOf } from '../store/layout.js';
 
 /*
  * Which rows a snapshot carries, decided once per key prefix of
@@ -51,7 +51,8 @@ const BY_PREFIX = new Map<number, RowPolicy>(Object.entries(SNAPSHOT_ROWS).map((
 
 /** The policy of a stored key, or null for a prefix this nodereg does not know. */
 export function policyOf(key: Buffer): RowPolicy | null {
-  return key.length === 0 ? null : BY_PREFIX.get(key[0]!) ?? null;
+  const prefix = prefixOf(key);
+  return prefix === null ? null : BY_PREFIX.get(prefix) ?? null;
 }
 
 /** The lowest height whose undo record a snapshot at `height` carries. */

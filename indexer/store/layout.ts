@@ -65,6 +65,11 @@ export function regId(firstHeight: number, txIndex: number): RegId {
   return b;
 }
 
+/** The two halves of a regId, as `regId` wrote them. */
+export function regIdParts(id: RegId): { firstHeight: number; firstIndex: number } {
+  return { firstHeight: id.readUInt32BE(0), firstIndex: id.readUInt32BE(4) };
+}
+
 function withHeight(prefix: number, h: number): Buffer {
   const b = Buffer.allocUnsafe(5);
   b[0] = prefix;
@@ -308,6 +313,9 @@ export class KeyScratch {
 /** The outpoint (txid | u32be vout) a coin key ('u') names: a view into the key. */
 export const coinKeyOutpoint = (k: Buffer): Buffer => k.subarray(1, 37);
 
+/** The one-byte prefix (`P`) a stored key begins with, or null for an empty key. */
+export const prefixOf = (k: Uint8Array): number | null => (k.length === 0 ? null : k[0]!);
+
 /**
  * The fields of stored keys, read back by byte offset: the only place besides
  * `K` that knows where a key keeps what. Returned buffers are views into the key.
@@ -341,6 +349,11 @@ export const parse = {
   webhookBlock: (k: Buffer): { height: number } => ({ height: k.readUInt32BE(2) }),
   webhookSeq: (k: Buffer): { seq: number } => ({ seq: Number(k.readBigUInt64BE(2)) }),
   coin: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
+  /** An outpoint as keys embed it (`outpoint`: txid | u32be vout), not a key itself. */
+  outpoint: (op: Buffer): { txid: Buffer; vout: number } => ({ txid: op.subarray(0, 32), vout: op.readUInt32BE(32) }),
+  /** A registration row ('g'): its regId (a view into the key) and the two halves of it. */
+  registration: (k: Buffer): { id: RegId; firstHeight: number; firstIndex: number } =>
+    ({ id: k.subarray(1, 9), firstHeight: k.readUInt32BE(1), firstIndex: k.readUInt32BE(5) }),
   outcome: (k: Buffer): { txid: Buffer; vout: number } => ({ txid: k.subarray(1, 33), vout: k.readUInt32BE(33) }),
   scriptCoin: (k: Buffer): { script: Buffer; outpoint: Buffer } => {
     const at = 3 + k.readUInt16BE(1);
